@@ -1,0 +1,71 @@
+# The two commands: `make run` (the whole platform on this machine) and `make test`.
+# Everything else here serves them, plus `make bench`, `make lint`, `make proto`, `make lock`.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+# A Python 3.12+ interpreter: $(PYTHON) if given, else the first 3.12+ on PATH, else pyenv's.
+PYTHON ?= $(shell for c in python3.12 python3.13 python3.14 python3 \
+	$$(ls -d $$HOME/.pyenv/versions/3.1[2-9]*/bin/python3 2>/dev/null); do \
+	"$$c" -c 'import sys; sys.exit(sys.version_info < (3, 12))' >/dev/null 2>&1 && { command -v "$$c"; break; }; done)
+VENV := .venv
+PY := $(VENV)/bin/python
+UV_VERSION := 0.13.9
+# Debian packages for the real RTSP test camera (GStreamer's RTSP server on the system Python).
+TEST_DEBS := python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: help run test bench lint proto lock docs venv system-test-deps clean
+
+help:
+	@echo "make run     start the whole platform on this machine (embedded NATS, SQLite, local store)"
+	@echo "make test    install what the tests need and run them"
+	@echo "make bench   run the benchmarks; figures in bench/results/latest.json"
+	@echo "make lint    ruff"
+	@echo "make proto   regenerate the gRPC/protobuf modules"
+	@echo "make lock    re-pin dependencies into requirements.lock"
+
+$(VENV)/.installed: pyproject.toml requirements.lock
+	@test -n "$(PYTHON)" || { echo "no Python 3.12+ found: install one or pass PYTHON=/path/to/python3.12"; exit 1; }
+	@echo "using $(PYTHON)"
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet "uv==$(UV_VERSION)"
+	$(VENV)/bin/uv pip sync --python $(PY) --quiet requirements.lock
+	$(VENV)/bin/uv pip install --python $(PY) --quiet --no-deps -e .
+	@touch $@
+
+venv: $(VENV)/.installed
+
+services/common/pb/.generated: $(VENV)/.installed $(wildcard proto/csu/v1/*.proto) proto/generate.py
+	$(PY) proto/generate.py
+	@touch $@
+
+proto: services/common/pb/.generated
+
+run: proto
+	$(PY) -m services.launcher
+
+system-test-deps: venv
+	@if ! $(PY) -c 'import sys; from tests.support.rtsp import rtsp_server_available as a; sys.exit(a() is not None)'; then \
+		echo "installing Debian packages for the RTSP test camera: $(TEST_DEBS)"; \
+		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(TEST_DEBS) >/dev/null; \
+	fi
+
+lint: venv
+	$(VENV)/bin/ruff check services tests bench proto
+
+test: proto system-test-deps lint
+	$(PY) -m pytest
+
+bench: proto
+	$(PY) -m bench
+
+lock: venv
+	$(VENV)/bin/uv pip compile pyproject.toml --extra dev --python-version 3.12 --universal \
+		-o requirements.lock --custom-compile-command "make lock"
+
+docs: venv
+	$(PY) -m services.common.settings_doc README.md
+
+clean:
+	rm -rf $(VENV) services/common/pb .pytest_cache .ruff_cache

@@ -1,0 +1,104 @@
+"""NATS connection and the durable event stream.
+
+Frames travel on core NATS: they are many, small and perishable, and a consumer that falls behind
+must lose frames rather than stall a camera. Events travel on JetStream: a consumer acks them, and
+none is lost across restarts.
+"""
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+
+import nats
+from nats.aio.client import Client
+from nats.js import JetStreamContext
+from nats.js.api import StreamConfig
+from nats.js.errors import BadRequestError, NotFoundError
+
+from services.common import subjects
+from services.common.log import get_logger
+from services.common.settings import Settings, redact_url
+
+log = get_logger(__name__)
+
+# Frames of 1080p keyframes exceed NATS's 1 MB default; servers are configured for 8 MB.
+MAX_PAYLOAD_HINT = 8 * 1024 * 1024
+EVENTS_MAX_AGE = timedelta(days=7)
+
+
+async def connect(settings: Settings, name: str) -> Client:
+    """Connect, then keep reconnecting forever: a NATS restart must never take a service down."""
+
+    async def on_disconnect() -> None:
+        log.warning("nats disconnected")
+
+    async def on_reconnect() -> None:
+        log.info("nats reconnected")
+
+    async def on_error(exc: Exception) -> None:
+        log.warning("nats error", error=str(exc))
+
+    servers = [s.strip() for s in settings.nats_url.split(",") if s.strip()]
+    nc = await nats.connect(
+        servers=servers,
+        name=name,
+        max_reconnect_attempts=-1,
+        reconnect_time_wait=1,
+        connect_timeout=5,
+        allow_reconnect=True,
+        disconnected_cb=on_disconnect,
+        reconnected_cb=on_reconnect,
+        error_cb=on_error,
+    )
+    log.info("nats connected", url=redact_url(nc.connected_url.geturl() if nc.connected_url else ""))
+    return nc
+
+
+async def connect_with_retry(settings: Settings, name: str, stop: asyncio.Event) -> Client | None:
+    """Keep trying to connect until it works or stop is set (start-up order must not matter)."""
+    delay = 0.5
+    while not stop.is_set():
+        try:
+            return await connect(settings, name)
+        except Exception as exc:  # noqa: BLE001 - any connect failure is retried the same way
+            log.warning("nats not reachable yet", error=str(exc) or type(exc).__name__)
+            try:
+                await asyncio.wait_for(stop.wait(), delay)
+            except TimeoutError:
+                pass
+            delay = min(delay * 2, 5.0)
+    return None
+
+
+async def ensure_events_stream(js: JetStreamContext, prefix: str) -> None:
+    """Create (or bring up to date) the JetStream stream that keeps every <prefix>.events.>."""
+    config = StreamConfig(
+        name=subjects.events_stream(prefix),
+        subjects=[subjects.event(prefix, ">")],
+        max_age=EVENTS_MAX_AGE.total_seconds(),
+    )
+    try:
+        await js.stream_info(config.name)
+        await js.update_stream(config)
+    except NotFoundError:
+        try:
+            await js.add_stream(config)
+        except BadRequestError:
+            # Another service created it between our two calls.
+            await js.stream_info(config.name)
+
+
+async def publish_event(js: JetStreamContext, prefix: str, kind: str, payload: bytes) -> None:
+    """Publish an event and wait for JetStream's ack: the event is stored when this returns."""
+    await js.publish(subjects.event(prefix, kind), payload, stream=subjects.events_stream(prefix))
+
+
+NatsCheck = Callable[[], Awaitable[bool]]
+
+
+def nats_ready(get_client: Callable[[], Client | None]) -> NatsCheck:
+    async def check() -> bool:
+        nc = get_client()
+        return nc is not None and nc.is_connected
+
+    return check

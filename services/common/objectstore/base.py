@@ -1,0 +1,115 @@
+"""The object-store contract shared by every implementation."""
+
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Protocol
+
+# Keys are paths of simple segments; no segment may start with "." so "..", hidden files and the
+# local store's own bookkeeping folders can never be addressed.
+_SEGMENT = re.compile(r"^[A-Za-z0-9_=+-][A-Za-z0-9._=+-]*$")
+# S3 lower-cases user metadata names and only carries ASCII; both stores accept exactly this.
+_META_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
+MAX_KEY_LENGTH = 512
+CHUNK_SIZE = 1024 * 1024
+
+
+class ObjectNotFound(KeyError):
+    """The key does not exist in the bucket."""
+
+
+class StoreUnavailable(RuntimeError):
+    """The store could not be reached or failed; nothing was changed by the call."""
+
+
+class InvalidKey(ValueError):
+    """A key or metadata name that the contract does not allow."""
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    key: str
+    size: int
+    modified: datetime
+    # User metadata (names lower-case). `list` does not fetch it (an S3 listing does not carry
+    # it): there it is None; `stat` and `put` always return it.
+    metadata: dict[str, str] | None = None
+
+
+def check_key(key: str) -> str:
+    if not key or len(key) > MAX_KEY_LENGTH:
+        raise InvalidKey(f"object key must be 1-{MAX_KEY_LENGTH} characters")
+    if not all(_SEGMENT.fullmatch(part) for part in key.split("/")):
+        raise InvalidKey(f"invalid object key {key!r}")
+    return key
+
+
+def check_metadata(metadata: Mapping[str, str] | None) -> dict[str, str]:
+    result: dict[str, str] = {}
+    for name, value in (metadata or {}).items():
+        if not _META_NAME.fullmatch(name):
+            raise InvalidKey(f"invalid metadata name {name!r}: lower-case letters, digits and '-'")
+        if not value.isascii() or any(ord(c) < 32 for c in value):
+            raise InvalidKey(f"metadata {name!r} must be printable ASCII")
+        result[name] = value
+    return result
+
+
+class ObjectStore(Protocol):
+    bucket: str
+
+    def ensure_bucket(self) -> None:
+        """Create the bucket if it does not exist."""
+        ...
+
+    def ping(self) -> bool:
+        """True when the bucket can be reached now."""
+        ...
+
+    def put(
+        self,
+        key: str,
+        data: bytes,
+        metadata: Mapping[str, str] | None = None,
+        content_type: str = "application/octet-stream",
+    ) -> ObjectInfo:
+        """Store data under key (replacing any object there); atomic: readers see old or new."""
+        ...
+
+    def put_file(
+        self,
+        key: str,
+        path: Path,
+        metadata: Mapping[str, str] | None = None,
+        content_type: str = "application/octet-stream",
+    ) -> ObjectInfo:
+        """Like put, streaming the content from a local file (large objects, the spool)."""
+        ...
+
+    def get(self, key: str, offset: int = 0, length: int | None = None) -> bytes:
+        """The object's bytes, or the [offset, offset+length) part of them."""
+        ...
+
+    def iter_chunks(
+        self, key: str, offset: int = 0, length: int | None = None, chunk_size: int = CHUNK_SIZE
+    ) -> Iterator[bytes]:
+        """Like get, in chunks, so large objects never sit whole in memory."""
+        ...
+
+    def stat(self, key: str) -> ObjectInfo: ...
+
+    def exists(self, key: str) -> bool: ...
+
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        """Every object whose key starts with prefix, in key order."""
+        ...
+
+    def delete(self, key: str) -> None:
+        """Remove the object; deleting a missing key is not an error."""
+        ...
+
+    def delete_many(self, keys: Iterable[str]) -> None:
+        """Remove many objects in as few requests as the store allows."""
+        ...

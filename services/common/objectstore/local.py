@@ -1,0 +1,194 @@
+"""Objects as files in a local directory: the embedded default.
+
+Layout under root/<bucket>/:
+    <key>              the object's bytes
+    .meta/<key>.json   its user metadata and content type
+    .tmp/              files being written; renamed into place so readers never see half an object
+
+Writes are fsynced before the rename, so an object that `put` returned survives a power cut.
+"""
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+
+from services.common.objectstore.base import (
+    CHUNK_SIZE,
+    ObjectInfo,
+    ObjectNotFound,
+    StoreUnavailable,
+    check_key,
+    check_metadata,
+)
+
+
+class LocalStore:
+    def __init__(self, root: Path, bucket: str) -> None:
+        self.root = Path(root)
+        self.bucket = check_key(bucket)
+        self._dir = self.root / bucket
+
+    def ensure_bucket(self) -> None:
+        for folder in (self._dir, self._dir / ".meta", self._dir / ".tmp"):
+            folder.mkdir(parents=True, exist_ok=True)
+
+    def ping(self) -> bool:
+        return self._dir.is_dir() and os.access(self._dir, os.W_OK)
+
+    def _path(self, key: str) -> Path:
+        return self._dir / check_key(key)
+
+    def _meta_path(self, key: str) -> Path:
+        return self._dir / ".meta" / f"{check_key(key)}.json"
+
+    def _write_atomic(self, target: Path, data: bytes | Path) -> None:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self._dir / ".tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                if isinstance(data, Path):
+                    with data.open("rb") as source:
+                        shutil.copyfileobj(source, f, CHUNK_SIZE)
+                else:
+                    f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        dir_fd = os.open(target.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+    def put(
+        self,
+        key: str,
+        data: bytes,
+        metadata: Mapping[str, str] | None = None,
+        content_type: str = "application/octet-stream",
+    ) -> ObjectInfo:
+        return self._put(key, data, metadata, content_type)
+
+    def put_file(
+        self,
+        key: str,
+        path: Path,
+        metadata: Mapping[str, str] | None = None,
+        content_type: str = "application/octet-stream",
+    ) -> ObjectInfo:
+        return self._put(key, Path(path), metadata, content_type)
+
+    def _put(self, key: str, data: bytes | Path, metadata: Mapping[str, str] | None, content_type: str) -> ObjectInfo:
+        meta = check_metadata(metadata)
+        path = self._path(key)
+        if not self._dir.is_dir():
+            raise StoreUnavailable(f"bucket folder {self._dir} does not exist")
+        try:
+            # Metadata first: an object is visible only once its bytes are in place, and then its
+            # metadata is already there.
+            self._write_atomic(
+                self._meta_path(key),
+                json.dumps({"metadata": meta, "content_type": content_type}).encode(),
+            )
+            self._write_atomic(path, data)
+        except OSError as exc:
+            raise StoreUnavailable(f"cannot write {key}: {exc}") from exc
+        return self.stat(key)
+
+    def _open(self, key: str):  # type: ignore[no-untyped-def]
+        try:
+            return self._path(key).open("rb")
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as exc:
+            raise ObjectNotFound(key) from exc
+        except OSError as exc:
+            raise StoreUnavailable(f"cannot read {key}: {exc}") from exc
+
+    def get(self, key: str, offset: int = 0, length: int | None = None) -> bytes:
+        return b"".join(self.iter_chunks(key, offset, length))
+
+    def iter_chunks(
+        self, key: str, offset: int = 0, length: int | None = None, chunk_size: int = CHUNK_SIZE
+    ) -> Iterator[bytes]:
+        if offset < 0 or (length is not None and length < 0):
+            raise ValueError("offset and length must not be negative")
+        f = self._open(key)
+        with f:
+            f.seek(offset)
+            remaining = length
+            while remaining is None or remaining > 0:
+                chunk = f.read(chunk_size if remaining is None else min(chunk_size, remaining))
+                if not chunk:
+                    return
+                if remaining is not None:
+                    remaining -= len(chunk)
+                yield chunk
+
+    def stat(self, key: str) -> ObjectInfo:
+        path = self._path(key)
+        try:
+            st = path.stat()
+        except (FileNotFoundError, NotADirectoryError) as exc:
+            raise ObjectNotFound(key) from exc
+        if not path.is_file():
+            raise ObjectNotFound(key)
+        try:
+            meta = json.loads(self._meta_path(key).read_text())["metadata"]
+        except FileNotFoundError:
+            meta = {}
+        return ObjectInfo(key, st.st_size, datetime.fromtimestamp(st.st_mtime, UTC), meta)
+
+    def exists(self, key: str) -> bool:
+        return self._path(key).is_file()
+
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        if not self._dir.is_dir():
+            raise StoreUnavailable(f"bucket folder {self._dir} does not exist")
+        # Walk only the folder the prefix names, then filter on the rest of it.
+        base = prefix.rsplit("/", 1)[0] if "/" in prefix else ""
+        start = self._dir / base if base else self._dir
+        if not start.is_dir():
+            return
+        keys: list[tuple[str, os.stat_result]] = []
+        for folder, dirs, files in os.walk(start):
+            dirs[:] = [d for d in dirs if not d.startswith(".")]
+            for name in files:
+                if name.startswith("."):
+                    continue
+                full = Path(folder) / name
+                key = full.relative_to(self._dir).as_posix()
+                if key.startswith(prefix):
+                    try:
+                        keys.append((key, full.stat()))
+                    except FileNotFoundError:
+                        continue  # deleted while we walked
+        for key, st in sorted(keys):
+            yield ObjectInfo(key, st.st_size, datetime.fromtimestamp(st.st_mtime, UTC), None)
+
+    def delete(self, key: str) -> None:
+        path = self._path(key)
+        try:
+            path.unlink(missing_ok=True)
+            self._meta_path(key).unlink(missing_ok=True)
+        except IsADirectoryError:
+            return
+        except OSError as exc:
+            raise StoreUnavailable(f"cannot delete {key}: {exc}") from exc
+        # Drop folders the deletion emptied, up to the bucket, so old hours do not pile up.
+        for folder in (path.parent, self._meta_path(key).parent):
+            while folder not in (self._dir, self._dir / ".meta"):
+                try:
+                    folder.rmdir()
+                except OSError:
+                    break
+                folder = folder.parent
+
+    def delete_many(self, keys: Iterable[str]) -> None:
+        for key in keys:
+            self.delete(key)

@@ -1,0 +1,123 @@
+"""What every service process shares: logging, signals, and the /healthz, /readyz, /metrics routes.
+
+`run_service` owns the process: it configures logging, turns SIGTERM/SIGINT into one stop event,
+serves the health routes on the service's HTTP port, and runs the service's main coroutine until
+the stop event is set.
+"""
+
+import asyncio
+import signal
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+
+import uvicorn
+from fastapi import APIRouter, FastAPI, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from services.common.log import configure_logging, get_logger
+from services.common.settings import Settings
+
+Check = Callable[[], Awaitable[bool]]
+log = get_logger(__name__)
+
+
+class Runtime:
+    """Process-wide state a service's main coroutine receives."""
+
+    def __init__(self, name: str, settings: Settings) -> None:
+        self.name = name
+        self.settings = settings
+        self.stop = asyncio.Event()
+        self.checks: dict[str, Check] = {}
+        self.app: FastAPI | None = None
+
+    def add_check(self, name: str, check: Check) -> None:
+        """A readiness condition; /readyz answers 200 only when every check passes."""
+        self.checks[name] = check
+
+    async def readiness(self) -> dict[str, bool]:
+        results: dict[str, bool] = {}
+        for name, check in self.checks.items():
+            try:
+                results[name] = bool(await asyncio.wait_for(check(), timeout=5))
+            except Exception:  # noqa: BLE001 - a failing check is "not ready", never a 500
+                results[name] = False
+        return results
+
+
+def health_router(runtime: Runtime) -> APIRouter:
+    router = APIRouter()
+
+    @router.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok", "service": runtime.name}
+
+    @router.get("/readyz", include_in_schema=False)
+    async def readyz(response: Response) -> dict[str, object]:
+        checks = await runtime.readiness()
+        ready = bool(checks) and all(checks.values())
+        response.status_code = 200 if ready else 503
+        return {"ready": ready, "checks": checks}
+
+    @router.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    return router
+
+
+class _Server(uvicorn.Server):
+    # The process's signals belong to run_service, which stops everything in order.
+    @contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+async def serve_http(app: FastAPI, host: str, port: int, stop: asyncio.Event) -> None:
+    """Serve app until stop is set; raises if the port cannot be bound."""
+    config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False, lifespan="off")
+    server = _Server(config)
+    serving = asyncio.create_task(server.serve())
+    stopping = asyncio.create_task(stop.wait())
+    await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    server.should_exit = True
+    await serving
+    stopping.cancel()
+    if not server.started:
+        raise RuntimeError(f"HTTP server could not listen on {host}:{port}")
+
+
+def run_service(
+    name: str,
+    main: Callable[[Runtime], Awaitable[None]],
+    http_port: Callable[[Settings], int],
+    app: Callable[[Runtime], FastAPI] | None = None,
+    http_host: Callable[[Settings], str] = lambda s: s.bind_host,
+) -> None:
+    """Run a service process: `main(runtime)` must return once runtime.stop is set."""
+    settings = Settings()
+    configure_logging(name, settings.log_level, settings.log_json)
+
+    async def _run() -> None:
+        runtime = Runtime(name, settings)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, runtime.stop.set)
+        web = app(runtime) if app else FastAPI()
+        if app is None:
+            web.include_router(health_router(runtime))
+        runtime.app = web
+        http = asyncio.create_task(serve_http(web, http_host(settings), http_port(settings), runtime.stop))
+        body = asyncio.create_task(main(runtime))
+        log.info("service starting", port=http_port(settings))
+        done, _ = await asyncio.wait({http, body}, return_when=asyncio.FIRST_COMPLETED)
+        # Whichever ends first (a stop signal, or a crash) takes the other down with it.
+        runtime.stop.set()
+        await asyncio.gather(http, body, return_exceptions=True)
+        for task in done:
+            if task.exception() is not None:
+                log.error("service failed", error=repr(task.exception()))
+                raise SystemExit(1)
+        log.info("service stopped")
+
+    asyncio.run(_run())
