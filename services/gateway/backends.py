@@ -1,0 +1,63 @@
+"""The gateway's connections to the rest of the platform: gRPC stubs and NATS (live view)."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import grpc
+from fastapi import HTTPException
+from nats.aio.client import Client
+from starlette.requests import HTTPConnection
+
+from services.common import rpc
+from services.common.pb.csu.v1 import archive_pb2_grpc, ingest_pb2, ingest_pb2_grpc
+from services.common.settings import Settings
+
+# Every call the gateway makes has a deadline: a stuck backend must not hang a user's request.
+RPC_TIMEOUT_S = 10.0
+
+
+class Backends:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._ingest_channel = rpc.channel(settings.ingest_grpc)
+        self._archive_channel = rpc.channel(settings.archive_grpc)
+        self.ingest = ingest_pb2_grpc.IngestServiceStub(self._ingest_channel)
+        self.archive = archive_pb2_grpc.ArchiveServiceStub(self._archive_channel)
+        self.nats: Client | None = None
+
+    async def close(self) -> None:
+        await self._ingest_channel.close()
+        await self._archive_channel.close()
+
+    async def camera(self, camera_id: str) -> ingest_pb2.Camera:
+        """The camera, or a 404 naming the unknown id."""
+        async with rpc_errors("ingest"):
+            try:
+                return await self.ingest.GetCamera(
+                    ingest_pb2.GetCameraRequest(camera_id=camera_id), timeout=RPC_TIMEOUT_S
+                )
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() == grpc.StatusCode.NOT_FOUND:
+                    raise HTTPException(404, f"unknown camera {camera_id!r}") from exc
+                raise
+
+
+async def backends(connection: HTTPConnection) -> Backends:
+    """FastAPI dependency; HTTPConnection so HTTP routes and WebSockets share it."""
+    return connection.app.state.backends
+
+
+@asynccontextmanager
+async def rpc_errors(service: str) -> AsyncIterator[None]:
+    """Turn a backend's gRPC failure into the HTTP error a user can act on."""
+    try:
+        yield
+    except grpc.aio.AioRpcError as exc:
+        code = exc.code()
+        if code == grpc.StatusCode.NOT_FOUND:
+            raise HTTPException(404, exc.details() or "not found") from exc
+        if code in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.OUT_OF_RANGE):
+            raise HTTPException(400, exc.details() or "invalid request") from exc
+        if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+            raise HTTPException(503, f"the {service} service is unavailable; try again shortly") from exc
+        raise HTTPException(502, f"the {service} service failed: {code.name}") from exc

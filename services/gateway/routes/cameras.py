@@ -1,0 +1,84 @@
+"""Cameras and their recorded segments."""
+
+from datetime import timedelta
+
+from fastapi import APIRouter, Depends, Query
+from pydantic import BaseModel
+
+from services.common.clock import SystemClock, from_us
+from services.common.pb.csu.v1 import archive_pb2, ingest_pb2
+from services.gateway.backends import RPC_TIMEOUT_S, Backends, backends, rpc_errors
+from services.gateway.timerange import parse_range
+
+router = APIRouter(prefix="/api/v1", tags=["cameras"])
+clock = SystemClock()
+
+
+class CameraOut(BaseModel):
+    id: str
+    name: str
+    status: str
+    status_reason: str
+    status_since: str
+    retention_days: int
+
+
+class SegmentOut(BaseModel):
+    id: str
+    camera_id: str
+    start: str
+    end: str
+    bytes: int
+    sha256: str
+    frames: int
+    mask_version: str
+
+
+def _iso(us: int) -> str:
+    return from_us(us).isoformat().replace("+00:00", "Z")
+
+
+@router.get("/cameras", response_model=list[CameraOut])
+async def list_cameras(b: Backends = Depends(backends)) -> list[CameraOut]:
+    async with rpc_errors("ingest"):
+        response = await b.ingest.ListCameras(ingest_pb2.ListCamerasRequest(), timeout=RPC_TIMEOUT_S)
+    return [
+        CameraOut(
+            id=c.id,
+            name=c.name,
+            status=c.status,
+            status_reason=c.status_reason,
+            status_since=_iso(c.status_since_us),
+            retention_days=c.retention_days,
+        )
+        for c in response.cameras
+    ]
+
+
+@router.get("/cameras/{camera_id}/segments", response_model=list[SegmentOut])
+async def list_segments(
+    camera_id: str,
+    start: str | None = Query(None, description="ISO 8601 with zone; default: one hour before end"),
+    end: str | None = Query(None, description="ISO 8601 with zone; default: now"),
+    b: Backends = Depends(backends),
+) -> list[SegmentOut]:
+    camera = await b.camera(camera_id)
+    start_us, end_us = parse_range(start, end, clock.now(), camera.retention_days, timedelta(hours=1))
+    async with rpc_errors("archive"):
+        response = await b.archive.ListSegments(
+            archive_pb2.ListSegmentsRequest(camera_id=camera_id, start_us=start_us, end_us=end_us, stream="main"),
+            timeout=RPC_TIMEOUT_S,
+        )
+    return [
+        SegmentOut(
+            id=s.id,
+            camera_id=s.camera_id,
+            start=_iso(s.start_us),
+            end=_iso(s.end_us),
+            bytes=s.bytes,
+            sha256=s.sha256,
+            frames=s.frames,
+            mask_version=s.mask_version,
+        )
+        for s in response.segments
+    ]

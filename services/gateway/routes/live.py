@@ -1,0 +1,117 @@
+"""Live view: masked packets remuxed to fragmented MP4 and pushed over a WebSocket into the
+browser's Media Source Extensions.
+
+The gateway subscribes to <prefix>.masked.<cam>.main only; it has no path to raw frames. Each
+viewer gets its own muxer, started on a keyframe, so joining costs at most one keyframe interval.
+Protocol: one text message {"type": "init", "codec": "avc1.64001f", "camera": ...}, then binary
+messages that are consecutive pieces of one fMP4 stream.
+"""
+
+import asyncio
+import json
+from pathlib import Path
+
+from fastapi import APIRouter, Depends, HTTPException, WebSocket, WebSocketDisconnect
+from fastapi.responses import HTMLResponse
+from nats.aio.msg import Msg
+from prometheus_client import Gauge
+
+from services.common import h264, subjects
+from services.common.fmp4 import Fmp4Writer
+from services.common.log import get_logger
+from services.common.pb.csu.v1.frame_pb2 import FramePacket
+from services.gateway.backends import Backends, backends
+
+router = APIRouter(prefix="/api/v1", tags=["live"])
+log = get_logger(__name__)
+VIEWERS = Gauge("csu_gateway_live_viewers", "Open live-view WebSockets")
+PAGE = (Path(__file__).resolve().parent.parent / "static" / "live.html").read_text()
+# A viewer this far behind (bytes not yet sent) is cut off; its player reconnects at the present.
+MAX_BACKLOG_BYTES = 16 * 1024 * 1024
+
+
+@router.get("/cameras/{camera_id}/live", response_class=HTMLResponse)
+async def live_page(camera_id: str, b: Backends = Depends(backends)) -> HTMLResponse:
+    camera = await b.camera(camera_id)
+    page = PAGE.replace("{{camera_id}}", json.dumps(camera.id)).replace("{{camera_name}}", _html(camera.name))
+    return HTMLResponse(page)
+
+
+def _html(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
+
+
+class _Outbox:
+    """Bytes written by the muxer, waiting to be sent."""
+
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[bytes] = asyncio.Queue()
+        self.backlog = 0
+
+    def write(self, data: bytes) -> int:
+        self.queue.put_nowait(data)
+        self.backlog += len(data)
+        return len(data)
+
+
+@router.websocket("/cameras/{camera_id}/live/stream")
+async def live_stream(websocket: WebSocket, camera_id: str, b: Backends = Depends(backends)) -> None:
+    try:
+        camera = await b.camera(camera_id)
+    except HTTPException as exc:
+        # Closing before accepting can only say "403"; accept, then close with 4000 + the HTTP
+        # status and the reason, so the page can tell "unknown camera" from "try again".
+        await websocket.accept()
+        await websocket.close(code=4000 + exc.status_code, reason=str(exc.detail)[:120])
+        return
+    await websocket.accept()
+    if b.nats is None or not b.nats.is_connected:
+        await websocket.close(code=1013, reason="live view unavailable: message bus not connected")
+        return
+    VIEWERS.inc()
+    outbox = _Outbox()
+    state: dict[str, Fmp4Writer | None] = {"writer": None}
+    lagging = asyncio.Event()
+
+    async def on_packet(msg: Msg) -> None:
+        packet = FramePacket.FromString(msg.data)
+        writer = state["writer"]
+        if writer is None:
+            if not (packet.keyframe and h264.has_parameter_sets(packet.data)):
+                return
+            await websocket.send_text(
+                json.dumps({"type": "init", "codec": h264.mse_codec(packet.data), "camera": camera.id})
+            )
+            state["writer"] = Fmp4Writer(outbox, packet, live=True)
+            return
+        writer.write(packet)
+        if outbox.backlog > MAX_BACKLOG_BYTES:
+            lagging.set()
+
+    subscription = await b.nats.subscribe(subjects.masked(b.settings.nats_prefix, camera.id, "main"), cb=on_packet)
+
+    async def send() -> None:
+        while True:
+            data = await outbox.queue.get()
+            outbox.backlog -= len(data)
+            await websocket.send_bytes(data)
+
+    async def receive() -> None:
+        while True:
+            await websocket.receive_text()  # the page sends nothing; this notices it leave
+
+    tasks = [asyncio.create_task(send()), asyncio.create_task(receive()), asyncio.create_task(lagging.wait())]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    except WebSocketDisconnect:
+        pass
+    finally:
+        for task in tasks:
+            task.cancel()
+        await subscription.unsubscribe()
+        writer = state["writer"]
+        if writer is not None:
+            writer.close()
+        VIEWERS.dec()
+        if lagging.is_set():
+            await websocket.close(code=1013, reason="viewer too slow")

@@ -1,0 +1,74 @@
+"""Segment bytes, with HTTP range requests so a browser's <video> can seek."""
+
+import re
+from collections.abc import AsyncIterator
+
+import grpc
+from fastapi import APIRouter, Depends, Header, HTTPException
+from fastapi.responses import StreamingResponse
+
+from services.common.pb.csu.v1 import archive_pb2
+from services.gateway.backends import RPC_TIMEOUT_S, Backends, backends, rpc_errors
+
+router = APIRouter(prefix="/api/v1", tags=["segments"])
+_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+
+
+def parse_byte_range(header: str, size: int) -> tuple[int, int] | None:
+    """The [first, last] bytes a single-range header asks for; None to send everything."""
+    match = _RANGE.fullmatch(header.strip())
+    if match is None:
+        return None  # multi-range or another unit: RFC 9110 lets us answer with the whole body
+    first, last = match.groups()
+    if not first and not last:
+        return None
+    if not first:  # suffix: the last N bytes
+        n = int(last)
+        if n == 0:
+            raise HTTPException(416, "empty suffix range", headers={"Content-Range": f"bytes */{size}"})
+        return max(0, size - n), size - 1
+    start = int(first)
+    stop = min(int(last), size - 1) if last else size - 1
+    if start >= size or stop < start:
+        raise HTTPException(
+            416, f"range not satisfiable for {size} bytes", headers={"Content-Range": f"bytes */{size}"}
+        )
+    return start, stop
+
+
+@router.get("/segments/{segment_id}/content", response_class=StreamingResponse)
+async def segment_content(
+    segment_id: str,
+    range_header: str | None = Header(None, alias="Range"),
+    b: Backends = Depends(backends),
+) -> StreamingResponse:
+    async with rpc_errors("archive"):
+        segment = await b.archive.GetSegment(
+            archive_pb2.GetSegmentRequest(segment_id=segment_id), timeout=RPC_TIMEOUT_S
+        )
+    size = segment.bytes
+    wanted = parse_byte_range(range_header, size) if range_header else None
+    first, last = wanted if wanted else (0, size - 1)
+    headers = {"Accept-Ranges": "bytes", "Content-Length": str(last - first + 1), "Cache-Control": "no-store"}
+    if wanted:
+        headers["Content-Range"] = f"bytes {first}-{last}/{size}"
+    stream = b.archive.ReadSegment(
+        archive_pb2.ReadSegmentRequest(segment_id=segment_id, offset=first, length=last - first + 1)
+    )
+    # Read the first chunk before answering, so a missing object is a clean error status rather
+    # than a response that breaks off after its headers.
+    async with rpc_errors("archive"):
+        try:
+            head = await stream.read()
+        except grpc.aio.AioRpcError:
+            stream.cancel()
+            raise
+
+    async def body() -> AsyncIterator[bytes]:
+        # gRPC forbids mixing read() with async iteration on one call: read() throughout.
+        chunk = head
+        while chunk is not grpc.aio.EOF:
+            yield chunk.data
+            chunk = await stream.read()
+
+    return StreamingResponse(body(), status_code=206 if wanted else 200, media_type="video/mp4", headers=headers)

