@@ -1,0 +1,61 @@
+"""Fixtures on real servers: NATS, PostgreSQL (or SQLite), S3 (moto or an endpoint), RTSP."""
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.media import testdata_dir, transcode_h264
+from tests.support.platform import Platform
+from tests.support.servers import S3Server, database, nats_server, s3_server
+
+
+@pytest.fixture(scope="session")
+def nats_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with nats_server(tmp_path_factory.mktemp("nats")) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    with s3_server(tmp_path_factory.mktemp("s3")) as server:
+        yield server
+
+
+@pytest.fixture
+def database_url(tmp_path: Path) -> Iterator[str]:
+    with database(tmp_path) as url:
+        yield url
+
+
+@pytest.fixture
+def platform(
+    tmp_path: Path, nats_url: str, database_url: str, s3: S3Server, request: pytest.FixtureRequest
+) -> Iterator[Platform]:
+    p = Platform(tmp_path, nats_url, database_url, s3)
+    yield p
+    p.stop()
+    failed = getattr(request.node, "rep_call", None)
+    if failed is not None and failed.failed:
+        print(p.logs())
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
+    report = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report
+
+
+@pytest.fixture(scope="session")
+def vtest_avi() -> Path:
+    folder = testdata_dir()
+    if folder is None:
+        pytest.skip("../shared/testdata/vtest.avi is not next to this clone (set CSU_TESTDATA_DIR to its folder)")
+    return folder / "vtest.avi"
+
+
+@pytest.fixture(scope="session")
+def vtest_h264(vtest_avi: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """vtest.avi as an H.264 camera sends it (the source every frame is compared against)."""
+    return transcode_h264(vtest_avi, tmp_path_factory.mktemp("media") / "vtest_h264.mp4")

@@ -1,0 +1,106 @@
+"""The platform's services as separate processes, wired to the test's own servers."""
+
+import json
+import os
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from services.launcher import ServiceProcess
+from tests.support.servers import S3Server, free_port, unique
+
+
+class Platform:
+    """Environment and processes for one test: own NATS prefix, database, bucket and data folder."""
+
+    def __init__(self, workdir: Path, nats_url: str, database_url: str, s3: S3Server | None) -> None:
+        self.workdir = workdir
+        self.nats_prefix = unique("t")
+        self.bucket = unique("rec-")
+        self.gateway_port = free_port()
+        ports = {name: free_port() for name in ("ingest", "masking", "archive", "requisition")}
+        inherited = {
+            k: v for k, v in os.environ.items() if not k.startswith("CSU_") and k not in ("DATABASE_URL", "NATS_URL")
+        }
+        self.env: dict[str, str] = inherited | {
+            "CSU_DATA_DIR": str(workdir / "data"),
+            "CSU_NATS_URL": nats_url,
+            "CSU_NATS_PREFIX": self.nats_prefix,
+            "CSU_DATABASE_URL": database_url,
+            "CSU_BUCKET_RECORDINGS": self.bucket,
+            "CSU_GATEWAY_PORT": str(self.gateway_port),
+            "CSU_INGEST_GRPC": f"127.0.0.1:{free_port()}",
+            "CSU_ARCHIVE_GRPC": f"127.0.0.1:{free_port()}",
+            "CSU_LOG_LEVEL": "info",
+        }
+        for name, port in ports.items():
+            self.env[f"CSU_{name.upper()}_HTTP_PORT"] = str(port)
+        if s3 is not None:
+            self.env |= {
+                "CSU_STORE_BACKEND": "s3",
+                "CSU_S3_ENDPOINT": s3.endpoint,
+                "CSU_S3_ACCESS_KEY": s3.access_key,
+                "CSU_S3_SECRET_KEY": s3.secret_key,
+            }
+        self.processes: dict[str, ServiceProcess] = {}
+
+    @property
+    def gateway(self) -> str:
+        return f"http://127.0.0.1:{self.gateway_port}"
+
+    def set_cameras(self, cameras: list[dict[str, Any]]) -> None:
+        path = self.workdir / "cameras.json"
+        path.write_text(json.dumps(cameras))
+        self.env["CSU_CAMERAS_FILE"] = str(path)
+
+    def start(self, names: Sequence[str], timeout: float = 60) -> None:
+        from services.launcher import health_url
+
+        for name in names:
+            process = ServiceProcess(name, self.env, self.workdir / "logs" / f"{name}.log", health_url(name, self.env))
+            process.start()
+            self.processes[name] = process
+        for name in names:
+            self.processes[name].wait_ready(timeout)
+
+    def restart(self, name: str, timeout: float = 60) -> None:
+        process = self.processes[name]
+        process.stop()
+        process.start()
+        process.wait_ready(timeout)
+
+    def stop(self) -> None:
+        for process in reversed(list(self.processes.values())):
+            process.stop()
+
+    def logs(self) -> str:
+        return "\n".join(f"===== {n} =====\n{p.log_tail(60)}" for n, p in self.processes.items())
+
+    def metric(self, service: str, name: str, labels: dict[str, str] | None = None) -> float:
+        """A value from a service's /metrics (0 when the series does not exist yet)."""
+        url = self.processes[service].health_url.replace("/healthz", "/metrics")
+        wanted = name + ("{" + ",".join(f'{k}="{v}"' for k, v in (labels or {}).items()) + "}" if labels else "")
+        for line in httpx.get(url, timeout=5).text.splitlines():
+            if line.startswith(wanted + " "):
+                return float(line.rsplit(" ", 1)[1])
+        return 0.0
+
+
+def wait_for(condition: Callable[[], Any], timeout: float, what: str, interval: float = 0.5) -> Any:
+    """Poll until condition() returns something truthy; fail with `what` after timeout seconds."""
+    deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            result = condition()
+            if result:
+                return result
+        except Exception as exc:
+            last_error = exc
+        time.sleep(interval)
+    raise AssertionError(
+        f"timed out after {timeout:.0f} s waiting for {what}" + (f" (last error: {last_error!r})" if last_error else "")
+    )

