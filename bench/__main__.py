@@ -1,0 +1,39 @@
+"""`make bench`: run every benchmark, print its figures, write them all to results/latest.json.
+
+Benchmarks print figures and ratios against a baseline measured in the same run, on the same
+input; they assert nothing (timings are not tests). latest.json is one flat object, figure name
+-> number, plus the machine and the date, so runs can be compared over time.
+"""
+
+import json
+import os
+import platform
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench import pipeline
+
+BENCHMARKS = [pipeline]
+RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
+
+
+def main() -> int:
+    figures: dict[str, float | str] = {}
+    for module in BENCHMARKS:
+        print(f"== {module.__name__}: {module.__doc__.strip().splitlines()[0]}", flush=True)
+        for name, value in module.run().items():
+            figures[name] = value
+            print(f"  {name:<52} {value:>12.3f}" if isinstance(value, float) else f"  {name:<52} {value:>12}")
+    figures["machine"] = (
+        f"{platform.node()} {platform.machine()} {os.cpu_count()} cpus, Python {sys.version.split()[0]}"
+    )
+    figures["date"] = datetime.now(UTC).isoformat(timespec="seconds")
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(figures, indent=2) + "\n")
+    print(f"figures written to {RESULTS}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
