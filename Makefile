@@ -11,8 +11,9 @@ PYTHON ?= $(shell for c in python3.12 python3.13 python3.14 python3 \
 VENV := .venv
 PY := $(VENV)/bin/python
 UV_VERSION := 0.13.9
-# Debian packages for the real RTSP test camera (GStreamer's RTSP server on the system Python).
-TEST_DEBS := python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
+# Debian packages the tests drive: the RTSP test camera (GStreamer's RTSP server on the system
+# Python) and the browser (Playwright drives Debian's Chromium; it downloads no browser of its own).
+TEST_DEBS := python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-good gstreamer1.0-plugins-bad chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: help run test bench lint proto lock docs venv system-test-deps clean
@@ -46,7 +47,8 @@ run: proto
 	$(PY) -m services.launcher
 
 system-test-deps: venv
-	@if ! $(PY) -c 'import sys; from tests.support.rtsp import rtsp_server_available as a; sys.exit(a() is not None)'; then \
+	@if ! { $(PY) -c 'import sys; from tests.support.rtsp import rtsp_server_available as a; sys.exit(a() is not None)' \
+		&& [ -x /usr/bin/chromium ]; }; then \
 		echo "installing Debian packages for the RTSP test camera: $(TEST_DEBS)"; \
 		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(TEST_DEBS) >/dev/null; \
 	fi

@@ -145,11 +145,11 @@ def main() -> int:
     try:
         for child in children:
             child.start()
-        gateway = children[-1]
         try:
-            gateway.wait_ready(90)
+            for child in children:
+                child.wait_ready(90)
         except (RuntimeError, TimeoutError) as exc:
-            print(f"the gateway did not come up: {exc}", file=sys.stderr)
+            print(f"the platform did not come up: {exc}", file=sys.stderr)
             return 1
         print()
         print(f"  CSU console:  http://127.0.0.1:{gateway_port}/")

@@ -70,3 +70,20 @@ def psnr(a: np.ndarray, b: np.ndarray, where: np.ndarray) -> float:
     diff = a[where].astype(np.float64) - b[where].astype(np.float64)
     mse = float(np.mean(diff * diff))
     return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
+
+
+def write_clip(path: Path, seconds: float, fps: int = 10, size: tuple[int, int] = (320, 240)) -> Path:
+    """A short H.264 MP4 of moving shapes: a file camera for tests that need no shared footage."""
+    width, height = size
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.codec_context.options = {"preset": "ultrafast", "g": str(fps), "bf": "0"}
+        for i in range(int(seconds * fps)):
+            img = np.full((height, width, 3), 60, np.uint8)
+            cv2.circle(img, ((i * 11) % width, height // 2), 25, (40, 200, 250), -1)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="bgr24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return path

@@ -1,0 +1,72 @@
+"""`make run`'s launcher: comes up with embedded defaults, stops on Ctrl-C, resumes on its data."""
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support.platform import wait_for
+from tests.support.servers import free_port
+
+pytestmark = pytest.mark.e2e
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def start(data: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CSU_")}
+    # NATS_URL/DATABASE_URL of the test run must not leak in: the launcher uses embedded defaults.
+    env |= {"CSU_DATA_DIR": str(data), "CSU_GATEWAY_PORT": str(port), "CSU_SEGMENT_DURATION_S": "3"}
+    # Internal ports of its own, so a `make run` on the same machine does not collide with it.
+    env |= {f"CSU_{name}_HTTP_PORT": str(free_port()) for name in ("INGEST", "MASKING", "ARCHIVE", "REQUISITION")}
+    env |= {"CSU_INGEST_GRPC": f"127.0.0.1:{free_port()}", "CSU_ARCHIVE_GRPC": f"127.0.0.1:{free_port()}"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "services.launcher"],
+        cwd=ROOT,
+        env=env,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+def ctrl_c(process: subprocess.Popen[bytes]) -> int:
+    os.killpg(process.pid, signal.SIGINT)  # what a terminal does: the whole foreground group
+    return process.wait(60)
+
+
+def test_launcher_runs_stops_and_resumes(tmp_path: Path) -> None:
+    data, port, log = tmp_path / "data", free_port(), tmp_path / "launcher.log"
+    api = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10)
+    first = start(data, port, log)
+    try:
+        wait_for(lambda: "CSU console:" in log.read_text(), 120, "the console URL to be printed")
+        assert re.search(rf"http://127\.0\.0\.1:{port}/", log.read_text())
+        assert "Log in:" in log.read_text()
+        segments = wait_for(lambda: _segments(api), 60, "a first segment")
+    finally:
+        code = ctrl_c(first)
+    assert code == 0, log.read_text()[-3000:]
+    assert (data / "csu.db").exists() and (data / "objects").is_dir()
+
+    second = start(data, port, tmp_path / "launcher2.log")
+    try:
+        wait_for(lambda: "CSU console:" in (tmp_path / "launcher2.log").read_text(), 120, "the second start")
+        listed = {s["id"] for s in _segments(api)}
+        assert segments[0]["id"] in listed, "the second run does not see the first run's recordings"
+        content = api.get(f"/api/v1/segments/{segments[0]['id']}/content")
+        assert content.status_code == 200 and len(content.content) == segments[0]["bytes"]
+        time.sleep(1)
+    finally:
+        assert ctrl_c(second) == 0
+
+
+def _segments(api: httpx.Client) -> list[dict]:
+    response = api.get("/api/v1/cameras/demo-1/segments")
+    assert response.status_code == 200, response.text
+    return response.json()
