@@ -36,6 +36,8 @@ class CameraConfig(BaseModel):
     transport: Literal["tcp", "udp"] = "tcp"
     masks: list[Polygon]
     retention_days: int = Field(15, ge=1, le=LEGAL_MAX_RETENTION_DAYS)
+    # Permissions are granted per camera group (see the gateway's security module).
+    groups: list[Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]] = ["default"]
 
     @field_validator("id")
     @classmethod

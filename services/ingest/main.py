@@ -37,6 +37,7 @@ class IngestApi(ingest_pb2_grpc.IngestServiceServicer):
             status_reason=status.reason,
             status_since_us=status.since_us,
             retention_days=camera.retention_days,
+            groups=camera.groups,
         )
 
     async def ListCameras(self, request, context):  # type: ignore[no-untyped-def]

@@ -21,6 +21,7 @@ class CameraOut(BaseModel):
     status_reason: str
     status_since: str
     retention_days: int
+    groups: list[str]
 
 
 class SegmentOut(BaseModel):
@@ -50,6 +51,7 @@ async def list_cameras(b: Backends = Depends(backends)) -> list[CameraOut]:
             status_reason=c.status_reason,
             status_since=_iso(c.status_since_us),
             retention_days=c.retention_days,
+            groups=list(c.groups),
         )
         for c in response.cameras
     ]

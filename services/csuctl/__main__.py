@@ -1,0 +1,3 @@
+from services.csuctl.app import main
+
+main()
