@@ -101,6 +101,49 @@ def health_url(name: str, env: Mapping[str, str]) -> str:
     return f"http://127.0.0.1:{port}/healthz"
 
 
+def _local_secrets(data_dir: Path, env: dict[str, str]) -> list[str]:
+    """Keys and the first admin's password for a single-machine run, made once in the data folder.
+
+    Production mounts these from Kubernetes Secrets; services never invent them.
+    """
+    from services.common.secretbox import SecretBox
+    from services.common.signing import Signer
+
+    folder = data_dir / "secrets"
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    notes = []
+    for variable, name, make in (
+        ("CSU_SIGNING_KEY_FILE", "signing-key.pem", Signer.generate),
+        ("CSU_SECRETS_KEY_FILE", "secrets.key", SecretBox.generate),
+    ):
+        if variable not in env:
+            path = folder / name
+            if not path.exists():
+                make(path)
+                notes.append(f"Generated {path} (make run only; production mounts its own)")
+            env[variable] = str(path)
+    password_file = folder / "admin-password"
+    if "CSU_BOOTSTRAP_ADMIN_PASSWORD" not in env:
+        if not password_file.exists():
+            import secrets
+
+            password_file.touch(mode=0o600)
+            password_file.write_text(secrets.token_urlsafe(15))
+        env["CSU_BOOTSTRAP_ADMIN_PASSWORD"] = password_file.read_text().strip()
+        notes.append(
+            f"Log in:       admin / {env['CSU_BOOTSTRAP_ADMIN_PASSWORD']}  (first admin; kept in {password_file})"
+        )
+    else:
+        notes.append("Log in:       admin / the password in CSU_BOOTSTRAP_ADMIN_PASSWORD")
+    if env.get("CSU_REQUIRE_TOTP", "true").lower() in ("0", "false", "no"):
+        notes.append(
+            "!!! TOTP second factor is OFF (CSU_REQUIRE_TOTP=false): development only, never in production !!!"
+        )
+    else:
+        notes.append("Second factor: at first login the page shows an otpauth:// URI for your authenticator app")
+    return notes
+
+
 def _port_free(port: int) -> bool:
     with socket.socket() as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -132,6 +175,7 @@ def main() -> int:
         env["CSU_NATS_URL"] = f"nats://{nats.auth_token}@127.0.0.1:{nats.port}"
         print(f"embedded NATS on 127.0.0.1:{nats.port} (JetStream in {data_dir / 'nats'})")
 
+    notes = _local_secrets(data_dir, env)
     logs = data_dir / "logs"
     children = [ServiceProcess(name, env, logs / f"{name}.log", health_url(name, env)) for name in SERVICES]
     stopping = False
@@ -154,7 +198,8 @@ def main() -> int:
         print()
         print(f"  CSU console:  http://127.0.0.1:{gateway_port}/")
         print(f"  API:          http://127.0.0.1:{gateway_port}/docs")
-        print("  Log in:       no login yet; the gateway listens on loopback only until accounts land.")
+        for note in notes:
+            print(f"  {note}")
         print(f"  Data:         {data_dir}   logs: {logs}")
         print("  Ctrl-C stops everything; the next `make run` resumes on the same data.")
         print()

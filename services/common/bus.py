@@ -93,6 +93,19 @@ async def publish_event(js: JetStreamContext, prefix: str, kind: str, payload: b
     await js.publish(subjects.event(prefix, kind), payload, stream=subjects.events_stream(prefix))
 
 
+async def close(nc: Client | None) -> None:
+    """Drain (deliver what is pending) when connected, else just close: stopping never fails on NATS."""
+    if nc is None:
+        return
+    try:
+        if nc.is_connected:
+            await nc.drain()
+        else:
+            await nc.close()
+    except Exception as exc:  # noqa: BLE001 - NATS is going away anyway
+        log.warning("nats close failed", error=str(exc) or type(exc).__name__)
+
+
 NatsCheck = Callable[[], Awaitable[bool]]
 
 

@@ -31,6 +31,25 @@ class Runtime:
         self.checks: dict[str, Check] = {}
         self.app: FastAPI | None = None
 
+    async def until_ok(self, what: str, action: Callable[[], object]) -> bool:
+        """Retry a blocking start-up step until it works (dependencies may come up after us).
+
+        Returns False if the service was asked to stop first.
+        """
+        delay = 0.5
+        while not self.stop.is_set():
+            try:
+                await asyncio.to_thread(action)
+                return True
+            except Exception as exc:  # noqa: BLE001 - every failure is retried the same way
+                log.warning(f"{what} not ready yet", error=str(exc))
+                try:
+                    await asyncio.wait_for(self.stop.wait(), delay)
+                except TimeoutError:
+                    pass
+                delay = min(delay * 2, 5.0)
+        return False
+
     def add_check(self, name: str, check: Check) -> None:
         """A readiness condition; /readyz answers 200 only when every check passes."""
         self.checks[name] = check
@@ -103,7 +122,12 @@ def run_service(
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, runtime.stop.set)
-        web = app(runtime) if app else FastAPI()
+        try:
+            web = app(runtime) if app else FastAPI()
+        except (OSError, RuntimeError, ValueError) as exc:
+            # Missing keys, unreadable files...: one clear line, not a traceback.
+            log.error("cannot start", reason=str(exc))
+            raise SystemExit(2) from exc
         if app is None:
             web.include_router(health_router(runtime))
         runtime.app = web

@@ -101,6 +101,28 @@ class Settings(BaseSettings):
     ingest_grpc: str = Field("127.0.0.1:50051", description="host:port of IngestService.")
     archive_grpc: str = Field("127.0.0.1:50053", description="host:port of ArchiveService.")
 
+    # -- security (gateway) ------------------------------------------------------------------
+    secrets_key_file: Path | None = Field(
+        None, description="Key file encrypting stored secrets (camera credentials, TOTP seeds)."
+    )
+    signing_key_file: Path | None = Field(
+        None, description="Ed25519 private key (PEM) signing register entries, exports, audit checkpoints."
+    )
+    require_totp: bool = Field(
+        True,
+        description="Require a TOTP second factor for every role that can see video, export, administer or sign.",
+    )
+    bootstrap_admin_password: SecretStr = Field(
+        SecretStr(""),
+        description="Password of the first admin, created when no account exists (else random, printed once).",
+    )
+    session_idle_minutes: int = Field(15, ge=1, le=240, description="A session unused this long expires.")
+    session_max_hours: float = Field(12.0, gt=0, le=24, description="A session ends this long after login.")
+    login_max_failures: int = Field(5, ge=1, le=50, description="Failed logins in a row that lock an account.")
+    lockout_minutes: int = Field(15, ge=1, description="How long a locked account stays locked.")
+    audit_retention_days: int = Field(1095, ge=365, description="How long the audit trail is kept (3 years).")
+    cookie_secure: bool = Field(False, description="Mark the session cookie Secure (set when served over HTTPS).")
+
     # -- logging -----------------------------------------------------------------------------
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log level.")
     log_json: bool = Field(True, description="JSON log lines (false: human-readable console).")

@@ -4,18 +4,19 @@ from fastapi import FastAPI
 
 from services.common.service import Runtime, health_router
 from services.gateway.backends import Backends
-from services.gateway.routes import cameras, live, pages, segments
+from services.gateway.routes import audit, auth, cameras, live, pages, segments, users
 
 
 def create_app(runtime: Runtime) -> FastAPI:
     app = FastAPI(
         title="CSU platform API",
         version="1",
-        description="Cameras, recordings and live view of a municipal CCTV supervision centre.",
+        description="Cameras, recordings and live view of a municipal CCTV supervision centre. Every endpoint "
+        "but login, health and metrics requires a session (POST /api/v1/auth/login).",
     )
     app.state.backends = Backends(runtime.settings)
     app.state.runtime = runtime
     app.include_router(health_router(runtime))
-    for module in (cameras, segments, live, pages):
+    for module in (auth, users, audit, cameras, segments, live, pages):
         app.include_router(module.router)
     return app

@@ -1,45 +1,66 @@
-"""The gateway's connections to the rest of the platform: gRPC stubs and NATS (live view)."""
+"""The gateway's connections to the rest of the platform: gRPC stubs, NATS, its own database."""
 
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import grpc
 from fastapi import HTTPException
 from nats.aio.client import Client
+from nats.js import JetStreamContext
+from sqlalchemy import Engine
 from starlette.requests import HTTPConnection
 
-from services.common import rpc
+from services.common import db, rpc
+from services.common.clock import Clock, SystemClock
 from services.common.pb.csu.v1 import archive_pb2_grpc, ingest_pb2, ingest_pb2_grpc
+from services.common.secretbox import SecretBox
 from services.common.settings import Settings
+from services.common.signing import Signer
 
 # Every call the gateway makes has a deadline: a stuck backend must not hang a user's request.
 RPC_TIMEOUT_S = 10.0
+# Camera facts used for permission checks (groups) are cached briefly: a permission check per
+# request must not cost a gRPC round trip, and a changed group takes effect within this delay.
+CAMERA_CACHE_S = 5.0
 
 
 class Backends:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, clock: Clock | None = None) -> None:
         self.settings = settings
+        self.clock: Clock = clock or SystemClock()
+        self.engine: Engine = db.make_engine(settings)
         self._ingest_channel = rpc.channel(settings.ingest_grpc)
         self._archive_channel = rpc.channel(settings.archive_grpc)
         self.ingest = ingest_pb2_grpc.IngestServiceStub(self._ingest_channel)
         self.archive = archive_pb2_grpc.ArchiveServiceStub(self._archive_channel)
         self.nats: Client | None = None
+        self.js: JetStreamContext | None = None
+        self.box: SecretBox = SecretBox.from_file(settings.secrets_key_file)
+        self.signer: Signer = Signer.from_file(settings.signing_key_file)
+        self._cameras: dict[str, tuple[float, ingest_pb2.Camera]] = {}
 
     async def close(self) -> None:
         await self._ingest_channel.close()
         await self._archive_channel.close()
+        self.engine.dispose()
 
     async def camera(self, camera_id: str) -> ingest_pb2.Camera:
         """The camera, or a 404 naming the unknown id."""
+        cached = self._cameras.get(camera_id)
+        if cached and time.monotonic() - cached[0] < CAMERA_CACHE_S:
+            return cached[1]
         async with rpc_errors("ingest"):
             try:
-                return await self.ingest.GetCamera(
+                camera = await self.ingest.GetCamera(
                     ingest_pb2.GetCameraRequest(camera_id=camera_id), timeout=RPC_TIMEOUT_S
                 )
             except grpc.aio.AioRpcError as exc:
                 if exc.code() == grpc.StatusCode.NOT_FOUND:
                     raise HTTPException(404, f"unknown camera {camera_id!r}") from exc
                 raise
+        self._cameras[camera_id] = (time.monotonic(), camera)
+        return camera
 
 
 async def backends(connection: HTTPConnection) -> Backends:
@@ -58,6 +79,10 @@ async def rpc_errors(service: str) -> AsyncIterator[None]:
             raise HTTPException(404, exc.details() or "not found") from exc
         if code in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.OUT_OF_RANGE):
             raise HTTPException(400, exc.details() or "invalid request") from exc
+        if code == grpc.StatusCode.FAILED_PRECONDITION:
+            raise HTTPException(409, exc.details() or "conflict") from exc
+        if code == grpc.StatusCode.PERMISSION_DENIED:
+            raise HTTPException(403, exc.details() or "refused") from exc
         if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
             raise HTTPException(503, f"the {service} service is unavailable; try again shortly") from exc
         raise HTTPException(502, f"the {service} service failed: {code.name}") from exc

@@ -1,23 +1,59 @@
-"""The gateway service: the HTTP app (served by run_service) plus its NATS connection."""
+"""The gateway service: the HTTP app (served by run_service), its NATS connection, accounts and
+the audit writer."""
 
-from services.common import bus
+import asyncio
+import sys
+
+from services.common import bus, db
+from services.common.log import get_logger
 from services.common.pb.csu.v1 import ingest_pb2
 from services.common.service import Runtime
+from services.gateway import accounts, audit_log
 from services.gateway.backends import Backends
+
+log = get_logger(__name__)
 
 
 async def run(runtime: Runtime) -> None:
     assert runtime.app is not None
     b: Backends = runtime.app.state.backends
+    settings = runtime.settings
     runtime.add_check("nats", bus.nats_ready(lambda: b.nats))
+    runtime.add_check("database", lambda: asyncio.to_thread(db.ping, b.engine))
 
     async def ingest_reachable() -> bool:
         await b.ingest.ListCameras(ingest_pb2.ListCamerasRequest(), timeout=2)
         return True
 
     runtime.add_check("ingest", ingest_reachable)
-    b.nats = await bus.connect_with_retry(runtime.settings, "gateway", runtime.stop)
+    if not await runtime.until_ok(
+        "database", lambda: db.migrate("gateway", b.engine) if settings.db_auto_migrate else None
+    ):
+        return
+    bootstrap = settings.bootstrap_admin_password.get_secret_value() or None
+    try:
+        generated = await asyncio.to_thread(accounts.ensure_first_admin, b.engine, b.clock, bootstrap)
+    except accounts.AccountError as exc:
+        raise RuntimeError(f"CSU_BOOTSTRAP_ADMIN_PASSWORD is not acceptable: {exc.message}") from exc
+    if generated:
+        # Shown once, on purpose outside the JSON log stream too, for the person starting the platform.
+        print(
+            f"\n  First admin account created: username 'admin', password '{generated}' (shown once).\n",
+            file=sys.stderr,
+            flush=True,
+        )
+        log.warning("first admin account created with a generated password (printed once on stderr)")
+    if not settings.require_totp:
+        log.warning("TOTP second factor is NOT required: development setting, never in production")
+
+    b.nats = await bus.connect_with_retry(settings, "gateway", runtime.stop)
+    if b.nats is None:
+        return
+    b.js = b.nats.jetstream()
+    await bus.ensure_events_stream(b.js, settings.nats_prefix)
+    writer = asyncio.create_task(audit_log.AuditWriter(b.js, settings.nats_prefix, b.engine, b.signer, b.clock).run())
     await runtime.stop.wait()
-    if b.nats is not None:
-        await b.nats.drain()
+    writer.cancel()
+    await asyncio.to_thread(audit_log.checkpoint_now, b.engine, b.signer, b.clock)
+    await bus.close(b.nats)
     await b.close()

@@ -20,6 +20,5 @@ async def run(runtime: Runtime) -> None:
     runtime.add_check("database", lambda: asyncio.to_thread(db.ping, engine))
     nc = await bus.connect_with_retry(runtime.settings, "requisition", runtime.stop)
     await runtime.stop.wait()
-    if nc is not None:
-        await nc.drain()
+    await bus.close(nc)
     engine.dispose()

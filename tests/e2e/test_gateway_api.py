@@ -16,7 +16,7 @@ pytestmark = pytest.mark.e2e
 def test_answers_and_clear_errors(platform: Platform) -> None:
     platform.env["CSU_SEGMENT_DURATION_S"] = "2"
     platform.start(["ingest", "masking", "archive", "gateway"])  # the two built-in demo cameras
-    api = httpx.Client(base_url=platform.gateway, timeout=30)
+    api = platform.client("operator")
 
     cameras = api.get("/api/v1/cameras").json()
     assert {c["id"] for c in cameras} == {"demo-1", "demo-2"}
@@ -44,11 +44,14 @@ def test_answers_and_clear_errors(platform: Platform) -> None:
         start="2026-10-01T00:00:00Z",
         end="2026-11-25T00:00:00Z",
     )
-    error("/api/v1/segments/0123456789abcdef/content", 404, "unknown segment")
+    error("/api/v1/segments/0123456789abcdef/content", 404, "unknown segment", justification="looking for it")
     error("/api/v1/cameras/nope/live", 404, "unknown camera")
 
     segment = wait_for(lambda: api.get("/api/v1/cameras/demo-1/segments").json(), 60, "a demo segment")[0]
     url = f"/api/v1/segments/{segment['id']}/content"
+    missing_why = api.get(url)
+    assert missing_why.status_code == 422 and "justification" in missing_why.text
+    api.params = {"justification": "checking byte ranges"}
     too_far = api.get(url, headers={"Range": f"bytes={segment['bytes']}-"})
     assert too_far.status_code == 416 and too_far.headers["content-range"] == f"bytes */{segment['bytes']}"
     tail = api.get(url, headers={"Range": "bytes=-10"})
@@ -56,7 +59,8 @@ def test_answers_and_clear_errors(platform: Platform) -> None:
     assert tail.content == api.get(url).content[-10:]
 
     ws_url = platform.gateway.replace("http://", "ws://") + "/api/v1/cameras/nope/live/stream"
-    with pytest.raises(ConnectionClosed) as closed, ws_connect(ws_url, open_timeout=10) as ws:
+    auth = {"Authorization": api.headers["Authorization"]}
+    with pytest.raises(ConnectionClosed) as closed, ws_connect(ws_url, open_timeout=10, additional_headers=auth) as ws:
         ws.recv(timeout=10)
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 4404
 

@@ -31,8 +31,12 @@ FRAME_STATS = """
 
 def test_live_page_plays_masked_video_in_chromium(platform: Platform) -> None:
     platform.start(["ingest", "masking", "gateway"])  # the demo cameras
+    token = platform.client("operator").headers["Authorization"].removeprefix("Bearer ")
     with chromium() as browser:
-        page = browser.new_page()
+        context = browser.new_context()
+        # The session cookie the login page would set (the console's login is tested with the console).
+        context.add_cookies([{"name": "csu_session", "value": token, "url": platform.gateway}])
+        page = context.new_page()
         page.goto(f"{platform.gateway}/api/v1/cameras/demo-1/live")
         page.wait_for_function("document.getElementById('video').currentTime > 1", timeout=30_000)
         first = page.evaluate("document.getElementById('video').currentTime")

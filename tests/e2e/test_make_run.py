@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.support.accounts import login
 from tests.support.platform import wait_for
 from tests.support.servers import free_port
 
@@ -42,12 +43,14 @@ def ctrl_c(process: subprocess.Popen[bytes]) -> int:
 
 def test_launcher_runs_stops_and_resumes(tmp_path: Path) -> None:
     data, port, log = tmp_path / "data", free_port(), tmp_path / "launcher.log"
-    api = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10)
+    base = f"http://127.0.0.1:{port}"
     first = start(data, port, log)
     try:
         wait_for(lambda: "CSU console:" in log.read_text(), 120, "the console URL to be printed")
         assert re.search(rf"http://127\.0\.0\.1:{port}/", log.read_text())
-        assert "Log in:" in log.read_text()
+        password = re.search(r"Log in:\s+admin / (\S+)", log.read_text()).group(1)
+        assert "otpauth://" in log.read_text() or "Second factor" in log.read_text()
+        api = _operator(base, password)
         segments = wait_for(lambda: _segments(api), 60, "a first segment")
     finally:
         code = ctrl_c(first)
@@ -57,13 +60,35 @@ def test_launcher_runs_stops_and_resumes(tmp_path: Path) -> None:
     second = start(data, port, tmp_path / "launcher2.log")
     try:
         wait_for(lambda: "CSU console:" in (tmp_path / "launcher2.log").read_text(), 120, "the second start")
+        api = login(base, "operator-1", OPERATOR_PASSWORD)  # same account, same data
         listed = {s["id"] for s in _segments(api)}
         assert segments[0]["id"] in listed, "the second run does not see the first run's recordings"
-        content = api.get(f"/api/v1/segments/{segments[0]['id']}/content")
+        content = api.get(f"/api/v1/segments/{segments[0]['id']}/content", params={"justification": "resume check"})
         assert content.status_code == 200 and len(content.content) == segments[0]["bytes"]
         time.sleep(1)
     finally:
         assert ctrl_c(second) == 0
+
+
+OPERATOR_PASSWORD = "operator-Passw0rd-long"
+
+
+def _operator(base: str, admin_password: str) -> httpx.Client:
+    with login(base, "admin", admin_password) as admin:
+        created = admin.post(
+            "/api/v1/users",
+            json={
+                "username": "operator-1",
+                "display_name": "Op",
+                "role": "operator",
+                "password": OPERATOR_PASSWORD,
+                "camera_groups": ["*"],
+                "prefecture_ref": "P-1",
+                "prefecture_validated": "2026-01-01T00:00:00Z",
+            },
+        )
+        assert created.status_code == 201, created.text
+    return login(base, "operator-1", OPERATOR_PASSWORD)
 
 
 def _segments(api: httpx.Client) -> list[dict]:

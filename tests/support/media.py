@@ -47,12 +47,24 @@ def transcode_h264(source: Path, target: Path, gop: int = 10) -> Path:
     return target
 
 
-def decode_rgb(data_or_path: bytes | Path) -> list[np.ndarray]:
+def decode_rgb(data_or_path: bytes | Path, truncated_tail: bool = False) -> list[np.ndarray]:
+    """Every frame as RGB. truncated_tail: the bytes were cut from a live stream at an arbitrary
+    point, so the last sample may be incomplete; only that one may fail to decode."""
     import io
 
     source = io.BytesIO(data_or_path) if isinstance(data_or_path, bytes) else str(data_or_path)
+    frames: list[np.ndarray] = []
     with av.open(source) as container:
-        return [f.to_ndarray(format="rgb24") for f in container.decode(container.streams.video[0])]
+        stream = container.streams.video[0]
+        packets = [p for p in container.demux(stream) if p.size]
+        for n, packet in enumerate(packets):
+            try:
+                frames += [f.to_ndarray(format="rgb24") for f in stream.decode(packet)]
+            except av.error.InvalidDataError:
+                if not (truncated_tail and n == len(packets) - 1):
+                    raise
+        frames += [f.to_ndarray(format="rgb24") for f in stream.decode(None)]
+    return frames
 
 
 def polygon_mask(polygon_px: list[tuple[int, int]], size: tuple[int, int], grow_px: int = 0) -> np.ndarray:

@@ -9,12 +9,18 @@ from typing import Any
 
 import httpx
 
+from services.common.secretbox import SecretBox
+from services.common.signing import Signer
 from services.launcher import ServiceProcess
+from tests.support.accounts import login
 from tests.support.servers import S3Server, free_port, unique
 
 
 class Platform:
     """Environment and processes for one test: own NATS prefix, database, bucket and data folder."""
+
+    ADMIN_PASSWORD = "Fi5st-boot-Passw0rd"
+    USER_PASSWORD = "a-long-Passw0rd-for-tests"
 
     def __init__(self, workdir: Path, nats_url: str, database_url: str, s3: S3Server | None) -> None:
         self.workdir = workdir
@@ -35,6 +41,9 @@ class Platform:
             "CSU_INGEST_GRPC": f"127.0.0.1:{free_port()}",
             "CSU_ARCHIVE_GRPC": f"127.0.0.1:{free_port()}",
             "CSU_LOG_LEVEL": "info",
+            "CSU_BOOTSTRAP_ADMIN_PASSWORD": self.ADMIN_PASSWORD,
+            "CSU_SIGNING_KEY_FILE": str(self._key(workdir / "keys" / "signing.pem", Signer.generate)),
+            "CSU_SECRETS_KEY_FILE": str(self._key(workdir / "keys" / "secrets.key", SecretBox.generate)),
         }
         for name, port in ports.items():
             self.env[f"CSU_{name.upper()}_HTTP_PORT"] = str(port)
@@ -46,10 +55,43 @@ class Platform:
                 "CSU_S3_SECRET_KEY": s3.secret_key,
             }
         self.processes: dict[str, ServiceProcess] = {}
+        self._users: set[str] = set()
+
+    @staticmethod
+    def _key(path: Path, make: Callable[[Path], None]) -> Path:
+        if not path.exists():
+            make(path)
+        return path
 
     @property
     def gateway(self) -> str:
         return f"http://127.0.0.1:{self.gateway_port}"
+
+    def admin(self) -> httpx.Client:
+        return login(self.gateway, "admin", self.ADMIN_PASSWORD)
+
+    def create_user(self, username: str, role: str, groups: Sequence[str] = ("*",), **habilitation: Any) -> None:
+        """A nominative account with a validated habilitation (unless told otherwise)."""
+        body = {
+            "username": username,
+            "display_name": username.title(),
+            "role": role,
+            "password": self.USER_PASSWORD,
+            "camera_groups": list(groups),
+            "prefecture_ref": "PREF-TEST-1",
+            "prefecture_validated": "2026-01-01T00:00:00Z",
+        } | habilitation
+        with self.admin() as admin:
+            response = admin.post("/api/v1/users", json=body)
+            assert response.status_code == 201, response.text
+
+    def client(self, role: str, groups: Sequence[str] = ("*",)) -> httpx.Client:
+        """A logged-in client for a user of that role (created at first use)."""
+        username = f"{role.replace('_', '-')}-{'-'.join(g.replace('*', 'all') for g in groups)}"
+        if username not in self._users:
+            self.create_user(username, role, groups)
+            self._users.add(username)
+        return login(self.gateway, username, self.USER_PASSWORD)
 
     def set_cameras(self, cameras: list[dict[str, Any]]) -> None:
         path = self.workdir / "cameras.json"

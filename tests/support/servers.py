@@ -46,6 +46,33 @@ def nats_server(workdir: Path) -> Iterator[str]:
         server.stop()
 
 
+class RestartableNats:
+    """An embedded NATS server of the test's own, which it may stop and start (never the shared one)."""
+
+    def __init__(self, workdir: Path) -> None:
+        self._server = NatsServer(workdir, port=free_port(), max_payload=8 * 1024 * 1024)
+
+    @property
+    def url(self) -> str:
+        return f"nats://{self._server.auth_token}@127.0.0.1:{self._server.port}"
+
+    def start(self) -> None:
+        self._server.start()
+
+    def stop(self) -> None:
+        self._server.stop()
+
+    def __enter__(self) -> "RestartableNats":
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            self.stop()
+        except Exception:
+            pass
+
+
 @contextmanager
 def database(workdir: Path) -> Iterator[str]:
     """A database of its own: a new PostgreSQL database when DATABASE_URL is set, else SQLite."""

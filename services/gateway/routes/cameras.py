@@ -1,17 +1,24 @@
 """Cameras and their recorded segments."""
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, HTTPException, Query
 from pydantic import BaseModel
 
-from services.common.clock import SystemClock, from_us
+from services.common.clock import from_us, to_us
 from services.common.pb.csu.v1 import archive_pb2, ingest_pb2
 from services.gateway.backends import RPC_TIMEOUT_S, Backends, backends, rpc_errors
+from services.gateway.roles import CAMERA_ACTIONS
+from services.gateway.security import Principal, authenticate, require
 from services.gateway.timerange import parse_range
 
 router = APIRouter(prefix="/api/v1", tags=["cameras"])
-clock = SystemClock()
+
+
+def check_playback_window(principal: Principal, start_us: int, now: datetime) -> None:
+    """A habilitation may limit playback to the last N days."""
+    if principal.playback_days is not None and start_us < to_us(now - timedelta(days=principal.playback_days)):
+        raise HTTPException(403, f"your habilitation limits playback to the last {principal.playback_days} days")
 
 
 class CameraOut(BaseModel):
@@ -40,9 +47,13 @@ def _iso(us: int) -> str:
 
 
 @router.get("/cameras", response_model=list[CameraOut])
-async def list_cameras(b: Backends = Depends(backends)) -> list[CameraOut]:
+async def list_cameras(
+    principal: Principal = Depends(authenticate), b: Backends = Depends(backends)
+) -> list[CameraOut]:
+    """The cameras the caller may do anything with; the others are not even named."""
     async with rpc_errors("ingest"):
         response = await b.ingest.ListCameras(ingest_pb2.ListCamerasRequest(), timeout=RPC_TIMEOUT_S)
+    visible = [c for c in response.cameras if any(principal.may(a, c.groups) for a in CAMERA_ACTIONS)]
     return [
         CameraOut(
             id=c.id,
@@ -53,7 +64,7 @@ async def list_cameras(b: Backends = Depends(backends)) -> list[CameraOut]:
             retention_days=c.retention_days,
             groups=list(c.groups),
         )
-        for c in response.cameras
+        for c in visible
     ]
 
 
@@ -62,10 +73,12 @@ async def list_segments(
     camera_id: str,
     start: str | None = Query(None, description="ISO 8601 with zone; default: one hour before end"),
     end: str | None = Query(None, description="ISO 8601 with zone; default: now"),
+    principal: Principal = Depends(require("playback", camera="camera_id")),
     b: Backends = Depends(backends),
 ) -> list[SegmentOut]:
     camera = await b.camera(camera_id)
-    start_us, end_us = parse_range(start, end, clock.now(), camera.retention_days, timedelta(hours=1))
+    start_us, end_us = parse_range(start, end, b.clock.now(), camera.retention_days, timedelta(hours=1))
+    check_playback_window(principal, start_us, b.clock.now())
     async with rpc_errors("archive"):
         response = await b.archive.ListSegments(
             archive_pb2.ListSegmentsRequest(camera_id=camera_id, start_us=start_us, end_us=end_us, stream="main"),

@@ -21,6 +21,7 @@ from services.common.fmp4 import Fmp4Writer
 from services.common.log import get_logger
 from services.common.pb.csu.v1.frame_pb2 import FramePacket
 from services.gateway.backends import Backends, backends
+from services.gateway.security import Principal, audit, authorize, require
 
 router = APIRouter(prefix="/api/v1", tags=["live"])
 log = get_logger(__name__)
@@ -31,7 +32,9 @@ MAX_BACKLOG_BYTES = 16 * 1024 * 1024
 
 
 @router.get("/cameras/{camera_id}/live", response_class=HTMLResponse)
-async def live_page(camera_id: str, b: Backends = Depends(backends)) -> HTMLResponse:
+async def live_page(
+    camera_id: str, principal: Principal = Depends(require("live", camera="camera_id")), b: Backends = Depends(backends)
+) -> HTMLResponse:
     camera = await b.camera(camera_id)
     page = PAGE.replace("{{camera_id}}", json.dumps(camera.id)).replace("{{camera_name}}", _html(camera.name))
     return HTMLResponse(page)
@@ -57,7 +60,9 @@ class _Outbox:
 @router.websocket("/cameras/{camera_id}/live/stream")
 async def live_stream(websocket: WebSocket, camera_id: str, b: Backends = Depends(backends)) -> None:
     try:
+        principal = await authorize(websocket, "live", camera_id)
         camera = await b.camera(camera_id)
+        await audit(principal, "live.start", f"camera:{camera_id}")
     except HTTPException as exc:
         # Closing before accepting can only say "403"; accept, then close with 4000 + the HTTP
         # status and the reason, so the page can tell "unknown camera" from "try again".
@@ -113,5 +118,9 @@ async def live_stream(websocket: WebSocket, camera_id: str, b: Backends = Depend
         if writer is not None:
             writer.close()
         VIEWERS.dec()
+        try:
+            await audit(principal, "live.end", f"camera:{camera_id}")
+        except HTTPException:
+            log.error("live session end could not be audited", camera=camera_id, user=principal.username)
         if lagging.is_set():
             await websocket.close(code=1013, reason="viewer too slow")

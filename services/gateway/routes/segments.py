@@ -1,14 +1,17 @@
 """Segment bytes, with HTTP range requests so a browser's <video> can seek."""
 
 import re
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 
 import grpc
-from fastapi import APIRouter, Depends, Header, HTTPException
+from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request
 from fastapi.responses import StreamingResponse
 
 from services.common.pb.csu.v1 import archive_pb2
 from services.gateway.backends import RPC_TIMEOUT_S, Backends, backends, rpc_errors
+from services.gateway.routes.cameras import check_playback_window
+from services.gateway.security import Principal, audit, authenticate, authorize
 
 router = APIRouter(prefix="/api/v1", tags=["segments"])
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
@@ -36,9 +39,18 @@ def parse_byte_range(header: str, size: int) -> tuple[int, int] | None:
     return start, stop
 
 
+# A browser's <video> fetches one segment in many range requests: the consultation is recorded
+# once per session and segment, not once per request.
+_AUDITED: OrderedDict[tuple[str, str], None] = OrderedDict()
+_AUDITED_MAX = 10_000
+
+
 @router.get("/segments/{segment_id}/content", response_class=StreamingResponse)
 async def segment_content(
+    request: Request,
     segment_id: str,
+    _: Principal = Depends(authenticate),  # first: strangers learn nothing, not even whether it exists
+    justification: str = Query(min_length=5, max_length=500, description="Why this footage is viewed (audited)"),
     range_header: str | None = Header(None, alias="Range"),
     b: Backends = Depends(backends),
 ) -> StreamingResponse:
@@ -46,6 +58,20 @@ async def segment_content(
         segment = await b.archive.GetSegment(
             archive_pb2.GetSegmentRequest(segment_id=segment_id), timeout=RPC_TIMEOUT_S
         )
+    principal = await authorize(request, "playback", segment.camera_id)
+    check_playback_window(principal, segment.start_us, b.clock.now())
+    key = (principal.token, segment_id)
+    if key not in _AUDITED:
+        await audit(
+            principal,
+            "playback.segment",
+            f"camera:{segment.camera_id}",
+            justification=justification,
+            details={"segment": segment_id, "start_us": segment.start_us, "end_us": segment.end_us},
+        )
+        _AUDITED[key] = None
+        while len(_AUDITED) > _AUDITED_MAX:
+            _AUDITED.popitem(last=False)
     size = segment.bytes
     wanted = parse_byte_range(range_header, size) if range_header else None
     first, last = wanted if wanted else (0, size - 1)

@@ -1,0 +1,155 @@
+"""Logging in and out: password, then TOTP (enrolled at first login), then a session."""
+
+import asyncio
+from typing import Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Request, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from services.common.clock import from_us
+from services.gateway import accounts, sessions
+from services.gateway.backends import Backends, backends
+from services.gateway.roles import TOTP_ROLES
+from services.gateway.security import COOKIE, Principal, audit, authenticate, principal_for, record
+
+router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
+
+
+class LoginIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    username: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=1, max_length=256)
+    totp: str | None = Field(None, pattern=r"^[0-9]{6}$", description="The current 6-digit TOTP code")
+
+
+class HabilitationOut(BaseModel):
+    camera_groups: list[str]
+    expires: str | None
+    prefecture_ref: str | None
+    validated: str | None
+    problem: str | None
+
+
+class MeOut(BaseModel):
+    username: str
+    display_name: str
+    role: str
+    partner: str | None
+    habilitation: HabilitationOut
+
+
+class LoginOut(BaseModel):
+    status: Literal["ok", "totp_required", "totp_enrolment"]
+    access_token: str | None = None
+    token_type: str = "bearer"
+    expires_at: str | None = None
+    user: MeOut | None = None
+    # Only during enrolment: the secret to load into an authenticator app (shown once).
+    otpauth_uri: str | None = None
+
+
+def _iso(us: int | None) -> str | None:
+    return from_us(us).isoformat().replace("+00:00", "Z") if us is not None else None
+
+
+def me_out(principal: Principal, user: object) -> MeOut:
+    return MeOut(
+        username=principal.username,
+        display_name=principal.display_name,
+        role=principal.role,
+        partner=principal.partner,
+        habilitation=HabilitationOut(
+            camera_groups=sorted(principal.camera_groups),
+            expires=_iso(user.expires_us),  # type: ignore[attr-defined]
+            prefecture_ref=user.prefecture_ref,  # type: ignore[attr-defined]
+            validated=_iso(user.prefecture_validated_us),  # type: ignore[attr-defined]
+            problem=principal.habilitation_problem,
+        ),
+    )
+
+
+@router.post("/login", response_model=LoginOut)
+async def login(body: LoginIn, request: Request, response: Response, b: Backends = Depends(backends)) -> LoginOut:
+    s = b.settings
+    ip = request.client.host if request.client else ""
+    try:
+        user = await asyncio.to_thread(
+            accounts.verify_password,
+            b.engine,
+            b.clock,
+            body.username,
+            body.password,
+            s.login_max_failures,
+            s.lockout_minutes,
+        )
+    except accounts.AccountError as exc:
+        await record(
+            b,
+            actor=body.username,
+            role="",
+            origin_ip=ip,
+            action="auth.login",
+            target=f"user:{body.username}",
+            outcome="refused",
+            details={"reason": exc.message},
+        )
+        raise HTTPException(exc.status, exc.message) from exc
+
+    if s.require_totp and user.role in TOTP_ROLES:
+        if not user.totp_confirmed:
+            if body.totp is None:
+                uri = await asyncio.to_thread(accounts.start_totp_enrolment, b.engine, b.box, user)
+                return LoginOut(status="totp_enrolment", otpauth_uri=uri)
+        elif body.totp is None:
+            return LoginOut(status="totp_required")
+        if not accounts.check_totp(b.box, user, body.totp, b.clock):
+            await record(
+                b,
+                actor=user.username,
+                role=user.role,
+                origin_ip=ip,
+                action="auth.login",
+                target=f"user:{user.username}",
+                outcome="refused",
+                details={"reason": "wrong TOTP code"},
+            )
+            raise HTTPException(401, "wrong TOTP code")
+        if not user.totp_confirmed:
+            user = await asyncio.to_thread(accounts.update, b.engine, user.id, totp_confirmed=True)
+
+    await record(
+        b, actor=user.username, role=user.role, origin_ip=ip, action="auth.login", target=f"user:{user.username}"
+    )
+    issued = await asyncio.to_thread(
+        sessions.issue, b.engine, b.clock, user.id, ip, s.session_idle_minutes, s.session_max_hours
+    )
+    response.set_cookie(
+        COOKIE,
+        issued.token,
+        httponly=True,
+        samesite="strict",
+        secure=s.cookie_secure,
+        max_age=int(s.session_max_hours * 3600),
+        path="/",
+    )
+    principal = principal_for(b, user, ip, issued.token)
+    return LoginOut(
+        status="ok", access_token=issued.token, expires_at=_iso(issued.expires_us), user=me_out(principal, user)
+    )
+
+
+@router.post("/logout", status_code=204)
+async def logout(request: Request, response: Response, b: Backends = Depends(backends)) -> Response:
+    principal = await authenticate(request)
+    await audit(principal, "auth.logout", f"user:{principal.username}")
+    await asyncio.to_thread(sessions.revoke, b.engine, b.clock, principal.token)
+    response.delete_cookie(COOKIE, path="/")
+    response.status_code = 204
+    return response
+
+
+@router.get("/me", response_model=MeOut)
+async def me(request: Request, b: Backends = Depends(backends)) -> MeOut:
+    principal = await authenticate(request)
+    user = await asyncio.to_thread(accounts.get, b.engine, principal.user_id)
+    return me_out(principal, user)

@@ -1,0 +1,199 @@
+"""Accounts and habilitations (admin): nominative accounts, their role, groups, expiry, validation."""
+
+import asyncio
+import re
+from datetime import datetime
+
+from fastapi import APIRouter, Depends, HTTPException
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from services.common.clock import from_us, to_us
+from services.gateway import accounts, sessions
+from services.gateway.backends import Backends, backends
+from services.gateway.models import User
+from services.gateway.roles import ROLES
+from services.gateway.security import Principal, audit, require
+
+router = APIRouter(prefix="/api/v1/users", tags=["users"])
+USERNAME = r"^[a-z0-9][a-z0-9._-]{1,63}$"
+GROUP = r"^(\*|[a-z0-9][a-z0-9_-]{0,63})$"
+
+
+class UserOut(BaseModel):
+    username: str
+    display_name: str
+    role: str
+    active: bool
+    totp_enrolled: bool
+    locked: bool
+    camera_groups: list[str]
+    granted_by: str
+    granted: str
+    expires: str | None
+    prefecture_ref: str | None
+    prefecture_validated: str | None
+    playback_days: int | None
+    ptz_priority: int | None
+
+
+class UserIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    username: str = Field(pattern=USERNAME)
+    display_name: str = Field(min_length=1, max_length=128)
+    role: str
+    password: str = Field(min_length=1, max_length=256)
+    camera_groups: list[str] = Field(default_factory=list, max_length=100)
+    expires: AwareDatetime | None = None
+    prefecture_ref: str | None = Field(None, max_length=128)
+    prefecture_validated: AwareDatetime | None = None
+    playback_days: int | None = Field(None, ge=1, le=30)
+    ptz_priority: int | None = Field(None, ge=0, le=100)
+
+
+class UserPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    display_name: str | None = Field(None, min_length=1, max_length=128)
+    role: str | None = None
+    active: bool | None = None
+    camera_groups: list[str] | None = Field(None, max_length=100)
+    expires: AwareDatetime | None = None
+    prefecture_ref: str | None = Field(None, max_length=128)
+    prefecture_validated: AwareDatetime | None = None
+    playback_days: int | None = Field(None, ge=1, le=30)
+    ptz_priority: int | None = Field(None, ge=0, le=100)
+
+
+def _iso(us: int | None) -> str | None:
+    return from_us(us).isoformat().replace("+00:00", "Z") if us is not None else None
+
+
+def _us(moment: datetime | None) -> int | None:
+    return to_us(moment) if moment is not None else None
+
+
+def out(user: User, now_us: int) -> UserOut:
+    return UserOut(
+        username=user.username,
+        display_name=user.display_name,
+        role=user.role,
+        active=user.active,
+        totp_enrolled=user.totp_confirmed,
+        locked=bool(user.locked_until_us and user.locked_until_us > now_us),
+        camera_groups=list(user.camera_groups),
+        granted_by=user.granted_by,
+        granted=_iso(user.granted_us) or "",
+        expires=_iso(user.expires_us),
+        prefecture_ref=user.prefecture_ref,
+        prefecture_validated=_iso(user.prefecture_validated_us),
+        playback_days=user.playback_days,
+        ptz_priority=user.ptz_priority,
+    )
+
+
+def _check(role: str | None, groups: list[str] | None) -> None:
+    if role is not None and role not in ROLES:
+        raise HTTPException(422, f"unknown role {role!r}; roles: {', '.join(sorted(ROLES))}")
+    for group in groups or []:
+        if not re.fullmatch(GROUP, group):
+            raise HTTPException(422, f"invalid camera group {group!r}")
+
+
+async def _user(b: Backends, username: str) -> User:
+    user = await asyncio.to_thread(accounts.by_username, b.engine, username)
+    if user is None:
+        raise HTTPException(404, f"unknown account {username!r}")
+    return user
+
+
+@router.get("", response_model=list[UserOut])
+async def list_users(
+    principal: Principal = Depends(require("users")), b: Backends = Depends(backends)
+) -> list[UserOut]:
+    now = to_us(b.clock.now())
+    return [out(u, now) for u in await asyncio.to_thread(accounts.all_users, b.engine)]
+
+
+@router.post("", response_model=UserOut, status_code=201)
+async def create_user(
+    body: UserIn, principal: Principal = Depends(require("users")), b: Backends = Depends(backends)
+) -> UserOut:
+    _check(body.role, body.camera_groups)
+    try:
+        accounts.check_password_strength(body.password, body.username)
+    except accounts.AccountError as exc:
+        raise HTTPException(exc.status, exc.message) from exc
+    await audit(
+        principal,
+        "users.create",
+        f"user:{body.username}",
+        details={"role": body.role, "camera_groups": body.camera_groups},
+    )
+    habilitation = accounts.Habilitation(
+        granted_by=principal.username,
+        camera_groups=body.camera_groups,
+        expires_us=_us(body.expires),
+        prefecture_ref=body.prefecture_ref,
+        prefecture_validated_us=_us(body.prefecture_validated),
+        playback_days=body.playback_days,
+        ptz_priority=body.ptz_priority,
+    )
+    try:
+        user = await asyncio.to_thread(
+            accounts.create_user,
+            b.engine,
+            b.clock,
+            username=body.username,
+            display_name=body.display_name,
+            role=body.role,
+            password=body.password,
+            habilitation=habilitation,
+        )
+    except accounts.AccountError as exc:
+        raise HTTPException(exc.status, exc.message) from exc
+    return out(user, to_us(b.clock.now()))
+
+
+@router.patch("/{username}", response_model=UserOut)
+async def update_user(
+    username: str, body: UserPatch, principal: Principal = Depends(require("users")), b: Backends = Depends(backends)
+) -> UserOut:
+    _check(body.role, body.camera_groups)
+    user = await _user(b, username)
+    given = body.model_dump(exclude_unset=True)
+    changes: dict[str, object] = {}
+    for name, value in given.items():
+        if name == "expires":
+            changes["expires_us"] = _us(value)
+        elif name == "prefecture_validated":
+            changes["prefecture_validated_us"] = _us(value)
+        else:
+            changes[name] = value
+    if any(k in changes for k in ("role", "camera_groups", "expires_us", "prefecture_validated_us")):
+        # A changed habilitation is granted anew by whoever changed it.
+        changes |= {"granted_by": principal.username, "granted_us": to_us(b.clock.now())}
+    await audit(principal, "users.update", f"user:{username}", details={"changes": sorted(given)})
+    user = await asyncio.to_thread(accounts.update, b.engine, user.id, **changes)
+    if body.active is False or "role" in given or "camera_groups" in given:
+        await asyncio.to_thread(sessions.revoke_user, b.engine, b.clock, user.id)
+    return out(user, to_us(b.clock.now()))
+
+
+@router.post("/{username}/revoke-sessions", status_code=200)
+async def revoke_sessions(
+    username: str, principal: Principal = Depends(require("users")), b: Backends = Depends(backends)
+) -> dict[str, int]:
+    user = await _user(b, username)
+    await audit(principal, "users.revoke_sessions", f"user:{username}")
+    return {"revoked": await asyncio.to_thread(sessions.revoke_user, b.engine, b.clock, user.id)}
+
+
+@router.post("/{username}/reset-totp", status_code=200)
+async def reset_totp(
+    username: str, principal: Principal = Depends(require("users")), b: Backends = Depends(backends)
+) -> dict[str, str]:
+    """The user enrols a new authenticator at their next login (lost phone)."""
+    user = await _user(b, username)
+    await audit(principal, "users.reset_totp", f"user:{username}")
+    await asyncio.to_thread(accounts.update, b.engine, user.id, totp_secret_sealed=None, totp_confirmed=False)
+    await asyncio.to_thread(sessions.revoke_user, b.engine, b.clock, user.id)
+    return {"status": "the user enrols a new TOTP authenticator at next login"}

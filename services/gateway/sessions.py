@@ -1,0 +1,78 @@
+"""Sessions: opaque bearer tokens, short-lived, revocable at once.
+
+The token is 32 random bytes; only its SHA-256 is stored. A session expires after
+session_idle_minutes without use and, in any case, session_max_hours after login. Every request
+checks the row, so revoking a session (or an account, or a partner) takes effect on the next
+request.
+"""
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+
+from sqlalchemy import Engine, update
+from sqlmodel import select
+
+from services.common.clock import Clock, to_us
+from services.common.db import session
+from services.gateway.models import Session
+
+
+@dataclass(frozen=True)
+class Issued:
+    token: str
+    expires_us: int
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def issue(engine: Engine, clock: Clock, user_id: str, ip: str, idle_minutes: int, max_hours: float) -> Issued:
+    token = secrets.token_urlsafe(32)
+    now = to_us(clock.now())
+    row = Session(
+        id=_digest(token),
+        user_id=user_id,
+        created_us=now,
+        last_used_us=now,
+        expires_us=now + int(max_hours * 3_600_000_000),
+        ip=ip,
+    )
+    with session(engine) as s:
+        s.add(row)
+        s.commit()
+    return Issued(token, min(row.expires_us, now + idle_minutes * 60_000_000))
+
+
+def resolve(engine: Engine, clock: Clock, token: str, idle_minutes: int) -> Session | None:
+    """The live session of a token (and mark it used), or None."""
+    now = to_us(clock.now())
+    with session(engine) as s:
+        row = s.get(Session, _digest(token))
+        if row is None or row.revoked_us is not None or row.expires_us <= now:
+            return None
+        if now - row.last_used_us > idle_minutes * 60_000_000:
+            return None
+        row.last_used_us = now
+        s.add(row)
+        s.commit()
+        return row
+
+
+def revoke(engine: Engine, clock: Clock, token: str) -> None:
+    with session(engine) as s:
+        s.exec(update(Session).where(Session.id == _digest(token)).values(revoked_us=to_us(clock.now())))
+        s.commit()
+
+
+def revoke_user(engine: Engine, clock: Clock, user_id: str) -> int:
+    """Revoke every session of an account; returns how many were live."""
+    now = to_us(clock.now())
+    with session(engine) as s:
+        live = list(s.exec(select(Session).where(Session.user_id == user_id, Session.revoked_us.is_(None))))
+        for row in live:
+            row.revoked_us = now
+            s.add(row)
+        s.commit()
+        return len(live)
