@@ -62,7 +62,8 @@ def alembic_config(service: str, engine: Engine) -> Config:
 
 def migrate(service: str, engine: Engine) -> None:
     """Bring the service's tables to the newest revision (idempotent)."""
-    command.upgrade(alembic_config(service, engine), "head")
+    # "heads": a service may carry parallel branches of migrations (written at the same time).
+    command.upgrade(alembic_config(service, engine), "heads")
 
 
 def run_migrations(config: Config) -> None:

@@ -9,6 +9,7 @@ import asyncio
 import signal
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import uvicorn
 from fastapi import APIRouter, FastAPI, Response
@@ -92,9 +93,9 @@ class _Server(uvicorn.Server):
         yield
 
 
-async def serve_http(app: FastAPI, host: str, port: int, stop: asyncio.Event) -> None:
-    """Serve app until stop is set; raises if the port cannot be bound."""
-    config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False, lifespan="off")
+async def serve_http(app: FastAPI, host: str, port: int, stop: asyncio.Event, **options: Any) -> None:
+    """Serve app until stop is set; raises if the port cannot be bound. options: more uvicorn.Config."""
+    config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False, lifespan="off", **options)
     server = _Server(config)
     serving = asyncio.create_task(server.serve())
     stopping = asyncio.create_task(stop.wait())

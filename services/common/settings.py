@@ -122,6 +122,58 @@ class Settings(BaseSettings):
     lockout_minutes: int = Field(15, ge=1, description="How long a locked account stays locked.")
     audit_retention_days: int = Field(1095, ge=365, description="How long the audit trail is kept (3 years).")
     cookie_secure: bool = Field(False, description="Mark the session cookie Secure (set when served over HTTPS).")
+    max_body_bytes: int = Field(1024 * 1024, ge=1024, description="Largest request body the API accepts.")
+    max_upload_bytes: int = Field(
+        20 * 1024 * 1024, ge=1024 * 1024, description="Largest uploaded document (requisition scans, identity copies)."
+    )
+    federation_port: int = Field(
+        0, ge=0, le=65535, description="Port of the mutual-TLS listener for partners (police nationale); 0: off."
+    )
+    federation_cert_file: Path | None = Field(None, description="TLS certificate (PEM) of the federation listener.")
+    federation_key_file: Path | None = Field(None, description="TLS private key (PEM) of the federation listener.")
+    federation_ca_file: Path | None = Field(
+        None, description="CA (PEM) that issues partners' client certificates; others are refused at the handshake."
+    )
+    federation_audience: str = Field(
+        "csu-gateway", min_length=1, description="The `aud` partners' signed user assertions must carry."
+    )
+    federation_max_assertion_s: int = Field(
+        600, ge=30, le=3600, description="Longest lifetime (exp - iat) accepted for a partner's user assertion."
+    )
+
+    # -- operations (gateway): viewing-room register, bollards, alarms, shift journal ----------
+    # A secret: the relay's user and password ride in the URL (the Helm chart mounts it from a Secret).
+    smtp_url: SecretStr = Field(
+        SecretStr(""),
+        description="Mail relay: smtp://host:port (STARTTLS when offered) or smtps://host:port, with "
+        "user:password@ if needed. Empty: no mail (viewing-room declarations stay 'not sent').",
+    )
+    smtp_timeout_s: float = Field(15.0, gt=0, le=120, description="Time allowed for one mail to the relay.")
+    mail_from: str = Field(
+        "", pattern=r"^([^@\s,<>]+@[^@\s,<>]+)?$", description="Sender address of the platform's mail."
+    )
+    prefecture_email: str = Field(
+        "",
+        pattern=r"^([^@\s,<>]+@[^@\s,<>]+(,[^@\s,<>]+@[^@\s,<>]+)*)?$",
+        description="Prefecture address(es), comma-separated, that receive viewing-room declarations.",
+    )
+    visitor_mail_retry_s: float = Field(
+        300.0, ge=1, le=86400, description="How often declarations not yet sent to the prefecture are retried."
+    )
+    bollard_http_timeout_s: float = Field(
+        5.0, gt=0, le=60, description="Time allowed for a bollard's HTTP relay to answer a command."
+    )
+    failed_login_burst_count: int = Field(
+        10, ge=2, le=10000, description="Refused logins within the window that raise a 'failed logins burst' alarm."
+    )
+    failed_login_burst_minutes: int = Field(
+        5, ge=1, le=1440, description="Window (minutes) of the 'failed logins burst' alarm."
+    )
+    shift_changes: str = Field(
+        "06:00,14:00,22:00",
+        pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9](,([01][0-9]|2[0-3]):[0-5][0-9])*$",
+        description="Times (Europe/Paris) at which operator shifts change, for the journal's handover summary.",
+    )
 
     # -- logging -----------------------------------------------------------------------------
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log level.")

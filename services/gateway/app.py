@@ -3,8 +3,9 @@
 from fastapi import FastAPI
 
 from services.common.service import Runtime, health_router
+from services.gateway import limits
 from services.gateway.backends import Backends
-from services.gateway.routes import audit, auth, cameras, live, pages, segments, users
+from services.gateway.routes import audit, auth, cameras, live, pages, partners, segments, users
 
 
 def create_app(runtime: Runtime) -> FastAPI:
@@ -15,8 +16,9 @@ def create_app(runtime: Runtime) -> FastAPI:
         "but login, health and metrics requires a session (POST /api/v1/auth/login).",
     )
     app.state.backends = Backends(runtime.settings)
+    limits.install(app, runtime.settings.max_body_bytes, runtime.settings.max_upload_bytes)
     app.state.runtime = runtime
     app.include_router(health_router(runtime))
-    for module in (auth, users, audit, cameras, segments, live, pages):
+    for module in (auth, users, partners, audit, cameras, segments, live, pages):
         app.include_router(module.router)
     return app

@@ -20,7 +20,7 @@ from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import FetchTimeoutError
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, delete, func, select
 from sqlmodel import Session as DbSession
 
 from services.common import subjects
@@ -33,6 +33,7 @@ from services.gateway.models import AuditCheckpoint, AuditEntry, AuditHead
 log = get_logger(__name__)
 GENESIS = "0" * 64
 CHECKPOINT_EVERY = 100
+PURGE_ACTION = "audit.purge"
 _HASHED = (
     "seq",
     "event_id",
@@ -124,6 +125,25 @@ class Verdict:
     problem: str | None = None
 
 
+def purge_expired(engine: Engine, clock: Clock, retention_days: int) -> tuple[int, int] | None:
+    """Delete entries older than the trail's retention; returns (count, last purged seq) or None.
+
+    Only whole leading runs are removed, so the chain stays verifiable from the first kept entry.
+    The caller records the purge in the trail itself.
+    """
+    before_us = to_us(clock.now()) - retention_days * 86_400_000_000
+    with DbSession(engine) as s, s.begin():
+        last = s.execute(
+            select(AuditEntry.seq).where(AuditEntry.time_us < before_us).order_by(AuditEntry.seq.desc()).limit(1)
+        ).scalar()
+        if last is None:
+            return None
+        count = s.execute(select(func.count()).select_from(AuditEntry).where(AuditEntry.seq <= last)).scalar_one()
+        s.execute(delete(AuditEntry).where(AuditEntry.seq <= last))
+        s.execute(delete(AuditCheckpoint).where(AuditCheckpoint.seq < last))
+        return count, last
+
+
 def verify_chain(engine: Engine, trusted_public_key: str | None = None, batch: int = 5000) -> Verdict:
     with DbSession(engine) as s:
         checkpoints = {c.seq: c for c in s.execute(select(AuditCheckpoint)).scalars()}
@@ -144,6 +164,14 @@ def verify_chain(engine: Engine, trusted_public_key: str | None = None, batch: i
                 if prev is None:
                     prev = entry.prev_hash  # the first kept entry anchors the walk (older ones expired)
                     expected_seq = entry.seq
+                    if entry.seq > 1 and not _purge_recorded(s, entry.seq - 1):
+                        # Entries before it may only be gone through a recorded retention purge.
+                        return Verdict(
+                            False,
+                            count,
+                            entry.seq - 1,
+                            f"entries up to {entry.seq - 1} are missing and no purge of them is recorded",
+                        )
                 if entry.seq != expected_seq:
                     return Verdict(False, count, expected_seq, f"entry {expected_seq} is missing")
                 if entry.prev_hash != prev or entry_hash(prev, entry) != entry.entry_hash:
@@ -163,6 +191,11 @@ def verify_chain(engine: Engine, trusted_public_key: str | None = None, batch: i
         if head is not None and count and head.seq != expected_seq - 1:
             return Verdict(False, count, head.seq, "the chain head points past the last entry")
         return Verdict(True, count)
+
+
+def _purge_recorded(s: DbSession, through_seq: int) -> bool:
+    purges = s.execute(select(AuditEntry.details_json).where(AuditEntry.action == PURGE_ACTION)).scalars()
+    return any(json.loads(details).get("through_seq") == through_seq for details in purges)
 
 
 class AuditWriter:

@@ -22,6 +22,7 @@ from services.common import audit as audit_events
 from services.common.clock import from_us, to_us
 from services.gateway import accounts, sessions
 from services.gateway.backends import Backends
+from services.gateway.federation import partners
 from services.gateway.roles import ACTIONS, CAMERA_ACTIONS, PTZ_PRIORITY, ROLE_ACTIONS, VIDEO_ACTIONS
 
 COOKIE = "csu_session"
@@ -41,6 +42,8 @@ class Principal:
     playback_days: int | None
     ptz_priority: int
     partner: str | None = None
+    # Federated users: what the city grants their partner (None: the role's actions).
+    allowed_actions: frozenset[str] | None = None
     token: str = field(default="", repr=False)
     _backends: Backends | None = field(default=None, repr=False, compare=False)
 
@@ -51,6 +54,8 @@ class Principal:
         """Why the action is refused, or None when it is allowed."""
         if action not in ROLE_ACTIONS.get(self.role, frozenset()):
             return f"the {self.role} role does not allow {action}"
+        if self.allowed_actions is not None and action not in self.allowed_actions:
+            return f"the agreement with partner {self.partner} does not allow {action}"
         if action in VIDEO_ACTIONS and self.habilitation_problem:
             return self.habilitation_problem
         if action in CAMERA_ACTIONS and ALL_GROUPS not in self.camera_groups:
@@ -79,18 +84,99 @@ def _habilitation_problem(user: Any, now_us: int) -> str | None:
 
 
 async def authenticate(connection: HTTPConnection) -> Principal:
-    """The caller's principal, or HTTP 401."""
+    """The caller's principal, or HTTP 401.
+
+    On the federation listener (mutual TLS) only partners' signed user assertions are accepted; on
+    the main listener only sessions.
+    """
     b: Backends = connection.app.state.backends
+    tls = (connection.scope.get("extensions") or {}).get("tls")
+    if tls is not None:
+        return await _federated(b, connection, tls)
     token = _token(connection)
     if not token:
         raise HTTPException(401, "authentication required: log in first", headers={"WWW-Authenticate": "Bearer"})
     row = await asyncio.to_thread(sessions.resolve, b.engine, b.clock, token, b.settings.session_idle_minutes)
     user = await asyncio.to_thread(accounts.get, b.engine, row.user_id) if row else None
     if row is None or user is None or not user.active:
+        # A token was presented and is not valid (expired, revoked, forged): worth a line for auditors.
+        try:
+            await record(
+                b,
+                actor=user.username if user else "(unknown token)",
+                role=user.role if user else "",
+                origin_ip=_ip(connection),
+                action="auth.refused",
+                target=connection.url.path,
+                outcome="refused",
+                details={"reason": "expired, revoked or unknown session"},
+            )
+        except HTTPException:
+            pass
         raise HTTPException(
             401, "your session has expired or was revoked: log in again", headers={"WWW-Authenticate": "Bearer"}
         )
     return principal_for(b, user, _ip(connection), token)
+
+
+async def _federated(b: Backends, connection: HTTPConnection, tls: dict[str, Any]) -> Principal:
+    chain = tls.get("client_cert_chain") or []
+    partner = await asyncio.to_thread(partners.by_certificate, b.engine, chain[0]) if chain else None
+    ip = _ip(connection)
+
+    async def refuse(reason: str, actor: str) -> HTTPException:
+        try:
+            await record(
+                b,
+                actor=actor,
+                role="police_nationale",
+                origin_ip=ip,
+                partner=partner.id if partner else "",
+                action="federation.refused",
+                target=connection.url.path,
+                outcome="refused",
+                details={"reason": reason},
+            )
+        except HTTPException:
+            pass
+        return HTTPException(401, reason, headers={"WWW-Authenticate": "Bearer"})
+
+    if partner is None:
+        raise await refuse("this client certificate belongs to no registered partner", "unknown-partner")
+    if not partner.active:
+        raise await refuse(f"partner {partner.id} has been revoked", f"{partner.id}:?")
+    token = _token(connection)
+    if not token:
+        raise await refuse("a signed user assertion is required (Authorization: Bearer <JWT>)", f"{partner.id}:?")
+    try:
+        assertion = partners.verify_assertion(
+            partner, token, b.settings.federation_audience, b.settings.federation_max_assertion_s, b.clock
+        )
+    except partners.FederationError as exc:
+        raise await refuse(exc.message, f"{partner.id}:?") from exc
+    now = to_us(b.clock.now())
+    problem = None
+    if not assertion.habilitation_ref or assertion.habilitation_expires_us is None:
+        problem = "the user assertion carries no habilitation (hab_ref, hab_exp): no access to video"
+    elif assertion.habilitation_expires_us <= now:
+        problem = (
+            f"your habilitation expired on {from_us(assertion.habilitation_expires_us):%Y-%m-%d}: no access to video"
+        )
+    return Principal(
+        user_id=f"{partner.id}:{assertion.subject}",
+        username=assertion.subject,
+        display_name=assertion.name,
+        role="police_nationale",
+        ip=ip,
+        camera_groups=frozenset(partner.camera_groups),
+        habilitation_problem=problem,
+        playback_days=None,
+        ptz_priority=partner.ptz_priority,
+        partner=partner.id,
+        allowed_actions=frozenset(partner.actions) & ROLE_ACTIONS["police_nationale"],
+        token=token,
+        _backends=b,
+    )
 
 
 def principal_for(b: Backends, user: Any, ip: str, token: str) -> Principal:

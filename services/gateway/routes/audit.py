@@ -105,7 +105,7 @@ async def search(
     action: str | None = Query(None, max_length=64, description='an action or its prefix, e.g. "ptz"'),
     start: str | None = Query(None, description="ISO 8601 with zone"),
     end: str | None = Query(None, description="ISO 8601 with zone"),
-    after: int = Query(0, ge=0, description="continue after this sequence number"),
+    after: int = Query(0, ge=0, le=2**62, description="continue after this sequence number"),
     limit: int = Query(200, ge=1, le=1000),
     principal: Principal = Depends(require("audit")),
     b: Backends = Depends(backends),

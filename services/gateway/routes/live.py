@@ -29,6 +29,8 @@ VIEWERS = Gauge("csu_gateway_live_viewers", "Open live-view WebSockets")
 PAGE = (Path(__file__).resolve().parent.parent / "static" / "live.html").read_text()
 # A viewer this far behind (bytes not yet sent) is cut off; its player reconnects at the present.
 MAX_BACKLOG_BYTES = 16 * 1024 * 1024
+# How often an open live view re-checks that its viewer may still watch.
+REVALIDATE_S = 5.0
 
 
 @router.get("/cameras/{camera_id}/live", response_class=HTMLResponse)
@@ -105,7 +107,23 @@ async def live_stream(websocket: WebSocket, camera_id: str, b: Backends = Depend
         while True:
             await websocket.receive_text()  # the page sends nothing; this notices it leave
 
-    tasks = [asyncio.create_task(send()), asyncio.create_task(receive()), asyncio.create_task(lagging.wait())]
+    async def still_allowed() -> None:
+        # A revoked session or partner, or an expired assertion, ends an open live view too.
+        while True:
+            await asyncio.sleep(REVALIDATE_S)
+            try:
+                await authorize(websocket, "live", camera_id)
+            except HTTPException as exc:
+                revoked["reason"] = str(exc.detail)[:120]
+                return
+
+    revoked: dict[str, str] = {}
+    tasks = [
+        asyncio.create_task(send()),
+        asyncio.create_task(receive()),
+        asyncio.create_task(lagging.wait()),
+        asyncio.create_task(still_allowed()),
+    ]
     try:
         await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     except WebSocketDisconnect:
@@ -122,5 +140,7 @@ async def live_stream(websocket: WebSocket, camera_id: str, b: Backends = Depend
             await audit(principal, "live.end", f"camera:{camera_id}")
         except HTTPException:
             log.error("live session end could not be audited", camera=camera_id, user=principal.username)
-        if lagging.is_set():
+        if revoked:
+            await websocket.close(code=4401, reason=revoked["reason"])
+        elif lagging.is_set():
             await websocket.close(code=1013, reason="viewer too slow")

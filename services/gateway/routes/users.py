@@ -160,6 +160,10 @@ async def update_user(
     _check(body.role, body.camera_groups)
     user = await _user(b, username)
     given = body.model_dump(exclude_unset=True)
+    # null clears an optional fact (expiry, validation, limits); these facts cannot be cleared.
+    cleared = sorted(name for name in ("display_name", "role", "active", "camera_groups") if given.get(name, 0) is None)
+    if cleared:
+        raise HTTPException(422, f"{', '.join(cleared)} cannot be null")
     changes: dict[str, object] = {}
     for name, value in given.items():
         if name == "expires":
@@ -171,6 +175,17 @@ async def update_user(
     if any(k in changes for k in ("role", "camera_groups", "expires_us", "prefecture_validated_us")):
         # A changed habilitation is granted anew by whoever changed it.
         changes |= {"granted_by": principal.username, "granted_us": to_us(b.clock.now())}
+    stops_being_admin = (
+        user.role == "admin" and user.active and (given.get("active") is False or given.get("role", "admin") != "admin")
+    )
+    if stops_being_admin:
+        others = [
+            u
+            for u in await asyncio.to_thread(accounts.all_users, b.engine)
+            if u.role == "admin" and u.active and u.id != user.id
+        ]
+        if not others:
+            raise HTTPException(409, "the last active admin cannot be deactivated or given another role")
     await audit(principal, "users.update", f"user:{username}", details={"changes": sorted(given)})
     user = await asyncio.to_thread(accounts.update, b.engine, user.id, **changes)
     if body.active is False or "role" in given or "camera_groups" in given:

@@ -1,0 +1,105 @@
+"""Federation partners (admin): who may come in through the mutual-TLS port, and with what rights."""
+
+import asyncio
+
+from fastapi import APIRouter, Depends, HTTPException
+from pydantic import BaseModel, ConfigDict, Field
+
+from services.common.clock import from_us
+from services.gateway.backends import Backends, backends
+from services.gateway.federation import partners
+from services.gateway.federation.models import Partner
+from services.gateway.security import Principal, audit, require
+
+router = APIRouter(prefix="/api/v1/partners", tags=["federation"])
+
+
+class PartnerIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{1,63}$")
+    name: str = Field(min_length=1, max_length=128)
+    client_certificate: str = Field(min_length=1, max_length=20_000, description="PEM, issued by the federation CA")
+    assertion_public_key: str = Field(min_length=1, max_length=5_000, description="PEM, Ed25519 or P-256")
+    camera_groups: list[str] = Field(max_length=100)
+    actions: list[str] = Field(max_length=3, description='subset of "live", "ptz", "export"')
+    ptz_priority: int = Field(60, ge=0, le=100)
+
+
+class PartnerOut(BaseModel):
+    id: str
+    name: str
+    cert_sha256: str
+    cert_subject: str
+    cert_expires: str
+    camera_groups: list[str]
+    actions: list[str]
+    ptz_priority: int
+    active: bool
+    revoked: str | None
+
+
+def _iso(us: int | None) -> str | None:
+    return from_us(us).isoformat().replace("+00:00", "Z") if us is not None else None
+
+
+def out(p: Partner) -> PartnerOut:
+    return PartnerOut(
+        id=p.id,
+        name=p.name,
+        cert_sha256=p.cert_sha256,
+        cert_subject=p.cert_subject,
+        cert_expires=_iso(p.cert_expires_us) or "",
+        camera_groups=list(p.camera_groups),
+        actions=list(p.actions),
+        ptz_priority=p.ptz_priority,
+        active=p.active,
+        revoked=_iso(p.revoked_us),
+    )
+
+
+@router.get("", response_model=list[PartnerOut])
+async def list_partners(
+    principal: Principal = Depends(require("users")), b: Backends = Depends(backends)
+) -> list[PartnerOut]:
+    return [out(p) for p in await asyncio.to_thread(partners.all_partners, b.engine)]
+
+
+@router.post("", response_model=PartnerOut, status_code=201)
+async def register(
+    body: PartnerIn, principal: Principal = Depends(require("users")), b: Backends = Depends(backends)
+) -> PartnerOut:
+    await audit(
+        principal,
+        "partners.register",
+        f"partner:{body.id}",
+        details={"camera_groups": body.camera_groups, "actions": body.actions, "ptz_priority": body.ptz_priority},
+    )
+    try:
+        partner = await asyncio.to_thread(
+            partners.register,
+            b.engine,
+            b.clock,
+            partner_id=body.id,
+            name=body.name,
+            cert_pem=body.client_certificate,
+            key_pem=body.assertion_public_key,
+            camera_groups=body.camera_groups,
+            actions=body.actions,
+            ptz_priority=body.ptz_priority,
+            created_by=principal.username,
+        )
+    except partners.FederationError as exc:
+        raise HTTPException(exc.status, exc.message) from exc
+    return out(partner)
+
+
+@router.post("/{partner_id}/revoke", response_model=PartnerOut)
+async def revoke(
+    partner_id: str, principal: Principal = Depends(require("users")), b: Backends = Depends(backends)
+) -> PartnerOut:
+    """Cuts every session of the partner at once: its next request and open live views are refused."""
+    await audit(principal, "partners.revoke", f"partner:{partner_id}")
+    try:
+        return out(await asyncio.to_thread(partners.revoke, b.engine, b.clock, partner_id))
+    except partners.FederationError as exc:
+        raise HTTPException(exc.status, exc.message) from exc

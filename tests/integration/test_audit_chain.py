@@ -1,0 +1,92 @@
+"""The audit chain on the real database: append, checkpoints, retention purges, tampering."""
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import text
+
+from services.common import db
+from services.common.clock import ManualClock, to_us
+from services.common.pb.csu.v1.audit_pb2 import AuditEvent
+from services.common.settings import Settings
+from services.common.signing import Signer
+from services.gateway import audit_log
+
+START = datetime(2023, 1, 1, tzinfo=UTC)
+
+
+@pytest.fixture
+def engine(database_url: str):  # type: ignore[no-untyped-def]
+    engine = db.make_engine(Settings(database_url=database_url))  # type: ignore[call-arg]
+    db.migrate("gateway", engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def signer(tmp_path) -> Signer:  # type: ignore[no-untyped-def]
+    Signer.generate(tmp_path / "key.pem")
+    return Signer.from_file(tmp_path / "key.pem")
+
+
+def event(n: int, clock: ManualClock, action: str = "live.start", **details: object) -> AuditEvent:
+    return AuditEvent(
+        id=f"{n:032x}",
+        time_us=to_us(clock.now()),
+        actor=f"user{n % 3}",
+        role="operator",
+        action=action,
+        target="camera:cam-1",
+        outcome="ok",
+        details_json=json.dumps(details),
+    )
+
+
+def test_chain_checkpoints_and_redelivery(engine, signer: Signer) -> None:  # type: ignore[no-untyped-def]
+    clock = ManualClock(START)
+    events = [event(n, clock) for n in range(1, 251)]
+    assert audit_log.append(engine, events[:150], signer, clock) == 150
+    assert audit_log.append(engine, events[100:], signer, clock) == 100  # 50 redelivered: recorded once
+    verdict = audit_log.verify_chain(engine, signer.public_pem())
+    assert verdict.ok and verdict.entries == 250
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM gateway_audit_checkpoints")).scalar() == 2  # at 100 and 200
+    # A checkpoint signed by another key is refused when the deployment's key is trusted.
+    assert audit_log.checkpoint_now(engine, signer, clock) is not None
+    other = Signer.from_file(_other_key(signer))
+    assert not audit_log.verify_chain(engine, other.public_pem()).ok
+
+
+def _other_key(signer: Signer):  # type: ignore[no-untyped-def]
+    import tempfile
+    from pathlib import Path
+
+    path = Path(tempfile.mkdtemp()) / "other.pem"
+    Signer.generate(path)
+    return path
+
+
+def test_retention_purge_is_recorded_and_unrecorded_deletions_show(engine, signer: Signer) -> None:  # type: ignore[no-untyped-def]
+    clock = ManualClock(START)
+    for n in range(1, 41):
+        audit_log.append(engine, [event(n, clock)], signer, clock)
+        clock.advance(timedelta(days=30))  # 40 entries over more than three years
+    purged = audit_log.purge_expired(engine, clock, retention_days=1095)
+    assert purged is not None
+    count, through = purged
+    assert count == through and 0 < count < 40
+    # Without the purge's own record, the missing head is tampering.
+    verdict = audit_log.verify_chain(engine, signer.public_pem())
+    assert not verdict.ok and "no purge of them is recorded" in verdict.problem
+    audit_log.append(engine, [event(1000, clock, action=audit_log.PURGE_ACTION, through_seq=through)], signer, clock)
+    verdict = audit_log.verify_chain(engine, signer.public_pem())
+    assert verdict.ok, verdict
+    with engine.connect() as conn:
+        oldest = conn.execute(text("SELECT min(time_us) FROM gateway_audit")).scalar()
+    assert oldest >= to_us(clock.now() - timedelta(days=1095))
+    # Deleting a kept entry, or rewriting one, is found.
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM gateway_audit WHERE seq = :s"), {"s": through + 3})
+    verdict = audit_log.verify_chain(engine, signer.public_pem())
+    assert not verdict.ok and verdict.first_bad_seq == through + 3
