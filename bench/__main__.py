@@ -12,9 +12,9 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import pipeline
+from bench import archive, pipeline
 
-BENCHMARKS = [pipeline]
+BENCHMARKS = [pipeline, archive]
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
 
 

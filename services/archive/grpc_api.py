@@ -1,16 +1,38 @@
-"""ArchiveService over gRPC: the only way other services reach recordings."""
+"""ArchiveService over gRPC: the only way other services reach recordings.
+
+Every read path (listing, segment bytes, timeline, clips, extraction) goes through the camera's
+retention: what started before the retention limit is neither listed, nor fetched, nor played,
+even in the minute before the sweeper deletes it. Ranges are validated by `ranges.check_range`
+against the archive's Clock; a refused range is INVALID_ARGUMENT with the reason.
+"""
 
 import asyncio
-from collections.abc import AsyncIterator
+import hashlib
+import shutil
+import tempfile
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import BinaryIO, Protocol
 
 import grpc
 from sqlalchemy import Engine
 
 from services.archive import index
-from services.archive.models import Segment
-from services.common.objectstore import ObjectNotFound, ObjectStore, StoreUnavailable
+from services.archive.clips import ClipSource, HeldFile, NothingRecorded, build_clip, snapshot
+from services.archive.models import DeletionProof, Segment
+from services.archive.ranges import CheckedRange, RangeError, check_range
+from services.archive.retention import RetentionPolicy
+from services.archive.segmenter import ClosedSegment, OpenSegmentInfo
+from services.archive.timeline import KnownGap
+from services.archive.timeline import build as build_timeline
+from services.archive.verify import verify_chain
+from services.common.clock import Clock, SystemClock, from_us, to_us
+from services.common.log import get_logger
+from services.common.objectstore import InvalidKey, ObjectNotFound, ObjectStore, StoreUnavailable, check_key
 from services.common.pb.csu.v1 import archive_pb2, archive_pb2_grpc
+from services.common.subjects import STREAMS, check_camera_id
 
+log = get_logger(__name__)
 CHUNK = 512 * 1024
 
 
@@ -26,30 +48,95 @@ def to_message(row: Segment) -> archive_pb2.Segment:
         sha256=row.sha256,
         frames=row.frames,
         mask_version=row.mask_version,
+        prev_sha256=row.prev_sha256,
+        fully_masked=row.fully_masked,
     )
 
 
+class LiveSegments(Protocol):
+    """What the recording side has that the index does not yet: spooled and open segments."""
+
+    def spooled(self, camera_id: str, stream: str) -> list[ClosedSegment]: ...
+
+    def open_segment(self, camera_id: str, stream: str) -> OpenSegmentInfo | None: ...
+
+    @property
+    def spool_dir(self) -> Path: ...
+
+    def pending_keys(self) -> set[str]: ...
+
+
 class ArchiveApi(archive_pb2_grpc.ArchiveServiceServicer):
-    def __init__(self, engine: Engine, store: ObjectStore) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        store: ObjectStore,
+        *,
+        clock: Clock | None = None,
+        retention: RetentionPolicy | None = None,
+        max_query_range_hours: float = 24.0,
+        work_dir: Path | None = None,
+        live: LiveSegments | None = None,
+        store_for: Callable[[str], ObjectStore] | None = None,
+    ) -> None:
         self._engine = engine
         self._store = store
+        self._clock: Clock = clock or SystemClock()
+        self._retention = retention or RetentionPolicy(15)
+        self._max_hours = max_query_range_hours
+        self._work_dir = work_dir or Path(tempfile.gettempdir())
+        self._live = live
+        self._store_for = store_for
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def _now_us(self) -> int:
+        return to_us(self._clock.now())
+
+    def _cutoff_us(self, camera_id: str) -> int:
+        return self._retention.cutoff_us(camera_id, self._now_us())
+
+    async def _range(self, context, camera_id: str, start_us: int, end_us: int, strict: bool) -> CheckedRange:  # type: ignore[no-untyped-def]
+        try:
+            check_camera_id(camera_id)
+            return check_range(
+                start_us,
+                end_us,
+                self._now_us(),
+                self._cutoff_us(camera_id),
+                self._retention.days_for(camera_id),
+                self._max_hours,
+                strict,
+            )
+        except (RangeError, ValueError) as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+            raise  # abort raises; this line is for type checkers
+
+    async def _stream(self, context, stream: str) -> str:  # type: ignore[no-untyped-def]
+        stream = stream or "main"
+        if stream not in STREAMS:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"unknown stream {stream!r}: use main or sub")
+        return stream
+
+    async def _rows(self, camera_id: str, stream: str, start_us: int, end_us: int) -> list[Segment]:
+        rows = await asyncio.to_thread(index.overlapping, self._engine, camera_id, stream, start_us, end_us)
+        cutoff = self._cutoff_us(camera_id)
+        return [r for r in rows if r.start_us >= cutoff]
+
+    # -- segments ------------------------------------------------------------------------------
 
     async def ListSegments(self, request, context):  # type: ignore[no-untyped-def]
-        if request.start_us >= request.end_us:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "start must be before end")
-        rows = await asyncio.to_thread(
-            index.overlapping,
-            self._engine,
-            request.camera_id,
-            request.stream or "main",
-            request.start_us,
-            request.end_us,
-        )
+        stream = await self._stream(context, request.stream)
+        checked = await self._range(context, request.camera_id, request.start_us, request.end_us, strict=False)
+        rows = await self._rows(request.camera_id, stream, checked.start_us, checked.end_us)
         return archive_pb2.ListSegmentsResponse(segments=[to_message(r) for r in rows])
 
     async def _row(self, segment_id: str, context) -> Segment:  # type: ignore[no-untyped-def]
         row = await asyncio.to_thread(index.get, self._engine, segment_id)
         if row is None:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"unknown segment {segment_id!r}")
+        if row.start_us < self._cutoff_us(row.camera_id):
+            # Past retention: as good as deleted (the sweeper is about to), for every reader.
             await context.abort(grpc.StatusCode.NOT_FOUND, f"unknown segment {segment_id!r}")
         return row
 
@@ -73,3 +160,270 @@ class ArchiveApi(archive_pb2_grpc.ArchiveServiceServicer):
             if chunk is done:
                 return
             yield archive_pb2.Chunk(data=chunk)
+
+    # -- timeline ------------------------------------------------------------------------------
+
+    async def GetTimeline(self, request, context):  # type: ignore[no-untyped-def]
+        stream = await self._stream(context, request.stream)
+        checked = await self._range(context, request.camera_id, request.start_us, request.end_us, strict=False)
+        cam, start, end = request.camera_id, checked.start_us, checked.end_us
+        stored = await asyncio.to_thread(index.spans, self._engine, cam, stream, start, end)
+        cutoff = self._cutoff_us(cam)
+        stored = [(a, b) for a, b in stored if a >= cutoff]
+        gap_rows = await asyncio.to_thread(index.gaps, self._engine, cam, stream, start, end)
+        spooled: list[tuple[int, int]] = []
+        if self._live is not None:
+            spooled = [(s.start_us, s.end_us) for s in self._live.spooled(cam, stream)]
+            current = self._live.open_segment(cam, stream)
+            if current is not None and current.last_us > current.start_us:
+                spooled.append((current.start_us, current.last_us))
+        timeline = build_timeline(
+            start, end, stored, spooled, [KnownGap(g.start_us, g.end_us, g.reason, g.detail) for g in gap_rows]
+        )
+        return archive_pb2.Timeline(
+            camera_id=cam,
+            start_us=start,
+            end_us=end,
+            covered=[
+                archive_pb2.Interval(start_us=c.start_us, end_us=c.end_us, recording=c.in_spool)
+                for c in timeline.covered
+            ],
+            gaps=[
+                archive_pb2.Gap(start_us=g.start_us, end_us=g.end_us, reason=g.reason, detail=g.detail)
+                for g in timeline.gaps
+            ],
+        )
+
+    # -- clips ---------------------------------------------------------------------------------
+
+    def _download(self, row: Segment, folder: Path) -> Callable[[], BinaryIO]:
+        """An opener that fetches the segment from the store once, into the clip's folder."""
+
+        def opener() -> BinaryIO:
+            path = folder / f"{row.id}.mp4"
+            if not path.exists():
+                with path.open("wb") as f:
+                    for chunk in self._store.iter_chunks(row.object_key):
+                        f.write(chunk)
+            return path.open("rb")
+
+        return opener
+
+    def _sources(
+        self, rows: list[Segment], camera_id: str, stream: str, folder: Path, held: list[HeldFile]
+    ) -> list[ClipSource]:
+        sources: dict[str, ClipSource] = {}
+        if self._live is not None:
+            # Spool first: a segment stored meanwhile is read from the copy already opened.
+            for seg in self._live.spooled(camera_id, stream):
+                try:
+                    handle = HeldFile(seg.media_path(self._live.spool_dir))
+                except FileNotFoundError:
+                    continue  # stored and removed since: the index has it
+                held.append(handle)
+                sources[seg.id] = ClipSource(seg.id, seg.start_us, handle.open)
+            current = self._live.open_segment(camera_id, stream)
+            if current is not None:
+                try:
+                    sources[current.id] = ClipSource(current.id, current.start_us, snapshot(current.path), growing=True)
+                except FileNotFoundError:
+                    pass
+        for row in rows:
+            sources.setdefault(row.id, ClipSource(row.id, row.start_us, self._download(row, folder)))
+        return list(sources.values())
+
+    async def OpenClip(self, request, context) -> AsyncIterator[archive_pb2.ClipChunk]:  # type: ignore[no-untyped-def]
+        stream = await self._stream(context, request.stream)
+        checked = await self._range(context, request.camera_id, request.start_us, request.end_us, strict=True)
+        cam = request.camera_id
+        rows = await self._rows(cam, stream, checked.start_us, checked.end_us)
+        self._work_dir.mkdir(parents=True, exist_ok=True)
+        folder = Path(tempfile.mkdtemp(prefix="clip-", dir=self._work_dir))
+        held: list[HeldFile] = []
+        try:
+            cutoff = self._cutoff_us(cam)
+            sources = [
+                s
+                for s in self._sources(rows, cam, stream, folder, held)
+                if s.start_us >= cutoff and s.start_us < checked.end_us
+            ]
+            name = self._retention.name_for(cam)
+            out = folder / "clip.mp4"
+            try:
+                result = await asyncio.to_thread(build_clip, sources, checked.start_us, checked.end_us, cam, name, out)
+            except NothingRecorded as exc:
+                await context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
+            except ObjectNotFound as exc:
+                await context.abort(grpc.StatusCode.NOT_FOUND, f"a segment of the range has no object: {exc}")
+            except StoreUnavailable as exc:
+                await context.abort(grpc.StatusCode.UNAVAILABLE, f"object store unavailable: {exc}")
+            log.info(
+                "clip built",
+                camera=cam,
+                actor=request.actor,
+                start=from_us(result.start_us).isoformat(),
+                end=from_us(result.end_us).isoformat(),
+                frames=result.frames,
+                bytes=result.size,
+            )
+            filename = f"{cam}_{from_us(result.start_us):%Y%m%dT%H%M%SZ}_{from_us(result.end_us):%Y%m%dT%H%M%SZ}.mp4"
+            yield archive_pb2.ClipChunk(
+                info=archive_pb2.ClipInfo(
+                    size=result.size,
+                    content_type="video/mp4",
+                    filename=filename,
+                    start_us=result.start_us,
+                    end_us=result.end_us,
+                    frames=result.frames,
+                    segments=result.segments,
+                    camera_name=name,
+                )
+            )
+            with out.open("rb") as f:
+                while chunk := await asyncio.to_thread(f.read, CHUNK):
+                    yield archive_pb2.ClipChunk(data=chunk)
+        finally:
+            for handle in held:
+                handle.close()
+            shutil.rmtree(folder, ignore_errors=True)
+
+    # -- extraction ----------------------------------------------------------------------------
+
+    async def ExtractRange(self, request, context):  # type: ignore[no-untyped-def]
+        stream = await self._stream(context, request.stream)
+        checked = await self._range(context, request.camera_id, request.start_us, request.end_us, strict=True)
+        if self._store_for is None:
+            await context.abort(grpc.StatusCode.UNIMPLEMENTED, "extraction is not configured")
+        if not request.target_bucket or request.target_bucket == self._store.bucket:
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT, "the target bucket must be another bucket than the recordings'"
+            )
+        prefix = request.target_prefix.strip("/")
+        try:
+            target = self._store_for(request.target_bucket)
+            if prefix:
+                check_key(prefix)
+        except (InvalidKey, ValueError) as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        rows = await self._rows(request.camera_id, stream, checked.start_us, checked.end_us)
+        if not rows:
+            await context.abort(grpc.StatusCode.NOT_FOUND, "nothing was recorded in the range")
+        try:
+            copied = await asyncio.to_thread(self._copy_all, rows, target, prefix)
+        except _Altered as exc:
+            await context.abort(grpc.StatusCode.DATA_LOSS, str(exc))
+        except ObjectNotFound as exc:
+            await context.abort(grpc.StatusCode.DATA_LOSS, f"a segment of the range has no object: {exc}")
+        except StoreUnavailable as exc:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, f"object store unavailable: {exc}")
+        log.info(
+            "range extracted",
+            camera=request.camera_id,
+            actor=request.actor,
+            bucket=request.target_bucket,
+            prefix=prefix,
+            segments=len(copied),
+        )
+        return archive_pb2.ExtractRangeResponse(
+            segments=[archive_pb2.ExtractedSegment(segment=to_message(r), target_key=k) for r, k in copied]
+        )
+
+    def _copy_all(self, rows: list[Segment], target: ObjectStore, prefix: str) -> list[tuple[Segment, str]]:
+        target.ensure_bucket()
+        copied = []
+        self._work_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=self._work_dir) as tmp:
+            for row in rows:
+                path = Path(tmp) / f"{row.id}.mp4"
+                digest = hashlib.sha256()
+                with path.open("wb") as f:
+                    for chunk in self._store.iter_chunks(row.object_key):
+                        digest.update(chunk)
+                        f.write(chunk)
+                # What leaves must be what was recorded: the bytes must match the chain.
+                if digest.hexdigest() != row.sha256:
+                    raise _Altered(f"segment {row.id} does not match its recorded SHA-256: not extracted")
+                key = f"{prefix}/{row.object_key}" if prefix else row.object_key
+                meta = {
+                    "segment-id": row.id,
+                    "camera-id": row.camera_id,
+                    "start-us": str(row.start_us),
+                    "end-us": str(row.end_us),
+                    "sha256": row.sha256,
+                    "prev-sha256": row.prev_sha256,
+                    "mask-version": row.mask_version,
+                    "source-bucket": self._store.bucket,
+                }
+                target.put_file(key, path, meta, "video/mp4")
+                path.unlink()
+                copied.append((row, key))
+        return copied
+
+    # -- integrity -----------------------------------------------------------------------------
+
+    async def Verify(self, request, context):  # type: ignore[no-untyped-def]
+        stream = await self._stream(context, request.stream)
+        try:
+            check_camera_id(request.camera_id)
+        except ValueError as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        start = request.start_us or None
+        end = request.end_us or None
+        if start is not None and end is not None and start >= end:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "start must be before end")
+        pending = self._live.pending_keys() if self._live is not None else set()
+        try:
+            report = await asyncio.to_thread(
+                verify_chain, self._engine, self._store, request.camera_id, stream, start, end, pending
+            )
+        except StoreUnavailable as exc:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, f"object store unavailable: {exc}")
+        log.info("chain verified", camera=request.camera_id, actor=request.actor, problems=len(report.problems))
+        return archive_pb2.VerifyReport(
+            camera_id=request.camera_id,
+            ok=report.ok,
+            segments_checked=report.segments_checked,
+            objects_checked=report.objects_checked,
+            problems=[
+                archive_pb2.VerifyProblem(
+                    kind=p.kind,
+                    segment_id=p.segment_id,
+                    object_key=p.object_key,
+                    expected_sha256=p.expected_sha256,
+                    actual_sha256=p.actual_sha256,
+                    detail=p.detail,
+                )
+                for p in report.problems
+            ],
+        )
+
+    async def ListDeletionProofs(self, request, context):  # type: ignore[no-untyped-def]
+        if request.camera_id:
+            try:
+                check_camera_id(request.camera_id)
+            except ValueError as exc:
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        if request.end_us and request.start_us >= request.end_us:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "start must be before end")
+        rows = await asyncio.to_thread(index.proofs, self._engine, request.camera_id, request.start_us, request.end_us)
+        return archive_pb2.DeletionProofsResponse(proofs=[proof_message(p) for p in rows])
+
+
+def proof_message(p: DeletionProof) -> archive_pb2.DeletionProof:
+    return archive_pb2.DeletionProof(
+        camera_id=p.camera_id,
+        stream=p.stream,
+        hour_start_us=p.hour_start_us,
+        count=p.count,
+        bytes=p.bytes,
+        first_us=p.first_us,
+        last_us=p.last_us,
+        sha256s=p.sha256s.split(),
+        digest=p.digest,
+        swept_us=p.swept_us,
+        retention_days=p.retention_days,
+    )
+
+
+class _Altered(RuntimeError):
+    pass

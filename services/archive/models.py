@@ -1,4 +1,4 @@
-"""The recordings index: one row per stored segment.
+"""The recordings index: one row per stored segment, plus gaps and deletion proofs.
 
 Times are integers, microseconds since the Unix epoch in UTC (`*_us`), like the frame envelope:
 no time zone can be lost on the way through SQLite or PostgreSQL, comparisons are exact, and a
@@ -6,10 +6,15 @@ camera-day is a simple range scan on (camera_id, stream, start_us).
 
 A segment covers [start_us, end_us): from its first frame's capture time to just after its last
 frame. Consecutive segments of one camera touch when recording was continuous; a hole between
-them is a gap (the camera was offline, or nothing was recorded).
+them is a gap (the camera was offline, or nothing was recorded). When the archive knows why
+nothing was recorded, it writes an `archive_gaps` row; the timeline shows the reason.
+
+Every segment carries the SHA-256 of its bytes and the SHA-256 of the camera's previous segment
+(`prev_sha256`, "" for the first): a per-camera hash chain, in storage order, which is time order.
+Deleting or replacing a segment without leaving a deletion proof breaks the chain.
 """
 
-from sqlalchemy import BigInteger, Column, Index
+from sqlalchemy import BigInteger, Column, Index, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -29,3 +34,59 @@ class Segment(SQLModel, table=True):
     mask_version: str = Field(max_length=64)
     fully_masked: bool = False
     created_us: int = Field(sa_column=Column(BigInteger, nullable=False))
+    prev_sha256: str = Field(default="", max_length=64)
+
+
+class Gap(SQLModel, table=True):
+    """An interval known to have no recording, and why (the reasons the archive can tell)."""
+
+    __tablename__ = "archive_gaps"
+    __table_args__ = (Index("ix_archive_gaps_camera_start", "camera_id", "stream", "start_us"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    camera_id: str = Field(max_length=64)
+    stream: str = Field(max_length=8)
+    start_us: int = Field(sa_column=Column(BigInteger, nullable=False))
+    end_us: int = Field(sa_column=Column(BigInteger, nullable=False))
+    # "storage_outage", "archive_restart", "object_missing" (later: "camera_offline"...).
+    reason: str = Field(max_length=32)
+    detail: str = Field(default="", max_length=512)
+    created_us: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class DeletionProof(SQLModel, table=True):
+    """What the retention sweeper deleted for one camera and UTC hour (by segment start).
+
+    Sweeping to the minute deletes an hour's segments over an hour of sweeps: the row grows with
+    each deletion (count, bytes, last time, hashes) and its digest is recomputed, so it always
+    describes everything deleted from that hour.
+    """
+
+    __tablename__ = "archive_deletion_proofs"
+    __table_args__ = (UniqueConstraint("camera_id", "stream", "hour_start_us", name="uq_archive_proofs_hour"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    camera_id: str = Field(max_length=64)
+    stream: str = Field(max_length=8)
+    hour_start_us: int = Field(sa_column=Column(BigInteger, nullable=False))
+    count: int
+    bytes: int = Field(sa_column=Column(BigInteger, nullable=False))
+    first_us: int = Field(sa_column=Column(BigInteger, nullable=False))
+    last_us: int = Field(sa_column=Column(BigInteger, nullable=False))
+    # The deleted segments' SHA-256s in time order, space-separated.
+    sha256s: str = Field(sa_column=Column(Text, nullable=False))
+    digest: str = Field(max_length=64)
+    swept_us: int = Field(sa_column=Column(BigInteger, nullable=False))
+    retention_days: int
+
+
+class CameraRetention(SQLModel, table=True):
+    """The last retention ingest gave for each camera, kept so a restart while ingest is away
+    never falls back to a longer default (retention is a legal maximum)."""
+
+    __tablename__ = "archive_camera_retention"
+
+    camera_id: str = Field(primary_key=True, max_length=64)
+    days: int
+    name: str = Field(max_length=128)
+    updated_us: int = Field(sa_column=Column(BigInteger, nullable=False))

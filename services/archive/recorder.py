@@ -1,9 +1,18 @@
 """Storing closed segments: object store first, then the index row, then the event.
 
-That order means an index row never points to a missing object. Segments are stored one at a
-time in the order they closed; when the store, the database or NATS fails, the same segment is
-retried (every step is idempotent) and later ones wait in the spool, so nothing is lost or
-reordered. Segments left in the spool by a crash are picked up again at start-up.
+Segments are stored one at a time, in the order they closed, so each camera's hash chain follows
+time. Each object carries in its metadata everything its index row holds, including the previous
+segment's hash (the chain).
+
+- Object store away: the same segment is retried and later ones wait in the spool (bounded, see
+  spool.py), so nothing is lost or reordered; they leave in order when the store returns.
+- Database away: the object is stored anyway and the segment leaves the spool; a `pending` entry
+  remembers that its row is missing, and `flush_pending` writes it from the object's metadata
+  when the database is back (as the start-up reconcile would).
+- NATS away: the event waits in the same `pending` entry.
+
+An index row is only written once its object is stored, so no row ever points to a missing
+object. Segments left in the spool by a crash are queued again at start-up.
 """
 
 import asyncio
@@ -16,42 +25,37 @@ from sqlalchemy import Engine
 from services.archive import index
 from services.archive.grpc_api import to_message
 from services.archive.keys import segment_key
+from services.archive.metadata import object_metadata, row_for, row_from_metadata
 from services.archive.models import Segment
 from services.archive.segmenter import ClosedSegment
+from services.archive.spool import Spool
 from services.common import bus
 from services.common.clock import Clock, to_us
 from services.common.log import get_logger
-from services.common.objectstore import ObjectStore
+from services.common.objectstore import ObjectNotFound, ObjectStore
 from services.common.pb.csu.v1.events_pb2 import SegmentStored
 
 log = get_logger(__name__)
 
 STORED = Counter("csu_archive_segments_stored_total", "Segments stored and indexed", ["camera"])
 STORED_BYTES = Counter("csu_archive_bytes_stored_total", "Bytes of segments stored", ["camera"])
-FAILURES = Counter("csu_archive_store_failures_total", "Failed attempts to store and index a segment")
+FAILURES = Counter("csu_archive_store_failures_total", "Failed attempts to store a segment")
+DEFERRED = Counter("csu_archive_deferred_total", "Stored segments whose index row or event had to wait", ["step"])
 BACKLOG = Gauge("csu_archive_backlog_segments", "Closed segments waiting to be stored")
+PENDING = Gauge("csu_archive_pending_segments", "Stored segments not yet indexed or announced")
 
 RETRY_MIN_S, RETRY_MAX_S = 0.5, 10.0
 
 
-def object_metadata(seg: ClosedSegment) -> dict[str, str]:
-    """Everything needed to rebuild the index row from the object alone."""
-    return {
-        "segment-id": seg.id,
-        "camera-id": seg.camera_id,
-        "stream": seg.stream,
-        "start-us": str(seg.start_us),
-        "end-us": str(seg.end_us),
-        "sha256": seg.sha256,
-        "frames": str(seg.frames),
-        "mask-version": seg.mask_version,
-        "fully-masked": "1" if seg.fully_masked else "0",
-    }
-
-
 class Recorder:
     def __init__(
-        self, spool: Path, store: ObjectStore, engine: Engine, js: JetStreamContext, prefix: str, clock: Clock
+        self,
+        spool: Spool,
+        store: ObjectStore,
+        engine: Engine,
+        js: JetStreamContext | None,
+        prefix: str,
+        clock: Clock,
     ) -> None:
         self._spool = spool
         self._store = store
@@ -60,12 +64,33 @@ class Recorder:
         self._prefix = prefix
         self._clock = clock
         self._queue: asyncio.Queue[ClosedSegment] = asyncio.Queue()
+        # Submitted and not yet stored, by id: still readable from the spool (clips, timeline).
+        self._waiting: dict[str, ClosedSegment] = {}
+        # The hash of each (camera, stream)'s last stored segment: the next one's prev_sha256.
+        self._heads: dict[tuple[str, str], str] = {}
+        # Storing starts once the chain heads are known (after the start-up reconcile).
+        self.ready = asyncio.Event()
+
+    def attach_events(self, js: JetStreamContext) -> None:
+        """Events can be published from now on (NATS connects after the recorder exists)."""
+        self._js = js
+
+    @property
+    def spool_dir(self) -> Path:
+        return self._spool.root
+
+    def prime(self) -> None:
+        """Learn every chain's head from the index (after the reconcile has completed it)."""
+        for camera_id, stream in index.cameras(self._engine):
+            head = index.last(self._engine, camera_id, stream)
+            if head is not None:
+                self._heads[(camera_id, stream)] = head.sha256
 
     def recover(self) -> int:
         """Queue the segments a previous run closed but did not store; drop half-written ones."""
-        ready = sorted((ClosedSegment.load(p) for p in self._spool.glob("*.json")), key=lambda s: s.start_us)
+        ready = sorted((ClosedSegment.load(p) for p in self._spool.root.glob("*.json")), key=lambda s: s.start_us)
         known = {s.id for s in ready}
-        for media in self._spool.glob("*.mp4"):
+        for media in self._spool.root.glob("*.mp4"):
             if media.stem not in known:
                 log.warning("dropping unfinished segment left by a crash", file=media.name)
                 media.unlink()
@@ -74,10 +99,22 @@ class Recorder:
         return len(ready)
 
     def submit(self, seg: ClosedSegment) -> None:
+        self._waiting[seg.id] = seg
         self._queue.put_nowait(seg)
         BACKLOG.set(self._queue.qsize())
 
+    def spooled(self, camera_id: str, stream: str) -> list[ClosedSegment]:
+        """Closed segments of the camera still waiting in the spool, in time order."""
+        return sorted(
+            (s for s in list(self._waiting.values()) if s.camera_id == camera_id and s.stream == stream),
+            key=lambda s: s.start_us,
+        )
+
+    def pending_keys(self) -> set[str]:
+        return {p.key for p in self._spool.pending()}
+
     async def run(self) -> None:
+        await self.ready.wait()
         while True:
             seg = await self._queue.get()
             delay = RETRY_MIN_S
@@ -90,6 +127,7 @@ class Recorder:
                     log.warning("segment not stored yet, retrying", segment=seg.id, error=str(exc), retry_in_s=delay)
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, RETRY_MAX_S)
+            self._waiting.pop(seg.id, None)
             self._queue.task_done()
             BACKLOG.set(self._queue.qsize())
 
@@ -97,29 +135,76 @@ class Recorder:
         """Return once every submitted segment is stored."""
         await self._queue.join()
 
+    async def _head(self, camera_id: str, stream: str) -> str:
+        key = (camera_id, stream)
+        if key not in self._heads:
+            # A camera first seen in this run: its chain may already exist in the index. If the
+            # database is away this raises and the segment waits (it cannot be chained blindly).
+            row = await asyncio.to_thread(index.last, self._engine, camera_id, stream)
+            self._heads[key] = row.sha256 if row is not None else ""
+        return self._heads[key]
+
     async def _store_one(self, seg: ClosedSegment) -> None:
         key = segment_key(seg.camera_id, seg.start_us)
-        media = seg.media_path(self._spool)
-        await asyncio.to_thread(self._store.put_file, key, media, object_metadata(seg), "video/mp4")
-        row = Segment(
-            id=seg.id,
-            camera_id=seg.camera_id,
-            stream=seg.stream,
-            start_us=seg.start_us,
-            end_us=seg.end_us,
-            object_key=key,
-            bytes=seg.bytes,
-            sha256=seg.sha256,
-            frames=seg.frames,
-            mask_version=seg.mask_version,
-            fully_masked=seg.fully_masked,
-            created_us=to_us(self._clock.now()),
-        )
-        await asyncio.to_thread(index.insert, self._engine, row)
-        event = SegmentStored(segment=to_message(row))
-        await bus.publish_event(self._js, self._prefix, "segment.stored", event.SerializeToString())
+        media = seg.media_path(self._spool.root)
+        prev = await self._head(seg.camera_id, seg.stream)
+        await asyncio.to_thread(self._store.put_file, key, media, object_metadata(seg, prev), "video/mp4")
+        self._heads[(seg.camera_id, seg.stream)] = seg.sha256
+        row = row_for(seg, key, prev, to_us(self._clock.now()))
+        try:
+            await asyncio.to_thread(index.insert, self._engine, row)
+        except Exception as exc:  # noqa: BLE001 - the database is away: index it later
+            DEFERRED.labels("index").inc()
+            log.warning("segment stored, index row deferred", segment=seg.id, key=key, error=str(exc))
+            self._spool.add_pending(seg.id, key, indexed=False)
+        else:
+            if not await self._announce(row):
+                self._spool.add_pending(seg.id, key, indexed=True)
         media.unlink(missing_ok=True)
-        seg.description_path(self._spool).unlink(missing_ok=True)
+        seg.description_path(self._spool.root).unlink(missing_ok=True)
+        PENDING.set(len(self._spool.pending()))
         STORED.labels(seg.camera_id).inc()
         STORED_BYTES.labels(seg.camera_id).inc(seg.bytes)
         log.info("segment stored", camera=seg.camera_id, segment=seg.id, key=key, frames=seg.frames, bytes=seg.bytes)
+
+    async def _announce(self, row: Segment) -> bool:
+        if self._js is None:
+            return False
+        try:
+            event = SegmentStored(segment=to_message(row))
+            await bus.publish_event(self._js, self._prefix, "segment.stored", event.SerializeToString())
+            return True
+        except Exception as exc:  # noqa: BLE001 - NATS is away: announce it later
+            DEFERRED.labels("event").inc()
+            log.warning("segment stored, event deferred", segment=row.id, error=str(exc) or type(exc).__name__)
+            return False
+
+    async def flush_pending(self) -> int:
+        """Index and announce what was stored while the database or NATS was away; the count done."""
+        done = 0
+        for entry in self._spool.pending():
+            try:
+                if not entry.indexed:
+                    info = await asyncio.to_thread(self._store.stat, entry.key)
+                    row = row_from_metadata(entry.key, info.size, info.metadata, to_us(self._clock.now()))
+                    await asyncio.to_thread(index.insert, self._engine, row)
+                    self._spool.add_pending(entry.segment_id, entry.key, indexed=True)
+                else:
+                    found = await asyncio.to_thread(index.get, self._engine, entry.segment_id)
+                    if found is None:  # swept meanwhile: nothing left to announce
+                        self._spool.drop_pending(entry.segment_id)
+                        continue
+                    row = found
+            except ObjectNotFound:
+                log.warning("pending segment no longer in the store", key=entry.key)
+                self._spool.drop_pending(entry.segment_id)
+                continue
+            except Exception as exc:  # noqa: BLE001 - still away; try again later
+                log.info("pending segments wait", error=str(exc) or type(exc).__name__)
+                return done
+            if not await self._announce(row):
+                return done
+            self._spool.drop_pending(entry.segment_id)
+            done += 1
+        PENDING.set(len(self._spool.pending()))
+        return done

@@ -9,6 +9,10 @@ A segment starts on a keyframe and is written to the spool as it grows. It ends:
 - when the capture times jump forward by more than the gap threshold, or when no packet has
   arrived for that long (the camera went silent): the hole is a gap in the index.
 A closed segment's bytes and description stay in the spool until they are stored and indexed.
+
+Spool files of one segment: `<id>.mp4` (the bytes, growing while open), `<id>.open` (camera and
+start, written when it opens and removed when it closes: after a crash it says which camera lost
+what), `<id>.json` (the description, written once the bytes are complete).
 """
 
 import hashlib
@@ -26,6 +30,23 @@ from services.common.fmp4 import Fmp4Writer
 from services.common.pb.csu.v1.frame_pb2 import FramePacket
 
 DROPPED = Counter("csu_archive_dropped_packets_total", "Masked packets not recorded", ["camera", "reason"])
+
+
+@dataclass(frozen=True)
+class OpenSegmentInfo:
+    """The segment being written now: readable up to its last complete fragment (live-to-recent)."""
+
+    id: str
+    camera_id: str
+    stream: str
+    path: Path
+    start_us: int
+    last_us: int
+    mask_version: str
+
+
+def open_marker_path(spool: Path, segment_id: str) -> Path:
+    return spool / f"{segment_id}.open"
 
 
 @dataclass(frozen=True)
@@ -66,6 +87,9 @@ class _HashingFile:
 
     def write(self, data: bytes) -> int:
         self._file.write(data)
+        # Straight to the OS, so the segment being written is readable up to its last fragment
+        # (live-to-recent playback reads it).
+        self._file.flush()
         self.sha256.update(data)
         self.size += len(data)
         return len(data)
@@ -80,6 +104,10 @@ class _OpenSegment:
     def __init__(self, spool: Path, first: FramePacket) -> None:
         self.id = uuid.uuid4().hex
         self.path = spool / f"{self.id}.mp4"
+        self.marker = open_marker_path(spool, self.id)
+        self.marker.write_text(
+            json.dumps({"camera_id": first.camera_id, "stream": first.stream, "start_us": first.capture_time_us})
+        )
         self.file = _HashingFile(self.path)
         self.writer = Fmp4Writer(self.file, first)
         self.session = first.source_session
@@ -138,6 +166,14 @@ class SegmentBuilder:
     def close(self) -> ClosedSegment | None:
         return self._close() if self._open is not None else None
 
+    def open_segment(self) -> OpenSegmentInfo | None:
+        seg = self._open
+        if seg is None:
+            return None
+        return OpenSegmentInfo(
+            seg.id, self.camera_id, self.stream, seg.path, seg.start_us, seg.last_us, seg.mask_version
+        )
+
     def _close(self) -> ClosedSegment:
         seg = self._open
         assert seg is not None
@@ -157,4 +193,5 @@ class SegmentBuilder:
             fully_masked=seg.fully_masked,
         )
         closed.save_description(self._spool)
+        seg.marker.unlink(missing_ok=True)
         return closed

@@ -71,6 +71,27 @@ class Settings(BaseSettings):
         24.0, gt=0, description="Widest time range a single listing or clip request may ask for."
     )
 
+    archive_spool_max_bytes: int = Field(
+        2 * 1024**3,
+        ge=1024**2,
+        description="Local spool of segments waiting for the object store; past it recording pauses (a gap).",
+    )
+    archive_sweep_interval_s: float = Field(
+        60.0, ge=1, le=600, description="How often the retention sweeper runs (deletion to the minute)."
+    )
+    archive_sweep_batch: int = Field(
+        1000, ge=1, le=1000, description="Segments deleted per batch (one S3 multi-object delete)."
+    )
+    archive_reconcile_hours: float = Field(
+        24.0, gt=0, le=24 * 31, description="Recent hours the start-up reconcile compares between index and store."
+    )
+    clip_cache_ttl_s: float = Field(
+        300.0,
+        ge=10,
+        le=3600,
+        description="Lifetime of a built playback clip in the gateway's cache (never past retention).",
+    )
+
     # -- sources (ingest) --------------------------------------------------------------------
     source_open_timeout_s: float = Field(10.0, gt=0, description="Time allowed to open a source.")
     source_read_timeout_s: float = Field(10.0, gt=0, description="A source silent this long is reconnected.")

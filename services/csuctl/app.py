@@ -13,8 +13,10 @@ from rich.console import Console
 from rich.table import Table
 
 from services.common.settings import Settings
+from services.csuctl import segments
 
 app = typer.Typer(help="Administer a CSU platform deployment.", no_args_is_help=True)
+app.add_typer(segments.app, name="segments")
 console = Console()
 JsonOption = Annotated[bool, typer.Option("--json", help="One JSON document on stdout, for scripts.")]
 

@@ -5,7 +5,7 @@ from fastapi import FastAPI
 from services.common.service import Runtime, health_router
 from services.gateway import limits
 from services.gateway.backends import Backends
-from services.gateway.routes import audit, auth, cameras, live, pages, partners, segments, users
+from services.gateway.routes import audit, auth, cameras, live, pages, partners, playback, segments, users
 
 
 def create_app(runtime: Runtime) -> FastAPI:
@@ -19,6 +19,6 @@ def create_app(runtime: Runtime) -> FastAPI:
     limits.install(app, runtime.settings.max_body_bytes, runtime.settings.max_upload_bytes)
     app.state.runtime = runtime
     app.include_router(health_router(runtime))
-    for module in (auth, users, partners, audit, cameras, segments, live, pages):
+    for module in (auth, users, partners, audit, cameras, segments, playback, live, pages):
         app.include_router(module.router)
     return app

@@ -12,6 +12,7 @@ from services.common.service import Runtime
 from services.gateway import accounts, audit_log
 from services.gateway.backends import Backends
 from services.gateway.federation.tls import serve_federation
+from services.gateway.routes import playback
 
 log = get_logger(__name__)
 
@@ -32,6 +33,8 @@ async def run(runtime: Runtime) -> None:
         "database", lambda: db.migrate("gateway", b.engine) if settings.db_auto_migrate else None
     ):
         return
+    # Clips a killed run was building are footage: they must not linger past their cache lifetime.
+    await asyncio.to_thread(playback.clear_clip_cache, settings)
     bootstrap = settings.bootstrap_admin_password.get_secret_value() or None
     try:
         generated = await asyncio.to_thread(accounts.ensure_first_admin, b.engine, b.clock, bootstrap)

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from services.common.objectstore import InvalidKey, ObjectNotFound, ObjectStore, StoreUnavailable
+from services.common.objectstore import ExpiryRule, InvalidKey, ObjectNotFound, ObjectStore, StoreUnavailable
 from services.common.objectstore.local import LocalStore
 from services.common.objectstore.s3 import S3Store
 from tests.support.servers import S3Server, free_port, unique
@@ -108,6 +108,32 @@ def test_invalid_metadata_is_refused(store: ObjectStore) -> None:
     assert not store.exists("k/m")
 
 
+def test_expiry_rules_are_set_read_back_replaced_and_removed(store: ObjectStore) -> None:
+    assert store.get_expiry_rules() == []
+    rules = [ExpiryRule("retention", "cam/", 16), ExpiryRule("scratch", "tmp/", 1, enabled=False)]
+    store.set_expiry_rules(rules)
+    assert store.get_expiry_rules() == rules
+    # Replacing (what a repair does) leaves exactly the new rules.
+    store.set_expiry_rules([ExpiryRule("retention", "cam/", 31)])
+    assert store.get_expiry_rules() == [ExpiryRule("retention", "cam/", 31)]
+    # The rules are not objects: listings never show them.
+    assert list(store.list()) == []
+    store.set_expiry_rules([])
+    assert store.get_expiry_rules() == []
+    assert isinstance(store.expires_by_itself, bool)
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [ExpiryRule("", "cam/", 1), ExpiryRule("r", "cam/", 0), ExpiryRule("r", "../x/", 3), ExpiryRule("r", "a b/", 3)],
+)
+def test_invalid_expiry_rules_are_refused(store: ObjectStore, rule: ExpiryRule) -> None:
+    store.set_expiry_rules([ExpiryRule("kept", "cam/", 5)])
+    with pytest.raises(InvalidKey):
+        store.set_expiry_rules([rule])
+    assert store.get_expiry_rules() == [ExpiryRule("kept", "cam/", 5)]
+
+
 def test_unreachable_s3_raises_store_unavailable() -> None:
     dead = S3Store(f"http://127.0.0.1:{free_port()}", "a", "b", "us-east-1", "nobucket")
     assert dead.ping() is False
@@ -115,3 +141,5 @@ def test_unreachable_s3_raises_store_unavailable() -> None:
         dead.put("k", b"x")
     with pytest.raises(StoreUnavailable):
         list(dead.list())
+    with pytest.raises(StoreUnavailable):
+        dead.get_expiry_rules()

@@ -8,6 +8,7 @@ asyncio code calls it through `asyncio.to_thread`.
 """
 
 from services.common.objectstore.base import (
+    ExpiryRule,
     InvalidKey,
     ObjectInfo,
     ObjectNotFound,
@@ -19,6 +20,7 @@ from services.common.objectstore.base import (
 from services.common.objectstore.factory import make_store
 
 __all__ = [
+    "ExpiryRule",
     "InvalidKey",
     "ObjectInfo",
     "ObjectNotFound",

@@ -1,7 +1,8 @@
 """The object-store contract shared by every implementation."""
 
+import builtins
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -38,6 +39,31 @@ class ObjectInfo:
     metadata: dict[str, str] | None = None
 
 
+@dataclass(frozen=True)
+class ExpiryRule:
+    """A bucket lifecycle rule: objects under `prefix` expire `days` after they were written.
+
+    S3 (MinIO) applies the rules itself, even while every service is down. The local directory
+    has no background engine: it only records the rules; whoever owns the bucket applies them
+    (the archive's sweeper does for recordings). `ObjectStore.expires_by_itself` tells which.
+    """
+
+    id: str
+    prefix: str
+    days: int
+    enabled: bool = True
+
+
+def check_expiry_rule(rule: ExpiryRule) -> ExpiryRule:
+    if not rule.id or len(rule.id) > 255 or not rule.id.isascii():
+        raise InvalidKey(f"invalid lifecycle rule id {rule.id!r}")
+    if rule.days < 1:
+        raise InvalidKey(f"lifecycle rule {rule.id!r}: days must be at least 1")
+    if rule.prefix and not all(_SEGMENT.fullmatch(part) for part in rule.prefix.rstrip("/").split("/")):
+        raise InvalidKey(f"lifecycle rule {rule.id!r}: invalid prefix {rule.prefix!r}")
+    return rule
+
+
 def check_key(key: str) -> str:
     if not key or len(key) > MAX_KEY_LENGTH:
         raise InvalidKey(f"object key must be 1-{MAX_KEY_LENGTH} characters")
@@ -59,6 +85,9 @@ def check_metadata(metadata: Mapping[str, str] | None) -> dict[str, str]:
 
 class ObjectStore(Protocol):
     bucket: str
+    # True when the store deletes expired objects itself (S3 lifecycle); False when the expiry
+    # rules are only recorded and the bucket's owner must apply them (local directory).
+    expires_by_itself: bool
 
     def ensure_bucket(self) -> None:
         """Create the bucket if it does not exist."""
@@ -112,4 +141,12 @@ class ObjectStore(Protocol):
 
     def delete_many(self, keys: Iterable[str]) -> None:
         """Remove many objects in as few requests as the store allows."""
+        ...
+
+    def get_expiry_rules(self) -> builtins.list[ExpiryRule]:
+        """The bucket's lifecycle rules (empty when it has none), in the order they were set."""
+        ...
+
+    def set_expiry_rules(self, rules: Sequence[ExpiryRule]) -> None:
+        """Replace every lifecycle rule of the bucket with these (none: remove the configuration)."""
         ...

@@ -4,29 +4,40 @@ Layout under root/<bucket>/:
     <key>              the object's bytes
     .meta/<key>.json   its user metadata and content type
     .tmp/              files being written; renamed into place so readers never see half an object
+    .lifecycle.json    the bucket's expiry rules
+
+Unlike S3, nothing here deletes expired objects by itself: the expiry rules are recorded and read
+back like S3's lifecycle configuration, and the bucket's owner applies them
+(`expires_by_itself` is False; the archive's sweeper does it for the recordings bucket).
 
 Writes are fsynced before the rename, so an object that `put` returned survives a power cut.
 """
 
+import builtins
 import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
 from services.common.objectstore.base import (
     CHUNK_SIZE,
+    ExpiryRule,
     ObjectInfo,
     ObjectNotFound,
     StoreUnavailable,
+    check_expiry_rule,
     check_key,
     check_metadata,
 )
 
 
 class LocalStore:
+    # No background engine: see the module's docstring.
+    expires_by_itself = False
+
     def __init__(self, root: Path, bucket: str) -> None:
         self.root = Path(root)
         self.bucket = check_key(bucket)
@@ -192,3 +203,32 @@ class LocalStore:
     def delete_many(self, keys: Iterable[str]) -> None:
         for key in keys:
             self.delete(key)
+
+    def _lifecycle_path(self) -> Path:
+        return self._dir / ".lifecycle.json"
+
+    def get_expiry_rules(self) -> builtins.list[ExpiryRule]:
+        if not self._dir.is_dir():
+            raise StoreUnavailable(f"bucket folder {self._dir} does not exist")
+        try:
+            raw = json.loads(self._lifecycle_path().read_text())
+        except FileNotFoundError:
+            return []
+        except (OSError, ValueError) as exc:
+            raise StoreUnavailable(f"cannot read the lifecycle rules of {self.bucket}: {exc}") from exc
+        return [ExpiryRule(r["id"], r["prefix"], int(r["days"]), bool(r["enabled"])) for r in raw["rules"]]
+
+    def set_expiry_rules(self, rules: Sequence[ExpiryRule]) -> None:
+        checked = [check_expiry_rule(rule) for rule in rules]
+        if not self._dir.is_dir():
+            raise StoreUnavailable(f"bucket folder {self._dir} does not exist")
+        try:
+            if not checked:
+                self._lifecycle_path().unlink(missing_ok=True)
+                return
+            document = {
+                "rules": [{"id": r.id, "prefix": r.prefix, "days": r.days, "enabled": r.enabled} for r in checked]
+            }
+            self._write_atomic(self._lifecycle_path(), json.dumps(document).encode())
+        except OSError as exc:
+            raise StoreUnavailable(f"cannot write the lifecycle rules of {self.bucket}: {exc}") from exc

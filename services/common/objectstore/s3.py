@@ -1,5 +1,6 @@
 """Objects in an S3 bucket through the minio SDK (MinIO in production)."""
 
+import builtins
 import io
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
@@ -8,14 +9,18 @@ from urllib.parse import urlsplit
 
 import urllib3
 from minio import Minio
+from minio.commonconfig import DISABLED, ENABLED, Filter
 from minio.deleteobjects import DeleteObject
 from minio.error import MinioException, S3Error
+from minio.lifecycleconfig import Expiration, LifecycleConfig, Rule
 
 from services.common.objectstore.base import (
     CHUNK_SIZE,
+    ExpiryRule,
     ObjectInfo,
     ObjectNotFound,
     StoreUnavailable,
+    check_expiry_rule,
     check_key,
     check_metadata,
 )
@@ -46,6 +51,9 @@ def _client(endpoint: str, access_key: str, secret_key: str, region: str) -> Min
 
 
 class S3Store:
+    # The server's lifecycle engine deletes expired objects (MinIO scans continuously).
+    expires_by_itself = True
+
     def __init__(self, endpoint: str, access_key: str, secret_key: str, region: str, bucket: str) -> None:
         self.bucket = check_key(bucket)
         self.client = _client(endpoint, access_key, secret_key, region)
@@ -179,6 +187,37 @@ class S3Store:
         failed = [e for e in errors if e.code not in _MISSING]
         if failed:
             raise StoreUnavailable(f"delete failed for {len(failed)} objects: {failed[0].code} {failed[0].name}")
+
+    def get_expiry_rules(self) -> builtins.list[ExpiryRule]:
+        config = self._call(f"{self.bucket} lifecycle", self.client.get_bucket_lifecycle, self.bucket)
+        rules: builtins.list[ExpiryRule] = []
+        for rule in config.rules if config else []:
+            prefix = ""
+            if rule.rule_filter is not None:
+                prefix = rule.rule_filter.prefix or ""
+            days = rule.expiration.days if rule.expiration is not None and rule.expiration.days else 0
+            # A rule we did not write (a date, tags, transitions) reads back with days=0, so a
+            # caller comparing against what it wants sees a difference and rewrites it.
+            rules.append(ExpiryRule(rule.rule_id or "", prefix, days, rule.status == ENABLED))
+        return rules
+
+    def set_expiry_rules(self, rules: Sequence[ExpiryRule]) -> None:
+        checked = [check_expiry_rule(rule) for rule in rules]
+        if not checked:
+            self._call(f"{self.bucket} lifecycle", self.client.delete_bucket_lifecycle, self.bucket)
+            return
+        config = LifecycleConfig(
+            [
+                Rule(
+                    ENABLED if rule.enabled else DISABLED,
+                    rule_filter=Filter(prefix=rule.prefix),
+                    rule_id=rule.id,
+                    expiration=Expiration(days=rule.days),
+                )
+                for rule in checked
+            ]
+        )
+        self._call(f"{self.bucket} lifecycle", self.client.set_bucket_lifecycle, self.bucket, config)
 
 
 def _aware(moment: datetime | None) -> datetime:

@@ -1,0 +1,82 @@
+"""The retention sweeper: deletes every segment older than its camera's retention, to the minute.
+
+Each run, per camera and stream, in batches of CSU_ARCHIVE_SWEEP_BATCH (one S3 multi-object
+delete each): the objects are deleted first, then — in one database transaction — their index
+rows, while their camera-hour's deletion proof grows by what was deleted (count, bytes, times,
+hashes). If the process dies between the two, the rows are still there and the next run deletes
+the (already absent) objects again and writes the proof: a deletion always ends with its proof.
+
+A segment goes as soon as its *start* passes the cutoff, so no second of footage outlives the
+retention (at most one segment's worth goes early). The retention is the camera's, from ingest,
+clamped to the legal 30 days here again, whatever configuration slipped through.
+
+For a store without its own lifecycle engine (the local directory), the sweeper also applies the
+bucket's lifecycle rule, hourly, as S3 would: the backstop for objects the index does not know.
+"""
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from prometheus_client import Counter
+from sqlalchemy import Engine
+
+from services.archive import index, lifecycle
+from services.archive.models import DeletionProof
+from services.archive.retention import DAY_US, RetentionPolicy
+from services.common.clock import Clock, to_us
+from services.common.log import get_logger
+from services.common.objectstore import ObjectStore
+from services.common.settings import LEGAL_MAX_RETENTION_DAYS
+
+log = get_logger(__name__)
+SWEPT = Counter("csu_archive_segments_swept_total", "Segments deleted by the retention sweeper", ["camera"])
+BACKSTOP_INTERVAL = timedelta(hours=1)
+
+
+@dataclass
+class SweepResult:
+    deleted: int = 0
+    bytes: int = 0
+    proofs: list[DeletionProof] = field(default_factory=list)
+    backstop_deleted: int = 0
+
+
+class Sweeper:
+    def __init__(
+        self, engine: Engine, store: ObjectStore, clock: Clock, retention: RetentionPolicy, batch: int = 1000
+    ) -> None:
+        self._engine = engine
+        self._store = store
+        self._clock = clock
+        self._retention = retention
+        self._batch = max(1, min(batch, 1000))
+        self._last_backstop: datetime | None = None
+
+    def sweep(self) -> SweepResult:
+        result = SweepResult()
+        now = self._clock.now()
+        now_us = to_us(now)
+        for camera_id, stream in index.cameras(self._engine):
+            days = min(self._retention.days_for(camera_id), LEGAL_MAX_RETENTION_DAYS)
+            cutoff_us = now_us - days * DAY_US
+            while True:
+                rows = index.expired(self._engine, camera_id, stream, cutoff_us, self._batch)
+                if not rows:
+                    break
+                self._store.delete_many([r.object_key for r in rows])
+                proofs = index.delete_with_proofs(self._engine, rows, now_us, days)
+                result.deleted += len(rows)
+                result.bytes += sum(r.bytes for r in rows)
+                result.proofs.extend(proofs)
+                SWEPT.labels(camera_id).inc(len(rows))
+                if len(rows) < self._batch:
+                    break
+            index.delete_gaps_before(self._engine, camera_id, cutoff_us)
+        if result.deleted:
+            log.info("retention sweep", deleted=result.deleted, bytes=result.bytes, proofs=len(result.proofs))
+        if not self._store.expires_by_itself and (
+            self._last_backstop is None or now - self._last_backstop >= BACKSTOP_INTERVAL
+        ):
+            result.backstop_deleted = lifecycle.apply_expiry_rules(self._store, now, self._batch)
+            self._last_backstop = now
+        return result
