@@ -12,9 +12,9 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import archive, pipeline
+from bench import archive, ingest, latency, masking, pipeline
 
-BENCHMARKS = [pipeline, archive]
+BENCHMARKS = [pipeline, ingest, archive, latency, masking]
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
 
 

@@ -17,12 +17,14 @@ from typing import BinaryIO, Protocol
 import grpc
 from sqlalchemy import Engine
 
-from services.archive import index
+from services.archive import index, lifecycle
 from services.archive.clips import ClipSource, HeldFile, NothingRecorded, build_clip, snapshot
-from services.archive.models import DeletionProof, Segment
+from services.archive.holds import HoldBook, HoldError, UnknownHold
+from services.archive.models import DeletionProof, Hold, Segment
 from services.archive.ranges import CheckedRange, RangeError, check_range
-from services.archive.retention import RetentionPolicy
+from services.archive.retention import DAY_US, RetentionPolicy
 from services.archive.segmenter import ClosedSegment, OpenSegmentInfo
+from services.archive.sweeper import Sweeper
 from services.archive.timeline import KnownGap
 from services.archive.timeline import build as build_timeline
 from services.archive.verify import verify_chain
@@ -78,6 +80,7 @@ class ArchiveApi(archive_pb2_grpc.ArchiveServiceServicer):
         work_dir: Path | None = None,
         live: LiveSegments | None = None,
         store_for: Callable[[str], ObjectStore] | None = None,
+        holds: HoldBook | None = None,
     ) -> None:
         self._engine = engine
         self._store = store
@@ -87,14 +90,20 @@ class ArchiveApi(archive_pb2_grpc.ArchiveServiceServicer):
         self._work_dir = work_dir or Path(tempfile.gettempdir())
         self._live = live
         self._store_for = store_for
+        self._holds = holds
 
     # -- helpers -------------------------------------------------------------------------------
 
     def _now_us(self) -> int:
         return to_us(self._clock.now())
 
-    def _cutoff_us(self, camera_id: str) -> int:
-        return self._retention.cutoff_us(camera_id, self._now_us())
+    def _cutoff_us(self, camera_id: str, start_us: int | None = None, end_us: int | None = None) -> int:
+        """Footage that started before this is past retention; held footage of the range is not (holds.py)."""
+        now = self._now_us()
+        base = self._retention.cutoff_us(camera_id, now)
+        if self._holds is None or start_us is None or end_us is None:
+            return base
+        return self._holds.read_cutoff(camera_id, base, start_us, end_us, now)
 
     async def _range(self, context, camera_id: str, start_us: int, end_us: int, strict: bool) -> CheckedRange:  # type: ignore[no-untyped-def]
         try:
@@ -103,7 +112,7 @@ class ArchiveApi(archive_pb2_grpc.ArchiveServiceServicer):
                 start_us,
                 end_us,
                 self._now_us(),
-                self._cutoff_us(camera_id),
+                await asyncio.to_thread(self._cutoff_us, camera_id, start_us, end_us),
                 self._retention.days_for(camera_id),
                 self._max_hours,
                 strict,
@@ -120,7 +129,7 @@ class ArchiveApi(archive_pb2_grpc.ArchiveServiceServicer):
 
     async def _rows(self, camera_id: str, stream: str, start_us: int, end_us: int) -> list[Segment]:
         rows = await asyncio.to_thread(index.overlapping, self._engine, camera_id, stream, start_us, end_us)
-        cutoff = self._cutoff_us(camera_id)
+        cutoff = await asyncio.to_thread(self._cutoff_us, camera_id, start_us, end_us)
         return [r for r in rows if r.start_us >= cutoff]
 
     # -- segments ------------------------------------------------------------------------------
@@ -135,7 +144,7 @@ class ArchiveApi(archive_pb2_grpc.ArchiveServiceServicer):
         row = await asyncio.to_thread(index.get, self._engine, segment_id)
         if row is None:
             await context.abort(grpc.StatusCode.NOT_FOUND, f"unknown segment {segment_id!r}")
-        if row.start_us < self._cutoff_us(row.camera_id):
+        if row.start_us < await asyncio.to_thread(self._cutoff_us, row.camera_id, row.start_us, row.end_us):
             # Past retention: as good as deleted (the sweeper is about to), for every reader.
             await context.abort(grpc.StatusCode.NOT_FOUND, f"unknown segment {segment_id!r}")
         return row
@@ -168,7 +177,7 @@ class ArchiveApi(archive_pb2_grpc.ArchiveServiceServicer):
         checked = await self._range(context, request.camera_id, request.start_us, request.end_us, strict=False)
         cam, start, end = request.camera_id, checked.start_us, checked.end_us
         stored = await asyncio.to_thread(index.spans, self._engine, cam, stream, start, end)
-        cutoff = self._cutoff_us(cam)
+        cutoff = await asyncio.to_thread(self._cutoff_us, cam, start, end)
         stored = [(a, b) for a, b in stored if a >= cutoff]
         gap_rows = await asyncio.to_thread(index.gaps, self._engine, cam, stream, start, end)
         spooled: list[tuple[int, int]] = []
@@ -241,7 +250,7 @@ class ArchiveApi(archive_pb2_grpc.ArchiveServiceServicer):
         folder = Path(tempfile.mkdtemp(prefix="clip-", dir=self._work_dir))
         held: list[HeldFile] = []
         try:
-            cutoff = self._cutoff_us(cam)
+            cutoff = await asyncio.to_thread(self._cutoff_us, cam, checked.start_us, checked.end_us)
             sources = [
                 s
                 for s in self._sources(rows, cam, stream, folder, held)
@@ -324,8 +333,14 @@ class ArchiveApi(archive_pb2_grpc.ArchiveServiceServicer):
             prefix=prefix,
             segments=len(copied),
         )
+        days = self._retention.days_for(request.camera_id)
         return archive_pb2.ExtractRangeResponse(
-            segments=[archive_pb2.ExtractedSegment(segment=to_message(r), target_key=k) for r, k in copied]
+            segments=[
+                archive_pb2.ExtractedSegment(
+                    segment=to_message(r), target_key=k, retention_end_us=r.start_us + days * DAY_US
+                )
+                for r, k in copied
+            ]
         )
 
     def _copy_all(self, rows: list[Segment], target: ObjectStore, prefix: str) -> list[tuple[Segment, str]]:
@@ -407,6 +422,99 @@ class ArchiveApi(archive_pb2_grpc.ArchiveServiceServicer):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "start must be before end")
         rows = await asyncio.to_thread(index.proofs, self._engine, request.camera_id, request.start_us, request.end_us)
         return archive_pb2.DeletionProofsResponse(proofs=[proof_message(p) for p in rows])
+
+    # -- holds (citizens' access) ----------------------------------------------------------------
+
+    async def _hold_book(self, context) -> HoldBook:  # type: ignore[no-untyped-def]
+        if self._holds is None:
+            await context.abort(grpc.StatusCode.UNIMPLEMENTED, "holds are not configured")
+        assert self._holds is not None
+        return self._holds
+
+    async def PlaceHold(self, request, context):  # type: ignore[no-untyped-def]
+        book = await self._hold_book(context)
+        try:
+            row = await asyncio.to_thread(
+                book.place,
+                request.id,
+                request.camera_id,
+                request.start_us,
+                request.end_us,
+                request.until_us,
+                request.reason,
+                request.actor,
+            )
+        except HoldError as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        # The lifecycle backstop must not delete what is now held; the hourly check would repair
+        # it too, but a hold placed on footage about to pass its retention cannot wait an hour.
+        try:
+            days = await asyncio.to_thread(book.backstop_days, self._retention.longest_days())
+            await asyncio.to_thread(lifecycle.ensure_rule, self._store, days)
+        except (StoreUnavailable, OSError) as exc:
+            log.warning("lifecycle rule not extended for a hold; retried hourly", error=str(exc))
+        log.info("hold placed", hold=row.id, camera=row.camera_id, actor=request.actor)
+        return hold_message(row)
+
+    async def ReleaseHold(self, request, context):  # type: ignore[no-untyped-def]
+        book = await self._hold_book(context)
+        try:
+            row = await asyncio.to_thread(book.release, request.id, request.actor)
+        except UnknownHold:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"unknown hold {request.id!r}")
+        log.info("hold released", hold=row.id, camera=row.camera_id, actor=request.actor)
+        return hold_message(row)
+
+    async def ListHolds(self, request, context):  # type: ignore[no-untyped-def]
+        book = await self._hold_book(context)
+        rows = await asyncio.to_thread(book.listing, request.camera_id, request.include_released)
+        return archive_pb2.ListHoldsResponse(holds=[hold_message(r) for r in rows])
+
+    # -- retention sweep, dry run ----------------------------------------------------------------
+
+    async def DryRunSweep(self, request, context):  # type: ignore[no-untyped-def]
+        if request.camera_id:
+            try:
+                check_camera_id(request.camera_id)
+            except ValueError as exc:
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        # The sweeper's own code with the service's retention and holds, so the answer is what the
+        # running sweeper would do; a dry run deletes nothing, so it needs no batch size.
+        sweeper = Sweeper(self._engine, self._store, self._clock, self._retention, holds=self._holds)
+        now_us = self._now_us()
+        pending = await asyncio.to_thread(sweeper.dry_run, request.camera_id)
+        log.info("sweep dry run", camera=request.camera_id or "*", actor=request.actor, cameras=len(pending))
+        return archive_pb2.SweepDryRun(
+            now_us=now_us,
+            cameras=[
+                archive_pb2.PendingDeletion(
+                    camera_id=p.camera_id,
+                    stream=p.stream,
+                    retention_days=p.retention_days,
+                    cutoff_us=p.cutoff_us,
+                    count=p.count,
+                    bytes=p.bytes,
+                    oldest_us=p.oldest_us or 0,
+                    newest_us=p.newest_us or 0,
+                    held=p.held,
+                )
+                for p in pending
+            ],
+        )
+
+
+def hold_message(row: Hold) -> archive_pb2.HoldInfo:
+    return archive_pb2.HoldInfo(
+        id=row.id,
+        camera_id=row.camera_id,
+        start_us=row.start_us,
+        end_us=row.end_us,
+        until_us=row.until_us,
+        reason=row.reason,
+        actor=row.actor,
+        created_us=row.created_us,
+        released_us=row.released_us or 0,
+    )
 
 
 def proof_message(p: DeletionProof) -> archive_pb2.DeletionProof:

@@ -19,9 +19,10 @@ from nats.js import JetStreamContext
 from prometheus_client import Gauge
 from sqlalchemy import Engine
 
-from services.archive import index, lifecycle
+from services.archive import camera_gaps, index, lifecycle
 from services.archive.alarms import raise_alarm
 from services.archive.grpc_api import ArchiveApi, proof_message
+from services.archive.holds import HoldBook
 from services.archive.models import Gap
 from services.archive.reconcile import reconcile
 from services.archive.recorder import Recorder
@@ -110,6 +111,7 @@ async def run(runtime: Runtime) -> None:
         return
     await asyncio.to_thread(retention.load)
     recorder = Recorder(spool, store, engine, None, prefix, clock)
+    holds = HoldBook(engine, clock)
     builders: dict[tuple[str, str], SegmentBuilder] = {}
     clips_dir = (settings.data_dir / "cache" / "archive-clips").resolve()
     # Clips a killed run was building are footage too: they must not linger past retention.
@@ -123,6 +125,7 @@ async def run(runtime: Runtime) -> None:
         work_dir=clips_dir,
         live=_Live(builders, recorder),
         store_for=lambda bucket: make_store(settings, bucket),
+        holds=holds,
     )
     server = await rpc.start_server(
         f"{settings.bind_host}:{settings.archive_grpc.rsplit(':', 1)[1]}",
@@ -133,7 +136,7 @@ async def run(runtime: Runtime) -> None:
     _restart_gaps(spool, gap_log, to_us(clock.now()))
     await gap_log.flush()
     recovered = recorder.recover()
-    sweeper = Sweeper(engine, store, clock, retention, settings.archive_sweep_batch)
+    sweeper = Sweeper(engine, store, clock, retention, settings.archive_sweep_batch, holds=holds)
 
     nc = await bus.connect_with_retry(settings, "archive", runtime.stop)
     if nc is None:
@@ -209,7 +212,16 @@ async def run(runtime: Runtime) -> None:
         while not runtime.stop.is_set():
             try:
                 await _prepare(
-                    engine, store, sweeper, retention, recorder, settings.archive_reconcile_hours, clock, js, prefix
+                    engine,
+                    store,
+                    sweeper,
+                    retention,
+                    recorder,
+                    settings.archive_reconcile_hours,
+                    clock,
+                    js,
+                    prefix,
+                    holds,
                 )
                 recorder.ready.set()
                 return
@@ -227,7 +239,8 @@ async def run(runtime: Runtime) -> None:
             try:
                 result = await asyncio.to_thread(sweeper.sweep)
                 if clock.now() - last_rule_check >= HOUR:
-                    await asyncio.to_thread(lifecycle.ensure_rule, store, retention.longest_days())
+                    days = await asyncio.to_thread(holds.backstop_days, retention.longest_days())
+                    await asyncio.to_thread(lifecycle.ensure_rule, store, days)
                     last_rule_check = clock.now()
             except Exception as exc:  # noqa: BLE001 - the next round retries
                 log.warning("retention sweep failed; retrying next round", error=str(exc) or type(exc).__name__)
@@ -254,6 +267,7 @@ async def run(runtime: Runtime) -> None:
         asyncio.create_task(prepare_store()),
         asyncio.create_task(sweep_loop()),
         asyncio.create_task(pending_loop()),
+        asyncio.create_task(camera_gaps.consume(js, prefix, engine, clock, runtime.stop)),
     ]
     subscription = await nc.subscribe(
         subjects.masked(prefix, "*", "main"),
@@ -338,9 +352,11 @@ async def _prepare(
     clock: Clock,
     js: JetStreamContext,
     prefix: str,
+    holds: HoldBook,
 ) -> None:
     await asyncio.to_thread(store.ensure_bucket)
-    await asyncio.to_thread(lifecycle.ensure_rule, store, retention.longest_days())
+    days = await asyncio.to_thread(holds.backstop_days, retention.longest_days())
+    await asyncio.to_thread(lifecycle.ensure_rule, store, days)
     await asyncio.to_thread(sweeper.sweep)
     now_us = to_us(clock.now())
     cameras = set(await asyncio.to_thread(index.camera_ids, engine)) | set(retention.known_cameras())

@@ -48,7 +48,8 @@ class Gap(SQLModel, table=True):
     stream: str = Field(max_length=8)
     start_us: int = Field(sa_column=Column(BigInteger, nullable=False))
     end_us: int = Field(sa_column=Column(BigInteger, nullable=False))
-    # "storage_outage", "archive_restart", "object_missing" (later: "camera_offline"...).
+    # "storage_outage", "archive_restart", "object_missing"; from camera status events
+    # (camera_gaps.py) "camera_offline", "camera_maintenance", "authorisation_expired".
     reason: str = Field(max_length=32)
     detail: str = Field(default="", max_length=512)
     created_us: int = Field(sa_column=Column(BigInteger, nullable=False))
@@ -90,3 +91,24 @@ class CameraRetention(SQLModel, table=True):
     days: int
     name: str = Field(max_length=128)
     updated_us: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class Hold(SQLModel, table=True):
+    """Footage frozen against the retention sweep for a citizen's access request.
+
+    A hold never extends a segment's life past its capture + the legal 30 days (see holds.py):
+    `until_us` is what was asked, the sweeper applies the legal clamp per segment.
+    """
+
+    __tablename__ = "archive_holds"
+    __table_args__ = (Index("ix_archive_holds_camera", "camera_id", "start_us"),)
+
+    id: str = Field(primary_key=True, max_length=128)
+    camera_id: str = Field(max_length=64)
+    start_us: int = Field(sa_column=Column(BigInteger, nullable=False))
+    end_us: int = Field(sa_column=Column(BigInteger, nullable=False))
+    until_us: int = Field(sa_column=Column(BigInteger, nullable=False))
+    reason: str = Field(default="", max_length=500)
+    actor: str = Field(default="", max_length=200)
+    created_us: int = Field(sa_column=Column(BigInteger, nullable=False))
+    released_us: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))

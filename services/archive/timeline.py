@@ -3,7 +3,8 @@
 Segments that touch (or nearly: `join_us`, below a frame interval) merge into one covered
 interval. Everything in the asked range that no interval covers is a gap; a gap takes the reason
 of the `archive_gaps` records it overlaps (the longest overlap wins), or "" when nobody knows why
-(typically the camera sent nothing: camera status events will name that later).
+(the camera sent nothing while ingest still counted it online). Camera status events name the
+offline, maintenance and authorisation gaps (camera_gaps.py).
 Segments not yet in the store (being written, or waiting in the spool) are covered too, flagged
 `in_spool`, so the last minutes show as recorded while they are still being written.
 """

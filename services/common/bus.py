@@ -42,6 +42,8 @@ async def connect(settings: Settings, name: str) -> Client:
     nc = await nats.connect(
         servers=servers,
         name=name,
+        user=settings.nats_user or None,
+        password=settings.nats_password.get_secret_value() or None,
         max_reconnect_attempts=-1,
         reconnect_time_wait=1,
         connect_timeout=5,

@@ -1,12 +1,18 @@
-"""The static camera catalogue: which cameras exist, where their video comes from, their masks.
+"""The camera catalogue file: the seed of ingest's camera registry, and (for now) masking's masks.
 
 Read from the JSON file named by CSU_CAMERAS_FILE, or, when none is set, two built-in demo cameras
-that need nothing outside the repository. Ingest reads the sources, masking the masks, and the
-gateway learns the list from ingest over gRPC. (A database-backed registry with authorisations
-replaces this file in the cameras issue; the file format stays as its import format.)
+that need nothing outside the repository. Ingest copies it into its registry (database) on its
+first start with an empty registry and from then on serves the registry; masking still reads the
+masks from here until mask governance moves them.
 
     [{"id": "cam-01", "name": "Place d'Armes", "source": "rtsp://host/stream",
       "masks": [[[0.42, 0.05], [0.75, 0.05], [0.75, 0.19], [0.42, 0.19]]]}]
+
+The file may also be an object {"authorisations": [...], "cameras": [...]}, and a camera may
+carry the registry's other fields: sub_source, model, generation, ptz_driver, ptz_url,
+position {lat, lon, view_direction_deg}, profile {width, height, fps, close_up}, authorisation
+(a reference), state. Cameras without position or authorisation are seeded under a demonstration
+authorisation (see services/ingest/registry.py), which the operator must replace.
 
 Masks are polygons in normalised image coordinates (0..1 from the top-left corner), so one set
 fits the main and sub streams alike. `masks` is required: an empty list is an explicit statement
@@ -15,6 +21,7 @@ that no private area is in view; a camera missing from the catalogue is masked e
 
 import hashlib
 import json
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -25,6 +32,36 @@ from services.common.subjects import check_camera_id
 
 Point = tuple[Annotated[float, Field(ge=0.0, le=1.0)], Annotated[float, Field(ge=0.0, le=1.0)]]
 Polygon = Annotated[list[Point], Field(min_length=3)]
+
+
+class CataloguePosition(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    lat: float = Field(ge=-90, le=90)
+    lon: float = Field(ge=-180, le=180)
+    view_direction_deg: float = Field(0.0, ge=0, lt=360)
+
+
+class CatalogueProfile(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    width: int
+    height: int
+    fps: float
+    close_up: bool = False
+
+
+class CatalogueAuthorisation(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    reference: str
+    decision: date
+    expiry: date
+    purposes: list[str]
+    max_retention_days: int = Field(ge=1, le=LEGAL_MAX_RETENTION_DAYS)
+    recipients: list[str]
+    # GeoJSON Polygon or MultiPolygon, [lon, lat].
+    perimeter: dict
 
 
 class CameraConfig(BaseModel):
@@ -38,6 +75,16 @@ class CameraConfig(BaseModel):
     retention_days: int = Field(15, ge=1, le=LEGAL_MAX_RETENTION_DAYS)
     # Permissions are granted per camera group (see the gateway's security module).
     groups: list[Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]] = ["default"]
+    # Registry fields (optional in the file; see the module docstring).
+    sub_source: str | None = None
+    model: str = ""
+    generation: str = ""
+    ptz_driver: Literal["", "onvif", "simulated"] = ""
+    ptz_url: str = ""
+    position: CataloguePosition | None = None
+    profile: CatalogueProfile | None = None
+    authorisation: str | None = None
+    state: Literal["commissioning", "in_service", "maintenance", "decommissioned"] = "in_service"
 
     @field_validator("id")
     @classmethod
@@ -51,7 +98,14 @@ class CameraConfig(BaseModel):
         return "m-" + hashlib.sha256(canonical.encode()).hexdigest()[:12]
 
 
-_CATALOGUE = TypeAdapter(list[CameraConfig])
+class Catalogue(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    authorisations: list[CatalogueAuthorisation] = []
+    cameras: list[CameraConfig]
+
+
+_CATALOGUE = TypeAdapter(list[CameraConfig] | Catalogue)
 
 # The demo scene draws a building whose upper windows sit in this band (see ingest.demo).
 DEMO_WINDOW_MASK: list[Point] = [(0.08, 0.08), (0.60, 0.08), (0.60, 0.30), (0.08, 0.30)]
@@ -72,16 +126,25 @@ def demo_cameras(retention_days: int) -> list[CameraConfig]:
 
 
 def load_cameras(settings: Settings) -> list[CameraConfig]:
+    return load_catalogue(settings).cameras
+
+
+def load_catalogue(settings: Settings) -> Catalogue:
     if settings.cameras_file is None:
-        return demo_cameras(settings.retention_days)
-    return parse_cameras(Path(settings.cameras_file).read_bytes())
+        return Catalogue(cameras=demo_cameras(settings.retention_days))
+    return parse_catalogue(Path(settings.cameras_file).read_bytes())
 
 
 def parse_cameras(raw: bytes) -> list[CameraConfig]:
-    cameras = _CATALOGUE.validate_json(raw)
+    return parse_catalogue(raw).cameras
+
+
+def parse_catalogue(raw: bytes) -> Catalogue:
+    parsed = _CATALOGUE.validate_json(raw)
+    catalogue = parsed if isinstance(parsed, Catalogue) else Catalogue(cameras=parsed)
     seen: set[str] = set()
-    for camera in cameras:
+    for camera in catalogue.cameras:
         if camera.id in seen:
             raise ValueError(f"camera id {camera.id!r} appears twice")
         seen.add(camera.id)
-    return cameras
+    return catalogue

@@ -42,3 +42,13 @@ class SecretBox:
             return self._fernet.decrypt(token.encode()).decode()
         except InvalidToken as exc:
             raise SecretBoxError("a stored secret cannot be decrypted with the configured key") from exc
+
+    def seal_bytes(self, plaintext: bytes) -> bytes:
+        """Encrypt a document (requisition scans, identity copies) for the object store."""
+        return self._fernet.encrypt(plaintext)
+
+    def open_bytes(self, token: bytes) -> bytes:
+        try:
+            return self._fernet.decrypt(token)
+        except InvalidToken as exc:
+            raise SecretBoxError("a stored document cannot be decrypted with the configured key") from exc

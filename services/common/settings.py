@@ -5,16 +5,35 @@ validates them; each service reads only the fields it needs. The few URLs that d
 conventionally pass without a prefix (DATABASE_URL, NATS_URL) are accepted as aliases.
 """
 
+import re
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # The prefectoral order may allow at most 30 days; no setting anywhere may exceed it.
 LEGAL_MAX_RETENTION_DAYS = 30
+
+
+class OidcGrant(BaseModel):
+    """What one group of the OIDC provider grants: a role, and the camera groups of the habilitation."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    role: str = Field(min_length=1, max_length=32)
+    camera_groups: list[str] = Field(
+        default_factory=list, max_length=100, description='Camera groups, or ["*"] for all.'
+    )
+
+    @field_validator("camera_groups")
+    @classmethod
+    def _groups(cls, value: list[str]) -> list[str]:
+        for group in value:
+            if not re.fullmatch(r"\*|[a-z0-9][a-z0-9_-]{0,63}", group):
+                raise ValueError(f"invalid camera group {group!r}")
+        return value
 
 
 class Settings(BaseSettings):
@@ -36,6 +55,11 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("CSU_NATS_URL", "NATS_URL"),
         description="NATS server(s), comma-separated; a token may be given as nats://TOKEN@host.",
     )
+    # Per-service NATS users carry the privacy boundary's permissions (only masking may read raw
+    # frames); separate fields, not URL credentials, so any password works and discovered cluster
+    # members get the same credentials on reconnect.
+    nats_user: str = Field("", description="NATS user name (production: the service's own user, see the Helm chart).")
+    nats_password: SecretStr = Field(SecretStr(""), description="Password of the NATS user.")
     nats_prefix: str = Field(
         "csu",
         pattern=r"^[A-Za-z0-9_-]+$",
@@ -56,7 +80,8 @@ class Settings(BaseSettings):
     # -- cameras and recording ---------------------------------------------------------------
     cameras_file: Path | None = Field(
         None,
-        description="JSON list of cameras (id, name, source, masks). Empty: two demo cameras.",
+        description="Camera catalogue (JSON) seeding the registry on first start; masking reads its masks. "
+        "Empty: demo cameras.",
     )
     retention_days: int = Field(15, ge=1, le=LEGAL_MAX_RETENTION_DAYS, description="Default retention of recordings.")
     segment_duration_s: float = Field(
@@ -70,7 +95,6 @@ class Settings(BaseSettings):
     max_query_range_hours: float = Field(
         24.0, gt=0, description="Widest time range a single listing or clip request may ask for."
     )
-
     archive_spool_max_bytes: int = Field(
         2 * 1024**3,
         ge=1024**2,
@@ -97,6 +121,21 @@ class Settings(BaseSettings):
     source_read_timeout_s: float = Field(10.0, gt=0, description="A source silent this long is reconnected.")
     reconnect_min_s: float = Field(1.0, gt=0, description="First reconnect delay.")
     reconnect_max_s: float = Field(30.0, gt=0, description="Longest reconnect delay (with jitter).")
+    ingest_replica_id: str = Field(
+        "",
+        pattern=r"^[A-Za-z0-9_-]{0,64}$",
+        description="Name of this ingest replica in leases and statuses. Empty: host name and process id.",
+    )
+    lease_ttl_s: float = Field(
+        8.0, ge=2, le=60, description="Camera lease lifetime: a dead ingest replica's cameras move after this."
+    )
+    ptz_idle_timeout_s: float = Field(15.0, ge=3, le=600, description="A PTZ control session unused this long ends.")
+    ptz_reservation_max_s: float = Field(
+        8 * 3600.0, ge=60, le=24 * 3600, description="Longest PTZ reservation a supervisor may take."
+    )
+    ptz_tour_priority: int = Field(
+        10, ge=0, le=1000, description="PTZ priority of guard tours (any operator above it takes over)."
+    )
 
     # -- masking -----------------------------------------------------------------------------
     mask_colour: str = Field("#808080", pattern=r"^#[0-9A-Fa-f]{6}$", description="Colour burned into masked areas.")
@@ -106,6 +145,81 @@ class Settings(BaseSettings):
     x264_threads: int = Field(0, ge=0, description="x264 threads per camera (0: x264 decides).")
     masking_queue_frames: int = Field(
         50, ge=2, description="Frames buffered per camera before masking drops to a keyframe."
+    )
+    masking_replica_id: str = Field(
+        "",
+        pattern=r"^[A-Za-z0-9_-]{0,64}$",
+        description="Name of this masking replica in camera leases. Empty: host name and process id.",
+    )
+    mask_margin_px: int = Field(
+        4, ge=3, le=64, description="Masks grow by this many pixels (then to whole macroblocks) before filling."
+    )
+    ptz_position_max_age_s: float = Field(
+        1.0,
+        gt=0,
+        le=10,
+        description="A PTZ position read longer than this before (or after) the frame: the frame is masked whole.",
+    )
+    ptz_max_follow_speed: float = Field(
+        1.0,
+        gt=0,
+        le=10,
+        description="PTZ speed (normalised units per second) beyond which masks cannot follow: frames masked whole.",
+    )
+    ptz_hfov_wide_deg: float = Field(
+        60.0, gt=1, lt=180, description="Horizontal field of view of ONVIF PTZ cameras at zoom 0 (mask projection)."
+    )
+    ptz_zoom_ratio: float = Field(
+        20.0, ge=1, le=100, description="Optical zoom ratio of ONVIF PTZ cameras (zoom 1 = this many times zoom 0)."
+    )
+    ptz_pan_range_deg: float = Field(
+        360.0, gt=0, le=360, description="Pan angle covered by ONVIF's generic pan space -1..1."
+    )
+    ptz_tilt_range_deg: float = Field(
+        180.0, gt=0, le=180, description="Tilt angle covered by ONVIF's generic tilt space -1..1."
+    )
+    bucket_redactions: str = Field(
+        "csu-redactions", description="Bucket of redacted clips for citizens' access (expire with the request)."
+    )
+    redaction_max_range_s: float = Field(
+        1800.0, ge=10, le=4 * 3600, description="Longest recorded range one redaction job may take."
+    )
+    redaction_max_days: int = Field(
+        7,
+        ge=1,
+        le=LEGAL_MAX_RETENTION_DAYS,
+        description="Longest a redacted clip is kept (never past the footage's own retention).",
+    )
+
+    # -- requisitions, register, exports, citizens' access (requisition) ---------------------
+    bucket_extractions: str = Field(
+        "csu-extractions",
+        description="Bucket of requisition extracts (the buffer): purged at the footage's retention unless a "
+        "requisition arrived, then held for the judicial procedure until delivery. No lifecycle rule.",
+    )
+    bucket_documents: str = Field(
+        "csu-documents", description="Bucket of uploaded documents (requisition scans, identity copies), encrypted."
+    )
+    bucket_exports: str = Field(
+        "csu-exports", description="Bucket of built export packages, kept until delivery (then purged)."
+    )
+    requisition_deadline_check_s: float = Field(
+        60.0, ge=1, le=3600, description="How often requisition and citizen-request deadlines are checked."
+    )
+    citizen_deadline_warning_days: int = Field(
+        7, ge=1, le=28, description="Days before a citizen request's one-month deadline when it is warned."
+    )
+    kiosk_session_minutes: int = Field(
+        30, ge=5, le=240, description="Lifetime of a kiosk viewing session (citizens' on-site access)."
+    )
+    kiosk_pairing_minutes: int = Field(
+        10, ge=1, le=60, description="How long a kiosk pairing code stays valid before it is typed on the kiosk."
+    )
+    kiosk_pair_max_failures: int = Field(
+        10, ge=1, le=1000, description="Refused kiosk pairings from one address within the window that block it (429)."
+    )
+    kiosk_pair_window_s: float = Field(
+        300.0, gt=0, le=86_400, description="Window (seconds) of the kiosk pairing limit."
     )
 
     # -- network endpoints -------------------------------------------------------------------
@@ -121,6 +235,8 @@ class Settings(BaseSettings):
     requisition_http_port: int = Field(8184, description="Health/metrics port of requisition.")
     ingest_grpc: str = Field("127.0.0.1:50051", description="host:port of IngestService.")
     archive_grpc: str = Field("127.0.0.1:50053", description="host:port of ArchiveService.")
+    masking_grpc: str = Field("127.0.0.1:50052", description="host:port of MaskingService.")
+    requisition_grpc: str = Field("127.0.0.1:50054", description="host:port of RequisitionService.")
 
     # -- security (gateway) ------------------------------------------------------------------
     secrets_key_file: Path | None = Field(
@@ -161,6 +277,55 @@ class Settings(BaseSettings):
     federation_max_assertion_s: int = Field(
         600, ge=30, le=3600, description="Longest lifetime (exp - iat) accepted for a partner's user assertion."
     )
+
+    # -- single sign-on (gateway): OpenID Connect, e.g. the city's Keycloak ----------------------
+    oidc_issuer: str = Field(
+        "",
+        description="Issuer URL of the OpenID Connect provider (e.g. https://sso.ville.fr/realms/agents); its "
+        "/.well-known/openid-configuration is read. https, except on loopback. Empty: OIDC login off.",
+    )
+    oidc_display_name: str = Field(
+        "",
+        max_length=64,
+        description="Provider name on the console's login button ('Se connecter avec <name>'). Empty: the issuer's "
+        "host.",
+    )
+    oidc_client_id: str = Field("", max_length=255, description="Client id of the gateway at the provider.")
+    oidc_client_secret: SecretStr = Field(
+        SecretStr(""),
+        description="Client secret of the gateway at the provider (HTTP basic auth, else in the request body).",
+    )
+    oidc_redirect_base_url: str = Field(
+        "",
+        description="Public base URL of the console as browsers reach it (https://csu.ville.fr); the redirect URI "
+        "to register at the provider is this + /api/v1/auth/oidc/callback.",
+    )
+    oidc_scopes: str = Field(
+        "openid profile email",
+        pattern=r"^[\x21\x23-\x5b\x5d-\x7e]+( [\x21\x23-\x5b\x5d-\x7e]+)*$",
+        description="Scopes asked for, space-separated (must include openid; add the one carrying groups if the "
+        "provider needs it).",
+    )
+    oidc_groups_claim: str = Field(
+        "groups",
+        min_length=1,
+        max_length=128,
+        description="Claim (ID token, else userinfo) listing the user's groups; a dotted path reaches a nested one "
+        "(realm_access.roles).",
+    )
+    oidc_role_map: dict[str, OidcGrant] = Field(
+        {},
+        description='JSON: provider group -> {"role": ..., "camera_groups": [...]}, e.g. {"csu-operateurs": '
+        '{"role": "operator", "camera_groups": ["*"]}}. The first group of the map the user is in gives '
+        "the role; a user in none is refused.",
+    )
+    oidc_require_validated_habilitation: bool = Field(
+        False,
+        description="Refuse OIDC logins until an admin has recorded the prefecture's validation of the account's "
+        "habilitation, and once it has expired. Either way an OIDC user sees no video without a validated, "
+        "unexpired habilitation, like a local user.",
+    )
+    oidc_timeout_s: float = Field(10.0, gt=0, le=60, description="Time allowed for each call to the provider.")
 
     # -- operations (gateway): viewing-room register, bollards, alarms, shift journal ----------
     # A secret: the relay's user and password ride in the URL (the Helm chart mounts it from a Secret).
@@ -216,6 +381,35 @@ class Settings(BaseSettings):
         if self.reconnect_max_s < self.reconnect_min_s:
             raise ValueError("CSU_RECONNECT_MAX_S must not be below CSU_RECONNECT_MIN_S")
         return self
+
+    # Field validators, not a model validator: pydantic's errors of a model validator print the
+    # whole input, which would put the client secret in a start-up error.
+    @field_validator("oidc_issuer")
+    @classmethod
+    def _oidc_issuer(cls, value: str) -> str:
+        if not value:
+            return value
+        issuer = urlsplit(value)
+        loopback = issuer.hostname in ("127.0.0.1", "::1", "localhost")
+        if issuer.scheme != "https" and not (issuer.scheme == "http" and loopback):
+            raise ValueError("the OIDC issuer must be an https:// URL (http:// only on loopback, for tests)")
+        if issuer.query or issuer.fragment or not issuer.hostname:
+            raise ValueError("the OIDC issuer must be a URL with a host and no query or fragment")
+        return value
+
+    @field_validator("oidc_redirect_base_url")
+    @classmethod
+    def _oidc_redirect_base(cls, value: str) -> str:
+        if value and (urlsplit(value).scheme not in ("http", "https") or not urlsplit(value).hostname):
+            raise ValueError("the OIDC redirect base URL must be an http(s):// URL")
+        return value.rstrip("/")
+
+    @field_validator("oidc_scopes")
+    @classmethod
+    def _oidc_scopes(cls, value: str) -> str:
+        if "openid" not in value.split():
+            raise ValueError("the OIDC scopes must include openid")
+        return value
 
     @cached_property
     def sqlalchemy_url(self) -> str:

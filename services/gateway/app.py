@@ -5,7 +5,27 @@ from fastapi import FastAPI
 from services.common.service import Runtime, health_router
 from services.gateway import limits
 from services.gateway.backends import Backends
-from services.gateway.routes import audit, auth, cameras, live, pages, partners, playback, segments, users
+from services.gateway.routes import (
+    audit,
+    auth,
+    camera_admin,
+    cameras,
+    live,
+    masks,
+    pages,
+    partners,
+    playback,
+    ptz,
+    redaction,
+    segments,
+    users,
+)
+
+# The routers, by area.
+# sign-in, accounts, audit, cameras, PTZ, recordings, live view
+CORE = (auth, users, partners, audit, cameras, camera_admin, ptz, segments, playback, live, pages)
+# privacy masks and redaction for citizens' access
+PRIVACY = (masks, redaction)
 
 
 def create_app(runtime: Runtime) -> FastAPI:
@@ -19,6 +39,6 @@ def create_app(runtime: Runtime) -> FastAPI:
     limits.install(app, runtime.settings.max_body_bytes, runtime.settings.max_upload_bytes)
     app.state.runtime = runtime
     app.include_router(health_router(runtime))
-    for module in (auth, users, partners, audit, cameras, segments, playback, live, pages):
+    for module in (*CORE, *PRIVACY):
         app.include_router(module.router)
     return app

@@ -12,8 +12,8 @@ whole chain from some point on is detected too.
 """
 
 import asyncio
-import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from nats.errors import TimeoutError as NatsTimeoutError
@@ -25,13 +25,13 @@ from sqlmodel import Session as DbSession
 
 from services.common import subjects
 from services.common.clock import Clock, to_us
+from services.common.hashchain import link_hash
 from services.common.log import get_logger
 from services.common.pb.csu.v1.audit_pb2 import AuditEvent
-from services.common.signing import Signer, verify
+from services.common.signing import Keyring, Signer, verify
 from services.gateway.models import AuditCheckpoint, AuditEntry, AuditHead
 
 log = get_logger(__name__)
-GENESIS = "0" * 64
 CHECKPOINT_EVERY = 100
 PURGE_ACTION = "audit.purge"
 _HASHED = (
@@ -52,8 +52,13 @@ _HASHED = (
 
 
 def entry_hash(prev_hash: str, entry: AuditEntry) -> str:
-    canonical = json.dumps({name: getattr(entry, name) for name in _HASHED}, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256((prev_hash + canonical).encode()).hexdigest()
+    return link_hash(prev_hash, {name: getattr(entry, name) for name in _HASHED})
+
+
+def _text(value: str) -> str:
+    # PostgreSQL refuses NUL in text; one such event (a probing request's path, say) must not stall
+    # the whole trail behind it. The escape keeps it visible to auditors.
+    return value.replace("\x00", "\\x00")
 
 
 def append(engine: Engine, events: list[AuditEvent], signer: Signer | None, clock: Clock) -> int:
@@ -72,16 +77,16 @@ def append(engine: Engine, events: list[AuditEvent], signer: Signer | None, cloc
                 seq=head.seq + 1,
                 event_id=event.id,
                 time_us=event.time_us,
-                actor=event.actor,
-                role=event.role,
-                origin_ip=event.origin_ip,
-                partner=event.partner,
-                action=event.action,
-                target=event.target,
-                justification=event.justification,
-                recipient=event.recipient,
-                outcome=event.outcome or "ok",
-                details_json=event.details_json or "{}",
+                actor=_text(event.actor),
+                role=_text(event.role),
+                origin_ip=_text(event.origin_ip),
+                partner=_text(event.partner),
+                action=_text(event.action),
+                target=_text(event.target),
+                justification=_text(event.justification),
+                recipient=_text(event.recipient),
+                outcome=_text(event.outcome) or "ok",
+                details_json=_text(event.details_json) or "{}",
                 prev_hash=head.entry_hash,
                 entry_hash="",
             )
@@ -144,7 +149,27 @@ def purge_expired(engine: Engine, clock: Clock, retention_days: int) -> tuple[in
         return count, last
 
 
-def verify_chain(engine: Engine, trusted_public_key: str | None = None, batch: int = 5000) -> Verdict:
+def entry_count(engine: Engine) -> int:
+    """How many entries the trail keeps (what a verification walks)."""
+    with DbSession(engine) as s:
+        return s.execute(select(func.count()).select_from(AuditEntry)).scalar_one()
+
+
+def verify_chain(
+    engine: Engine,
+    trusted_public_key: Keyring | str | None = None,
+    batch: int = 5000,
+    progress: Callable[[int], None] | None = None,
+) -> Verdict:
+    """Walk the kept chain; `progress(n)` is told after each batch of n entries.
+
+    Checkpoints are checked with the trusted keys (`Signer.keyring()`: the deployment's current and
+    retired keys, so a key rotation keeps older checkpoints valid): the public key stored with a
+    checkpoint only selects which trusted key to use, and one outside the keyring is refused. With
+    no trusted key given, the stored key itself is used (it then proves the chain unchanged since
+    signing, not who signed).
+    """
+    trusted = Keyring.of(trusted_public_key) if trusted_public_key is not None else None
     with DbSession(engine) as s:
         checkpoints = {c.seq: c for c in s.execute(select(AuditCheckpoint)).scalars()}
         prev: str | None = None
@@ -178,19 +203,31 @@ def verify_chain(engine: Engine, trusted_public_key: str | None = None, batch: i
                     return Verdict(False, count, entry.seq, f"entry {entry.seq} does not match its hash chain")
                 checkpoint = checkpoints.get(entry.seq)
                 if checkpoint is not None:
-                    key = trusted_public_key or checkpoint.public_key
-                    signed = f"{checkpoint.seq}:{checkpoint.entry_hash}".encode()
-                    if checkpoint.entry_hash != entry.entry_hash or not verify(key, signed, checkpoint.signature):
-                        return Verdict(
-                            False, count, entry.seq, f"the signed checkpoint at entry {entry.seq} does not match"
-                        )
+                    problem = _checkpoint_problem(checkpoint, entry, trusted)
+                    if problem:
+                        return Verdict(False, count, entry.seq, problem)
                 prev = entry.entry_hash
                 expected_seq = entry.seq + 1
             after = rows[-1].seq
+            if progress is not None:
+                progress(len(rows))
         head = s.get(AuditHead, 1)
         if head is not None and count and head.seq != expected_seq - 1:
             return Verdict(False, count, head.seq, "the chain head points past the last entry")
         return Verdict(True, count)
+
+
+def _checkpoint_problem(checkpoint: AuditCheckpoint, entry: AuditEntry, trusted: Keyring | None) -> str | None:
+    signed = f"{checkpoint.seq}:{checkpoint.entry_hash}".encode()
+    if trusted is None:
+        valid = verify(checkpoint.public_key, signed, checkpoint.signature)
+    else:
+        if checkpoint.public_key.strip() and not trusted.trusts(checkpoint.public_key):
+            return f"the checkpoint at entry {entry.seq} is signed by a key the deployment does not trust"
+        valid = trusted.verify(signed, checkpoint.signature, public_key_pem=checkpoint.public_key)
+    if checkpoint.entry_hash != entry.entry_hash or not valid:
+        return f"the signed checkpoint at entry {entry.seq} does not match"
+    return None
 
 
 def _purge_recorded(s: DbSession, through_seq: int) -> bool:

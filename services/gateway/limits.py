@@ -1,6 +1,7 @@
 """Request hygiene at the door: bodies larger than allowed are refused before they are read whole,
-and refused or malformed requests leave a trace in the audit trail (probing is what auditors look
-for), without recording what was sent.
+text carrying NUL characters is refused (no store takes them: PostgreSQL refuses them in text, and
+they have no business in a name or a reason), and refused or malformed requests leave a trace in
+the audit trail (probing is what auditors look for), without recording what was sent.
 """
 
 import json
@@ -52,6 +53,11 @@ class BodyLimit:
             if not message.get("more_body", False):
                 break
 
+        if _carries_nul(scope, messages):
+            await _record_refusal(scope, "request.invalid", {"reason": "NUL character"})
+            await _answer(send, 422, "text may not contain NUL characters (\\u0000)")
+            return
+
         async def replay() -> Message:
             return messages.pop(0) if messages else await receive()
 
@@ -59,15 +65,34 @@ class BodyLimit:
 
     async def _refuse(self, scope: Scope, send: Send, limit: int) -> None:
         await _record_refusal(scope, "request.too_large", {"limit_bytes": limit})
-        body = json.dumps({"detail": f"the request body is larger than the {limit // 1024} KiB allowed here"}).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        await _answer(send, 413, f"the request body is larger than the {limit // 1024} KiB allowed here")
+
+
+# Uploaded files are binary and may hold any byte; text bodies and addresses may not hold NUL.
+_TEXT_TYPES = (b"application/json", b"application/x-www-form-urlencoded", b"text/")
+
+
+def _carries_nul(scope: Scope, messages: list[Message]) -> bool:
+    raw = (scope.get("raw_path") or b"") + b"?" + (scope.get("query_string") or b"")
+    if b"%00" in raw or b"\x00" in raw:
+        return True
+    content_type = dict(scope.get("headers") or []).get(b"content-type", b"").lower()
+    if not content_type.startswith(_TEXT_TYPES):
+        return False
+    body = b"".join(m.get("body", b"") for m in messages if m["type"] == "http.request")
+    return b"\x00" in body or b"\\u0000" in body.lower()
+
+
+async def _answer(send: Send, status: int, detail: str) -> None:
+    body = json.dumps({"detail": detail}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
 
 
 async def _record_refusal(scope: Scope, action: str, details: dict[str, Any]) -> None:

@@ -1,106 +1,83 @@
-"""The ingest service: one worker thread per camera, packets published on <prefix>.raw.<cam>.main."""
+"""The ingest service process: the registry database, one IngestNode (this replica), the gRPC API.
+
+On first start with an empty registry, the registry is seeded from CSU_CAMERAS_FILE (or the two
+demo cameras). Camera credentials are sealed with the key in CSU_SECRETS_KEY_FILE: without it
+ingest refuses to start rather than store them in clear.
+"""
 
 import asyncio
+from collections.abc import Callable
 
-import grpc
 from nats.aio.client import Client
-from prometheus_client import Counter
 
-from services.common import bus, rpc, subjects
-from services.common.cameras import CameraConfig, load_cameras
+from services.common import bus, db, rpc
+from services.common.cameras import load_catalogue
 from services.common.clock import SystemClock
 from services.common.log import get_logger
-from services.common.pb.csu.v1 import ingest_pb2, ingest_pb2_grpc
-from services.common.pb.csu.v1.frame_pb2 import FramePacket
+from services.common.pb.csu.v1 import ingest_pb2_grpc
+from services.common.secretbox import SecretBox
 from services.common.service import Runtime
-from services.ingest.worker import CameraStatus, CameraWorker
+from services.ingest.grpc_api import IngestApi
+from services.ingest.node import IngestNode
+from services.ingest.registry import Registry
 
 log = get_logger(__name__)
 
-DROPPED = Counter("csu_ingest_dropped_total", "Packets dropped because publishing fell behind", ["camera"])
-# Packets waiting for NATS across all cameras; past this a camera loses packets instead of the
-# process growing without bound while NATS is away.
-QUEUE_LIMIT = 5000
-
-
-class IngestApi(ingest_pb2_grpc.IngestServiceServicer):
-    def __init__(self, workers: dict[str, CameraWorker]) -> None:
-        self._workers = workers
-
-    def _camera(self, worker: CameraWorker) -> ingest_pb2.Camera:
-        camera: CameraConfig = worker.camera
-        status = worker.status
-        return ingest_pb2.Camera(
-            id=camera.id,
-            name=camera.name,
-            status=status.status,
-            status_reason=status.reason,
-            status_since_us=status.since_us,
-            retention_days=camera.retention_days,
-            groups=camera.groups,
-        )
-
-    async def ListCameras(self, request, context):  # type: ignore[no-untyped-def]
-        return ingest_pb2.ListCamerasResponse(cameras=[self._camera(w) for w in self._workers.values()])
-
-    async def GetCamera(self, request, context):  # type: ignore[no-untyped-def]
-        worker = self._workers.get(request.camera_id)
-        if worker is None:
-            await context.abort(grpc.StatusCode.NOT_FOUND, f"unknown camera {request.camera_id!r}")
-        return self._camera(worker)
+# Recording profile given to catalogue cameras that do not state one (the demo cameras' own).
+SEED_PROFILE = (704, 576, 10.0)
 
 
 async def run(runtime: Runtime) -> None:
     settings = runtime.settings
-    loop = asyncio.get_running_loop()
-    queue: asyncio.Queue[FramePacket] = asyncio.Queue(QUEUE_LIMIT)
+    box = SecretBox.from_file(settings.secrets_key_file)
+    engine = db.make_engine(settings)
+    clock = SystemClock()
+    registry = Registry(engine, box, clock)
     nc: Client | None = None
     runtime.add_check("nats", bus.nats_ready(lambda: nc))
+    runtime.add_check("database", lambda: asyncio.to_thread(db.ping, engine))
 
-    def publish(envelope: FramePacket) -> None:  # called from worker threads
-        loop.call_soon_threadsafe(_enqueue, envelope)
+    if not await _until_ok(
+        runtime, "database", lambda: db.migrate("ingest", engine) if settings.db_auto_migrate else None
+    ):
+        return
 
-    def _enqueue(envelope: FramePacket) -> None:
-        try:
-            queue.put_nowait(envelope)
-        except asyncio.QueueFull:
-            DROPPED.labels(envelope.camera_id).inc()
+    def seed() -> None:
+        seeded = registry.seed(load_catalogue(settings), SEED_PROFILE)
+        if seeded:
+            log.info("camera registry seeded", cameras=seeded, source=str(settings.cameras_file or "demo cameras"))
 
-    def on_status(camera_id: str, status: CameraStatus) -> None:
-        log.info("camera status", camera=camera_id, status=status.status, reason=status.reason)
-
-    clock = SystemClock()
-    workers = {
-        camera.id: CameraWorker(camera, settings, clock, publish, on_status) for camera in load_cameras(settings)
-    }
-    server = await rpc.start_server(
-        f"{settings.bind_host}:{settings.ingest_grpc.rsplit(':', 1)[1]}",
-        [lambda s: ingest_pb2_grpc.add_IngestServiceServicer_to_server(IngestApi(workers), s)],
-    )
+    if not await _until_ok(runtime, "registry seed", seed):
+        return
     nc = await bus.connect_with_retry(settings, "ingest", runtime.stop)
     if nc is None:
-        await server.stop(None)
         return
-    for worker in workers.values():
-        worker.start()
-    log.info("ingest running", cameras=len(workers))
-
-    async def pump() -> None:
-        while True:
-            envelope = await queue.get()
-            subject = subjects.raw(settings.nats_prefix, envelope.camera_id, envelope.stream)
-            try:
-                await nc.publish(subject, envelope.SerializeToString())
-            except Exception as exc:  # noqa: BLE001 - a lost packet must not stop the others
-                DROPPED.labels(envelope.camera_id).inc()
-                log.warning("publish failed", camera=envelope.camera_id, error=str(exc))
-
-    pumping = asyncio.create_task(pump())
+    node = IngestNode(settings, registry, nc, capture_clock=clock, policy_clock=clock)
+    await node.start()
+    server = await rpc.start_server(
+        f"{settings.bind_host}:{settings.ingest_grpc.rsplit(':', 1)[1]}",
+        [lambda s: ingest_pb2_grpc.add_IngestServiceServicer_to_server(IngestApi(node), s)],
+    )
     await runtime.stop.wait()
-    for worker in workers.values():
-        worker.stop()
-    pumping.cancel()
     await server.stop(grace=2)
+    await node.stop()
     await nc.drain()
-    for worker in workers.values():
-        await asyncio.to_thread(worker.join, 5)
+    await node.join_workers(settings.source_read_timeout_s + 2)
+    engine.dispose()
+
+
+async def _until_ok(runtime: Runtime, what: str, action: Callable[[], object]) -> bool:
+    """Retry a start-up step until it works: dependencies (and other replicas) may be starting too."""
+    delay = 0.5
+    while not runtime.stop.is_set():
+        try:
+            await asyncio.to_thread(action)
+            return True
+        except Exception as exc:  # noqa: BLE001
+            log.warning(f"{what} not ready yet", error=str(exc))
+            try:
+                await asyncio.wait_for(runtime.stop.wait(), delay)
+            except TimeoutError:
+                pass
+            delay = min(delay * 2, 5.0)
+    return False

@@ -8,7 +8,10 @@ For a live source the anchor is the moment we started opening it, not the moment
 reaches us: opening an RTSP stream reads the first seconds of packets to learn the codec
 (FFmpeg's stream probing), and those packets then arrive in a burst. Every packet was sent after
 we started opening, so placing the first one there keeps the burst at its real cadence and every
-capture time at or before its arrival.
+capture time at or before its arrival. The probe reads at most PROBE_S of stream (sources.py), so
+when the open itself took longer (a camera slow to answer, or just back), the worker anchors at
+the end of the open minus a probe instead: the first images are never dated from when we started
+waiting.
 
 Live sources drift against the wall clock, and cameras jump. A capture time ahead of the wall
 clock is impossible, and one lagging more than the longest probe burst means the camera's clock
@@ -16,10 +19,20 @@ runs slow or stalled: either way the session re-anchors on the wall clock. The m
 made strictly increasing downstream, so a re-anchor never shows time going backwards.
 """
 
-from services.common.clock import Clock, to_us
+from datetime import UTC, datetime, timedelta
+
+from services.common.clock import Clock
 
 MAX_LEAD_US = 500_000
 MAX_LAG_US = 10_000_000
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_US = timedelta(microseconds=1)
+
+
+def _now_us(clock: Clock) -> int:
+    # to_us's arithmetic with the epoch built once: a live source asks for every packet. A naive
+    # datetime still fails (it cannot be subtracted from an aware one).
+    return (clock.now() - _EPOCH) // _US
 
 
 class CaptureClock:
@@ -38,7 +51,7 @@ class CaptureClock:
         assert self._anchor_us is not None
         capture = self._anchor_us + round((ts_s - self._base_s) * 1_000_000)
         if self._live:
-            now = to_us(self._clock.now())
+            now = _now_us(self._clock)
             if capture - now > MAX_LEAD_US or now - capture > MAX_LAG_US:
                 self._anchor(ts_s, now)
                 self.reanchors += 1
@@ -46,5 +59,5 @@ class CaptureClock:
         return capture
 
     def _anchor(self, ts_s: float, at_us: int | None) -> None:
-        self._anchor_us = at_us if at_us is not None else to_us(self._clock.now())
+        self._anchor_us = at_us if at_us is not None else _now_us(self._clock)
         self._base_s = ts_s

@@ -1,108 +1,137 @@
 """The masking service: the only reader of raw frames, the only writer of masked ones.
 
-Each camera gets a bounded queue and a task that masks its packets in order on a worker thread
-(PyAV releases the GIL while decoding and encoding, so cameras run in parallel). A camera whose
-queue overflows drops packets up to its next keyframe: dropping single packets would corrupt
-every frame until then.
+Start-up: masking's own tables (Alembic, masking_*), the catalogue's masks imported as approved
+version 1 of each camera without a mask set (so existing deployments keep their masks), then the
+replica (node.py: per-camera leases, lanes, previews), the redaction worker, and MaskingService on
+CSU_MASKING_GRPC.
 """
 
 import asyncio
+import contextlib
+from pathlib import Path
 
 from nats.aio.client import Client
-from nats.aio.msg import Msg
 
-from services.common import bus, subjects
+from services.common import bus, db, rpc
 from services.common.cameras import load_cameras
-from services.common.envelope import parse_frame
+from services.common.clock import SystemClock
 from services.common.log import get_logger
-from services.common.pb.csu.v1.frame_pb2 import FramePacket
+from services.common.objectstore import make_store
+from services.common.pb.csu.v1 import archive_pb2_grpc, ingest_pb2_grpc, masking_pb2_grpc
 from services.common.service import Runtime
 from services.common.settings import Settings
-from services.masking.masks import rgb_hex_to_yuv
-from services.masking.pipeline import DROPPED, CameraMasker, EncoderSettings, MaskSet
+from services.common.signing import Signer, SigningKeyError
+from services.masking.grpc_api import MaskingApi
+from services.masking.node import MaskingNode
+from services.masking.projection import Position, SphericalModel, model_for
+from services.masking.redaction.jobs import RedactionJobs
+from services.masking.redaction.worker import RedactionWorker
+from services.masking.store import CatalogueMasks, MaskStore
+from services.masking.validation import check_polygons
 
 log = get_logger(__name__)
+GRPC_RETRY_S = 5.0
 
 
-class CameraLane:
-    """One camera's queue and masking task."""
+def catalogue_masks(settings: Settings) -> list[CatalogueMasks]:
+    """The catalogue's masks, in each camera's space: image coordinates as they are for fixed
+    cameras; for PTZ cameras, taken as drawn at the home position (0, 0, 0) and converted."""
+    spherical = SphericalModel(
+        settings.ptz_hfov_wide_deg, settings.ptz_zoom_ratio, settings.ptz_pan_range_deg, settings.ptz_tilt_range_deg
+    )
+    result = []
+    for camera in load_cameras(settings):
+        polygons = [[(float(x), float(y)) for x, y in polygon] for polygon in camera.masks]
+        model = model_for(camera.ptz_driver, spherical)
+        if model is None:
+            result.append(CatalogueMasks(camera.id, "image", polygons))
+            continue
+        aspect = camera.profile.width / camera.profile.height if camera.profile else 16 / 9
+        home = Position(0.0, 0.0, 0.0)
+        converted = [[model.unproject(p, home, aspect) for p in polygon] for polygon in polygons]
+        result.append(CatalogueMasks(camera.id, "ptz", check_polygons(converted, "ptz") if converted else []))
+    return result
 
-    def __init__(self, masker: CameraMasker, limit: int, publish) -> None:  # type: ignore[no-untyped-def]
-        self.masker = masker
-        self.queue: asyncio.Queue[FramePacket] = asyncio.Queue(limit)
-        self._publish = publish
-        self._skipping = False
-        self.task = asyncio.create_task(self._run())
 
-    def offer(self, packet: FramePacket) -> None:
-        if self._skipping and not packet.keyframe:
-            DROPPED.labels(self.masker.camera_id, "overload").inc()
-            return
-        self._skipping = False
+def _public_key(settings: Settings) -> str | None:
+    """The deployment's public key, to check statements with, when this service is given the key."""
+    try:
+        return Signer.from_file(settings.signing_key_file).public_pem()
+    except SigningKeyError:
+        return None
+
+
+async def _serve_grpc(runtime: Runtime, api: MaskingApi) -> None:
+    """MaskingService; a port that cannot be bound is retried (the frame path must not stop for it)."""
+    settings = runtime.settings
+    address = f"{settings.bind_host}:{settings.masking_grpc.rsplit(':', 1)[1]}"
+    server = None
+    while server is None and not runtime.stop.is_set():
         try:
-            self.queue.put_nowait(packet)
-        except asyncio.QueueFull:
-            self._skipping = True
-            DROPPED.labels(self.masker.camera_id, "overload").inc()
-
-    async def _run(self) -> None:
-        while True:
-            packet = await self.queue.get()
-            try:
-                masked = await asyncio.to_thread(self.masker.process, packet)
-            except Exception:
-                log.exception("masking failed", camera=self.masker.camera_id)
-                continue
-            for out in masked:
-                await self._publish(out)
-
-
-def _masks_by_camera(settings: Settings) -> dict[str, MaskSet]:
-    return {c.id: MaskSet(c.mask_version, c.masks) for c in load_cameras(settings)}
+            server = await rpc.start_server(
+                address, [lambda s: masking_pb2_grpc.add_MaskingServiceServicer_to_server(api, s)]
+            )
+        except RuntimeError as exc:
+            log.error("MaskingService not served yet", address=address, error=str(exc))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(runtime.stop.wait(), GRPC_RETRY_S)
+    await runtime.stop.wait()
+    if server is not None:
+        await server.stop(grace=2)
 
 
 async def run(runtime: Runtime) -> None:
     settings = runtime.settings
+    clock = SystemClock()
+    engine = db.make_engine(settings)
+    store = MaskStore(engine, clock)
+    jobs = RedactionJobs(engine, clock)
     nc: Client | None = None
     runtime.add_check("nats", bus.nats_ready(lambda: nc))
-    masks = _masks_by_camera(settings)
-    colour = rgb_hex_to_yuv(settings.mask_colour)
-    encoder = EncoderSettings(
-        settings.x264_preset, settings.x264_crf, settings.x264_threads, settings.keyframe_interval_s
-    )
-    lanes: dict[str, CameraLane] = {}
-    prefix = settings.nats_prefix
+    runtime.add_check("database", lambda: asyncio.to_thread(db.ping, engine))
 
+    def prepare() -> None:
+        if settings.db_auto_migrate:
+            db.migrate("masking", engine)
+        imported = store.import_catalogue(catalogue_masks(settings))
+        if imported:
+            log.info("catalogue masks imported as approved version 1", cameras=imported)
+
+    if not await runtime.until_ok("masking database", prepare):
+        return
     nc = await bus.connect_with_retry(settings, "masking", runtime.stop)
     if nc is None:
         return
-
-    async def publish(packet: FramePacket) -> None:
-        subject = subjects.masked(settings.nats_prefix, packet.camera_id, packet.stream)
-        await nc.publish(subject, packet.SerializeToString())
-
-    async def on_raw(msg: Msg) -> None:
-        try:
-            packet = parse_frame(msg.subject, msg.data, lambda cam, stream: subjects.raw(prefix, cam, stream))
-        except ValueError:
-            DROPPED.labels("unknown", "malformed").inc()
-            return
-        lane = lanes.get(packet.camera_id)
-        if lane is None:
-            # A camera missing from the catalogue has no mask set: it is masked entirely.
-            masker = CameraMasker(packet.camera_id, masks.get(packet.camera_id), colour, encoder)
-            lane = lanes[packet.camera_id] = CameraLane(masker, settings.masking_queue_frames, publish)
-        lane.offer(packet)
-
-    subscription = await nc.subscribe(
-        subjects.raw(settings.nats_prefix, "*", "main"),
-        cb=on_raw,
-        pending_msgs_limit=100_000,
-        pending_bytes_limit=512 * 1024 * 1024,
-    )
-    log.info("masking running", cameras_with_masks=len(masks))
+    ingest_channel, archive_channel = rpc.channel(settings.ingest_grpc), rpc.channel(settings.archive_grpc)
+    ingest = ingest_pb2_grpc.IngestServiceStub(ingest_channel)
+    archive = archive_pb2_grpc.ArchiveServiceStub(archive_channel)
+    node = MaskingNode(settings, store, nc, ingest)
+    await bus.ensure_events_stream(nc.jetstream(), settings.nats_prefix)
+    await node.start()
+    redactions = make_store(settings, settings.bucket_redactions)
+    grey = _bgr(settings.mask_colour)
+    worker = RedactionWorker(
+        jobs, archive, redactions, node.replica_id, grey, settings.redaction_max_days,
+        Path(settings.data_dir) / "masking-work",
+    )  # fmt: skip
+    api = MaskingApi(settings, store, jobs, node, ingest, archive, redactions, _public_key(settings))
+    tasks = [asyncio.create_task(_serve_grpc(runtime, api)), asyncio.create_task(_worker(runtime, worker))]
+    log.info("masking running", replica=node.replica_id)
     await runtime.stop.wait()
-    await subscription.unsubscribe()
-    for lane in lanes.values():
-        lane.task.cancel()
-    await nc.drain()
+    await node.stop()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    await bus.close(nc)
+    await ingest_channel.close()
+    await archive_channel.close()
+    engine.dispose()
+
+
+async def _worker(runtime: Runtime, worker: RedactionWorker) -> None:
+    if not await runtime.until_ok("redaction bucket", worker.prepare):
+        return
+    await worker.run(runtime.stop)
+
+
+def _bgr(colour: str) -> tuple[int, int, int]:
+    r, g, b = (int(colour[i : i + 2], 16) for i in (1, 3, 5))
+    return b, g, r

@@ -2,6 +2,7 @@
 and the tamper-evident audit trail that refuses actions it cannot record."""
 
 import re
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -25,6 +26,17 @@ MATRIX: dict[tuple[str, str], set[str]] = {
     ("GET", "/api/v1/audit/verify"): {"auditor", "admin"},
     ("GET", "/api/v1/audit/export"): {"auditor", "admin"},
     ("GET", "/api/v1/segments/{segment}/content"): {"operator", "supervisor", "manager"},
+    ("GET", "/api/v1/cameras/demo-1/timeline?start={start}&end={end}"): {"operator", "supervisor", "manager"},
+    ("GET", "/api/v1/cameras.csv"): {"admin"},
+    ("GET", "/api/v1/authorisations"): {"admin", "auditor"},
+    ("GET", "/api/v1/cameras/demo-1/masks"): {"supervisor", "admin"},
+    ("GET", "/api/v1/cameras/demo-1/mask-errors"): {"supervisor", "admin"},
+    ("GET", "/api/v1/register"): {"manager", "auditor"},
+    ("GET", "/api/v1/register/verify"): {"manager", "auditor"},
+    ("GET", "/api/v1/requisitions/statistics"): {"manager", "auditor"},
+    ("GET", "/api/v1/citizen-requests"): {"clerk", "operator", "supervisor", "manager"},
+    ("GET", "/api/v1/compliance/report"): {"auditor", "admin"},
+    ("GET", "/api/v1/visitors/export"): {"auditor", "admin"},
 }
 ROLES = ["operator", "supervisor", "manager", "maintenance", "clerk", "auditor", "admin", "police_nationale"]
 
@@ -53,13 +65,15 @@ def test_every_api_endpoint_needs_a_session(platform: Platform) -> None:
 
 def test_role_by_endpoint_matrix(platform: Platform) -> None:
     platform.env["CSU_SEGMENT_DURATION_S"] = "2"
-    platform.start(["ingest", "masking", "archive", "gateway"])
+    platform.start(["ingest", "masking", "archive", "requisition", "gateway"])
     segment = _segment(platform.client("operator"))
+    now, iso = datetime.now(UTC), "%Y-%m-%dT%H:%M:%SZ"
+    times = {"start": (now - timedelta(hours=1)).strftime(iso), "end": now.strftime(iso)}
     for role in ROLES:
         client = platform.admin() if role == "admin" else platform.client(role)
         for (method, path), allowed in MATRIX.items():
             params = {"justification": "matrix test"} if "content" in path else {}
-            response = client.request(method, path.format(segment=segment), params=params)
+            response = client.request(method, path.format(segment=segment, **times), params=params)
             if role in allowed:
                 assert response.status_code in (200, 206), (role, path, response.status_code, response.text)
             else:

@@ -90,3 +90,14 @@ def test_retention_purge_is_recorded_and_unrecorded_deletions_show(engine, signe
         conn.execute(text("DELETE FROM gateway_audit WHERE seq = :s"), {"s": through + 3})
     verdict = audit_log.verify_chain(engine, signer.public_pem())
     assert not verdict.ok and verdict.first_bad_seq == through + 3
+
+
+def test_a_nul_character_does_not_stall_the_trail(engine, signer: Signer) -> None:  # type: ignore[no-untyped-def]
+    clock = ManualClock(START)
+    probing = event(1, clock, action="request.invalid")
+    probing.target = "/api/v1/cameras/demo\x00-1/segments"
+    probing.actor = "(request)\x00"
+    assert audit_log.append(engine, [probing, event(2, clock)], signer, clock) == 2
+    [first, second] = audit_log.search(engine)
+    assert first.target == "/api/v1/cameras/demo\\x00-1/segments" and first.actor == "(request)\\x00"
+    assert second.seq == 2 and audit_log.verify_chain(engine).ok

@@ -4,7 +4,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from playwright.sync_api import Browser, sync_playwright
+from playwright.sync_api import Browser, Page, sync_playwright
+
+from tests.support.platform import wait_for
 
 CHROMIUM = "/usr/bin/chromium"
 # Without the background-networking flags Chromium keeps trying to reach Google on a closed network.
@@ -31,3 +33,10 @@ def chromium() -> Iterator[Browser]:
             yield browser
         finally:
             browser.close()
+
+
+def until(page: Page, expression: str, timeout: float = 30, what: str = "") -> object:
+    """Poll a page expression until it is truthy. The console's and the kiosk's Content-Security-
+    Policy forbid Playwright's eval-based wait_for_function, as they should: tests run the pages
+    exactly as their users get them."""
+    return wait_for(lambda: page.evaluate(expression), timeout, what or expression)

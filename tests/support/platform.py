@@ -40,6 +40,8 @@ class Platform:
             "CSU_GATEWAY_PORT": str(self.gateway_port),
             "CSU_INGEST_GRPC": f"127.0.0.1:{free_port()}",
             "CSU_ARCHIVE_GRPC": f"127.0.0.1:{free_port()}",
+            "CSU_MASKING_GRPC": f"127.0.0.1:{free_port()}",
+            "CSU_REQUISITION_GRPC": f"127.0.0.1:{free_port()}",
             "CSU_LOG_LEVEL": "info",
             "CSU_BOOTSTRAP_ADMIN_PASSWORD": self.ADMIN_PASSWORD,
             "CSU_SIGNING_KEY_FILE": str(self._key(workdir / "keys" / "signing.pem", Signer.generate)),

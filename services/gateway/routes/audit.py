@@ -154,7 +154,7 @@ async def export(
 @router.get("/verify", response_model=VerifyOut)
 async def verify(principal: Principal = Depends(require("audit")), b: Backends = Depends(backends)) -> VerifyOut:
     await audit(principal, "audit.verify", "audit")
-    verdict = await asyncio.to_thread(audit_log.verify_chain, b.engine, b.signer.public_pem())
+    verdict = await asyncio.to_thread(audit_log.verify_chain, b.engine, b.signer.keyring())
     return VerifyOut(
         ok=verdict.ok, entries=verdict.entries, first_bad_seq=verdict.first_bad_seq, problem=verdict.problem
     )

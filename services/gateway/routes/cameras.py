@@ -29,6 +29,9 @@ class CameraOut(BaseModel):
     status_since: str
     retention_days: int
     groups: list[str]
+    # Lifecycle state and PTZ driver ("" for a fixed camera); details at /api/v1/cameras/{id}.
+    state: str = ""
+    ptz_driver: str = ""
 
 
 class SegmentOut(BaseModel):
@@ -63,6 +66,8 @@ async def list_cameras(
             status_since=_iso(c.status_since_us),
             retention_days=c.retention_days,
             groups=list(c.groups),
+            state=c.state,
+            ptz_driver=c.ptz_driver,
         )
         for c in visible
     ]

@@ -1,0 +1,136 @@
+"""Why a camera's recording has holes, from ingest's camera status events.
+
+Ingest publishes `<prefix>.events.camera.status` (CameraStatusChanged) whenever a camera's status
+changes. One durable JetStream consumer ("archive-camera-status"), shared by the archive
+replicas, turns them into `archive_gaps` records, which the timeline uses to name its gaps:
+
+- a camera going offline opens a gap at the event's `since_us`, its reason from ingest's words:
+  "authorisation_expired" (no authorisation in force), "camera_maintenance" (taken out of service
+  by a person) or "camera_offline" (the camera or its network failed), the words kept as detail;
+- the camera streaming again (online or degraded) closes it at that event's `since_us`;
+- an open gap's end is OPEN_END_US: the timeline clips it to the range asked, so "offline since"
+  shows up to now. Going offline again while a gap is open keeps the first one (flapping is one
+  hole, not many); a redelivered event finds its work done.
+
+Events are acked only once stored: a status change published while every archive is down is
+applied when one comes back.
+"""
+
+import asyncio
+
+from nats.errors import TimeoutError as NatsTimeoutError
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.errors import FetchTimeoutError
+from sqlalchemy import Engine
+from sqlmodel import select
+
+from services.archive.models import Gap
+from services.common import subjects
+from services.common.clock import Clock, to_us
+from services.common.db import session
+from services.common.log import get_logger
+from services.common.pb.csu.v1.events_pb2 import CameraStatusChanged
+
+log = get_logger(__name__)
+DURABLE = "archive-camera-status"
+KIND = "camera.status"
+# Far beyond any footage: the gap lasts until the camera comes back.
+OPEN_END_US = 2**62
+STATUS_REASONS = ("camera_offline", "camera_maintenance", "authorisation_expired")
+
+
+def reason_of(words: str) -> str:
+    """The gap reason for ingest's status reason (services/ingest/registry.py recording_refusal)."""
+    lowered = words.lower()
+    if "authorisation" in lowered:
+        return "authorisation_expired"
+    if lowered.startswith("camera is "):  # "camera is in maintenance", "camera is decommissioned"
+        return "camera_maintenance"
+    return "camera_offline"
+
+
+def apply(engine: Engine, event: CameraStatusChanged, now_us: int) -> str:
+    """Open or close the camera's status gap; what was done ("opened", "closed" or "")."""
+    with session(engine) as s:
+        open_gap = s.exec(
+            select(Gap).where(
+                Gap.camera_id == event.camera_id,
+                Gap.stream == "main",
+                Gap.end_us == OPEN_END_US,
+                Gap.reason.in_(STATUS_REASONS),  # type: ignore[attr-defined]
+            )
+        ).first()
+        if event.status == "offline":
+            if open_gap is not None:
+                return ""
+            s.add(
+                Gap(
+                    camera_id=event.camera_id,
+                    stream="main",
+                    start_us=event.since_us,
+                    end_us=OPEN_END_US,
+                    reason=reason_of(event.reason),
+                    detail=event.reason[:512],
+                    created_us=now_us,
+                )
+            )
+            s.commit()
+            return "opened"
+        if event.status in ("online", "degraded") and open_gap is not None:
+            open_gap.end_us = max(event.since_us, open_gap.start_us)
+            s.add(open_gap)
+            s.commit()
+            return "closed"
+        return ""
+
+
+async def consume(js: JetStreamContext, prefix: str, engine: Engine, clock: Clock, stop: asyncio.Event) -> None:
+    """Apply every camera status event, then ack it; until stopped."""
+    subject = subjects.event(prefix, KIND)
+    config = ConsumerConfig(
+        durable_name=DURABLE,
+        ack_policy=AckPolicy.EXPLICIT,
+        deliver_policy=DeliverPolicy.ALL,
+        filter_subject=subject,
+        ack_wait=30,
+        max_ack_pending=1000,
+    )
+    sub = None
+    while not stop.is_set():
+        if sub is None:
+            try:
+                sub = await js.pull_subscribe(
+                    subject, durable=DURABLE, stream=subjects.events_stream(prefix), config=config
+                )
+            except Exception as exc:  # noqa: BLE001 - NATS away at start: try again
+                log.warning("camera status consumer not ready", error=str(exc) or type(exc).__name__)
+                await asyncio.sleep(1)
+                continue
+        try:
+            messages = await sub.fetch(50, timeout=1)
+        except (FetchTimeoutError, NatsTimeoutError):
+            continue
+        except Exception as exc:  # noqa: BLE001 - NATS away: wait and fetch again
+            log.warning("camera status fetch failed", error=str(exc) or type(exc).__name__)
+            await asyncio.sleep(1)
+            continue
+        for message in messages:
+            try:
+                event = CameraStatusChanged.FromString(message.data)
+            except Exception:  # noqa: BLE001 - a malformed event must not block the ones behind it
+                log.warning("malformed camera status event dropped", subject=message.subject)
+                await message.ack()
+                continue
+            while True:
+                try:
+                    done = await asyncio.to_thread(apply, engine, event, to_us(clock.now()))
+                    break
+                except Exception as exc:  # noqa: BLE001 - database away: keep it unacked, retry
+                    log.warning("camera gap not stored yet, retrying", error=str(exc) or type(exc).__name__)
+                    await asyncio.sleep(1)
+                    if stop.is_set():
+                        return
+            if done:
+                log.info("camera gap " + done, camera=event.camera_id, status=event.status, reason=event.reason)
+            await message.ack()

@@ -1,0 +1,22 @@
+"""Hash chains for append-only records (the audit trail, the register of extractions).
+
+Each entry's hash is SHA-256 over the previous entry's hash followed by the canonical JSON of the
+entry's own fields, so changing, inserting or removing an entry breaks every hash after it. The
+first entry links to GENESIS. Canonical JSON: keys sorted, no spaces, ASCII only — the same bytes
+on every platform, so anyone can recompute a hash (and check a signature made over it).
+"""
+
+import hashlib
+import json
+from typing import Any
+
+GENESIS = "0" * 64
+
+
+def canonical_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def link_hash(prev_hash: str, fields: dict[str, Any]) -> str:
+    """The hash of an entry with these fields following an entry whose hash is prev_hash."""
+    return hashlib.sha256((prev_hash + canonical_json(fields)).encode()).hexdigest()

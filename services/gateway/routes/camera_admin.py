@@ -1,0 +1,529 @@
+"""The camera registry through the gateway: cameras, lifecycle, CSV import/export, authorisations.
+
+Who sees what:
+- a camera's details (state, profile, status, metrics) need any right on it; its position and its
+  (credential-free) stream addresses only "config" or "live" on it; there is no endpoint listing
+  positions to anyone else;
+- every change needs "config" (administrators) on the camera's groups, and is audited before it is
+  made; stream credentials are write-only (never returned, never in the audit trail);
+- authorisations are read with "config" or "audit" (auditors); their perimeter, which reveals
+  where cameras are, only with "config".
+Errors from ingest keep their message: 404 unknown, 422 a rule broken, 409 a conflict (e.g. a
+position outside the authorised perimeter).
+"""
+
+import csv
+import io
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, date, datetime, time
+from typing import Any, Literal
+
+import grpc
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi.responses import Response
+from pydantic import BaseModel, Field
+
+from services.common.clock import from_us, to_us
+from services.common.pb.csu.v1 import ingest_pb2
+from services.gateway.backends import RPC_TIMEOUT_S, Backends, backends
+from services.gateway.roles import CAMERA_ACTIONS
+from services.gateway.routes.masks import ensure_commissionable
+from services.gateway.security import Principal, audit, authenticate, require
+
+router = APIRouter(prefix="/api/v1", tags=["camera registry"])
+MAX_CSV_BYTES = 5 * 1024 * 1024
+_HTTP = {
+    grpc.StatusCode.NOT_FOUND: 404,
+    grpc.StatusCode.INVALID_ARGUMENT: 422,
+    grpc.StatusCode.OUT_OF_RANGE: 422,
+    grpc.StatusCode.FAILED_PRECONDITION: 409,
+    grpc.StatusCode.ALREADY_EXISTS: 409,
+    grpc.StatusCode.ABORTED: 409,
+    grpc.StatusCode.PERMISSION_DENIED: 403,
+}
+
+
+@asynccontextmanager
+async def ingest_errors() -> AsyncIterator[None]:
+    """Ingest's refusals as HTTP errors that keep ingest's message (it names the rule or the holder)."""
+    try:
+        yield
+    except grpc.aio.AioRpcError as exc:
+        code, detail = exc.code(), exc.details() or ""
+        if code in _HTTP:
+            raise HTTPException(_HTTP[code], detail or code.name.lower()) from exc
+        if code == grpc.StatusCode.UNAVAILABLE and detail and "connect" not in detail.lower():
+            raise HTTPException(503, detail) from exc  # e.g. a PTZ driver that cannot be reached
+        if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+            raise HTTPException(503, "the ingest service is unavailable; try again shortly") from exc
+        raise HTTPException(502, f"the ingest service failed: {code.name}") from exc
+
+
+def _iso(us: int) -> str:
+    return from_us(us).isoformat().replace("+00:00", "Z")
+
+
+# -- models ------------------------------------------------------------------------------------
+
+
+class Position(BaseModel):
+    lat: float = Field(ge=-90, le=90)
+    lon: float = Field(ge=-180, le=180)
+    view_direction_deg: float = Field(0.0, ge=0, lt=360)
+
+
+class Profile(BaseModel):
+    # Bounded so that nothing past what a camera can send reaches the registry (int32 on the wire).
+    width: int = Field(ge=1, le=16_384)
+    height: int = Field(ge=1, le=16_384)
+    fps: float = Field(gt=0, le=240)
+    segment_duration_s: float = Field(60.0, gt=0, le=600)
+    close_up: bool = Field(False, description="A close-up camera filming people (stricter norms).")
+
+
+class Metrics(BaseModel):
+    fps: float
+    bitrate_bps: float
+    reconnects: int
+    last_packet_age_s: float
+    replica: str
+    width: int
+    height: int
+    codec: str
+
+
+class CameraDetails(BaseModel):
+    id: str
+    name: str
+    state: str
+    status: str
+    status_reason: str
+    status_since: str
+    groups: list[str]
+    model: str
+    generation: str
+    ptz_driver: str
+    profile: Profile
+    retention_days: int
+    authorisation_ref: str
+    recording_allowed: bool
+    recording_refusal: str
+    has_sub_stream: bool
+    metrics: Metrics
+    # Only for principals allowed "config" or "live" on the camera.
+    position: Position | None = None
+    main_source: str | None = Field(None, description="Without credentials.")
+    sub_source: str | None = None
+    transport: str | None = None
+
+
+class CameraIn(BaseModel):
+    """A camera's settings. URLs may carry credentials: they are stored encrypted, never shown back."""
+
+    name: str = Field(min_length=1, max_length=200)
+    main_url: str = Field(
+        "", max_length=2048, description="Required on creation; empty on update keeps the stored one."
+    )
+    sub_url: str = Field("", max_length=2048)
+    clear_sub_url: bool = False
+    transport: Literal["tcp", "udp"] = "tcp"
+    model: str = Field("", max_length=100)
+    generation: str = Field("", max_length=100)
+    ptz_driver: Literal["", "onvif", "simulated"] = ""
+    ptz_url: str = Field("", max_length=2048)
+    position: Position
+    groups: list[str] = Field(["default"], max_length=64)
+    profile: Profile
+    retention_days: int = Field(15, ge=1, le=30)
+    authorisation_ref: str = Field("", max_length=128)
+
+
+class CameraCreate(CameraIn):
+    id: str
+    state: Literal["commissioning", "in_service", "maintenance"] = "commissioning"
+
+
+class StateIn(BaseModel):
+    state: Literal["commissioning", "in_service", "maintenance", "decommissioned"]
+
+
+class ImportOut(BaseModel):
+    created: int
+    updated: int
+    dry_run: bool
+
+
+class AuthorisationIn(BaseModel):
+    decision_date: date
+    expiry_date: date = Field(description="Last day of validity is the day before; at most 5 years after the decision.")
+    purposes: list[str]
+    max_retention_days: int = Field(ge=1, le=30)
+    recipients: list[str]
+    perimeter: dict[str, Any] = Field(description="GeoJSON Polygon or MultiPolygon, [lon, lat] coordinates.")
+
+
+class AuthorisationOut(BaseModel):
+    reference: str
+    decision: str
+    expiry: str
+    warning_from: str
+    status: str
+    purposes: list[str]
+    max_retention_days: int
+    recipients: list[str]
+    camera_ids: list[str]
+    perimeter: dict[str, Any] | None = None
+
+
+class LeaseOut(BaseModel):
+    key: str
+    owner: str
+    revision: int
+
+
+class LeasesOut(BaseModel):
+    replicas: list[str]
+    leases: list[LeaseOut]
+
+
+# -- helpers -----------------------------------------------------------------------------------
+
+
+def _details(c: ingest_pb2.Camera, confidential: bool) -> CameraDetails:
+    m = c.metrics
+    details = CameraDetails(
+        id=c.id,
+        name=c.name,
+        state=c.state,
+        status=c.status,
+        status_reason=c.status_reason,
+        status_since=_iso(c.status_since_us),
+        groups=list(c.groups),
+        model=c.model,
+        generation=c.generation,
+        ptz_driver=c.ptz_driver,
+        profile=Profile(
+            width=c.profile.width,
+            height=c.profile.height,
+            fps=c.profile.fps,
+            segment_duration_s=c.profile.segment_duration_s,
+            close_up=c.profile.close_up,
+        ),
+        retention_days=c.retention_days,
+        authorisation_ref=c.authorisation_ref,
+        recording_allowed=c.recording_allowed,
+        recording_refusal=c.recording_refusal,
+        has_sub_stream=c.has_sub_stream,
+        metrics=Metrics(
+            fps=m.fps,
+            bitrate_bps=m.bitrate_bps,
+            reconnects=m.reconnects,
+            last_packet_age_s=m.last_packet_age_s,
+            replica=m.owner,
+            width=m.width,
+            height=m.height,
+            codec=m.codec,
+        ),
+    )
+    if confidential and c.has_position:
+        details.position = Position(
+            lat=c.position.lat, lon=c.position.lon, view_direction_deg=c.position.view_direction_deg
+        )
+        details.main_source, details.sub_source, details.transport = c.main_source, c.sub_source, c.transport
+    return details
+
+
+def may_see_position(principal: Principal, groups: list[str]) -> bool:
+    return principal.may("config", groups) or principal.may("live", groups)
+
+
+def _spec(camera_id: str, body: CameraIn, state: str = "") -> ingest_pb2.CameraSpec:
+    return ingest_pb2.CameraSpec(
+        id=camera_id,
+        name=body.name,
+        main_url=body.main_url,
+        sub_url=body.sub_url,
+        clear_sub_url=body.clear_sub_url,
+        transport=body.transport,
+        model=body.model,
+        generation=body.generation,
+        ptz_driver=body.ptz_driver,
+        ptz_url=body.ptz_url,
+        position=ingest_pb2.GeoPosition(
+            lat=body.position.lat, lon=body.position.lon, view_direction_deg=body.position.view_direction_deg
+        ),
+        groups=body.groups,
+        profile=ingest_pb2.RecordingProfile(
+            width=body.profile.width,
+            height=body.profile.height,
+            fps=body.profile.fps,
+            segment_duration_s=body.profile.segment_duration_s,
+            close_up=body.profile.close_up,
+        ),
+        retention_days=body.retention_days,
+        authorisation_ref=body.authorisation_ref,
+        state=state,
+    )
+
+
+def _audited_fields(body: CameraIn) -> dict[str, Any]:
+    """What the audit trail records of a change: everything but the secrets."""
+    fields = body.model_dump(exclude={"main_url", "sub_url", "ptz_url"})
+    fields["urls_changed"] = [k for k in ("main_url", "sub_url", "ptz_url") if getattr(body, k)]
+    return fields
+
+
+def _check_groups(principal: Principal, groups: list[str]) -> None:
+    if not principal.may("config", groups):
+        raise HTTPException(403, f"your habilitation does not cover camera group(s) {', '.join(groups)} for config")
+
+
+def _authorisation(a: ingest_pb2.Authorisation, confidential: bool) -> AuthorisationOut:
+    return AuthorisationOut(
+        reference=a.reference,
+        decision=_iso(a.decision_us),
+        expiry=_iso(a.expiry_us),
+        warning_from=_iso(a.warning_from_us),
+        status=a.status,
+        purposes=list(a.purposes),
+        max_retention_days=a.max_retention_days,
+        recipients=list(a.recipients),
+        camera_ids=list(a.camera_ids),
+        perimeter=json.loads(a.perimeter_geojson) if confidential and a.perimeter_geojson else None,
+    )
+
+
+def _day_us(day: date) -> int:
+    return to_us(datetime.combine(day, time(0, 0), UTC))
+
+
+# -- cameras -----------------------------------------------------------------------------------
+
+
+@router.get("/cameras.csv", response_class=Response)
+async def export_cameras(
+    principal: Principal = Depends(require("config")), b: Backends = Depends(backends)
+) -> Response:
+    """The camera list as CSV (positions included, credentials never): the import format."""
+    await audit(principal, "config.cameras.export", "cameras")
+    async with ingest_errors():
+        answer = await b.ingest.ExportCameras(ingest_pb2.ExportCamerasRequest(), timeout=RPC_TIMEOUT_S)
+    return Response(
+        answer.csv,
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": 'attachment; filename="cameras.csv"', "Cache-Control": "no-store"},
+    )
+
+
+@router.post("/cameras.csv", response_model=ImportOut)
+async def import_cameras(
+    request: Request,
+    dry_run: bool = Query(False, description="Check every line, change nothing."),
+    principal: Principal = Depends(require("config")),
+    b: Backends = Depends(backends),
+) -> ImportOut:
+    """Create or update cameras from CSV (text/csv body): all of them, or none with each line's errors."""
+    data = await request.body()
+    if len(data) > MAX_CSV_BYTES:
+        raise HTTPException(413, f"the CSV is larger than {MAX_CSV_BYTES // (1024 * 1024)} MB")
+    if not data.strip():
+        raise HTTPException(422, "empty body: send the CSV (text/csv), header line first")
+    gated = await _commissioning_errors(b, data)
+    if not dry_run and not gated:
+        await audit(principal, "config.cameras.import", "cameras", details={"bytes": len(data)})
+    async with ingest_errors():
+        answer = await b.ingest.ImportCameras(
+            ingest_pb2.CsvRequest(csv=data, actor=principal.username, dry_run=dry_run or bool(gated)), timeout=60
+        )
+    errors = sorted([(e.line, e.message) for e in answer.errors] + gated)
+    if errors:
+        raise HTTPException(
+            422,
+            {
+                "message": f"{len(errors)} error(s); nothing was imported",
+                "errors": [{"line": line, "message": message} for line, message in errors],
+            },
+        )
+    return ImportOut(created=answer.created, updated=answer.updated, dry_run=dry_run)
+
+
+async def _commissioning_errors(b: Backends, data: bytes) -> list[tuple[int, str]]:
+    """The commissioning gate for every CSV row that asks for in_service, as (line, message): an
+    import is not a way round the mask approval. Malformed CSV is left to ingest's line errors."""
+    try:
+        rows = list(csv.DictReader(io.StringIO(data.decode("utf-8-sig"))))
+    except (UnicodeDecodeError, csv.Error):
+        return []
+    errors = []
+    for line, row in enumerate(rows, start=2):
+        camera_id = (row.get("id") or "").strip()
+        if camera_id and (row.get("state") or "").strip() == "in_service":
+            try:
+                await ensure_commissionable(b, camera_id, "in_service")
+            except HTTPException as exc:
+                if exc.status_code != 409:
+                    raise
+                errors.append((line, str(exc.detail)))
+    return errors
+
+
+@router.get("/cameras/{camera_id}", response_model=CameraDetails)
+async def camera_details(
+    camera_id: str, principal: Principal = Depends(authenticate), b: Backends = Depends(backends)
+) -> CameraDetails:
+    """A camera's settings and health; position and sources only with "config" or "live" on it."""
+    camera = await b.camera(camera_id)
+    groups = list(camera.groups)
+    if not any(principal.may(a, groups) for a in CAMERA_ACTIONS):
+        raise HTTPException(403, "your habilitation does not cover this camera")
+    confidential = may_see_position(principal, groups)
+    async with ingest_errors():
+        full = await b.ingest.GetCamera(
+            ingest_pb2.GetCameraRequest(camera_id=camera_id, include_confidential=confidential),
+            timeout=RPC_TIMEOUT_S,
+        )
+    return _details(full, confidential)
+
+
+@router.post("/cameras", response_model=CameraDetails, status_code=201)
+async def create_camera(
+    body: CameraCreate, principal: Principal = Depends(require("config")), b: Backends = Depends(backends)
+) -> CameraDetails:
+    _check_groups(principal, body.groups)
+    await ensure_commissionable(b, body.id, body.state)
+    await audit(principal, "config.camera.create", f"camera:{body.id}", details=_audited_fields(body))
+    async with ingest_errors():
+        camera = await b.ingest.CreateCamera(
+            ingest_pb2.PutCameraRequest(camera=_spec(body.id, body, body.state), actor=principal.username),
+            timeout=RPC_TIMEOUT_S,
+        )
+    return _details(camera, True)
+
+
+@router.put("/cameras/{camera_id}", response_model=CameraDetails)
+async def update_camera(
+    camera_id: str,
+    body: CameraIn,
+    principal: Principal = Depends(require("config", camera="camera_id")),
+    b: Backends = Depends(backends),
+) -> CameraDetails:
+    """Change a camera (all fields; empty URLs keep the stored ones). Moving it outside its perimeter: 409."""
+    _check_groups(principal, body.groups)
+    await audit(principal, "config.camera.update", f"camera:{camera_id}", details=_audited_fields(body))
+    async with ingest_errors():
+        camera = await b.ingest.UpdateCamera(
+            ingest_pb2.PutCameraRequest(camera=_spec(camera_id, body), actor=principal.username),
+            timeout=RPC_TIMEOUT_S,
+        )
+    return _details(camera, True)
+
+
+@router.post("/cameras/{camera_id}/state", response_model=CameraDetails)
+async def set_state(
+    camera_id: str,
+    body: StateIn,
+    principal: Principal = Depends(require("config", camera="camera_id")),
+    b: Backends = Depends(backends),
+) -> CameraDetails:
+    """Lifecycle: commissioning -> in_service <-> maintenance -> decommissioned.
+
+    Going into service needs an approved mask set or a signed statement (409 otherwise)."""
+    await ensure_commissionable(b, camera_id, body.state)
+    await audit(principal, "config.camera.state", f"camera:{camera_id}", details={"state": body.state})
+    async with ingest_errors():
+        camera = await b.ingest.SetCameraState(
+            ingest_pb2.SetCameraStateRequest(camera_id=camera_id, state=body.state, actor=principal.username),
+            timeout=RPC_TIMEOUT_S,
+        )
+    return _details(camera, True)
+
+
+# -- authorisations ----------------------------------------------------------------------------
+
+
+async def _reader(request: Request) -> Principal:
+    principal = await authenticate(request)
+    if not (principal.may("config") or principal.may("audit")):
+        raise HTTPException(403, "reading authorisations needs the config or audit right")
+    return principal
+
+
+@router.get("/authorisations", response_model=list[AuthorisationOut])
+async def list_authorisations(principal: Principal = Depends(_reader), b: Backends = Depends(backends)) -> list:
+    """Every prefectoral authorisation with its status (valid, expiring, expired, not_yet_valid)."""
+    confidential = principal.may("config")
+    async with ingest_errors():
+        answer = await b.ingest.ListAuthorisations(
+            ingest_pb2.ListAuthorisationsRequest(include_confidential=confidential), timeout=RPC_TIMEOUT_S
+        )
+    return [_authorisation(a, confidential) for a in answer.authorisations]
+
+
+@router.get("/authorisations/{reference}", response_model=AuthorisationOut)
+async def get_authorisation(
+    reference: str, principal: Principal = Depends(_reader), b: Backends = Depends(backends)
+) -> AuthorisationOut:
+    confidential = principal.may("config")
+    async with ingest_errors():
+        answer = await b.ingest.GetAuthorisation(
+            ingest_pb2.GetAuthorisationRequest(reference=reference, include_confidential=confidential),
+            timeout=RPC_TIMEOUT_S,
+        )
+    return _authorisation(answer, confidential)
+
+
+@router.put("/authorisations/{reference}", response_model=AuthorisationOut)
+async def put_authorisation(
+    reference: str,
+    body: AuthorisationIn,
+    principal: Principal = Depends(require("config")),
+    b: Backends = Depends(backends),
+) -> AuthorisationOut:
+    """Record (or correct) a prefectoral order. A perimeter leaving a camera outside is refused (409)."""
+    await audit(
+        principal, "config.authorisation.put", f"authorisation:{reference}", details=body.model_dump(mode="json")
+    )
+    message = ingest_pb2.Authorisation(
+        reference=reference,
+        decision_us=_day_us(body.decision_date),
+        expiry_us=_day_us(body.expiry_date),
+        purposes=body.purposes,
+        max_retention_days=body.max_retention_days,
+        recipients=body.recipients,
+        perimeter_geojson=json.dumps(body.perimeter),
+    )
+    async with ingest_errors():
+        answer = await b.ingest.PutAuthorisation(
+            ingest_pb2.PutAuthorisationRequest(authorisation=message, actor=principal.username),
+            timeout=RPC_TIMEOUT_S,
+        )
+    return _authorisation(answer, True)
+
+
+@router.delete("/authorisations/{reference}", status_code=204)
+async def delete_authorisation(
+    reference: str, principal: Principal = Depends(require("config")), b: Backends = Depends(backends)
+) -> Response:
+    await audit(principal, "config.authorisation.delete", f"authorisation:{reference}")
+    async with ingest_errors():
+        await b.ingest.DeleteAuthorisation(
+            ingest_pb2.DeleteRequest(id=reference, actor=principal.username), timeout=RPC_TIMEOUT_S
+        )
+    return Response(status_code=204)
+
+
+# -- fleet -------------------------------------------------------------------------------------
+
+
+@router.get("/ingest/leases", response_model=LeasesOut)
+async def leases(principal: Principal = Depends(require("config")), b: Backends = Depends(backends)) -> LeasesOut:
+    """Which ingest replica holds which camera."""
+    del principal
+    async with ingest_errors():
+        answer = await b.ingest.ListLeases(ingest_pb2.Empty(), timeout=RPC_TIMEOUT_S)
+    return LeasesOut(
+        replicas=list(answer.replicas),
+        leases=[LeaseOut(key=lease.key, owner=lease.owner, revision=lease.revision) for lease in answer.leases],
+    )

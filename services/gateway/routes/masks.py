@@ -1,0 +1,563 @@
+"""Privacy-mask governance through the gateway: mask sets, four-eyes approval, the commissioning
+gate, no-private-area statements, mask-error reports and the mask editor's masked preview.
+
+Who may do what:
+- reading, drafting, changing, discarding and approving mask sets, previews and closing reports
+  need "mask_admin" on the camera (supervisors, administrators); approval needs a second mask
+  administrator (four-eyes, enforced by masking on the draft's author);
+- the statement that no private area is in view is a supervisor's, signed with the deployment's
+  Ed25519 key over its exact bytes;
+- any user who watches the camera (live or playback) may report a mask error.
+Every change, every preview (it shows video) and every report is audited before it happens.
+Masking's refusals keep their message: 404 unknown, 422 a bad polygon, 409 a governance rule.
+
+`ensure_commissionable(b, camera_id, target_state)` is the commissioning gate for the camera
+lifecycle route: a camera may leave `commissioning` for `in_service` only with an approved mask
+set or a signed statement that verifies with this deployment's key.
+"""
+
+import json
+import weakref
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Literal
+
+import grpc
+from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi.responses import Response
+from pydantic import BaseModel, Field
+
+from services.common import rpc
+from services.common.clock import from_us, to_us
+from services.common.pb.csu.v1 import ingest_pb2, masking_pb2, masking_pb2_grpc
+from services.common.pb.csu.v1.frame_pb2 import PtzPosition
+from services.gateway.backends import RPC_TIMEOUT_S, Backends, backends
+from services.gateway.security import Principal, audit, authenticate, require
+
+router = APIRouter(prefix="/api/v1", tags=["privacy masks"])
+PREVIEW_TIMEOUT_S = 20.0
+_HTTP = {
+    grpc.StatusCode.NOT_FOUND: 404,
+    grpc.StatusCode.INVALID_ARGUMENT: 422,
+    grpc.StatusCode.OUT_OF_RANGE: 422,
+    grpc.StatusCode.FAILED_PRECONDITION: 409,
+    grpc.StatusCode.ALREADY_EXISTS: 409,
+    grpc.StatusCode.PERMISSION_DENIED: 403,
+}
+_stubs: "weakref.WeakKeyDictionary[Backends, masking_pb2_grpc.MaskingServiceStub]" = weakref.WeakKeyDictionary()
+
+
+def masking(b: Backends) -> masking_pb2_grpc.MaskingServiceStub:
+    """The MaskingService stub of this gateway (one channel, opened on first use)."""
+    stub = _stubs.get(b)
+    if stub is None:
+        stub = _stubs[b] = masking_pb2_grpc.MaskingServiceStub(rpc.channel(b.settings.masking_grpc))
+    return stub
+
+
+@asynccontextmanager
+async def masking_errors() -> AsyncIterator[None]:
+    try:
+        yield
+    except grpc.aio.AioRpcError as exc:
+        code, detail = exc.code(), exc.details() or ""
+        if code in _HTTP:
+            raise HTTPException(_HTTP[code], detail or code.name.lower()) from exc
+        if code == grpc.StatusCode.UNAVAILABLE and detail and "connect" not in detail.lower():
+            raise HTTPException(503, detail) from exc
+        if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+            raise HTTPException(503, "the masking service is unavailable; try again shortly") from exc
+        raise HTTPException(502, f"the masking service failed: {code.name}") from exc
+
+
+def _iso(us: int) -> str | None:
+    return from_us(us).isoformat().replace("+00:00", "Z") if us else None
+
+
+# -- models ------------------------------------------------------------------------------------
+
+
+class PolygonIn(BaseModel):
+    points: list[tuple[float, float]] = Field(
+        description="[[x, y], ...]: normalised image coordinates (0..1) for fixed cameras; pan/tilt (-1..1) for "
+        "PTZ cameras, or image coordinates with drawn_at."
+    )
+    label: str = Field("", max_length=200)
+
+
+class PtzIn(BaseModel):
+    pan: float = Field(ge=-1, le=1)
+    tilt: float = Field(ge=-1, le=1)
+    zoom: float = Field(ge=0, le=1)
+
+
+class MaskSetIn(BaseModel):
+    polygons: list[PolygonIn] = Field(max_length=64)
+    space: Literal["", "image", "ptz"] = Field("", description="Empty: the camera's kind (ptz or image).")
+    comment: str = Field("", max_length=2000)
+    drawn_at: PtzIn | None = Field(
+        None, description="PTZ cameras: the polygons are drawn on the image seen at this position."
+    )
+
+
+class PolygonOut(BaseModel):
+    points: list[tuple[float, float]]
+    label: str
+
+
+class MaskSetOut(BaseModel):
+    camera_id: str
+    version: int
+    mask_version: str
+    status: str
+    space: str
+    polygons: list[PolygonOut]
+    author: str
+    created: str | None
+    approver: str
+    approved: str | None
+    superseded: str | None
+    comment: str
+    origin: str
+
+
+class StatementIn(BaseModel):
+    text: str = Field(
+        min_length=10,
+        max_length=2000,
+        description="What the supervisor checked, e.g. 'At every preset, no window, garden or entrance of a home "
+        "is in view.'",
+    )
+
+
+class StatementOut(BaseModel):
+    camera_id: str
+    supervisor: str
+    text: str
+    signed: str | None
+    statement: str
+    signature: str
+    public_key_pem: str
+    verified: bool
+
+
+class CommissioningOut(BaseModel):
+    camera_id: str
+    commissionable: bool
+    approved_version: int | None
+    statement: StatementOut | None
+    reason: str
+
+
+class ReportIn(BaseModel):
+    description: str = Field(min_length=3, max_length=4000)
+    snapshot_ref: str = Field(
+        "", max_length=500, description="What was on screen: e.g. a segment id and time, or the live time."
+    )
+
+
+class CloseIn(BaseModel):
+    resolution: str = Field(min_length=3, max_length=4000)
+
+
+class ReportOut(BaseModel):
+    id: str
+    camera_id: str
+    reporter: str
+    description: str
+    snapshot_ref: str
+    mask_version: str
+    reported: str | None
+    status: str
+    closed_by: str
+    closed: str | None
+    resolution: str
+
+
+def _set_out(m: masking_pb2.MaskSet) -> MaskSetOut:
+    return MaskSetOut(
+        camera_id=m.camera_id,
+        version=m.version,
+        mask_version=m.mask_version,
+        status=m.status,
+        space=m.space,
+        polygons=[PolygonOut(points=[(p.x, p.y) for p in poly.points], label=poly.label) for poly in m.polygons],
+        author=m.author,
+        created=_iso(m.created_us),
+        approver=m.approver,
+        approved=_iso(m.approved_us),
+        superseded=_iso(m.superseded_us),
+        comment=m.comment,
+        origin=m.origin,
+    )
+
+
+def _report_out(r: masking_pb2.MaskErrorReport) -> ReportOut:
+    return ReportOut(
+        id=r.id,
+        camera_id=r.camera_id,
+        reporter=r.reporter,
+        description=r.description,
+        snapshot_ref=r.snapshot_ref,
+        mask_version=r.mask_version,
+        reported=_iso(r.reported_us),
+        status=r.status,
+        closed_by=r.closed_by,
+        closed=_iso(r.closed_us),
+        resolution=r.resolution,
+    )
+
+
+def _statement_out(s: masking_pb2.NoPrivateAreaStatement, b: Backends) -> StatementOut:
+    return StatementOut(
+        camera_id=s.camera_id,
+        supervisor=s.supervisor,
+        text=s.text,
+        signed=_iso(s.signed_us),
+        statement=bytes(s.statement).decode(errors="replace"),
+        signature=s.signature,
+        public_key_pem=s.public_key_pem,
+        verified=_verifies(s, b),
+    )
+
+
+def _verifies(s: masking_pb2.NoPrivateAreaStatement, b: Backends) -> bool:
+    """Signed by this deployment's key — the current one or one retired by a key rotation — over
+    exactly these bytes; the key stored with the statement counts only if the keyring has it."""
+    return b.signer.keyring().verify(bytes(s.statement), s.signature, public_key_pem=s.public_key_pem)
+
+
+def _polygons(body: MaskSetIn) -> list[masking_pb2.MaskPolygon]:
+    return [
+        masking_pb2.MaskPolygon(points=[masking_pb2.MaskPoint(x=x, y=y) for x, y in p.points], label=p.label)
+        for p in body.polygons
+    ]
+
+
+def _drawn_at(body: MaskSetIn) -> tuple[PtzPosition | None, bool]:
+    if body.drawn_at is None:
+        return None, False
+    return PtzPosition(pan=body.drawn_at.pan, tilt=body.drawn_at.tilt, zoom=body.drawn_at.zoom), True
+
+
+# -- mask sets ---------------------------------------------------------------------------------
+
+
+@router.get("/cameras/{camera_id}/masks", response_model=list[MaskSetOut])
+async def list_masks(
+    camera_id: str,
+    principal: Principal = Depends(require("mask_admin", camera="camera_id")),
+    b: Backends = Depends(backends),
+) -> list[MaskSetOut]:
+    """Every version of the camera's mask set: drafts, the approved one, superseded and discarded ones."""
+    del principal
+    async with masking_errors():
+        answer = await masking(b).ListMaskSets(
+            masking_pb2.ListMaskSetsRequest(camera_id=camera_id), timeout=RPC_TIMEOUT_S
+        )
+    return [_set_out(m) for m in answer.sets]
+
+
+@router.get("/cameras/{camera_id}/masks/{version}", response_model=MaskSetOut)
+async def get_mask(
+    camera_id: str,
+    version: str,
+    principal: Principal = Depends(require("mask_admin", camera="camera_id")),
+    b: Backends = Depends(backends),
+) -> MaskSetOut:
+    """One version (a number, or "current" for the approved set)."""
+    del principal
+    async with masking_errors():
+        answer = await masking(b).GetMaskSet(
+            masking_pb2.MaskSetRef(camera_id=camera_id, version=_version(version, allow_current=True)),
+            timeout=RPC_TIMEOUT_S,
+        )
+    return _set_out(answer)
+
+
+def _version(value: str, allow_current: bool = False) -> int:
+    if allow_current and value == "current":
+        return 0
+    if not value.isdigit() or int(value) < 1:
+        raise HTTPException(422, f"version {value!r} is not a mask set version (1, 2, ...)")
+    return int(value)
+
+
+@router.post("/cameras/{camera_id}/masks", response_model=MaskSetOut, status_code=201)
+async def create_mask(
+    camera_id: str,
+    body: MaskSetIn,
+    principal: Principal = Depends(require("mask_admin", camera="camera_id")),
+    b: Backends = Depends(backends),
+) -> MaskSetOut:
+    """A new draft version; it applies to nothing until another mask administrator approves it."""
+    await audit(principal, "mask.draft.create", f"camera:{camera_id}", details=body.model_dump(mode="json"))
+    drawn_at, has = _drawn_at(body)
+    async with masking_errors():
+        answer = await masking(b).CreateMaskSet(
+            masking_pb2.CreateMaskSetRequest(
+                camera_id=camera_id, space=body.space, polygons=_polygons(body), comment=body.comment,
+                drawn_at=drawn_at, has_drawn_at=has, actor=principal.username,
+            ),
+            timeout=RPC_TIMEOUT_S,
+        )  # fmt: skip
+    return _set_out(answer)
+
+
+@router.put("/cameras/{camera_id}/masks/{version}", response_model=MaskSetOut)
+async def update_mask(
+    camera_id: str,
+    version: str,
+    body: MaskSetIn,
+    principal: Principal = Depends(require("mask_admin", camera="camera_id")),
+    b: Backends = Depends(backends),
+) -> MaskSetOut:
+    """Change a draft (only drafts change); its last editor counts as its author for four-eyes."""
+    number = _version(version)
+    await audit(
+        principal,
+        "mask.draft.update",
+        f"camera:{camera_id}",
+        details={"version": number} | body.model_dump(mode="json"),
+    )
+    drawn_at, has = _drawn_at(body)
+    async with masking_errors():
+        answer = await masking(b).UpdateDraft(
+            masking_pb2.UpdateDraftRequest(
+                camera_id=camera_id, version=number, space=body.space, polygons=_polygons(body),
+                comment=body.comment, drawn_at=drawn_at, has_drawn_at=has, actor=principal.username,
+            ),
+            timeout=RPC_TIMEOUT_S,
+        )  # fmt: skip
+    return _set_out(answer)
+
+
+@router.delete("/cameras/{camera_id}/masks/{version}", response_model=MaskSetOut)
+async def discard_mask(
+    camera_id: str,
+    version: str,
+    principal: Principal = Depends(require("mask_admin", camera="camera_id")),
+    b: Backends = Depends(backends),
+) -> MaskSetOut:
+    """Discard a draft (kept, marked discarded, for the record)."""
+    number = _version(version)
+    await audit(principal, "mask.draft.discard", f"camera:{camera_id}", details={"version": number})
+    async with masking_errors():
+        answer = await masking(b).DiscardDraft(
+            masking_pb2.MaskSetRef(camera_id=camera_id, version=number, actor=principal.username),
+            timeout=RPC_TIMEOUT_S,
+        )
+    return _set_out(answer)
+
+
+@router.post("/cameras/{camera_id}/masks/{version}/approve", response_model=MaskSetOut)
+async def approve_mask(
+    camera_id: str,
+    version: str,
+    principal: Principal = Depends(require("mask_admin", camera="camera_id")),
+    b: Backends = Depends(backends),
+) -> MaskSetOut:
+    """Approve a draft (four-eyes: not its author). It is burned into the stream from the next keyframe on."""
+    number = _version(version)
+    await audit(principal, "mask.approve", f"camera:{camera_id}", details={"version": number})
+    async with masking_errors():
+        answer = await masking(b).ApproveMaskSet(
+            masking_pb2.MaskSetRef(camera_id=camera_id, version=number, actor=principal.username),
+            timeout=RPC_TIMEOUT_S,
+        )
+    return _set_out(answer)
+
+
+# -- commissioning -----------------------------------------------------------------------------
+
+
+async def commissioning(b: Backends, camera_id: str) -> masking_pb2.CommissioningStatus:
+    async with masking_errors():
+        return await masking(b).GetCommissioningStatus(
+            masking_pb2.CommissioningStatusRequest(camera_id=camera_id), timeout=RPC_TIMEOUT_S
+        )
+
+
+async def ensure_commissionable(b: Backends, camera_id: str, target_state: str = "in_service") -> None:
+    """Refuse (409) a camera's move from commissioning to in_service without an approved mask set
+    or a statement signed with this deployment's key; 503 when masking cannot say (fail closed).
+
+    Only the commissioning -> in_service transition is gated (a camera created directly in service
+    has no mask set yet and is refused as well); other transitions pass.
+    """
+    if target_state != "in_service":
+        return
+    try:
+        camera = await b.ingest.GetCamera(ingest_pb2.GetCameraRequest(camera_id=camera_id), timeout=RPC_TIMEOUT_S)
+        current = camera.state
+    except grpc.aio.AioRpcError as exc:
+        if exc.code() != grpc.StatusCode.NOT_FOUND:
+            raise HTTPException(503, "the camera registry is unavailable; try again shortly") from exc
+        current = "commissioning"  # a camera being created
+    if current != "commissioning":
+        return
+    status = await commissioning(b, camera_id)
+    if status.approved_version:
+        return
+    if status.has_statement and _verifies(status.statement, b):
+        return
+    raise HTTPException(
+        409,
+        f"camera {camera_id} cannot go into service: it has no approved privacy mask set and no supervisor's "
+        "signed statement that no private area is in view",
+    )
+
+
+@router.get("/cameras/{camera_id}/commissioning", response_model=CommissioningOut)
+async def commissioning_status(
+    camera_id: str, principal: Principal = Depends(authenticate), b: Backends = Depends(backends)
+) -> CommissioningOut:
+    """Whether the camera may go into service (approved mask set, or signed statement), and why not."""
+    camera = await b.camera(camera_id)
+    if not (principal.may("mask_admin", camera.groups) or principal.may("config", camera.groups)):
+        raise HTTPException(403, "reading a camera's commissioning needs mask_admin or config on it")
+    status = await commissioning(b, camera_id)
+    return CommissioningOut(
+        camera_id=camera_id,
+        commissionable=status.commissionable,
+        approved_version=status.approved_version or None,
+        statement=_statement_out(status.statement, b) if status.has_statement else None,
+        reason=status.reason,
+    )
+
+
+@router.post("/cameras/{camera_id}/no-private-area-statement", response_model=StatementOut, status_code=201)
+async def sign_statement(
+    camera_id: str,
+    body: StatementIn,
+    principal: Principal = Depends(require("mask_admin", camera="camera_id")),
+    b: Backends = Depends(backends),
+) -> StatementOut:
+    """A supervisor states, signed, that no private area is in the camera's view (instead of masks)."""
+    if principal.role != "supervisor":
+        raise HTTPException(403, "only a supervisor may state that no private area is in view")
+    await b.camera(camera_id)
+    signed_us = to_us(b.clock.now())
+    content = {"camera_id": camera_id, "supervisor": principal.username, "text": body.text, "signed_us": signed_us}
+    data = json.dumps(content, sort_keys=True, separators=(",", ":")).encode()
+    await audit(principal, "mask.statement.sign", f"camera:{camera_id}", details={"text": body.text})
+    statement = masking_pb2.NoPrivateAreaStatement(
+        camera_id=camera_id, supervisor=principal.username, text=body.text, signed_us=signed_us, statement=data,
+        signature=b.signer.sign(data), public_key_pem=b.signer.public_pem(),
+    )  # fmt: skip
+    async with masking_errors():
+        answer = await masking(b).RecordStatement(
+            masking_pb2.RecordStatementRequest(
+                statement=statement, actor=principal.username, actor_role=principal.role
+            ),
+            timeout=RPC_TIMEOUT_S,
+        )
+    return _statement_out(answer, b)
+
+
+# -- mask-error reports ------------------------------------------------------------------------
+
+
+async def _watcher(camera_id: str, principal: Principal = Depends(authenticate), b: Backends = Depends(backends)):  # type: ignore[no-untyped-def]
+    camera = await b.camera(camera_id)
+    if not (principal.may("live", camera.groups) or principal.may("playback", camera.groups)):
+        raise HTTPException(403, "reporting a mask error needs live or playback on the camera")
+    return principal
+
+
+@router.post("/cameras/{camera_id}/mask-errors", response_model=ReportOut, status_code=201)
+async def report_mask_error(
+    camera_id: str, body: ReportIn, principal: Principal = Depends(_watcher), b: Backends = Depends(backends)
+) -> ReportOut:
+    """Report a mask that hides too little (or too much); it stays open until a mask administrator closes it."""
+    await audit(
+        principal, "mask.error.report", f"camera:{camera_id}",
+        details={"description": body.description, "snapshot_ref": body.snapshot_ref},
+    )  # fmt: skip
+    async with masking_errors():
+        answer = await masking(b).ReportMaskError(
+            masking_pb2.ReportMaskErrorRequest(
+                camera_id=camera_id, description=body.description, snapshot_ref=body.snapshot_ref,
+                actor=principal.username,
+            ),
+            timeout=RPC_TIMEOUT_S,
+        )  # fmt: skip
+    return _report_out(answer)
+
+
+@router.get("/cameras/{camera_id}/mask-errors", response_model=list[ReportOut])
+async def list_mask_errors(
+    camera_id: str,
+    status: Literal["", "open", "closed"] = Query(""),
+    principal: Principal = Depends(require("mask_admin", camera="camera_id")),
+    b: Backends = Depends(backends),
+) -> list[ReportOut]:
+    del principal
+    async with masking_errors():
+        answer = await masking(b).ListMaskErrors(
+            masking_pb2.ListMaskErrorsRequest(camera_id=camera_id, status=status), timeout=RPC_TIMEOUT_S
+        )
+    return [_report_out(r) for r in answer.reports]
+
+
+@router.post("/cameras/{camera_id}/mask-errors/{report_id}/close", response_model=ReportOut)
+async def close_mask_error(
+    camera_id: str,
+    report_id: str,
+    body: CloseIn,
+    principal: Principal = Depends(require("mask_admin", camera="camera_id")),
+    b: Backends = Depends(backends),
+) -> ReportOut:
+    async with masking_errors():
+        reports = await masking(b).ListMaskErrors(
+            masking_pb2.ListMaskErrorsRequest(camera_id=camera_id), timeout=RPC_TIMEOUT_S
+        )
+    if report_id not in {r.id for r in reports.reports}:
+        raise HTTPException(404, f"camera {camera_id} has no mask-error report {report_id!r}")
+    await audit(
+        principal,
+        "mask.error.close",
+        f"camera:{camera_id}",
+        details={"report": report_id, "resolution": body.resolution},
+    )
+    async with masking_errors():
+        answer = await masking(b).CloseMaskError(
+            masking_pb2.CloseMaskErrorRequest(id=report_id, resolution=body.resolution, actor=principal.username),
+            timeout=RPC_TIMEOUT_S,
+        )
+    return _report_out(answer)
+
+
+# -- preview -----------------------------------------------------------------------------------
+
+
+@router.get("/cameras/{camera_id}/masks-preview", response_class=Response)
+async def preview(
+    camera_id: str,
+    version: str = Query("current", description='"current" (the set applied now) or a version number (a draft).'),
+    preset: str = Query("", max_length=100, description="PTZ cameras: the view of this preset, as last seen."),
+    max_width: int = Query(1280, ge=64, le=3840),
+    principal: Principal = Depends(require("mask_admin", camera="camera_id")),
+    b: Backends = Depends(backends),
+) -> Response:
+    """A masked still (JPEG) for the mask editor: the latest keyframe, with the set applied now or a draft."""
+    number = _version(version, allow_current=True)
+    await audit(principal, "mask.preview", f"camera:{camera_id}", details={"version": version, "preset": preset})
+    async with masking_errors():
+        image = await masking(b).Preview(
+            masking_pb2.PreviewRequest(
+                camera_id=camera_id, version=number, preset=preset, max_width=max_width, actor=principal.username
+            ),
+            timeout=PREVIEW_TIMEOUT_S,
+        )
+    headers = {
+        "Cache-Control": "no-store",
+        "X-Mask-Version": image.mask_version,
+        "X-Capture-Time": _iso(image.capture_time_us) or "",
+        "X-Fully-Masked": "true" if image.fully_masked else "false",
+    }
+    if image.reason:
+        headers["X-Fully-Masked-Reason"] = image.reason
+    if image.has_ptz:
+        headers["X-Ptz-Position"] = f"{image.ptz.pan:.4f},{image.ptz.tilt:.4f},{image.ptz.zoom:.4f}"
+    return Response(image.jpeg, media_type="image/jpeg", headers=headers)

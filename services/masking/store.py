@@ -1,0 +1,304 @@
+"""Mask governance in masking's database: versioned mask sets, four-eyes approval, statements,
+mask-error reports.
+
+Rules (each broken rule raises GovernanceError with a message for the user, and changes nothing):
+- A camera's mask sets are numbered 1, 2, 3...; a new set starts as a draft. Only drafts change.
+- A draft is approved by someone other than its author (four-eyes). Approving supersedes the
+  previously approved set in the same transaction, so a camera never has two approved sets.
+- The first start imports the camera catalogue's masks as approved version 1 of each camera that
+  has no set yet (authored and approved by "catalogue"), so existing deployments keep their masks.
+- A camera is commissionable when it has an approved set or a supervisor's signed statement that
+  no private area is in view.
+
+Synchronous (SQLAlchemy); async callers use asyncio.to_thread.
+"""
+
+import json
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import Engine, func
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import select
+
+from services.common import db
+from services.common.clock import Clock, to_us
+from services.masking.models import MaskErrorRow, MaskSetRow, StatementRow
+from services.masking.planner import MaskSet
+
+DRAFT, APPROVED, SUPERSEDED, DISCARDED = "draft", "approved", "superseded", "discarded"
+OPEN, CLOSED = "open", "closed"
+CATALOGUE = "catalogue"
+
+Point = tuple[float, float]
+
+
+class GovernanceError(ValueError):
+    """A rule of mask governance refuses the change (kind: not_found, conflict, forbidden)."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+@dataclass(frozen=True)
+class CatalogueMasks:
+    camera_id: str
+    space: str
+    polygons: list[list[Point]]
+
+
+def version_label(version: int) -> str:
+    return f"v{version}"
+
+
+def polygons_of(row: MaskSetRow) -> list[dict]:
+    """[{"points": [[x, y], ...], "label": str}, ...]"""
+    return json.loads(row.polygons_json)
+
+
+def mask_set_of(row: MaskSetRow) -> MaskSet:
+    """The set as the frame path applies it."""
+    polygons = [[(float(x), float(y)) for x, y in p["points"]] for p in polygons_of(row)]
+    return MaskSet(version_label(row.version), polygons, row.space)
+
+
+def _polygons_json(polygons: Sequence[Sequence[Point]], labels: Sequence[str] | None = None) -> str:
+    labels = list(labels or [])
+    return json.dumps(
+        [
+            {"points": [[x, y] for x, y in polygon], "label": labels[n] if n < len(labels) else ""}
+            for n, polygon in enumerate(polygons)
+        ]
+    )
+
+
+class MaskStore:
+    def __init__(self, engine: Engine, clock: Clock) -> None:
+        self.engine = engine
+        self.clock = clock
+
+    def _now(self) -> int:
+        return to_us(self.clock.now())
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def approved(self, camera_id: str) -> MaskSetRow | None:
+        with db.session(self.engine) as s:
+            return s.exec(
+                select(MaskSetRow).where(MaskSetRow.camera_id == camera_id, MaskSetRow.status == APPROVED)
+            ).first()
+
+    def approved_for(self, camera_ids: Iterable[str]) -> dict[str, MaskSetRow]:
+        ids = list(camera_ids)
+        if not ids:
+            return {}
+        with db.session(self.engine) as s:
+            rows = s.exec(
+                select(MaskSetRow).where(MaskSetRow.camera_id.in_(ids), MaskSetRow.status == APPROVED)  # type: ignore[attr-defined]
+            ).all()
+        return {r.camera_id: r for r in rows}
+
+    def versions(self, camera_id: str) -> list[MaskSetRow]:
+        with db.session(self.engine) as s:
+            return list(
+                s.exec(select(MaskSetRow).where(MaskSetRow.camera_id == camera_id).order_by(MaskSetRow.version)).all()
+            )
+
+    def get(self, camera_id: str, version: int) -> MaskSetRow:
+        """The version (0: the approved set)."""
+        if version == 0:
+            row = self.approved(camera_id)
+            if row is None:
+                raise GovernanceError("not_found", f"camera {camera_id!r} has no approved mask set")
+            return row
+        with db.session(self.engine) as s:
+            row = s.exec(
+                select(MaskSetRow).where(MaskSetRow.camera_id == camera_id, MaskSetRow.version == version)
+            ).first()
+        if row is None:
+            raise GovernanceError("not_found", f"camera {camera_id!r} has no mask set version {version}")
+        return row
+
+    # -- changing ------------------------------------------------------------------------------
+
+    def create(
+        self,
+        camera_id: str,
+        space: str,
+        polygons: Sequence[Sequence[Point]],
+        actor: str,
+        comment: str = "",
+        labels: Sequence[str] | None = None,
+    ) -> MaskSetRow:
+        """A new draft numbered after the camera's last version."""
+        for _ in range(5):  # two creations at once: the unique (camera, version) makes one retry
+            with db.session(self.engine) as s:
+                last = s.exec(select(func.max(MaskSetRow.version)).where(MaskSetRow.camera_id == camera_id)).one()
+                row = MaskSetRow(
+                    id=uuid.uuid4().hex,
+                    camera_id=camera_id,
+                    version=(last or 0) + 1,
+                    status=DRAFT,
+                    space=space,
+                    polygons_json=_polygons_json(polygons, labels),
+                    comment=comment,
+                    author=actor,
+                    created_us=self._now(),
+                )
+                s.add(row)
+                try:
+                    s.commit()
+                except IntegrityError:
+                    s.rollback()
+                    continue
+                return row
+        raise GovernanceError("conflict", "the mask set could not be numbered; try again")
+
+    def update_draft(
+        self,
+        camera_id: str,
+        version: int,
+        space: str,
+        polygons: Sequence[Sequence[Point]],
+        actor: str,
+        comment: str | None = None,
+        labels: Sequence[str] | None = None,
+    ) -> MaskSetRow:
+        with db.session(self.engine) as s:
+            row = self._draft(s, camera_id, version)
+            row.space = space
+            row.polygons_json = _polygons_json(polygons, labels)
+            if comment is not None:
+                row.comment = comment
+            # Whoever last changed a draft is its author: they may not approve it either.
+            row.author = actor
+            s.add(row)
+            s.commit()
+            return row
+
+    def discard(self, camera_id: str, version: int, actor: str) -> MaskSetRow:
+        del actor  # recorded by the gateway's audit trail
+        with db.session(self.engine) as s:
+            row = self._draft(s, camera_id, version)
+            row.status = DISCARDED
+            s.add(row)
+            s.commit()
+            return row
+
+    def approve(self, camera_id: str, version: int, actor: str) -> tuple[MaskSetRow, MaskSetRow | None]:
+        """(the approved set, the set it superseded)."""
+        with db.session(self.engine) as s:
+            row = self._draft(s, camera_id, version)
+            if row.author == actor:
+                raise GovernanceError(
+                    "forbidden", f"four-eyes rule: {actor} authored version {version}; another mask administrator "
+                    "must approve it",
+                )  # fmt: skip
+            now = self._now()
+            previous = s.exec(
+                select(MaskSetRow).where(MaskSetRow.camera_id == camera_id, MaskSetRow.status == APPROVED)
+            ).first()
+            if previous is not None:
+                previous.status = SUPERSEDED
+                previous.superseded_us = now
+                s.add(previous)
+                s.flush()
+            row.status, row.approver, row.approved_us = APPROVED, actor, now
+            s.add(row)
+            s.commit()
+            return row, previous
+
+    def _draft(self, s, camera_id: str, version: int) -> MaskSetRow:  # type: ignore[no-untyped-def]
+        row = s.exec(select(MaskSetRow).where(MaskSetRow.camera_id == camera_id, MaskSetRow.version == version)).first()
+        if row is None:
+            raise GovernanceError("not_found", f"camera {camera_id!r} has no mask set version {version}")
+        if row.status != DRAFT:
+            raise GovernanceError("conflict", f"version {version} is {row.status}: only drafts can change")
+        return row
+
+    def import_catalogue(self, cameras: Iterable[CatalogueMasks]) -> int:
+        """Approved version 1 for each catalogue camera that has no mask set yet; how many."""
+        imported = 0
+        for camera in cameras:
+            with db.session(self.engine) as s:
+                exists = s.exec(select(MaskSetRow.id).where(MaskSetRow.camera_id == camera.camera_id)).first()
+                if exists is not None:
+                    continue
+                now = self._now()
+                s.add(
+                    MaskSetRow(
+                        id=uuid.uuid4().hex,
+                        camera_id=camera.camera_id,
+                        version=1,
+                        status=APPROVED,
+                        space=camera.space,
+                        polygons_json=_polygons_json(camera.polygons),
+                        comment="imported from the camera catalogue",
+                        author=CATALOGUE,
+                        created_us=now,
+                        approver=CATALOGUE,
+                        approved_us=now,
+                        origin=CATALOGUE,
+                    )
+                )
+                try:
+                    s.commit()
+                    imported += 1
+                except IntegrityError:
+                    s.rollback()  # another replica imported it at the same moment
+        return imported
+
+    # -- commissioning -------------------------------------------------------------------------
+
+    def record_statement(self, row: StatementRow) -> StatementRow:
+        with db.session(self.engine) as s:
+            s.add(row)
+            s.commit()
+            return row
+
+    def statement(self, camera_id: str) -> StatementRow | None:
+        with db.session(self.engine) as s:
+            return s.exec(
+                select(StatementRow).where(StatementRow.camera_id == camera_id).order_by(StatementRow.signed_us.desc())  # type: ignore[attr-defined]
+            ).first()
+
+    # -- mask-error reports --------------------------------------------------------------------
+
+    def report(self, camera_id: str, reporter: str, description: str, snapshot_ref: str, version: str) -> MaskErrorRow:
+        row = MaskErrorRow(
+            id=uuid.uuid4().hex,
+            camera_id=camera_id,
+            reporter=reporter,
+            description=description,
+            snapshot_ref=snapshot_ref,
+            mask_version=version,
+            reported_us=self._now(),
+            status=OPEN,
+        )
+        with db.session(self.engine) as s:
+            s.add(row)
+            s.commit()
+        return row
+
+    def reports(self, camera_id: str = "", status: str = "") -> list[MaskErrorRow]:
+        query = select(MaskErrorRow)
+        if camera_id:
+            query = query.where(MaskErrorRow.camera_id == camera_id)
+        if status:
+            query = query.where(MaskErrorRow.status == status)
+        with db.session(self.engine) as s:
+            return list(s.exec(query.order_by(MaskErrorRow.reported_us)).all())
+
+    def close_report(self, report_id: str, actor: str, resolution: str) -> MaskErrorRow:
+        with db.session(self.engine) as s:
+            row = s.get(MaskErrorRow, report_id)
+            if row is None:
+                raise GovernanceError("not_found", f"no mask-error report {report_id!r}")
+            if row.status == CLOSED:
+                raise GovernanceError("conflict", f"report {report_id} was already closed by {row.closed_by}")
+            row.status, row.closed_by, row.closed_us, row.resolution = CLOSED, actor, self._now(), resolution
+            s.add(row)
+            s.commit()
+            return row

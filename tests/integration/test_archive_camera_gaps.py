@@ -1,0 +1,92 @@
+"""Gaps named from camera status events, on real NATS (JetStream), the S3 server and the test
+database: a camera that went offline, then came back, leaves a "camera_offline" gap on its timeline;
+one taken out for maintenance a "camera_maintenance" gap, open until it streams again. Events
+published while no archive runs are applied when one starts (durable consumer)."""
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import nats
+import pytest
+
+from services.archive import camera_gaps
+from services.common import bus
+from services.common.pb.csu.v1 import archive_pb2
+from services.common.pb.csu.v1.events_pb2 import CameraStatusChanged
+from tests.support.archive import T0_US, ArchiveHarness, harness, s3_store
+from tests.support.servers import S3Server, unique
+
+S = 1_000_000
+
+
+@pytest.fixture
+async def archive(tmp_path: Path, database_url: str, s3: S3Server) -> AsyncIterator[ArchiveHarness]:
+    h = harness(tmp_path, database_url, s3_store(s3))
+    await h.start()
+    yield h
+    await h.stop()
+
+
+async def test_status_events_name_the_gaps(archive: ArchiveHarness, nats_url: str) -> None:
+    h, prefix = archive, unique("t")
+    nc = await nats.connect(nats_url)
+    js = nc.jetstream()
+    await bus.ensure_events_stream(js, prefix)
+
+    async def status(camera: str, value: str, since_us: int, reason: str = "") -> None:
+        event = CameraStatusChanged(camera_id=camera, status=value, reason=reason, since_us=since_us)
+        await bus.publish_event(js, prefix, "camera.status", event.SerializeToString())
+
+    # Recorded 0-10 s and 40-50 s; the camera was unreachable from 10 s to 40 s (published before
+    # any archive consumes: the durable consumer picks them up).
+    await h.record("cam-g", T0_US, 10)
+    await h.record("cam-g", T0_US + 40 * S, 10)
+    await status("cam-g", "offline", T0_US + 10 * S, "rtsp://***@10.0.0.7/s: Connection refused")
+    await status("cam-g", "connecting", T0_US + 20 * S)
+    await status("cam-g", "offline", T0_US + 21 * S, "rtsp://***@10.0.0.7/s: Connection refused")  # same hole
+    await status("cam-g", "online", T0_US + 40 * S)
+    # Another camera is put in maintenance and stays there.
+    await status("cam-m", "offline", T0_US + 5 * S, "camera is in maintenance")
+    # Malformed payloads do not block the ones behind them.
+    await bus.publish_event(js, prefix, "camera.status", b"\xff\x00 not a protobuf")
+    await status("cam-x", "offline", T0_US, "authorisation expired (PREF-1, on 2026-11-01)")
+
+    stop = asyncio.Event()
+    consumer = asyncio.create_task(camera_gaps.consume(js, prefix, h.engine, h.clock, stop))
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            timeline = await h.stub.GetTimeline(
+                archive_pb2.TimelineRequest(camera_id="cam-g", start_us=T0_US, end_us=T0_US + 50 * S)
+            )
+            if [g.reason for g in timeline.gaps] == ["camera_offline"]:
+                break
+            await asyncio.sleep(0.2)
+        [gap] = timeline.gaps
+        assert gap.reason == "camera_offline" and "Connection refused" in gap.detail
+        assert T0_US + 9 * S <= gap.start_us <= T0_US + 11 * S and T0_US + 39 * S <= gap.end_us <= T0_US + 41 * S
+
+        # Open gaps run to the end of the range asked ("offline since").
+        for camera, reason in (("cam-m", "camera_maintenance"), ("cam-x", "authorisation_expired")):
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                timeline = await h.stub.GetTimeline(
+                    archive_pb2.TimelineRequest(camera_id=camera, start_us=T0_US, end_us=T0_US + 60 * S)
+                )
+                if [g.reason for g in timeline.gaps] == [reason]:
+                    break
+                await asyncio.sleep(0.2)
+            assert [(g.reason, g.end_us) for g in timeline.gaps] == [(reason, T0_US + 60 * S)], camera
+    finally:
+        stop.set()
+        await asyncio.wait_for(consumer, 10)
+        await nc.close()
+
+
+def test_reasons_follow_ingests_words() -> None:
+    assert camera_gaps.reason_of("rtsp://***@h/s: Connection refused") == "camera_offline"
+    assert camera_gaps.reason_of("no image for more than 10 s") == "camera_offline"
+    assert camera_gaps.reason_of("camera is in maintenance") == "camera_maintenance"
+    assert camera_gaps.reason_of("no prefectoral authorisation: the camera may not record") == "authorisation_expired"

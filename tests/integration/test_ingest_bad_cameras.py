@@ -1,0 +1,156 @@
+"""Cameras that fail in every way a real network allows, against real servers on loopback.
+
+Each failure shows as the stream's reason; the worker thread survives and keeps retrying. The
+frozen camera is GStreamer's RTSP server stopped with SIGSTOP: its sockets stay open, so only the
+read timeout (the watchdog) can notice, and the stream comes back by itself once it thaws.
+"""
+
+import itertools
+import socketserver
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from services.common.clock import SystemClock
+from services.common.pb.csu.v1.frame_pb2 import FramePacket
+from services.common.settings import Settings
+from services.ingest.health import StreamHealth
+from services.ingest.worker import StreamWorker
+from tests.support.platform import wait_for
+from tests.support.rtsp import RtspCamera, rtsp_server_available
+from tests.support.servers import free_port
+
+
+class _Rtsp401(socketserver.BaseRequestHandler):
+    """An RTSP server that refuses every request: a camera with other credentials."""
+
+    def handle(self) -> None:
+        buffer = b""
+        while True:
+            data = self.request.recv(4096)
+            if not data:
+                return
+            buffer += data
+            while b"\r\n\r\n" in buffer:
+                head, buffer = buffer.split(b"\r\n\r\n", 1)
+                cseq = next(
+                    (
+                        line.split(b":", 1)[1].strip()
+                        for line in head.split(b"\r\n")
+                        if line.lower().startswith(b"cseq")
+                    ),
+                    b"1",
+                )
+                self.request.sendall(
+                    b"RTSP/1.0 401 Unauthorized\r\nCSeq: "
+                    + cseq
+                    + b'\r\nWWW-Authenticate: Basic realm="camera"\r\n\r\n'
+                )
+
+
+class _HttpGarbage(socketserver.BaseRequestHandler):
+    """An HTTP 'camera' that streams random bytes."""
+
+    def handle(self) -> None:
+        self.request.recv(4096)
+        self.request.sendall(b"HTTP/1.0 200 OK\r\nContent-Type: video/x-unknown\r\n\r\n")
+        rng = np.random.default_rng(3)
+        try:
+            for _ in range(200):
+                self.request.sendall(rng.integers(0, 256, 16_384, dtype=np.uint8).tobytes())
+                time.sleep(0.01)
+        except OSError:
+            pass
+
+
+def _serve(handler: type[socketserver.BaseRequestHandler]) -> Iterator[int]:
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def rtsp_401() -> Iterator[int]:
+    yield from _serve(_Rtsp401)
+
+
+@pytest.fixture
+def http_garbage() -> Iterator[int]:
+    yield from _serve(_HttpGarbage)
+
+
+def _worker(url: str, **settings: object) -> tuple[StreamWorker, StreamHealth, list[FramePacket]]:
+    packets: list[FramePacket] = []
+    health = StreamHealth()
+    options = {"reconnect_min_s": 0.3, "reconnect_max_s": 1.0, "source_open_timeout_s": 3.0} | settings
+    worker = StreamWorker(
+        "cam-bad",
+        "main",
+        url,
+        "tcp",
+        Settings(**options),
+        SystemClock(),
+        packets.append,
+        health,  # type: ignore[arg-type]
+    )
+    worker.start()
+    return worker, health, packets
+
+
+def _failure(health: StreamHealth) -> str:
+    return health.metrics().failure
+
+
+def test_wrong_credentials_unreachable_and_garbage_each_have_a_reason(rtsp_401: int, http_garbage: int) -> None:
+    closed = free_port()
+    cases = {
+        f"rtsp://admin:wrong-pass@127.0.0.1:{rtsp_401}/stream": "wrong credentials",
+        f"rtsp://127.0.0.1:{closed}/stream": "Connection refused",
+        f"http://127.0.0.1:{http_garbage}/video.mjpg": "not a video stream",
+    }
+    workers = {url: _worker(url) for url in cases}
+    try:
+        for url, expected in cases.items():
+            _, health, packets = workers[url]
+            reason = wait_for(lambda h=health: _failure(h), 30, f"a reason for {url}")
+            assert expected in reason, (url, reason)
+            assert "wrong-pass" not in reason
+            assert packets == []
+        for worker, _, _ in workers.values():
+            assert worker.is_alive()
+    finally:
+        for worker, _, _ in workers.values():
+            worker.stop()
+        for worker, _, _ in workers.values():
+            worker.join(15)
+
+
+def test_a_frozen_camera_trips_the_watchdog_and_comes_back(vtest_h264: Path) -> None:
+    problem = rtsp_server_available()
+    assert problem is None, problem
+    with RtspCamera(vtest_h264, loop=True) as camera:
+        worker, health, packets = _worker(camera.url, source_read_timeout_s=3.0)
+        try:
+            wait_for(lambda: len(packets) > 10, 30, "packets from the camera")
+            camera.freeze()
+            reason = wait_for(lambda: _failure(health), 30, "the watchdog to cut the frozen stream")
+            assert "watchdog" in reason, reason
+            count = len(packets)
+            camera.thaw()
+            wait_for(lambda: len(packets) > count + 10 and health.metrics().connected, 60, "the stream back")
+            assert len({p.source_session for p in packets}) >= 2  # the reconnect is a new session
+            times = [p.capture_time_us for p in packets]
+            assert all(b > a for a, b in itertools.pairwise(times))
+        finally:
+            worker.stop()
+            camera.thaw()
+        worker.join(15)

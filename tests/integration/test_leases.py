@@ -1,0 +1,145 @@
+"""Leases in a real NATS KV bucket: one owner per key, takeover after death, fair sharing, history."""
+
+import asyncio
+import time
+
+import nats
+import pytest
+
+from services.common.leases import LeaseBalancer, LeaseEvent, LeaseManager, overlaps
+from tests.support.servers import unique
+
+
+async def _managers(nats_url: str, count: int, ttl: float) -> tuple[list, list[LeaseManager]]:
+    bucket = unique("leases_")
+    clients, managers = [], []
+    for n in range(count):
+        nc = await nats.connect(nats_url)
+        manager = LeaseManager(nc.jetstream(), bucket, f"owner-{n}", ttl)
+        await manager.start()
+        clients.append(nc)
+        managers.append(manager)
+    return clients, managers
+
+
+async def _until(condition, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if await condition():
+            return
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+async def test_one_owner_until_release_then_the_next(nats_url: str) -> None:
+    clients, (a, b) = await _managers(nats_url, 2, ttl=5)
+    try:
+        assert await a.acquire("cam-1")
+        assert not await b.acquire("cam-1")
+        assert a.holds("cam-1") and not b.holds("cam-1")
+        assert await a.renew("cam-1")
+        assert await a.owners() == {"cam-1": "owner-0"}
+        await a.release("cam-1")
+        assert not a.holds("cam-1")
+        assert await b.acquire("cam-1")
+        assert not await a.renew("cam-1")  # a no longer holds it and cannot take it back by renewing
+        history = await a.history()
+        assert [(e.owner, e.action) for e in history] == [
+            ("owner-0", "acquired"),
+            ("owner-0", "renewed"),
+            ("owner-0", "released"),
+            ("owner-1", "acquired"),
+        ]
+        assert overlaps(history) == []
+    finally:
+        for nc in clients:
+            await nc.close()
+
+
+async def test_a_silent_owner_stops_believing_before_anyone_else_can_take_over(nats_url: str) -> None:
+    clients, (a, b) = await _managers(nats_url, 2, ttl=2)
+    try:
+        assert await a.acquire("cam-1")
+        # a dies silently (never renews). b keeps trying; it must not succeed while a believes.
+        taken_at = None
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            if await b.acquire("cam-1"):
+                taken_at = time.monotonic()
+                break
+            await asyncio.sleep(0.05)
+        assert taken_at is not None, "the lease never expired"
+        assert not a.holds("cam-1"), "the silent owner still believes it holds the lease"
+        assert not await a.renew("cam-1")
+        history = await b.history()
+        assert [e.action for e in history if e.owner == "owner-0"] == ["acquired", "lost"]
+        assert overlaps(history) == []
+    finally:
+        for nc in clients:
+            await nc.close()
+
+
+def test_overlap_checker_catches_two_owners() -> None:
+    events = [
+        LeaseEvent("cam-1", "a", "acquired", 1, 1_000, 9_000),
+        LeaseEvent("cam-1", "b", "acquired", 2, 5_000, 12_000),
+    ]
+    assert overlaps(events) and "b acquired" in overlaps(events)[0]
+    fine = [*events[:1], LeaseEvent("cam-1", "a", "released", 1, 4_000, 4_000), events[1]]
+    assert overlaps(fine) == []
+    renewed = [events[0], LeaseEvent("cam-1", "a", "renewed", 3, 4_000, 15_000), events[1]]
+    assert overlaps(renewed), "a renewal extends the tenure the next owner must not overlap"
+
+
+async def test_balancers_share_the_keys_and_survivors_take_a_dead_ones_share(nats_url: str) -> None:
+    clients, managers = await _managers(nats_url, 3, ttl=3)
+    keys = [f"cam-{n:02d}" for n in range(10)]
+    working: dict[str, set[str]] = {m.owner_id: set() for m in managers}
+    double: list[str] = []
+
+    def callbacks(owner: str):  # type: ignore[no-untyped-def]
+        async def acquired(key: str) -> None:
+            if any(key in held for other, held in working.items() if other != owner):
+                double.append(key)
+            working[owner].add(key)
+
+        async def lost(key: str) -> None:
+            working[owner].discard(key)
+
+        return acquired, lost
+
+    balancers = [LeaseBalancer(m, lambda: keys, *callbacks(m.owner_id), interval=0.3) for m in managers]
+    stops = [asyncio.Event() for _ in balancers]
+    tasks = [asyncio.create_task(b.run(s)) for b, s in zip(balancers, stops, strict=True)]
+    try:
+
+        async def shared() -> bool:
+            counts = sorted(len(w) for w in working.values())
+            return sum(counts) == 10 and counts[-1] <= 4
+
+        await _until(shared, 30, "10 keys shared by 3 replicas")
+        # Replica 0 dies without giving anything back: its task is cancelled, no shutdown.
+        tasks[0].cancel()
+        dead = set(working["owner-0"])
+        working["owner-0"] = set()
+        assert dead
+
+        async def survivors_hold_all() -> bool:
+            return len(working["owner-1"] | working["owner-2"]) == 10
+
+        await _until(survivors_hold_all, 20, "the survivors to take the dead replica's keys")
+        assert not double
+        assert overlaps(await managers[1].history()) == []
+        assert await managers[1].owners() == {k: o for o in ("owner-1", "owner-2") for k in working[o]}
+    finally:
+        for stop in stops:
+            stop.set()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for nc in clients:
+            await nc.close()
+
+
+@pytest.mark.parametrize("ttl", [0.5])
+def test_ttl_too_short_is_refused(ttl: float) -> None:
+    with pytest.raises(ValueError, match="below one second"):
+        LeaseManager(None, "b", "o", ttl)  # type: ignore[arg-type]
