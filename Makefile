@@ -16,7 +16,7 @@ UV_VERSION := 0.13.9
 TEST_DEBS := python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-good gstreamer1.0-plugins-bad chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help run test bench lint proto lock docs venv system-test-deps clean
+.PHONY: help run test bench lint proto lock docs venv system-test-deps clean image test-oidc-provider
 
 help:
 	@echo "make run     start the whole platform on this machine (embedded NATS, SQLite, local store)"
@@ -25,6 +25,7 @@ help:
 	@echo "make lint    ruff"
 	@echo "make proto   regenerate the gRPC/protobuf modules"
 	@echo "make lock    re-pin dependencies into requirements.lock"
+	@echo "make image   build the container image (needs a Docker engine): $(IMAGE):$(IMAGE_TAG)"
 
 $(VENV)/.installed: pyproject.toml requirements.lock
 	@test -n "$(PYTHON)" || { echo "no Python 3.12+ found: install one or pass PYTHON=/path/to/python3.12"; exit 1; }
@@ -53,10 +54,21 @@ system-test-deps: venv
 		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(TEST_DEBS) >/dev/null; \
 	fi
 
+# The OpenID Connect provider the OIDC login tests run (panva's oidc-provider, pinned by its
+# package-lock.json) on the machine's Node.js.
+OIDC_PROVIDER := tests/support/oidc
+
+$(OIDC_PROVIDER)/node_modules/.installed: $(OIDC_PROVIDER)/package.json $(OIDC_PROVIDER)/package-lock.json
+	@command -v npm >/dev/null || { echo "npm not found: the OIDC tests need Node.js 20+ and npm"; exit 1; }
+	cd $(OIDC_PROVIDER) && npm ci --no-audit --no-fund --ignore-scripts
+	@touch $@
+
+test-oidc-provider: $(OIDC_PROVIDER)/node_modules/.installed
+
 lint: venv
 	$(VENV)/bin/ruff check services tests bench proto
 
-test: proto system-test-deps lint
+test: proto system-test-deps test-oidc-provider lint
 	$(PY) -m pytest
 
 bench: proto
@@ -65,6 +77,19 @@ bench: proto
 lock: venv
 	$(VENV)/bin/uv pip compile pyproject.toml --extra dev --python-version 3.12 --universal \
 		-o requirements.lock --custom-compile-command "make lock"
+
+# One image for every service (Dockerfile). The tag defaults to pyproject's version, which is
+# the Helm chart's appVersion.
+DOCKER ?= docker
+IMAGE ?= registry.csu.local/csu/platform
+IMAGE_TAG ?= $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml | head -n 1)
+
+image:
+	@command -v $(DOCKER) >/dev/null 2>&1 || { \
+		echo "make image: no '$(DOCKER)' command: install Docker (or pass DOCKER=podman) to build the image" >&2; exit 1; }
+	@$(DOCKER) version --format '{{.Server.Version}}' >/dev/null 2>&1 || { \
+		echo "make image: no Docker engine answers ($(DOCKER) version cannot reach $${DOCKER_HOST:-the local daemon}): start one, or build on a machine that has one" >&2; exit 1; }
+	$(DOCKER) build -t $(IMAGE):$(IMAGE_TAG) .
 
 docs: venv
 	$(PY) -m services.common.settings_doc README.md

@@ -4,7 +4,9 @@ Only this module reads or writes gateway_users. Each function takes the engine a
 values or raises AccountError with a message fit for the user.
 """
 
+import re
 import secrets
+import unicodedata
 import uuid
 from dataclasses import dataclass
 
@@ -12,6 +14,7 @@ import pyotp
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from sqlalchemy import Engine, func
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
 from services.common.clock import Clock, to_us
@@ -23,6 +26,9 @@ from services.gateway.roles import ROLES
 _HASHER = PasswordHasher()  # Argon2id with the library's current recommended parameters
 MIN_PASSWORD_LENGTH = 12
 TOTP_ISSUER = "CSU"
+LOCAL = "local"
+OIDC = "oidc"
+_USERNAME_CHARS = re.compile(r"[^a-z0-9._-]+")
 
 
 class AccountError(Exception):
@@ -132,8 +138,9 @@ def verify_password(
     now = to_us(clock.now())
     with session(engine) as s:
         user = s.exec(select(User).where(User.username == username)).first()
-        if user is None or not user.active:
-            # Same answer as a wrong password: do not reveal which accounts exist.
+        if user is None or not user.active or user.kind != LOCAL:
+            # Same answer as a wrong password: do not reveal which accounts exist (nor which log in
+            # at the identity provider: those have no password here).
             _HASHER.hash(password)
             raise AccountError(401, "wrong username or password")
         if user.locked_until_us and user.locked_until_us > now:
@@ -156,6 +163,83 @@ def verify_password(
         s.commit()
         s.refresh(user)
         return user
+
+
+@dataclass(frozen=True)
+class OidcIdentity:
+    """Who the identity provider says logged in (from a validated ID token)."""
+
+    issuer: str
+    subject: str
+    username_hint: str
+    display_name: str
+
+
+def _username_candidates(hint: str) -> list[str]:
+    ascii_hint = unicodedata.normalize("NFKD", hint).encode("ascii", "ignore").decode().lower()  # élodie -> elodie
+    base = _USERNAME_CHARS.sub("-", ascii_hint).strip("-._")[:56] or "oidc-user"
+    if len(base) < 2:
+        base = f"oidc-{base}"
+    # A local account of the same name is someone else (or the same person's local account): the
+    # provider's user never takes it over, they get a name of their own.
+    return [base, f"{base}-oidc", *(f"{base}-oidc{n}" for n in range(2, 100))]
+
+
+def upsert_oidc_user(
+    engine: Engine, clock: Clock, identity: OidcIdentity, role: str, camera_groups: list[str], granted_by: str
+) -> tuple[User, bool]:
+    """The account linked to this provider identity, created at its first login; returns (user, created).
+
+    Role and camera groups follow the provider's groups at every login (the provider is where the
+    city manages them). The prefecture's validation and the expiry are recorded here by an admin,
+    as for local accounts: a new account has none, so it sees no video until then.
+    """
+    if role not in ROLES:
+        raise AccountError(500, f"the OIDC role map names an unknown role {role!r}")
+    now = to_us(clock.now())
+    for _attempt in range(2):  # a concurrent first login of the same user may win the insert
+        with session(engine) as s:
+            user = s.exec(
+                select(User).where(User.oidc_issuer == identity.issuer, User.oidc_subject == identity.subject)
+            ).first()
+            if user is not None:
+                user.display_name = identity.display_name[:128] or user.display_name
+                if user.role != role or sorted(user.camera_groups) != sorted(camera_groups):
+                    # A changed habilitation is granted anew, here by the provider's group membership.
+                    user.role, user.camera_groups = role, list(camera_groups)
+                    user.granted_by, user.granted_us = granted_by[:64], now
+                s.add(user)
+                s.commit()
+                s.refresh(user)
+                return user, False
+            candidates = _username_candidates(identity.username_hint)
+            taken = set(s.exec(select(User.username).where(User.username.in_(candidates))))
+            username = next((c for c in candidates if c not in taken), None)
+            if username is None:
+                raise AccountError(409, f"no free account name for {identity.username_hint!r}: ask an admin")
+            user = User(
+                id=uuid.uuid4().hex,
+                username=username,
+                display_name=identity.display_name[:128] or username,
+                role=role,
+                password_hash="",  # no password here: the provider authenticates
+                created_us=now,
+                granted_by=granted_by[:64],
+                granted_us=now,
+                camera_groups=list(camera_groups),
+                kind=OIDC,
+                oidc_issuer=identity.issuer,
+                oidc_subject=identity.subject,
+            )
+            s.add(user)
+            try:
+                s.commit()
+            except IntegrityError:
+                s.rollback()
+                continue
+            s.refresh(user)
+            return user, True
+    raise AccountError(409, "this account is being created by another login at the same time: try again")
 
 
 def start_totp_enrolment(engine: Engine, box: SecretBox, user: User) -> str:

@@ -6,12 +6,18 @@ from services.common.service import Runtime, health_router
 from services.gateway import limits
 from services.gateway.backends import Backends
 from services.gateway.routes import (
+    alarms,
     audit,
     auth,
+    bollards,
     camera_admin,
     cameras,
+    compliance,
+    journal,
     live,
     masks,
+    notifications,
+    oidc,
     pages,
     partners,
     playback,
@@ -19,6 +25,7 @@ from services.gateway.routes import (
     redaction,
     segments,
     users,
+    visitors,
 )
 
 # The routers, by area.
@@ -26,6 +33,8 @@ from services.gateway.routes import (
 CORE = (auth, users, partners, audit, cameras, camera_admin, ptz, segments, playback, live, pages)
 # privacy masks and redaction for citizens' access
 PRIVACY = (masks, redaction)
+# viewing-room register, bollards, alarms, shift journal, compliance, pop-ups
+OPERATIONS = (visitors, bollards, alarms, journal, compliance, notifications)
 
 
 def create_app(runtime: Runtime) -> FastAPI:
@@ -39,6 +48,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     limits.install(app, runtime.settings.max_body_bytes, runtime.settings.max_upload_bytes)
     app.state.runtime = runtime
     app.include_router(health_router(runtime))
-    for module in (*CORE, *PRIVACY):
+    for module in (*CORE, *PRIVACY, *OPERATIONS):
         app.include_router(module.router)
+    app.include_router(oidc.router_for(runtime.settings))  # optional single sign-on (CSU_OIDC_*)
     return app

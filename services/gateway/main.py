@@ -12,6 +12,7 @@ from services.common.service import Runtime
 from services.gateway import accounts, audit_log
 from services.gateway.backends import Backends
 from services.gateway.federation.tls import serve_federation
+from services.gateway.operations import runner as operations_runner
 from services.gateway.routes import playback
 
 log = get_logger(__name__)
@@ -57,6 +58,7 @@ async def run(runtime: Runtime) -> None:
     b.js = b.nats.jetstream()
     await bus.ensure_events_stream(b.js, settings.nats_prefix)
     writer = asyncio.create_task(audit_log.AuditWriter(b.js, settings.nats_prefix, b.engine, b.signer, b.clock).run())
+    operations = asyncio.create_task(operations_runner.run(b, runtime.stop))  # alarms, mail retries, pop-ups
     upkeep = asyncio.create_task(_audit_upkeep(b))
     federation = None
     if settings.federation_port:
@@ -69,6 +71,7 @@ async def run(runtime: Runtime) -> None:
         log.info("federation listener (mutual TLS) started", port=settings.federation_port)
     await runtime.stop.wait()
     writer.cancel()
+    await asyncio.gather(operations, return_exceptions=True)
     upkeep.cancel()
     if federation is not None:
         await asyncio.gather(federation, return_exceptions=True)

@@ -17,6 +17,7 @@ from sqlmodel import Field, SQLModel
 
 class User(SQLModel, table=True):
     __tablename__ = "gateway_users"
+    __table_args__ = (Index("ux_gateway_users_oidc", "oidc_issuer", "oidc_subject", unique=True),)
 
     id: str = Field(primary_key=True, max_length=32)
     username: str = Field(max_length=64, unique=True)
@@ -38,6 +39,12 @@ class User(SQLModel, table=True):
     prefecture_validated_us: int | None = Field(default=None, sa_column=Column(BigInteger))
     playback_days: int | None = None
     ptz_priority: int | None = None
+    # "local": password and TOTP kept here. "oidc": logs in at the city's identity provider (which
+    # does the MFA), has no password here, and is linked to the provider's account by (issuer,
+    # subject) — never by name, which the provider may let users change.
+    kind: str = Field(default="local", max_length=16)
+    oidc_issuer: str | None = Field(default=None, max_length=255)
+    oidc_subject: str | None = Field(default=None, max_length=255)
 
 
 class Session(SQLModel, table=True):

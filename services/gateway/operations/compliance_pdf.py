@@ -1,0 +1,314 @@
+"""The compliance report as a printable PDF (A4, French headings, Paris times), from the same data
+as the JSON report (operations.compliance.collect).
+
+Fonts: DejaVu Sans when the system has it (every character of a camera's name prints), otherwise
+the PDF core font with the few characters it lacks replaced.
+"""
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from fpdf import FPDF
+from fpdf.fonts import FontFace
+
+from services.gateway.operations.timefmt import PARIS
+
+FONT_DIRS = (Path("/usr/share/fonts/truetype/dejavu"), Path("/usr/share/fonts/dejavu"))
+_CORE_REPLACEMENTS = str.maketrans(
+    {"—": "-", "–": "-", "’": "'", "…": "...", "→": "->", "•": "-", "œ": "oe", "Œ": "OE"}
+)
+
+
+def _when(value: str | None) -> str:
+    if not value:
+        return "—"
+    return f"{datetime.fromisoformat(value.replace('Z', '+00:00')).astimezone(PARIS):%d/%m/%Y %H:%M}"
+
+
+def _day(value: str | None) -> str:
+    if not value:
+        return "—"
+    return f"{datetime.fromisoformat(value.replace('Z', '+00:00')).astimezone(PARIS):%d/%m/%Y}"
+
+
+class _Report(FPDF):
+    def __init__(self, title: str, font_dirs: tuple[Path, ...]) -> None:
+        super().__init__(orientation="P", unit="mm", format="A4")
+        self.report_title = title
+        self.family = "helvetica"
+        self.unicode = False
+        for folder in font_dirs:
+            regular, bold = folder / "DejaVuSans.ttf", folder / "DejaVuSans-Bold.ttf"
+            if regular.exists() and bold.exists():
+                self.add_font("dejavu", "", str(regular))
+                self.add_font("dejavu", "B", str(bold))
+                self.family, self.unicode = "dejavu", True
+                break
+        self.set_auto_page_break(auto=True, margin=15)
+        self.set_margins(12, 12, 12)
+
+    def t(self, value: object) -> str:
+        text = "—" if value is None or value == "" else str(value)
+        if self.unicode:
+            return text
+        return text.translate(_CORE_REPLACEMENTS).encode("latin-1", "replace").decode("latin-1")
+
+    def footer(self) -> None:
+        self.set_y(-10)
+        self.set_font(self.family, "", 7)
+        self.cell(0, 5, self.t(f"{self.report_title} — page {self.page_no()}/{{nb}}"), align="C")
+
+    def heading(self, text: str) -> None:
+        self.ln(3)
+        self.set_font(self.family, "B", 12)
+        self.multi_cell(0, 7, self.t(text), new_x="LMARGIN", new_y="NEXT")
+        self.set_font(self.family, "", 8)
+
+    def para(self, text: str) -> None:
+        self.set_font(self.family, "", 8)
+        self.multi_cell(0, 4.5, self.t(text), new_x="LMARGIN", new_y="NEXT")
+
+    def grid(self, headings: list[str], rows: list[list[object]], widths: list[int]) -> None:
+        if not rows:
+            self.para("(aucun)")
+            return
+        self.set_font(self.family, "", 7)
+        with self.table(
+            col_widths=widths,
+            headings_style=FontFace(emphasis="BOLD", fill_color=(225, 225, 225)),
+            line_height=3.6,
+            text_align="LEFT",
+            first_row_as_headings=True,
+        ) as table:
+            table.row([self.t(h) for h in headings])
+            for row in rows:
+                table.row([self.t(v) for v in row])
+        self.ln(2)
+
+
+def _unavailable(pdf: _Report, section: dict[str, Any]) -> bool:
+    if section.get("available"):
+        return False
+    pdf.para(f"Section indisponible : {section.get('problem', 'raison inconnue')}")
+    return True
+
+
+def render(report: dict[str, Any], font_dirs: tuple[Path, ...] = FONT_DIRS) -> bytes:
+    pdf = _Report(report["title"], font_dirs)
+    pdf.alias_nb_pages()
+    pdf.add_page()
+    pdf.set_font(pdf.family, "B", 15)
+    pdf.multi_cell(0, 8, pdf.t(report["title"]), new_x="LMARGIN", new_y="NEXT")
+    pdf.para(
+        f"Établi le {_when(report['generated_at'])} (heure de Paris) par {report['generated_by']}. "
+        f"Durée de conservation légale maximale : {report['legal_max_retention_days']} jours."
+    )
+
+    pdf.heading("1. Constats")
+    findings = report["findings"]
+    if findings:
+        for finding in findings:
+            pdf.para(f"• {finding}")
+    else:
+        pdf.para("Aucun écart constaté.")
+
+    pdf.heading("2. Caméras")
+    cameras = report["cameras"]
+    if not _unavailable(pdf, cameras):
+        pdf.grid(
+            ["Caméra", "Nom", "État", "Groupes", "Profil", "Normes", "Conserv.", "Autorisation", "Enregistre"],
+            [
+                [
+                    c["id"],
+                    c["name"],
+                    c["state"],
+                    ", ".join(c["groups"]),
+                    f"{c['profile']['width']}x{c['profile']['height']} {c['profile']['fps']:g} i/s"
+                    + (" (gros plan)" if c["profile"]["close_up"] else ""),
+                    "oui" if c["profile"]["meets_norms"] else "NON",
+                    f"{c['retention_days']} j",
+                    c["authorisation_ref"],
+                    "oui" if c["recording_allowed"] else f"non : {c['recording_refusal']}",
+                ]
+                for c in cameras["cameras"]
+            ],
+            [20, 26, 18, 20, 24, 14, 15, 22, 27],
+        )
+
+    pdf.heading("3. Autorisations préfectorales")
+    authorisations = report["authorisations"]
+    if not _unavailable(pdf, authorisations):
+        pdf.grid(
+            ["Référence", "Décision", "Expiration", "Statut", "Finalités", "Conserv. max", "Destinataires", "Caméras"],
+            [
+                [
+                    a["reference"],
+                    _day(a["decision"]),
+                    _day(a["expiry"]),
+                    a["status"],
+                    ", ".join(a["purposes"]),
+                    f"{a['max_retention_days']} j",
+                    ", ".join(a["recipients"]),
+                    ", ".join(a["camera_ids"]),
+                ]
+                for a in authorisations["authorisations"]
+            ],
+            [24, 18, 18, 16, 34, 14, 30, 32],
+        )
+
+    pdf.heading("4. Durées de conservation")
+    retention = report["retention"]
+    if not retention["available"]:
+        pdf.para("Section indisponible : la liste des caméras n'a pas pu être obtenue.")
+    else:
+        pdf.grid(
+            ["Caméra", "Conservation", "Autorisation", "Maximum autorisé", "Conforme", "Écarts"],
+            [
+                [
+                    r["camera_id"],
+                    f"{r['retention_days']} j",
+                    r["authorisation_ref"],
+                    f"{r['authorisation_max_days']} j" if r["authorisation_max_days"] is not None else None,
+                    "oui" if r["compliant"] else "NON",
+                    "; ".join(r["problems"]),
+                ]
+                for r in retention["cameras"]
+            ],
+            [28, 22, 30, 26, 16, 64],
+        )
+
+    pdf.heading("5. Matrice des accès")
+    access = report["access"]
+    if not _unavailable(pdf, access):
+        pdf.para("Second facteur (TOTP) exigé : " + ("oui" if access["totp_required"] else "NON (développement)"))
+        pdf.grid(
+            ["Rôle", "Actions permises"],
+            [[role, ", ".join(actions)] for role, actions in access["roles"].items()],
+            [40, 146],
+        )
+        pdf.para("Comptes nominatifs et habilitations :")
+        pdf.grid(
+            ["Compte", "Rôle", "Actif", "Groupes", "Accordée par", "Expiration", "Validation préf.", "Écarts"],
+            [
+                [
+                    u["username"],
+                    u["role"],
+                    "oui" if u["active"] else "non",
+                    ", ".join(u["camera_groups"]),
+                    u["granted_by"],
+                    _day(u["expires"]),
+                    f"{u['prefecture_ref'] or ''} {_day(u['prefecture_validated'])}".strip(),
+                    "; ".join(u["problems"]),
+                ]
+                for u in access["users"]
+            ],
+            [24, 20, 10, 22, 20, 18, 30, 42],
+        )
+        pdf.para("Partenaires de la fédération (police nationale) :")
+        pdf.grid(
+            ["Partenaire", "Nom", "Groupes", "Actions", "Actif", "Certificat jusqu'au"],
+            [
+                [
+                    p["id"],
+                    p["name"],
+                    ", ".join(p["camera_groups"]),
+                    ", ".join(p["actions"]),
+                    "oui" if p["active"] else "révoqué",
+                    _day(p["certificate_expires"]),
+                ]
+                for p in access["partners"]
+            ],
+            [28, 40, 36, 32, 20, 30],
+        )
+
+    pdf.heading("6. Masques de confidentialité")
+    masks = report["masks"]
+    if not _unavailable(pdf, masks):
+        pdf.grid(
+            [
+                "Caméra",
+                "Mise en service",
+                "Version approuvée",
+                "Zones",
+                "Dessinée par",
+                "Approuvée par",
+                "Le",
+                "Déclaration sans zone privée",
+                "Brouillons",
+                "Signalements ouverts",
+            ],
+            [
+                [
+                    m["camera_id"],
+                    "possible" if m["commissionable"] else "NON",
+                    m["approved_version"],
+                    m["polygons"],
+                    m["author"],
+                    m["approver"],
+                    _day(m["approved"]),
+                    f"{m['statement_by']} {_day(m['statement_signed'])}" if m["statement_by"] else None,
+                    m["drafts"],
+                    m["open_error_reports"],
+                ]
+                for m in masks["cameras"]
+            ],
+            [20, 18, 18, 12, 20, 20, 17, 26, 13, 22],
+        )
+
+    pdf.heading("7. Preuves d'effacement")
+    deletion = report["deletion_proofs"]
+    if not _unavailable(pdf, deletion):
+        pdf.para(
+            f"{deletion['proofs']} preuve(s) d'effacement ; empreintes recalculées et conformes : "
+            f"{deletion['digests_verified']}/{deletion['proofs']}."
+        )
+        pdf.grid(
+            [
+                "Caméra",
+                "Preuves",
+                "Segments",
+                "Octets",
+                "Plus ancien effacé",
+                "Plus récent",
+                "Dernier passage",
+                "Conserv.",
+            ],
+            [
+                [
+                    c["camera_id"],
+                    c["proofs"],
+                    c["segments"],
+                    c["bytes"],
+                    _when(c["oldest"]),
+                    _when(c["newest"]),
+                    _when(c["last_sweep"]),
+                    f"{c['max_retention_days']} j",
+                ]
+                for c in deletion["cameras"]
+            ],
+            [26, 16, 18, 24, 28, 28, 28, 18],
+        )
+
+    pdf.heading("8. Journal d'audit")
+    audit = report["audit_trail"]
+    if not _unavailable(pdf, audit):
+        state = "intègre" if audit["chain_ok"] else f"ALTÉRÉ : {audit['problem']}"
+        pdf.para(
+            f"Chaîne de hachage : {state} ({audit['entries']} entrées vérifiées). "
+            f"Points de contrôle signés : {audit['signed_checkpoints']}, "
+            f"le dernier le {_when(audit['last_checkpoint'])}. "
+            f"Conservation du journal : {audit['retention_days']} jours."
+        )
+
+    pdf.heading("9. Registre de la salle de visionnage")
+    register = report["viewing_room"]
+    if not _unavailable(pdf, register):
+        by_status = register["by_status"]
+        pdf.para(
+            f"{register['declarations']} déclaration(s) : {by_status['validated']} validée(s), "
+            f"{by_status['pending']} en attente, {by_status['refused']} refusée(s), "
+            f"{by_status['cancelled']} annulée(s) ; "
+            f"{register['pending_not_mailed']} pas encore transmise(s) à la préfecture."
+        )
+    return bytes(pdf.output())

@@ -1,0 +1,175 @@
+"""The compliance report's pieces that need no running service: the PDF says what the data says,
+and deletion proofs are checked with the archive's own digest."""
+
+import re
+import zlib
+
+from services.archive.index import proof_digest as archive_digest
+from services.archive.models import DeletionProof
+from services.common.pb.csu.v1 import archive_pb2
+from services.gateway.operations import compliance, compliance_pdf
+
+REPORT = {
+    "title": "Rapport de conformité — centre de supervision urbaine",
+    "generated_at": "2026-11-25T20:00:00Z",
+    "generated_by": "auditor-all",
+    "legal_max_retention_days": 30,
+    "findings": ["camera cam-7: retention 25 d above the authorisation's 15 d"],
+    "cameras": {
+        "available": True,
+        "cameras": [
+            {
+                "id": "cam-7",
+                "name": "Parvis de la mairie",
+                "state": "in_service",
+                "groups": ["centre"],
+                "status": "online",
+                "profile": {"width": 1920, "height": 1080, "fps": 25.0, "close_up": False, "meets_norms": True},
+                "retention_days": 25,
+                "authorisation_ref": "PREF-2026-12",
+                "recording_allowed": True,
+                "recording_refusal": "",
+                "ptz": True,
+            }
+        ],
+    },
+    "authorisations": {"available": False, "problem": "authorisations: could not be collected (UNAVAILABLE)"},
+    "retention": {
+        "available": True,
+        "cameras": [
+            {
+                "camera_id": "cam-7",
+                "retention_days": 25,
+                "authorisation_ref": "PREF-2026-12",
+                "authorisation_max_days": 15,
+                "compliant": False,
+                "problems": ["retention 25 d above the authorisation's 15 d"],
+            }
+        ],
+    },
+    "access": {
+        "available": True,
+        "actions": ["audit", "live"],
+        "roles": {"auditor": ["audit"], "operator": ["live"]},
+        "totp_required": True,
+        "users": [],
+        "partners": [],
+    },
+    "masks": {
+        "available": True,
+        "cameras": [
+            {
+                "camera_id": "cam-7",
+                "commissionable": False,
+                "approved_version": None,
+                "space": None,
+                "polygons": 0,
+                "author": None,
+                "approver": None,
+                "approved": None,
+                "origin": None,
+                "drafts": 1,
+                "versions": 1,
+                "statement_by": None,
+                "statement_signed": None,
+                "open_error_reports": 2,
+            }
+        ],
+        "open_error_reports": [],
+    },
+    "deletion_proofs": {"available": True, "proofs": 0, "digests_verified": 0, "digest_mismatches": [], "cameras": []},
+    "audit_trail": {
+        "available": True,
+        "chain_ok": False,
+        "entries": 41,
+        "first_bad_seq": 17,
+        "problem": "entry 17 does not match its hash chain",
+        "signed_checkpoints": 0,
+        "last_checkpoint": None,
+        "retention_days": 1095,
+    },
+    "viewing_room": {
+        "available": True,
+        "declarations": 3,
+        "by_status": {"pending": 1, "validated": 2, "refused": 0, "cancelled": 0},
+        "pending_not_mailed": 1,
+    },
+}
+
+
+def _page_text(pdf: bytes) -> str:
+    """The text drawn by the core font (Tj strings of the page content streams, inflated)."""
+    shown = []
+    for stream in re.findall(rb"stream\r?\n(.*?)\r?\nendstream", pdf, re.S):
+        try:
+            content = zlib.decompress(stream)
+        except zlib.error:
+            continue
+        shown += [m.decode("latin-1") for m in re.findall(rb"\(((?:[^\\)]|\\.)*)\) ?Tj", content)]
+    return re.sub(r"\\(.)", r"\1", " ".join(shown))
+
+
+def test_pdf_carries_the_findings_and_every_section() -> None:
+    pdf = compliance_pdf.render(REPORT, font_dirs=())  # the core font: its text can be read back here
+    assert pdf.startswith(b"%PDF-") and pdf.rstrip().endswith(b"%%EOF")
+    text = _page_text(pdf)
+    for expected in [
+        "1. Constats",
+        "retention 25 d above the authorisation's 15 d",
+        "Parvis de la mairie",
+        "PREF-2026-12",
+        "NON",  # the non-compliant retention
+        "Section indisponible : authorisations: could not be collected (UNAVAILABLE)",
+        "Signalements ouverts",
+        "ALT",  # the broken audit chain ("ALTÉRÉ")
+        "entry 17 does not match its hash chain",
+        "3 d\xe9claration(s)",
+    ]:
+        assert expected in text, expected
+
+
+def test_pdf_prints_with_a_unicode_font_when_the_system_has_one() -> None:
+    fonts = tuple(d for d in compliance_pdf.FONT_DIRS if (d / "DejaVuSans.ttf").exists())
+    pdf = compliance_pdf.render(REPORT | {"findings": ["œuvre → caméra « Parvis »"]}, font_dirs=fonts)
+    assert pdf.startswith(b"%PDF-")
+    if fonts:
+        assert b"DejaVu" in pdf
+    else:
+        assert b"Helvetica" in pdf
+
+
+def test_deletion_proof_digests_are_recomputed_as_the_archive_computes_them() -> None:
+    hashes = ["a" * 64, "b" * 64]
+    row = DeletionProof(
+        camera_id="cam-7",
+        stream="main",
+        hour_start_us=1_764_000_000_000_000,
+        count=2,
+        bytes=4096,
+        first_us=1_764_000_000_000_000,
+        last_us=1_764_000_120_000_000,
+        sha256s=" ".join(hashes),
+        digest="",
+        swept_us=1_765_000_000_000_000,
+        retention_days=15,
+    )
+    row.digest = archive_digest(row)
+    proof = archive_pb2.DeletionProof(
+        camera_id=row.camera_id,
+        stream=row.stream,
+        hour_start_us=row.hour_start_us,
+        count=row.count,
+        bytes=row.bytes,
+        first_us=row.first_us,
+        last_us=row.last_us,
+        sha256s=hashes,
+        digest=row.digest,
+        swept_us=row.swept_us,
+        retention_days=row.retention_days,
+    )
+    findings: list[str] = []
+    summary = compliance._deletion_summary([proof], findings)
+    assert summary["digests_verified"] == 1 and findings == []
+    proof.count = 1  # a proof altered after the fact
+    summary = compliance._deletion_summary([proof], findings)
+    assert summary["digests_verified"] == 0 and "digest does not match" in findings[0]
