@@ -13,12 +13,12 @@ from services.gateway.routes import (
     camera_admin,
     cameras,
     compliance,
+    console,
     journal,
     live,
     masks,
     notifications,
     oidc,
-    pages,
     partners,
     playback,
     ptz,
@@ -30,7 +30,7 @@ from services.gateway.routes import (
 
 # The routers, by area.
 # sign-in, accounts, audit, cameras, PTZ, recordings, live view
-CORE = (auth, users, partners, audit, cameras, camera_admin, ptz, segments, playback, live, pages)
+CORE = (auth, users, partners, audit, cameras, camera_admin, ptz, segments, playback, live, console)
 # privacy masks and redaction for citizens' access
 PRIVACY = (masks, redaction)
 # viewing-room register, bollards, alarms, shift journal, compliance, pop-ups

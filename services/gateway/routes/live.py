@@ -60,10 +60,14 @@ class _Outbox:
 
 
 @router.websocket("/cameras/{camera_id}/live/stream")
-async def live_stream(websocket: WebSocket, camera_id: str, b: Backends = Depends(backends)) -> None:
+async def live_stream(
+    websocket: WebSocket, camera_id: str, stream: str = "main", b: Backends = Depends(backends)
+) -> None:
+    """?stream=sub: the camera's sub-stream for grid tiles (the main stream when it has none)."""
     try:
         principal = await authorize(websocket, "live", camera_id)
         camera = await b.camera(camera_id)
+        stream = "sub" if stream == "sub" and camera.has_sub_stream else "main"
         await audit(principal, "live.start", f"camera:{camera_id}")
     except HTTPException as exc:
         # Closing before accepting can only say "403"; accept, then close with 4000 + the HTTP
@@ -87,7 +91,17 @@ async def live_stream(websocket: WebSocket, camera_id: str, b: Backends = Depend
             if not (packet.keyframe and h264.has_parameter_sets(packet.data)):
                 return
             await websocket.send_text(
-                json.dumps({"type": "init", "codec": h264.mse_codec(packet.data), "camera": camera.id})
+                # capture_origin_us: the capture time of media time 0 (samples are placed by capture
+                # time), so a page can tell how old the frame it shows is (bench/latency.py).
+                json.dumps(
+                    {
+                        "type": "init",
+                        "codec": h264.mse_codec(packet.data),
+                        "camera": camera.id,
+                        "stream": stream,
+                        "capture_origin_us": packet.capture_time_us,
+                    }
+                )
             )
             state["writer"] = Fmp4Writer(outbox, packet, live=True)
             return
@@ -95,7 +109,7 @@ async def live_stream(websocket: WebSocket, camera_id: str, b: Backends = Depend
         if outbox.backlog > MAX_BACKLOG_BYTES:
             lagging.set()
 
-    subscription = await b.nats.subscribe(subjects.masked(b.settings.nats_prefix, camera.id, "main"), cb=on_packet)
+    subscription = await b.nats.subscribe(subjects.masked(b.settings.nats_prefix, camera.id, stream), cb=on_packet)
 
     async def send() -> None:
         while True:
