@@ -12,9 +12,11 @@ from services.gateway.routes import (
     bollards,
     camera_admin,
     cameras,
+    citizen_requests,
     compliance,
     console,
     journal,
+    kiosk,
     live,
     masks,
     notifications,
@@ -23,6 +25,8 @@ from services.gateway.routes import (
     playback,
     ptz,
     redaction,
+    register,
+    requisitions,
     segments,
     users,
     visitors,
@@ -35,6 +39,8 @@ CORE = (auth, users, partners, audit, cameras, camera_admin, ptz, segments, play
 PRIVACY = (masks, redaction)
 # viewing-room register, bollards, alarms, shift journal, compliance, pop-ups
 OPERATIONS = (visitors, bollards, alarms, journal, compliance, notifications)
+# requisitions, the register, citizens' access and the kiosk
+CASEWORK = (requisitions, register, citizen_requests, kiosk)
 
 
 def create_app(runtime: Runtime) -> FastAPI:
@@ -48,7 +54,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     limits.install(app, runtime.settings.max_body_bytes, runtime.settings.max_upload_bytes)
     app.state.runtime = runtime
     app.include_router(health_router(runtime))
-    for module in (*CORE, *PRIVACY, *OPERATIONS):
+    for module in (*CORE, *PRIVACY, *OPERATIONS, *CASEWORK):
         app.include_router(module.router)
     app.include_router(oidc.router_for(runtime.settings))  # optional single sign-on (CSU_OIDC_*)
     return app

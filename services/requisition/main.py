@@ -1,24 +1,96 @@
-"""The requisition service.
+"""The requisition service: judicial requisitions and their signed register, export packages,
+citizens' access requests and the kiosk — served over gRPC to the gateway (RequisitionService).
 
-Its workflow (requisitions, the signed register, exports, citizens' access) comes with the
-requisitions issue; until then the process runs with its health, readiness and metrics so the
-deployment, the launcher and the chart already treat it as one of the five services.
+It needs the deployment's signing key (register entries, export manifests) and secrets key
+(documents are stored encrypted): without either it refuses to start. Start-up: migrations, the
+three buckets (extractions: the buffer; documents; exports), NATS (audit records, state events,
+alarms), the gRPC API, then the deadline loop.
+
+Why the extraction bucket has no lifecycle rule: a buffer copy that has not reached the
+requisition stage is purged at the footage's own retention by the deadline loop (to the minute,
+with a register entry); once the signed requisition has arrived, the footage is tied to a judicial
+procedure — the retention limit of the Code de la sécurité intérieure (art. L252-5: "hormis le cas
+d'une enquête de flagrant délit, d'une enquête préliminaire ou d'une information judiciaire") does
+not apply to it — and it is kept for that procedure until handed over, then purged. A fixed expiry
+rule could destroy evidence a magistrate has required.
 """
 
 import asyncio
+import shutil
+from pathlib import Path
 
 from nats.aio.client import Client
 
-from services.common import bus, db
+from services.common import bus, db, rpc
+from services.common.clock import Clock, SystemClock
+from services.common.objectstore import make_store
+from services.common.pb.csu.v1 import archive_pb2_grpc, masking_pb2_grpc, requisition_pb2_grpc
+from services.common.secretbox import SecretBox
 from services.common.service import Runtime
+from services.common.settings import Settings
+from services.common.signing import Signer
+from services.requisition import deadlines
+from services.requisition.context import Context
+from services.requisition.grpc_api import RequisitionApi
+
+
+def build_context(settings: Settings, clock: Clock, engine=None) -> Context:  # type: ignore[no-untyped-def]
+    """Everything the service works with (tests build it with their own clock and servers)."""
+    return Context(
+        settings=settings,
+        engine=engine if engine is not None else db.make_engine(settings),
+        clock=clock,
+        signer=Signer.from_file(settings.signing_key_file),
+        box=SecretBox.from_file(settings.secrets_key_file),
+        extractions=make_store(settings, settings.bucket_extractions),
+        documents=make_store(settings, settings.bucket_documents),
+        exports=make_store(settings, settings.bucket_exports),
+        archive=archive_pb2_grpc.ArchiveServiceStub(rpc.channel(settings.archive_grpc)),
+        masking=masking_pb2_grpc.MaskingServiceStub(rpc.channel(settings.masking_grpc)),
+        work_dir=(settings.data_dir / "work" / "requisition").resolve(),
+    )
+
+
+def prepare_stores(ctx: Context) -> None:
+    for store in (ctx.extractions, ctx.documents, ctx.exports):
+        store.ensure_bucket()
+
+
+async def serve(ctx: Context, address: str):  # type: ignore[no-untyped-def]
+    return await rpc.start_server(
+        address, [lambda s: requisition_pb2_grpc.add_RequisitionServiceServicer_to_server(RequisitionApi(ctx), s)]
+    )
 
 
 async def run(runtime: Runtime) -> None:
-    engine = db.make_engine(runtime.settings)
+    settings = runtime.settings
+    # Refuse to start without the keys: no register entry or package may go unsigned or unencrypted.
+    ctx = build_context(settings, SystemClock())
     nc: Client | None = None
     runtime.add_check("nats", bus.nats_ready(lambda: nc))
-    runtime.add_check("database", lambda: asyncio.to_thread(db.ping, engine))
-    nc = await bus.connect_with_retry(runtime.settings, "requisition", runtime.stop)
+    runtime.add_check("database", lambda: asyncio.to_thread(db.ping, ctx.engine))
+    runtime.add_check("object_store", lambda: asyncio.to_thread(ctx.documents.ping))
+    if not await runtime.until_ok(
+        "database", lambda: db.migrate("requisition", ctx.engine) if settings.db_auto_migrate else None
+    ):
+        return
+    if not await runtime.until_ok("object store", lambda: prepare_stores(ctx)):
+        return
+    # Packages and kiosk clips a killed run was building are footage: nothing of them may linger.
+    await asyncio.to_thread(_clear_work, ctx.work_dir)
+    nc = await bus.connect_with_retry(settings, "requisition", runtime.stop)
+    if nc is None:
+        return
+    ctx.js = nc.jetstream()
+    await bus.ensure_events_stream(ctx.js, settings.nats_prefix)
+    server = await serve(ctx, f"{settings.bind_host}:{settings.requisition_grpc.rsplit(':', 1)[1]}")
+    loop = asyncio.create_task(deadlines.run(ctx, settings.requisition_deadline_check_s, runtime.stop))
     await runtime.stop.wait()
+    await asyncio.gather(loop, return_exceptions=True)
+    await server.stop(grace=5)
     await bus.close(nc)
-    engine.dispose()
+    ctx.engine.dispose()
+
+
+def _clear_work(folder: Path) -> None:
+    shutil.rmtree(folder, ignore_errors=True)

@@ -1,0 +1,886 @@
+"""Judicial requisitions: the workflow's REST side (RequisitionService does the work).
+
+    requested -> extracted -> requisition_received -> approved -> delivered -> closed
+    (+ expired, refused, cancelled; a transition the state does not allow is a 409)
+
+Who: a request is recorded by a federated police user (their partner's own) or by CSU staff
+taking a phone or e-mail request ("export" or "playback" on the cameras); CSU staff with "export"
+on every camera extract, build the package and record handovers; the signed requisition is
+uploaded by CSU staff or the requesting partner; a manager ("sign") approves — re-entering their
+password and current TOTP — or refuses; the requesting partner downloads the package through the
+federation door and confirms its SHA-256. Every step is audited before it happens.
+
+This module also holds what the other requisition-side routes share: the RequisitionService stub,
+its error mapping, the caller as an `Actor`, and multipart form parsing for the uploads.
+"""
+
+import asyncio
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from email.message import Message
+from typing import Annotated, Literal
+
+import grpc
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
+from fastapi.responses import Response, StreamingResponse
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from services.common import rpc
+from services.common.clock import to_us
+from services.common.pb.csu.v1 import requisition_pb2, requisition_pb2_grpc
+from services.gateway import accounts
+from services.gateway.backends import Backends, backends, rpc_errors
+from services.gateway.operations.access import refuse, require_any
+from services.gateway.operations.fields import CAMERA_ID, line, text
+from services.gateway.operations.timefmt import checked_us, iso
+from services.gateway.security import Principal, audit, require
+
+router = APIRouter(prefix="/api/v1/requisitions", tags=["requisitions"])
+RPC_TIMEOUT_S = 30.0
+# Extraction copies hours of footage and builds its clips; packaging hashes and zips them.
+LONG_RPC_TIMEOUT_S = 1800.0
+RequestId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="the request's id")]
+_STUBS: dict[str, requisition_pb2_grpc.RequisitionServiceStub] = {}
+
+
+# -- shared with citizen_requests, kiosk and register ------------------------------------------------
+
+
+def service(b: Backends) -> requisition_pb2_grpc.RequisitionServiceStub:
+    """The RequisitionService stub (one channel per target, opened on first use in the event loop)."""
+    target = b.settings.requisition_grpc
+    stub = _STUBS.get(target)
+    if stub is None:
+        stub = _STUBS[target] = requisition_pb2_grpc.RequisitionServiceStub(rpc.channel(target))
+    return stub
+
+
+@asynccontextmanager
+async def requisition_errors() -> AsyncIterator[None]:
+    """The requisition service's refusals as HTTP errors that name the problem."""
+    async with rpc_errors("requisition"):
+        try:
+            yield
+        except grpc.aio.AioRpcError as exc:
+            code = exc.code()
+            if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
+                raise HTTPException(413, exc.details() or "too large") from exc
+            if code == grpc.StatusCode.UNAUTHENTICATED:
+                raise HTTPException(401, exc.details() or "not authenticated") from exc
+            if code == grpc.StatusCode.DATA_LOSS:
+                raise HTTPException(502, exc.details() or "stored footage does not match its hash") from exc
+            raise  # the usual mapping (404, 400, 409, 403, 503)
+
+
+def actor_of(principal: Principal) -> requisition_pb2.Actor:
+    username = f"{principal.partner}:{principal.username}" if principal.partner else principal.username
+    return requisition_pb2.Actor(
+        username=username,
+        display_name=principal.display_name,
+        role=principal.role,
+        partner=principal.partner or "",
+        ip=principal.ip,
+    )
+
+
+async def read_stream(call: grpc.aio.UnaryStreamCall) -> tuple[requisition_pb2.FileInfo, bytes]:  # type: ignore[type-arg]
+    """A whole FileChunk stream (documents, receipts, register exports: small files)."""
+    info = None
+    data = bytearray()
+    async with requisition_errors():
+        async for chunk in call:
+            if chunk.HasField("info"):
+                info = chunk.info
+            data += chunk.data
+    if info is None:
+        raise HTTPException(502, "the requisition service sent no file")
+    return info, bytes(data)
+
+
+def file_response(info: requisition_pb2.FileInfo, data: bytes, inline: bool = False) -> Response:
+    disposition = "inline" if inline else "attachment"
+    headers = {
+        "Content-Disposition": f'{disposition}; filename="{_ascii_name(info.filename)}"',
+        "Cache-Control": "private, no-store",
+        "X-Content-Type-Options": "nosniff",
+    }
+    if info.sha256:
+        headers["X-Content-SHA256"] = info.sha256
+    return Response(data, media_type=info.content_type or "application/octet-stream", headers=headers)
+
+
+def _ascii_name(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._()-]", "_", name) or "document"
+
+
+class Form:
+    """A multipart/form-data body: text fields and files (the uploads' only format)."""
+
+    def __init__(self, fields: dict[str, list[str]], files: dict[str, tuple[str, bytes]]) -> None:
+        self.fields = fields
+        self.files = files
+
+    def get(self, name: str, default: str = "") -> str:
+        values = self.fields.get(name)
+        return values[0] if values else default
+
+    def all(self, name: str) -> list[str]:
+        return [v for value in self.fields.get(name, []) for v in value.split(",") if v.strip()]
+
+    def file(self, name: str) -> tuple[str, bytes]:
+        if name not in self.files:
+            raise HTTPException(422, f"the form has no file part named {name!r}")
+        return self.files[name]
+
+
+def _header_params(value: str) -> Message:
+    message = Message()
+    message["content-disposition"] = value
+    return message
+
+
+async def read_form(request: Request, max_fields: int = 40) -> Form:
+    """Parse multipart/form-data exactly (binary-safe). 415 for anything else, 400 if malformed."""
+    content_type = request.headers.get("content-type", "")
+    kind = content_type.partition(";")[0]
+    if kind.strip().lower() != "multipart/form-data":
+        raise HTTPException(415, "send the document as multipart/form-data (fields and a file part)")
+    holder = Message()
+    holder["content-type"] = content_type
+    boundary = holder.get_param("boundary")
+    if not isinstance(boundary, str) or not boundary or len(boundary) > 200:
+        raise HTTPException(400, "the multipart body has no boundary")
+    body = await request.body()
+    delimiter = b"--" + boundary.encode("latin-1")
+    pieces = body.split(b"\r\n" + delimiter)
+    if not pieces or not pieces[0].startswith(delimiter):
+        raise HTTPException(400, "the multipart body does not start with its boundary")
+    pieces[0] = pieces[0][len(delimiter) :]
+    fields: dict[str, list[str]] = {}
+    files: dict[str, tuple[str, bytes]] = {}
+    for piece in pieces:
+        if piece.startswith(b"--"):
+            break  # the closing delimiter
+        if not piece.startswith(b"\r\n"):
+            raise HTTPException(400, "malformed multipart body")
+        head, sep, content = piece[2:].partition(b"\r\n\r\n")
+        if not sep:
+            raise HTTPException(400, "malformed multipart part (no header end)")
+        headers = {}
+        for raw in head.decode("latin-1").split("\r\n"):
+            name, _, value = raw.partition(":")
+            headers[name.strip().lower()] = value.strip()
+        disposition = _header_params(headers.get("content-disposition", ""))
+        name = disposition.get_param("name", header="content-disposition")
+        if not isinstance(name, str) or not name:
+            raise HTTPException(400, "a multipart part has no name")
+        filename = disposition.get_param("filename", header="content-disposition")
+        if filename is not None:
+            files[name] = (str(filename), content)
+        else:
+            try:
+                fields.setdefault(name, []).append(content.decode("utf-8"))
+            except UnicodeDecodeError:
+                raise HTTPException(400, f"the form field {name!r} is not UTF-8 text") from None
+        if len(fields) + len(files) > max_fields:
+            raise HTTPException(400, "too many form fields")
+    return Form(fields, files)
+
+
+UPLOAD_DOC = {"requestBody": {"content": {"multipart/form-data": {"schema": {"type": "object"}}}}}
+
+
+# -- bodies ------------------------------------------------------------------------------------------
+
+
+class RangeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    camera_id: CAMERA_ID
+    start: AwareDatetime
+    end: AwareDatetime
+
+
+class RequisitionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    requesting_service: line(200)  # type: ignore[valid-type]
+    officer: line(200)  # type: ignore[valid-type]
+    officer_contact: line(200, 0) = ""  # type: ignore[valid-type]
+    case_reference: line(200)  # type: ignore[valid-type]
+    reason: text(2000)  # type: ignore[valid-type]
+    channel: Literal["phone", "email", "mail", "in_person", "federation"] = "phone"
+    ranges: list[RangeIn] = Field(min_length=1, max_length=32)
+
+
+class ApproveIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    password: str = Field(min_length=1, max_length=256)
+    totp: str = Field("", max_length=10)
+    comment: text(2000, 0) = ""  # type: ignore[valid-type]
+
+
+class ReasonIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: text(2000)  # type: ignore[valid-type]
+
+
+class CloseIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: text(2000, 0) = ""  # type: ignore[valid-type]
+
+
+class PackageIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    password: str = Field("", max_length=256, description="optional AES-256 zip password (12 characters or more)")
+
+
+class DeliveryIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    medium: Literal["usb", "download"]
+    package_sha256: str = Field(pattern=r"^[0-9a-fA-F]{64}$")
+    recipient_name: line(200, 0) = ""  # type: ignore[valid-type]
+    recipient_service: line(200, 0) = ""  # type: ignore[valid-type]
+    recipient_id: line(200, 0) = ""  # type: ignore[valid-type]
+
+
+class FeedbackIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    useful: bool
+    comment: text(2000, 0) = ""  # type: ignore[valid-type]
+
+
+# -- answers -------------------------------------------------------------------------------------------
+
+
+def requisition_out(r: requisition_pb2.Requisition) -> dict:
+    out: dict = {
+        "id": r.id,
+        "number": r.number,
+        "state": r.state,
+        "requesting_service": r.requesting_service,
+        "officer": r.officer,
+        "officer_contact": r.officer_contact,
+        "case_reference": r.case_reference,
+        "reason": r.reason,
+        "channel": r.channel,
+        "partner": r.partner or None,
+        "requested_by": r.requested_by,
+        "created": iso(r.created_us),
+        "updated": iso(r.updated_us),
+        "ranges": [
+            {
+                "camera_id": x.camera_id,
+                "camera_name": x.camera_name,
+                "start": iso(x.start_us),
+                "end": iso(x.end_us),
+                "retention_days": x.retention_days,
+            }
+            for x in r.ranges
+        ],
+        "transitions": [
+            {
+                "from": t.from_state or None,
+                "to": t.to_state,
+                "by": t.actor,
+                "role": t.role,
+                "at": iso(t.at_us),
+                "reason": t.reason,
+            }
+            for t in r.transitions
+        ],
+        "buffer_deadline": iso(r.buffer_deadline_us) if r.buffer_deadline_us else None,
+        "legal_hold": r.legal_hold,
+        "extracted_by": r.extracted_by or None,
+        "extracted": iso(r.extracted_us) if r.extracted_us else None,
+        "parts": [
+            {
+                "camera_id": p.camera_id,
+                "camera_name": p.camera_name,
+                "start": iso(p.start_us),
+                "end": iso(p.end_us),
+                "empty": p.empty,
+                "clip_sha256": p.clip_sha256 or None,
+                "clip_bytes": p.clip_bytes,
+                "frames": p.frames,
+                "segments": [
+                    {
+                        "id": g.segment_id,
+                        "start": iso(g.start_us),
+                        "end": iso(g.end_us),
+                        "sha256": g.sha256,
+                        "prev_sha256": g.prev_sha256,
+                        "mask_version": g.mask_version,
+                        "bytes": g.bytes,
+                    }
+                    for g in p.segments
+                ],
+            }
+            for p in r.parts
+        ],
+        "requisition": None,
+        "approval": None,
+        "package": None,
+        "delivery": None,
+        "feedback": None,
+        "purged": iso(r.purged_us) if r.purged_us else None,
+        "purge_reason": r.purge_reason or None,
+    }
+    if r.HasField("requisition"):
+        d = r.requisition
+        out["requisition"] = {
+            "number": d.number,
+            "authority": d.authority,
+            "authority_kind": d.authority_kind,
+            "issued_on": d.issued_on,
+            "document_id": d.document_id,
+            "filename": d.filename,
+            "content_type": d.content_type,
+            "sha256": d.sha256,
+            "size": d.size,
+            "received": iso(d.received_us),
+            "received_by": d.received_by,
+        }
+    if r.HasField("approval"):
+        a = r.approval
+        out["approval"] = {
+            "manager": a.manager,
+            "manager_name": a.manager_name,
+            "approved": iso(a.approved_us),
+            "comment": a.comment,
+            "register_seq": a.register_seq,
+            "register_entry_hash": a.register_entry_hash,
+            "signature": a.signature,
+        }
+    if r.HasField("package"):
+        k = r.package
+        out["package"] = {
+            "id": k.id,
+            "filename": k.filename,
+            "sha256": k.sha256,
+            "size": k.size,
+            "encrypted": k.encrypted,
+            "created": iso(k.created_us),
+            "created_by": k.created_by,
+            "manifest_sha256": k.manifest_sha256,
+            "public_key_fingerprint": k.public_key_fingerprint,
+            "files": [{"path": f.path, "sha256": f.sha256, "bytes": f.size} for f in k.files],
+            "available": k.available,
+        }
+    if r.HasField("delivery"):
+        d2 = r.delivery
+        out["delivery"] = {
+            "medium": d2.medium,
+            "recipient_name": d2.recipient_name,
+            "recipient_service": d2.recipient_service,
+            "recipient_id": d2.recipient_id,
+            "recipient_partner": d2.recipient_partner or None,
+            "package_sha256": d2.package_sha256,
+            "delivered": iso(d2.delivered_us),
+            "recorded_by": d2.recorded_by,
+            "register_seq": d2.register_seq,
+            "receipt_sha256": d2.receipt_sha256 or None,
+        }
+    if r.HasField("feedback"):
+        f2 = r.feedback
+        out["feedback"] = {"useful": f2.useful, "comment": f2.comment, "by": f2.by, "at": iso(f2.at_us)}
+    return out
+
+
+# -- helpers -------------------------------------------------------------------------------------------
+
+
+async def _get(b: Backends, request_id: str, principal: Principal) -> requisition_pb2.Requisition:
+    async with requisition_errors():
+        return await service(b).GetRequisition(
+            requisition_pb2.RequisitionRef(id=request_id, actor=actor_of(principal)), timeout=RPC_TIMEOUT_S
+        )
+
+
+def _target(r: requisition_pb2.Requisition) -> str:
+    return f"requisition:{r.number}"
+
+
+def _cameras(r: requisition_pb2.Requisition) -> list[str]:
+    return sorted({x.camera_id for x in r.ranges})
+
+
+async def check_cameras(principal: Principal, b: Backends, camera_ids: list[str], actions: tuple[str, ...]) -> dict:
+    """Every camera exists (404) and one of `actions` is held on it (403, audited); their facts."""
+    facts = {}
+    for camera_id in camera_ids:
+        camera = await b.camera(camera_id)
+        reasons = [principal.refusal(a, camera.groups) for a in actions]
+        if all(reasons):
+            await refuse(principal, actions[0], f"camera:{camera_id}", reasons[0] or "refused")
+        facts[camera_id] = camera
+    return facts
+
+
+def _city_staff(principal: Principal, what: str) -> None:
+    if principal.partner:
+        raise HTTPException(403, f"{what} is done by CSU staff")
+
+
+# -- routes --------------------------------------------------------------------------------------------
+
+
+@router.post("", status_code=201)
+async def create(
+    body: RequisitionIn,
+    principal: Principal = Depends(require_any("export", "playback")),
+    b: Backends = Depends(backends),
+) -> dict:
+    """Record a request: by a federated police user, or by CSU staff taking a phone/e-mail request."""
+    ranges = []
+    for i, r in enumerate(body.ranges, start=1):
+        start_us, end_us = checked_us(f"ranges[{i}].start", r.start), checked_us(f"ranges[{i}].end", r.end)
+        if start_us >= end_us:
+            raise HTTPException(422, f"range {i}: start must be before end")
+        ranges.append((r.camera_id, start_us, end_us))
+    cameras = await check_cameras(principal, b, sorted({c for c, _, _ in ranges}), ("export", "playback"))
+    if body.channel == "federation" and not principal.partner:
+        raise HTTPException(422, "channel 'federation' is for requests made through the federation door")
+    await audit(
+        principal,
+        "requisition.create",
+        "requisitions",
+        justification=body.reason,
+        details={
+            "case_reference": body.case_reference,
+            "requesting_service": body.requesting_service,
+            "ranges": [{"camera_id": c, "start": iso(s), "end": iso(e)} for c, s, e in ranges],
+        },
+    )
+    request = requisition_pb2.CreateRequisitionRequest(
+        requesting_service=body.requesting_service,
+        officer=body.officer,
+        officer_contact=body.officer_contact,
+        case_reference=body.case_reference,
+        reason=body.reason,
+        channel=body.channel,
+        ranges=[
+            requisition_pb2.CameraRange(
+                camera_id=c,
+                start_us=s,
+                end_us=e,
+                camera_name=cameras[c].name,
+                retention_days=cameras[c].retention_days,
+            )
+            for c, s, e in ranges
+        ],
+        actor=actor_of(principal),
+    )
+    async with requisition_errors():
+        created = await service(b).CreateRequisition(request, timeout=RPC_TIMEOUT_S)
+    return requisition_out(created)
+
+
+@router.get("")
+async def listing(
+    state: str | None = Query(None, max_length=32),
+    before: AwareDatetime | None = Query(None, description="requests created before this instant"),
+    limit: int = Query(100, ge=1, le=500),
+    principal: Principal = Depends(require_any("export", "playback", "register")),
+    b: Backends = Depends(backends),
+) -> list[dict]:
+    await audit(principal, "requisition.list", "requisitions", details={"state": state})
+    request = requisition_pb2.ListRequisitionsRequest(
+        state=state or "",
+        partner=principal.partner or "",
+        limit=limit,
+        before_us=checked_us("before", before) if before else 0,
+    )
+    async with requisition_errors():
+        answer = await service(b).ListRequisitions(request, timeout=RPC_TIMEOUT_S)
+    return [requisition_out(r) for r in answer.requisitions]
+
+
+@router.get("/statistics")
+async def statistics(
+    start: AwareDatetime | None = Query(None),
+    end: AwareDatetime | None = Query(None),
+    principal: Principal = Depends(require("register")),
+    b: Backends = Depends(backends),
+) -> dict:
+    """Requisitions per month/year and requesting service, lead times, outcomes, usefulness."""
+    await audit(principal, "requisition.statistics", "requisitions")
+    request = requisition_pb2.StatisticsRequest(
+        start_us=checked_us("start", start) if start else 0, end_us=checked_us("end", end) if end else 0
+    )
+    async with requisition_errors():
+        s = await service(b).GetStatistics(request, timeout=RPC_TIMEOUT_S)
+    counts = [{"period": c.period, "requesting_service": c.requesting_service, "count": c.count} for c in s.per_month]
+    return {
+        "per_month": counts,
+        "per_year": [
+            {"period": c.period, "requesting_service": c.requesting_service, "count": c.count} for c in s.per_year
+        ],
+        "lead_times": [
+            {
+                "step": t.step,
+                "count": t.count,
+                "mean_hours": round(t.mean_hours, 3),
+                "median_hours": round(t.median_hours, 3),
+                "max_hours": round(t.max_hours, 3),
+            }
+            for t in s.lead_times
+        ],
+        "states": {c.state: c.count for c in s.requisition_states},
+        "delivered": s.delivered,
+        "expired": s.expired,
+        "useful_to_investigation": {
+            "yes": s.feedback_useful,
+            "no": s.feedback_not_useful,
+            "not_answered": s.feedback_missing,
+        },
+        "citizen_requests": s.citizen_requests,
+        "citizen_outcomes": {c.state: c.count for c in s.citizen_outcomes},
+        "citizen_overdue": s.citizen_overdue,
+    }
+
+
+@router.get("/{request_id}")
+async def get(
+    request_id: RequestId,
+    principal: Principal = Depends(require_any("export", "playback", "register")),
+    b: Backends = Depends(backends),
+) -> dict:
+    await audit(principal, "requisition.read", f"requisition:{request_id}")
+    return requisition_out(await _get(b, request_id, principal))
+
+
+@router.post("/{request_id}/extract")
+async def extract(
+    request_id: RequestId, principal: Principal = Depends(require_any("export")), b: Backends = Depends(backends)
+) -> dict:
+    """Copy the ranges into the extraction buffer (no re-encoding); the buffer's deadline starts."""
+    _city_staff(principal, "extraction")
+    current = await _get(b, request_id, principal)
+    await check_cameras(principal, b, _cameras(current), ("export",))
+    await audit(
+        principal,
+        "requisition.extract",
+        _target(current),
+        justification=current.reason,
+        recipient=current.requesting_service,
+        details={"cameras": _cameras(current), "case_reference": current.case_reference},
+    )
+    async with requisition_errors():
+        done = await service(b).Extract(
+            requisition_pb2.RequisitionRef(id=request_id, actor=actor_of(principal)), timeout=LONG_RPC_TIMEOUT_S
+        )
+    return requisition_out(done)
+
+
+@router.post("/{request_id}/requisition", openapi_extra=UPLOAD_DOC)
+async def receive(
+    request_id: RequestId,
+    request: Request,
+    principal: Principal = Depends(require_any("export")),
+    b: Backends = Depends(backends),
+) -> dict:
+    """The signed requisition: multipart fields number, authority, authority_kind (magistrate|opj),
+    issued_on (YYYY-MM-DD), and the file part `document` (PDF, JPEG or PNG, checked by content)."""
+    form = await read_form(request)
+    filename, data = form.file("document")
+    current = await _get(b, request_id, principal)
+    await audit(
+        principal,
+        "requisition.receive",
+        _target(current),
+        details={"number": form.get("number"), "authority": form.get("authority"), "bytes": len(data)},
+    )
+    meta = requisition_pb2.RequisitionUploadMeta(
+        requisition_id=request_id,
+        number=form.get("number"),
+        authority=form.get("authority"),
+        authority_kind=form.get("authority_kind"),
+        issued_on=form.get("issued_on"),
+        filename=filename,
+        actor=actor_of(principal),
+    )
+
+    async def messages() -> AsyncIterator[requisition_pb2.RequisitionUpload]:
+        yield requisition_pb2.RequisitionUpload(meta=meta)
+        for i in range(0, len(data), 1024 * 1024):
+            yield requisition_pb2.RequisitionUpload(data=data[i : i + 1024 * 1024])
+
+    async with requisition_errors():
+        done = await service(b).ReceiveRequisition(messages(), timeout=RPC_TIMEOUT_S)
+    return requisition_out(done)
+
+
+@router.get("/{request_id}/documents/{document_id}")
+async def document(
+    request_id: RequestId,
+    document_id: Annotated[str, Path(pattern=r"^[0-9a-f]{32}$")],
+    principal: Principal = Depends(require_any("export", "sign", "register")),
+    b: Backends = Depends(backends),
+) -> Response:
+    """The signed requisition as received (what the manager reviews before approving)."""
+    current = await _get(b, request_id, principal)
+    await audit(principal, "requisition.document.read", _target(current), details={"document_id": document_id})
+    call = service(b).ReadDocument(
+        requisition_pb2.DocumentRef(requisition_id=request_id, document_id=document_id, actor=actor_of(principal)),
+        timeout=RPC_TIMEOUT_S,
+    )
+    info, data = await read_stream(call)
+    return file_response(info, data, inline=True)
+
+
+@router.post("/{request_id}/approve")
+async def approve(
+    request_id: RequestId,
+    body: ApproveIn,
+    principal: Principal = Depends(require("sign")),
+    b: Backends = Depends(backends),
+) -> dict:
+    """A manager approves: password and current TOTP again; the register entry is signed."""
+    current = await _get(b, request_id, principal)
+    if current.state != "requisition_received":
+        # Said before asking for the password: re-authenticating would not change the answer.
+        raise HTTPException(
+            409, f"request {current.number} is {current.state}: cannot approve (only a received requisition)"
+        )
+    settings = b.settings
+    try:
+        user = await asyncio.to_thread(
+            accounts.verify_password,
+            b.engine,
+            b.clock,
+            principal.username,
+            body.password,
+            settings.login_max_failures,
+            settings.lockout_minutes,
+        )
+    except accounts.AccountError as exc:
+        await _reauth_refused(principal, current, exc.message)
+        raise HTTPException(exc.status, f"re-authentication failed: {exc.message}") from exc
+    if settings.require_totp or user.totp_confirmed:
+        if not body.totp or not user.totp_confirmed or not accounts.check_totp(b.box, user, body.totp, b.clock):
+            await _reauth_refused(principal, current, "wrong or missing TOTP code")
+            raise HTTPException(401, "re-authentication failed: wrong or missing TOTP code")
+    await audit(
+        principal,
+        "requisition.approve",
+        _target(current),
+        justification=body.comment or None,
+        details={"requisition_number": current.requisition.number, "reauthenticated": True},
+    )
+    async with requisition_errors():
+        done = await service(b).Approve(
+            requisition_pb2.ApproveRequest(
+                id=request_id, actor=actor_of(principal), comment=body.comment, reauthenticated_us=to_us(b.clock.now())
+            ),
+            timeout=RPC_TIMEOUT_S,
+        )
+    return requisition_out(done)
+
+
+async def _reauth_refused(principal: Principal, current: requisition_pb2.Requisition, reason: str) -> None:
+    try:
+        await audit(
+            principal, "requisition.approve.refused", _target(current), outcome="refused", details={"reason": reason}
+        )
+    except HTTPException:
+        pass  # the refusal stands whether or not it could be recorded
+
+
+@router.post("/{request_id}/refuse")
+async def refuse_request(
+    request_id: RequestId,
+    body: ReasonIn,
+    principal: Principal = Depends(require("sign")),
+    b: Backends = Depends(backends),
+) -> dict:
+    current = await _get(b, request_id, principal)
+    await audit(principal, "requisition.refuse", _target(current), justification=body.reason)
+    async with requisition_errors():
+        done = await service(b).Refuse(
+            requisition_pb2.ReasonRequest(id=request_id, actor=actor_of(principal), reason=body.reason),
+            timeout=RPC_TIMEOUT_S,
+        )
+    return requisition_out(done)
+
+
+@router.post("/{request_id}/cancel")
+async def cancel(
+    request_id: RequestId,
+    body: ReasonIn,
+    principal: Principal = Depends(require_any("export", "playback")),
+    b: Backends = Depends(backends),
+) -> dict:
+    current = await _get(b, request_id, principal)
+    await audit(principal, "requisition.cancel", _target(current), justification=body.reason)
+    async with requisition_errors():
+        done = await service(b).Cancel(
+            requisition_pb2.ReasonRequest(id=request_id, actor=actor_of(principal), reason=body.reason),
+            timeout=RPC_TIMEOUT_S,
+        )
+    return requisition_out(done)
+
+
+@router.post("/{request_id}/package")
+async def build_package(
+    request_id: RequestId,
+    body: PackageIn | None = None,
+    principal: Principal = Depends(require_any("export")),
+    b: Backends = Depends(backends),
+) -> dict:
+    """Build the export package (folder + zip, signed manifest, verifier); optional zip password."""
+    _city_staff(principal, "packaging")
+    current = await _get(b, request_id, principal)
+    password = body.password if body else ""
+    await audit(
+        principal,
+        "requisition.package",
+        _target(current),
+        recipient=current.requesting_service,
+        details={"encrypted": bool(password), "cameras": _cameras(current)},
+    )
+    async with requisition_errors():
+        done = await service(b).BuildPackage(
+            requisition_pb2.BuildPackageRequest(id=request_id, actor=actor_of(principal), password=password),
+            timeout=LONG_RPC_TIMEOUT_S,
+        )
+    return requisition_out(done)
+
+
+@router.get("/{request_id}/package")
+async def download_package(
+    request_id: RequestId, principal: Principal = Depends(require_any("export")), b: Backends = Depends(backends)
+) -> StreamingResponse:
+    """The package's zip: for CSU staff to write on a USB medium, or for the requesting partner."""
+    current = await _get(b, request_id, principal)
+    await audit(
+        principal,
+        "export.download",
+        _target(current),
+        justification=f"requisition {current.requisition.number}",
+        recipient=f"{principal.partner}:{principal.username}" if principal.partner else current.requesting_service,
+        details={"package_sha256": current.package.sha256, "cameras": _cameras(current)},
+    )
+    call = service(b).ReadPackage(
+        requisition_pb2.RequisitionRef(id=request_id, actor=actor_of(principal)), timeout=LONG_RPC_TIMEOUT_S
+    )
+    async with requisition_errors():
+        first = await call.read()
+    if first is grpc.aio.EOF or not first.HasField("info"):
+        call.cancel()
+        raise HTTPException(502, "the requisition service sent no package")
+    info = first.info
+
+    async def body() -> AsyncIterator[bytes]:
+        try:
+            while (chunk := await call.read()) is not grpc.aio.EOF:
+                yield chunk.data
+        finally:
+            call.cancel()
+
+    return StreamingResponse(
+        body(),
+        media_type="application/zip",
+        headers={
+            "Content-Disposition": f'attachment; filename="{_ascii_name(info.filename)}"',
+            "Content-Length": str(info.size),
+            "X-Package-SHA256": info.sha256,
+            "Cache-Control": "private, no-store",
+        },
+    )
+
+
+@router.post("/{request_id}/delivery")
+async def deliver(
+    request_id: RequestId,
+    body: DeliveryIn,
+    principal: Principal = Depends(require_any("export")),
+    b: Backends = Depends(backends),
+) -> dict:
+    """Record the handover: on USB by CSU staff (recipient's identity as checked), or the federated
+    recipient's confirmation of their download. The package's SHA-256 must match."""
+    current = await _get(b, request_id, principal)
+    recipient = (
+        f"{principal.partner}:{principal.username}"
+        if body.medium == "download"
+        else f"{body.recipient_name} ({body.recipient_service})"
+    )
+    await audit(
+        principal,
+        "requisition.deliver",
+        _target(current),
+        recipient=recipient,
+        details={
+            "medium": body.medium,
+            "package_sha256": body.package_sha256.lower(),
+            "recipient_id": body.recipient_id,
+        },
+    )
+    async with requisition_errors():
+        done = await service(b).RecordDelivery(
+            requisition_pb2.DeliveryRequest(
+                id=request_id,
+                actor=actor_of(principal),
+                medium=body.medium,
+                recipient_name=body.recipient_name,
+                recipient_service=body.recipient_service,
+                recipient_id=body.recipient_id,
+                package_sha256=body.package_sha256.lower(),
+            ),
+            timeout=LONG_RPC_TIMEOUT_S,
+        )
+    return requisition_out(done)
+
+
+@router.get("/{request_id}/receipt")
+async def receipt(
+    request_id: RequestId,
+    principal: Principal = Depends(require_any("export", "register")),
+    b: Backends = Depends(backends),
+) -> Response:
+    """The delivery receipt (PDF)."""
+    current = await _get(b, request_id, principal)
+    await audit(principal, "requisition.receipt.read", _target(current))
+    call = service(b).ReadReceipt(
+        requisition_pb2.RequisitionRef(id=request_id, actor=actor_of(principal)), timeout=RPC_TIMEOUT_S
+    )
+    info, data = await read_stream(call)
+    return file_response(info, data, inline=True)
+
+
+@router.post("/{request_id}/close")
+async def close(
+    request_id: RequestId,
+    body: CloseIn | None = None,
+    principal: Principal = Depends(require_any("export")),
+    b: Backends = Depends(backends),
+) -> dict:
+    _city_staff(principal, "closing a request")
+    current = await _get(b, request_id, principal)
+    reason = body.reason if body else ""
+    await audit(principal, "requisition.close", _target(current), justification=reason or None)
+    async with requisition_errors():
+        done = await service(b).Close(
+            requisition_pb2.ReasonRequest(id=request_id, actor=actor_of(principal), reason=reason),
+            timeout=RPC_TIMEOUT_S,
+        )
+    return requisition_out(done)
+
+
+@router.post("/{request_id}/feedback")
+async def feedback(
+    request_id: RequestId,
+    body: FeedbackIn,
+    principal: Principal = Depends(require_any("export", "playback")),
+    b: Backends = Depends(backends),
+) -> dict:
+    """After delivery: was the footage useful to the investigation?"""
+    current = await _get(b, request_id, principal)
+    await audit(principal, "requisition.feedback", _target(current), details={"useful": body.useful})
+    async with requisition_errors():
+        done = await service(b).RecordFeedback(
+            requisition_pb2.FeedbackRequest(
+                id=request_id, actor=actor_of(principal), useful=body.useful, comment=body.comment
+            ),
+            timeout=RPC_TIMEOUT_S,
+        )
+    return requisition_out(done)

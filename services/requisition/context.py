@@ -1,0 +1,41 @@
+"""What every part of the requisition service works with, built once by main (or by a test)."""
+
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+from nats.js import JetStreamContext
+from sqlalchemy import Engine
+
+from services.common.clock import Clock
+from services.common.objectstore import ObjectStore
+from services.common.pb.csu.v1 import archive_pb2_grpc, masking_pb2_grpc
+from services.common.secretbox import SecretBox
+from services.common.settings import Settings
+from services.common.signing import Signer
+from services.requisition.register import key_fingerprint
+
+
+@dataclass
+class Context:
+    settings: Settings
+    engine: Engine
+    clock: Clock
+    signer: Signer
+    box: SecretBox
+    # The buffer (extracts), the documents (encrypted), the built packages.
+    extractions: ObjectStore
+    documents: ObjectStore
+    exports: ObjectStore
+    archive: archive_pb2_grpc.ArchiveServiceStub
+    masking: masking_pb2_grpc.MaskingServiceStub | None
+    work_dir: Path
+    js: JetStreamContext | None = None
+
+    @property
+    def prefix(self) -> str:
+        return self.settings.nats_prefix
+
+    @cached_property
+    def key_fingerprint(self) -> str:
+        return key_fingerprint(self.signer)
