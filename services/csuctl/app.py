@@ -12,11 +12,18 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from services.common.log import configure_logging
 from services.common.settings import Settings
-from services.csuctl import segments
+from services.csuctl import audit, cameras, db, exports, keys, segments, users
 
 app = typer.Typer(help="Administer a CSU platform deployment.", no_args_is_help=True)
+app.add_typer(db.app, name="db")
+app.add_typer(cameras.app, name="cameras")
 app.add_typer(segments.app, name="segments")
+app.add_typer(exports.app, name="exports")
+app.add_typer(users.app, name="users")
+app.add_typer(audit.app, name="audit")
+app.add_typer(keys.app, name="keys")
 console = Console()
 JsonOption = Annotated[bool, typer.Option("--json", help="One JSON document on stdout, for scripts.")]
 
@@ -62,4 +69,7 @@ def health(as_json: JsonOption = False) -> None:
 
 
 def main() -> None:
+    # Library logs (NATS, database) go to stderr, warnings only: stdout is the command's own output,
+    # one JSON document with --json.
+    configure_logging("csuctl", level="warning", json=False)
     app()

@@ -1,17 +1,27 @@
 """csuctl segments: recordings as the archive sees them — verify a camera's hash chain, list
-segments, show a timeline, read the deletion proofs. Talks to ArchiveService (CSU_ARCHIVE_GRPC).
+segments, show a timeline, read the deletion proofs, and what the retention sweep would delete now
+(`sweep --dry-run`). Talks to ArchiveService (CSU_ARCHIVE_GRPC).
 
 `verify` exits 1 when it finds a problem (missing, altered, unexpected object, broken chain), 2
 when the archive cannot be reached or refuses the request, so it can run from cron or a probe.
+With a range it walks it a day at a time (a progress bar; each day's first segment is still
+checked against the one before it); the whole chain is one request, so that the archive also
+lists every object under the camera's prefix, however old (a spinner shows it is working).
+
+The archive sweeps by itself every CSU_ARCHIVE_SWEEP_INTERVAL_S; `sweep` only offers the dry run,
+which changes nothing and so is not audited.
 """
 
 import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 import grpc
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from services.common.clock import from_us, to_us
@@ -30,6 +40,8 @@ EndOption = Annotated[str | None, typer.Option("--end", help="ISO 8601 with a zo
 StreamOption = Annotated[str, typer.Option("--stream", help="main or sub.")]
 VERIFY_TIMEOUT_S = 3600.0
 TIMEOUT_S = 30.0
+DAY_US = 86_400_000_000
+HOUR_US = 3_600_000_000
 
 
 def _stub() -> tuple[grpc.Channel, archive_pb2_grpc.ArchiveServiceStub]:
@@ -80,12 +92,24 @@ def verify(
     """Walk CAMERA's hash chain and objects: report missing, altered and unexpected objects."""
     start_us = _instant("--start", start) if start else 0
     end_us = _instant("--end", end) if end else 0
+    if start_us and not end_us:
+        end_us = to_us(datetime.now(UTC))
+    if start_us and start_us >= end_us:
+        raise typer.BadParameter("--start must be before --end", param_hint="--start")
+    windows = day_windows(start_us, end_us) if start_us else [(0, end_us)]
+    report = archive_pb2.VerifyReport(camera_id=camera, ok=True)
     channel, stub = _stub()
-    with channel:
-        request = archive_pb2.VerifyRequest(
-            camera_id=camera, stream=stream, start_us=start_us, end_us=end_us, actor=_actor()
-        )
-        report = _call(stub.Verify, request, VERIFY_TIMEOUT_S)
+    with channel, _progress(as_json, f"verifying {camera}", len(windows) if start_us else None) as advance:
+        for window_start, window_end in windows:
+            request = archive_pb2.VerifyRequest(
+                camera_id=camera, stream=stream, start_us=window_start, end_us=window_end, actor=_actor()
+            )
+            part = _call(stub.Verify, request, VERIFY_TIMEOUT_S)
+            report.ok = report.ok and part.ok
+            report.segments_checked += part.segments_checked
+            report.objects_checked += part.objects_checked
+            report.problems.extend(part.problems)
+            advance()
     problems = [
         {
             "kind": p.kind,
@@ -230,6 +254,96 @@ def proofs(
     for r in rows:
         table.add_row(r["camera_id"], r["hour"], str(r["count"]), str(r["bytes"]), r["swept"], r["digest"][:16])
     console.print(table)
+
+
+def day_windows(start_us: int, end_us: int) -> list[tuple[int, int]]:
+    """[start_us, end_us) cut into day-long windows whose inner bounds fall on whole UTC hours, so
+    the archive lists each hour's objects once."""
+    windows = []
+    low = start_us
+    while low < end_us:
+        high = min(end_us, low - low % HOUR_US + DAY_US)
+        windows.append((low, high))
+        low = high
+    return windows
+
+
+@contextmanager
+def _progress(quiet: bool, what: str, total: int | None) -> Iterator[Callable[[], None]]:
+    """A progress bar on stderr (a spinner when the total is unknown), none for --json."""
+    columns = [SpinnerColumn(), TextColumn("{task.description}")]
+    if total is not None:
+        columns += [BarColumn(), MofNCompleteColumn()]
+    with Progress(*columns, TimeElapsedColumn(), console=errors, transient=True, disable=quiet) as progress:
+        task = progress.add_task(what, total=total)
+        yield lambda: progress.advance(task)
+
+
+@app.command()
+def sweep(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Count what would go; delete nothing.")] = False,
+    camera: Annotated[str, typer.Option("--camera", help="Only this camera (default: every camera).")] = "",
+    as_json: JsonOption = False,
+) -> None:
+    """What the retention sweep would delete now, per camera: segments, bytes, the oldest (--dry-run)."""
+    if not dry_run:
+        errors.print(
+            "the archive sweeps by itself (every CSU_ARCHIVE_SWEEP_INTERVAL_S); "
+            "csuctl only shows what it would delete: add --dry-run"
+        )
+        raise typer.Exit(2)
+    channel, stub = _stub()
+    with channel:
+        request = archive_pb2.SweepDryRunRequest(camera_id=camera, actor=_actor())
+        answer = _call(stub.DryRunSweep, request, TIMEOUT_S * 4)
+    rows = [
+        {
+            "camera_id": p.camera_id,
+            "stream": p.stream,
+            "retention_days": p.retention_days,
+            "cutoff": _iso(p.cutoff_us),
+            "count": p.count,
+            "bytes": p.bytes,
+            "oldest": _iso(p.oldest_us) or None,
+            "newest": _iso(p.newest_us) or None,
+            "held": p.held,
+        }
+        for p in answer.cameras
+    ]
+    totals = {"count": sum(r["count"] for r in rows), "bytes": sum(r["bytes"] for r in rows)}
+    document = {"dry_run": True, "now": _iso(answer.now_us), "cameras": rows, "total": totals}
+    if as_json:
+        typer.echo(json.dumps(document, indent=2))
+        return
+    due = [r for r in rows if r["count"] or r["held"]]
+    if due:
+        table = Table("camera", "stream", "retention", "segments", "size", "oldest (UTC)", "kept by holds")
+        for r in due:
+            table.add_row(
+                r["camera_id"],
+                r["stream"],
+                f"{r['retention_days']} d",
+                str(r["count"]),
+                _size(r["bytes"]),
+                r["oldest"] or "",
+                str(r["held"] or ""),
+            )
+        console.print(table)
+    cameras = len({r["camera_id"] for r in rows if r["count"]})
+    console.print(
+        f"dry run: the sweep would delete {totals['count']} segment(s), {_size(totals['bytes'])}, "
+        f"from {cameras} camera(s); nothing was deleted",
+        soft_wrap=True,
+    )
+
+
+def _size(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if size < 1000 or unit == "TB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    return f"{n} B"
 
 
 def _actor() -> str:

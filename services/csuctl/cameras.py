@@ -1,0 +1,199 @@
+"""csuctl cameras: the camera registry for ops — list, CSV export and import, lease ownership.
+
+Talks to IngestService (CSU_INGEST_GRPC) as `csuctl:<os user>`. Export and import are recorded in
+the audit trail first (JetStream, CSU_NATS_URL), like the gateway does: if the trail cannot be
+written, nothing is done. Import is all-or-nothing; errors come back with their line numbers and
+the command exits 1 (2 when ingest or the audit trail cannot be reached).
+"""
+
+import asyncio
+import getpass
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import grpc
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from services.common import audit, bus
+from services.common.clock import SystemClock, from_us
+from services.common.pb.csu.v1 import ingest_pb2, ingest_pb2_grpc
+from services.common.rpc import MAX_MESSAGE_BYTES
+from services.common.settings import Settings
+
+app = typer.Typer(help="Cameras: list, CSV export/import, which ingest replica holds which.", no_args_is_help=True)
+console = Console()
+errors = Console(stderr=True)
+JsonOption = Annotated[bool, typer.Option("--json", help="One JSON document on stdout, for scripts.")]
+TIMEOUT_S = 60.0
+
+
+def _actor() -> str:
+    return f"csuctl:{getpass.getuser()}"
+
+
+def _stub() -> tuple[grpc.Channel, ingest_pb2_grpc.IngestServiceStub]:
+    channel = grpc.insecure_channel(
+        Settings().ingest_grpc,
+        options=[
+            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+        ],
+    )
+    return channel, ingest_pb2_grpc.IngestServiceStub(channel)
+
+
+def _fail(exc: grpc.RpcError) -> typer.Exit:
+    errors.print(f"[red]ingest refused or unreachable:[/red] {exc.details() or exc.code().name}")  # type: ignore[attr-defined]
+    return typer.Exit(2)
+
+
+def _audit(action: str, details: dict) -> None:
+    """Record the action before doing it; exit 2 when the audit trail cannot be written."""
+    settings = Settings()
+
+    async def record() -> None:
+        nc = await bus.connect(settings, "csuctl")
+        try:
+            await audit.record(
+                nc.jetstream(),
+                settings.nats_prefix,
+                SystemClock(),
+                actor=_actor(),
+                role="ops",
+                action=action,
+                target="cameras",
+                details=details,
+            )
+        finally:
+            await nc.close()
+
+    try:
+        asyncio.run(record())
+    except Exception as exc:
+        errors.print(f"[red]the audit trail is unavailable ({exc or type(exc).__name__}): nothing was done[/red]")
+        raise typer.Exit(2) from exc
+
+
+@app.command("list")
+def list_cameras(as_json: JsonOption = False) -> None:
+    """Every camera with its lifecycle state, status and the replica running it (no positions)."""
+    channel, stub = _stub()
+    with channel:
+        try:
+            answer = stub.ListCameras(ingest_pb2.ListCamerasRequest(), timeout=TIMEOUT_S)
+        except grpc.RpcError as exc:
+            raise _fail(exc) from exc
+    rows = [
+        {
+            "id": c.id,
+            "name": c.name,
+            "state": c.state,
+            "status": c.status,
+            "reason": c.status_reason,
+            "since": from_us(c.status_since_us).isoformat() if c.status_since_us else "",
+            "replica": c.metrics.owner,
+            "fps": round(c.metrics.fps, 1),
+        }
+        for c in answer.cameras
+    ]
+    table = Table("id", "name", "state", "status", "reason", "replica", "fps")
+    for r in rows:
+        colour = {"online": "green", "degraded": "yellow"}.get(r["status"], "red")
+        table.add_row(
+            r["id"],
+            r["name"],
+            r["state"],
+            f"[{colour}]{r['status']}[/{colour}]",
+            r["reason"],
+            r["replica"],
+            str(r["fps"]),
+        )
+    _emit(rows, as_json, table)
+
+
+@app.command("export")
+def export(
+    output: Annotated[Path | None, typer.Argument(help="File to write (default: stdout).")] = None,
+) -> None:
+    """The camera list as CSV, positions included, credentials never (***)."""
+    _audit("config.cameras.export", {"to": str(output) if output else "stdout"})
+    channel, stub = _stub()
+    with channel:
+        try:
+            answer = stub.ExportCameras(ingest_pb2.ExportCamerasRequest(), timeout=TIMEOUT_S)
+        except grpc.RpcError as exc:
+            raise _fail(exc) from exc
+    if output is None:
+        sys.stdout.write(answer.csv.decode())
+    else:
+        output.write_bytes(answer.csv)
+        errors.print(f"{answer.csv.count(b'\n') - 1} camera(s) written to {output}")
+
+
+@app.command("import")
+def import_cameras(
+    source: Annotated[Path, typer.Argument(help="CSV file (the export format).", exists=True, dir_okay=False)],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Check every line, change nothing.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Create or update cameras from CSV: all of them, or none with each line's errors."""
+    data = source.read_bytes()
+    if not dry_run:
+        _audit("config.cameras.import", {"file": str(source), "bytes": len(data)})
+    channel, stub = _stub()
+    with channel:
+        try:
+            answer = stub.ImportCameras(
+                ingest_pb2.CsvRequest(csv=data, actor=_actor(), dry_run=dry_run), timeout=TIMEOUT_S
+            )
+        except grpc.RpcError as exc:
+            raise _fail(exc) from exc
+    result = {
+        "created": answer.created,
+        "updated": answer.updated,
+        "dry_run": dry_run,
+        "errors": [{"line": e.line, "message": e.message} for e in answer.errors],
+    }
+    if as_json:
+        typer.echo(json.dumps(result, indent=2))
+    elif answer.errors:
+        for e in answer.errors:
+            errors.print(f"[red]line {e.line}:[/red] {e.message}")
+        errors.print(f"{len(answer.errors)} error(s): nothing was imported")
+    else:
+        verb = "would create" if dry_run else "created"
+        console.print(f"{verb} {answer.created}, {'would update' if dry_run else 'updated'} {answer.updated}")
+    if answer.errors:
+        raise typer.Exit(1)
+
+
+@app.command("leases")
+def leases(as_json: JsonOption = False) -> None:
+    """Which ingest replica holds which camera, and the live replicas."""
+    channel, stub = _stub()
+    with channel:
+        try:
+            answer = stub.ListLeases(ingest_pb2.Empty(), timeout=TIMEOUT_S)
+        except grpc.RpcError as exc:
+            raise _fail(exc) from exc
+    data = {
+        "replicas": list(answer.replicas),
+        "leases": [{"key": x.key, "owner": x.owner, "revision": x.revision} for x in answer.leases],
+    }
+    table = Table("camera / task", "replica", "revision")
+    for lease in answer.leases:
+        table.add_row(lease.key, lease.owner, str(lease.revision))
+    if not as_json:
+        console.print(f"replicas: {', '.join(answer.replicas) or 'none'}")
+    _emit(data, as_json, table)
+
+
+def _emit(data: object, as_json: bool, table: Table) -> None:
+    if as_json:
+        typer.echo(json.dumps(data, indent=2, default=str))
+    else:
+        console.print(table)

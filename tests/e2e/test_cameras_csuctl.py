@@ -1,0 +1,95 @@
+"""`csuctl cameras` against a running ingest: export, all-or-nothing import with line numbers,
+lease ownership, and the audit events it writes before acting."""
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import nats
+import pytest
+from nats.js.api import DeliverPolicy
+
+from services.common import subjects
+from services.common.pb.csu.v1.audit_pb2 import AuditEvent
+from tests.support.platform import Platform, wait_for
+
+pytestmark = pytest.mark.e2e
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def csuctl(platform: Platform, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CSU_")} | platform.env
+    return subprocess.run(
+        [sys.executable, "-m", "services.csuctl", "cameras", *args],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+
+
+async def audit_events(platform: Platform) -> list[AuditEvent]:
+    nc = await nats.connect(platform.env["CSU_NATS_URL"])
+    try:
+        sub = await nc.jetstream().subscribe(
+            subjects.event(platform.nats_prefix, "audit"),
+            stream=subjects.events_stream(platform.nats_prefix),
+            ordered_consumer=True,
+            deliver_policy=DeliverPolicy.ALL,
+        )
+        found = []
+        try:
+            while True:
+                found.append(AuditEvent.FromString((await sub.next_msg(timeout=2)).data))
+        except nats.errors.TimeoutError:
+            return found
+    finally:
+        await nc.close()
+
+
+def test_export_import_and_leases(platform: Platform, tmp_path: Path) -> None:
+    platform.start(["ingest"])  # the two demo cameras, seeded
+    wait_for(lambda: json.loads(csuctl(platform, "leases", "--json").stdout)["leases"], 60, "leases taken")
+
+    exported = csuctl(platform, "export", str(tmp_path / "cameras.csv"))
+    assert exported.returncode == 0, exported.stderr
+    text = (tmp_path / "cameras.csv").read_text()
+    assert text.splitlines()[0].startswith("id,name,main_url") and "demo-1" in text and "demo-2" in text
+
+    # A new camera and a broken line: nothing is imported, the line is named.
+    lines = text.splitlines()
+    new = lines[1].replace("demo-1", "demo-9", 1)
+    broken = lines[2].replace(",704,576,", ",320,240,")
+    (tmp_path / "bad.csv").write_text("\n".join([lines[0], new, broken]) + "\n")
+    refused = csuctl(platform, "import", str(tmp_path / "bad.csv"))
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert "line 3:" in refused.stderr and "below the arrêté du 3 août 2007" in refused.stderr
+    assert "nothing was imported" in refused.stderr
+    listed = json.loads(csuctl(platform, "list", "--json").stdout)
+    assert {c["id"] for c in listed} == {"demo-1", "demo-2"}
+
+    (tmp_path / "good.csv").write_text("\n".join([lines[0], new, lines[2]]) + "\n")
+    dry = csuctl(platform, "import", "--dry-run", "--json", str(tmp_path / "good.csv"))
+    assert json.loads(dry.stdout) == {"created": 1, "updated": 1, "dry_run": True, "errors": []}
+    done = csuctl(platform, "import", str(tmp_path / "good.csv"))
+    assert done.returncode == 0 and "created 1, updated 1" in done.stdout, done.stderr
+    listed = json.loads(csuctl(platform, "list", "--json").stdout)
+    assert {c["id"] for c in listed} == {"demo-1", "demo-2", "demo-9"}
+
+    leases = wait_for(
+        lambda: (
+            (d := json.loads(csuctl(platform, "leases", "--json").stdout))
+            and {x["key"] for x in d["leases"]} >= {"demo-1", "demo-2", "demo-9"}
+            and d
+        ),
+        60,
+        "the imported camera held by a replica",
+    )
+    assert len(leases["replicas"]) == 1
+    assert {x["owner"] for x in leases["leases"]} == set(leases["replicas"])
+
+    events = asyncio.run(audit_events(platform))
+    actions = [(e.action, e.actor.startswith("csuctl:")) for e in events]
+    assert ("config.cameras.export", True) in actions and ("config.cameras.import", True) in actions
+    # Audited before acting: the refused attempt and the import; a dry run changes nothing and is not.
+    assert actions.count(("config.cameras.import", True)) == 2
