@@ -18,15 +18,13 @@ applied when one comes back.
 
 import asyncio
 
-from nats.errors import TimeoutError as NatsTimeoutError
+from nats.aio.msg import Msg
 from nats.js import JetStreamContext
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
-from nats.js.errors import FetchTimeoutError
 from sqlalchemy import Engine
 from sqlmodel import select
 
 from services.archive.models import Gap
-from services.common import subjects
+from services.common import bus
 from services.common.clock import Clock, to_us
 from services.common.db import session
 from services.common.log import get_logger
@@ -87,50 +85,15 @@ def apply(engine: Engine, event: CameraStatusChanged, now_us: int) -> str:
 
 async def consume(js: JetStreamContext, prefix: str, engine: Engine, clock: Clock, stop: asyncio.Event) -> None:
     """Apply every camera status event, then ack it; until stopped."""
-    subject = subjects.event(prefix, KIND)
-    config = ConsumerConfig(
-        durable_name=DURABLE,
-        ack_policy=AckPolicy.EXPLICIT,
-        deliver_policy=DeliverPolicy.ALL,
-        filter_subject=subject,
-        ack_wait=30,
-        max_ack_pending=1000,
-    )
-    sub = None
-    while not stop.is_set():
-        if sub is None:
-            try:
-                sub = await js.pull_subscribe(
-                    subject, durable=DURABLE, stream=subjects.events_stream(prefix), config=config
-                )
-            except Exception as exc:  # noqa: BLE001 - NATS away at start: try again
-                log.warning("camera status consumer not ready", error=str(exc) or type(exc).__name__)
-                await asyncio.sleep(1)
-                continue
+
+    async def handle(message: Msg) -> None:
         try:
-            messages = await sub.fetch(50, timeout=1)
-        except (FetchTimeoutError, NatsTimeoutError):
-            continue
-        except Exception as exc:  # noqa: BLE001 - NATS away: wait and fetch again
-            log.warning("camera status fetch failed", error=str(exc) or type(exc).__name__)
-            await asyncio.sleep(1)
-            continue
-        for message in messages:
-            try:
-                event = CameraStatusChanged.FromString(message.data)
-            except Exception:  # noqa: BLE001 - a malformed event must not block the ones behind it
-                log.warning("malformed camera status event dropped", subject=message.subject)
-                await message.ack()
-                continue
-            while True:
-                try:
-                    done = await asyncio.to_thread(apply, engine, event, to_us(clock.now()))
-                    break
-                except Exception as exc:  # noqa: BLE001 - database away: keep it unacked, retry
-                    log.warning("camera gap not stored yet, retrying", error=str(exc) or type(exc).__name__)
-                    await asyncio.sleep(1)
-                    if stop.is_set():
-                        return
-            if done:
-                log.info("camera gap " + done, camera=event.camera_id, status=event.status, reason=event.reason)
-            await message.ack()
+            event = CameraStatusChanged.FromString(message.data)
+        except Exception:  # noqa: BLE001 - a malformed event must not block the ones behind it
+            log.warning("malformed camera status event dropped", subject=message.subject)
+            return
+        done = await asyncio.to_thread(apply, engine, event, to_us(clock.now()))  # raises: retried
+        if done:
+            log.info("camera gap " + done, camera=event.camera_id, status=event.status, reason=event.reason)
+
+    await bus.consume_events(js, prefix, KIND, DURABLE, handle, stop)

@@ -11,9 +11,11 @@ from datetime import timedelta
 
 import nats
 from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
-from nats.js.api import StreamConfig
-from nats.js.errors import BadRequestError, NotFoundError
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StreamConfig
+from nats.js.errors import BadRequestError, FetchTimeoutError, NotFoundError
 
 from services.common import subjects
 from services.common.log import get_logger
@@ -93,6 +95,65 @@ async def ensure_events_stream(js: JetStreamContext, prefix: str) -> None:
 async def publish_event(js: JetStreamContext, prefix: str, kind: str, payload: bytes) -> None:
     """Publish an event and wait for JetStream's ack: the event is stored when this returns."""
     await js.publish(subjects.event(prefix, kind), payload, stream=subjects.events_stream(prefix))
+
+
+async def consume_events(
+    js: JetStreamContext,
+    prefix: str,
+    kind: str,
+    durable: str,
+    handle: Callable[[Msg], Awaitable[None]],
+    stop: asyncio.Event,
+    batch: int = 50,
+) -> None:
+    """Hand every `<prefix>.events.<kind>` event to `handle`, then ack it; until `stop` is set.
+
+    One durable pull consumer, shared by the replicas of a service: each event is handled by one of
+    them, and events published while none runs are handled when one starts. `handle` raising means
+    "not now" (its database is away, say): the event stays unacked and is handed again a second
+    later, so nothing is lost and order is kept. A handler drops a malformed event by returning.
+    """
+    subject = subjects.event(prefix, kind)
+    config = ConsumerConfig(
+        durable_name=durable,
+        ack_policy=AckPolicy.EXPLICIT,
+        deliver_policy=DeliverPolicy.ALL,
+        filter_subject=subject,
+        ack_wait=30,
+        max_ack_pending=1000,
+    )
+    sub = None
+    while not stop.is_set():
+        if sub is None:
+            try:
+                sub = await js.pull_subscribe(
+                    subject, durable=durable, stream=subjects.events_stream(prefix), config=config
+                )
+            except Exception as exc:  # noqa: BLE001 - NATS away at start: try again
+                log.warning("event consumer not ready", consumer=durable, error=str(exc) or type(exc).__name__)
+                await asyncio.sleep(1)
+                continue
+        try:
+            messages = await sub.fetch(batch, timeout=1)
+        except (FetchTimeoutError, NatsTimeoutError):
+            continue
+        except Exception as exc:  # noqa: BLE001 - NATS away: wait and fetch again
+            log.warning("event fetch failed", consumer=durable, error=str(exc) or type(exc).__name__)
+            await asyncio.sleep(1)
+            continue
+        for message in messages:
+            while True:
+                try:
+                    await handle(message)
+                    break
+                except Exception as exc:  # noqa: BLE001 - not now: keep it unacked, hand it again
+                    log.warning(
+                        "event not handled yet, retrying", consumer=durable, error=str(exc) or type(exc).__name__
+                    )
+                    await asyncio.sleep(1)
+                    if stop.is_set():
+                        return
+            await message.ack()
 
 
 async def close(nc: Client | None) -> None:

@@ -16,13 +16,11 @@ CSU_FAILED_LOGIN_BURST_MINUTES, read from the audit trail), published like any o
 import asyncio
 from datetime import timedelta
 
-from nats.errors import TimeoutError as NatsTimeoutError
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
-from nats.js.errors import FetchTimeoutError
+from nats.aio.msg import Msg
 from sqlalchemy import Engine, func
 from sqlmodel import select
 
-from services.common import bus, subjects
+from services.common import bus
 from services.common.clock import Clock, to_us
 from services.common.db import session
 from services.common.log import get_logger
@@ -170,58 +168,23 @@ async def groups_of(b: Backends, camera_id: str) -> list[str]:
 async def consume(b: Backends, stop: asyncio.Event) -> None:
     """Store every alarm event, then ack it; until stopped."""
     assert b.js is not None
-    prefix = b.settings.nats_prefix
-    subject = subjects.event(prefix, KIND)
-    config = ConsumerConfig(
-        durable_name=DURABLE,
-        ack_policy=AckPolicy.EXPLICIT,
-        deliver_policy=DeliverPolicy.ALL,
-        filter_subject=subject,
-        ack_wait=30,
-        max_ack_pending=1000,
-    )
-    sub = None
-    while not stop.is_set():
-        if sub is None:
-            try:
-                sub = await b.js.pull_subscribe(
-                    subject, durable=DURABLE, stream=subjects.events_stream(prefix), config=config
-                )
-            except Exception as exc:  # noqa: BLE001 - NATS away at start: try again
-                log.warning("alarm consumer not ready", error=str(exc) or type(exc).__name__)
-                await asyncio.sleep(1)
-                continue
+
+    async def handle(message: Msg) -> None:
         try:
-            messages = await sub.fetch(50, timeout=1)
-        except (FetchTimeoutError, NatsTimeoutError):
-            continue
-        except Exception as exc:  # noqa: BLE001 - NATS away: wait and fetch again
-            log.warning("alarm fetch failed", error=str(exc) or type(exc).__name__)
-            await asyncio.sleep(1)
-            continue
-        for message in messages:
-            try:
-                event = AlarmEvent.FromString(message.data)
-            except Exception:  # noqa: BLE001 - a malformed event must not block the ones behind it
-                log.warning("malformed alarm event dropped", subject=message.subject)
-                await message.ack()
-                continue
-            seq = message.metadata.sequence.stream
-            while True:
-                try:
-                    row = await asyncio.to_thread(store, b.engine, event, seq, to_us(b.clock.now()))
-                    break
-                except Exception as exc:  # noqa: BLE001 - database away: keep it unacked, retry
-                    log.warning("alarm not stored yet, retrying", error=str(exc) or type(exc).__name__)
-                    await asyncio.sleep(1)
-                    if stop.is_set():
-                        return
-            if row is not None:
-                log.info("alarm", kind=row.kind, camera=row.camera_id, count=row.count)
-                await notifications.publish(
-                    b, "alarm.raised", row.camera_id, await groups_of(b, row.camera_id), notification(row)
-                )
-            await message.ack()
+            event = AlarmEvent.FromString(message.data)
+        except Exception:  # noqa: BLE001 - a malformed event must not block the ones behind it
+            log.warning("malformed alarm event dropped", subject=message.subject)
+            return
+        seq = message.metadata.sequence.stream
+        # Raises while the database is away: the event stays unacked and comes back.
+        row = await asyncio.to_thread(store, b.engine, event, seq, to_us(b.clock.now()))
+        if row is not None:
+            log.info("alarm", kind=row.kind, camera=row.camera_id, count=row.count)
+            await notifications.publish(
+                b, "alarm.raised", row.camera_id, await groups_of(b, row.camera_id), notification(row)
+            )
+
+    await bus.consume_events(b.js, b.settings.nats_prefix, KIND, DURABLE, handle, stop)
 
 
 # -- refused logins ----------------------------------------------------------------------------
