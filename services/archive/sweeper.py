@@ -128,9 +128,7 @@ class Sweeper:
             cutoff_us = now_us - days * DAY_US
             past = and_(Segment.camera_id == camera, Segment.stream == stream, Segment.start_us < cutoff_us)
             # The very condition sweep() deletes by (expired_unheld), so the two cannot disagree.
-            swept = (
-                self._holds.unheld_condition(camera, stream, cutoff_us, now_us) if self._holds is not None else past
-            )
+            swept = self._holds.unheld_condition(camera, stream, cutoff_us, now_us) if self._holds is not None else past
             count, size, oldest, newest = self._totals(swept)
             past_count = self._totals(past)[0] if self._holds is not None else count
             pending.append(

@@ -68,6 +68,36 @@ async def backends(connection: HTTPConnection) -> Backends:
     return connection.app.state.backends
 
 
+# Backends whose refusals name the rule broken or who holds what (ingest's registry and PTZ,
+# masking's governance): their message is the user's answer, and a broken rule is a 422.
+_KEEP_MESSAGE = {
+    grpc.StatusCode.NOT_FOUND: 404,
+    grpc.StatusCode.INVALID_ARGUMENT: 422,
+    grpc.StatusCode.OUT_OF_RANGE: 422,
+    grpc.StatusCode.FAILED_PRECONDITION: 409,
+    grpc.StatusCode.ALREADY_EXISTS: 409,
+    grpc.StatusCode.ABORTED: 409,
+    grpc.StatusCode.PERMISSION_DENIED: 403,
+}
+
+
+@asynccontextmanager
+async def service_errors(service: str) -> AsyncIterator[None]:
+    """Like rpc_errors, keeping the backend's own words: 422 for a rule broken, 409 a conflict, and
+    its message when it says why it cannot answer (a PTZ driver out of reach, say)."""
+    try:
+        yield
+    except grpc.aio.AioRpcError as exc:
+        code, detail = exc.code(), exc.details() or ""
+        if code in _KEEP_MESSAGE:
+            raise HTTPException(_KEEP_MESSAGE[code], detail or code.name.lower()) from exc
+        if code == grpc.StatusCode.UNAVAILABLE and detail and "connect" not in detail.lower():
+            raise HTTPException(503, detail) from exc
+        if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+            raise HTTPException(503, f"the {service} service is unavailable; try again shortly") from exc
+        raise HTTPException(502, f"the {service} service failed: {code.name}") from exc
+
+
 @asynccontextmanager
 async def rpc_errors(service: str) -> AsyncIterator[None]:
     """Turn a backend's gRPC failure into the HTTP error a user can act on."""

@@ -15,50 +15,22 @@ position outside the authorised perimeter).
 import csv
 import io
 import json
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime, time
 from typing import Any, Literal
 
-import grpc
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from services.common.clock import from_us, to_us
 from services.common.pb.csu.v1 import ingest_pb2
-from services.gateway.backends import RPC_TIMEOUT_S, Backends, backends
+from services.gateway.backends import RPC_TIMEOUT_S, Backends, backends, service_errors
 from services.gateway.roles import CAMERA_ACTIONS
 from services.gateway.routes.masks import ensure_commissionable
 from services.gateway.security import Principal, audit, authenticate, require
 
 router = APIRouter(prefix="/api/v1", tags=["camera registry"])
 MAX_CSV_BYTES = 5 * 1024 * 1024
-_HTTP = {
-    grpc.StatusCode.NOT_FOUND: 404,
-    grpc.StatusCode.INVALID_ARGUMENT: 422,
-    grpc.StatusCode.OUT_OF_RANGE: 422,
-    grpc.StatusCode.FAILED_PRECONDITION: 409,
-    grpc.StatusCode.ALREADY_EXISTS: 409,
-    grpc.StatusCode.ABORTED: 409,
-    grpc.StatusCode.PERMISSION_DENIED: 403,
-}
-
-
-@asynccontextmanager
-async def ingest_errors() -> AsyncIterator[None]:
-    """Ingest's refusals as HTTP errors that keep ingest's message (it names the rule or the holder)."""
-    try:
-        yield
-    except grpc.aio.AioRpcError as exc:
-        code, detail = exc.code(), exc.details() or ""
-        if code in _HTTP:
-            raise HTTPException(_HTTP[code], detail or code.name.lower()) from exc
-        if code == grpc.StatusCode.UNAVAILABLE and detail and "connect" not in detail.lower():
-            raise HTTPException(503, detail) from exc  # e.g. a PTZ driver that cannot be reached
-        if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
-            raise HTTPException(503, "the ingest service is unavailable; try again shortly") from exc
-        raise HTTPException(502, f"the ingest service failed: {code.name}") from exc
 
 
 def _iso(us: int) -> str:
@@ -308,7 +280,7 @@ async def export_cameras(
 ) -> Response:
     """The camera list as CSV (positions included, credentials never): the import format."""
     await audit(principal, "config.cameras.export", "cameras")
-    async with ingest_errors():
+    async with service_errors("ingest"):
         answer = await b.ingest.ExportCameras(ingest_pb2.ExportCamerasRequest(), timeout=RPC_TIMEOUT_S)
     return Response(
         answer.csv,
@@ -333,7 +305,7 @@ async def import_cameras(
     gated = await _commissioning_errors(b, data)
     if not dry_run and not gated:
         await audit(principal, "config.cameras.import", "cameras", details={"bytes": len(data)})
-    async with ingest_errors():
+    async with service_errors("ingest"):
         answer = await b.ingest.ImportCameras(
             ingest_pb2.CsvRequest(csv=data, actor=principal.username, dry_run=dry_run or bool(gated)), timeout=60
         )
@@ -379,7 +351,7 @@ async def camera_details(
     if not any(principal.may(a, groups) for a in CAMERA_ACTIONS):
         raise HTTPException(403, "your habilitation does not cover this camera")
     confidential = may_see_position(principal, groups)
-    async with ingest_errors():
+    async with service_errors("ingest"):
         full = await b.ingest.GetCamera(
             ingest_pb2.GetCameraRequest(camera_id=camera_id, include_confidential=confidential),
             timeout=RPC_TIMEOUT_S,
@@ -394,7 +366,7 @@ async def create_camera(
     _check_groups(principal, body.groups)
     await ensure_commissionable(b, body.id, body.state)
     await audit(principal, "config.camera.create", f"camera:{body.id}", details=_audited_fields(body))
-    async with ingest_errors():
+    async with service_errors("ingest"):
         camera = await b.ingest.CreateCamera(
             ingest_pb2.PutCameraRequest(camera=_spec(body.id, body, body.state), actor=principal.username),
             timeout=RPC_TIMEOUT_S,
@@ -412,7 +384,7 @@ async def update_camera(
     """Change a camera (all fields; empty URLs keep the stored ones). Moving it outside its perimeter: 409."""
     _check_groups(principal, body.groups)
     await audit(principal, "config.camera.update", f"camera:{camera_id}", details=_audited_fields(body))
-    async with ingest_errors():
+    async with service_errors("ingest"):
         camera = await b.ingest.UpdateCamera(
             ingest_pb2.PutCameraRequest(camera=_spec(camera_id, body), actor=principal.username),
             timeout=RPC_TIMEOUT_S,
@@ -432,7 +404,7 @@ async def set_state(
     Going into service needs an approved mask set or a signed statement (409 otherwise)."""
     await ensure_commissionable(b, camera_id, body.state)
     await audit(principal, "config.camera.state", f"camera:{camera_id}", details={"state": body.state})
-    async with ingest_errors():
+    async with service_errors("ingest"):
         camera = await b.ingest.SetCameraState(
             ingest_pb2.SetCameraStateRequest(camera_id=camera_id, state=body.state, actor=principal.username),
             timeout=RPC_TIMEOUT_S,
@@ -454,7 +426,7 @@ async def _reader(request: Request) -> Principal:
 async def list_authorisations(principal: Principal = Depends(_reader), b: Backends = Depends(backends)) -> list:
     """Every prefectoral authorisation with its status (valid, expiring, expired, not_yet_valid)."""
     confidential = principal.may("config")
-    async with ingest_errors():
+    async with service_errors("ingest"):
         answer = await b.ingest.ListAuthorisations(
             ingest_pb2.ListAuthorisationsRequest(include_confidential=confidential), timeout=RPC_TIMEOUT_S
         )
@@ -466,7 +438,7 @@ async def get_authorisation(
     reference: str, principal: Principal = Depends(_reader), b: Backends = Depends(backends)
 ) -> AuthorisationOut:
     confidential = principal.may("config")
-    async with ingest_errors():
+    async with service_errors("ingest"):
         answer = await b.ingest.GetAuthorisation(
             ingest_pb2.GetAuthorisationRequest(reference=reference, include_confidential=confidential),
             timeout=RPC_TIMEOUT_S,
@@ -494,7 +466,7 @@ async def put_authorisation(
         recipients=body.recipients,
         perimeter_geojson=json.dumps(body.perimeter),
     )
-    async with ingest_errors():
+    async with service_errors("ingest"):
         answer = await b.ingest.PutAuthorisation(
             ingest_pb2.PutAuthorisationRequest(authorisation=message, actor=principal.username),
             timeout=RPC_TIMEOUT_S,
@@ -507,7 +479,7 @@ async def delete_authorisation(
     reference: str, principal: Principal = Depends(require("config")), b: Backends = Depends(backends)
 ) -> Response:
     await audit(principal, "config.authorisation.delete", f"authorisation:{reference}")
-    async with ingest_errors():
+    async with service_errors("ingest"):
         await b.ingest.DeleteAuthorisation(
             ingest_pb2.DeleteRequest(id=reference, actor=principal.username), timeout=RPC_TIMEOUT_S
         )
@@ -521,7 +493,7 @@ async def delete_authorisation(
 async def leases(principal: Principal = Depends(require("config")), b: Backends = Depends(backends)) -> LeasesOut:
     """Which ingest replica holds which camera."""
     del principal
-    async with ingest_errors():
+    async with service_errors("ingest"):
         answer = await b.ingest.ListLeases(ingest_pb2.Empty(), timeout=RPC_TIMEOUT_S)
     return LeasesOut(
         replicas=list(answer.replicas),

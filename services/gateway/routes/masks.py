@@ -18,8 +18,6 @@ set or a signed statement that verifies with this deployment's key.
 
 import json
 import weakref
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Literal
 
 import grpc
@@ -31,19 +29,11 @@ from services.common import rpc
 from services.common.clock import from_us, to_us
 from services.common.pb.csu.v1 import ingest_pb2, masking_pb2, masking_pb2_grpc
 from services.common.pb.csu.v1.frame_pb2 import PtzPosition
-from services.gateway.backends import RPC_TIMEOUT_S, Backends, backends
+from services.gateway.backends import RPC_TIMEOUT_S, Backends, backends, service_errors
 from services.gateway.security import Principal, audit, authenticate, require
 
 router = APIRouter(prefix="/api/v1", tags=["privacy masks"])
 PREVIEW_TIMEOUT_S = 20.0
-_HTTP = {
-    grpc.StatusCode.NOT_FOUND: 404,
-    grpc.StatusCode.INVALID_ARGUMENT: 422,
-    grpc.StatusCode.OUT_OF_RANGE: 422,
-    grpc.StatusCode.FAILED_PRECONDITION: 409,
-    grpc.StatusCode.ALREADY_EXISTS: 409,
-    grpc.StatusCode.PERMISSION_DENIED: 403,
-}
 _stubs: "weakref.WeakKeyDictionary[Backends, masking_pb2_grpc.MaskingServiceStub]" = weakref.WeakKeyDictionary()
 
 
@@ -53,21 +43,6 @@ def masking(b: Backends) -> masking_pb2_grpc.MaskingServiceStub:
     if stub is None:
         stub = _stubs[b] = masking_pb2_grpc.MaskingServiceStub(rpc.channel(b.settings.masking_grpc))
     return stub
-
-
-@asynccontextmanager
-async def masking_errors() -> AsyncIterator[None]:
-    try:
-        yield
-    except grpc.aio.AioRpcError as exc:
-        code, detail = exc.code(), exc.details() or ""
-        if code in _HTTP:
-            raise HTTPException(_HTTP[code], detail or code.name.lower()) from exc
-        if code == grpc.StatusCode.UNAVAILABLE and detail and "connect" not in detail.lower():
-            raise HTTPException(503, detail) from exc
-        if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
-            raise HTTPException(503, "the masking service is unavailable; try again shortly") from exc
-        raise HTTPException(502, f"the masking service failed: {code.name}") from exc
 
 
 def _iso(us: int) -> str | None:
@@ -251,7 +226,7 @@ async def list_masks(
 ) -> list[MaskSetOut]:
     """Every version of the camera's mask set: drafts, the approved one, superseded and discarded ones."""
     del principal
-    async with masking_errors():
+    async with service_errors("masking"):
         answer = await masking(b).ListMaskSets(
             masking_pb2.ListMaskSetsRequest(camera_id=camera_id), timeout=RPC_TIMEOUT_S
         )
@@ -267,7 +242,7 @@ async def get_mask(
 ) -> MaskSetOut:
     """One version (a number, or "current" for the approved set)."""
     del principal
-    async with masking_errors():
+    async with service_errors("masking"):
         answer = await masking(b).GetMaskSet(
             masking_pb2.MaskSetRef(camera_id=camera_id, version=_version(version, allow_current=True)),
             timeout=RPC_TIMEOUT_S,
@@ -293,7 +268,7 @@ async def create_mask(
     """A new draft version; it applies to nothing until another mask administrator approves it."""
     await audit(principal, "mask.draft.create", f"camera:{camera_id}", details=body.model_dump(mode="json"))
     drawn_at, has = _drawn_at(body)
-    async with masking_errors():
+    async with service_errors("masking"):
         answer = await masking(b).CreateMaskSet(
             masking_pb2.CreateMaskSetRequest(
                 camera_id=camera_id, space=body.space, polygons=_polygons(body), comment=body.comment,
@@ -321,7 +296,7 @@ async def update_mask(
         details={"version": number} | body.model_dump(mode="json"),
     )
     drawn_at, has = _drawn_at(body)
-    async with masking_errors():
+    async with service_errors("masking"):
         answer = await masking(b).UpdateDraft(
             masking_pb2.UpdateDraftRequest(
                 camera_id=camera_id, version=number, space=body.space, polygons=_polygons(body),
@@ -342,7 +317,7 @@ async def discard_mask(
     """Discard a draft (kept, marked discarded, for the record)."""
     number = _version(version)
     await audit(principal, "mask.draft.discard", f"camera:{camera_id}", details={"version": number})
-    async with masking_errors():
+    async with service_errors("masking"):
         answer = await masking(b).DiscardDraft(
             masking_pb2.MaskSetRef(camera_id=camera_id, version=number, actor=principal.username),
             timeout=RPC_TIMEOUT_S,
@@ -360,7 +335,7 @@ async def approve_mask(
     """Approve a draft (four-eyes: not its author). It is burned into the stream from the next keyframe on."""
     number = _version(version)
     await audit(principal, "mask.approve", f"camera:{camera_id}", details={"version": number})
-    async with masking_errors():
+    async with service_errors("masking"):
         answer = await masking(b).ApproveMaskSet(
             masking_pb2.MaskSetRef(camera_id=camera_id, version=number, actor=principal.username),
             timeout=RPC_TIMEOUT_S,
@@ -372,7 +347,7 @@ async def approve_mask(
 
 
 async def commissioning(b: Backends, camera_id: str) -> masking_pb2.CommissioningStatus:
-    async with masking_errors():
+    async with service_errors("masking"):
         return await masking(b).GetCommissioningStatus(
             masking_pb2.CommissioningStatusRequest(camera_id=camera_id), timeout=RPC_TIMEOUT_S
         )
@@ -445,7 +420,7 @@ async def sign_statement(
         camera_id=camera_id, supervisor=principal.username, text=body.text, signed_us=signed_us, statement=data,
         signature=b.signer.sign(data), public_key_pem=b.signer.public_pem(),
     )  # fmt: skip
-    async with masking_errors():
+    async with service_errors("masking"):
         answer = await masking(b).RecordStatement(
             masking_pb2.RecordStatementRequest(
                 statement=statement, actor=principal.username, actor_role=principal.role
@@ -474,7 +449,7 @@ async def report_mask_error(
         principal, "mask.error.report", f"camera:{camera_id}",
         details={"description": body.description, "snapshot_ref": body.snapshot_ref},
     )  # fmt: skip
-    async with masking_errors():
+    async with service_errors("masking"):
         answer = await masking(b).ReportMaskError(
             masking_pb2.ReportMaskErrorRequest(
                 camera_id=camera_id, description=body.description, snapshot_ref=body.snapshot_ref,
@@ -493,7 +468,7 @@ async def list_mask_errors(
     b: Backends = Depends(backends),
 ) -> list[ReportOut]:
     del principal
-    async with masking_errors():
+    async with service_errors("masking"):
         answer = await masking(b).ListMaskErrors(
             masking_pb2.ListMaskErrorsRequest(camera_id=camera_id, status=status), timeout=RPC_TIMEOUT_S
         )
@@ -508,7 +483,7 @@ async def close_mask_error(
     principal: Principal = Depends(require("mask_admin", camera="camera_id")),
     b: Backends = Depends(backends),
 ) -> ReportOut:
-    async with masking_errors():
+    async with service_errors("masking"):
         reports = await masking(b).ListMaskErrors(
             masking_pb2.ListMaskErrorsRequest(camera_id=camera_id), timeout=RPC_TIMEOUT_S
         )
@@ -520,7 +495,7 @@ async def close_mask_error(
         f"camera:{camera_id}",
         details={"report": report_id, "resolution": body.resolution},
     )
-    async with masking_errors():
+    async with service_errors("masking"):
         answer = await masking(b).CloseMaskError(
             masking_pb2.CloseMaskErrorRequest(id=report_id, resolution=body.resolution, actor=principal.username),
             timeout=RPC_TIMEOUT_S,
@@ -543,7 +518,7 @@ async def preview(
     """A masked still (JPEG) for the mask editor: the latest keyframe, with the set applied now or a draft."""
     number = _version(version, allow_current=True)
     await audit(principal, "mask.preview", f"camera:{camera_id}", details={"version": version, "preset": preset})
-    async with masking_errors():
+    async with service_errors("masking"):
         image = await masking(b).Preview(
             masking_pb2.PreviewRequest(
                 camera_id=camera_id, version=number, preset=preset, max_width=max_width, actor=principal.username

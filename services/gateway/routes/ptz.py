@@ -14,8 +14,7 @@ from pydantic import BaseModel, Field
 
 from services.common.clock import from_us
 from services.common.pb.csu.v1 import ingest_pb2
-from services.gateway.backends import RPC_TIMEOUT_S, Backends, backends
-from services.gateway.routes.camera_admin import ingest_errors
+from services.gateway.backends import RPC_TIMEOUT_S, Backends, backends, service_errors
 from services.gateway.security import Principal, audit, require
 
 router = APIRouter(prefix="/api/v1/cameras/{camera_id}/ptz", tags=["ptz"])
@@ -134,7 +133,7 @@ async def _call(principal: Principal, b: Backends, camera_id: str, action: str, 
     if action:
         await audit(principal, action, target, details=details)
     try:
-        async with ingest_errors():
+        async with service_errors("ingest"):
             state = await getattr(b.ingest, method)(request, timeout=RPC_TIMEOUT_S)
     except HTTPException as exc:
         if action and exc.status_code in (403, 409):

@@ -15,8 +15,8 @@ from pydantic import BaseModel, Field
 
 from services.common.clock import from_us, to_us
 from services.common.pb.csu.v1 import masking_pb2
-from services.gateway.backends import RPC_TIMEOUT_S, Backends, backends
-from services.gateway.routes.masks import masking, masking_errors
+from services.gateway.backends import RPC_TIMEOUT_S, Backends, backends, service_errors
+from services.gateway.routes.masks import masking
 from services.gateway.security import Principal, audit, authenticate, require
 from services.gateway.timerange import parse_instant
 
@@ -126,7 +126,7 @@ async def create_redaction(
         principal, "redaction.create", f"camera:{camera_id}", justification=body.request_ref,
         details={"start": body.start, "end": body.end, "mode": body.mode, "effect": body.effect, "boxes": len(boxes)},
     )  # fmt: skip
-    async with masking_errors():
+    async with service_errors("masking"):
         job = await masking(b).CreateRedaction(
             masking_pb2.CreateRedactionRequest(
                 camera_id=camera_id, start_us=start_us, end_us=end_us, selection=boxes, mode=body.mode,
@@ -144,7 +144,7 @@ async def list_redactions(
     b: Backends = Depends(backends),
 ) -> list[RedactionOut]:
     del principal
-    async with masking_errors():
+    async with service_errors("masking"):
         answer = await masking(b).ListRedactions(
             masking_pb2.ListRedactionsRequest(camera_id=camera_id), timeout=RPC_TIMEOUT_S
         )
@@ -153,7 +153,7 @@ async def list_redactions(
 
 async def _job(job_id: str, principal: Principal, b: Backends) -> masking_pb2.RedactionJob:
     """The job, if the principal may see it: playback on its camera, or the citizen-requests right."""
-    async with masking_errors():
+    async with service_errors("masking"):
         job = await masking(b).GetRedaction(masking_pb2.RedactionRef(id=job_id), timeout=RPC_TIMEOUT_S)
     camera = await b.camera(job.camera_id)
     if not (principal.may("playback", camera.groups) or principal.may("citizen_requests")):
@@ -175,7 +175,7 @@ async def cancel_redaction(
 ) -> RedactionOut:
     job = await _job(job_id, principal, b)
     await audit(principal, "redaction.cancel", f"camera:{job.camera_id}", details={"job": job_id})
-    async with masking_errors():
+    async with service_errors("masking"):
         answer = await masking(b).CancelRedaction(
             masking_pb2.RedactionRef(id=job_id, actor=principal.username), timeout=RPC_TIMEOUT_S
         )
