@@ -171,17 +171,20 @@ def verify_chain(
     """
     trusted = Keyring.of(trusted_public_key) if trusted_public_key is not None else None
     with DbSession(engine) as s:
+        # The head first: the walk stops there, so entries the writer appends meanwhile (committed
+        # with a newer head) are neither half-read nor mistaken for a head pointing past the chain.
+        head = s.get(AuditHead, 1)
+        last = head.seq if head is not None else None
         checkpoints = {c.seq: c for c in s.execute(select(AuditCheckpoint)).scalars()}
         prev: str | None = None
         expected_seq: int | None = None
         count = 0
         after = 0
         while True:
-            rows = list(
-                s.execute(
-                    select(AuditEntry).where(AuditEntry.seq > after).order_by(AuditEntry.seq).limit(batch)
-                ).scalars()
-            )
+            query = select(AuditEntry).where(AuditEntry.seq > after)
+            if last is not None:
+                query = query.where(AuditEntry.seq <= last)
+            rows = list(s.execute(query.order_by(AuditEntry.seq).limit(batch)).scalars())
             if not rows:
                 break
             for entry in rows:
@@ -211,9 +214,8 @@ def verify_chain(
             after = rows[-1].seq
             if progress is not None:
                 progress(len(rows))
-        head = s.get(AuditHead, 1)
-        if head is not None and count and head.seq != expected_seq - 1:
-            return Verdict(False, count, head.seq, "the chain head points past the last entry")
+        if last is not None and count and last != expected_seq - 1:
+            return Verdict(False, count, last, "the chain head points past the last entry")
         return Verdict(True, count)
 
 
