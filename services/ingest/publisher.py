@@ -8,20 +8,16 @@ ticking and the next packet wakes it (one cross-thread signal per idle period, n
 Past `limit` pending packets (NATS away or too slow), new packets are dropped and counted: a camera
 loses frames rather than the process growing without bound.
 
-An envelope arrives as its serialized head and the packet's data (still the demuxer's buffer), and
-goes out as the NATS protocol's PUB line, head, data and CRLF handed to the socket as they are
-(scatter-gather): the video is never copied in user space. `Client.publish` would concatenate the
-whole message twice, and at 1080p those copies (with their allocations) cost more than the rest
-of publishing; so the batch goes into nats-py's outgoing buffer the way `Client._send_publish`
-puts it there, with the same checks. That buffer is nats-py's own (pinned in requirements.lock);
-should a release rename it, `_direct_writes` says so and every packet goes through `publish`.
+An envelope arrives as its serialized head and the packet's data (still the demuxer's buffer), so
+a worker never copies the video; the event loop joins the two once, when it publishes. Publishing
+goes through nats-py's public `Client.publish` only: its outgoing buffer and flusher are nats-py's
+business, and a faster path through its private fields would break silently with a release.
 """
 
 import asyncio
 import collections
 from collections.abc import Buffer, Callable
 
-from nats import errors
 from nats.aio.client import Client
 from prometheus_client import Counter
 
@@ -36,17 +32,9 @@ QUEUE_LIMIT = 5000
 # Every tick wakes the event loop and nats-py's flusher: at 32 cameras, 20 ms ticks cost the loop
 # ~9 µs less CPU per packet than 10 ms ones (bench/ingest.py), for at most 20 ms more latency.
 DRAIN_S = 0.02
-_CRLF = b"\r\n"
 
 # What a worker calls per packet: (envelope head, packet data); the envelope is head + data.
 Send = Callable[[bytes, Buffer], None]
-
-
-def _direct_writes(nc: Client) -> bool:
-    """True when nc has the outgoing buffer `Client._send_publish` fills (nats-py 2.x)."""
-    return all(
-        hasattr(nc, name) for name in ("_pending", "_pending_data_size", "_max_pending_size", "_flush_queue")
-    ) and callable(getattr(nc, "_flush_pending", None))
 
 
 class Publisher:
@@ -89,9 +77,6 @@ class Publisher:
         send(envelope.SerializeToString(), b"")
 
     async def run(self, nc: Client) -> None:
-        direct = _direct_writes(nc)
-        if not direct:
-            log.warning("nats-py without the expected outgoing buffer: publishing packet by packet (slower)")
         while True:
             await asyncio.sleep(DRAIN_S)
             if not self._pending:
@@ -102,12 +87,9 @@ class Publisher:
                 if not self._pending:
                     await self._wake.wait()
                 continue
-            if direct:
-                await self._write(nc)
-            else:
-                await self._publish_each(nc)
+            await self._publish_pending(nc)
 
-    async def _publish_each(self, nc: Client) -> None:
+    async def _publish_pending(self, nc: Client) -> None:
         while self._pending:
             subject, camera_id, head, data = self._pending.popleft()
             try:
@@ -115,48 +97,3 @@ class Publisher:
             except Exception as exc:  # noqa: BLE001 - a lost packet must not stop the others
                 DROPPED.labels(camera_id).inc()
                 log.warning("publish failed", camera=camera_id, error=str(exc))
-
-    async def _write(self, nc: Client) -> None:
-        """The pending packets into nats-py's outgoing buffer, as `Client._send_publish` would."""
-        parts: list[Buffer] = []
-        cameras: list[str] = []
-        size = payload = 0
-        max_payload = nc.max_payload
-        pending = self._pending
-        while pending:
-            subject, camera_id, head, data = pending.popleft()
-            length = len(head) + len(data)
-            if length > max_payload:
-                DROPPED.labels(camera_id).inc()
-                log.warning("publish failed", camera=camera_id, error=str(errors.MaxPayloadError()))
-                continue
-            line = f"PUB {subject} {length}\r\n".encode()
-            parts += (line, head, data, _CRLF)
-            cameras.append(camera_id)
-            size += len(line) + length + 2
-            payload += length
-        if not parts:
-            return
-        problem: Exception | None = None
-        if nc.is_closed:
-            problem = errors.ConnectionClosedError()
-        elif nc.is_draining_pubs:
-            problem = errors.ConnectionDrainingError()
-        elif not nc.is_connected and (nc._max_pending_size <= 0 or size + nc._pending_data_size > nc._max_pending_size):
-            # Reconnecting, and the buffer kept for after the reconnect is full (or disabled).
-            problem = errors.OutboundBufferLimitError()
-        if problem is not None:
-            for camera_id in cameras:
-                DROPPED.labels(camera_id).inc()
-            log.warning("publish failed", packets=len(cameras), error=str(problem) or type(problem).__name__)
-            return
-        nc.stats["out_msgs"] += len(cameras)
-        nc.stats["out_bytes"] += payload
-        nc._pending.extend(parts)
-        nc._pending_data_size += size
-        if nc._max_pending_size > 0 and nc._pending_data_size > nc._max_pending_size:
-            # The socket is not keeping up: wait for the flusher, as nats-py does, so the backlog
-            # stays in our bounded deque instead of growing in nats-py's buffer.
-            await nc._flush_pending(force_flush=True)
-        elif nc._flush_queue is not None and nc._flush_queue.empty():
-            await nc._flush_pending()
