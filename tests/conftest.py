@@ -51,7 +51,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
 def vtest_avi() -> Path:
     folder = testdata_dir()
     if folder is None:
-        pytest.skip("../shared/testdata/vtest.avi is not next to this clone (set CSU_TESTDATA_DIR to its folder)")
+        # A failure, not a skip: a run without the footage has not tested what it claims.
+        raise FileNotFoundError("../shared/testdata/vtest.avi is not next to this clone (set CSU_TESTDATA_DIR)")
     return folder / "vtest.avi"
 
 
