@@ -12,8 +12,11 @@ VENV := .venv
 PY := $(VENV)/bin/python
 UV_VERSION := 0.13.9
 # Debian packages the tests drive: the RTSP test camera (GStreamer's RTSP server on the system
-# Python) and the browser (Playwright drives Debian's Chromium; it downloads no browser of its own).
-TEST_DEBS := python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-good gstreamer1.0-plugins-bad chromium
+# Python) and the browsers (Playwright drives Debian's Chromium and Firefox ESR; it downloads no
+# browser of its own). Firefox decodes the live H.264 through the system's FFmpeg, libavcodec59
+# (bookworm's), which firefox-esr only recommends.
+TEST_DEBS := python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-good gstreamer1.0-plugins-bad chromium \
+	firefox-esr libavcodec59
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: help run test bench lint proto lock docs venv system-test-deps clean image test-oidc-provider
@@ -49,8 +52,8 @@ run: proto
 
 system-test-deps: venv
 	@if ! { $(PY) -c 'import sys; from tests.support.rtsp import rtsp_server_available as a; sys.exit(a() is not None)' \
-		&& [ -x /usr/bin/chromium ]; }; then \
-		echo "installing Debian packages for the RTSP test camera: $(TEST_DEBS)"; \
+		&& [ -x /usr/bin/chromium ] && [ -x /usr/bin/firefox-esr ] && compgen -G '/usr/lib/*/libavcodec.so.*' >/dev/null; }; then \
+		echo "installing Debian packages for the tests (RTSP test camera, browsers): $(TEST_DEBS)"; \
 		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(TEST_DEBS) >/dev/null; \
 	fi
 
