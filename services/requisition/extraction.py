@@ -10,12 +10,14 @@ The buffer copy's deadline is the end of the footage's own retention (the earlie
 if the signed requisition has not arrived by then, the deadline loop purges it (deadlines.py).
 
 An extraction is claimed in the database first (two operators cannot extract at once); if any
-step fails, everything copied so far is deleted and the request stays `requested`.
+step fails, everything copied so far is deleted and the request stays `requested`. While it runs,
+its progress is kept on the request row (`Progress`), so the console can show how far it has got.
 """
 
 import asyncio
 import hashlib
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,6 +40,8 @@ log = get_logger(__name__)
 ARCHIVE_TIMEOUT_S = 900.0
 # A claim older than this belongs to a crashed extraction and may be taken over.
 CLAIM_US = 3_600_000_000
+# Progress is written to the database at most this often (and at the end of every piece).
+PROGRESS_WRITE_S = 0.5
 
 
 @dataclass
@@ -85,6 +89,7 @@ def _claim(ctx: Context, request_id: str, actor: requisition_pb2.Actor) -> tuple
         if row.extracting_us is not None and now - row.extracting_us < CLAIM_US:
             raise Conflict(f"an extraction of request {row.number} is already running")
         row.extracting_us = now
+        row.extract_progress = 0.0
         s.add(row)
         s.commit()
         ranges = list(
@@ -98,6 +103,7 @@ def _release(ctx: Context, request_id: str) -> None:
         row = s.get(Requisition, request_id)
         if row is not None and row.extracting_us is not None:
             row.extracting_us = None
+            row.extract_progress = None
             s.add(row)
             s.commit()
 
@@ -122,7 +128,38 @@ def _archive_error(exc: grpc.aio.AioRpcError, piece: Piece) -> ServiceError:
     return Unavailable(f"the archive failed ({code.name}) on {where}")
 
 
-async def _extract_piece(ctx: Context, request_id: str, index: int, piece: Piece, actor: str, work: Path) -> None:
+class Progress:
+    """How far an extraction has got (0 to 1), kept on its request row for whoever is waiting.
+
+    Every piece weighs the same; within a piece, copying its segments is the first half and
+    receiving its clip (counted in bytes) the second. It never goes backwards.
+    """
+
+    def __init__(self, ctx: Context, request_id: str, pieces: int) -> None:
+        self._ctx, self._request_id, self._pieces = ctx, request_id, max(pieces, 1)
+        self._shown = 0.0
+        self._written_at = 0.0
+
+    async def at(self, piece: int, within: float, force: bool = False) -> None:
+        fraction = min((piece + min(max(within, 0.0), 1.0)) / self._pieces, 1.0)
+        now = time.monotonic()
+        if fraction <= self._shown or (not force and now - self._written_at < PROGRESS_WRITE_S):
+            return
+        self._shown, self._written_at = fraction, now
+        await asyncio.to_thread(self._write, round(fraction, 4))
+
+    def _write(self, fraction: float) -> None:
+        with session(self._ctx.engine) as s:
+            row = s.get(Requisition, self._request_id)
+            if row is not None and row.extracting_us is not None:
+                row.extract_progress = fraction
+                s.add(row)
+                s.commit()
+
+
+async def _extract_piece(
+    ctx: Context, request_id: str, index: int, piece: Piece, actor: str, work: Path, progress: Progress
+) -> None:
     try:
         answer = await ctx.archive.ExtractRange(
             archive_pb2.ExtractRangeRequest(
@@ -143,6 +180,7 @@ async def _extract_piece(ctx: Context, request_id: str, index: int, piece: Piece
     piece.segments = list(answer.segments)
     if not piece.segments:
         return
+    await progress.at(index, 0.5)
     call = ctx.archive.OpenClip(
         archive_pb2.ClipRequest(
             camera_id=piece.camera_id, start_us=piece.start_us, end_us=piece.end_us, stream="main", actor=actor
@@ -156,10 +194,13 @@ async def _extract_piece(ctx: Context, request_id: str, index: int, piece: Piece
         if first is grpc.aio.EOF or not first.HasField("info"):
             raise Unavailable("the archive sent no clip")
         info = first.info
+        received = 0
         with path.open("wb") as f:
             while (chunk := await call.read()) is not grpc.aio.EOF:
                 digest.update(chunk.data)
                 await asyncio.to_thread(f.write, chunk.data)
+                received += len(chunk.data)
+                await progress.at(index, 0.5 + 0.5 * received / max(info.size, 1))
     except grpc.aio.AioRpcError as exc:
         raise _archive_error(exc, piece) from exc
     size = path.stat().st_size
@@ -219,7 +260,7 @@ def _commit(
                         retention_end_us=extracted.retention_end_us,
                     )
                 )
-        row.extracting_us = None
+        row.extracting_us = row.extract_progress = None
         row.extracted_by, row.extracted_us = actor.username, now
         row.buffer_deadline_us = deadline
         transition = move(s, row, workflow.EXTRACTED, actor, now, f"buffer copy kept until {utc(deadline)}")
@@ -250,9 +291,11 @@ async def extract(ctx: Context, request_id: str, actor: requisition_pb2.Actor) -
     ctx.work_dir.mkdir(parents=True, exist_ok=True)
     try:
         await asyncio.to_thread(ctx.extractions.ensure_bucket)
+        progress = Progress(ctx, row.id, len(found))
         with tempfile.TemporaryDirectory(dir=ctx.work_dir) as tmp:
             for i, piece in enumerate(found):
-                await _extract_piece(ctx, row.id, i, piece, actor.username, Path(tmp))
+                await _extract_piece(ctx, row.id, i, piece, actor.username, Path(tmp), progress)
+                await progress.at(i + 1, 0.0, force=True)
         if all(p.empty for p in found):
             raise NotFound(f"nothing was recorded in any range of request {row.number}: nothing to extract")
         result = await asyncio.to_thread(_commit, ctx, row.id, actor, found)

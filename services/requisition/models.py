@@ -38,6 +38,8 @@ class Requisition(SQLModel, table=True):
     footage_deadline_us: int = Field(sa_column=_us())
     # Set while an extraction runs (a claim, so two operators cannot extract at once).
     extracting_us: int | None = Field(default=None, sa_column=_us(True))
+    # How far that extraction has got, 0 to 1 (None when none runs): see extraction.Progress.
+    extract_progress: float | None = Field(default=None)
     extracted_by: str = Field(default="", max_length=200)
     extracted_us: int | None = Field(default=None, sa_column=_us(True))
     # The signed requisition.

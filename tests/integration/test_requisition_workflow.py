@@ -2,6 +2,7 @@
 time moved by a ManualClock: the buffer's deadline, the legal hold, the package and its verifier,
 the register's chain, and the archive's holds with their legal clamp."""
 
+import asyncio
 import io
 import json
 import zipfile
@@ -336,5 +337,31 @@ async def test_refusal_partner_isolation_and_statistics(tmp_path: Path, database
         assert {s.state: s.count for s in stats.requisition_states} == {"refused": 1}
         lead = {t.step: t for t in stats.lead_times}
         assert lead["requested->extracted"].count == 1 and lead["requested->delivered"].count == 0
+    finally:
+        await st.stop()
+
+
+async def test_extraction_reports_its_progress_while_it_runs(tmp_path: Path, database_url: str, s3) -> None:  # type: ignore[no-untyped-def]
+    # One-second pieces: the 7 s range is extracted in 7 steps, each reported as it ends.
+    st = await stack(tmp_path, database_url, s3, cameras={CAM: "Place d'Armes"}, max_query_range_hours=1 / 3600)
+    try:
+        await st.archive.record(CAM, T0_US, 12)
+        api = stub(st.target)
+        created = await api.CreateRequisition(new_request())
+        idle = await api.GetRequisition(requisition_pb2.RequisitionRef(id=created.id, actor=OPERATOR))
+        assert not idle.extracting and idle.extraction_progress == 0
+        running = asyncio.ensure_future(api.Extract(requisition_pb2.RequisitionRef(id=created.id, actor=OPERATOR)))
+        seen: list[float] = []
+        while not running.done():
+            now = await api.GetRequisition(requisition_pb2.RequisitionRef(id=created.id, actor=OPERATOR))
+            if now.extracting:
+                seen.append(now.extraction_progress)
+            await asyncio.sleep(0.005)
+        extracted = await running
+        assert extracted.state == "extracted" and len(extracted.parts) == 7
+        assert any(0 < p < 1 for p in seen), seen
+        assert seen == sorted(seen) and all(0 <= p <= 1 for p in seen), "progress never goes backwards"
+        done = await api.GetRequisition(requisition_pb2.RequisitionRef(id=created.id, actor=OPERATOR))
+        assert not done.extracting and done.extraction_progress == 0
     finally:
         await st.stop()

@@ -292,6 +292,8 @@ def requisition_out(r: requisition_pb2.Requisition) -> dict:
         "legal_hold": r.legal_hold,
         "extracted_by": r.extracted_by or None,
         "extracted": iso(r.extracted_us) if r.extracted_us else None,
+        # While an extraction runs: how far it has got, 0 to 1 (null otherwise).
+        "extraction_progress": round(r.extraction_progress, 3) if r.extracting else None,
         "parts": [
             {
                 "camera_id": p.camera_id,
@@ -547,6 +549,22 @@ async def get(
 ) -> dict:
     await audit(principal, "requisition.read", f"requisition:{request_id}")
     return requisition_out(await _get(b, request_id, principal))
+
+
+@router.get("/{request_id}/extraction")
+async def extraction_progress(
+    request_id: RequestId, principal: Principal = Depends(require_any("export")), b: Backends = Depends(backends)
+) -> dict:
+    """How far the running extraction has got, 0 to 1 (null when none runs).
+
+    Polled every second by the console while an extraction runs, so not audited: it shows neither
+    footage nor the case (the extraction itself is audited, and so is reading the request).
+    """
+    current = await _get(b, request_id, principal)
+    return {
+        "extracting": current.extracting,
+        "progress": round(current.extraction_progress, 3) if current.extracting else None,
+    }
 
 
 @router.post("/{request_id}/extract")

@@ -103,15 +103,30 @@ function stepper(state) {
   FINAL.includes(state) ? h("li", { class: "current final", text: t(`reqstate.${state}`) }) : null);
 }
 
-async function longAction(panel, label, action) {
-  // Extraction and packaging take a while: say so, with the time elapsed.
+async function longAction(panel, label, action, progress = null) {
+  // Extraction and packaging take a while: say so, with the time elapsed and, when the service
+  // reports it (`progress` resolves to 0..1 or null), how far it has got.
   const started = Date.now();
-  const note = h("p", { class: "busy", role: "status", id: "req-progress" }, h("progress"), ` ${label} `);
+  const bar = h("progress", { max: "100" });
+  const percent = h("span", { class: "percent", id: "req-progress-percent" });
+  const note = h("p", { class: "busy", role: "status", id: "req-progress" }, bar, ` ${label} `, percent, " ");
   const clock = h("span", { text: "0 s" });
   note.append(clock);
   panel.prepend(note);
   const timer = setInterval(() => { clock.textContent = duration((Date.now() - started) / 1000); }, 500);
-  try { return await action(); } finally { clearInterval(timer); note.remove(); }
+  let asking = false;
+  const poll = progress && setInterval(async () => {
+    if (asking) return;
+    asking = true;
+    try {
+      const fraction = await progress();
+      if (typeof fraction === "number") {
+        bar.value = Math.round(fraction * 100);
+        percent.textContent = `${Math.round(fraction * 100)} %`;
+      }
+    } catch { /* the action's own answer says what went wrong */ } finally { asking = false; }
+  }, 1000);
+  try { return await action(); } finally { clearInterval(timer); clearInterval(poll); note.remove(); }
 }
 
 async function mountDetail(root, id) {
@@ -124,23 +139,24 @@ async function mountDetail(root, id) {
     try { current = await api(base(id)); render(); error.show(""); } catch (err) { error.show(err.message); }
   }
 
-  async function run(label, action, long = false) {
+  async function run(label, action, long = false, progress = null) {
     error.show("");
     try {
-      const result = long ? await longAction(body, label, action) : await action();
+      const result = long ? await longAction(body, label, action, progress) : await action();
       if (result && result.id === id) { current = result; render(); } else await refresh();
       return true;
     } catch (err) { error.show(err.message); return false; }
   }
 
   const post = (path, payload) => api(`${base(id)}${path}`, { method: "POST", body: payload ?? {} });
+  const extractionProgress = async () => (await api(`${base(id)}/extraction`)).progress;
 
   function actions() {
     const r = current;
     const out = [];
     const staff = !session.me.partner;
     if (r.state === "requested" && session.may("export") && staff) {
-      out.push(h("button", { type: "button", class: "primary", id: "req-extract", text: t("req.extract"), onclick: () => run(t("req.extracting"), () => post("/extract"), true) }));
+      out.push(h("button", { type: "button", class: "primary", id: "req-extract", text: t("req.extract"), onclick: () => run(t("req.extracting"), () => post("/extract"), true, extractionProgress) }));
     }
     if (r.state === "extracted" && session.may("export")) out.push(uploadForm());
     if (r.state === "requisition_received" && session.may("sign")) out.push(approveForm());
