@@ -11,7 +11,8 @@
 - Registry writes on any replica are announced on `<prefix>.ingest.registry`; every replica then
   reloads (and also every REFRESH_S, in case an announcement was missed).
 - PTZ calls reach the holder of the camera: it subscribes to `<prefix>.ingest.ptz.<camera>` while
-  it holds a PTZ camera, and the other replicas forward requests there.
+  it holds a PTZ camera, and the other replicas forward requests there. Control sessions are kept
+  in the `<prefix>_ptz_sessions` KV bucket, so the next holder carries them on (ptz/sessions.py).
 - One replica at a time (lease "task.authorisations") raises authorisation warnings and expiries.
 
 Two clocks: `capture_clock` stamps packets (the system clock in production); `policy_clock`
@@ -44,6 +45,7 @@ from services.ingest.expiry import AuthorisationMonitor
 from services.ingest.health import StreamHealth
 from services.ingest.ptz.controller import PtzController, make_driver
 from services.ingest.ptz.driver import PtzError
+from services.ingest.ptz.sessions import SessionStore
 from services.ingest.publisher import Publisher
 from services.ingest.registry import AuthorisationRecord, CameraRecord, Registry, recording_refusal
 from services.ingest.sources import describe
@@ -136,6 +138,7 @@ class IngestNode:
         self._tasks: list[asyncio.Task[None]] = []
         self._ptz_subs: dict[str, object] = {}
         self._status_kv = None
+        self._ptz_sessions: SessionStore | None = None
         self._last_monitor = 0.0
         self._last_refresh = 0.0
         # Units change from the balancer and the periodic round, which interleave at awaits.
@@ -147,6 +150,7 @@ class IngestNode:
         await bus.ensure_events_stream(self.js, self.prefix)
         await self.leases.start()
         self._status_kv = await self._bucket(f"{self.prefix}_ingest_status")
+        self._ptz_sessions = SessionStore(await self._bucket(f"{self.prefix}_ptz_sessions"))
         await self.refresh()
         await self.nc.subscribe(self._registry_subject, cb=self._on_registry_change)
         self._tasks = [
@@ -260,9 +264,13 @@ class IngestNode:
             try:
                 unit.controller = PtzController(
                     record.id, record.ptz_driver, make_driver(record.ptz_driver, url), self.registry,
-                    self.settings, self.policy_clock,
+                    self.settings, self.policy_clock, self._ptz_sessions,
                 )  # fmt: skip
                 unit.controller.start()
+                try:
+                    await unit.controller.take_over()
+                except Exception as exc:  # noqa: BLE001 - NATS hiccup: the camera runs, its session starts afresh
+                    log.warning("PTZ session not taken over", camera=record.id, error=str(exc))
                 self._ptz_subs[record.id] = await self.nc.subscribe(
                     self.ptz_subject(record.id), cb=self._on_ptz_request
                 )

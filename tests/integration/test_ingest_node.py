@@ -262,3 +262,78 @@ async def test_ptz_through_another_replica_moves_the_view_and_every_packet_says_
     finally:
         for node, nc in nodes:
             await stop_node(node, nc)
+
+
+async def test_ptz_reservation_and_guard_tour_carry_on_in_the_next_replica_holding_the_camera(
+    site: Site, connection: nats.NATS
+) -> None:
+    camera_id = unique("ptz-")
+    add_camera(
+        site, camera_id, f"simptz://{camera_id}?width=352&height=288&fps=10", ptz_driver="simulated", width=352,
+        height=288,
+    )  # fmt: skip
+    packets: list[FramePacket] = []
+
+    async def on_packet(msg) -> None:  # type: ignore[no-untyped-def]
+        packets.append(FramePacket.FromString(msg.data))
+
+    await connection.subscribe(subjects.raw(site.settings.nats_prefix, camera_id), cb=on_packet)
+    nodes = {name: await start_node(site, name) for name in ("r1", "r2")}
+
+    async def holder_after(previous: IngestNode | None) -> IngestNode:
+        return await until(
+            lambda: next(
+                (n for n, _ in nodes.values() if n is not previous and n.controller(camera_id) is not None), None
+            ),
+            30,
+            "a replica holding the camera",
+        )
+
+    def state(node: IngestNode):  # type: ignore[no-untyped-def]
+        return ptz.call(node, "PtzGetState", ingest_pb2.PtzCameraRequest(camera_id=camera_id, actor=operator))
+
+    supervisor = ingest_pb2.PtzActor(user="chef", priority=80, role="supervisor")
+    operator = ingest_pb2.PtzActor(user="dupont", priority=50, role="operator")
+    police = ingest_pb2.PtzActor(user="agent-pn", priority=60, role="police_nationale")
+    try:
+        first = await holder_after(None)
+        await until(lambda: first.controller(camera_id).ptz_state() is not None, 20, "the PTZ driver connected")
+        await ptz.call(first, "PtzReserve", ingest_pb2.PtzReserveRequest(camera_id=camera_id, actor=supervisor,
+                                                                         duration_s=600))  # fmt: skip
+        # The holder goes away: the next one keeps the supervisor's reservation.
+        await stop_node(*nodes.pop(next(k for k, (n, _) in nodes.items() if n is first)))
+        second = await holder_after(first)
+        taken = await state(second)
+        assert taken.has_session and taken.session.holder == "chef" and taken.session.reserved
+        assert taken.session.time_left_s > 500
+        with pytest.raises(ptz.CallError) as busy:
+            await ptz.call(second, "PtzMove", ingest_pb2.PtzCommand(camera_id=camera_id, actor=operator, kind="home"))
+        assert busy.value.code.name == "ABORTED" and "reserved by chef (priority 80" in str(busy.value)
+        await ptz.call(second, "PtzRelease", ingest_pb2.PtzReleaseRequest(camera_id=camera_id, actor=supervisor))
+
+        # A guard tour running in the replica that goes away runs on in the next one.
+        for name, pan in (("nord", -0.6), ("sud", 0.6)):
+            await ptz.call(second, "PtzSetPreset", ingest_pb2.PtzPresetRequest(
+                camera_id=camera_id, actor=police, name=name, has_position=True,
+                position=ingest_pb2.PtzVector(pan=pan, tilt=0.0, zoom=0.1)))  # fmt: skip
+        steps = [ingest_pb2.PtzTourStep(preset="nord", dwell_s=1), ingest_pb2.PtzTourStep(preset="sud", dwell_s=1)]
+        ronde = ingest_pb2.PtzTour(name="ronde", steps=steps)
+        tour = ingest_pb2.PtzTourRequest(camera_id=camera_id, actor=police, tour=ronde)
+        await ptz.call(second, "PtzPutTour", tour)
+        await ptz.call(second, "PtzStartTour", tour)
+        await until(lambda: packets and packets[-1].ptz.pan < -0.59, 30, "the tour at its first preset")
+        nodes["r3"] = await start_node(site, "r3")
+        await stop_node(*nodes.pop(next(k for k, (n, _) in nodes.items() if n is second)))
+        third = await holder_after(second)
+        carried = await state(third)
+        assert carried.session.tour == "ronde" and carried.session.holder == "agent-pn"
+        handed_over = len(packets)
+        await until(lambda: any(p.ptz.pan > 0.59 for p in packets[handed_over:]), 40, "the tour reaching 'sud'")
+        await until(lambda: any(p.ptz.pan < -0.59 for p in packets[handed_over:]), 40, "the tour back at 'nord'")
+        # An operator steering takes over from the tour there, as anywhere (tours run at a low priority).
+        home = ingest_pb2.PtzCommand(camera_id=camera_id, actor=operator, kind="home")
+        moved = await ptz.call(third, "PtzMove", home)
+        assert moved.session.holder == "dupont" and not moved.session.tour
+    finally:
+        for node, nc in nodes.values():
+            await stop_node(node, nc)

@@ -118,6 +118,11 @@ class Arbiter:
         self._session = None
         return current
 
+    def restore(self, session: Session) -> None:
+        """Take over a session saved by the camera's previous holder (sessions.py); one that has
+        ended since is dropped by the next `session()`."""
+        self._session = session
+
     def end_tour(self, tour: str) -> None:
         """The tour stopped by itself (or was stopped): its session ends if it still holds one."""
         if self._session is not None and self._session.tour == tour:

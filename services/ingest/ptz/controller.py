@@ -10,6 +10,9 @@ camera and whichever driver it uses; going to one is an absolute move. A guard t
 presets in order, waiting for each move to finish and then dwelling, until it is stopped or a
 higher priority takes the camera. A continuous move stops by itself after CONTINUOUS_MAX_S without
 a new command, so a closed browser cannot leave a camera spinning.
+
+The control session is saved after every change (sessions.py) and taken over by the next replica
+to hold the camera, a running guard tour included, so a failover changes nobody's control.
 """
 
 import asyncio
@@ -24,6 +27,7 @@ from services.common.pb.csu.v1.frame_pb2 import PtzPosition
 from services.common.settings import Settings
 from services.ingest.ptz.arbitration import Arbiter, PtzBusy, PtzRefused
 from services.ingest.ptz.driver import PtzDriver, PtzError, PtzSnapshot, clamp_position
+from services.ingest.ptz.sessions import SessionStore
 from services.ingest.registry import Invalid, NotFound, Registry
 
 log = get_logger(__name__)
@@ -56,7 +60,14 @@ def make_driver(kind: str, url: str) -> PtzDriver:
 
 class PtzController:
     def __init__(
-        self, camera_id: str, kind: str, driver: PtzDriver, registry: Registry, settings: Settings, clock: Clock
+        self,
+        camera_id: str,
+        kind: str,
+        driver: PtzDriver,
+        registry: Registry,
+        settings: Settings,
+        clock: Clock,
+        sessions: SessionStore | None = None,
     ) -> None:
         self.camera_id = camera_id
         self.kind = kind
@@ -64,6 +75,7 @@ class PtzController:
         self._registry = registry
         self._settings = settings
         self.arbiter = Arbiter(camera_id, clock, settings.ptz_idle_timeout_s)
+        self._sessions = sessions
         self.snapshot: PtzSnapshot | None = None
         self.problem = "connecting to the PTZ driver"
         self._connected = False
@@ -73,13 +85,45 @@ class PtzController:
         self._auto_stop: asyncio.Task[None] | None = None
         self._tour: asyncio.Task[None] | None = None
         self._tour_name = ""
+        self._closing = False
 
     # -- life --------------------------------------------------------------------------------
 
     def start(self) -> None:
         self._poller = asyncio.create_task(self._poll())
 
+    async def take_over(self) -> None:
+        """Carry on the session the camera's previous holder saved, and its guard tour if one ran."""
+        if self._sessions is None:
+            return
+        saved = await self._sessions.load(self.camera_id)
+        if saved is None:
+            return
+        async with self._lock:
+            self.arbiter.restore(saved)
+            session = self.arbiter.session()
+            if session is None or not session.tour:
+                return
+            tours = await asyncio.to_thread(self._registry.tours, self.camera_id)
+            if session.tour not in tours:
+                self.arbiter.end_tour(session.tour)
+                return
+            self._tour_name = session.tour
+            self._tour = asyncio.create_task(self._run_tour(session.holder, session.tour, tours[session.tour]))
+        log.info("PTZ session taken over", camera=self.camera_id, holder=saved.holder, tour=saved.tour)
+
+    async def _save_session(self) -> None:
+        """After every change: a failure to save is logged, never refused (the command is done)."""
+        if self._sessions is None or self._closing:
+            return
+        try:
+            await self._sessions.save(self.camera_id, self.arbiter.session())
+        except Exception as exc:  # noqa: BLE001 - the next change writes again
+            log.warning("PTZ session not saved", camera=self.camera_id, error=str(exc))
+
     async def close(self) -> None:
+        # What the tasks end from here on is the handover, not the session: it stays saved for the next holder.
+        self._closing = True
         for task in (self._tour, self._auto_stop, self._poller):
             if task is not None:
                 task.cancel()
@@ -195,6 +239,7 @@ class PtzController:
                 await self._drive(self.driver.goto_home())
             elif target is not None:
                 await self._drive(self.driver.absolute_move(*target))
+            await self._save_session()
 
     def _cancel_auto_stop(self) -> None:
         if self._auto_stop is not None and self._auto_stop is not asyncio.current_task():
@@ -214,12 +259,14 @@ class PtzController:
         async with self._lock:
             self.arbiter.reserve(actor.user, actor.priority, duration_s)
             await self._stop_tour_task()
+            await self._save_session()
 
     async def release(self, actor: Actor, force: bool) -> None:
         async with self._lock:
             ended = self.arbiter.release(actor.user, force)
             if ended is not None and ended.tour:
                 await self._stop_tour_task()
+            await self._save_session()
 
     # -- presets and tours -------------------------------------------------------------------
 
@@ -265,6 +312,7 @@ class PtzController:
             self.arbiter.claim(actor.user, self._settings.ptz_tour_priority, tour=name)
             self._tour_name = name
             self._tour = asyncio.create_task(self._run_tour(actor.user, name, tours[name]))
+            await self._save_session()
 
     async def stop_tour(self, actor: Actor) -> None:
         async with self._lock:
@@ -274,6 +322,7 @@ class PtzController:
             if actor.priority < session.priority and actor.user != session.holder:
                 raise PtzBusy(self.arbiter.describe(session))
             await self._stop_tour_task()
+            await self._save_session()
 
     async def _stop_tour_task(self) -> None:
         task, name = self._tour, self._tour_name
@@ -292,6 +341,10 @@ class PtzController:
     async def _run_tour(self, user: str, name: str, steps: list[tuple[str, float]]) -> None:
         log.info("guard tour started", camera=self.camera_id, tour=name, by=user)
         try:
+            # A tour taken over from another replica starts before the driver has connected here.
+            deadline = time.monotonic() + ARRIVAL_TIMEOUT_S
+            while not self._connected and time.monotonic() < deadline:
+                await asyncio.sleep(FAST_POLL_S)
             while True:
                 for preset, dwell in steps:
                     if not self._tour_holds(user, name):
@@ -306,9 +359,10 @@ class PtzController:
         except PtzError as exc:
             log.warning("guard tour stopped by a PTZ failure", camera=self.camera_id, tour=name, reason=str(exc))
         finally:
-            if self._tour is asyncio.current_task():
+            if self._tour is asyncio.current_task() and not self._closing:
                 self._tour, self._tour_name = None, ""
                 self.arbiter.end_tour(name)
+                await self._save_session()
 
     async def _wait_arrival(self) -> None:
         deadline = time.monotonic() + ARRIVAL_TIMEOUT_S
