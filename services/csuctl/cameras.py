@@ -3,7 +3,9 @@
 Talks to IngestService (CSU_INGEST_GRPC) as `csuctl:<os user>`. Export and import are recorded in
 the audit trail first (JetStream, CSU_NATS_URL), like the gateway does: if the trail cannot be
 written, nothing is done. Import is all-or-nothing; errors come back with their line numbers and
-the command exits 1 (2 when ingest or the audit trail cannot be reached).
+the command exits 1 (2 when ingest or the audit trail cannot be reached). Rows asking for
+`in_service` pass the commissioning gate first, as through the gateway (services.common.
+commissioning: MaskingService at CSU_MASKING_GRPC, statements checked with CSU_SIGNING_KEY_FILE).
 """
 
 import asyncio
@@ -18,11 +20,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from services.common import audit, bus
+from services.common import audit, bus, commissioning, rpc
 from services.common.clock import SystemClock, from_us
-from services.common.pb.csu.v1 import ingest_pb2, ingest_pb2_grpc
+from services.common.pb.csu.v1 import ingest_pb2, ingest_pb2_grpc, masking_pb2_grpc
 from services.common.rpc import MAX_MESSAGE_BYTES
 from services.common.settings import Settings
+from services.common.signing import Signer, SigningKeyError
 
 app = typer.Typer(help="Cameras: list, CSV export/import, which ingest replica holds which.", no_args_is_help=True)
 console = Console()
@@ -142,33 +145,63 @@ def import_cameras(
 ) -> None:
     """Create or update cameras from CSV: all of them, or none with each line's errors."""
     data = source.read_bytes()
-    if not dry_run:
+    gated = _commissioning_refusals(data)
+    if not dry_run and not gated:
         _audit("config.cameras.import", {"file": str(source), "bytes": len(data)})
     channel, stub = _stub()
     with channel:
         try:
             answer = stub.ImportCameras(
-                ingest_pb2.CsvRequest(csv=data, actor=_actor(), dry_run=dry_run), timeout=TIMEOUT_S
+                ingest_pb2.CsvRequest(csv=data, actor=_actor(), dry_run=dry_run or bool(gated)), timeout=TIMEOUT_S
             )
         except grpc.RpcError as exc:
             raise _fail(exc) from exc
+    found = sorted([(e.line, e.message) for e in answer.errors] + gated)
     result = {
-        "created": answer.created,
-        "updated": answer.updated,
+        "created": 0 if gated else answer.created,
+        "updated": 0 if gated else answer.updated,
         "dry_run": dry_run,
-        "errors": [{"line": e.line, "message": e.message} for e in answer.errors],
+        "errors": [{"line": line, "message": message} for line, message in found],
     }
     if as_json:
         typer.echo(json.dumps(result, indent=2))
-    elif answer.errors:
-        for e in answer.errors:
-            errors.print(f"[red]line {e.line}:[/red] {e.message}")
-        errors.print(f"{len(answer.errors)} error(s): nothing was imported")
+    elif found:
+        for line, message in found:
+            errors.print(f"[red]line {line}:[/red] {message}")
+        errors.print(f"{len(found)} error(s): nothing was imported")
     else:
         verb = "would create" if dry_run else "created"
         console.print(f"{verb} {answer.created}, {'would update' if dry_run else 'updated'} {answer.updated}")
-    if answer.errors:
+    if found:
         raise typer.Exit(1)
+
+
+def _commissioning_refusals(data: bytes) -> list[tuple[int, str]]:
+    """The commissioning gate for the rows asking for in_service; exit 2 when it cannot say."""
+    if not commissioning.rows_into_service(data):
+        return []
+    settings = Settings()
+    try:
+        keyring = Signer.from_file(settings.signing_key_file).keyring()
+    except (SigningKeyError, OSError, ValueError) as exc:
+        errors.print(f"[red]cannot check the signed statements of cameras going into service:[/red] {exc}")
+        raise typer.Exit(2) from exc
+
+    async def check() -> list[tuple[int, str]]:
+        ingest, masking = rpc.channel(settings.ingest_grpc), rpc.channel(settings.masking_grpc)
+        try:
+            return await commissioning.csv_refusals(
+                ingest_pb2_grpc.IngestServiceStub(ingest), masking_pb2_grpc.MaskingServiceStub(masking), keyring, data
+            )
+        finally:
+            await ingest.close()
+            await masking.close()
+
+    try:
+        return asyncio.run(check())
+    except commissioning.GateUnavailable as exc:
+        errors.print(f"[red]commissioning gate:[/red] {exc}")
+        raise typer.Exit(2) from exc
 
 
 @app.command("leases")

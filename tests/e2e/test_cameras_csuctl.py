@@ -48,7 +48,7 @@ async def audit_events(platform: Platform) -> list[AuditEvent]:
 
 
 def test_export_import_and_leases(platform: Platform, tmp_path: Path) -> None:
-    platform.start(["ingest"])  # the two demo cameras, seeded
+    platform.start(["ingest", "masking"])  # the two demo cameras, seeded; masking answers the commissioning gate
     wait_for(lambda: json.loads(csuctl(platform, "leases", "--json").stdout)["leases"], 60, "leases taken")
 
     exported = csuctl(platform, "export", str(tmp_path / "cameras.csv"))
@@ -64,10 +64,16 @@ def test_export_import_and_leases(platform: Platform, tmp_path: Path) -> None:
     refused = csuctl(platform, "import", str(tmp_path / "bad.csv"))
     assert refused.returncode == 1, refused.stdout + refused.stderr
     assert "line 3:" in refused.stderr and "below the arrêté du 3 août 2007" in refused.stderr
-    assert "nothing was imported" in refused.stderr
+    # The new camera asks to go straight into service: the commissioning gate refuses it, as the
+    # gateway does (no approved mask set, no signed statement).
+    assert new.endswith(",in_service")
+    said = " ".join(refused.stderr.split())  # the terminal's line wrapping undone
+    assert "line 2: camera demo-9 cannot go into service: it has no approved privacy mask set" in said
+    assert "2 error(s): nothing was imported" in said
     listed = json.loads(csuctl(platform, "list", "--json").stdout)
     assert {c["id"] for c in listed} == {"demo-1", "demo-2"}
 
+    new = new.removesuffix("in_service") + "commissioning"
     (tmp_path / "good.csv").write_text("\n".join([lines[0], new, lines[2]]) + "\n")
     dry = csuctl(platform, "import", "--dry-run", "--json", str(tmp_path / "good.csv"))
     assert json.loads(dry.stdout) == {"created": 1, "updated": 1, "dry_run": True, "errors": []}
@@ -91,5 +97,6 @@ def test_export_import_and_leases(platform: Platform, tmp_path: Path) -> None:
     events = asyncio.run(audit_events(platform))
     actions = [(e.action, e.actor.startswith("csuctl:")) for e in events]
     assert ("config.cameras.export", True) in actions and ("config.cameras.import", True) in actions
-    # Audited before acting: the refused attempt and the import; a dry run changes nothing and is not.
-    assert actions.count(("config.cameras.import", True)) == 2
+    # Audited before acting: the import. A dry run, or an import the commissioning gate refused
+    # before ingest was asked, changes nothing and is not (as through the gateway).
+    assert actions.count(("config.cameras.import", True)) == 1

@@ -12,8 +12,6 @@ Errors from ingest keep their message: 404 unknown, 422 a rule broken, 409 a con
 position outside the authorised perimeter).
 """
 
-import csv
-import io
 import json
 from datetime import UTC, date, datetime, time
 from typing import Any, Literal
@@ -22,11 +20,12 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
+from services.common import commissioning as commissioning_gate
 from services.common.clock import from_us, to_us
 from services.common.pb.csu.v1 import ingest_pb2
 from services.gateway.backends import RPC_TIMEOUT_S, Backends, backends, service_errors
 from services.gateway.roles import CAMERA_ACTIONS
-from services.gateway.routes.masks import ensure_commissionable
+from services.gateway.routes.masks import ensure_commissionable, masking
 from services.gateway.security import Principal, audit, authenticate, require
 
 router = APIRouter(prefix="/api/v1", tags=["camera registry"])
@@ -322,23 +321,11 @@ async def import_cameras(
 
 
 async def _commissioning_errors(b: Backends, data: bytes) -> list[tuple[int, str]]:
-    """The commissioning gate for every CSV row that asks for in_service, as (line, message): an
-    import is not a way round the mask approval. Malformed CSV is left to ingest's line errors."""
+    """The commissioning gate for every CSV row that asks for in_service, as (line, message)."""
     try:
-        rows = list(csv.DictReader(io.StringIO(data.decode("utf-8-sig"))))
-    except (UnicodeDecodeError, csv.Error):
-        return []
-    errors = []
-    for line, row in enumerate(rows, start=2):
-        camera_id = (row.get("id") or "").strip()
-        if camera_id and (row.get("state") or "").strip() == "in_service":
-            try:
-                await ensure_commissionable(b, camera_id, "in_service")
-            except HTTPException as exc:
-                if exc.status_code != 409:
-                    raise
-                errors.append((line, str(exc.detail)))
-    return errors
+        return await commissioning_gate.csv_refusals(b.ingest, masking(b), b.signer.keyring(), data)
+    except commissioning_gate.GateUnavailable as exc:
+        raise HTTPException(503, str(exc)) from exc
 
 
 @router.get("/cameras/{camera_id}", response_model=CameraDetails)

@@ -20,14 +20,14 @@ import json
 import weakref
 from typing import Literal
 
-import grpc
 from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
+from services.common import commissioning as commissioning_gate
 from services.common import rpc
 from services.common.clock import from_us, to_us
-from services.common.pb.csu.v1 import ingest_pb2, masking_pb2, masking_pb2_grpc
+from services.common.pb.csu.v1 import masking_pb2, masking_pb2_grpc
 from services.common.pb.csu.v1.frame_pb2 import PtzPosition
 from services.gateway.backends import RPC_TIMEOUT_S, Backends, backends, service_errors
 from services.gateway.security import Principal, audit, authenticate, require
@@ -192,14 +192,8 @@ def _statement_out(s: masking_pb2.NoPrivateAreaStatement, b: Backends) -> Statem
         statement=bytes(s.statement).decode(errors="replace"),
         signature=s.signature,
         public_key_pem=s.public_key_pem,
-        verified=_verifies(s, b),
+        verified=commissioning_gate.statement_verifies(s, b.signer.keyring()),
     )
-
-
-def _verifies(s: masking_pb2.NoPrivateAreaStatement, b: Backends) -> bool:
-    """Signed by this deployment's key — the current one or one retired by a key rotation — over
-    exactly these bytes; the key stored with the statement counts only if the keyring has it."""
-    return b.signer.keyring().verify(bytes(s.statement), s.signature, public_key_pem=s.public_key_pem)
 
 
 def _polygons(body: MaskSetIn) -> list[masking_pb2.MaskPolygon]:
@@ -354,33 +348,14 @@ async def commissioning(b: Backends, camera_id: str) -> masking_pb2.Commissionin
 
 
 async def ensure_commissionable(b: Backends, camera_id: str, target_state: str = "in_service") -> None:
-    """Refuse (409) a camera's move from commissioning to in_service without an approved mask set
-    or a statement signed with this deployment's key; 503 when masking cannot say (fail closed).
-
-    Only the commissioning -> in_service transition is gated (a camera created directly in service
-    has no mask set yet and is refused as well); other transitions pass.
-    """
-    if target_state != "in_service":
-        return
+    """The commissioning gate (services.common.commissioning) as HTTP: 409 with the reason, 503 when
+    ingest or masking cannot say (fail closed)."""
     try:
-        camera = await b.ingest.GetCamera(ingest_pb2.GetCameraRequest(camera_id=camera_id), timeout=RPC_TIMEOUT_S)
-        current = camera.state
-    except grpc.aio.AioRpcError as exc:
-        if exc.code() != grpc.StatusCode.NOT_FOUND:
-            raise HTTPException(503, "the camera registry is unavailable; try again shortly") from exc
-        current = "commissioning"  # a camera being created
-    if current != "commissioning":
-        return
-    status = await commissioning(b, camera_id)
-    if status.approved_version:
-        return
-    if status.has_statement and _verifies(status.statement, b):
-        return
-    raise HTTPException(
-        409,
-        f"camera {camera_id} cannot go into service: it has no approved privacy mask set and no supervisor's "
-        "signed statement that no private area is in view",
-    )
+        reason = await commissioning_gate.refusal(b.ingest, masking(b), b.signer.keyring(), camera_id, target_state)
+    except commissioning_gate.GateUnavailable as exc:
+        raise HTTPException(503, str(exc)) from exc
+    if reason:
+        raise HTTPException(409, reason)
 
 
 @router.get("/cameras/{camera_id}/commissioning", response_model=CommissioningOut)
