@@ -16,7 +16,7 @@ from services.common import bus
 from services.common.pb.csu.v1 import archive_pb2
 from services.common.pb.csu.v1.events_pb2 import CameraStatusChanged
 from tests.support.archive import T0_US, ArchiveHarness, harness, s3_store
-from tests.support.servers import S3Server, unique
+from tests.support.servers import S3Server, nats_prefix
 
 S = 1_000_000
 
@@ -30,7 +30,7 @@ async def archive(tmp_path: Path, database_url: str, s3: S3Server) -> AsyncItera
 
 
 async def test_status_events_name_the_gaps(archive: ArchiveHarness, nats_url: str) -> None:
-    h, prefix = archive, unique("t")
+    h, prefix = archive, nats_prefix()
     nc = await nats.connect(nats_url)
     js = nc.jetstream()
     await bus.ensure_events_stream(js, prefix)

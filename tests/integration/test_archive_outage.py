@@ -23,13 +23,13 @@ from tests.support.archive import (
     record,
     s3_store,
 )
-from tests.support.servers import S3Server, unique
+from tests.support.servers import S3Server, nats_prefix
 
 
 @pytest.fixture
 async def events(nats_url: str) -> AsyncIterator[tuple[object, str]]:
     nc = await nats.connect(nats_url)
-    prefix = unique("t")
+    prefix = nats_prefix()
     js = nc.jetstream()
     await bus.ensure_events_stream(js, prefix)
     yield js, prefix

@@ -25,7 +25,7 @@ from services.ingest.node import IngestNode
 from services.ingest.ptz import service as ptz
 from services.ingest.registry import Registry
 from services.ingest.specs import CameraInput
-from tests.support.servers import unique
+from tests.support.servers import nats_prefix, unique
 
 PERIMETER = {
     "type": "Polygon",
@@ -49,7 +49,7 @@ def site(database_url: str, nats_url: str, tmp_path: Path) -> Site:
         database_url=database_url,
         data_dir=tmp_path,
         nats_url=nats_url,
-        nats_prefix=unique("t"),
+        nats_prefix=nats_prefix(),
         secrets_key_file=key,
         lease_ttl_s=4,
         reconnect_min_s=0.3,

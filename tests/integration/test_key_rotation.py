@@ -29,7 +29,7 @@ from services.gateway.backends import Backends
 from services.gateway.routes.masks import _verifies
 from services.requisition import register
 from services.requisition.models import RegisterEntry, RegisterHead
-from tests.support.servers import free_port, unique
+from tests.support.servers import free_port, nats_prefix
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -47,7 +47,7 @@ def engine(database_url: str):  # type: ignore[no-untyped-def]
 def env(tmp_path: Path, database_url: str, nats_url: str) -> dict[str, str]:
     Signer.generate(tmp_path / "keys" / "signing.pem")
     SecretBox.generate(tmp_path / "keys" / "secrets.key")
-    prefix = unique("t")
+    prefix = nats_prefix()
 
     async def stream() -> None:
         nc = await nats.connect(nats_url)

@@ -22,7 +22,7 @@ from services.masking.main import catalogue_masks
 from services.masking.node import MaskingNode
 from services.masking.store import MaskStore
 from tests.support.frames import T0_US, h264_packets
-from tests.support.servers import free_port, unique
+from tests.support.servers import free_port, nats_prefix
 
 CAMERAS = [f"cam-{n}" for n in range(4)]
 TAKEOVER_S = 15.0
@@ -34,7 +34,7 @@ def settings(database_url: str, nats_url: str, tmp_path: Path) -> Settings:
     square = [[0.25, 0.25], [0.75, 0.25], [0.75, 0.75], [0.25, 0.75]]
     cameras.write_text(json.dumps([{"id": c, "name": c, "source": "demo://plaza", "masks": [square]} for c in CAMERAS]))
     return Settings(  # type: ignore[call-arg]
-        database_url=database_url, data_dir=tmp_path, nats_url=nats_url, nats_prefix=unique("t"),
+        database_url=database_url, data_dir=tmp_path, nats_url=nats_url, nats_prefix=nats_prefix(),
         cameras_file=cameras, lease_ttl_s=4, x264_preset="ultrafast", x264_threads=1,
         ingest_grpc=f"127.0.0.1:{free_port()}",  # nobody there: the replicas use the catalogue
     )  # fmt: skip

@@ -39,7 +39,7 @@ from services.common.pb.csu.v1 import archive_pb2_grpc
 from services.common.pb.csu.v1.frame_pb2 import FramePacket
 from services.common.settings import Settings
 from tests.support.frames import h264_packets
-from tests.support.servers import S3Server, free_port, unique
+from tests.support.servers import S3Server, free_port, nats_prefix, unique
 
 # Tests record at T0 (the start of the previous UTC hour) and their ManualClock starts an hour later,
 # at the real present: objects' write times (what S3 lifecycle rules go by) and capture times agree.
@@ -187,7 +187,7 @@ def harness(
     engine = make_engine(database_url)
     spool = Spool(tmp_path / "spool", spool_max_bytes)
     retention = RetentionPolicy(retention_days)
-    recorder = Recorder(spool, store, engine, js, prefix or unique("t"), clock)
+    recorder = Recorder(spool, store, engine, js, prefix or nats_prefix(), clock)
     live = live or RecorderLive(recorder)
     api = ArchiveApi(
         engine,

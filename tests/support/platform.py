@@ -13,7 +13,7 @@ from services.common.secretbox import SecretBox
 from services.common.signing import Signer
 from services.launcher import ServiceProcess
 from tests.support.accounts import login
-from tests.support.servers import S3Server, free_port, unique
+from tests.support.servers import S3Server, free_port, nats_prefix, unique
 
 
 class Platform:
@@ -24,7 +24,7 @@ class Platform:
 
     def __init__(self, workdir: Path, nats_url: str, database_url: str, s3: S3Server | None) -> None:
         self.workdir = workdir
-        self.nats_prefix = unique("t")
+        self.nats_prefix = nats_prefix()
         self.bucket = unique("rec-")
         self.gateway_port = free_port()
         ports = {name: free_port() for name in ("ingest", "masking", "archive", "requisition")}

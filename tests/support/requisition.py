@@ -165,7 +165,7 @@ async def stack(
         secrets_key_file=secrets,
         archive_grpc=archive.target,
         masking_grpc=masking_target or f"127.0.0.1:{free_port()}",
-        nats_prefix=nats_prefix or unique("t"),
+        nats_prefix=nats_prefix or nats_prefix(),
         **overrides,
     )
     ctx = build_context(settings, clock)

