@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 
 from services.common import bus, db, subjects
 from services.common.clock import ManualClock, to_us
+from services.common.commissioning import statement_verifies
 from services.common.hashchain import link_hash
 from services.common.pb.csu.v1 import masking_pb2
 from services.common.pb.csu.v1.audit_pb2 import AuditEvent
@@ -26,7 +27,6 @@ from services.common.signing import Signer
 from services.csuctl.app import app
 from services.gateway import audit_log
 from services.gateway.backends import Backends
-from services.gateway.routes.masks import _verifies
 from services.requisition import register
 from services.requisition.models import RegisterEntry, RegisterHead
 from tests.support.servers import free_port, nats_prefix
@@ -188,7 +188,8 @@ def test_everything_signed_before_and_after_a_rotation_verifies(
             stolen_key = masking_pb2.NoPrivateAreaStatement()
             stolen_key.CopyFrom(forger_statement)
             stolen_key.public_key_pem = new.public_pem()  # claims the deployment's key
-            return [_verifies(s, b) for s in (old_statement, new_statement, forger_statement, stolen_key)]
+            keyring, statements = b.signer.keyring(), (old_statement, new_statement, forger_statement, stolen_key)
+            return [statement_verifies(s, keyring) for s in statements]
         finally:
             await b.close()
 
