@@ -36,6 +36,7 @@ from services.common.signing import Signer
 from services.requisition import deadlines
 from services.requisition.context import Context
 from services.requisition.main import build_context, prepare_stores, serve
+from tests.support import servers
 from tests.support.archive import START, ArchiveHarness, harness, s3_store
 from tests.support.servers import S3Server, free_port, unique
 
@@ -165,7 +166,7 @@ async def stack(
         secrets_key_file=secrets,
         archive_grpc=archive.target,
         masking_grpc=masking_target or f"127.0.0.1:{free_port()}",
-        nats_prefix=nats_prefix or nats_prefix(),
+        nats_prefix=nats_prefix or servers.nats_prefix(),
         **overrides,
     )
     ctx = build_context(settings, clock)
