@@ -20,6 +20,7 @@ from services.requisition import documents, fields, packaging, purge, receipt, r
 from services.requisition.context import Context
 from services.requisition.errors import Conflict, Denied, Invalid, NotFound
 from services.requisition.models import Document, RegisterEntry, Requisition, Transition
+from services.requisition.progress import Progress
 from services.requisition.requisitions import KIND, load, move, parts_of, ranges_of, transitions_of
 
 MEDIA = ("usb", "download")
@@ -37,7 +38,14 @@ def build_package(ctx: Context, request: requisition_pb2.BuildPackageRequest) ->
         ranges = ranges_of(s, row.id)
         parts = parts_of(s, row.id)
         transitions = transitions_of(s, KIND, row.id)
-    built = packaging.build(ctx, row, ranges, parts, transitions, now, actor.username, request.password)
+    progress = Progress(ctx.engine, row.id, "package_progress")
+    progress.report(0.0, force=True)
+    try:
+        built = packaging.build(
+            ctx, row, ranges, parts, transitions, now, actor.username, request.password, progress.report
+        )
+    finally:
+        progress.write(None)
     with session(ctx.engine) as s:
         row = load(s, request.id, actor, lock=True)
         if row.state != workflow.APPROVED:

@@ -11,13 +11,12 @@ if the signed requisition has not arrived by then, the deadline loop purges it (
 
 An extraction is claimed in the database first (two operators cannot extract at once); if any
 step fails, everything copied so far is deleted and the request stays `requested`. While it runs,
-its progress is kept on the request row (`Progress`), so the console can show how far it has got.
+its progress is kept on the request row (progress.py), so the console can show how far it has got.
 """
 
 import asyncio
 import hashlib
 import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,6 +32,7 @@ from services.requisition import register, workflow
 from services.requisition.context import Context
 from services.requisition.errors import Conflict, DataLoss, Denied, Invalid, NotFound, ServiceError, Unavailable
 from services.requisition.models import ExtractPart, ExtractSegment, RequestedRange, Requisition, Transition
+from services.requisition.progress import Progress
 from services.requisition.requisitions import load, move, summary
 from services.requisition.timefmt import utc
 
@@ -40,8 +40,6 @@ log = get_logger(__name__)
 ARCHIVE_TIMEOUT_S = 900.0
 # A claim older than this belongs to a crashed extraction and may be taken over.
 CLAIM_US = 3_600_000_000
-# Progress is written to the database at most this often (and at the end of every piece).
-PROGRESS_WRITE_S = 0.5
 
 
 @dataclass
@@ -128,37 +126,22 @@ def _archive_error(exc: grpc.aio.AioRpcError, piece: Piece) -> ServiceError:
     return Unavailable(f"the archive failed ({code.name}) on {where}")
 
 
-class Progress:
-    """How far an extraction has got (0 to 1), kept on its request row for whoever is waiting.
-
-    Every piece weighs the same; within a piece, copying its segments is the first half and
-    receiving its clip (counted in bytes) the second. It never goes backwards.
-    """
+class PieceProgress:
+    """An extraction's progress (progress.py): every piece weighs the same; within a piece, copying
+    its segments is the first half and receiving its clip (counted in bytes) the second."""
 
     def __init__(self, ctx: Context, request_id: str, pieces: int) -> None:
-        self._ctx, self._request_id, self._pieces = ctx, request_id, max(pieces, 1)
-        self._shown = 0.0
-        self._written_at = 0.0
+        self._progress = Progress(ctx.engine, request_id, "extract_progress")
+        self._pieces = max(pieces, 1)
 
     async def at(self, piece: int, within: float, force: bool = False) -> None:
-        fraction = min((piece + min(max(within, 0.0), 1.0)) / self._pieces, 1.0)
-        now = time.monotonic()
-        if fraction <= self._shown or (not force and now - self._written_at < PROGRESS_WRITE_S):
-            return
-        self._shown, self._written_at = fraction, now
-        await asyncio.to_thread(self._write, round(fraction, 4))
-
-    def _write(self, fraction: float) -> None:
-        with session(self._ctx.engine) as s:
-            row = s.get(Requisition, self._request_id)
-            if row is not None and row.extracting_us is not None:
-                row.extract_progress = fraction
-                s.add(row)
-                s.commit()
+        due = self._progress.due((piece + min(max(within, 0.0), 1.0)) / self._pieces, force)
+        if due is not None:
+            await asyncio.to_thread(self._progress.write, due)
 
 
 async def _extract_piece(
-    ctx: Context, request_id: str, index: int, piece: Piece, actor: str, work: Path, progress: Progress
+    ctx: Context, request_id: str, index: int, piece: Piece, actor: str, work: Path, progress: PieceProgress
 ) -> None:
     try:
         answer = await ctx.archive.ExtractRange(
@@ -291,7 +274,7 @@ async def extract(ctx: Context, request_id: str, actor: requisition_pb2.Actor) -
     ctx.work_dir.mkdir(parents=True, exist_ok=True)
     try:
         await asyncio.to_thread(ctx.extractions.ensure_bucket)
-        progress = Progress(ctx, row.id, len(found))
+        progress = PieceProgress(ctx, row.id, len(found))
         with tempfile.TemporaryDirectory(dir=ctx.work_dir) as tmp:
             for i, piece in enumerate(found):
                 await _extract_piece(ctx, row.id, i, piece, actor.username, Path(tmp), progress)

@@ -38,7 +38,7 @@ class Requisition(SQLModel, table=True):
     footage_deadline_us: int = Field(sa_column=_us())
     # Set while an extraction runs (a claim, so two operators cannot extract at once).
     extracting_us: int | None = Field(default=None, sa_column=_us(True))
-    # How far that extraction has got, 0 to 1 (None when none runs): see extraction.Progress.
+    # How far that extraction has got, 0 to 1 (None when none runs): see progress.py.
     extract_progress: float | None = Field(default=None)
     extracted_by: str = Field(default="", max_length=200)
     extracted_us: int | None = Field(default=None, sa_column=_us(True))
@@ -56,7 +56,8 @@ class Requisition(SQLModel, table=True):
     approved_us: int | None = Field(default=None, sa_column=_us(True))
     approval_comment: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
     approval_seq: int | None = Field(default=None, sa_column=_us(True))
-    # The export package (one at a time; rebuilding replaces it).
+    # The export package (one at a time; rebuilding replaces it), and how far a build has got.
+    package_progress: float | None = Field(default=None)
     package_id: str = Field(default="", max_length=32)
     package_key: str = Field(default="", max_length=300)
     package_filename: str = Field(default="", max_length=200)

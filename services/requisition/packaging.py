@@ -25,6 +25,7 @@ import shutil
 import tempfile
 import uuid
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -259,14 +260,27 @@ def build(
     created_us: int,
     actor: str,
     password: str,
+    progress: Callable[[float], None] = lambda fraction: None,
 ) -> Built:
-    """Build the folder and its zip, upload the zip to the exports bucket; returns what was built."""
+    """Build the folder and its zip, upload the zip to the exports bucket; returns what was built.
+
+    `progress` hears how far it has got, 0 to 1, counted in bytes: the clips go through six passes
+    (download, check, hash, zip, the zip's hash, upload) and everything else is small beside them.
+    """
     if password and len(password) < MIN_PASSWORD:
         raise Invalid(f"the package password must have at least {MIN_PASSWORD} characters")
     package_id = uuid.uuid4().hex
     folder_name = f"CSU-{row.number}"
     ctx.work_dir.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="package-", dir=ctx.work_dir))
+    total = 6 * max(sum(p.clip_bytes for p, _ in parts if not p.empty), 1)
+    done = 0
+
+    def advance(size: int) -> None:
+        nonlocal done
+        done += size
+        progress(done / total)
+
     try:
         folder = tmp / folder_name
         (folder / "video").mkdir(parents=True)
@@ -279,18 +293,25 @@ def build(
                 with path.open("wb") as f:
                     for chunk in ctx.extractions.iter_chunks(part.clip_key):
                         f.write(chunk)
+                        advance(len(chunk))
             except ObjectNotFound as exc:
                 raise DataLoss(f"the buffer copy of {part.camera_id} is missing: {exc}") from exc
             if _sha256_file(path) != part.clip_sha256:
                 raise DataLoss(f"the buffer copy of {part.camera_id} does not match its SHA-256: not delivered")
+            advance(path.stat().st_size)
         (folder / "public-key.pem").write_text(ctx.signer.public_pem())
         shutil.copyfile(csu_verify.__file__, folder / "csu-verify.py")
         (folder / "README.txt").write_text(readme(row, ctx.key_fingerprint, bool(password)), encoding="utf-8")
         listed = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
-        sums = "".join(f"{_sha256_file(folder / name)}  {name}\n" for name in listed)
+        digests = {}
+        for name in listed:
+            digests[name] = _sha256_file(folder / name)
+            advance((folder / name).stat().st_size)
+        sums = "".join(f"{digests[name]}  {name}\n" for name in listed)
         (folder / "SHA256SUMS.txt").write_text(sums, encoding="ascii")
-        listed = sorted([*listed, "SHA256SUMS.txt"])
-        files = [{"path": n, "sha256": _sha256_file(folder / n), "bytes": (folder / n).stat().st_size} for n in listed]
+        digests["SHA256SUMS.txt"] = _sha256_file(folder / "SHA256SUMS.txt")
+        listed = sorted(digests)
+        files = [{"path": n, "sha256": digests[n], "bytes": (folder / n).stat().st_size} for n in listed]
         document = manifest(ctx, row, ranges, parts, transitions, names, created_us, actor, package_id)
         document["files"] = files
         manifest_bytes = (json.dumps(document, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
@@ -298,11 +319,13 @@ def build(
         (folder / "manifest.sig").write_text(ctx.signer.sign(manifest_bytes) + "\n", encoding="ascii")
         zip_name = f"{folder_name}.zip"
         zip_path = tmp / zip_name
-        _zip(folder, zip_path, folder_name, password)
+        _zip(folder, zip_path, folder_name, password, advance)
         key = f"packages/{row.id}/{package_id}/{zip_name}"
         digest = _sha256_file(zip_path)
+        advance(zip_path.stat().st_size)
         ctx.exports.ensure_bucket()
         ctx.exports.put_file(key, zip_path, {"sha256": digest}, "application/zip")
+        advance(zip_path.stat().st_size)
         return Built(
             package_id=package_id,
             key=key,
@@ -324,7 +347,8 @@ def _signed_files(folder: Path) -> list[dict]:
     ]
 
 
-def _zip(folder: Path, target: Path, top: str, password: str) -> None:
+def _zip(folder: Path, target: Path, top: str, password: str, zipped: Callable[[int], None]) -> None:
+    """Zip the folder under `top`; `zipped` hears the size of every file once it is in."""
     paths = sorted(p for p in folder.rglob("*") if p.is_file())
     if password:
         with pyzipper.AESZipFile(target, "w", compression=pyzipper.ZIP_DEFLATED, encryption=pyzipper.WZ_AES) as z:
@@ -332,10 +356,12 @@ def _zip(folder: Path, target: Path, top: str, password: str) -> None:
             z.setencryption(pyzipper.WZ_AES, nbits=256)
             for path in paths:
                 z.write(path, f"{top}/{path.relative_to(folder).as_posix()}", compress_type=_method(path))
+                zipped(path.stat().st_size)
         return
     with zipfile.ZipFile(target, "w", allowZip64=True) as z:
         for path in paths:
             z.write(path, f"{top}/{path.relative_to(folder).as_posix()}", compress_type=_method(path))
+            zipped(path.stat().st_size)
 
 
 def _method(path: Path) -> int:

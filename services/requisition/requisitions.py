@@ -232,11 +232,13 @@ def to_message(s: Session, row: Requisition, key_fingerprint: str) -> requisitio
         legal_hold=row.state in workflow.LEGAL_HOLD,
         extracted_by=row.extracted_by,
         extracted_us=row.extracted_us or 0,
-        extracting=row.state == workflow.REQUESTED and row.extracting_us is not None,
-        extraction_progress=row.extract_progress or 0.0,
         purge_reason=row.purge_reason,
         purged_us=row.purged_us or 0,
     )
+    if row.state == workflow.REQUESTED and row.extracting_us is not None:
+        message.extraction_progress = row.extract_progress or 0.0
+    if row.package_progress is not None:
+        message.package_progress = row.package_progress
     for r in ranges_of(s, row.id):
         message.ranges.add(
             camera_id=r.camera_id,

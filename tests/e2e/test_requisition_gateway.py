@@ -201,10 +201,11 @@ def test_bad_input_wrong_transitions_and_expiry_of_an_unclaimed_buffer(env: Env)
     assert extracted.status_code == 200, extracted.text
     body = extracted.json()
     assert body["state"] == "extracted" and body["buffer_deadline"] and body["parts"][0]["segments"]
-    assert body["extraction_progress"] is None
-    # The progress the console polls while an extraction runs: none now; for exporters only.
-    assert supervisor.get(f"/api/v1/requisitions/{rid}/extraction").json() == {"extracting": False, "progress": None}
-    assert platform.client("operator").get(f"/api/v1/requisitions/{rid}/extraction").status_code == 403
+    assert body["extraction_progress"] is None and body["package_progress"] is None
+    # The progress the console polls while an extraction or a package build runs: none now; for exporters only.
+    idle = {"extraction_progress": None, "package_progress": None}
+    assert supervisor.get(f"/api/v1/requisitions/{rid}/progress").json() == idle
+    assert platform.client("operator").get(f"/api/v1/requisitions/{rid}/progress").status_code == 403
     refused(supervisor.post(f"/api/v1/requisitions/{rid}/extract"), 409, "cannot extract")
     assert len(env.keys(env.st.settings.bucket_extractions, f"req/{rid}/")) > 1
 

@@ -15,7 +15,7 @@ from sqlalchemy import text
 
 from services.common.clock import to_us
 from services.common.pb.csu.v1 import archive_pb2, requisition_pb2
-from services.requisition import csu_verify
+from services.requisition import csu_verify, progress
 from tests.support.archive import START, T0_US
 from tests.support.requisition import pdf_bytes, stack, stub
 
@@ -341,27 +341,47 @@ async def test_refusal_partner_isolation_and_statistics(tmp_path: Path, database
         await st.stop()
 
 
-async def test_extraction_reports_its_progress_while_it_runs(tmp_path: Path, database_url: str, s3) -> None:  # type: ignore[no-untyped-def]
-    # One-second pieces: the 7 s range is extracted in 7 steps, each reported as it ends.
+async def test_extraction_and_package_build_report_their_progress_while_they_run(  # type: ignore[no-untyped-def]
+    tmp_path: Path, database_url: str, s3, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Every step written (a few seconds of footage go by faster than the console's 0.5 s), and
+    # one-second pieces: the 7 s range is extracted in 7 steps.
+    monkeypatch.setattr(progress, "WRITE_S", 0.0)
     st = await stack(tmp_path, database_url, s3, cameras={CAM: "Place d'Armes"}, max_query_range_hours=1 / 3600)
     try:
         await st.archive.record(CAM, T0_US, 12)
         api = stub(st.target)
         created = await api.CreateRequisition(new_request())
-        idle = await api.GetRequisition(requisition_pb2.RequisitionRef(id=created.id, actor=OPERATOR))
-        assert not idle.extracting and idle.extraction_progress == 0
-        running = asyncio.ensure_future(api.Extract(requisition_pb2.RequisitionRef(id=created.id, actor=OPERATOR)))
-        seen: list[float] = []
-        while not running.done():
-            now = await api.GetRequisition(requisition_pb2.RequisitionRef(id=created.id, actor=OPERATOR))
-            if now.extracting:
-                seen.append(now.extraction_progress)
-            await asyncio.sleep(0.005)
-        extracted = await running
+        ref = requisition_pb2.RequisitionRef(id=created.id, actor=OPERATOR)
+        idle = await api.GetRequisition(ref)
+        assert not idle.HasField("extraction_progress") and not idle.HasField("package_progress")
+        extracted, seen = await watched(api, ref, api.Extract(ref), "extraction_progress")
         assert extracted.state == "extracted" and len(extracted.parts) == 7
         assert any(0 < p < 1 for p in seen), seen
         assert seen == sorted(seen) and all(0 <= p <= 1 for p in seen), "progress never goes backwards"
-        done = await api.GetRequisition(requisition_pb2.RequisitionRef(id=created.id, actor=OPERATOR))
-        assert not done.extracting and done.extraction_progress == 0
+        assert not (await api.GetRequisition(ref)).HasField("extraction_progress")
+
+        # The package build reports its own, by bytes through its passes over the clips.
+        await upload(api, created.id, pdf_bytes())
+        approve = requisition_pb2.ApproveRequest(id=created.id, actor=MANAGER, reauthenticated_us=to_us(st.clock.now()))
+        await api.Approve(approve)
+        build = requisition_pb2.BuildPackageRequest(id=created.id, actor=OPERATOR)
+        built, seen = await watched(api, ref, api.BuildPackage(build), "package_progress")
+        assert built.package.sha256
+        assert any(0 < p < 1 for p in seen), seen
+        assert seen == sorted(seen) and all(0 <= p <= 1 for p in seen), "progress never goes backwards"
+        assert not (await api.GetRequisition(ref)).HasField("package_progress")
     finally:
         await st.stop()
+
+
+async def watched(api, ref, call, field: str):  # type: ignore[no-untyped-def]
+    """Run the call while reading the request's `field` as fast as the service answers: (answer, values seen)."""
+    running = asyncio.ensure_future(call)
+    seen: list[float] = []
+    while not running.done():
+        now = await api.GetRequisition(ref)
+        if now.HasField(field):
+            seen.append(getattr(now, field))
+        await asyncio.sleep(0.005)
+    return await running, seen

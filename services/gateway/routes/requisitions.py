@@ -252,6 +252,14 @@ class FeedbackIn(BaseModel):
 # -- answers -------------------------------------------------------------------------------------------
 
 
+def progress_out(r: requisition_pb2.Requisition) -> dict:
+    """How far a running extraction and package build have got, 0 to 1 (null when none runs)."""
+    return {
+        name: round(getattr(r, name), 3) if r.HasField(name) else None
+        for name in ("extraction_progress", "package_progress")
+    }
+
+
 def requisition_out(r: requisition_pb2.Requisition) -> dict:
     out: dict = {
         "id": r.id,
@@ -292,8 +300,7 @@ def requisition_out(r: requisition_pb2.Requisition) -> dict:
         "legal_hold": r.legal_hold,
         "extracted_by": r.extracted_by or None,
         "extracted": iso(r.extracted_us) if r.extracted_us else None,
-        # While an extraction runs: how far it has got, 0 to 1 (null otherwise).
-        "extraction_progress": round(r.extraction_progress, 3) if r.extracting else None,
+        **progress_out(r),
         "parts": [
             {
                 "camera_id": p.camera_id,
@@ -551,20 +558,16 @@ async def get(
     return requisition_out(await _get(b, request_id, principal))
 
 
-@router.get("/{request_id}/extraction")
-async def extraction_progress(
+@router.get("/{request_id}/progress")
+async def progress(
     request_id: RequestId, principal: Principal = Depends(require_any("export")), b: Backends = Depends(backends)
 ) -> dict:
-    """How far the running extraction has got, 0 to 1 (null when none runs).
+    """How far the running extraction and package build have got, 0 to 1 (null when none runs).
 
-    Polled every second by the console while an extraction runs, so not audited: it shows neither
-    footage nor the case (the extraction itself is audited, and so is reading the request).
+    Polled every second by the console while it waits, so not audited: it shows neither footage
+    nor the case (the extraction and the build themselves are audited, and so is reading the request).
     """
-    current = await _get(b, request_id, principal)
-    return {
-        "extracting": current.extracting,
-        "progress": round(current.extraction_progress, 3) if current.extracting else None,
-    }
+    return progress_out(await _get(b, request_id, principal))
 
 
 @router.post("/{request_id}/extract")

@@ -149,14 +149,14 @@ async function mountDetail(root, id) {
   }
 
   const post = (path, payload) => api(`${base(id)}${path}`, { method: "POST", body: payload ?? {} });
-  const extractionProgress = async () => (await api(`${base(id)}/extraction`)).progress;
+  const progressOf = (work) => async () => (await api(`${base(id)}/progress`))[work];
 
   function actions() {
     const r = current;
     const out = [];
     const staff = !session.me.partner;
     if (r.state === "requested" && session.may("export") && staff) {
-      out.push(h("button", { type: "button", class: "primary", id: "req-extract", text: t("req.extract"), onclick: () => run(t("req.extracting"), () => post("/extract"), true, extractionProgress) }));
+      out.push(h("button", { type: "button", class: "primary", id: "req-extract", text: t("req.extract"), onclick: () => run(t("req.extracting"), () => post("/extract"), true, progressOf("extraction_progress")) }));
     }
     if (r.state === "extracted" && session.may("export")) out.push(uploadForm());
     if (r.state === "requisition_received" && session.may("sign")) out.push(approveForm());
@@ -165,7 +165,7 @@ async function mountDetail(root, id) {
       out.push(h("div", { class: "toolbar" }, password,
         h("button", { type: "button", class: "primary", id: "req-package", text: r.package ? t("req.rebuildPackage") : t("req.buildPackage"), onclick: () => {
           if (password.value && password.value.length < 12) { error.show(t("req.passwordShort")); return; }
-          run(t("req.packaging"), () => post("/package", { password: password.value }), true);
+          run(t("req.packaging"), () => post("/package", { password: password.value }), true, progressOf("package_progress"));
         } })));
       if (r.package?.available) out.push(packagePanel(), deliveryForm());
     }
