@@ -30,7 +30,7 @@ import httpx
 
 from bench.media import street_clip
 from bench.procstat import cpu_seconds
-from services.common.secretbox import SecretBox
+from bench.services import service_env
 from services.launcher import ServiceProcess, health_url
 
 FPS = Fraction(25)
@@ -45,6 +45,7 @@ FLAT_OUT_PASSES = 10
 BARE_DEMUX = """
 import os, sys, threading, time, av
 from bench.procstat import cpu_seconds
+from bench.services import service_env
 clip, cameras = sys.argv[1], int(sys.argv[2])
 fps, warmup, measure = (float(a) for a in sys.argv[3:6])
 stop = threading.Event()
@@ -136,18 +137,12 @@ def service(clip: Path, workdir: Path) -> tuple[float, float]:
             ]
         )
     )
-    key = workdir / "secrets.key"
-    SecretBox.generate(key)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CSU_") and k not in ("DATABASE_URL", "NATS_URL")}
-    env |= {
-        "CSU_DATA_DIR": str(workdir / "data"),
-        "CSU_NATS_URL": nats_url,
-        "CSU_NATS_PREFIX": f"benchingest{os.getpid()}",
-        "CSU_CAMERAS_FILE": str(cameras),
-        "CSU_SECRETS_KEY_FILE": str(key),
-        "CSU_INGEST_HTTP_PORT": "18191",
-        "CSU_INGEST_GRPC": "127.0.0.1:15061",
-    }
+    env = service_env(
+        workdir,
+        nats_url,
+        f"benchingest{os.getpid()}",
+        {"CSU_CAMERAS_FILE": str(cameras), "CSU_INGEST_HTTP_PORT": "18191", "CSU_INGEST_GRPC": "127.0.0.1:15061"},
+    )
     ingest = ServiceProcess("ingest", env, workdir / "logs" / "ingest.log", health_url("ingest", env))
     try:
         ingest.start()

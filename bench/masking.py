@@ -26,6 +26,7 @@ import numpy as np
 
 from bench.media import street_clip
 from bench.procstat import cpu_seconds
+from bench.services import service_env
 from services.common.pb.csu.v1.frame_pb2 import CodecParameters, FramePacket
 from services.common.settings import Settings
 from services.launcher import ServiceProcess, health_url
@@ -132,12 +133,10 @@ def service(packets: list[FramePacket], workdir: Path) -> dict[str, float]:
     prefix = f"benchm{os.getpid()}"
     cameras = workdir / "cameras.json"
     cameras.write_text(json.dumps([{"id": CAMERA, "name": "bench", "source": "demo://plaza", "masks": [MASK]}]))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CSU_") and k not in ("DATABASE_URL", "NATS_URL")}
-    env |= {
-        "CSU_DATA_DIR": str(workdir / "data"), "CSU_NATS_URL": nats_url, "CSU_NATS_PREFIX": prefix,
+    env = service_env(workdir, nats_url, prefix, {
         "CSU_CAMERAS_FILE": str(cameras), "CSU_MASKING_HTTP_PORT": "18192", "CSU_MASKING_GRPC": "127.0.0.1:15092",
         "CSU_INGEST_GRPC": "127.0.0.1:15091", "CSU_ARCHIVE_GRPC": "127.0.0.1:15093",
-    }  # fmt: skip
+    })  # fmt: skip
     masking = ServiceProcess("masking", env, workdir / "logs" / "masking.log", health_url("masking", env))
 
     async def feed(seconds: float) -> None:

@@ -21,6 +21,7 @@ import numpy as np
 
 from bench.media import street_clip
 from bench.procstat import cpu_seconds
+from bench.services import service_env
 from services.common.settings import Settings
 from services.launcher import ServiceProcess, health_url
 
@@ -80,18 +81,19 @@ def pipeline(clip: Path, workdir: Path) -> dict[str, float]:
         nats_url = f"nats://{nats.auth_token}@127.0.0.1:{nats.port}"
     cameras = workdir / "cameras.json"
     cameras.write_text(json.dumps([{"id": CAMERA, "name": "bench", "source": str(clip), "masks": [MASK]}]))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CSU_") and k not in ("DATABASE_URL", "NATS_URL")}
-    env |= {
-        "CSU_DATA_DIR": str(workdir / "data"),
-        "CSU_NATS_URL": nats_url,
-        "CSU_NATS_PREFIX": f"bench{os.getpid()}",
-        "CSU_CAMERAS_FILE": str(cameras),
-        "CSU_INGEST_HTTP_PORT": "18181",
-        "CSU_MASKING_HTTP_PORT": "18182",
-        "CSU_ARCHIVE_HTTP_PORT": "18183",
-        "CSU_INGEST_GRPC": "127.0.0.1:15051",
-        "CSU_ARCHIVE_GRPC": "127.0.0.1:15053",
-    }
+    env = service_env(
+        workdir,
+        nats_url,
+        f"bench{os.getpid()}",
+        {
+            "CSU_CAMERAS_FILE": str(cameras),
+            "CSU_INGEST_HTTP_PORT": "18181",
+            "CSU_MASKING_HTTP_PORT": "18182",
+            "CSU_ARCHIVE_HTTP_PORT": "18183",
+            "CSU_INGEST_GRPC": "127.0.0.1:15051",
+            "CSU_ARCHIVE_GRPC": "127.0.0.1:15053",
+        },
+    )
     names = ("ingest", "masking", "archive")
     services = {n: ServiceProcess(n, env, workdir / "logs" / f"{n}.log", health_url(n, env)) for n in names}
     try:
