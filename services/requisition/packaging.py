@@ -264,8 +264,8 @@ def build(
 ) -> Built:
     """Build the folder and its zip, upload the zip to the exports bucket; returns what was built.
 
-    `progress` hears how far it has got, 0 to 1, counted in bytes: the clips go through six passes
-    (download, check, hash, zip, the zip's hash, upload) and everything else is small beside them.
+    `progress` hears how far it has got, 0 to 1, counted in bytes: the clips go through four passes
+    (download, hashed on the way; zip; the zip's hash; upload) and everything else is small beside them.
     """
     if password and len(password) < MIN_PASSWORD:
         raise Invalid(f"the package password must have at least {MIN_PASSWORD} characters")
@@ -273,7 +273,7 @@ def build(
     folder_name = f"CSU-{row.number}"
     ctx.work_dir.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="package-", dir=ctx.work_dir))
-    total = 6 * max(sum(p.clip_bytes for p, _ in parts if not p.empty), 1)
+    total = 4 * max(sum(p.clip_bytes for p, _ in parts if not p.empty), 1)
     done = 0
 
     def advance(size: int) -> None:
@@ -285,28 +285,30 @@ def build(
         folder = tmp / folder_name
         (folder / "video").mkdir(parents=True)
         names = _video_names([p for p, _ in parts])
+        digests: dict[str, str] = {}  # path in the folder -> SHA-256; the clips' hashed as they arrive
         for part, _segments in parts:
             if part.empty:
                 continue
             path = folder / names[part.position]
+            digest = hashlib.sha256()
             try:
                 with path.open("wb") as f:
                     for chunk in ctx.extractions.iter_chunks(part.clip_key):
                         f.write(chunk)
+                        digest.update(chunk)
                         advance(len(chunk))
             except ObjectNotFound as exc:
                 raise DataLoss(f"the buffer copy of {part.camera_id} is missing: {exc}") from exc
-            if _sha256_file(path) != part.clip_sha256:
+            if digest.hexdigest() != part.clip_sha256:
                 raise DataLoss(f"the buffer copy of {part.camera_id} does not match its SHA-256: not delivered")
-            advance(path.stat().st_size)
+            digests[names[part.position]] = digest.hexdigest()
         (folder / "public-key.pem").write_text(ctx.signer.public_pem())
         shutil.copyfile(csu_verify.__file__, folder / "csu-verify.py")
         (folder / "README.txt").write_text(readme(row, ctx.key_fingerprint, bool(password)), encoding="utf-8")
         listed = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
-        digests = {}
         for name in listed:
-            digests[name] = _sha256_file(folder / name)
-            advance((folder / name).stat().st_size)
+            if name not in digests:
+                digests[name] = _sha256_file(folder / name)
         sums = "".join(f"{digests[name]}  {name}\n" for name in listed)
         (folder / "SHA256SUMS.txt").write_text(sums, encoding="ascii")
         digests["SHA256SUMS.txt"] = _sha256_file(folder / "SHA256SUMS.txt")
