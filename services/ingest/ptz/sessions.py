@@ -31,6 +31,8 @@ class SessionStore:
 
     async def load(self, camera_id: str) -> Session | None:
         """The camera's last saved session (it may have ended since: the arbiter checks)."""
+        # What was last written here may be stale: another replica held the camera since.
+        self._written[camera_id] = session = None
         try:
             entry = await self._kv.get(camera_id)
         except KeyNotFoundError:
