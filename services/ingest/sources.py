@@ -90,13 +90,19 @@ def open_source(url: str, transport: str, open_timeout: float, read_timeout: flo
         # Probe at most PROBE_S of a live stream: enough to learn an RTSP/HTTP camera's codec (its
         # SDP or first frames carry it), and it bounds how early the first packets may date from.
         options["analyzeduration"] = str(int(PROBE_S * 1_000_000))
-        return AvSource(url, options, (open_timeout, read_timeout), live=True)
+        # The watchdog on reads is FFmpeg's own socket timeout (RTSP's, or TCP's under HTTP), in µs.
+        # PyAV's read timeout would do the same from an interrupt callback that FFmpeg calls on every
+        # socket read and that takes the GIL each time: with 32 camera threads that callback cost
+        # four times the demuxing itself (bench/ingest.py). PyAV keeps the open timeout only.
+        options["timeout"] = str(int(read_timeout * 1_000_000))
+        return AvSource(url, options, open_timeout, read_timeout, live=True)
     path = Path(url[len("file://") :] if scheme == "file" else url)
     if scheme not in ("", "file"):
         raise SourceError(f"unsupported source {describe(url)!r}")
     if not path.is_file():
         raise SourceError(f"no such file {describe(url)!r}")
-    return AvSource(str(path), {}, (open_timeout, read_timeout), live=False)
+    # A local file does not stall: no read timeout.
+    return AvSource(str(path), {}, open_timeout, read_timeout, live=False)
 
 
 def describe(url: str) -> str:
@@ -116,13 +122,15 @@ def describe(url: str) -> str:
 
 
 class AvSource:
-    def __init__(self, url: str, options: dict[str, str], timeout: tuple[float, float], live: bool) -> None:
+    def __init__(self, url: str, options: dict[str, str], open_timeout: float, read_timeout: float, live: bool) -> None:
+        """`read_timeout` is the watchdog's limit for a live source without video; `options` enforce
+        it on reads (PyAV's timeout covers the open only: see open_source)."""
         self._url = url
-        self._read_timeout = timeout[1]
+        self._read_timeout = read_timeout
         try:
-            self._container = av.open(url, options=options, timeout=timeout)
+            self._container = av.open(url, options=options, timeout=(open_timeout, None))
         except av.error.FFmpegError as exc:
-            raise SourceError(f"cannot open {describe(url)}: {_reason(exc, timeout[0])}") from exc
+            raise SourceError(f"cannot open {describe(url)}: {_reason(exc, open_timeout)}") from exc
         if not self._container.streams.video:
             self._container.close()
             raise SourceError(f"{describe(url)} has no video stream")

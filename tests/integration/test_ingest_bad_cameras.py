@@ -2,7 +2,8 @@
 
 Each failure shows as the stream's reason; the worker thread survives and keeps retrying. The
 frozen camera is GStreamer's RTSP server stopped with SIGSTOP: its sockets stay open, so only the
-read timeout (the watchdog) can notice, and the stream comes back by itself once it thaws.
+read timeout (the watchdog) can notice, and the stream comes back by itself once it thaws. The
+stalled HTTP camera does the same over HTTP: it stops sending mid-stream and keeps the connection.
 """
 
 import itertools
@@ -12,6 +13,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -20,6 +22,7 @@ from services.common.pb.csu.v1.frame_pb2 import FramePacket
 from services.common.settings import Settings
 from services.ingest.health import StreamHealth
 from services.ingest.worker import StreamWorker
+from tests.support.frames import scene
 from tests.support.platform import wait_for
 from tests.support.rtsp import RtspCamera, rtsp_server_available
 from tests.support.servers import free_port
@@ -67,6 +70,25 @@ class _HttpGarbage(socketserver.BaseRequestHandler):
             pass
 
 
+class _HttpStalling(socketserver.BaseRequestHandler):
+    """An HTTP MJPEG camera that sends 30 images at 10 fps, then nothing, with the connection open."""
+
+    released = threading.Event()
+
+    def handle(self) -> None:
+        self.request.recv(4096)
+        self.request.sendall(b"HTTP/1.0 200 OK\r\nContent-Type: multipart/x-mixed-replace; boundary=frame\r\n\r\n")
+        try:
+            for i in range(30):
+                jpeg = cv2.imencode(".jpg", scene(i, 352, 288))[1].tobytes()
+                head = f"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n\r\n".encode()
+                self.request.sendall(head + jpeg + b"\r\n")
+                time.sleep(0.1)
+        except OSError:
+            return
+        self.released.wait(120)
+
+
 def _serve(handler: type[socketserver.BaseRequestHandler]) -> Iterator[int]:
     server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
@@ -81,6 +103,15 @@ def _serve(handler: type[socketserver.BaseRequestHandler]) -> Iterator[int]:
 @pytest.fixture
 def rtsp_401() -> Iterator[int]:
     yield from _serve(_Rtsp401)
+
+
+@pytest.fixture
+def http_stalling() -> Iterator[int]:
+    _HttpStalling.released.clear()
+    try:
+        yield from _serve(_HttpStalling)
+    finally:
+        _HttpStalling.released.set()
 
 
 @pytest.fixture
@@ -154,3 +185,15 @@ def test_a_frozen_camera_trips_the_watchdog_and_comes_back(vtest_h264: Path) -> 
             worker.stop()
             camera.thaw()
         worker.join(15)
+
+
+def test_a_stalled_http_camera_trips_the_watchdog(http_stalling: int) -> None:
+    worker, health, packets = _worker(f"http://127.0.0.1:{http_stalling}/video.mjpg", source_read_timeout_s=3.0)
+    try:
+        wait_for(lambda: len(packets) > 10, 30, "images from the camera")
+        reason = wait_for(lambda: _failure(health), 30, "the watchdog to cut the stalled stream")
+        assert "watchdog" in reason, reason
+        assert worker.is_alive()
+    finally:
+        worker.stop()
+    worker.join(15)
