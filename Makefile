@@ -74,7 +74,7 @@ lint: venv
 test: proto system-test-deps test-oidc-provider lint
 	$(PY) -m pytest
 
-bench: proto
+bench: proto system-test-deps
 	$(PY) -m bench
 
 lock: venv
