@@ -17,7 +17,7 @@ as sensitive as the key file: a public key written there is trusted.
 
 Services load the private key once, at start: after a rotation, restart every service that signs or
 checks who signed (gateway, requisition, masking — masking accepts statements only from the key it
-loaded), e.g. `kubectl rollout restart deployment -l app.kubernetes.io/part-of=csu` or stopping
+loaded), e.g. `kubectl rollout restart deployment -l app.kubernetes.io/instance=<release>` or stopping
 and starting `make run`. Until then they keep signing with the old key, which the keyring still
 trusts. Verifying needs no restart: `Signer.keyring()` re-reads the files when they change.
 Export packages carry their own public key and are checked against the fingerprint published with

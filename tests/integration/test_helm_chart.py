@@ -32,6 +32,7 @@ from nats.js.api import StreamConfig
 from services.common import bus, subjects
 from services.common.leases import LeaseManager
 from services.common.settings import Settings
+from services.common.signing import Signer, rotate
 from tests.support.servers import free_port
 
 CHART = Path(__file__).resolve().parents[2] / "deploy" / "helm" / "csu"
@@ -331,8 +332,11 @@ def test_secrets_only_by_reference_and_mounted_as_files(release: Release) -> Non
                     assert variable["value"].startswith("/secrets/"), (component, variable)
             mounts = {m["name"]: m for m in container.get("volumeMounts", [])}
             for volume in pod.get("volumes", []):
-                if "secret" in volume:
-                    assert volume["secret"]["secretName"] in named
+                projected = [source.get("secret") for source in volume.get("projected", {}).get("sources", [])]
+                secret_names = [volume["secret"]["secretName"]] if "secret" in volume else []
+                secret_names += [source["name"] for source in projected if source]
+                if secret_names:
+                    assert set(secret_names) <= named, (component, volume)
                     assert mounts[volume["name"]]["mountPath"].startswith("/secrets/")
                     assert mounts[volume["name"]]["readOnly"] is True
             if component in SERVICES:
@@ -352,6 +356,61 @@ def test_secrets_only_by_reference_and_mounted_as_files(release: Release) -> Non
         for key, value in configmap["data"].items():
             assert "PASSWORD" not in key and "SECRET" not in key, key
             assert "://" not in value or "@" not in value.split("://", 1)[1], f"{key}: credentials in a ConfigMap"
+
+
+def materialize(volume: dict, configmaps: dict[str, dict], secrets: dict[str, dict[str, bytes]], root: Path) -> None:
+    """Write a projected volume's files under root, as the kubelet lays them out."""
+    for source in volume["projected"]["sources"]:
+        if "secret" in source:
+            data = secrets[source["secret"]["name"]]
+            items = {i["key"]: i["path"] for i in source["secret"]["items"]}
+        else:
+            data = {k: v.encode() for k, v in configmaps[source["configMap"]["name"]]["data"].items()}
+            items = {i["key"]: i["path"] for i in source["configMap"]["items"]}
+        for key, path in items.items():
+            (root / path).parent.mkdir(parents=True, exist_ok=True)
+            (root / path).write_bytes(data[key])
+
+
+def test_signatures_of_rotated_out_keys_stay_verifiable_in_the_pods(tmp_path: Path) -> None:
+    """A key rotated as `csuctl keys rotate` does: the new private key goes into the Secret, the old
+    public half into values, and the chart projects it into <key file>.retired/ next to the key,
+    where the services' keyring reads it (the keyring the register and audit checks use)."""
+    key_file = tmp_path / "ops" / "signing-key.pem"
+    key_file.parent.mkdir()
+    Signer.generate(key_file)
+    old = Signer.from_file(key_file)
+    signed_before = old.sign(b"register entry 1")
+    rotation = rotate(key_file)
+    retired = [rotation.retired_file.read_text()]
+    docs = render({"secrets": {"signingKey": {"existingSecret": "csu-signing-key", "retiredPublicKeys": retired}}})
+    configmaps = {d["metadata"]["name"]: d for d in docs if d["kind"] == "ConfigMap"}
+    secrets = {"csu-signing-key": {"signing-key.pem": key_file.read_bytes()}}
+    consumers = set()
+    for deployment in (d for d in docs if d["kind"] == "Deployment"):
+        pod = deployment["spec"]["template"]["spec"]
+        volumes = {v["name"]: v for v in pod["volumes"]}
+        if "signing-key" not in volumes:
+            continue
+        component = deployment["spec"]["template"]["metadata"]["labels"][COMPONENT]
+        consumers.add(component)
+        container = pod["containers"][0]
+        mount = next(m["mountPath"] for m in container["volumeMounts"] if m["name"] == "signing-key")
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        root = tmp_path / component
+        materialize(volumes["signing-key"], configmaps, secrets, root)
+        pod_key_file = root / Path(env["CSU_SIGNING_KEY_FILE"]).relative_to(mount)
+        keyring = Signer.from_file(pod_key_file).keyring()
+        assert keyring.verify(b"register entry 1", signed_before, key_fingerprint=old.fingerprint), component
+        assert Signer.from_file(pod_key_file).fingerprint == rotation.new_fingerprint
+    assert consumers == {"gateway", "requisition"}
+    # Without the retired key in values, the old signature is refused: the projection is what carries it.
+    docs = render({"secrets": {"signingKey": {"existingSecret": "csu-signing-key"}}})
+    gateway = next(d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"].endswith("-gateway"))
+    volume = next(v for v in gateway["spec"]["template"]["spec"]["volumes"] if v["name"] == "signing-key")
+    materialize(volume, {}, secrets, tmp_path / "unrotated")
+    keyring = Signer.from_file(tmp_path / "unrotated" / "signing-key.pem").keyring()
+    assert not keyring.verify(b"register entry 1", signed_before, key_fingerprint=old.fingerprint)
 
 
 # --- NetworkPolicies: the privacy boundary -----------------------------------------------------
@@ -714,6 +773,10 @@ async def test_a_real_nats_server_enforces_the_rendered_permissions(
     [
         ({**SIGNING, "retentionDays": 31}, "retentionDays"),
         ({**SIGNING, "retentionDays": 0}, "retentionDays"),
+        (
+            {"secrets": {"signingKey": {"existingSecret": "k", "retiredPublicKeys": ["-----BEGIN PRIVATE KEY-----"]}}},
+            "/secrets/signingKey/retiredPublicKeys/0",
+        ),
         ({}, "secrets.signingKey.existingSecret"),
         ({"secrets": {"signingKey": {"existingSecret": ""}}}, "secrets.signingKey.existingSecret"),
         ({"secrets": {"signingKey": {"existingSecret": None}}}, "existingSecret"),
@@ -759,6 +822,10 @@ def chart_without_schema(tmp_path_factory: pytest.TempPathFactory) -> Path:
     [
         ({**SIGNING, "retentionDays": 31}, "retentionDays=31 exceeds the legal maximum of 30 days"),
         ({}, "secrets.signingKey.existingSecret is required"),
+        (
+            {"secrets": {"signingKey": {"existingSecret": "k", "retiredPublicKeys": ["-----BEGIN PRIVATE KEY-----"]}}},
+            r"retiredPublicKeys\[0\] is not a public key",
+        ),
         ({**SIGNING, "services": {"masking": {"replicas": -1}}}, "services.masking.replicas=-1 must not be negative"),
     ],
 )

@@ -107,6 +107,11 @@ seccompProfile:
 {{- $_ := required "database.existingSecret is required: the name of an existing Secret holding the database URL" .Values.database.existingSecret -}}
 {{- $_ := required "objectStore.existingSecret is required: the name of an existing Secret holding the object store keys" .Values.objectStore.existingSecret -}}
 {{- $_ := required "nats.auth.existingSecret is required: the name of an existing Secret holding the services' NATS passwords" .Values.nats.auth.existingSecret -}}
+{{- range $i, $pem := .Values.secrets.signingKey.retiredPublicKeys -}}
+{{- if not (hasPrefix "-----BEGIN PUBLIC KEY-----" (trim $pem)) -}}
+{{- fail (printf "secrets.signingKey.retiredPublicKeys[%d] is not a public key (PEM \"-----BEGIN PUBLIC KEY-----\"): only the public half of a retired key belongs in values" $i) -}}
+{{- end -}}
+{{- end -}}
 {{- if .Values.federation.enabled -}}
 {{- $_ := required "federation.caSecret is required when federation.enabled is true: the name of an existing Secret holding the partners' CA certificate" .Values.federation.caSecret -}}
 {{- end -}}
@@ -189,16 +194,34 @@ seccompProfile:
 {{- end }}
 {{- end -}}
 
+{{/* The file name of a retired public key (argument: its PEM): stable across renders. */}}
+{{- define "csu.retiredKeyName" -}}
+{{- printf "%s.pub.pem" (sha256sum (trim .) | trunc 16) -}}
+{{- end -}}
+
 {{/* Secret files of a service: volumes (argument: dict root name). */}}
 {{- define "csu.secretVolumes" -}}
 {{- $v := .root.Values -}}
 {{- $name := .name -}}
 {{- if has $name $v.secrets.signingKey.consumers }}
+{{- $signing := $v.secrets.signingKey }}
+{{- /* The retired public keys sit next to the key file, in <key>.retired/, where the services'
+keyring looks for them (services/common/signing.py): one volume projecting both. */}}
 - name: signing-key
-  secret:
-    secretName: {{ $v.secrets.signingKey.existingSecret }}
+  projected:
     defaultMode: 0440
-    items: [{key: {{ $v.secrets.signingKey.key }}, path: {{ $v.secrets.signingKey.key }}}]
+    sources:
+      - secret:
+          name: {{ $signing.existingSecret }}
+          items: [{key: {{ $signing.key }}, path: {{ $signing.key }}}]
+      {{- with $signing.retiredPublicKeys }}
+      - configMap:
+          name: {{ include "csu.fullname" $.root }}-retired-signing-keys
+          items:
+            {{- range . }}
+            - {key: {{ include "csu.retiredKeyName" . }}, path: {{ printf "%s.retired/%s" $signing.key (include "csu.retiredKeyName" .) }}}
+            {{- end }}
+      {{- end }}
 {{- end }}
 {{- if has $name $v.secrets.secretsKey.consumers }}
 - name: secrets-key
