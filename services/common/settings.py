@@ -298,7 +298,7 @@ class Settings(BaseSettings):
     oidc_redirect_base_url: str = Field(
         "",
         description="Public base URL of the console as browsers reach it (https://csu.ville.fr); the redirect URI "
-        "to register at the provider is this + /api/v1/auth/oidc/callback.",
+        "to register at the provider is this + /api/v1/auth/oidc/callback, the post-logout redirect URI this + /.",
     )
     oidc_scopes: str = Field(
         "openid profile email",

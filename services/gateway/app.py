@@ -56,5 +56,5 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(health_router(runtime))
     for module in (*CORE, *PRIVACY, *OPERATIONS, *CASEWORK):
         app.include_router(module.router)
-    app.include_router(oidc.router_for(runtime.settings))  # optional single sign-on (CSU_OIDC_*)
+    app.include_router(oidc.router_for(app.state.backends.oidc))  # optional single sign-on (CSU_OIDC_*)
     return app

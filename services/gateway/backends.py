@@ -17,6 +17,7 @@ from services.common.pb.csu.v1 import archive_pb2_grpc, ingest_pb2, ingest_pb2_g
 from services.common.secretbox import SecretBox
 from services.common.settings import Settings
 from services.common.signing import Signer
+from services.gateway.oidc import OidcClient
 
 # Every call the gateway makes has a deadline: a stuck backend must not hang a user's request.
 RPC_TIMEOUT_S = 10.0
@@ -38,6 +39,8 @@ class Backends:
         self.js: JetStreamContext | None = None
         self.box: SecretBox = SecretBox.from_file(settings.secrets_key_file)
         self.signer: Signer = Signer.from_file(settings.signing_key_file)
+        # The optional single sign-on provider (CSU_OIDC_*); a misconfigured one stops the gateway here.
+        self.oidc = OidcClient(settings)
         self._cameras: dict[str, tuple[float, ingest_pb2.Camera]] = {}
 
     async def close(self) -> None:

@@ -58,6 +58,9 @@ class Session(SQLModel, table=True):
     expires_us: int = Field(sa_column=Column(BigInteger, nullable=False))
     revoked_us: int | None = Field(default=None, sa_column=Column(BigInteger))
     ip: str = Field(default="", max_length=64)
+    # Sessions opened through the OIDC provider: its ID token, sealed (SecretBox), the hint that
+    # lets logout end the provider's session too. Never sent back to the browser.
+    oidc_id_token_sealed: str | None = Field(default=None, max_length=16384)
 
 
 class AuditEntry(SQLModel, table=True):

@@ -28,7 +28,7 @@ import hmac
 import json
 import secrets
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
@@ -132,6 +132,8 @@ class Metadata:
     userinfo_endpoint: str | None
     algorithms: tuple[str, ...]
     client_auth: str  # client_secret_basic or client_secret_post
+    # RP-initiated logout (OpenID Connect RP-Initiated Logout 1.0); None when the provider has none.
+    end_session_endpoint: str | None = None
 
 
 @dataclass(frozen=True)
@@ -140,6 +142,8 @@ class Verified:
 
     claims: dict[str, Any]
     groups: list[str]
+    # The ID token itself, kept (sealed) with the session as the hint of its logout; never logged.
+    id_token: str = field(default="", repr=False)
 
     @property
     def subject(self) -> str:
@@ -196,6 +200,7 @@ class OidcClient:
         self.client_id = settings.oidc_client_id
         self._secret = settings.oidc_client_secret
         self.redirect_uri = settings.oidc_redirect_base_url + CALLBACK_PATH
+        self.post_logout_redirect_uri = settings.oidc_redirect_base_url + "/"
         self.scopes = settings.oidc_scopes
         self.groups_claim = settings.oidc_groups_claim
         self.role_map = settings.oidc_role_map
@@ -263,6 +268,7 @@ class OidcClient:
         client_auth = "client_secret_basic" if "client_secret_basic" in methods else "client_secret_post"
         if client_auth not in methods:
             raise OidcError(502, f"the provider takes client secrets neither in basic auth nor in the body ({methods})")
+        end_session = doc.get("end_session_endpoint")
         metadata = Metadata(
             issuer=self.issuer,
             authorization_endpoint=doc["authorization_endpoint"],
@@ -271,6 +277,7 @@ class OidcClient:
             userinfo_endpoint=doc.get("userinfo_endpoint") if isinstance(doc.get("userinfo_endpoint"), str) else None,
             algorithms=algorithms,
             client_auth=client_auth,
+            end_session_endpoint=end_session if isinstance(end_session, str) else None,
         )
         self._metadata = (time.monotonic(), metadata)
         return metadata
@@ -310,6 +317,27 @@ class OidcClient:
         separator = "&" if urlsplit(metadata.authorization_endpoint).query else "?"
         return f"{metadata.authorization_endpoint}{separator}{query}"
 
+    async def end_session_url(self, id_token: str) -> str | None:
+        """Where to send the browser so the provider ends its session too (None: it offers no logout).
+
+        Without it, the next "log in with" click at a shared console would log the previous person
+        back in without a password. The provider sends the browser back to the console's root,
+        which must be registered there as a post-logout redirect URI.
+        """
+        async with self._http() as client:
+            metadata = await self.metadata(client)
+        if metadata.end_session_endpoint is None:
+            return None
+        query = urlencode(
+            {
+                "id_token_hint": id_token,
+                "post_logout_redirect_uri": self.post_logout_redirect_uri,
+                "client_id": self.client_id,
+            }
+        )
+        separator = "&" if urlsplit(metadata.end_session_endpoint).query else "?"
+        return f"{metadata.end_session_endpoint}{separator}{query}"
+
     async def finish(self, code: str, tx: Transaction, clock: Clock) -> Verified:
         """Exchange the code and validate the ID token; the user's groups from it (else from userinfo)."""
         async with self._http() as client:
@@ -321,7 +349,8 @@ class OidcClient:
             lacking = _groups_from(claims, self.groups_claim) is None or not claims.get("preferred_username")
             if lacking and metadata.userinfo_endpoint and isinstance(tokens.get("access_token"), str):
                 claims = await self._userinfo(client, metadata, tokens["access_token"], claims["sub"]) | claims
-        return Verified(claims=claims, groups=_groups_from(claims, self.groups_claim) or [])
+        groups = _groups_from(claims, self.groups_claim) or []
+        return Verified(claims=claims, groups=groups, id_token=tokens["id_token"])
 
     async def _exchange(self, client: httpx.AsyncClient, metadata: Metadata, code: str, tx: Transaction) -> dict:
         form = {

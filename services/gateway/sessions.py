@@ -28,7 +28,15 @@ def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def issue(engine: Engine, clock: Clock, user_id: str, ip: str, idle_minutes: int, max_hours: float) -> Issued:
+def issue(
+    engine: Engine,
+    clock: Clock,
+    user_id: str,
+    ip: str,
+    idle_minutes: int,
+    max_hours: float,
+    oidc_id_token_sealed: str | None = None,
+) -> Issued:
     token = secrets.token_urlsafe(32)
     now = to_us(clock.now())
     row = Session(
@@ -38,6 +46,7 @@ def issue(engine: Engine, clock: Clock, user_id: str, ip: str, idle_minutes: int
         last_used_us=now,
         expires_us=now + int(max_hours * 3_600_000_000),
         ip=ip,
+        oidc_id_token_sealed=oidc_id_token_sealed,
     )
     with session(engine) as s:
         s.add(row)
@@ -60,10 +69,13 @@ def resolve(engine: Engine, clock: Clock, token: str, idle_minutes: int) -> Sess
         return row
 
 
-def revoke(engine: Engine, clock: Clock, token: str) -> None:
+def revoke(engine: Engine, clock: Clock, token: str) -> str | None:
+    """Revoke the session; returns its sealed OIDC ID token (None for a password login)."""
     with session(engine) as s:
+        row = s.get(Session, _digest(token))
         s.exec(update(Session).where(Session.id == _digest(token)).values(revoked_us=to_us(clock.now())))
         s.commit()
+        return row.oidc_id_token_sealed if row is not None else None
 
 
 def revoke_user(engine: Engine, clock: Clock, user_id: str) -> int:

@@ -13,7 +13,7 @@ import pytest
 from pydantic import ValidationError
 
 from services.common.settings import Settings
-from services.gateway.routes.oidc import router_for
+from services.gateway.oidc import OidcClient
 from tests.support.browser import ARTIFACTS, chromium, until
 from tests.support.oidc import OidcProvider, browse_login
 from tests.support.platform import Platform, wait_for
@@ -52,7 +52,15 @@ def provider_for(tmp_path: Path, platform: Platform, groups_in_id_token: bool) -
     redirect_uris = [
         f"{base}:{platform.gateway_port}/api/v1/auth/oidc/callback" for base in ("http://127.0.0.1", "http://localhost")
     ]
-    clients = [{"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET, "redirect_uris": redirect_uris}]
+    logout_uris = [f"{base}:{platform.gateway_port}/" for base in ("http://127.0.0.1", "http://localhost")]
+    clients = [
+        {
+            "client_id": CLIENT_ID,
+            "client_secret": CLIENT_SECRET,
+            "redirect_uris": redirect_uris,
+            "post_logout_redirect_uris": logout_uris,
+        }
+    ]
     return OidcProvider(tmp_path, clients, ACCOUNTS, groups_in_id_token=groups_in_id_token)
 
 
@@ -285,8 +293,30 @@ def test_console_button_logs_in_through_the_provider(platform: Platform, tmp_pat
             assert session["httpOnly"] and session["sameSite"] == "Strict"
             page.screenshot(path=ARTIFACTS / "oidc-login-console.png")
 
+            # Logging out ends the provider's session too: at a shared console, the next person's
+            # click on the button must meet the provider's password form, not alice's session.
+            page.click("#logout")
+            page.wait_for_selector("#idp-logout", timeout=20_000)
+            assert page.url.startswith(provider.issuer)
+            page.click("#idp-logout")
+            page.wait_for_selector("#login-oidc", timeout=20_000)
+            assert page.url.split("#")[0] == f"{base}/"
+            assert not page.is_visible("#logout-notice")
+            old = httpx.get(f"{base}/api/v1/console/me", cookies={"csu_session": session["value"]})
+            assert old.status_code == 401  # the console session was revoked before leaving for the provider
+            page.click("#login-oidc")
+            page.wait_for_selector("#idp-login", timeout=20_000)
+            assert page.url.startswith(provider.issuer)
+            page.screenshot(path=ARTIFACTS / "oidc-logout-provider-asks-again.png")
+
         logins = audit_entries(platform, "alice", 2)
         assert [e["outcome"] for e in logins] == ["refused", "ok"]
+        auditor = platform.client("auditor")
+        wait_for(
+            lambda: auditor.get("/api/v1/audit", params={"actor": "alice", "action": "auth.logout"}).json(),
+            30,
+            "alice's logout in the audit trail",
+        )
         assert "not been validated" in logins[0]["details"]["reason"]
         assert logins[1]["details"]["groups"] == ACCOUNTS["alice"]["groups"]  # from userinfo
         assert logins[1]["details"]["amr"] == ["pwd", "otp"]
@@ -308,11 +338,11 @@ def test_a_misconfigured_provider_stops_the_gateway_at_start() -> None:
         "oidc_redirect_base_url": "https://csu.ville.test",
         "oidc_role_map": ROLE_MAP,
     }
-    router_for(Settings(**complete))  # type: ignore[arg-type]
+    OidcClient(Settings(**complete))  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="CSU_OIDC_CLIENT_SECRET, CSU_OIDC_ROLE_MAP must be set too"):
-        router_for(Settings(**complete | {"oidc_client_secret": "", "oidc_role_map": {}}))  # type: ignore[arg-type]
+        OidcClient(Settings(**complete | {"oidc_client_secret": "", "oidc_role_map": {}}))  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=r"unknown roles \['chef'\]"):
-        router_for(Settings(**complete | {"oidc_role_map": {"g": {"role": "chef"}}}))  # type: ignore[arg-type]
+        OidcClient(Settings(**complete | {"oidc_role_map": {"g": {"role": "chef"}}}))  # type: ignore[arg-type]
     for field, value, message in [
         ("oidc_issuer", "http://sso.ville.test", "https://"),
         ("oidc_scopes", "profile groups", "must include openid"),

@@ -4,15 +4,20 @@ import asyncio
 from typing import Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.common.clock import from_us
+from services.common.log import get_logger
+from services.common.secretbox import SecretBoxError
 from services.gateway import accounts, sessions
 from services.gateway.backends import Backends, backends
+from services.gateway.oidc import OidcError
 from services.gateway.roles import TOTP_ROLES
 from services.gateway.security import COOKIE, Principal, audit, authenticate, principal_for, record
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
+log = get_logger(__name__)
 
 
 class LoginIn(BaseModel):
@@ -138,14 +143,44 @@ async def login(body: LoginIn, request: Request, response: Response, b: Backends
     )
 
 
-@router.post("/logout", status_code=204)
+class LogoutOut(BaseModel):
+    # Where the browser must go next so the identity provider ends its session too (sessions opened
+    # through OIDC); null with a notice when the provider cannot be asked.
+    end_session_url: str | None
+    notice: str | None = None
+
+
+@router.post(
+    "/logout",
+    status_code=204,
+    responses={200: {"model": LogoutOut, "description": "A session opened through the OIDC provider"}},
+)
 async def logout(request: Request, response: Response, b: Backends = Depends(backends)) -> Response:
     principal = await authenticate(request)
     await audit(principal, "auth.logout", f"user:{principal.username}")
-    await asyncio.to_thread(sessions.revoke, b.engine, b.clock, principal.token)
+    sealed = await asyncio.to_thread(sessions.revoke, b.engine, b.clock, principal.token)
+    if sealed is not None and b.oidc.enabled:
+        # Ended here first: whatever the provider says, this session is over.
+        out = await _provider_logout(b, sealed)
+        answer = JSONResponse(out.model_dump(), headers={"Cache-Control": "no-store"})
+        answer.delete_cookie(COOKIE, path="/")
+        return answer
     response.delete_cookie(COOKIE, path="/")
     response.status_code = 204
     return response
+
+
+async def _provider_logout(b: Backends, sealed: str) -> LogoutOut:
+    try:
+        url = await b.oidc.end_session_url(b.box.open(sealed))
+    except (OidcError, SecretBoxError) as exc:
+        reason = exc.message if isinstance(exc, OidcError) else str(exc)
+        log.warning("oidc logout not sent to the provider", reason=reason)
+        url, reason = None, f"{reason}; "
+    else:
+        reason = "" if url else "the identity provider offers no logout; "
+    notice = None if url else f"{reason}your session at the identity provider may still be open: close the browser"
+    return LogoutOut(end_session_url=url, notice=notice)
 
 
 @router.get("/me", response_model=MeOut)

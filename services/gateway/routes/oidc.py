@@ -27,7 +27,6 @@ from prometheus_client import Counter
 from pydantic import BaseModel
 
 from services.common.log import get_logger
-from services.common.settings import Settings
 from services.gateway import accounts, sessions
 from services.gateway.backends import Backends, backends
 from services.gateway.oidc import CALLBACK_PATH, LOGIN_PATH, LOGIN_WINDOW_S, OidcClient, OidcError, Transaction
@@ -80,9 +79,8 @@ def _refusal(request: Request, status: int, message: str) -> Response:
     return response
 
 
-def router_for(settings: Settings) -> APIRouter:
-    """The routes, for this gateway's provider; a misconfigured provider stops the gateway here, at start."""
-    client = OidcClient(settings)
+def router_for(client: OidcClient) -> APIRouter:
+    """The routes, for this gateway's provider (Backends.oidc)."""
     router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 
     def enabled() -> OidcClient:
@@ -211,6 +209,7 @@ def router_for(settings: Settings) -> APIRouter:
             ip,
             b.settings.session_idle_minutes,
             b.settings.session_max_hours,
+            b.box.seal(verified.id_token),
         )
         response = RedirectResponse("/", status_code=303)
         response.headers["Cache-Control"] = "no-store"

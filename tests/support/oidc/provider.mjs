@@ -4,7 +4,7 @@
 //     node provider.mjs CONFIG.json
 //
 // CONFIG.json: {"issuer": "http://127.0.0.1:PORT", "port": PORT,
-//               "clients": [{"client_id", "client_secret", "redirect_uris": [...]}],
+//               "clients": [{"client_id", "client_secret", "redirect_uris": [...], "post_logout_redirect_uris": [...]}],
 //               "accounts": {"<login>": {"sub", "password", "name", "email", "groups": [...], "tamper": {...}}},
 //               "groups_in_id_token": true}
 //
@@ -45,6 +45,7 @@ const provider = new Provider(config.issuer, {
     client_id: c.client_id,
     client_secret: c.client_secret,
     redirect_uris: c.redirect_uris,
+    post_logout_redirect_uris: c.post_logout_redirect_uris || [],
     grant_types: ["authorization_code"],
     response_types: ["code"],
     token_endpoint_auth_method: "client_secret_basic",
@@ -65,7 +66,23 @@ const provider = new Provider(config.issuer, {
   conformIdTokenClaims: !config.groups_in_id_token,
   // The gateway must send PKCE even though it is a confidential client.
   pkce: { required: () => true },
-  features: { devInteractions: { enabled: false } },
+  features: {
+    devInteractions: { enabled: false },
+    // RP-initiated logout, its pages plain forms like the others (a person confirms the sign-out,
+    // as most providers ask).
+    rpInitiatedLogout: {
+      enabled: true,
+      logoutSource: async (ctx, form) => {
+        ctx.type = "html";
+        ctx.body = page("Test IdP: sign out", `${form}<button type="submit" form="op.logoutForm" name="logout" ` +
+          `value="yes" id="idp-logout">Sign out</button>`);
+      },
+      postLogoutSuccessSource: async (ctx) => {
+        ctx.type = "html";
+        ctx.body = page("Test IdP: signed out", "");
+      },
+    },
+  },
   interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
   async findAccount(_ctx, sub) {
     const account = bySub.get(sub);

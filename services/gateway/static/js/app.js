@@ -44,10 +44,15 @@ function renderSession() {
 }
 
 async function logout() {
-  try { await api("/api/v1/auth/logout", { method: "POST", quiet401: true }); } catch { /* gone already */ }
+  let out = null;
+  try { out = await api("/api/v1/auth/logout", { method: "POST", quiet401: true }); } catch { /* gone already */ }
   stopNotifications();
   window.removeEventListener("hashchange", route);
   if (cleanup) { try { cleanup(); } catch { /* leaving anyway */ } cleanup = null; }
+  // A single sign-on session ends at the identity provider too, which sends the browser back here:
+  // otherwise the next person at this console would be let in as this one without a password.
+  if (out && out.end_session_url) { location.replace(out.end_session_url); return; }
+  if (out && out.notice) sessionStorage.setItem("csu.logout.notice", out.notice);
   location.replace("/");
 }
 

@@ -64,9 +64,14 @@ export function showLogin(root, onDone) {
     }
   });
   const sso = h("div", { class: "login-form", id: "login-sso", hidden: true });
+  // Left by the logout of a single sign-on session the provider could not end (app.js).
+  const leftOpen = sessionStorage.getItem("csu.logout.notice");
+  const notice = leftOpen
+    ? h("p", { class: "error", id: "logout-notice", role: "alert", title: leftOpen, text: t("login.providerSessionOpen") })
+    : null;
   clear(root, h("div", { class: "login-card" },
     h("div", { class: "login-head" }, h("h1", { text: t("app.name") }), langs),
-    h("p", { class: "muted", text: t("login.intro") }), form, sso));
+    notice, h("p", { class: "muted", text: t("login.intro") }), form, sso));
   root.hidden = false;
   username.focus();
   showSingleSignOn(sso);

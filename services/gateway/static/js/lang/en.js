@@ -18,6 +18,7 @@ export default {
   "login.qr": "TOTP enrolment QR code", "login.secret": "Key:",
   "login.or": "or", "login.oidc": "Log in with {name}",
   "login.oidcHint": "City staff: single sign-on through {name}, which also asks for the second factor.",
+  "login.providerSessionOpen": "You are logged out of the console, but your session at the identity provider may still be open: close the browser before leaving the console.",
   "error.session": "Your session has expired or was revoked: log in again.", "error.forbidden": "Not allowed.",
   "error.notFound": "Not found.", "error.tooLarge": "Upload too large.", "error.server": "The server could not answer (error {status}). Try again shortly.",
   "error.http": "Request refused (error {status}).", "error.network": "The server cannot be reached: check the network and try again.",

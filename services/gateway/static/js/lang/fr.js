@@ -18,6 +18,7 @@ export default {
   "login.qr": "QR code d'enrôlement TOTP", "login.secret": "Clé :",
   "login.or": "ou", "login.oidc": "Se connecter avec {name}",
   "login.oidcHint": "Agents de la ville : connexion unique par {name}, qui demande aussi le second facteur.",
+  "login.providerSessionOpen": "Vous êtes déconnecté de la console, mais votre session chez le fournisseur d'identité est peut-être encore ouverte : fermez le navigateur avant de quitter le poste.",
   "error.session": "Votre session a expiré ou a été révoquée : reconnectez-vous.", "error.forbidden": "Action non autorisée.",
   "error.notFound": "Introuvable.", "error.tooLarge": "Envoi trop volumineux.", "error.server": "Le serveur n'a pas pu répondre (erreur {status}). Réessayez dans un instant.",
   "error.http": "Demande refusée (erreur {status}).", "error.network": "Le serveur est injoignable : vérifiez le réseau et réessayez.",
