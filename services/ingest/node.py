@@ -302,9 +302,10 @@ class IngestNode:
     def _watchdog(self, unit: CameraUnit) -> None:
         """Replace a stream worker whose source went silent (a hung camera, a cut cable).
 
-        PyAV's read timeout should end the blocked read, but over RTSP it can take twice as long
-        or more; the replacement connects at once, and the old thread, flagged to stop, leaves
-        whenever its read returns and publishes nothing more.
+        FFmpeg's socket timeout should end the blocked read, but a camera trickling bytes that
+        are no video (RTCP reports alone, say) can keep it waiting longer; the replacement
+        connects at once, and the old thread, flagged to stop, leaves whenever its read returns
+        and publishes nothing more.
         """
         limit = self.settings.source_read_timeout_s
         for index, worker in enumerate(unit.workers):

@@ -3,8 +3,8 @@
 A thread (not a task) because PyAV's demuxing blocks; it hands each envelope to the event loop,
 which publishes it. A failure never escapes the thread: it is counted in the stream's health with
 its reason, and the source is retried with exponential backoff and jitter (reconnect_min_s doubling
-up to reconnect_max_s; a session that delivered resets it). A silent source is cut by PyAV's read
-timeout (the watchdog, source_read_timeout_s).
+up to reconnect_max_s; a session that delivered resets it). A silent source is cut by FFmpeg's
+socket timeout (the watchdog, source_read_timeout_s; see open_source).
 
 Every packet carries its capture time in UTC, never earlier than the previous packet's of the same
 stream (across reconnects and clock re-anchors too); the PTZ position and moving flag when the
