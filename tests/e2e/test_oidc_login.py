@@ -48,7 +48,7 @@ ACCOUNTS = {
 }
 
 
-def provider_for(tmp_path: Path, platform: Platform, groups_in_id_token: bool) -> OidcProvider:
+def provider_for(tmp_path: Path, platform: Platform, groups_in_id_token: bool, logout: bool = True) -> OidcProvider:
     redirect_uris = [
         f"{base}:{platform.gateway_port}/api/v1/auth/oidc/callback" for base in ("http://127.0.0.1", "http://localhost")
     ]
@@ -61,7 +61,7 @@ def provider_for(tmp_path: Path, platform: Platform, groups_in_id_token: bool) -
             "post_logout_redirect_uris": logout_uris,
         }
     ]
-    return OidcProvider(tmp_path, clients, ACCOUNTS, groups_in_id_token=groups_in_id_token)
+    return OidcProvider(tmp_path, clients, ACCOUNTS, groups_in_id_token=groups_in_id_token, logout=logout)
 
 
 def configure(platform: Platform, provider: OidcProvider, base: str, **more: str) -> None:
@@ -156,6 +156,18 @@ def test_oidc_login_maps_groups_opens_a_session_and_refuses_what_it_must(platfor
         users = admin.get("/api/v1/users").json()
         assert [u["username"] for u in users].count("alice") == 1
         assert again.get(f"{gateway}/api/v1/console/me").json()["habilitation"]["problem"] is None
+        # Logout ends the session here, then points the browser at the provider's logout with the
+        # session's ID token as hint (the console follows it: test_console_button_logs_in_...).
+        out = again.post(f"{gateway}/api/v1/auth/logout")
+        assert out.status_code == 200 and out.json()["notice"] is None, out.text
+        end = out.json()["end_session_url"]
+        assert end.startswith(f"{provider.issuer}/session/end?")
+        hint = dict(parse_qsl(urlsplit(end).query))
+        assert hint["post_logout_redirect_uri"] == f"{gateway}/" and hint["client_id"] == CLIENT_ID
+        assert hint["id_token_hint"].count(".") == 2  # a JWT: the provider's own ID token
+        assert again.get(f"{gateway}/api/v1/console/me").status_code == 401
+        confirm = again.get(end)  # the provider accepts the hint and the redirect: it asks to confirm
+        assert confirm.status_code == 200 and 'id="idp-logout"' in confirm.text, confirm.text
 
         # -- carol: the name is taken by a local account, which she does not take over --------------
         carol = httpx.Client(timeout=30)
@@ -320,6 +332,20 @@ def test_console_button_logs_in_through_the_provider(platform: Platform, tmp_pat
         assert "not been validated" in logins[0]["details"]["reason"]
         assert logins[1]["details"]["groups"] == ACCOUNTS["alice"]["groups"]  # from userinfo
         assert logins[1]["details"]["amr"] == ["pwd", "otp"]
+
+
+def test_a_provider_without_logout_leaves_a_notice(platform: Platform, tmp_path: Path) -> None:
+    """The console session ends all the same; the person is told the provider's may still be open."""
+    with provider_for(tmp_path, platform, groups_in_id_token=True, logout=False) as provider:
+        configure(platform, provider, platform.gateway)
+        platform.start(["ingest", "gateway"])
+        browser = httpx.Client(timeout=30)
+        assert browse_login(browser, platform.gateway, "alice", PASSWORD).status_code == 303
+        out = browser.post(f"{platform.gateway}/api/v1/auth/logout")
+        assert out.status_code == 200, out.text
+        assert out.json()["end_session_url"] is None
+        assert "offers no logout" in out.json()["notice"] and "may still be open" in out.json()["notice"]
+        assert browser.get(f"{platform.gateway}/api/v1/console/me").status_code == 401
 
 
 def test_oidc_is_off_unless_configured(platform: Platform) -> None:

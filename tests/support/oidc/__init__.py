@@ -31,6 +31,7 @@ class OidcProvider:
         clients: list[dict[str, Any]],
         accounts: dict[str, dict[str, Any]],
         groups_in_id_token: bool = True,
+        logout: bool = True,
     ) -> None:
         self.port = free_port()
         self.issuer = f"http://127.0.0.1:{self.port}"
@@ -43,6 +44,7 @@ class OidcProvider:
                     "clients": clients,
                     "accounts": accounts,
                     "groups_in_id_token": groups_in_id_token,
+                    "logout": logout,
                 }
             )
         )

@@ -6,12 +6,13 @@
 // CONFIG.json: {"issuer": "http://127.0.0.1:PORT", "port": PORT,
 //               "clients": [{"client_id", "client_secret", "redirect_uris": [...], "post_logout_redirect_uris": [...]}],
 //               "accounts": {"<login>": {"sub", "password", "name", "email", "groups": [...], "tamper": {...}}},
-//               "groups_in_id_token": true}
+//               "groups_in_id_token": true, "logout": true}
 //
 // Its own login and consent pages are plain HTML forms, so a test drives them with an HTTP client
 // or a browser as a person would. Logins record amr ["pwd", "otp"] and an acr, as a city IdP
 // enforcing MFA would. "groups_in_id_token": false keeps the groups in the userinfo answer only (the
-// OIDC default), true puts them in the ID token too (as Keycloak's group mapper does).
+// OIDC default), true puts them in the ID token too (as Keycloak's group mapper does). "logout":
+// false leaves out RP-initiated logout (no end_session_endpoint), as some providers do.
 //
 // "tamper" (test accounts only) rewrites the ID token the token endpoint returns for that account,
 // still signed with this provider's own key unless told otherwise — what a mix-up attack, a
@@ -71,7 +72,7 @@ const provider = new Provider(config.issuer, {
     // RP-initiated logout, its pages plain forms like the others (a person confirms the sign-out,
     // as most providers ask).
     rpInitiatedLogout: {
-      enabled: true,
+      enabled: config.logout !== false,
       logoutSource: async (ctx, form) => {
         ctx.type = "html";
         ctx.body = page("Test IdP: sign out", `${form}<button type="submit" form="op.logoutForm" name="logout" ` +
