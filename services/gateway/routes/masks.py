@@ -247,7 +247,8 @@ async def get_mask(
 def _version(value: str, allow_current: bool = False) -> int:
     if allow_current and value == "current":
         return 0
-    if not value.isdigit() or int(value) < 1:
+    # isdigit() alone takes "²" and other Unicode digits, which int() refuses.
+    if not (value.isascii() and value.isdigit() and len(value) <= 9) or int(value) < 1:
         raise HTTPException(422, f"version {value!r} is not a mask set version (1, 2, ...)")
     return int(value)
 
