@@ -108,6 +108,8 @@ def test_byte_ranges() -> None:
     assert parse_byte_range("bytes=-100", 1000) == (900, 999)
     assert parse_byte_range("bytes=990-5000", 1000) == (990, 999)
     assert parse_byte_range("bytes=0-1,5-9", 1000) is None  # multi-range: the whole body
+    assert parse_byte_range("bytes=\u00b2-", 1000) is None  # "²": a digit to \d, not to int()
+    assert parse_byte_range("bytes=" + "9" * 5000 + "-", 1000) is None  # more digits than int() reads
     for bad in ("bytes=1000-", "bytes=5-2", "bytes=-0"):
         with pytest.raises(HTTPException) as raised:
             parse_byte_range(bad, 1000)
