@@ -50,6 +50,13 @@ def issue(
     )
     with session(engine) as s:
         s.add(row)
+        # The ID tokens of sessions that ended without a logout (expired) are of no use any more and
+        # hold personal data: forgotten at the next login, as revoke forgets its own.
+        s.exec(
+            update(Session)
+            .where(Session.oidc_id_token_sealed.is_not(None), Session.expires_us <= now)  # type: ignore[union-attr]
+            .values(oidc_id_token_sealed=None)
+        )
         s.commit()
     return Issued(token, min(row.expires_us, now + idle_minutes * 60_000_000))
 
@@ -70,12 +77,17 @@ def resolve(engine: Engine, clock: Clock, token: str, idle_minutes: int) -> Sess
 
 
 def revoke(engine: Engine, clock: Clock, token: str) -> str | None:
-    """Revoke the session; returns its sealed OIDC ID token (None for a password login)."""
+    """Revoke the session; returns its sealed OIDC ID token (None for a password login), which the
+    session no longer keeps: it is the provider's logout hint, needed once."""
     with session(engine) as s:
         row = s.get(Session, _digest(token))
-        s.exec(update(Session).where(Session.id == _digest(token)).values(revoked_us=to_us(clock.now())))
+        if row is None:
+            return None
+        sealed = row.oidc_id_token_sealed
+        row.revoked_us, row.oidc_id_token_sealed = to_us(clock.now()), None
+        s.add(row)
         s.commit()
-        return row.oidc_id_token_sealed if row is not None else None
+        return sealed
 
 
 def revoke_user(engine: Engine, clock: Clock, user_id: str) -> int:
@@ -84,7 +96,7 @@ def revoke_user(engine: Engine, clock: Clock, user_id: str) -> int:
     with session(engine) as s:
         live = list(s.exec(select(Session).where(Session.user_id == user_id, Session.revoked_us.is_(None))))
         for row in live:
-            row.revoked_us = now
+            row.revoked_us, row.oidc_id_token_sealed = now, None
             s.add(row)
         s.commit()
         return len(live)

@@ -11,6 +11,7 @@ from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit
 import httpx
 import pytest
 from pydantic import ValidationError
+from sqlalchemy import create_engine, text
 
 from services.common.settings import Settings
 from services.gateway.oidc import OidcClient
@@ -166,6 +167,17 @@ def test_oidc_login_maps_groups_opens_a_session_and_refuses_what_it_must(platfor
         assert hint["post_logout_redirect_uri"] == f"{gateway}/" and hint["client_id"] == CLIENT_ID
         assert hint["id_token_hint"].count(".") == 2  # a JWT: the provider's own ID token
         assert again.get(f"{gateway}/api/v1/console/me").status_code == 401
+        # The hint was needed once: the revoked session keeps no ID token (it holds personal data).
+        engine = create_engine(Settings(database_url=platform.env["CSU_DATABASE_URL"]).sqlalchemy_url)  # type: ignore[call-arg]
+        with engine.connect() as conn:
+            kept = conn.execute(
+                text(
+                    "SELECT count(*) FROM gateway_sessions"
+                    " WHERE revoked_us IS NOT NULL AND oidc_id_token_sealed IS NOT NULL"
+                )
+            ).scalar()
+        engine.dispose()
+        assert kept == 0
         confirm = again.get(end)  # the provider accepts the hint and the redirect: it asks to confirm
         assert confirm.status_code == 200 and 'id="idp-logout"' in confirm.text, confirm.text
 

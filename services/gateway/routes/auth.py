@@ -171,16 +171,16 @@ async def logout(request: Request, response: Response, b: Backends = Depends(bac
 
 
 async def _provider_logout(b: Backends, sealed: str) -> LogoutOut:
+    left_open = "your session at the identity provider may still be open: close the browser"
     try:
         url = await b.oidc.end_session_url(b.box.open(sealed))
     except (OidcError, SecretBoxError) as exc:
         reason = exc.message if isinstance(exc, OidcError) else str(exc)
         log.warning("oidc logout not sent to the provider", reason=reason)
-        url, reason = None, f"{reason}; "
-    else:
-        reason = "" if url else "the identity provider offers no logout; "
-    notice = None if url else f"{reason}your session at the identity provider may still be open: close the browser"
-    return LogoutOut(end_session_url=url, notice=notice)
+        return LogoutOut(end_session_url=None, notice=f"{reason}; {left_open}")
+    if url is None:
+        return LogoutOut(end_session_url=None, notice=f"the identity provider offers no logout; {left_open}")
+    return LogoutOut(end_session_url=url)
 
 
 @router.get("/me", response_model=MeOut)

@@ -49,6 +49,8 @@ async function logout() {
   stopNotifications();
   window.removeEventListener("hashchange", route);
   if (cleanup) { try { cleanup(); } catch { /* leaving anyway */ } cleanup = null; }
+  // A notice left by an earlier logout in this tab must not outlive it.
+  sessionStorage.removeItem("csu.logout.notice");
   // A single sign-on session ends at the identity provider too, which sends the browser back here:
   // otherwise the next person at this console would be let in as this one without a password.
   if (out && out.end_session_url) { location.replace(out.end_session_url); return; }
