@@ -45,6 +45,7 @@ from services.common.clock import ManualClock, to_us
 from services.common.objectstore.s3 import S3Store
 from services.common.pb.csu.v1.frame_pb2 import FramePacket
 from services.common.settings import Settings
+from tests.support.ports import free_port
 
 CAMERAS, DAYS, SEGMENT_S = 128, 15, 60
 SEGMENTS_PER_DAY = 86_400 // SEGMENT_S
@@ -56,17 +57,9 @@ US = 1_000_000
 # -- servers -----------------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class _Moto:
     def __init__(self, workdir: Path) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self._log = (workdir / "moto.log").open("wb")
         moto = Path(sys.executable).parent / "moto_server"
         self._process = subprocess.Popen(

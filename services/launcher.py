@@ -18,7 +18,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 SERVICES = ("ingest", "masking", "archive", "requisition", "gateway")
@@ -91,6 +91,27 @@ class ServiceProcess:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
         except FileNotFoundError:
             return "(no log)"
+
+
+def wait_all_ready(children: Sequence[ServiceProcess], timeout: float) -> None:
+    """Wait until every child is ready, failing as soon as any of them exits.
+
+    Waiting for each in turn would miss one that dies after it was ready (a port taken under it) and
+    time out on another that waits for it, with the wrong name in the message.
+    """
+    deadline = time.monotonic() + timeout
+    pending = list(children)
+    while pending:
+        for child in children:
+            if not child.running:
+                raise RuntimeError(f"{child.name} exited during start-up:\n{child.log_tail()}")
+        pending = [child for child in pending if not child.ready()]
+        if not pending:
+            return
+        if time.monotonic() > deadline:
+            names = ", ".join(child.name for child in pending)
+            raise TimeoutError(f"{names} not ready after {timeout:.0f} s:\n{pending[0].log_tail()}")
+        time.sleep(0.2)
 
 
 def health_url(name: str, env: Mapping[str, str]) -> str:
@@ -190,8 +211,7 @@ def main() -> int:
         for child in children:
             child.start()
         try:
-            for child in children:
-                child.wait_ready(90)
+            wait_all_ready(children, 90)
         except (RuntimeError, TimeoutError) as exc:
             print(f"the platform did not come up: {exc}", file=sys.stderr)
             return 1

@@ -144,9 +144,7 @@ def test_users_habilitations_and_the_audit_trail(platform: Platform, tmp_path: P
     refused(cli(platform, *create, "--role", "clerk", "--groups", "Centre!"), "invalid camera group 'Centre!'")
     refused(cli(platform, *create, "--role", "clerk", "--playback-days", "90"), "playback-days")
     refused(cli(platform, "users", "create", "Carol", "--role", "clerk"), "username")
-    refused(
-        cli(platform, *create, "--role", "clerk", "--password-file", str(tmp_path / "weak.pw")), "at least 12"
-    )
+    refused(cli(platform, *create, "--role", "clerk", "--password-file", str(tmp_path / "weak.pw")), "at least 12")
     assert cli(platform, *create).exit_code == 2  # --role is required
     # Fail closed: with the audit trail unreachable nothing is created.
     away = platform.env | {"CSU_NATS_URL": f"nats://127.0.0.1:{free_port()}"}
@@ -222,9 +220,7 @@ def add_register_entries(engine: Engine, signer: Signer, numbers: range) -> None
 
 
 @pytest.mark.timeout(900)  # five services and restarts, on a loaded test machine
-def test_key_rotation_keeps_earlier_signatures_verifying(
-    platform: Platform, tmp_path: Path, database_url: str
-) -> None:
+def test_key_rotation_keeps_earlier_signatures_verifying(platform: Platform, tmp_path: Path, database_url: str) -> None:
     offline_cameras(platform, "cam-k1", "cam-k2")
     platform.start(["ingest", "masking", "archive", "requisition", "gateway"])
     key_file = Path(platform.env["CSU_SIGNING_KEY_FILE"])

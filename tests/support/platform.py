@@ -101,14 +101,13 @@ class Platform:
         self.env["CSU_CAMERAS_FILE"] = str(path)
 
     def start(self, names: Sequence[str], timeout: float = 60) -> None:
-        from services.launcher import health_url
+        from services.launcher import health_url, wait_all_ready
 
         for name in names:
             process = ServiceProcess(name, self.env, self.workdir / "logs" / f"{name}.log", health_url(name, self.env))
             process.start()
             self.processes[name] = process
-        for name in names:
-            self.processes[name].wait_ready(timeout)
+        wait_all_ready([self.processes[name] for name in names], timeout)
 
     def restart(self, name: str, timeout: float = 60) -> None:
         process = self.processes[name]

