@@ -51,14 +51,17 @@ FLAT_OUT_PASSES = 10
 BARE_DEMUX = """
 import os, sys, threading, time, av
 from bench.procstat import cpu_seconds
-from services.ingest.sources import PROBE_S
+from services.common.settings import Settings
+from services.ingest.sources import live_options
 source, cameras, live = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "live"
 fps, warmup, measure = (float(a) for a in sys.argv[4:7])
-options = {"rtsp_transport": "tcp", "analyzeduration": str(int(PROBE_S * 1_000_000)), "timeout": "10000000"}
+defaults = {name: field.default for name, field in Settings.model_fields.items()}
+options = live_options("rtsp", "tcp", defaults["source_read_timeout_s"])
+open_timeout = defaults["source_open_timeout_s"]
 stop = threading.Event()
 counts = [0] * cameras
 def camera(i):
-    container = av.open(source, options=options if live else {}, timeout=(10, None))
+    container = av.open(source, options=options if live else {}, timeout=(open_timeout, None))
     stream = container.streams.video[0]
     video = stream.index
     start, n = time.monotonic(), 0

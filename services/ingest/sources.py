@@ -86,16 +86,7 @@ def open_source(url: str, transport: str, open_timeout: float, read_timeout: flo
 
         return SimPtzSource(url)
     if scheme in ("rtsp", "rtsps", "http", "https"):
-        options = {"rtsp_transport": transport} if scheme.startswith("rtsp") else {}
-        # Probe at most PROBE_S of a live stream: enough to learn an RTSP/HTTP camera's codec (its
-        # SDP or first frames carry it), and it bounds how early the first packets may date from.
-        options["analyzeduration"] = str(int(PROBE_S * 1_000_000))
-        # The watchdog on reads is FFmpeg's own socket timeout (RTSP's, or TCP's under HTTP), in µs.
-        # PyAV's read timeout would do the same from an interrupt callback that FFmpeg calls on every
-        # socket read and that takes the GIL each time: with 32 camera threads that callback cost
-        # four times the demuxing itself (bench/ingest.py). PyAV keeps the open timeout only.
-        options["timeout"] = str(int(read_timeout * 1_000_000))
-        return AvSource(url, options, open_timeout, read_timeout, live=True)
+        return AvSource(url, live_options(scheme, transport, read_timeout), open_timeout, read_timeout, live=True)
     path = Path(url[len("file://") :] if scheme == "file" else url)
     if scheme not in ("", "file"):
         raise SourceError(f"unsupported source {describe(url)!r}")
@@ -103,6 +94,20 @@ def open_source(url: str, transport: str, open_timeout: float, read_timeout: flo
         raise SourceError(f"no such file {describe(url)!r}")
     # A local file does not stall: no read timeout.
     return AvSource(str(path), {}, open_timeout, read_timeout, live=False)
+
+
+def live_options(scheme: str, transport: str, read_timeout: float) -> dict[str, str]:
+    """FFmpeg's options for a live camera (rtsp, rtsps, http, https): the bench's bare loop uses them too."""
+    options = {"rtsp_transport": transport} if scheme.startswith("rtsp") else {}
+    # Probe at most PROBE_S of a live stream: enough to learn an RTSP/HTTP camera's codec (its
+    # SDP or first frames carry it), and it bounds how early the first packets may date from.
+    options["analyzeduration"] = str(int(PROBE_S * 1_000_000))
+    # The watchdog on reads is FFmpeg's own socket timeout (RTSP's, or TCP's under HTTP), in µs.
+    # PyAV's read timeout would do the same from an interrupt callback that FFmpeg calls on every
+    # socket read and that takes the GIL each time: with 32 camera threads that callback cost
+    # four times the demuxing itself (bench/ingest.py). PyAV keeps the open timeout only.
+    options["timeout"] = str(int(read_timeout * 1_000_000))
+    return options
 
 
 def describe(url: str) -> str:
