@@ -10,7 +10,7 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import Engine, update
+from sqlalchemy import Engine, or_, update
 from sqlmodel import select
 
 from services.common.clock import Clock, to_us
@@ -50,11 +50,13 @@ def issue(
     )
     with session(engine) as s:
         s.add(row)
-        # The ID tokens of sessions that ended without a logout (expired) are of no use any more and
-        # hold personal data: forgotten at the next login, as revoke forgets its own.
+        # The ID tokens of sessions that ended without a logout (past their end, or idle too long)
+        # are of no use any more and hold personal data: forgotten at the next login, anyone's, as
+        # revoke forgets its own.
+        ended = or_(Session.expires_us <= now, Session.last_used_us < now - idle_minutes * 60_000_000)
         s.exec(
             update(Session)
-            .where(Session.oidc_id_token_sealed.is_not(None), Session.expires_us <= now)  # type: ignore[union-attr]
+            .where(Session.oidc_id_token_sealed.is_not(None), ended)  # type: ignore[union-attr]
             .values(oidc_id_token_sealed=None)
         )
         s.commit()
