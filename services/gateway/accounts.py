@@ -250,7 +250,7 @@ def start_totp_enrolment(engine: Engine, box: SecretBox, user: User) -> str:
 
 
 def check_totp(box: SecretBox, user: User, code: str, clock: Clock) -> bool:
-    if not user.totp_secret_sealed or not code.isdigit():
+    if not user.totp_secret_sealed or not (code.isascii() and code.isdigit()):
         return False
     totp = pyotp.TOTP(box.open(user.totp_secret_sealed))
     return totp.verify(code, for_time=clock.now(), valid_window=1)

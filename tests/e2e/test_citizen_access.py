@@ -236,6 +236,9 @@ def test_citizen_request_to_kiosk_viewing_and_closure(
 
     # The session expires: the same kiosk cookie no longer gets anything.
     kiosk = httpx.Client(base_url=platform.gateway, cookies={"csu_kiosk": cookie["value"]}, timeout=60)
+    for number in ("%C2%B2", "100", "-1"):  # "²" is a digit to str.isdigit(), not to int()
+        answer = kiosk.post(f"/api/v1/kiosk/clips/{number}", headers={"X-CSU-Kiosk": "1"})
+        assert answer.status_code == 404 and "no clip" in answer.json()["detail"], answer.text
     st.clock.advance(timedelta(minutes=31))
     assert kiosk.post("/api/v1/kiosk/clips/0", headers={"X-CSU-Kiosk": "1"}).status_code == 401
     assert kiosk.get("/api/v1/kiosk/session").status_code == 401
