@@ -7,6 +7,7 @@ Processes: ingest, masking (redaction jobs), gateway; the archive and the requis
 in-process on the test's servers, as in the requisition service's own tests."""
 
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -84,7 +85,7 @@ def env(
 def test_intake_search_redaction_and_a_kiosk_that_keeps_nothing(
     env: tuple[Platform, RequisitionStack, LoopThread],
 ) -> None:
-    platform, _, _ = env
+    platform, st, _ = env
     base = platform.gateway
     platform.create_user("claire", "clerk", [])
     platform.create_user("oscar", "operator", ["*"])
@@ -148,7 +149,11 @@ def test_intake_search_redaction_and_a_kiosk_that_keeps_nothing(
         until(operator, "document.querySelector('#cit-detail tr.job').textContent.includes('terminée')", 300,
               "the redaction job done, its progress followed")  # fmt: skip
 
-        # The clerk opens a kiosk session: a one-time code to type on the viewing-room kiosk.
+        # The clerk opens a kiosk session: a one-time code to type on the viewing-room kiosk. The
+        # services' clock is brought to the present first: it starts at the hour the test session
+        # began, and the gateway sizes the kiosk cookie from its own clock (a session ending "in the
+        # past" got a cookie of one second, and the kiosk lost it mid-test).
+        st.clock.advance(max(timedelta(0), datetime.now(UTC) - st.clock.now()))
         clerk.reload()
         clerk.wait_for_selector("#cit-kiosk")
         clerk.click("#cit-kiosk")

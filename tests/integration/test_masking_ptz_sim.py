@@ -8,6 +8,7 @@ continuous moves, every masked frame must be grey over that area where the simul
 """
 
 import io
+import itertools
 import threading
 import time
 from fractions import Fraction
@@ -57,7 +58,14 @@ def _capture(url: str, seconds: float, stale_us: int = 0) -> tuple[list[FramePac
     mover.start()
     packets, positions = [], []
     started = time.monotonic()
-    for n, packet in enumerate(source.packets()):
+    frames = source.packets()
+    for n in itertools.count():
+        # The simulator reads its position first thing when asked for the next image: that moment is
+        # the position's read time, as a camera's driver would report it. Taking the time the packet
+        # comes out instead would pair a position with a time a stall later, and the speed estimated
+        # from such pairs is wrong (it failed closed: frames fully masked as "too fast").
+        read_us = time.time_ns() // 1000
+        packet = next(frames)
         if time.monotonic() - started > seconds:
             break
         capture_us = time.time_ns() // 1000
@@ -66,7 +74,7 @@ def _capture(url: str, seconds: float, stale_us: int = 0) -> tuple[list[FramePac
             camera_id="dome", stream="main", sequence=n, pts=packet.pts, dts=packet.dts, time_base_num=1,
             time_base_den=FPS, keyframe=packet.keyframe, capture_time_us=capture_us, source_session="s",
             frame_rate=FPS, data=packet.data, moving=packet.moving,
-            ptz=PtzPosition(pan=pan, tilt=tilt, zoom=zoom, read_time_us=capture_us - stale_us),
+            ptz=PtzPosition(pan=pan, tilt=tilt, zoom=zoom, read_time_us=read_us - stale_us),
         )  # fmt: skip
         if packet.keyframe:
             envelope.codec.CopyFrom(CodecParameters(name="h264", width=W, height=H))
