@@ -60,14 +60,7 @@ class ServiceProcess:
             return False
 
     def wait_ready(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if not self.running:
-                raise RuntimeError(f"{self.name} exited during start-up:\n{self.log_tail()}")
-            if self.ready():
-                return
-            time.sleep(0.2)
-        raise TimeoutError(f"{self.name} not ready after {timeout:.0f} s:\n{self.log_tail()}")
+        wait_all_ready([self], timeout)
 
     def stop(self, timeout: float = 20.0) -> None:
         if not self.running:
