@@ -1,5 +1,6 @@
 """Fixtures on real servers: NATS, PostgreSQL (or SQLite), S3 (moto or an endpoint), RTSP."""
 
+import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -7,13 +8,28 @@ import pytest
 
 from tests.support.media import testdata_dir, transcode_h264
 from tests.support.platform import Platform
-from tests.support.servers import S3Server, database, nats_server, s3_server
+from tests.support.servers import NATS_PREFIXES, S3Server, database, delete_streams, nats_server, s3_server
 
 
 @pytest.fixture(scope="session")
 def nats_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     with nats_server(tmp_path_factory.mktemp("nats")) as url:
         yield url
+
+
+@pytest.fixture(autouse=True)
+def _drop_the_tests_streams(request: pytest.FixtureRequest) -> Iterator[None]:
+    """The JetStream streams and KV buckets of the prefixes a test handed out go when it ends.
+
+    Kept to the session's end, they filled the embedded server's JetStream storage part-way through
+    a full run, and every later service failed to start with a ServerError.
+    """
+    before = set(NATS_PREFIXES)
+    yield
+    mine = NATS_PREFIXES - before
+    if mine and "nats_url" in request.fixturenames:
+        asyncio.run(delete_streams(request.getfixturevalue("nats_url"), mine))
+        NATS_PREFIXES.difference_update(mine)
 
 
 @pytest.fixture(scope="session")
