@@ -10,7 +10,7 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import Engine, or_, update
+from sqlalchemy import ColumnElement, Engine, not_, or_, update
 from sqlmodel import select
 
 from services.common.clock import Clock, to_us
@@ -24,8 +24,15 @@ class Issued:
     expires_us: int
 
 
-def _digest(token: str) -> str:
+def session_id(token: str) -> str:
+    """The row id of a token: its SHA-256, so the table never holds a usable token."""
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _ended(now: int, idle_minutes: int) -> ColumnElement[bool]:
+    """The one rule for a session that is over without a logout: past its maximum age, or unused
+    for longer than the idle limit. resolve refuses such sessions; issue forgets their ID tokens."""
+    return or_(Session.expires_us <= now, Session.last_used_us < now - idle_minutes * 60_000_000)
 
 
 def issue(
@@ -40,7 +47,7 @@ def issue(
     token = secrets.token_urlsafe(32)
     now = to_us(clock.now())
     row = Session(
-        id=_digest(token),
+        id=session_id(token),
         user_id=user_id,
         created_us=now,
         last_used_us=now,
@@ -53,10 +60,9 @@ def issue(
         # The ID tokens of sessions that ended without a logout (past their end, or idle too long)
         # are of no use any more and hold personal data: forgotten at the next login, anyone's, as
         # revoke forgets its own.
-        ended = or_(Session.expires_us <= now, Session.last_used_us < now - idle_minutes * 60_000_000)
         s.exec(
             update(Session)
-            .where(Session.oidc_id_token_sealed.is_not(None), ended)  # type: ignore[union-attr]
+            .where(Session.oidc_id_token_sealed.is_not(None), _ended(now, idle_minutes))  # type: ignore[union-attr]
             .values(oidc_id_token_sealed=None)
         )
         s.commit()
@@ -67,10 +73,10 @@ def resolve(engine: Engine, clock: Clock, token: str, idle_minutes: int) -> Sess
     """The live session of a token (and mark it used), or None."""
     now = to_us(clock.now())
     with session(engine) as s:
-        row = s.get(Session, _digest(token))
-        if row is None or row.revoked_us is not None or row.expires_us <= now:
-            return None
-        if now - row.last_used_us > idle_minutes * 60_000_000:
+        not_revoked = Session.revoked_us.is_(None)  # type: ignore[union-attr]
+        live = (Session.id == session_id(token), not_revoked, not_(_ended(now, idle_minutes)))
+        row = s.exec(select(Session).where(*live)).first()
+        if row is None:
             return None
         row.last_used_us = now
         s.add(row)
@@ -82,7 +88,7 @@ def revoke(engine: Engine, clock: Clock, token: str) -> str | None:
     """Revoke the session; returns its sealed OIDC ID token (None for a password login), which the
     session no longer keeps: it is the provider's logout hint, needed once."""
     with session(engine) as s:
-        row = s.get(Session, _digest(token))
+        row = s.get(Session, session_id(token))
         if row is None:
             return None
         sealed = row.oidc_id_token_sealed

@@ -33,7 +33,7 @@ def _issue(engine: Engine, clock: ManualClock, user: str, sealed: str | None) ->
 
 def _sealed(engine: Engine, token: str) -> str | None:
     with db.session(engine) as s:
-        row = s.get(Session, sessions._digest(token))
+        row = s.get(Session, sessions.session_id(token))
         assert row is not None
         return row.oidc_id_token_sealed
 

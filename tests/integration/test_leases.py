@@ -7,11 +7,11 @@ import nats
 import pytest
 
 from services.common.leases import LeaseBalancer, LeaseEvent, LeaseManager, overlaps
-from tests.support.servers import unique
+from tests.support.servers import nats_prefix
 
 
 async def _managers(nats_url: str, count: int, ttl: float) -> tuple[list, list[LeaseManager]]:
-    bucket = unique("leases_")
+    bucket = f"{nats_prefix()}_leases"  # a registered prefix: the bucket goes when the test ends
     clients, managers = [], []
     for n in range(count):
         nc = await nats.connect(nats_url)
