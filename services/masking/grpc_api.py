@@ -47,6 +47,7 @@ _CODES = {
     "forbidden": grpc.StatusCode.FAILED_PRECONDITION,
     "unavailable": grpc.StatusCode.UNAVAILABLE,
 }
+_INGEST_REFUSALS = {grpc.StatusCode.NOT_FOUND: "not_found", grpc.StatusCode.FAILED_PRECONDITION: "conflict"}
 
 
 def mask_set_message(row: MaskSetRow) -> pb.MaskSet:
@@ -374,6 +375,8 @@ class MaskingApi(masking_pb2_grpc.MaskingServiceServicer):
             if request.version:
                 await asyncio.to_thread(self.store.get, request.camera_id, request.version)
             if request.preset and not request.has_preset_position:
+                if not camera.ptz_driver:
+                    raise ValueError(f"camera {camera.id} has no PTZ: it has no presets to preview")
                 await self._preset_position(request)
             if request.camera_id in self.node.lanes:
                 try:
@@ -406,7 +409,9 @@ class MaskingApi(masking_pb2_grpc.MaskingServiceServicer):
                 timeout=RPC_TIMEOUT_S,
             )
         except grpc.aio.AioRpcError as exc:
-            raise GovernanceError("unavailable", f"the camera's presets are unavailable: {exc.details()}") from exc
+            # Ingest's refusals (no such camera, no PTZ now) are the caller's to fix, not a server fault.
+            kind = _INGEST_REFUSALS.get(exc.code(), "unavailable")
+            raise GovernanceError(kind, f"the camera's presets are unavailable: {exc.details()}") from exc
         for preset in state.presets:
             if preset.name == request.preset:
                 p = preset.position

@@ -113,6 +113,8 @@ def test_versions_four_eyes_preview_segments_reports_and_audit(started: Platform
     assert drafted.headers["x-mask-version"] == "v2"
     assert _grey(_jpeg(drafted), VAN_PX) <= 12
     assert operator.get(preview).status_code == 403
+    no_presets = supervisor.get(preview, params={"preset": "entrance"})  # a fixed camera
+    assert no_presets.status_code == 422 and "has no PTZ" in no_presets.json()["detail"], no_presets.text
 
     # Approved by a second mask administrator: v1 superseded, v2 burned in from a keyframe on.
     approved = admin.post(f"{masks}/2/approve")
