@@ -28,6 +28,7 @@ from rich.table import Table
 from services.common import signing
 from services.common.signing import SigningKeyError
 from services.csuctl.audit import fail, record_first, settings_or_exit
+from services.gateway import signing_key_audit
 
 app = typer.Typer(help="The signing key: list the trusted keys, rotate.", no_args_is_help=True)
 console = Console()
@@ -81,8 +82,8 @@ def rotate(
     new_fingerprint = signing.fingerprint(new_key.public_key())
     record_first(
         settings,
-        "keys.rotate",
-        "signing-key",
+        signing_key_audit.ROTATE_ACTION,
+        signing_key_audit.TARGET,
         {"key_file": str(key_file), "old_fingerprint": old.fingerprint, "new_fingerprint": new_fingerprint},
     )
     try:

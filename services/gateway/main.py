@@ -9,7 +9,7 @@ from services.common import bus, db
 from services.common.log import get_logger
 from services.common.pb.csu.v1 import ingest_pb2
 from services.common.service import Runtime
-from services.gateway import accounts, audit_log
+from services.gateway import accounts, audit_log, signing_key_audit
 from services.gateway.backends import Backends
 from services.gateway.federation.tls import serve_federation
 from services.gateway.operations import runner as operations_runner
@@ -58,6 +58,7 @@ async def run(runtime: Runtime) -> None:
     b.js = b.nats.jetstream()
     await bus.ensure_events_stream(b.js, settings.nats_prefix)
     writer = asyncio.create_task(audit_log.AuditWriter(b.js, settings.nats_prefix, b.engine, b.signer, b.clock).run())
+    await signing_key_audit.record_key_in_use(b.js, settings.nats_prefix, b.engine, b.signer, b.clock)
     operations = asyncio.create_task(operations_runner.run(b, runtime.stop))  # alarms, mail retries, pop-ups
     upkeep = asyncio.create_task(_audit_upkeep(b))
     federation = None

@@ -1,7 +1,8 @@
 """Rotating the signing key on the real database and NATS: register entries, audit checkpoints and
 no-private-area statements signed before and after `csuctl keys rotate` all verify through the
 platform's own verification paths; a signature by a key outside the keyring is still refused, and
-the rotation is audited before it happens (nothing rotates when the trail is away)."""
+the rotation is audited before it happens (nothing rotates when the trail is away). A key replaced
+the Kubernetes way (new Secret, restart) is recorded by the gateway's start."""
 
 import asyncio
 import json
@@ -25,7 +26,7 @@ from services.common.secretbox import SecretBox
 from services.common.settings import Settings
 from services.common.signing import Signer
 from services.csuctl.app import app
-from services.gateway import audit_log
+from services.gateway import audit_log, signing_key_audit
 from services.gateway.backends import Backends
 from services.requisition import register
 from services.requisition.models import RegisterEntry, RegisterHead
@@ -226,3 +227,56 @@ def test_everything_signed_before_and_after_a_rotation_verifies(
     assert not verdict.ok and verdict.first_bad_seq == 100 and "does not trust" in (verdict.problem or "")
     code, out, _ = csuctl(env, "audit", "verify")
     assert code == 1 and "BROKEN at entry 100" in out
+
+
+def key_entries(engine: Engine) -> list[tuple[str, dict[str, str]]]:
+    return [(e.action, json.loads(e.details_json)) for e in audit_log.search(engine, action="keys")]
+
+
+async def until(condition, what: str) -> None:  # type: ignore[no-untyped-def]
+    for _ in range(100):
+        if condition():
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"not in the trail after 10 s: {what}")
+
+
+def test_a_key_replaced_outside_csuctl_is_recorded_when_the_gateway_starts(engine: Engine, env: dict[str, str]) -> None:
+    key_file = Path(env["CSU_SIGNING_KEY_FILE"])
+    prefix = env["CSU_NATS_PREFIX"]
+    clock = ManualClock(START)
+
+    async def scenario() -> None:
+        nc = await nats.connect(env["CSU_NATS_URL"])
+        js = nc.jetstream()
+        writer = asyncio.create_task(audit_log.AuditWriter(js, prefix, engine, None, clock).run())
+        try:
+            first = Signer.from_file(key_file)
+            assert await signing_key_audit.record_key_in_use(js, prefix, engine, first, clock)
+            expected = [("keys.in_use", {"fingerprint": first.fingerprint, "previous_fingerprint": ""})]
+            await until(lambda: key_entries(engine) == expected, "the first key")
+            # Restarted with the same key: the trail already names it.
+            assert not await signing_key_audit.record_key_in_use(js, prefix, engine, first, clock)
+
+            # Kubernetes: the Secret holds a new key, the gateway restarts.
+            key_file.unlink()
+            Signer.generate(key_file)
+            second = Signer.from_file(key_file)
+            assert await signing_key_audit.record_key_in_use(js, prefix, engine, second, clock)
+            expected.append(
+                ("keys.in_use", {"fingerprint": second.fingerprint, "previous_fingerprint": first.fingerprint})
+            )
+            await until(lambda: key_entries(engine) == expected, "the replaced key")
+
+            # csuctl keys rotate records the key it puts in place: the next start has nothing to add.
+            code, _, err = await asyncio.to_thread(csuctl, env, "keys", "rotate", "--yes")
+            assert code == 0, err
+            third = Signer.from_file(key_file)
+            await until(lambda: signing_key_audit.recorded_fingerprint(engine) == third.fingerprint, "the rotation")
+            assert not await signing_key_audit.record_key_in_use(js, prefix, engine, third, clock)
+            assert [action for action, _ in key_entries(engine)] == ["keys.in_use", "keys.in_use", "keys.rotate"]
+        finally:
+            writer.cancel()
+            await nc.close()
+
+    asyncio.run(scenario())

@@ -1,0 +1,69 @@
+"""The signing key in use, in the audit trail: a key changed outside `csuctl keys rotate` shows too.
+
+`csuctl keys rotate` records its rotation (old and new fingerprints) before it happens. In
+Kubernetes the key is rotated another way: a new Secret and a restart (deploy/helm/csu/README.md),
+which nothing on the platform sees being done. So at every start the gateway compares the key it
+loaded with the last key the trail names (a `keys.rotate` entry's new key, or an earlier
+`keys.in_use` entry) and, when they differ or the trail names none, records `keys.in_use` with the
+previous fingerprint. Auditors then find every key that signed the register, the checkpoints and
+the statements, and from when, in the trail itself.
+
+The trail is written asynchronously (JetStream, then the audit writer): a rotation event still on
+its way when the gateway starts can be followed by a `keys.in_use` naming the key it replaced. That
+entry is redundant, never wrong: it says which key this gateway signs with, from then on.
+"""
+
+import asyncio
+import json
+
+from nats.js import JetStreamContext
+from sqlalchemy import Engine, select
+from sqlmodel import Session as DbSession
+
+from services.common import audit
+from services.common.clock import Clock
+from services.common.log import get_logger
+from services.common.signing import Signer
+from services.gateway.models import AuditEntry
+
+log = get_logger(__name__)
+
+IN_USE_ACTION = "keys.in_use"
+ROTATE_ACTION = "keys.rotate"  # recorded by csuctl keys rotate
+TARGET = "signing-key"
+
+
+def recorded_fingerprint(engine: Engine) -> str | None:
+    """The fingerprint of the signing key the trail last says is in use (None: it names none)."""
+    query = (
+        select(AuditEntry)
+        .where(AuditEntry.action.in_((IN_USE_ACTION, ROTATE_ACTION)))
+        .order_by(AuditEntry.seq.desc())
+        .limit(1)
+    )
+    with DbSession(engine) as s:
+        entry = s.execute(query).scalar_one_or_none()
+    if entry is None:
+        return None
+    details = json.loads(entry.details_json or "{}")
+    return details.get("new_fingerprint" if entry.action == ROTATE_ACTION else "fingerprint")
+
+
+async def record_key_in_use(js: JetStreamContext, prefix: str, engine: Engine, signer: Signer, clock: Clock) -> bool:
+    """Record the key this gateway signs with unless the trail already names it; True if recorded."""
+    previous = await asyncio.to_thread(recorded_fingerprint, engine)
+    if previous == signer.fingerprint:
+        return False
+    if previous is not None:
+        log.warning("signing key differs from the one the audit trail names", previous=previous, now=signer.fingerprint)
+    await audit.record(
+        js,
+        prefix,
+        clock,
+        actor="system",
+        role="",
+        action=IN_USE_ACTION,
+        target=TARGET,
+        details={"fingerprint": signer.fingerprint, "previous_fingerprint": previous or ""},
+    )
+    return True
