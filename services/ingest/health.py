@@ -63,6 +63,10 @@ class StreamHealth:
             self._stall_began, self._resumed_at = None, 0.0
             self.codec, self.width, self.height = codec, width, height
 
+    @property
+    def connected(self) -> bool:
+        return self._connected
+
     def resized(self, width: int, height: int) -> None:
         with self._lock:
             self.width, self.height = width, height

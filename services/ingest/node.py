@@ -309,7 +309,7 @@ class IngestNode:
         """
         limit = self.settings.source_read_timeout_s
         for index, worker in enumerate(unit.workers):
-            if not (worker.health.metrics().connected and worker.health.silent_for() > limit):
+            if not (worker.health.connected and worker.health.silent_for() > limit):
                 continue
             worker.stop()
             worker.health.failed(f"{describe(worker.url)}: no data from the camera for {limit:g} s (watchdog)")
@@ -384,7 +384,8 @@ class IngestNode:
             refusal, main, unit.main_health.recent_reconnects(), (record.width, record.height, record.fps), sub,
             ptz_problem,
         )  # fmt: skip
-        metrics = unit.main_health.metrics()
+        # Read once per round: a camera's metrics walk its last WINDOW_S of packets.
+        metrics = main if main is not None else unit.main_health.metrics()
         FPS.labels(record.id).set(metrics.fps)
         BITRATE.labels(record.id).set(metrics.bitrate_bps)
         AGE.labels(record.id).set(metrics.last_packet_age_s)
@@ -392,7 +393,7 @@ class IngestNode:
         # A camera going dark on its own is an alarm for the operators; one taken out of recording
         # (state, authorisation) is not: its cause raised its own alarm or was a person's decision.
         went_dark = status.status == h.OFFLINE and unit.status.status != h.OFFLINE and refusal is None
-        await self._set_status(unit, status)
+        await self._set_status(unit, status, metrics=metrics)
         if went_dark:
             alarm = Alarm(
                 kind="camera.offline",
@@ -406,7 +407,9 @@ class IngestNode:
             except Exception as exc:  # noqa: BLE001 - the status event and bucket still show it
                 log.warning("camera offline alarm not published", camera=record.id, error=str(exc))
 
-    async def _set_status(self, unit: CameraUnit, status: h.Status, force_put: bool = False) -> None:
+    async def _set_status(
+        self, unit: CameraUnit, status: h.Status, force_put: bool = False, metrics: h.StreamMetrics | None = None
+    ) -> None:
         now_us = to_us(self.capture_clock.now())
         previous = unit.status
         changed = status != previous
@@ -427,7 +430,7 @@ class IngestNode:
                 log.warning("camera status event not published", camera=unit.record.id, error=str(exc))
         if changed or force_put or time.monotonic() - unit.last_put >= STATUS_PUT_S:
             unit.last_put = time.monotonic()
-            metrics = unit.main_health.metrics()
+            metrics = metrics or unit.main_health.metrics()
             value = {
                 "status": unit.status.status,
                 "reason": unit.status.reason,
