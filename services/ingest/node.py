@@ -430,7 +430,8 @@ class IngestNode:
                 log.warning("camera status event not published", camera=unit.record.id, error=str(exc))
         if changed or force_put or time.monotonic() - unit.last_put >= STATUS_PUT_S:
             unit.last_put = time.monotonic()
-            metrics = metrics or unit.main_health.metrics()
+            if metrics is None:
+                metrics = unit.main_health.metrics()
             value = {
                 "status": unit.status.status,
                 "reason": unit.status.reason,
