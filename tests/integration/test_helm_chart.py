@@ -33,6 +33,7 @@ from services.common import bus, subjects
 from services.common.leases import LeaseManager
 from services.common.settings import Settings
 from services.common.signing import Signer, rotate
+from tests.support.platform import until
 from tests.support.servers import free_port
 
 CHART = Path(__file__).resolve().parents[2] / "deploy" / "helm" / "csu"
@@ -651,13 +652,6 @@ async def login(url: str, user: str, password: str, errors: list[str]) -> Client
     )
 
 
-async def wait_for(condition, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.05)
-
-
 async def test_a_real_nats_server_enforces_the_rendered_permissions(
     accounts_server: tuple[str, dict[str, str]],
 ) -> None:
@@ -692,9 +686,7 @@ async def test_a_real_nats_server_enforces_the_rendered_permissions(
         await clients["masking"].publish(masked, b"masked frame")
         for client in [masking, *clients.values()]:
             await client.flush()
-        await wait_for(
-            lambda: received["bus-masking"] and received["archive"] and received["gateway"], 20, "deliveries"
-        )
+        await until(lambda: received["bus-masking"] and received["archive"] and received["gateway"], 20, "deliveries")
         await asyncio.sleep(0.2)  # let any (wrong) late delivery arrive before judging absence
         for client in clients.values():
             await client.flush()
@@ -706,9 +698,9 @@ async def test_a_real_nats_server_enforces_the_rendered_permissions(
         assert received["archive"] == [(masked, b"masked frame")] and received["gateway"] == [(masked, b"masked frame")]
         assert received["requisition"] == [] and received["ingest"] == []
         refused = ("ingest", "archive", "requisition", "gateway")
-        await wait_for(lambda: all(any("csu.raw" in e for e in errors[n]) for n in refused), 10, "refusals")
+        await until(lambda: all(any("csu.raw" in e for e in errors[n]) for n in refused), 10, "refusals")
         assert all("permissions violation" in e.lower() for n in SERVICES for e in errors[n]), errors
-        await wait_for(
+        await until(
             lambda: (
                 any(f'publish to "{raw}"' in e for e in errors["gateway"])
                 and any(f'publish to "{masked}"' in e for e in errors["archive"])

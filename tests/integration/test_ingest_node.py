@@ -3,7 +3,6 @@ status events, and PTZ of a simulated camera steered through a replica that does
 
 import asyncio
 import json
-import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -25,6 +24,7 @@ from services.ingest.node import IngestNode
 from services.ingest.ptz import service as ptz
 from services.ingest.registry import Registry
 from services.ingest.specs import CameraInput
+from tests.support.platform import until
 from tests.support.servers import nats_prefix, unique
 
 PERIMETER = {
@@ -111,18 +111,6 @@ async def stop_node(node: IngestNode, nc: nats.NATS) -> None:
     await node.stop()
     await nc.close()
     await node.join_workers(12)
-
-
-async def until(condition, timeout: float, what: str):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = condition()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return result
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 async def events(nc: nats.NATS, prefix: str, kind: str, message_type):  # type: ignore[no-untyped-def]

@@ -30,6 +30,7 @@ from services.gateway import audit_log, signing_key_audit
 from services.gateway.backends import Backends
 from services.requisition import register
 from services.requisition.models import RegisterEntry, RegisterHead
+from tests.support.platform import until
 from tests.support.servers import free_port, nats_prefix
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
@@ -233,14 +234,6 @@ def key_entries(engine: Engine) -> list[tuple[str, dict[str, str]]]:
     return [(e.action, json.loads(e.details_json)) for e in audit_log.search(engine, action="keys")]
 
 
-async def until(condition, what: str) -> None:  # type: ignore[no-untyped-def]
-    for _ in range(100):
-        if condition():
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"not in the trail after 10 s: {what}")
-
-
 def test_a_key_replaced_outside_csuctl_is_recorded_when_the_gateway_starts(engine: Engine, env: dict[str, str]) -> None:
     key_file = Path(env["CSU_SIGNING_KEY_FILE"])
     prefix = env["CSU_NATS_PREFIX"]
@@ -254,7 +247,7 @@ def test_a_key_replaced_outside_csuctl_is_recorded_when_the_gateway_starts(engin
             first = Signer.from_file(key_file)
             assert await signing_key_audit.record_key_in_use(js, prefix, engine, first, clock)
             expected = [("keys.in_use", {"fingerprint": first.fingerprint, "previous_fingerprint": ""})]
-            await until(lambda: key_entries(engine) == expected, "the first key")
+            await until(lambda: key_entries(engine) == expected, 10, "the first key")
             # Restarted with the same key: the trail already names it.
             assert not await signing_key_audit.record_key_in_use(js, prefix, engine, first, clock)
 
@@ -266,13 +259,13 @@ def test_a_key_replaced_outside_csuctl_is_recorded_when_the_gateway_starts(engin
             expected.append(
                 ("keys.in_use", {"fingerprint": second.fingerprint, "previous_fingerprint": first.fingerprint})
             )
-            await until(lambda: key_entries(engine) == expected, "the replaced key")
+            await until(lambda: key_entries(engine) == expected, 10, "the replaced key")
 
             # csuctl keys rotate records the key it puts in place: the next start has nothing to add.
             code, _, err = await asyncio.to_thread(csuctl, env, "keys", "rotate", "--yes")
             assert code == 0, err
             third = Signer.from_file(key_file)
-            await until(lambda: signing_key_audit.recorded_fingerprint(engine) == third.fingerprint, "the rotation")
+            await until(lambda: signing_key_audit.recorded_fingerprint(engine) == third.fingerprint, 10, "the rotation")
             assert not await signing_key_audit.record_key_in_use(js, prefix, engine, third, clock)
             assert [action for action, _ in key_entries(engine)] == ["keys.in_use", "keys.in_use", "keys.rotate"]
         finally:

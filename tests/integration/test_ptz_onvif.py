@@ -6,7 +6,6 @@ and fault handling against the ONVIF WSDLs; it does not prove any vendor's firmw
 """
 
 import asyncio
-import time
 from pathlib import Path
 
 import pytest
@@ -23,16 +22,8 @@ from services.ingest.ptz.sim import SimPtzCamera
 from services.ingest.registry import Registry
 from services.ingest.specs import CameraInput
 from tests.support.onvif_ptz import OnvifPtzServer
+from tests.support.platform import until
 from tests.support.servers import free_port
-
-
-async def until(condition, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if await condition():
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture

@@ -1,5 +1,6 @@
 """The platform's services as separate processes, wired to the test's own servers."""
 
+import asyncio
 import json
 import os
 import time
@@ -130,6 +131,19 @@ class Platform:
             if line.startswith(wanted + " "):
                 return float(line.rsplit(" ", 1)[1])
         return 0.0
+
+
+async def until(condition: Callable[[], Any], timeout: float, what: str, interval: float = 0.2) -> Any:
+    """`wait_for` inside an event loop: condition() may be a coroutine function; the loop keeps running."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = condition()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return result
+        await asyncio.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 def wait_for(condition: Callable[[], Any], timeout: float, what: str, interval: float = 0.5) -> Any:
