@@ -182,6 +182,9 @@ def test_audit_trail_records_verifies_and_detects_tampering(platform: Platform, 
         "the refused login",
     )
     assert entries[0]["actor"] == "operator-all" and entries[0]["target"] == "user:operator-all"
+    # The gateway's start named its signing key (it was published before the refused login).
+    keys = auditor.get("/api/v1/audit", params={"action": "keys"}).json()
+    assert [(e["action"], e["actor"]) for e in keys] == [("keys.in_use", "system")], keys
     by_actor = auditor.get("/api/v1/audit", params={"actor": "operator-all"}).json()
     assert {"auth.login"} <= {e["action"] for e in by_actor}
     csv = auditor.get("/api/v1/audit/export", params={"format": "csv"})
