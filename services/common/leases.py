@@ -248,25 +248,41 @@ class LeaseManager:
     async def entries(self, prefix: str = LEASE) -> dict[str, tuple[str, int]]:
         """Live entries under prefix: key (without the prefix) -> (owner, revision).
 
-        One watcher delivering the last value of each key: a single round trip for any number of
-        keys, where a get per key would cost one each.
+        One consumer delivering the last value of each key: a single round trip for any number of
+        keys, where a get per key would cost one each. Not `KeyValue.watch()`: nats-py 2.16 may
+        signal the end of its initial values before values already in flight to it (nats.py #842),
+        so about one listing in a hundred came back short. The end is decided here from the
+        consumer's own count: what it had delivered and still had pending when asked, all of it
+        received, and the last message reporting nothing pending.
         """
-        watcher = await self.kv.watch(prefix + ">", ignore_deletes=True)
+        sub = await self.js.subscribe(
+            f"$KV.{self.bucket}.{prefix}>",
+            stream=f"KV_{self.bucket}",
+            ordered_consumer=True,
+            deliver_policy=DeliverPolicy.LAST_PER_SUBJECT,
+        )
         result: dict[str, tuple[str, int]] = {}
         try:
-            while True:
-                entry = await watcher.updates(timeout=5)
-                if entry is None:
-                    break
-                try:
-                    owner = json.loads(entry.value or b"{}").get("owner", "")
-                except ValueError:
-                    owner = ""
-                result[entry.key[len(prefix) :]] = (owner, entry.revision or 0)
-                if not entry.delta:
-                    break
+            info = await sub.consumer_info()
+            expected = info.delivered.consumer_seq + info.num_pending
+            received = 0
+            while received < expected:
+                msg = await sub.next_msg(timeout=5)
+                received += 1
+                key = msg.subject.removeprefix(f"$KV.{self.bucket}.{prefix}")
+                # Deletes, purges and (nats-server 2.11+) expiry markers end a key.
+                if msg.headers and (msg.headers.get("KV-Operation") or msg.headers.get("Nats-Marker-Reason")):
+                    result.pop(key, None)
+                else:
+                    try:
+                        owner = json.loads(msg.data or b"{}").get("owner", "")
+                    except ValueError:
+                        owner = ""
+                    result[key] = (owner, msg.metadata.sequence.stream)
+                if received >= expected and msg.metadata.num_pending:
+                    expected = received + msg.metadata.num_pending  # written while we read: take them too
         finally:
-            await watcher.stop()
+            await sub.unsubscribe()
         return result
 
     async def owners(self) -> dict[str, str]:
