@@ -22,6 +22,7 @@ from services.masking.main import catalogue_masks
 from services.masking.node import MaskingNode
 from services.masking.store import MaskStore
 from tests.support.frames import T0_US, h264_packets
+from tests.support.platform import until
 from tests.support.servers import free_port, nats_prefix
 
 CAMERAS = [f"cam-{n}" for n in range(4)]
@@ -80,9 +81,9 @@ async def test_cameras_are_shared_and_taken_over_when_a_replica_dies(settings: S
     a, nc_a = await _node(settings, store, "replica-a")
     b, nc_b = await _node(settings, store, "replica-b")
     try:
-        await _until(lambda: set(a.lanes) | set(b.lanes) == set(CAMERAS) and a.lanes and b.lanes, 30, "a fair share")
+        await until(lambda: set(a.lanes) | set(b.lanes) == set(CAMERAS) and a.lanes and b.lanes, 30, "a fair share")
         assert not set(a.lanes) & set(b.lanes), "a camera is held by two replicas"
-        await _until(lambda: all(len(masked[c]) > 20 for c in CAMERAS), 60, "every camera masked")
+        await until(lambda: all(len(masked[c]) > 20 for c in CAMERAS), 60, "every camera masked")
         for camera in CAMERAS:
             times = [p.capture_time_us for p in masked[camera]]
             assert len(times) == len(set(times)), f"{camera}: frames masked twice (two owners)"
@@ -97,8 +98,8 @@ async def test_cameras_are_shared_and_taken_over_when_a_replica_dies(settings: S
         await nc_a.close()
         died = time.monotonic()
         counts = {c: len(masked[c]) for c in orphaned}
-        await _until(lambda: set(b.lanes) == set(CAMERAS), TAKEOVER_S + 10, "replica B holding every camera")
-        await _until(lambda: all(len(masked[c]) > counts[c] + 10 for c in orphaned), 30, "orphans masked again")
+        await until(lambda: set(b.lanes) == set(CAMERAS), TAKEOVER_S + 10, "replica B holding every camera")
+        await until(lambda: all(len(masked[c]) > counts[c] + 10 for c in orphaned), 30, "orphans masked again")
         assert time.monotonic() - died < TAKEOVER_S + 10
         for camera in CAMERAS:
             times = [p.capture_time_us for p in masked[camera]]
@@ -132,7 +133,7 @@ async def test_the_sub_stream_is_masked_like_the_main_stream(settings: Settings)
         await feeder.subscribe(subjects.masked(settings.nats_prefix, camera, stream), cb=collect)
     node, nc = await _node(settings, store, "replica-sub")
     try:
-        await _until(lambda: camera in node.lanes and camera in node.sub_lanes, 30, f"{camera} held")
+        await until(lambda: camera in node.lanes and camera in node.sub_lanes, 30, f"{camera} held")
         for n in range(40):
             for stream in streams:
                 packet = FramePacket()
@@ -140,7 +141,7 @@ async def test_the_sub_stream_is_masked_like_the_main_stream(settings: Settings)
                 packet.stream = stream
                 await feeder.publish(subjects.raw(settings.nats_prefix, camera, stream), packet.SerializeToString())
             await asyncio.sleep(0.02)
-        await _until(lambda: all(len(masked[s]) >= 30 for s in streams), 60, "both streams masked")
+        await until(lambda: all(len(masked[s]) >= 30 for s in streams), 60, "both streams masked")
         for stream, (width, height) in streams.items():
             assert {p.mask_version for p in masked[stream]} == {"v1"}, stream
             decoder = av.CodecContext.create("h264", "r")
@@ -156,12 +157,3 @@ async def test_the_sub_stream_is_masked_like_the_main_stream(settings: Settings)
         await nc.close()
         await feeder.close()
         engine.dispose()
-
-
-async def _until(condition, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
