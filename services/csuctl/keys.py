@@ -84,7 +84,7 @@ def rotate(
         settings,
         signing_key_audit.ROTATE_ACTION,
         signing_key_audit.TARGET,
-        {"key_file": str(key_file), "old_fingerprint": old.fingerprint, "new_fingerprint": new_fingerprint},
+        signing_key_audit.rotation_details(str(key_file), old.fingerprint, new_fingerprint),
     )
     try:
         rotation = signing.rotate(key_file, new_key)

@@ -15,6 +15,7 @@ entry is redundant, never wrong: it says which key this gateway signs with, from
 
 import asyncio
 import json
+from dataclasses import dataclass
 
 from nats.js import JetStreamContext
 from sqlalchemy import Engine, select
@@ -33,20 +34,48 @@ ROTATE_ACTION = "keys.rotate"  # recorded by csuctl keys rotate
 TARGET = "signing-key"
 
 
+def rotation_details(key_file: str, old_fingerprint: str, new_fingerprint: str) -> dict[str, str]:
+    """The details of a `keys.rotate` entry (csuctl writes them, the history below reads them)."""
+    return {"key_file": key_file, "old_fingerprint": old_fingerprint, "new_fingerprint": new_fingerprint}
+
+
+@dataclass(frozen=True)
+class KeyInUse:
+    """One key the trail names as the signing key, from the entry that names it."""
+
+    fingerprint: str
+    since_us: int
+    # ROTATE_ACTION (put in place by `csuctl keys rotate`) or IN_USE_ACTION (found at a gateway start).
+    action: str
+    actor: str
+    previous_fingerprint: str
+
+
+def _key_in_use(entry: AuditEntry) -> KeyInUse:
+    details = json.loads(entry.details_json or "{}")
+    if entry.action == ROTATE_ACTION:
+        fingerprint, previous = details.get("new_fingerprint", ""), details.get("old_fingerprint", "")
+    else:
+        fingerprint, previous = details.get("fingerprint", ""), details.get("previous_fingerprint", "")
+    return KeyInUse(fingerprint, entry.time_us, entry.action, entry.actor, previous)
+
+
+def _key_entries(engine: Engine, last_only: bool) -> list[KeyInUse]:
+    query = select(AuditEntry).where(AuditEntry.action.in_((IN_USE_ACTION, ROTATE_ACTION)))
+    query = query.order_by(AuditEntry.seq.desc()).limit(1) if last_only else query.order_by(AuditEntry.seq)
+    with DbSession(engine) as s:
+        return [_key_in_use(entry) for entry in s.execute(query).scalars()]
+
+
+def key_history(engine: Engine) -> list[KeyInUse]:
+    """Every signing key the trail names, oldest first: what signed the register, and from when."""
+    return _key_entries(engine, last_only=False)
+
+
 def recorded_fingerprint(engine: Engine) -> str | None:
     """The fingerprint of the signing key the trail last says is in use (None: it names none)."""
-    query = (
-        select(AuditEntry)
-        .where(AuditEntry.action.in_((IN_USE_ACTION, ROTATE_ACTION)))
-        .order_by(AuditEntry.seq.desc())
-        .limit(1)
-    )
-    with DbSession(engine) as s:
-        entry = s.execute(query).scalar_one_or_none()
-    if entry is None:
-        return None
-    details = json.loads(entry.details_json or "{}")
-    return details.get("new_fingerprint" if entry.action == ROTATE_ACTION else "fingerprint")
+    last = _key_entries(engine, last_only=True)
+    return last[0].fingerprint if last else None
 
 
 async def record_key_in_use(js: JetStreamContext, prefix: str, engine: Engine, signer: Signer, clock: Clock) -> bool:

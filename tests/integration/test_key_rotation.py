@@ -268,6 +268,15 @@ def test_a_key_replaced_outside_csuctl_is_recorded_when_the_gateway_starts(engin
             await until(lambda: signing_key_audit.recorded_fingerprint(engine) == third.fingerprint, 10, "the rotation")
             assert not await signing_key_audit.record_key_in_use(js, prefix, engine, third, clock)
             assert [action for action, _ in key_entries(engine)] == ["keys.in_use", "keys.in_use", "keys.rotate"]
+            # What the compliance report lists: each key, from when, how it came into use and by whom.
+            history = signing_key_audit.key_history(engine)
+            assert [(k.fingerprint, k.previous_fingerprint, k.action) for k in history] == [
+                (first.fingerprint, "", "keys.in_use"),
+                (second.fingerprint, first.fingerprint, "keys.in_use"),
+                (third.fingerprint, second.fingerprint, "keys.rotate"),
+            ]
+            assert [k.actor for k in history[:2]] == ["system", "system"] and history[2].actor.startswith("csuctl:")
+            assert history[0].since_us == to_us(START)
         finally:
             writer.cancel()
             await nc.close()

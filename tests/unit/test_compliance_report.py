@@ -87,6 +87,23 @@ REPORT = {
         "signed_checkpoints": 0,
         "last_checkpoint": None,
         "retention_days": 1095,
+        "signing_key": "b" * 64,
+        "signing_keys": [
+            {
+                "fingerprint": "a" * 64,
+                "since": "2026-01-05T08:00:00Z",
+                "how": "found at start",
+                "by": "system",
+                "previous_fingerprint": "",
+            },
+            {
+                "fingerprint": "b" * 64,
+                "since": "2026-06-01T09:30:00Z",
+                "how": "rotated",
+                "by": "csuctl:root",
+                "previous_fingerprint": "a" * 64,
+            },
+        ],
     },
     "viewing_room": {
         "available": True,
@@ -123,6 +140,12 @@ def test_pdf_carries_the_findings_and_every_section() -> None:
         "Signalements ouverts",
         "ALT",  # the broken audit chain ("ALTÉRÉ")
         "entry 17 does not match its hash chain",
+        "Clé de signature de ce serveur : " + "b" * 64,
+        "05/01/2026 09:00",  # each key named by the trail, from when (Paris time), how and by whom
+        "constatée au démarrage",
+        "01/06/2026 11:30",
+        "rotation (csuctl)",
+        "csuctl:root",
         "3 d\xe9claration(s)",
     ]:
         assert expected in text, expected

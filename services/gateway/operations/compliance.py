@@ -10,7 +10,7 @@ What the platform can state about itself, gathered in one document:
 - masks (MaskingService): per camera the approved mask set, who drew and who approved it, or the
   supervisor's signed statement that no private area is in view; drafts; open mask-error reports;
 - deletion proofs from the archive, each digest recomputed here;
-- the audit trail: chain verification, signed checkpoints;
+- the audit trail: chain verification, signed checkpoints, every signing key it names and from when;
 - the viewing-room register: declarations and their state.
 
 Each section is collected on its own: a service that cannot answer makes its section say so (and
@@ -35,7 +35,7 @@ from services.common.db import session
 from services.common.log import get_logger
 from services.common.pb.csu.v1 import archive_pb2, ingest_pb2, masking_pb2, masking_pb2_grpc
 from services.common.settings import LEGAL_MAX_RETENTION_DAYS
-from services.gateway import accounts, audit_log
+from services.gateway import accounts, audit_log, signing_key_audit
 from services.gateway.backends import RPC_TIMEOUT_S, Backends
 from services.gateway.federation import partners
 from services.gateway.models import AuditCheckpoint
@@ -370,6 +370,13 @@ def _audit(b: Backends, findings: list[str]) -> dict[str, Any]:
         checkpoints = list(s.exec(select(AuditCheckpoint.signed_us)))
     if not verdict.ok:
         findings.append(f"audit trail: {verdict.problem}")
+    keys = signing_key_audit.key_history(b.engine)
+    if keys and keys[-1].fingerprint != b.signer.fingerprint:
+        # Another gateway replica signing with another key (a Secret not rolled out everywhere).
+        findings.append(
+            f"audit trail: this gateway signs with key {b.signer.fingerprint}, "
+            f"the trail last names {keys[-1].fingerprint}"
+        )
     return {
         "chain_ok": verdict.ok,
         "entries": verdict.entries,
@@ -378,6 +385,17 @@ def _audit(b: Backends, findings: list[str]) -> dict[str, Any]:
         "signed_checkpoints": len(checkpoints),
         "last_checkpoint": iso(max(checkpoints)) if checkpoints else None,
         "retention_days": b.settings.audit_retention_days,
+        "signing_key": b.signer.fingerprint,
+        "signing_keys": [
+            {
+                "fingerprint": k.fingerprint,
+                "since": iso(k.since_us),
+                "how": "rotated" if k.action == signing_key_audit.ROTATE_ACTION else "found at start",
+                "by": k.actor,
+                "previous_fingerprint": k.previous_fingerprint,
+            }
+            for k in keys
+        ],
     }
 
 

@@ -300,6 +300,13 @@ def render(report: dict[str, Any], font_dirs: tuple[Path, ...] = FONT_DIRS) -> b
             f"le dernier le {_when(audit['last_checkpoint'])}. "
             f"Conservation du journal : {audit['retention_days']} jours."
         )
+        pdf.para(f"Clé de signature de ce serveur : {audit['signing_key']}. Clés de signature nommées par le journal :")
+        how = {"rotated": "rotation (csuctl)", "found at start": "constatée au démarrage"}
+        pdf.grid(
+            ["Depuis", "Empreinte (SHA-256 de la clé publique)", "Comment", "Par"],
+            [[_when(k["since"]), k["fingerprint"], how[k["how"]], k["by"]] for k in audit["signing_keys"]],
+            [26, 100, 32, 28],
+        )
 
     pdf.heading("9. Registre de la salle de visionnage")
     register = report["viewing_room"]
