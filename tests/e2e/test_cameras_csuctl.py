@@ -8,12 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import nats
 import pytest
-from nats.js.api import DeliverPolicy
 
-from services.common import subjects
-from services.common.pb.csu.v1.audit_pb2 import AuditEvent
+from tests.support.audit import audit_events
 from tests.support.platform import Platform, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -26,25 +23,6 @@ def csuctl(platform: Platform, *args: str) -> subprocess.CompletedProcess[str]:
         [sys.executable, "-m", "services.csuctl", "cameras", *args],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
-
-
-async def audit_events(platform: Platform) -> list[AuditEvent]:
-    nc = await nats.connect(platform.env["CSU_NATS_URL"])
-    try:
-        sub = await nc.jetstream().subscribe(
-            subjects.event(platform.nats_prefix, "audit"),
-            stream=subjects.events_stream(platform.nats_prefix),
-            ordered_consumer=True,
-            deliver_policy=DeliverPolicy.ALL,
-        )
-        found = []
-        try:
-            while True:
-                found.append(AuditEvent.FromString((await sub.next_msg(timeout=2)).data))
-        except nats.errors.TimeoutError:
-            return found
-    finally:
-        await nc.close()
 
 
 def test_export_import_and_leases(platform: Platform, tmp_path: Path) -> None:
@@ -94,7 +72,7 @@ def test_export_import_and_leases(platform: Platform, tmp_path: Path) -> None:
     assert len(leases["replicas"]) == 1
     assert {x["owner"] for x in leases["leases"]} == set(leases["replicas"])
 
-    events = asyncio.run(audit_events(platform))
+    events = asyncio.run(audit_events(platform.env["CSU_NATS_URL"], platform.nats_prefix))
     actions = [(e.action, e.actor.startswith("csuctl:")) for e in events]
     assert ("config.cameras.export", True) in actions and ("config.cameras.import", True) in actions
     # Audited before acting: the import. A dry run, or an import the commissioning gate refused

@@ -12,17 +12,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-import nats
 import pytest
-from nats.js.api import DeliverPolicy
 from sqlalchemy import Engine, text
 from sqlmodel import Session
 from typer.testing import CliRunner
 
-from services.common import db, subjects
+from services.common import db
 from services.common.clock import SystemClock, to_us
 from services.common.hashchain import link_hash
-from services.common.pb.csu.v1.audit_pb2 import AuditEvent
 from services.common.settings import Settings
 from services.common.signing import Signer
 from services.csuctl.app import app
@@ -30,6 +27,7 @@ from services.gateway import audit_log
 from services.requisition import register
 from services.requisition.models import RegisterEntry, RegisterHead
 from tests.support.accounts import login
+from tests.support.audit import audit_events
 from tests.support.platform import Platform, wait_for
 from tests.support.servers import free_port
 
@@ -72,25 +70,6 @@ def engine_of(database_url: str) -> Engine:
 def rows(engine: Engine, sql: str) -> list:  # type: ignore[type-arg]
     with engine.connect() as conn:
         return list(conn.execute(text(sql)))
-
-
-async def audit_events(platform: Platform) -> list[AuditEvent]:
-    nc = await nats.connect(platform.env["CSU_NATS_URL"])
-    try:
-        sub = await nc.jetstream().subscribe(
-            subjects.event(platform.nats_prefix, "audit"),
-            stream=subjects.events_stream(platform.nats_prefix),
-            ordered_consumer=True,
-            deliver_policy=DeliverPolicy.ALL,
-        )
-        found = []
-        try:
-            while True:
-                found.append(AuditEvent.FromString((await sub.next_msg(timeout=2)).data))
-        except nats.errors.TimeoutError:
-            return found
-    finally:
-        await nc.close()
 
 
 def refused(result, *words: str) -> None:  # type: ignore[no-untyped-def]
@@ -173,7 +152,8 @@ def test_users_habilitations_and_the_audit_trail(platform: Platform, tmp_path: P
     assert done.exit_code == 0 and "validated 2026-01-31T23:00:00Z" in done.stdout, done.output
 
     # Audited before acting, as csuctl:<user>, with the API's action names; never a password.
-    events = [e for e in asyncio.run(audit_events(platform)) if e.actor.startswith("csuctl:")]
+    published = asyncio.run(audit_events(platform.env["CSU_NATS_URL"], platform.nats_prefix))
+    events = [e for e in published if e.actor.startswith("csuctl:")]
     assert [(e.action, e.target) for e in events] == [
         ("users.create", "user:alice"),
         ("users.create", "user:bob"),

@@ -11,12 +11,11 @@ from pathlib import Path
 
 import nats
 import pytest
-from nats.js.api import DeliverPolicy
 from sqlalchemy import Engine, text
 from sqlmodel import Session
 from typer.testing import CliRunner
 
-from services.common import bus, db, subjects
+from services.common import bus, db
 from services.common.clock import ManualClock, to_us
 from services.common.commissioning import statement_verifies
 from services.common.hashchain import link_hash
@@ -30,6 +29,7 @@ from services.gateway import audit_log, signing_key_audit
 from services.gateway.backends import Backends
 from services.requisition import register
 from services.requisition.models import RegisterEntry, RegisterHead
+from tests.support.audit import audit_events
 from tests.support.platform import until
 from tests.support.servers import free_port, nats_prefix
 
@@ -109,25 +109,6 @@ def statement(signer: Signer, camera_id: str) -> masking_pb2.NoPrivateAreaStatem
     )
 
 
-async def audit_actions(env: dict[str, str]) -> list[AuditEvent]:
-    nc = await nats.connect(env["CSU_NATS_URL"])
-    try:
-        sub = await nc.jetstream().subscribe(
-            subjects.event(env["CSU_NATS_PREFIX"], "audit"),
-            stream=subjects.events_stream(env["CSU_NATS_PREFIX"]),
-            ordered_consumer=True,
-            deliver_policy=DeliverPolicy.ALL,
-        )
-        found = []
-        try:
-            while True:
-                found.append(AuditEvent.FromString((await sub.next_msg(timeout=2)).data))
-        except nats.errors.TimeoutError:
-            return found
-    finally:
-        await nc.close()
-
-
 def test_everything_signed_before_and_after_a_rotation_verifies(
     engine: Engine, env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -150,7 +131,8 @@ def test_everything_signed_before_and_after_a_rotation_verifies(
     new = Signer.from_file(key_file)
     assert rotation["old_fingerprint"] == old.fingerprint and rotation["new_fingerprint"] == new.fingerprint
     assert Path(rotation["retired_public_key"]).read_text() == old.public_pem()
-    rotate_events = [e for e in asyncio.run(audit_actions(env)) if e.action == "keys.rotate"]
+    published = asyncio.run(audit_events(env["CSU_NATS_URL"], env["CSU_NATS_PREFIX"]))
+    rotate_events = [e for e in published if e.action == "keys.rotate"]
     assert len(rotate_events) == 1 and rotate_events[0].actor.startswith("csuctl:")
     assert json.loads(rotate_events[0].details_json)["new_fingerprint"] == new.fingerprint
 
