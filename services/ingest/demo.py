@@ -8,14 +8,13 @@ and camera name burned in like a real camera's on-screen display.
 import itertools
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from fractions import Fraction
 from urllib.parse import parse_qs, urlsplit
 
-import av
 import cv2
 import numpy as np
 
 from services.ingest.sources import SourceError, SourcePacket, StreamInfo
+from services.ingest.synthetic import SceneEncoder
 
 WIDTH, HEIGHT, FPS = 704, 576, 10
 
@@ -48,14 +47,7 @@ class DemoSource:
             raise SourceError(f"demo source {url!r}: seed must be an integer") from exc
         self._scene = parts.netloc or "plaza"
         self._background = _background(self._seed)
-        self._encoder = av.CodecContext.create("libx264", "w")
-        self._encoder.width, self._encoder.height = WIDTH, HEIGHT
-        self._encoder.pix_fmt = "yuv420p"
-        self._encoder.time_base = Fraction(1, FPS)
-        self._encoder.framerate = Fraction(FPS, 1)
-        self._encoder.gop_size = FPS * 2
-        self._encoder.max_b_frames = 0
-        self._encoder.options = {"preset": "ultrafast", "tune": "zerolatency", "crf": "23"}
+        self._encoder = SceneEncoder(WIDTH, HEIGHT, FPS, crf=23)
         self.info = StreamInfo(codec="h264", extradata=b"", width=WIDTH, height=HEIGHT, frame_rate=FPS, live=False)
 
     def _draw(self, index: int) -> np.ndarray:
@@ -83,22 +75,8 @@ class DemoSource:
         return img
 
     def packets(self) -> Iterator[SourcePacket]:
-        tb = Fraction(1, FPS)
         for index in itertools.count():
-            frame = av.VideoFrame.from_ndarray(self._draw(index), format="bgr24")
-            frame.pts = index
-            frame.time_base = tb
-            for packet in self._encoder.encode(frame):
-                pts = packet.pts if packet.pts is not None else index
-                yield SourcePacket(
-                    data=bytes(packet),
-                    pts_s=float(pts * tb),
-                    dts_s=float(pts * tb),
-                    pts=pts,
-                    dts=pts,
-                    time_base=tb,
-                    keyframe=packet.is_keyframe,
-                )
+            yield from self._encoder.encode(self._draw(index), index)
 
     def close(self) -> None:
         """Nothing to release: the encoder is freed with the object."""

@@ -17,16 +17,15 @@ import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from fractions import Fraction
 from urllib.parse import parse_qs, urlsplit
 
-import av
 import cv2
 import numpy as np
 
 from services.common.clock import to_us
 from services.ingest.ptz.driver import PtzError, PtzSnapshot, clamp_position, clamp_velocity
 from services.ingest.sources import SourceError, SourcePacket, StreamInfo
+from services.ingest.synthetic import SceneEncoder
 
 SCENE_W, SCENE_H = 2816, 1152
 # Units per second at full velocity (the whole pan range in 4 s), and for absolute moves.
@@ -212,38 +211,15 @@ class SimPtzSource:
         if not (64 <= self._width <= 3840 and 64 <= self._height <= 2160 and 1 <= self._fps <= 60):
             raise SourceError(f"simulated PTZ camera {url!r}: size or frame rate out of range")
         self.camera = camera_for(url)
-        self._encoder = av.CodecContext.create("libx264", "w")
-        self._encoder.width, self._encoder.height = self._width, self._height
-        self._encoder.pix_fmt = "yuv420p"
-        self._encoder.time_base = Fraction(1, self._fps)
-        self._encoder.framerate = Fraction(self._fps, 1)
-        self._encoder.gop_size = self._fps * 2
-        self._encoder.max_b_frames = 0
-        self._encoder.options = {"preset": "ultrafast", "tune": "zerolatency", "crf": "25"}
+        self._encoder = SceneEncoder(self._width, self._height, self._fps, crf=25)
         self.info = StreamInfo(
             codec="h264", extradata=b"", width=self._width, height=self._height, frame_rate=self._fps, live=False
         )
 
     def packets(self) -> Iterator[SourcePacket]:
-        tb = Fraction(1, self._fps)
         for index in itertools.count():
             image, snap = self.camera.render(self._width, self._height, index / self._fps)
-            frame = av.VideoFrame.from_ndarray(image, format="bgr24")
-            frame.pts = index
-            frame.time_base = tb
-            for packet in self._encoder.encode(frame):
-                pts = packet.pts if packet.pts is not None else index
-                yield SourcePacket(
-                    data=bytes(packet),
-                    pts_s=float(pts * tb),
-                    dts_s=float(pts * tb),
-                    pts=pts,
-                    dts=pts,
-                    time_base=tb,
-                    keyframe=packet.is_keyframe,
-                    ptz=(snap.pan, snap.tilt, snap.zoom),
-                    moving=snap.moving,
-                )
+            yield from self._encoder.encode(image, index, (snap.pan, snap.tilt, snap.zoom), snap.moving)
 
     def close(self) -> None:
         """Nothing to release: the encoder is freed with the object; the device state stays."""
