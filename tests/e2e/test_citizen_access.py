@@ -19,7 +19,7 @@ from services.common.pb.csu.v1 import archive_pb2
 from tests.support.archive import START, T0_US
 from tests.support.browser import ARTIFACTS, chromium, until
 from tests.support.platform import Platform, wait_for
-from tests.support.requisition import LoopThread, RequisitionStack, jpeg_bytes, pdf_bytes, stack
+from tests.support.requisition import LoopThread, RequisitionStack, jpeg_bytes, pdf_bytes, stack_behind_platform
 from tests.support.servers import S3Server, free_port, unique
 
 pytestmark = pytest.mark.e2e
@@ -35,44 +35,12 @@ def iso(us: int) -> str:
 def env(
     platform: Platform, tmp_path: Path, database_url: str, s3: S3Server, nats_url: str
 ) -> Iterator[tuple[Platform, RequisitionStack, LoopThread]]:
-    masking_target = f"127.0.0.1:{free_port()}"
-    bg = LoopThread()
-    st = bg.run(
-        stack(
-            tmp_path / "stack",
-            database_url,
-            s3,
-            nats_url=nats_url,
-            nats_prefix=platform.nats_prefix,
-            cameras={CAM: "Rue Serpenoise"},
-            keys_dir=platform.workdir / "keys",
-            masking_target=masking_target,
-        )
-    )
-    try:
-        bg.run(st.archive.record(CAM, T0_US, 20))
-        platform.set_cameras(
-            [
-                {
-                    "id": CAM,
-                    "name": "Rue Serpenoise",
-                    "source": "/nonexistent/cam-a.mp4",
-                    "masks": [],
-                    "state": "maintenance",
-                }
-            ]
-        )
-        platform.env |= {
-            "CSU_ARCHIVE_GRPC": st.archive_target,
-            "CSU_REQUISITION_GRPC": st.target,
-            "CSU_MASKING_GRPC": masking_target,
-            "CSU_BUCKET_REDACTIONS": unique("red-"),
-        }
-        platform.start(["ingest", "masking", "gateway"])
+    masking = {"CSU_MASKING_GRPC": f"127.0.0.1:{free_port()}", "CSU_BUCKET_REDACTIONS": unique("red-")}
+    with stack_behind_platform(
+        platform, tmp_path, database_url, s3, nats_url, camera=(CAM, "Rue Serpenoise"), seconds=20,
+        services=["ingest", "masking", "gateway"], env=masking, masking_target=masking["CSU_MASKING_GRPC"],
+    ) as (st, bg):  # fmt: skip
         yield platform, st, bg
-    finally:
-        bg.run(st.stop())
-        bg.close()
 
 
 def registration(document: bytes, filename: str = "cni.jpg", **changes: str) -> dict:

@@ -19,7 +19,7 @@ from tests.support import accounts
 from tests.support.archive import START, T0_US
 from tests.support.browser import chromium, until
 from tests.support.platform import Platform
-from tests.support.requisition import LoopThread, RequisitionStack, pdf_bytes, stack
+from tests.support.requisition import LoopThread, RequisitionStack, pdf_bytes, stack_behind_platform
 from tests.support.servers import S3Server
 
 pytestmark = pytest.mark.e2e
@@ -35,30 +35,11 @@ def paris(us: int) -> str:
 def env(
     platform: Platform, tmp_path: Path, database_url: str, s3: S3Server, nats_url: str
 ) -> Iterator[tuple[Platform, RequisitionStack, LoopThread]]:
-    bg = LoopThread()
-    st = bg.run(
-        stack(tmp_path / "stack", database_url, s3, nats_url=nats_url, nats_prefix=platform.nats_prefix,
-              cameras={CAM: "Place d'Armes"}, keys_dir=platform.workdir / "keys")
-    )  # fmt: skip
-    try:
-        bg.run(st.archive.record(CAM, T0_US, 12))
-        platform.set_cameras(
-            [
-                {
-                    "id": CAM,
-                    "name": "Place d'Armes",
-                    "source": "/nonexistent/cam-a.mp4",
-                    "masks": [],
-                    "state": "maintenance",
-                }
-            ]
-        )
-        platform.env |= {"CSU_ARCHIVE_GRPC": st.archive_target, "CSU_REQUISITION_GRPC": st.target}
-        platform.start(["ingest", "gateway"])
+    with stack_behind_platform(
+        platform, tmp_path, database_url, s3, nats_url, camera=(CAM, "Place d'Armes"), seconds=12,
+        services=["ingest", "gateway"],
+    ) as (st, bg):  # fmt: skip
         yield platform, st, bg
-    finally:
-        bg.run(st.stop())
-        bg.close()
 
 
 def state_of(page) -> str:  # type: ignore[no-untyped-def]

@@ -29,7 +29,7 @@ from tests.support.archive import START, T0_US
 from tests.support.browser import ARTIFACTS, chromium
 from tests.support.pki import TestCA
 from tests.support.platform import Platform, wait_for
-from tests.support.requisition import LoopThread, RequisitionStack, pdf_bytes, png_bytes, stack
+from tests.support.requisition import LoopThread, RequisitionStack, pdf_bytes, png_bytes, stack_behind_platform
 from tests.support.servers import S3Server, free_port
 
 pytestmark = pytest.mark.e2e
@@ -70,45 +70,20 @@ class Env:
 
 @pytest.fixture
 def env(platform: Platform, tmp_path: Path, database_url: str, s3: S3Server, nats_url: str) -> Iterator[Env]:
-    bg = LoopThread()
-    st = bg.run(
-        stack(
-            tmp_path / "stack",
-            database_url,
-            s3,
-            nats_url=nats_url,
-            nats_prefix=platform.nats_prefix,
-            cameras={CAM: "Place d'Armes"},
-            keys_dir=platform.workdir / "keys",
-            max_upload_bytes=MB,
-        )
-    )
-    try:
-        bg.run(st.archive.record(CAM, T0_US, 12))
-        platform.set_cameras(
-            [
-                {
-                    "id": CAM,
-                    "name": "Place d'Armes",
-                    "source": "/nonexistent/cam-a.mp4",
-                    "masks": [],
-                    "state": "maintenance",
-                }
-            ]
-        )
-        ca = TestCA(tmp_path / "pki")
-        server = ca.issue("gateway", server=True)
-        port = free_port()
-        platform.env |= {
-            "CSU_ARCHIVE_GRPC": st.archive_target,
-            "CSU_REQUISITION_GRPC": st.target,
-            "CSU_MAX_UPLOAD_BYTES": str(MB),
-            "CSU_FEDERATION_PORT": str(port),
-            "CSU_FEDERATION_CERT_FILE": str(server.cert),
-            "CSU_FEDERATION_KEY_FILE": str(server.key),
-            "CSU_FEDERATION_CA_FILE": str(ca.issued.cert),
-        }
-        platform.start(["ingest", "gateway"])
+    ca = TestCA(tmp_path / "pki")
+    server = ca.issue("gateway", server=True)
+    port = free_port()
+    federation = {
+        "CSU_MAX_UPLOAD_BYTES": str(MB),
+        "CSU_FEDERATION_PORT": str(port),
+        "CSU_FEDERATION_CERT_FILE": str(server.cert),
+        "CSU_FEDERATION_KEY_FILE": str(server.key),
+        "CSU_FEDERATION_CA_FILE": str(ca.issued.cert),
+    }
+    with stack_behind_platform(
+        platform, tmp_path, database_url, s3, nats_url, camera=(CAM, "Place d'Armes"), seconds=12,
+        services=["ingest", "gateway"], env=federation, max_upload_bytes=MB,
+    ) as (st, bg):  # fmt: skip
         key = Ed25519PrivateKey.generate()
         client = ca.issue("pn-metz-client")
         public = key.public_key().public_bytes(
@@ -128,9 +103,6 @@ def env(platform: Platform, tmp_path: Path, database_url: str, s3: S3Server, nat
         )
         assert registered.status_code == 201, registered.text
         yield Env(platform, st, bg, {"ca": ca, "client": client, "key": key, "url": f"https://127.0.0.1:{port}"})
-    finally:
-        bg.run(st.stop())
-        bg.close()
 
 
 def request_body(**changes: object) -> dict:

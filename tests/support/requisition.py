@@ -4,15 +4,17 @@
 in-process against the test's real servers (S3 on loopback, PostgreSQL or SQLite, NATS), on one
 `ManualClock`, each serving its gRPC API on a loopback port — so tests move time by days, call
 `tick()` for the deadline loop, and point a gateway process (or masking) at `archive_target` and
-`target`.
+`target`. `stack_behind_platform` does that for an e2e test: the stack, one camera's recording,
+and the platform's services started against them.
 
 Documents for uploads: `pdf_bytes()` (a real PDF from fpdf2), `png_bytes()`, `jpeg_bytes()`.
 """
 
 import asyncio
+import contextlib
 import io
 import threading
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -37,7 +39,8 @@ from services.requisition import deadlines
 from services.requisition.context import Context
 from services.requisition.main import build_context, prepare_stores, serve
 from tests.support import servers
-from tests.support.archive import START, ArchiveHarness, harness, s3_store
+from tests.support.archive import START, T0_US, ArchiveHarness, harness, s3_store
+from tests.support.platform import Platform
 from tests.support.servers import S3Server, free_port, unique
 
 T = TypeVar("T")
@@ -202,3 +205,39 @@ class LoopThread:
     def close(self) -> None:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(10)
+
+
+@contextlib.contextmanager
+def stack_behind_platform(
+    platform: Platform,
+    tmp_path: Path,
+    database_url: str,
+    s3: S3Server,
+    nats_url: str,
+    *,
+    camera: tuple[str, str],
+    seconds: int,
+    services: list[str],
+    env: dict[str, str] | None = None,
+    **stack_options: Any,
+) -> Iterator[tuple[RequisitionStack, LoopThread]]:
+    """The in-process stack with `seconds` of `camera` (id, name) recorded from T0_US, and the
+    platform's `services` started against it, `env` added to theirs. The camera is registered in
+    maintenance with no source: nothing else is recorded, so the archive holds exactly that."""
+    camera_id, name = camera
+    bg = LoopThread()
+    st = bg.run(
+        stack(tmp_path / "stack", database_url, s3, nats_url=nats_url, nats_prefix=platform.nats_prefix,
+              cameras={camera_id: name}, keys_dir=platform.workdir / "keys", **stack_options)
+    )  # fmt: skip
+    try:
+        bg.run(st.archive.record(camera_id, T0_US, seconds))
+        platform.set_cameras(
+            [{"id": camera_id, "name": name, "source": "/nonexistent/cam-a.mp4", "masks": [], "state": "maintenance"}]
+        )
+        platform.env |= {"CSU_ARCHIVE_GRPC": st.archive_target, "CSU_REQUISITION_GRPC": st.target} | (env or {})
+        platform.start(services)
+        yield st, bg
+    finally:
+        bg.run(st.stop())
+        bg.close()
