@@ -60,22 +60,29 @@ def _key_in_use(entry: AuditEntry) -> KeyInUse:
     return KeyInUse(fingerprint, entry.time_us, entry.action, entry.actor, previous)
 
 
-def _key_entries(engine: Engine, last_only: bool) -> list[KeyInUse]:
-    query = select(AuditEntry).where(AuditEntry.action.in_((IN_USE_ACTION, ROTATE_ACTION)))
-    query = query.order_by(AuditEntry.seq.desc()).limit(1) if last_only else query.order_by(AuditEntry.seq)
+def key_history(engine: Engine) -> list[KeyInUse]:
+    """Every signing key the trail names, oldest first: what signed the register, and from when."""
+    query = select(AuditEntry).where(AuditEntry.action.in_((IN_USE_ACTION, ROTATE_ACTION))).order_by(AuditEntry.seq)
     with DbSession(engine) as s:
         return [_key_in_use(entry) for entry in s.execute(query).scalars()]
 
 
-def key_history(engine: Engine) -> list[KeyInUse]:
-    """Every signing key the trail names, oldest first: what signed the register, and from when."""
-    return _key_entries(engine, last_only=False)
-
-
 def recorded_fingerprint(engine: Engine) -> str | None:
     """The fingerprint of the signing key the trail last says is in use (None: it names none)."""
-    last = _key_entries(engine, last_only=True)
-    return last[0].fingerprint if last else None
+    # A handful of entries over the platform's life (one per rotation or changed Secret): reading
+    # them all keeps one reader of what the trail says about keys.
+    history = key_history(engine)
+    return history[-1].fingerprint if history else None
+
+
+def mismatch(history: list[KeyInUse], fingerprint: str) -> str | None:
+    """A finding when this gateway signs with another key than the trail's last, else None.
+
+    Another gateway replica signing with another key: a Secret not rolled out everywhere.
+    """
+    if not history or history[-1].fingerprint == fingerprint:
+        return None
+    return f"audit trail: this gateway signs with key {fingerprint}, the trail last names {history[-1].fingerprint}"
 
 
 async def record_key_in_use(js: JetStreamContext, prefix: str, engine: Engine, signer: Signer, clock: Clock) -> bool:

@@ -259,6 +259,10 @@ def test_a_key_replaced_outside_csuctl_is_recorded_when_the_gateway_starts(engin
             ]
             assert [k.actor for k in history[:2]] == ["system", "system"] and history[2].actor.startswith("csuctl:")
             assert history[0].since_us == to_us(START)
+            # A replica still signing with the replaced key is the compliance report's finding.
+            assert signing_key_audit.mismatch(history, third.fingerprint) is None
+            finding = signing_key_audit.mismatch(history, second.fingerprint)
+            assert finding is not None and second.fingerprint in finding and third.fingerprint in finding
         finally:
             writer.cancel()
             await nc.close()

@@ -371,12 +371,8 @@ def _audit(b: Backends, findings: list[str]) -> dict[str, Any]:
     if not verdict.ok:
         findings.append(f"audit trail: {verdict.problem}")
     keys = signing_key_audit.key_history(b.engine)
-    if keys and keys[-1].fingerprint != b.signer.fingerprint:
-        # Another gateway replica signing with another key (a Secret not rolled out everywhere).
-        findings.append(
-            f"audit trail: this gateway signs with key {b.signer.fingerprint}, "
-            f"the trail last names {keys[-1].fingerprint}"
-        )
+    if key_finding := signing_key_audit.mismatch(keys, b.signer.fingerprint):
+        findings.append(key_finding)
     return {
         "chain_ok": verdict.ok,
         "entries": verdict.entries,
