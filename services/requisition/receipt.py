@@ -1,8 +1,8 @@
 """The delivery receipt (récépissé de remise): what was handed over, to whom, how, and how to check it."""
 
+from services.common.pdf import Document
 from services.requisition.models import Requisition
 from services.requisition.packaging import grouped
-from services.requisition.pdf import Document
 from services.requisition.timefmt import paris_human
 
 

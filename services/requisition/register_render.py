@@ -5,8 +5,8 @@ import csv
 import io
 import json
 
+from services.common.pdf import Document
 from services.requisition.models import RegisterEntry
-from services.requisition.pdf import Document
 from services.requisition.timefmt import paris_human, utc
 
 KIND_FR = {

@@ -1,23 +1,15 @@
 """The compliance report as a printable PDF (A4, French headings, Paris times), from the same data
 as the JSON report (operations.compliance.collect).
 
-Fonts: DejaVu Sans when the system has it (every character of a camera's name prints), otherwise
-the PDF core font with the few characters it lacks replaced.
+Fonts and layout are the platform's printable documents' (services/common/pdf.py).
 """
 
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from fpdf import FPDF
-from fpdf.fonts import FontFace
-
+from services.common.pdf import FONT_DIRS, Document
 from services.gateway.operations.timefmt import PARIS
-
-FONT_DIRS = (Path("/usr/share/fonts/truetype/dejavu"), Path("/usr/share/fonts/dejavu"))
-_CORE_REPLACEMENTS = str.maketrans(
-    {"—": "-", "–": "-", "’": "'", "…": "...", "→": "->", "•": "-", "œ": "oe", "Œ": "OE"}
-)
 
 
 def _when(value: str | None) -> str:
@@ -32,62 +24,7 @@ def _day(value: str | None) -> str:
     return f"{datetime.fromisoformat(value.replace('Z', '+00:00')).astimezone(PARIS):%d/%m/%Y}"
 
 
-class _Report(FPDF):
-    def __init__(self, title: str, font_dirs: tuple[Path, ...]) -> None:
-        super().__init__(orientation="P", unit="mm", format="A4")
-        self.report_title = title
-        self.family = "helvetica"
-        self.unicode = False
-        for folder in font_dirs:
-            regular, bold = folder / "DejaVuSans.ttf", folder / "DejaVuSans-Bold.ttf"
-            if regular.exists() and bold.exists():
-                self.add_font("dejavu", "", str(regular))
-                self.add_font("dejavu", "B", str(bold))
-                self.family, self.unicode = "dejavu", True
-                break
-        self.set_auto_page_break(auto=True, margin=15)
-        self.set_margins(12, 12, 12)
-
-    def t(self, value: object) -> str:
-        text = "—" if value is None or value == "" else str(value)
-        if self.unicode:
-            return text
-        return text.translate(_CORE_REPLACEMENTS).encode("latin-1", "replace").decode("latin-1")
-
-    def footer(self) -> None:
-        self.set_y(-10)
-        self.set_font(self.family, "", 7)
-        self.cell(0, 5, self.t(f"{self.report_title} — page {self.page_no()}/{{nb}}"), align="C")
-
-    def heading(self, text: str) -> None:
-        self.ln(3)
-        self.set_font(self.family, "B", 12)
-        self.multi_cell(0, 7, self.t(text), new_x="LMARGIN", new_y="NEXT")
-        self.set_font(self.family, "", 8)
-
-    def para(self, text: str) -> None:
-        self.set_font(self.family, "", 8)
-        self.multi_cell(0, 4.5, self.t(text), new_x="LMARGIN", new_y="NEXT")
-
-    def grid(self, headings: list[str], rows: list[list[object]], widths: list[int]) -> None:
-        if not rows:
-            self.para("(aucun)")
-            return
-        self.set_font(self.family, "", 7)
-        with self.table(
-            col_widths=widths,
-            headings_style=FontFace(emphasis="BOLD", fill_color=(225, 225, 225)),
-            line_height=3.6,
-            text_align="LEFT",
-            first_row_as_headings=True,
-        ) as table:
-            table.row([self.t(h) for h in headings])
-            for row in rows:
-                table.row([self.t(v) for v in row])
-        self.ln(2)
-
-
-def _unavailable(pdf: _Report, section: dict[str, Any]) -> bool:
+def _unavailable(pdf: Document, section: dict[str, Any]) -> bool:
     if section.get("available"):
         return False
     pdf.para(f"Section indisponible : {section.get('problem', 'raison inconnue')}")
@@ -95,14 +32,12 @@ def _unavailable(pdf: _Report, section: dict[str, Any]) -> bool:
 
 
 def render(report: dict[str, Any], font_dirs: tuple[Path, ...] = FONT_DIRS) -> bytes:
-    pdf = _Report(report["title"], font_dirs)
-    pdf.alias_nb_pages()
+    pdf = Document(report["title"], font_dirs=font_dirs)
     pdf.add_page()
-    pdf.set_font(pdf.family, "B", 15)
-    pdf.multi_cell(0, 8, pdf.t(report["title"]), new_x="LMARGIN", new_y="NEXT")
-    pdf.para(
+    pdf.title_block(
+        report["title"],
         f"Établi le {_when(report['generated_at'])} (heure de Paris) par {report['generated_by']}. "
-        f"Durée de conservation légale maximale : {report['legal_max_retention_days']} jours."
+        f"Durée de conservation légale maximale : {report['legal_max_retention_days']} jours.",
     )
 
     pdf.heading("1. Constats")
@@ -318,4 +253,4 @@ def render(report: dict[str, Any], font_dirs: tuple[Path, ...] = FONT_DIRS) -> b
             f"{by_status['cancelled']} annulée(s) ; "
             f"{register['pending_not_mailed']} pas encore transmise(s) à la préfecture."
         )
-    return bytes(pdf.output())
+    return pdf.render()

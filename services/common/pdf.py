@@ -1,5 +1,5 @@
-"""Printable documents of the requisition service (the register, delivery receipts): A4, French
-headings, Paris times.
+"""Printable documents (the requisition register, delivery receipts, the compliance report): A4,
+French headings, one layout of titles, paragraphs and tables.
 
 Fonts: DejaVu Sans when the system has it (every character of a name prints), otherwise the PDF
 core font with the few characters it lacks replaced.
@@ -15,12 +15,12 @@ _CORE = str.maketrans({"—": "-", "–": "-", "’": "'", "…": "...", "→": 
 
 
 class Document(FPDF):
-    def __init__(self, title: str, landscape: bool = False) -> None:
+    def __init__(self, title: str, landscape: bool = False, font_dirs: tuple[Path, ...] = FONT_DIRS) -> None:
         super().__init__(orientation="L" if landscape else "P", unit="mm", format="A4")
         self.doc_title = title
         self.family = "helvetica"
         self.unicode = False
-        for folder in FONT_DIRS:
+        for folder in font_dirs:
             regular, bold = folder / "DejaVuSans.ttf", folder / "DejaVuSans-Bold.ttf"
             if regular.exists() and bold.exists():
                 self.add_font("dejavu", "", str(regular))
