@@ -8,6 +8,7 @@ on every platform, so anyone can recompute a hash (and check a signature made ov
 
 import hashlib
 import json
+from dataclasses import dataclass
 from typing import Any
 
 GENESIS = "0" * 64
@@ -20,3 +21,13 @@ def canonical_json(value: Any) -> str:
 def link_hash(prev_hash: str, fields: dict[str, Any]) -> str:
     """The hash of an entry with these fields following an entry whose hash is prev_hash."""
     return hashlib.sha256((prev_hash + canonical_json(fields)).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What walking a chain found: ok, how many entries were checked, and the first bad one and why."""
+
+    ok: bool
+    entries: int
+    first_bad_seq: int | None = None
+    problem: str | None = None

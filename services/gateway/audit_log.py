@@ -14,7 +14,6 @@ whole chain from some point on is detected too.
 import asyncio
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
@@ -25,7 +24,7 @@ from sqlmodel import Session as DbSession
 
 from services.common import subjects
 from services.common.clock import Clock, to_us
-from services.common.hashchain import link_hash
+from services.common.hashchain import Verdict, link_hash
 from services.common.log import get_logger
 from services.common.pb.csu.v1.audit_pb2 import AuditEvent
 from services.common.signing import Keyring, Signer, verify
@@ -120,14 +119,6 @@ def checkpoint_now(engine: Engine, signer: Signer, clock: Clock) -> AuditCheckpo
         checkpoint = _checkpoint(entry, signer, clock)
         s.add(checkpoint)
         return checkpoint
-
-
-@dataclass(frozen=True)
-class Verdict:
-    ok: bool
-    entries: int
-    first_bad_seq: int | None = None
-    problem: str | None = None
 
 
 def purge_expired(engine: Engine, clock: Clock, retention_days: int) -> tuple[int, int] | None:

@@ -13,13 +13,12 @@ writers take turns (the chain never forks).
 """
 
 import json
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Engine, select
 from sqlmodel import Session
 
-from services.common.hashchain import GENESIS, canonical_json, link_hash
+from services.common.hashchain import GENESIS, Verdict, canonical_json, link_hash
 from services.common.signing import Keyring, Signer, fingerprint
 from services.requisition.models import RegisterEntry, RegisterHead
 
@@ -93,14 +92,6 @@ def append(
     s.add(entry)
     s.add(head)
     return entry
-
-
-@dataclass(frozen=True)
-class Verdict:
-    ok: bool
-    entries: int
-    first_bad_seq: int | None = None
-    problem: str | None = None
 
 
 def verify_chain(engine: Engine, public_key_pem: Keyring | str, batch: int = 2000) -> Verdict:
