@@ -33,12 +33,11 @@ from services.common.db import session
 from services.common.log import get_logger
 from services.common.pb.csu.v1 import archive_pb2, masking_pb2, requisition_pb2
 from services.common.subjects import check_camera_id
-from services.requisition import documents, fields
+from services.requisition import documents, fields, transitions
 from services.requisition.context import Context
 from services.requisition.errors import Conflict, Denied, Invalid, NotFound, ServiceError, Unavailable
 from services.requisition.models import CitizenRequest, Document, KioskSession, Transition
 from services.requisition.numbering import next_number
-from services.requisition.requisitions import transition_message, transitions_of
 from services.requisition.timefmt import PARIS, paris_date, utc
 
 log = get_logger(__name__)
@@ -70,25 +69,6 @@ def load(s: Session, request_id: str, lock: bool = False) -> CitizenRequest:
     if row is None:
         raise NotFound(f"unknown citizen request {request_id!r}")
     return row
-
-
-def _move(
-    s: Session, row: CitizenRequest, target: str, actor: requisition_pb2.Actor, now: int, reason: str
-) -> Transition:
-    transition = Transition(
-        subject_kind=KIND,
-        subject_id=row.id,
-        from_state=row.state,
-        to_state=target,
-        actor=actor.username,
-        role=actor.role,
-        at_us=now,
-        reason=reason,
-    )
-    row.state = target
-    s.add(transition)
-    s.add(row)
-    return transition
 
 
 def _staff(actor: requisition_pb2.Actor) -> None:
@@ -334,7 +314,7 @@ def _message(
         )
     for hold in row.holds:
         message.holds.add(**hold)
-    message.transitions.extend(transition_message(t) for t in transitions_of(s, KIND, row.id))
+    message.transitions.extend(transitions.message(t) for t in transitions.of(s, KIND, row.id))
     return message
 
 
@@ -416,7 +396,7 @@ async def record_search(ctx: Context, request: requisition_pb2.SearchResultReque
             row.search_note, row.searched_by = note, actor.username
             transition = row.state != FOUND
             if transition:
-                _move(s, row, FOUND, actor, now, note or "the requester appears in the footage")
+                transitions.record(s, KIND, row, FOUND, actor, now, note or "the requester appears in the footage")
             s.add(row)
             s.commit()
             return row
@@ -499,7 +479,7 @@ async def close(
         row.outcome, row.outcome_reason, row.outcome_by, row.closed_us = outcome, reason, actor.username, now
         # The identity document's number goes with the document (data minimisation).
         row.id_document_number_sealed = ""
-        _move(s, row, CLOSED, actor, now, f"{outcome}: {reason}" if reason else outcome)
+        transitions.record(s, KIND, row, CLOSED, actor, now, f"{outcome}: {reason}" if reason else outcome)
         for kiosk in s.exec(
             select(KioskSession).where(KioskSession.request_id == row.id, KioskSession.revoked_us.is_(None))  # type: ignore[union-attr]
         ):

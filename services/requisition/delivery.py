@@ -16,12 +16,12 @@ from sqlmodel import select
 from services.common.clock import to_us
 from services.common.db import session
 from services.common.pb.csu.v1 import requisition_pb2
-from services.requisition import documents, fields, packaging, purge, receipt, register, workflow
+from services.requisition import documents, fields, packaging, purge, receipt, register, transitions, workflow
 from services.requisition.context import Context
 from services.requisition.errors import Conflict, Denied, Invalid, NotFound
 from services.requisition.models import Document, RegisterEntry, Requisition, Transition
 from services.requisition.progress import Progress
-from services.requisition.requisitions import KIND, load, move, parts_of, ranges_of, transitions_of
+from services.requisition.requisitions import KIND, load, move, parts_of, ranges_of
 
 MEDIA = ("usb", "download")
 
@@ -37,12 +37,12 @@ def build_package(ctx: Context, request: requisition_pb2.BuildPackageRequest) ->
             raise Conflict(f"request {row.number} is {row.state}: a package is built once the request is approved")
         ranges = ranges_of(s, row.id)
         parts = parts_of(s, row.id)
-        transitions = transitions_of(s, KIND, row.id)
+        history = transitions.of(s, KIND, row.id)
     progress = Progress(ctx.engine, row.id, "package_progress")
     progress.report(0.0, force=True)
     try:
         built = packaging.build(
-            ctx, row, ranges, parts, transitions, now, actor.username, request.password, progress.report
+            ctx, row, ranges, parts, history, now, actor.username, request.password, progress.report
         )
     finally:
         progress.write(None)

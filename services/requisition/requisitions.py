@@ -17,7 +17,7 @@ from services.common.clock import to_us
 from services.common.db import session
 from services.common.pb.csu.v1 import requisition_pb2
 from services.common.subjects import check_camera_id
-from services.requisition import documents, fields, register, workflow
+from services.requisition import documents, fields, register, transitions, workflow
 from services.requisition.context import Context
 from services.requisition.errors import Conflict, Denied, Invalid, NotFound
 from services.requisition.models import (
@@ -64,20 +64,8 @@ def move(
 ) -> Transition:
     """Check and apply a transition in the session (the caller commits)."""
     workflow.check(row.number, row.state, target)
-    transition = Transition(
-        subject_kind=KIND,
-        subject_id=row.id,
-        from_state=row.state,
-        to_state=target,
-        actor=actor.username,
-        role=actor.role,
-        at_us=now_us,
-        reason=reason,
-    )
-    row.state = target
     row.updated_us = now_us
-    s.add(transition)
-    s.add(row)
+    transition = transitions.record(s, KIND, row, target, actor, now_us, reason)
     return transition
 
 
@@ -181,15 +169,6 @@ def create(ctx: Context, request: requisition_pb2.CreateRequisitionRequest) -> t
 # -- reading ----------------------------------------------------------------------------------------
 
 
-def transitions_of(s: Session, kind: str, subject_id: str) -> list[Transition]:
-    query = (
-        select(Transition)
-        .where(Transition.subject_kind == kind, Transition.subject_id == subject_id)
-        .order_by(Transition.at_us, Transition.id)
-    )
-    return list(s.exec(query))
-
-
 def parts_of(s: Session, request_id: str) -> list[tuple[ExtractPart, list[ExtractSegment]]]:
     parts = list(s.exec(select(ExtractPart).where(ExtractPart.request_id == request_id).order_by(ExtractPart.position)))
     segments = list(
@@ -204,12 +183,6 @@ def parts_of(s: Session, request_id: str) -> list[tuple[ExtractPart, list[Extrac
 def ranges_of(s: Session, request_id: str) -> list[RequestedRange]:
     return list(
         s.exec(select(RequestedRange).where(RequestedRange.request_id == request_id).order_by(RequestedRange.position))
-    )
-
-
-def transition_message(t: Transition) -> requisition_pb2.Transition:
-    return requisition_pb2.Transition(
-        from_state=t.from_state, to_state=t.to_state, actor=t.actor, role=t.role, at_us=t.at_us, reason=t.reason
     )
 
 
@@ -247,7 +220,7 @@ def to_message(s: Session, row: Requisition, key_fingerprint: str) -> requisitio
             camera_name=r.camera_name,
             retention_days=r.retention_days,
         )
-    message.transitions.extend(transition_message(t) for t in transitions_of(s, KIND, row.id))
+    message.transitions.extend(transitions.message(t) for t in transitions.of(s, KIND, row.id))
     for part, segments in parts_of(s, row.id):
         message.parts.add(
             camera_id=part.camera_id,
