@@ -9,7 +9,6 @@ commissioning: MaskingService at CSU_MASKING_GRPC, statements checked with CSU_S
 """
 
 import asyncio
-import getpass
 import json
 import sys
 from pathlib import Path
@@ -20,22 +19,19 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from services.common import audit, bus, commissioning, rpc
-from services.common.clock import SystemClock, from_us
+from services.common import commissioning, rpc
+from services.common.clock import from_us
 from services.common.pb.csu.v1 import ingest_pb2, ingest_pb2_grpc, masking_pb2_grpc
 from services.common.rpc import MAX_MESSAGE_BYTES
 from services.common.settings import Settings
 from services.common.signing import Signer, SigningKeyError
+from services.csuctl.audit import actor, record_first, settings_or_exit
 
 app = typer.Typer(help="Cameras: list, CSV export/import, which ingest replica holds which.", no_args_is_help=True)
 console = Console()
 errors = Console(stderr=True)
 JsonOption = Annotated[bool, typer.Option("--json", help="One JSON document on stdout, for scripts.")]
 TIMEOUT_S = 60.0
-
-
-def _actor() -> str:
-    return f"csuctl:{getpass.getuser()}"
 
 
 def _stub() -> tuple[grpc.Channel, ingest_pb2_grpc.IngestServiceStub]:
@@ -52,33 +48,6 @@ def _stub() -> tuple[grpc.Channel, ingest_pb2_grpc.IngestServiceStub]:
 def _fail(exc: grpc.RpcError) -> typer.Exit:
     errors.print(f"[red]ingest refused or unreachable:[/red] {exc.details() or exc.code().name}")  # type: ignore[attr-defined]
     return typer.Exit(2)
-
-
-def _audit(action: str, details: dict) -> None:
-    """Record the action before doing it; exit 2 when the audit trail cannot be written."""
-    settings = Settings()
-
-    async def record() -> None:
-        nc = await bus.connect(settings, "csuctl")
-        try:
-            await audit.record(
-                nc.jetstream(),
-                settings.nats_prefix,
-                SystemClock(),
-                actor=_actor(),
-                role="ops",
-                action=action,
-                target="cameras",
-                details=details,
-            )
-        finally:
-            await nc.close()
-
-    try:
-        asyncio.run(record())
-    except Exception as exc:
-        errors.print(f"[red]the audit trail is unavailable ({exc or type(exc).__name__}): nothing was done[/red]")
-        raise typer.Exit(2) from exc
 
 
 @app.command("list")
@@ -123,7 +92,7 @@ def export(
     output: Annotated[Path | None, typer.Argument(help="File to write (default: stdout).")] = None,
 ) -> None:
     """The camera list as CSV, positions included, credentials never (***)."""
-    _audit("config.cameras.export", {"to": str(output) if output else "stdout"})
+    record_first(settings_or_exit(), "config.cameras.export", "cameras", {"to": str(output) if output else "stdout"})
     channel, stub = _stub()
     with channel:
         try:
@@ -147,12 +116,12 @@ def import_cameras(
     data = source.read_bytes()
     gated = _commissioning_refusals(data)
     if not dry_run and not gated:
-        _audit("config.cameras.import", {"file": str(source), "bytes": len(data)})
+        record_first(settings_or_exit(), "config.cameras.import", "cameras", {"file": str(source), "bytes": len(data)})
     channel, stub = _stub()
     with channel:
         try:
             answer = stub.ImportCameras(
-                ingest_pb2.CsvRequest(csv=data, actor=_actor(), dry_run=dry_run or bool(gated)), timeout=TIMEOUT_S
+                ingest_pb2.CsvRequest(csv=data, actor=actor(), dry_run=dry_run or bool(gated)), timeout=TIMEOUT_S
             )
         except grpc.RpcError as exc:
             raise _fail(exc) from exc

@@ -12,13 +12,16 @@ import pytest
 
 from tests.support.audit import audit_events
 from tests.support.platform import Platform, wait_for
+from tests.support.servers import free_port
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def csuctl(platform: Platform, *args: str) -> subprocess.CompletedProcess[str]:
+def csuctl(platform: Platform, *args: str, nats_url: str | None = None) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CSU_")} | platform.env
+    if nats_url is not None:
+        env["CSU_NATS_URL"] = nats_url
     return subprocess.run(
         [sys.executable, "-m", "services.csuctl", "cameras", *args],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False,
@@ -55,6 +58,11 @@ def test_export_import_and_leases(platform: Platform, tmp_path: Path) -> None:
     (tmp_path / "good.csv").write_text("\n".join([lines[0], new, lines[2]]) + "\n")
     dry = csuctl(platform, "import", "--dry-run", "--json", str(tmp_path / "good.csv"))
     assert json.loads(dry.stdout) == {"created": 1, "updated": 1, "dry_run": True, "errors": []}
+    # Fail closed, and in bounded time: with the audit trail unreachable nothing is imported.
+    away = csuctl(platform, "import", str(tmp_path / "good.csv"), nats_url=f"nats://127.0.0.1:{free_port()}")
+    assert away.returncode == 2, away.stdout + away.stderr
+    assert "audit trail is unavailable" in away.stderr and "nothing was done" in away.stderr
+    assert {c["id"] for c in json.loads(csuctl(platform, "list", "--json").stdout)} == {"demo-1", "demo-2"}
     done = csuctl(platform, "import", str(tmp_path / "good.csv"))
     assert done.returncode == 0 and "created 1, updated 1" in done.stdout, done.stderr
     listed = json.loads(csuctl(platform, "list", "--json").stdout)
