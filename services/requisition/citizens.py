@@ -172,7 +172,9 @@ def _validate(ctx: Context, meta: requisition_pb2.CitizenUploadMeta, now: int) -
     return values
 
 
-async def create(ctx: Context, meta: requisition_pb2.CitizenUploadMeta, data: bytes) -> CitizenRequest:
+async def create(
+    ctx: Context, meta: requisition_pb2.CitizenUploadMeta, data: bytes
+) -> tuple[CitizenRequest, Transition]:
     actor = meta.actor
     _staff(actor)
     now = _now(ctx)
@@ -218,20 +220,11 @@ async def create(ctx: Context, meta: requisition_pb2.CitizenUploadMeta, data: by
                     row.number = next_number(s, CitizenRequest, "DA", now)
                     s.add(row)
                     s.add(doc)
-                    s.add(
-                        Transition(
-                            subject_kind=KIND,
-                            subject_id=row.id,
-                            from_state="",
-                            to_state=OPEN,
-                            actor=actor.username,
-                            role=actor.role,
-                            at_us=now,
-                            reason=f"registered; answer due by {utc(row.deadline_us)}",
-                        )
+                    transition = transitions.opened(
+                        s, KIND, row, actor, now, f"registered; answer due by {utc(row.deadline_us)}"
                     )
                     s.commit()
-                    return row
+                    return row, transition
             except IntegrityError:
                 if attempt == 4:
                     raise

@@ -14,6 +14,7 @@ from services.common.clock import to_us
 from services.common.log import get_logger
 from services.common.pb.csu.v1 import requisition_pb2
 from services.common.pb.csu.v1.events_pb2 import Alarm
+from services.requisition import transitions
 from services.requisition.context import Context
 from services.requisition.models import Transition
 
@@ -28,9 +29,7 @@ async def state_changed(ctx: Context, kind: str, subject_id: str, number: str, t
         kind=kind,
         id=subject_id,
         number=number,
-        transition=requisition_pb2.Transition(
-            from_state=t.from_state, to_state=t.to_state, actor=t.actor, role=t.role, at_us=t.at_us, reason=t.reason
-        ),
+        transition=transitions.message(t),
     )
     try:
         await bus.publish_event(ctx.js, ctx.prefix, "requisition.state", event.SerializeToString())

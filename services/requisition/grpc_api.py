@@ -287,8 +287,8 @@ class RequisitionApi(requisition_pb2_grpc.RequisitionServiceServicer):
     async def CreateCitizenRequest(self, request_iterator, context):  # type: ignore[no-untyped-def]
         async def work() -> requisition_pb2.CitizenRequest:
             meta, data = await _collect(request_iterator, self.ctx.settings.max_upload_bytes)
-            row = await citizens.create(self.ctx, meta, data)
-            await events.state_changed(self.ctx, "citizen_request", row.id, row.number, _opened(row))
+            row, opened = await citizens.create(self.ctx, meta, data)
+            await events.state_changed(self.ctx, "citizen_request", row.id, row.number, opened)
             return await citizens.describe(self.ctx, row.id, operator_view=False)
 
         return await _guard(context, work)
@@ -350,17 +350,6 @@ class RequisitionApi(requisition_pb2_grpc.RequisitionServiceServicer):
             return await citizens.describe(self.ctx, row.id, operator_view=False)
 
         return await _guard(context, work)
-
-
-def _opened(row: citizens.CitizenRequest) -> Transition:
-    return Transition(
-        subject_kind=citizens.KIND,
-        subject_id=row.id,
-        from_state="",
-        to_state=citizens.OPEN,
-        actor=row.created_by,
-        at_us=row.created_us,
-    )
 
 
 def entry_message(e: register.RegisterEntry) -> requisition_pb2.RegisterEntry:

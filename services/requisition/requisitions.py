@@ -147,17 +147,7 @@ def create(ctx: Context, request: requisition_pb2.CreateRequisitionRequest) -> t
                 for r in ranges:
                     r.request_id = row.id
                     s.add(r)
-                transition = Transition(
-                    subject_kind=KIND,
-                    subject_id=row.id,
-                    from_state="",
-                    to_state=workflow.REQUESTED,
-                    actor=actor.username,
-                    role=actor.role,
-                    at_us=now,
-                    reason=f"{channel} request: {reason}",
-                )
-                s.add(transition)
+                transition = transitions.opened(s, KIND, row, actor, now, f"{channel} request: {reason}")
                 s.commit()
                 return row, transition
         except IntegrityError:

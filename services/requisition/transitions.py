@@ -20,19 +20,43 @@ def record(
     reason: str,
 ) -> Transition:
     """Set `row`'s state to `target` and add the transition to the session (the caller commits)."""
+    from_state, row.state = row.state, target
+    return _add(s, kind, row, from_state, actor, now_us, reason)
+
+
+def opened(
+    s: Session,
+    kind: str,
+    row: Requisition | CitizenRequest,
+    actor: requisition_pb2.Actor,
+    now_us: int,
+    reason: str,
+) -> Transition:
+    """Add the first transition of a new `row`, from no state to the one it was created in (the caller commits)."""
+    return _add(s, kind, row, "", actor, now_us, reason)
+
+
+def _add(
+    s: Session,
+    kind: str,
+    row: Requisition | CitizenRequest,
+    from_state: str,
+    actor: requisition_pb2.Actor,
+    now_us: int,
+    reason: str,
+) -> Transition:
     transition = Transition(
         subject_kind=kind,
         subject_id=row.id,
-        from_state=row.state,
-        to_state=target,
+        from_state=from_state,
+        to_state=row.state,
         actor=actor.username,
         role=actor.role,
         at_us=now_us,
         reason=reason,
     )
-    row.state = target
-    s.add(transition)
     s.add(row)
+    s.add(transition)
     return transition
 
 

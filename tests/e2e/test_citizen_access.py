@@ -16,7 +16,9 @@ import pytest
 
 from services.common.clock import from_us
 from services.common.pb.csu.v1 import archive_pb2
+from services.common.pb.csu.v1.requisition_pb2 import RequisitionStateChanged as StateChanged
 from tests.support.archive import START, T0_US
+from tests.support.audit import stream_events
 from tests.support.browser import ARTIFACTS, chromium, until
 from tests.support.platform import Platform, wait_for
 from tests.support.requisition import LoopThread, RequisitionStack, jpeg_bytes, pdf_bytes, stack_behind_platform
@@ -71,7 +73,7 @@ def holds(st: RequisitionStack, bg: LoopThread) -> list[archive_pb2.HoldInfo]:
 
 
 def test_citizen_request_to_kiosk_viewing_and_closure(
-    env: tuple[Platform, RequisitionStack, LoopThread], tmp_path: Path
+    env: tuple[Platform, RequisitionStack, LoopThread], tmp_path: Path, nats_url: str
 ) -> None:
     platform, st, bg = env
     clerk = platform.client("clerk")
@@ -121,6 +123,14 @@ def test_citizen_request_to_kiosk_viewing_and_closure(
     stored = documents_of(st, rid)
     assert len(stored) == 1 and not st.ctx.documents.get(stored[0]).startswith(b"\xff\xd8")  # encrypted
     assert clerk.get(f"/api/v1/citizen-requests/{rid}/identity-document").content == identity
+    # Other consumers are told of the registration with the same who and why as the request's history.
+    opened = [
+        e.transition
+        for e in bg.run(stream_events(nats_url, platform.nats_prefix, "requisition.state", StateChanged.FromString))
+        if e.id == rid
+    ]
+    assert [(t.from_state, t.to_state, t.actor, t.role) for t in opened] == [("", "open", "clerk-all", "clerk")]
+    assert opened[0].reason.startswith("registered; answer due by")
 
     # The operator searches without seeing who the requester is, then confirms presence.
     operator = platform.client("operator")
