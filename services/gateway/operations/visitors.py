@@ -13,6 +13,7 @@ from: a visit that will not happen is cancelled.
 
 import asyncio
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
@@ -128,34 +129,40 @@ def record_answer(
     comment: str,
     recorded_by: str,
 ) -> VisitorDeclaration:
-    with session(engine) as s:
-        row = s.get(VisitorDeclaration, declaration_id, with_for_update=True)
-        if row is None:
-            raise VisitorError(404, f"unknown declaration {declaration_id}")
-        if row.status != "pending":
-            raise VisitorError(409, f"declaration {reference(row)} is already {row.status}")
+    def answer(row: VisitorDeclaration) -> None:
         if answer_us < row.declared_us - 60_000_000:
             raise VisitorError(422, "the prefecture cannot have answered before the declaration was made")
         row.status = "validated" if validated else "refused"
         row.prefecture_ref = prefecture_ref
         row.answer_us = answer_us
-        row.answer_comment = comment
-        row.answer_recorded_by = recorded_by
-        row.answer_recorded_us = to_us(clock.now())
-        s.add(row)
-        s.commit()
-        s.refresh(row)
-        return row
+
+    return _close(engine, clock, declaration_id, ("pending",), answer, comment, recorded_by)
 
 
 def cancel(engine: Engine, clock: Clock, declaration_id: int, comment: str, recorded_by: str) -> VisitorDeclaration:
+    def cancelled(row: VisitorDeclaration) -> None:
+        row.status = "cancelled"
+
+    return _close(engine, clock, declaration_id, ("pending", "validated"), cancelled, comment, recorded_by)
+
+
+def _close(
+    engine: Engine,
+    clock: Clock,
+    declaration_id: int,
+    open_statuses: tuple[str, ...],
+    change: Callable[[VisitorDeclaration], None],
+    comment: str,
+    recorded_by: str,
+) -> VisitorDeclaration:
+    """Apply `change` to a declaration still in one of `open_statuses`, with who recorded it and when."""
     with session(engine) as s:
         row = s.get(VisitorDeclaration, declaration_id, with_for_update=True)
         if row is None:
             raise VisitorError(404, f"unknown declaration {declaration_id}")
-        if row.status in ("cancelled", "refused"):
+        if row.status not in open_statuses:
             raise VisitorError(409, f"declaration {reference(row)} is already {row.status}")
-        row.status = "cancelled"
+        change(row)
         row.answer_comment = comment
         row.answer_recorded_by = recorded_by
         row.answer_recorded_us = to_us(clock.now())
