@@ -15,7 +15,7 @@ from services.archive import camera_gaps
 from services.common import bus
 from services.common.pb.csu.v1 import archive_pb2
 from services.common.pb.csu.v1.events_pb2 import CameraStatusChanged
-from tests.support.archive import T0_US, ArchiveHarness, harness, s3_store
+from tests.support.archive import T0_US, ArchiveHarness, running_archive
 from tests.support.servers import S3Server, nats_prefix
 
 S = 1_000_000
@@ -23,10 +23,8 @@ S = 1_000_000
 
 @pytest.fixture
 async def archive(tmp_path: Path, database_url: str, s3: S3Server) -> AsyncIterator[ArchiveHarness]:
-    h = harness(tmp_path, database_url, s3_store(s3))
-    await h.start()
-    yield h
-    await h.stop()
+    async with running_archive(tmp_path, database_url, s3) as h:
+        yield h
 
 
 async def test_status_events_name_the_gaps(archive: ArchiveHarness, nats_url: str) -> None:

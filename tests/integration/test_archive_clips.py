@@ -23,7 +23,7 @@ from services.archive.segmenter import SegmentBuilder
 from services.common.clock import from_us
 from services.common.pb.csu.v1 import archive_pb2, ingest_pb2
 from services.common.pb.csu.v1.frame_pb2 import FramePacket
-from tests.support.archive import T0_US, ArchiveHarness, TcpProxy, harness, s3_store
+from tests.support.archive import T0_US, ArchiveHarness, TcpProxy, harness, running_archive, s3_store
 from tests.support.frames import h264_packets
 from tests.support.servers import S3Server, unique
 
@@ -78,11 +78,9 @@ def store_all(h: ArchiveHarness, source: list[FramePacket], segment_s: float):  
 
 @pytest.fixture
 async def archive(tmp_path: Path, database_url: str, s3: S3Server) -> AsyncIterator[ArchiveHarness]:
-    h = harness(tmp_path, database_url, s3_store(s3), store_for=lambda bucket: s3_store(s3, bucket))
-    h.retention.update([ingest_pb2.Camera(id="cam-c", name=NAME, retention_days=15)])
-    await h.start()
-    yield h
-    await h.stop()
+    cameras = [ingest_pb2.Camera(id="cam-c", name=NAME, retention_days=15)]
+    async with running_archive(tmp_path, database_url, s3, cameras) as h:
+        yield h
 
 
 async def test_clip_decodes_to_exactly_the_frames_of_the_range(archive: ArchiveHarness) -> None:

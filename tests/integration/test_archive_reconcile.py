@@ -12,7 +12,7 @@ from services.archive.metadata import object_metadata
 from services.archive.reconcile import reconcile
 from services.common.clock import to_us
 from services.common.pb.csu.v1 import archive_pb2
-from tests.support.archive import T0_US, ArchiveHarness, harness, record, s3_store
+from tests.support.archive import T0_US, ArchiveHarness, record, running_archive
 from tests.support.servers import S3Server
 
 HOUR_US = 3_600_000_000
@@ -20,10 +20,8 @@ HOUR_US = 3_600_000_000
 
 @pytest.fixture
 async def archive(tmp_path: Path, database_url: str, s3: S3Server) -> AsyncIterator[ArchiveHarness]:
-    h = harness(tmp_path, database_url, s3_store(s3))
-    await h.start()
-    yield h
-    await h.stop()
+    async with running_archive(tmp_path, database_url, s3) as h:
+        yield h
 
 
 async def test_reconcile_indexes_orphan_objects_and_drops_rows_without_objects(archive: ArchiveHarness) -> None:

@@ -18,7 +18,7 @@ from services.archive import index
 from services.archive.sweeper import Sweeper
 from services.common.clock import from_us, to_us
 from services.common.pb.csu.v1 import archive_pb2, ingest_pb2
-from tests.support.archive import T0_US, ArchiveHarness, harness, local_store, s3_store
+from tests.support.archive import CAMERAS_15_AND_90, T0_US, ArchiveHarness, harness, local_store, running_archive
 from tests.support.servers import S3Server
 
 HOUR_US = 3_600_000_000
@@ -27,18 +27,8 @@ DAY_US = 24 * HOUR_US
 
 @pytest.fixture
 async def archive(tmp_path: Path, database_url: str, s3: S3Server) -> AsyncIterator[ArchiveHarness]:
-    h = harness(tmp_path, database_url, s3_store(s3), store_for=lambda bucket: s3_store(s3, bucket))
-    # Ingest's word on each camera: 15 days, and a value above the legal maximum that "slipped
-    # through" (ingest refuses it; the archive must clamp it anyway).
-    h.retention.update(
-        [
-            ingest_pb2.Camera(id="cam-15", name="Place 15", retention_days=15),
-            ingest_pb2.Camera(id="cam-90", name="Rue 90", retention_days=90),
-        ]
-    )
-    await h.start()
-    yield h
-    await h.stop()
+    async with running_archive(tmp_path, database_url, s3, CAMERAS_15_AND_90) as h:
+        yield h
 
 
 async def refused(call, code: grpc.StatusCode) -> str:  # type: ignore[no-untyped-def]
@@ -228,7 +218,6 @@ def test_known_retention_survives_a_restart_without_ingest(database_url: str) ->
     """A camera kept 7 days must not fall back to the 15-day default because ingest is away."""
     from services.archive.retention import RetentionPolicy
     from services.common import db
-    from services.common.pb.csu.v1 import ingest_pb2
     from services.common.settings import Settings
 
     engine = db.make_engine(Settings(database_url=database_url))  # type: ignore[call-arg]

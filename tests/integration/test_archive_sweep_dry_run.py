@@ -16,10 +16,9 @@ from services.archive.holds import HoldBook
 from services.archive.keys import segment_key
 from services.archive.sweeper import Sweeper
 from services.common.clock import from_us, to_us
-from services.common.pb.csu.v1 import ingest_pb2
 from services.csuctl.app import app
 from services.csuctl.segments import day_windows
-from tests.support.archive import T0_US, ArchiveHarness, harness, s3_store
+from tests.support.archive import CAMERAS_15_AND_90, T0_US, ArchiveHarness, running_archive
 from tests.support.servers import S3Server
 
 DAY_US = 86_400_000_000
@@ -28,16 +27,8 @@ HOUR_US = 3_600_000_000
 
 @pytest.fixture
 async def archive(tmp_path: Path, database_url: str, s3: S3Server) -> AsyncIterator[ArchiveHarness]:
-    h = harness(tmp_path, database_url, s3_store(s3))
-    h.retention.update(
-        [
-            ingest_pb2.Camera(id="cam-15", name="Place 15", retention_days=15),
-            ingest_pb2.Camera(id="cam-90", name="Rue 90", retention_days=90),  # clamped to 30
-        ]
-    )
-    await h.start()
-    yield h
-    await h.stop()
+    async with running_archive(tmp_path, database_url, s3, CAMERAS_15_AND_90) as h:
+        yield h
 
 
 def _iso(us: int) -> str:

@@ -8,16 +8,14 @@ import pytest
 
 from services.archive.keys import segment_key
 from services.common.pb.csu.v1 import archive_pb2
-from tests.support.archive import T0_US, ArchiveHarness, harness, s3_store
+from tests.support.archive import T0_US, ArchiveHarness, running_archive
 from tests.support.servers import S3Server
 
 
 @pytest.fixture
 async def archive(tmp_path: Path, database_url: str, s3: S3Server) -> AsyncIterator[ArchiveHarness]:
-    h = harness(tmp_path, database_url, s3_store(s3))
-    await h.start()
-    yield h
-    await h.stop()
+    async with running_archive(tmp_path, database_url, s3) as h:
+        yield h
 
 
 async def test_chain_links_every_segment_to_the_previous_one(archive: ArchiveHarness) -> None:

@@ -15,8 +15,8 @@ import hashlib
 import socket
 import sqlite3
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -35,7 +35,7 @@ from services.common.clock import ManualClock, SystemClock, to_us
 from services.common.objectstore import ObjectStore
 from services.common.objectstore.local import LocalStore
 from services.common.objectstore.s3 import S3Store
-from services.common.pb.csu.v1 import archive_pb2_grpc
+from services.common.pb.csu.v1 import archive_pb2_grpc, ingest_pb2
 from services.common.pb.csu.v1.frame_pb2 import FramePacket
 from services.common.settings import Settings
 from tests.support.frames import h264_packets
@@ -200,6 +200,30 @@ def harness(
         store_for=store_for,
     )
     return ArchiveHarness(engine, store, spool, clock, retention, recorder, api, tmp_path / "work", live)
+
+
+# Ingest's word on two cameras: 15 days, and a value above the legal maximum that "slipped through"
+# (ingest refuses it; the archive must clamp it to 30 days anyway).
+CAMERAS_15_AND_90 = (
+    ingest_pb2.Camera(id="cam-15", name="Place 15", retention_days=15),
+    ingest_pb2.Camera(id="cam-90", name="Rue 90", retention_days=90),
+)
+
+
+@asynccontextmanager
+async def running_archive(
+    tmp_path: Path, database_url: str, s3: S3Server, cameras: Sequence[ingest_pb2.Camera] = ()
+) -> AsyncIterator[ArchiveHarness]:
+    """A started archive on the test's S3 server (every bucket there), `cameras` being ingest's word
+    on their retention; stopped on the way out."""
+    h = harness(tmp_path, database_url, s3_store(s3), store_for=lambda bucket: s3_store(s3, bucket))
+    if cameras:
+        h.retention.update(list(cameras))
+    await h.start()
+    try:
+        yield h
+    finally:
+        await h.stop()
 
 
 class RecorderLive:
