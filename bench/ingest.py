@@ -19,6 +19,14 @@ leases) costs on top of reading the streams at all. On a shared machine the cost
 with the neighbours' load, so the bare loop is measured in two halves, before and after the ingest
 run, and averaged (both halves are reported, to show the noise).
 
+Each side's CPU is also split into user and system time, and ingest's into the event loop's share
+(the main thread, which publishes to NATS; the camera threads demux and build envelopes). Over RTSP
+most of the gap has been system time, not our Python: most likely 33 threads handing the GIL to
+each other, which costs more the longer each holds it (a bare loop given ~40 µs more Python per
+packet also spent more system time, though within this VM's noise). The test camera serves one
+shared stream, so all 32 cameras' frames arrive at the same instant: a worst case for that
+hand-off (a city's cameras are not in step).
+
 "flat_out": one thread demuxing the clip as fast as it can, opened once: the floor of the demuxer
 alone. Shown for scale; a live camera can never be read like this (its packets arrive one by one),
 so the gap to it is mostly thread wake-ups per packet.
@@ -34,7 +42,7 @@ import av
 import httpx
 
 from bench.media import street_clip
-from bench.procstat import cpu_seconds
+from bench.procstat import CpuTimes, cpu_times
 from bench.services import service_env
 from services.launcher import ServiceProcess, health_url
 
@@ -50,7 +58,7 @@ FLAT_OUT_PASSES = 10
 # packets of the video stream; a file is played in real time (and looped), a live stream sets its pace.
 BARE_DEMUX = """
 import os, sys, threading, time, av
-from bench.procstat import cpu_seconds
+from bench.procstat import cpu_times
 from services.common.settings import Settings
 from services.ingest.sources import live_options
 source, cameras, live = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "live"
@@ -82,11 +90,11 @@ threads = [threading.Thread(target=camera, args=(i,), daemon=True) for i in rang
 for t in threads:
     t.start()
 time.sleep(warmup)
-cpu0, n0 = cpu_seconds(os.getpid()), sum(counts)
+cpu0, n0 = cpu_times(os.getpid()), sum(counts)
 time.sleep(measure)
-cpu, n = cpu_seconds(os.getpid()) - cpu0, sum(counts) - n0
+cpu, n = cpu_times(os.getpid()) - cpu0, sum(counts) - n0
 stop.set()
-print(cpu / n)
+print(cpu.user / n, cpu.system / n)
 """
 
 
@@ -104,8 +112,9 @@ def flat_out(clip: Path) -> float:
         return (time.process_time() - start) / packets
 
 
-def bare_demux(source: str, live: bool) -> float:
-    """CPU seconds per packet of the bare demux loop (a process, like the service), over half the window."""
+def bare_demux(source: str, live: bool) -> tuple[float, float]:
+    """(user, system) CPU seconds per packet of the bare demux loop (a process, like the service), over
+    half the window."""
     import subprocess
     import sys
 
@@ -114,7 +123,8 @@ def bare_demux(source: str, live: bool) -> float:
     out = subprocess.run(
         [sys.executable, "-c", BARE_DEMUX, *args], cwd=root, capture_output=True, text=True, check=True
     )
-    return float(out.stdout.strip().splitlines()[-1])
+    user, system = out.stdout.strip().splitlines()[-1].split()
+    return float(user), float(system)
 
 
 def _published(ingest: ServiceProcess) -> float:
@@ -124,7 +134,7 @@ def _published(ingest: ServiceProcess) -> float:
     )
 
 
-def service(source: str, workdir: Path) -> tuple[float, float]:
+def service(source: str, workdir: Path) -> tuple[CpuTimes, float]:
     """(CPU seconds per wall second of the ingest process, packets published per wall second)."""
     import json
 
@@ -163,9 +173,9 @@ def service(source: str, workdir: Path) -> tuple[float, float]:
         ingest.wait_ready(60)
         time.sleep(WARMUP_S)
         assert ingest.process is not None
-        cpu0, packets0, wall0 = cpu_seconds(ingest.process.pid), _published(ingest), time.monotonic()
+        cpu0, packets0, wall0 = cpu_times(ingest.process.pid), _published(ingest), time.monotonic()
         time.sleep(MEASURE_S)
-        cpu = cpu_seconds(ingest.process.pid) - cpu0
+        cpu = cpu_times(ingest.process.pid) - cpu0
         packets, wall = _published(ingest) - packets0, time.monotonic() - wall0
     finally:
         ingest.stop()
@@ -179,18 +189,28 @@ def compare(source: str, live: bool, workdir: Path) -> dict[str, float]:
     bare_before = bare_demux(source, live)
     cores, published = service(source, workdir)
     bare_after = bare_demux(source, live)
-    bare = (bare_before + bare_after) / 2
-    ingest_per_core = CAMERAS / cores
+    bare_user, bare_system = ((before + after) / 2 for before, after in zip(bare_before, bare_after, strict=True))
+    bare = bare_user + bare_system
+    ingest_per_core = CAMERAS / cores.total
     bare_per_core = 1 / (bare * float(FPS))
+    # Where ingest's CPU goes, per packet: user and system time, and the event loop's share (it
+    # publishes; the camera threads demux and build envelopes). Next to the bare loop's user and
+    # system time, this says whether the gap is our Python or threads handing the GIL around.
+    per_packet = cores / published if published else CpuTimes(0.0, 0.0, 0.0)
     return {
         "ingest_1080p_cameras_per_core": ingest_per_core,
         "baseline_bare_demux_1080p_cameras_per_core": bare_per_core,
         "ingest_vs_bare_demux_ratio": ingest_per_core / bare_per_core,
         "ingest_1080p_packets_published_per_s": published,
-        "ingest_cpu_us_per_packet": 1e6 * cores / published if published else 0.0,
+        "ingest_cpu_us_per_packet": 1e6 * per_packet.total,
+        "ingest_user_us_per_packet": 1e6 * per_packet.user,
+        "ingest_system_us_per_packet": 1e6 * per_packet.system,
+        "ingest_event_loop_us_per_packet": 1e6 * per_packet.main_thread,
         "bare_demux_cpu_us_per_packet": 1e6 * bare,
-        "bare_demux_cpu_us_per_packet_before_ingest": 1e6 * bare_before,
-        "bare_demux_cpu_us_per_packet_after_ingest": 1e6 * bare_after,
+        "bare_demux_user_us_per_packet": 1e6 * bare_user,
+        "bare_demux_system_us_per_packet": 1e6 * bare_system,
+        "bare_demux_cpu_us_per_packet_before_ingest": 1e6 * sum(bare_before),
+        "bare_demux_cpu_us_per_packet_after_ingest": 1e6 * sum(bare_after),
     }
 
 
