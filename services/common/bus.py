@@ -26,6 +26,7 @@ log = get_logger(__name__)
 # Frames of 1080p keyframes exceed NATS's 1 MB default; servers are configured for 8 MB.
 MAX_PAYLOAD_HINT = 8 * 1024 * 1024
 EVENTS_MAX_AGE = timedelta(days=7)
+DRAIN_TIMEOUT_S = 3.0
 
 
 async def connect(settings: Settings, name: str) -> Client:
@@ -49,6 +50,9 @@ async def connect(settings: Settings, name: str) -> Client:
         max_reconnect_attempts=-1,
         reconnect_time_wait=1,
         connect_timeout=5,
+        # The bound on stopping if a subscription never finishes draining (see `release`): nats-py's
+        # default, 30 s, outlasts a pod's grace period. JetStream redelivers what was not acked.
+        drain_timeout=DRAIN_TIMEOUT_S,
         allow_reconnect=True,
         disconnected_cb=on_disconnect,
         reconnected_cb=on_reconnect,
@@ -123,37 +127,54 @@ async def consume_events(
         max_ack_pending=1000,
     )
     sub = None
-    while not stop.is_set():
-        if sub is None:
+    try:
+        while not stop.is_set():
+            if sub is None:
+                try:
+                    sub = await js.pull_subscribe(
+                        subject, durable=durable, stream=subjects.events_stream(prefix), config=config
+                    )
+                except Exception as exc:  # noqa: BLE001 - NATS away at start: try again
+                    log.warning("event consumer not ready", consumer=durable, error=str(exc) or type(exc).__name__)
+                    await asyncio.sleep(1)
+                    continue
             try:
-                sub = await js.pull_subscribe(
-                    subject, durable=durable, stream=subjects.events_stream(prefix), config=config
-                )
-            except Exception as exc:  # noqa: BLE001 - NATS away at start: try again
-                log.warning("event consumer not ready", consumer=durable, error=str(exc) or type(exc).__name__)
+                messages = await sub.fetch(batch, timeout=1)
+            except (FetchTimeoutError, NatsTimeoutError):
+                continue
+            except Exception as exc:  # noqa: BLE001 - NATS away: wait and fetch again
+                log.warning("event fetch failed", consumer=durable, error=str(exc) or type(exc).__name__)
                 await asyncio.sleep(1)
                 continue
-        try:
-            messages = await sub.fetch(batch, timeout=1)
-        except (FetchTimeoutError, NatsTimeoutError):
-            continue
-        except Exception as exc:  # noqa: BLE001 - NATS away: wait and fetch again
-            log.warning("event fetch failed", consumer=durable, error=str(exc) or type(exc).__name__)
-            await asyncio.sleep(1)
-            continue
-        for message in messages:
-            while True:
-                try:
-                    await handle(message)
-                    break
-                except Exception as exc:  # noqa: BLE001 - not now: keep it unacked, hand it again
-                    log.warning(
-                        "event not handled yet, retrying", consumer=durable, error=str(exc) or type(exc).__name__
-                    )
-                    await asyncio.sleep(1)
-                    if stop.is_set():
-                        return
-            await message.ack()
+            for message in messages:
+                while True:
+                    try:
+                        await handle(message)
+                        break
+                    except Exception as exc:  # noqa: BLE001 - not now: keep it unacked, hand it again
+                        log.warning(
+                            "event not handled yet, retrying", consumer=durable, error=str(exc) or type(exc).__name__
+                        )
+                        await asyncio.sleep(1)
+                        if stop.is_set():
+                            return
+                await message.ack()
+    finally:
+        await release(sub)
+
+
+async def release(sub: JetStreamContext.PullSubscription | None) -> None:
+    """Unsubscribe a pull consumer's inbox as its task ends, cancelled or not; the durable consumer stays.
+
+    A subscription left behind by a cancelled fetch never finishes draining, so `close` would wait
+    out the whole drain timeout and stopping would overrun a pod's grace period.
+    """
+    if sub is None:
+        return
+    try:
+        await sub.unsubscribe()
+    except Exception as exc:  # noqa: BLE001 - connection already closed: nothing left to release
+        log.debug("pull subscription not released", error=str(exc) or type(exc).__name__)
 
 
 async def close(nc: Client | None) -> None:

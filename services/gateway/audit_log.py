@@ -22,7 +22,7 @@ from nats.js.errors import FetchTimeoutError
 from sqlalchemy import Engine, delete, func, select
 from sqlmodel import Session as DbSession
 
-from services.common import subjects
+from services.common import bus, subjects
 from services.common.clock import Clock, to_us
 from services.common.hashchain import Verdict, link_hash
 from services.common.log import get_logger
@@ -253,25 +253,28 @@ class AuditWriter:
         sub = await self._js.pull_subscribe(
             subject, durable=self.DURABLE, stream=subjects.events_stream(self._prefix), config=config
         )
-        while True:
-            try:
-                messages = await sub.fetch(200, timeout=1)
-            except (FetchTimeoutError, NatsTimeoutError):
-                continue  # nothing to write for now
-            except Exception as exc:  # noqa: BLE001 - NATS away: wait and fetch again
-                log.warning("audit fetch failed", error=str(exc))
-                await asyncio.sleep(1)
-                continue
-            events = [AuditEvent.FromString(m.data) for m in messages]
+        try:
             while True:
                 try:
-                    await asyncio.to_thread(append, self._engine, events, self._signer, self._clock)
-                    break
-                except Exception as exc:  # noqa: BLE001 - database away: keep the events unacked, retry
-                    log.warning("audit append failed, retrying", error=str(exc))
+                    messages = await sub.fetch(200, timeout=1)
+                except (FetchTimeoutError, NatsTimeoutError):
+                    continue  # nothing to write for now
+                except Exception as exc:  # noqa: BLE001 - NATS away: wait and fetch again
+                    log.warning("audit fetch failed", error=str(exc))
                     await asyncio.sleep(1)
-            for message in messages:
-                await message.ack()
+                    continue
+                events = [AuditEvent.FromString(m.data) for m in messages]
+                while True:
+                    try:
+                        await asyncio.to_thread(append, self._engine, events, self._signer, self._clock)
+                        break
+                    except Exception as exc:  # noqa: BLE001 - database away: keep the events unacked, retry
+                        log.warning("audit append failed, retrying", error=str(exc))
+                        await asyncio.sleep(1)
+                for message in messages:
+                    await message.ack()
+        finally:
+            await bus.release(sub)
 
 
 def search(

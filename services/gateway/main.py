@@ -72,7 +72,7 @@ async def run(runtime: Runtime) -> None:
         log.info("federation listener (mutual TLS) started", port=settings.federation_port)
     await runtime.stop.wait()
     writer.cancel()
-    await asyncio.gather(operations, return_exceptions=True)
+    await asyncio.gather(writer, operations, return_exceptions=True)
     upkeep.cancel()
     if federation is not None:
         await asyncio.gather(federation, return_exceptions=True)

@@ -86,6 +86,11 @@ def test_every_service_reports_health_readiness_and_metrics(platform: Platform) 
     archive_checks = httpx.get(platform.processes["archive"].health_url.replace("healthz", "readyz")).json()["checks"]
     assert archive_checks == {"nats": True, "database": True, "object_store": True}
 
+    # Each stops on SIGTERM by itself, NATS still up, as on a rollout; a kill loses its last writes.
+    with platform.admin() as admin:  # audited: the gateway's audit writer has work in hand
+        assert admin.get("/api/v1/cameras").status_code == 200
+    assert platform.stop() == [], platform.logs()
+
 
 def test_not_ready_while_a_dependency_is_down(platform: Platform) -> None:
     platform.env["CSU_S3_ENDPOINT"] = f"http://127.0.0.1:{free_port()}"  # nothing listens there

@@ -116,9 +116,9 @@ class Platform:
         process.start()
         process.wait_ready(timeout)
 
-    def stop(self) -> None:
-        for process in reversed(list(self.processes.values())):
-            process.stop()
+    def stop(self) -> list[str]:
+        """Stop every service, last started first; the names of those that had to be killed."""
+        return [name for name, process in reversed(self.processes.items()) if not process.stop()]
 
     def logs(self) -> str:
         return "\n".join(f"===== {n} =====\n{p.log_tail(60)}" for n, p in self.processes.items())
