@@ -23,6 +23,7 @@ from pathlib import Path
 
 SERVICES = ("ingest", "masking", "archive", "requisition", "gateway")
 ROOT = Path(__file__).resolve().parent.parent
+STOP_GRACE_S = 20.0  # inside the chart's terminationGracePeriodSeconds (30 s)
 
 
 class ServiceProcess:
@@ -62,16 +63,22 @@ class ServiceProcess:
     def wait_ready(self, timeout: float) -> None:
         wait_all_ready([self], timeout)
 
-    def stop(self, timeout: float = 20.0) -> None:
+    def stop(self, timeout: float = STOP_GRACE_S) -> bool:
+        """SIGTERM, as Kubernetes stops a pod, then SIGKILL after `timeout`; False when it had to kill.
+
+        A service that needs the kill would lose its last segment and audit writes on every rollout.
+        """
         if not self.running:
-            return
+            return True
         assert self.process is not None
         self.process.send_signal(signal.SIGTERM)
         try:
             self.process.wait(timeout)
+            return True
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
+            return False
 
     def kill(self) -> None:
         if self.running:
@@ -230,7 +237,8 @@ def main() -> int:
         return 0
     finally:
         for child in reversed(children):
-            child.stop()
+            if not child.stop():
+                print(f"{child.name} ignored SIGTERM for {STOP_GRACE_S:.0f} s and was killed (log: {child.log_path})")
         if nats is not None:
             try:
                 nats.stop()

@@ -45,6 +45,8 @@ MEMBER = "member."
 # The history is evidence for tests and investigations of a recent takeover, not an archive: at
 # 128 cameras renewed every few seconds it grows fast, so it keeps an hour, 64 MB at most.
 HISTORY_MAX_AGE_S = 3600.0
+# Stopping gives leases back so others take the cameras at once; it must not outlast a pod's grace period.
+RELEASE_ALL_TIMEOUT_S = 5.0
 HISTORY_MAX_BYTES = 64 * 1024 * 1024
 
 
@@ -225,9 +227,16 @@ class LeaseManager:
         except Exception:  # noqa: BLE001 - expiry frees it anyway; we already stopped believing
             log.warning("lease release failed; it expires by itself", key=key)
 
-    async def release_all(self) -> None:
-        for key in list(self._held):
-            await self.release(key)
+    async def release_all(self, timeout: float = RELEASE_ALL_TIMEOUT_S) -> None:
+        """Give every lease back at once, for at most `timeout`; what is not given back expires by itself.
+
+        One after another, with NATS away, each would wait out its own request timeout.
+        """
+        keys = list(self._held)
+        try:
+            await asyncio.wait_for(asyncio.gather(*(self.release(k) for k in keys)), timeout)
+        except TimeoutError:
+            log.warning("leases not given back in time; they expire by themselves", keys=len(keys))
 
     async def _drop(self, key: str, revision: int) -> None:
         if self._held.pop(key, None) is not None:

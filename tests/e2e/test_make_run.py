@@ -55,6 +55,7 @@ def test_launcher_runs_stops_and_resumes(tmp_path: Path) -> None:
     finally:
         code = ctrl_c(first)
     assert code == 0, log.read_text()[-3000:]
+    assert "was killed" not in log.read_text(), log.read_text()[-3000:]  # every service stops on SIGTERM
     assert (data / "csu.db").exists() and (data / "objects").is_dir()
 
     second = start(data, port, tmp_path / "launcher2.log")
@@ -68,6 +69,7 @@ def test_launcher_runs_stops_and_resumes(tmp_path: Path) -> None:
         time.sleep(1)
     finally:
         assert ctrl_c(second) == 0
+    assert "was killed" not in (tmp_path / "launcher2.log").read_text()
 
 
 OPERATOR_PASSWORD = "operator-Passw0rd-long"
