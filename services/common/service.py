@@ -86,6 +86,11 @@ def health_router(runtime: Runtime) -> APIRouter:
     return router
 
 
+# How long stopping waits for open connections: a live view's websocket, or a TLS peer that never
+# answers the close (asyncio waits 30 s for it), must not keep the process past its grace period.
+GRACEFUL_SHUTDOWN_S = 5
+
+
 class _Server(uvicorn.Server):
     # The process's signals belong to run_service, which stops everything in order.
     @contextmanager
@@ -95,6 +100,7 @@ class _Server(uvicorn.Server):
 
 async def serve_http(app: FastAPI, host: str, port: int, stop: asyncio.Event, **options: Any) -> None:
     """Serve app until stop is set; raises if the port cannot be bound. options: more uvicorn.Config."""
+    options.setdefault("timeout_graceful_shutdown", GRACEFUL_SHUTDOWN_S)
     config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False, lifespan="off", **options)
     server = _Server(config)
     serving = asyncio.create_task(server.serve())
