@@ -47,6 +47,9 @@ MEMBER = "member."
 HISTORY_MAX_AGE_S = 3600.0
 # Stopping gives leases back so others take the cameras at once; it must not outlast a pod's grace period.
 RELEASE_ALL_TIMEOUT_S = 5.0
+# How long a stopping replica lets its balancer finish the round in hand and give its leases back,
+# within the launcher's and the pod's grace periods; past it, the leases expire by themselves.
+HANDOVER_S = 8.0
 HISTORY_MAX_BYTES = 64 * 1024 * 1024
 
 

@@ -36,7 +36,7 @@ from prometheus_client import Gauge
 
 from services.common import bus
 from services.common.clock import Clock, to_us
-from services.common.leases import LeaseBalancer, LeaseManager
+from services.common.leases import HANDOVER_S, LeaseBalancer, LeaseManager
 from services.common.log import get_logger
 from services.common.pb.csu.v1.events_pb2 import Alarm, AuthorisationNotice, CameraStatusChanged
 from services.common.settings import Settings
@@ -169,7 +169,7 @@ class IngestNode:
         balancer = self._tasks[2] if len(self._tasks) > 2 else None
         if balancer is not None:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(balancer, 20)
+                await asyncio.wait_for(balancer, HANDOVER_S)
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

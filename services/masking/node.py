@@ -30,7 +30,7 @@ from prometheus_client import Gauge
 from services.common import subjects
 from services.common.cameras import load_cameras
 from services.common.envelope import parse_frame
-from services.common.leases import LeaseBalancer, LeaseManager
+from services.common.leases import HANDOVER_S, LeaseBalancer, LeaseManager
 from services.common.log import get_logger
 from services.common.pb.csu.v1 import ingest_pb2, ingest_pb2_grpc
 from services.common.pb.csu.v1.frame_pb2 import FramePacket
@@ -118,7 +118,7 @@ class MaskingNode:
         self._stop.set()
         if self._tasks:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._tasks[0], 20)
+                await asyncio.wait_for(self._tasks[0], HANDOVER_S)
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
