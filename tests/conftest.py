@@ -50,10 +50,13 @@ def platform(
 ) -> Iterator[Platform]:
     p = Platform(tmp_path, nats_url, database_url, s3)
     yield p
-    p.stop()
+    killed = p.stop()
     failed = getattr(request.node, "rep_call", None)
-    if failed is not None and failed.failed:
+    if killed or (failed is not None and failed.failed):
         print(p.logs())
+    # Whatever the test did to it (NATS or the store away, partners connected), every service stops
+    # on SIGTERM by itself, as Kubernetes stops a pod; a kill loses its last segment and audit writes.
+    assert not killed, f"ignored SIGTERM and were killed: {', '.join(killed)}"
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
