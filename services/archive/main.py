@@ -110,8 +110,8 @@ async def run(runtime: Runtime) -> None:
     ):
         return
     await asyncio.to_thread(retention.load)
-    recorder = Recorder(spool, store, engine, None, prefix, clock)
     holds = HoldBook(engine, clock)
+    recorder = Recorder(spool, store, engine, None, prefix, clock, retention, holds)
     builders: dict[tuple[str, str], SegmentBuilder] = {}
     clips_dir = (settings.data_dir / "cache" / "archive-clips").resolve()
     # Clips a killed run was building are footage too: they must not linger past retention.

@@ -13,9 +13,16 @@ segment's hash (the chain).
 
 An index row is only written once its object is stored, so no row ever points to a missing
 object. Segments left in the spool by a crash are queued again at start-up.
+
+Retention applies in the spool too: a segment still waiting when its start passes its camera's
+cutoff (the store away for that long, or the archive stopped with a persistent spool) is deleted
+unstored, with the same rule and holds as the sweeper, and added to its camera-hour's deletion
+proof. With the database away the holds are unknown: it then waits until the legal maximum, which
+no hold passes, and goes without a proof rather than stay longer.
 """
 
 import asyncio
+import contextlib
 from pathlib import Path
 
 from nats.js import JetStreamContext
@@ -24,9 +31,11 @@ from sqlalchemy import Engine
 
 from services.archive import index
 from services.archive.grpc_api import to_message
+from services.archive.holds import LEGAL_US, HoldBook
 from services.archive.keys import segment_key
 from services.archive.metadata import object_metadata, row_for, row_from_metadata
 from services.archive.models import Segment
+from services.archive.retention import RetentionPolicy
 from services.archive.segmenter import ClosedSegment
 from services.archive.spool import Spool
 from services.common import bus
@@ -43,8 +52,11 @@ FAILURES = Counter("csu_archive_store_failures_total", "Failed attempts to store
 DEFERRED = Counter("csu_archive_deferred_total", "Stored segments whose index row or event had to wait", ["step"])
 BACKLOG = Gauge("csu_archive_backlog_segments", "Closed segments waiting to be stored")
 PENDING = Gauge("csu_archive_pending_segments", "Stored segments not yet indexed or announced")
+EXPIRED = Counter("csu_archive_spool_expired_total", "Spooled segments deleted unstored at retention", ["camera"])
 
 RETRY_MIN_S, RETRY_MAX_S = 0.5, 10.0
+# Before storing can start, how often what waits in the spool is checked against retention.
+EXPIRY_CHECK_S = 60.0
 
 
 class Recorder:
@@ -56,6 +68,8 @@ class Recorder:
         js: JetStreamContext | None,
         prefix: str,
         clock: Clock,
+        retention: RetentionPolicy,
+        holds: HoldBook,
     ) -> None:
         self._spool = spool
         self._store = store
@@ -63,6 +77,8 @@ class Recorder:
         self._js = js
         self._prefix = prefix
         self._clock = clock
+        self._retention = retention
+        self._holds = holds
         self._queue: asyncio.Queue[ClosedSegment] = asyncio.Queue()
         # Submitted and not yet stored, by id: still readable from the spool (clips, timeline).
         self._waiting: dict[str, ClosedSegment] = {}
@@ -114,26 +130,61 @@ class Recorder:
         return {p.key for p in self._spool.pending()}
 
     async def run(self) -> None:
-        await self.ready.wait()
+        while not self.ready.is_set():
+            # Nothing is stored before the chain heads are known (store or database away since the
+            # start), but what waits here still goes at its retention.
+            for seg in list(self._waiting.values()):
+                await self._expire(seg)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.ready.wait(), EXPIRY_CHECK_S)
         while True:
             seg = await self._queue.get()
             delay = RETRY_MIN_S
-            while True:
+            # Checked before every attempt: a segment stuck behind a long outage expires meanwhile.
+            while seg.id in self._waiting and not await self._expire(seg):
                 try:
                     await self._store_one(seg)
-                    break
+                    self._waiting.pop(seg.id, None)
                 except Exception as exc:  # noqa: BLE001 - every failure is retried the same way
                     FAILURES.inc()
                     log.warning("segment not stored yet, retrying", segment=seg.id, error=str(exc), retry_in_s=delay)
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, RETRY_MAX_S)
-            self._waiting.pop(seg.id, None)
             self._queue.task_done()
             BACKLOG.set(self._queue.qsize())
 
     async def drain(self) -> None:
         """Return once every submitted segment is stored."""
         await self._queue.join()
+
+    async def _expire(self, seg: ClosedSegment) -> bool:
+        """Delete a waiting segment whose start has passed its retention cutoff; True if it went."""
+        now_us = to_us(self._clock.now())
+        cutoff_us = self._retention.cutoff_us(seg.camera_id, now_us)
+        if seg.start_us >= cutoff_us:
+            return False
+        try:
+            cutoff_us = await asyncio.to_thread(
+                self._holds.read_cutoff, seg.camera_id, cutoff_us, seg.start_us, seg.end_us, now_us
+            )
+        except Exception:  # noqa: BLE001 - holds unknown: only the legal maximum is certain
+            cutoff_us = now_us - LEGAL_US
+        if seg.start_us >= cutoff_us:
+            return False
+        row = row_for(seg, segment_key(seg.camera_id, seg.start_us), "", now_us)
+        try:
+            days = self._retention.days_for(seg.camera_id)
+            await asyncio.to_thread(index.delete_with_proofs, self._engine, [row], now_us, days)
+        except Exception as exc:  # noqa: BLE001 - the database is away
+            if seg.start_us >= now_us - LEGAL_US:
+                return False  # it goes with its proof once the database is back
+            log.error("spooled segment deleted at retention without its deletion proof", segment=seg.id, error=str(exc))
+        seg.media_path(self._spool.root).unlink(missing_ok=True)
+        seg.description_path(self._spool.root).unlink(missing_ok=True)
+        self._waiting.pop(seg.id, None)
+        EXPIRED.labels(seg.camera_id).inc()
+        log.warning("spooled segment deleted unstored: past its retention", camera=seg.camera_id, segment=seg.id)
+        return True
 
     async def _head(self, camera_id: str, stream: str) -> str:
         key = (camera_id, stream)

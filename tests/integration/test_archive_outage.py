@@ -3,26 +3,33 @@ test's own database refusing connections, and the alarm on JetStream when the sp
 
 import asyncio
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import nats
 import pytest
+from prometheus_client import REGISTRY
 
 from services.archive import index
 from services.archive.alarms import raise_alarm
+from services.archive.holds import HoldBook
 from services.archive.spool import SpoolMonitor
 from services.common import bus, subjects
+from services.common.clock import to_us
 from services.common.pb.csu.v1 import archive_pb2
 from services.common.pb.csu.v1.events_pb2 import Alarm, SegmentStored
 from tests.support.archive import (
     T0_US,
+    ArchiveHarness,
     TcpProxy,
     database_outage,
     harness,
     record,
     s3_store,
 )
+from tests.support.platform import until
 from tests.support.servers import S3Server, nats_prefix
 
 
@@ -151,3 +158,102 @@ def _hour_path(start_us: int) -> str:
     from services.archive.keys import segment_key
 
     return segment_key("cam-d", start_us).removeprefix("cam/cam-d/")
+
+
+@asynccontextmanager
+async def _store_behind_relay(
+    tmp_path: Path, database_url: str, s3: S3Server
+) -> AsyncIterator[tuple[ArchiveHarness, TcpProxy]]:
+    """A 15-day archive (not started) whose object store is reached through a relay the test can cut."""
+    target = urlsplit(s3.endpoint)
+    proxy = TcpProxy(target.hostname or "127.0.0.1", target.port or 80)
+    h = harness(tmp_path, database_url, s3_store(s3, endpoint=proxy.endpoint), retention_days=15)
+    try:
+        yield h, proxy
+    finally:
+        proxy.close()
+        await h.stop()
+
+
+def _spooled(h, segments) -> list[str]:  # type: ignore[no-untyped-def]
+    return [s.id for s in segments if s.media_path(h.spool.root).exists() or s.description_path(h.spool.root).exists()]
+
+
+def _proved(h, camera_id: str) -> set[str]:  # type: ignore[no-untyped-def]
+    return {sha for proof in index.proofs(h.engine, camera_id) for sha in proof.sha256s.split()}
+
+
+async def test_the_spool_is_no_way_around_retention(tmp_path: Path, database_url: str, s3: S3Server) -> None:
+    """Segments that wait through a long store outage go at their camera's cutoff, unstored and with a
+    deletion proof, as the sweeper would delete them; a hold keeps them, never past 30 days."""
+    async with _store_behind_relay(tmp_path, database_url, s3) as (h, proxy):
+        await h.start()
+        proxy.cut()
+        plain = record(h.spool.root, "cam-a", T0_US, 4)
+        held = record(h.spool.root, "cam-h", T0_US, 4)
+        for seg in plain + held:
+            h.recorder.submit(seg)
+        HoldBook(h.engine, h.clock).place(
+            "req-1", "cam-h", T0_US, T0_US + 60_000_000, to_us(h.clock.now() + timedelta(days=60)), "PV 1", "officer"
+        )
+        await asyncio.sleep(1)
+        assert _spooled(h, plain + held) == [s.id for s in plain + held]  # waiting, within retention
+
+        h.clock.advance(timedelta(days=15, hours=1))  # T0 is now past the camera's 15 days
+        await until(lambda: not _spooled(h, plain), 30, "the expired segments to leave the spool")
+        assert _proved(h, "cam-a") == {s.sha256 for s in plain}
+        assert _spooled(h, held) == [s.id for s in held]  # the hold keeps them
+
+        h.clock.advance(timedelta(days=15))  # T0 + 30 days: the legal maximum, which no hold passes
+        await until(lambda: not _spooled(h, held), 30, "the held segments to go at 30 days")
+        assert _proved(h, "cam-h") == {s.sha256 for s in held}
+
+        proxy.restore()
+        fresh = await h.record("cam-a", to_us(h.clock.now()) - 4_000_000, 4)  # storing goes on
+        stored = index.overlapping(h.engine, "cam-a", "main", 0, 2**62) + index.overlapping(
+            h.engine, "cam-h", "main", 0, 2**62
+        )
+        assert [r.id for r in stored] == [s.id for s in fresh]
+
+
+async def test_expired_segments_leave_the_spool_before_storing_can_start(
+    tmp_path: Path, database_url: str, s3: S3Server
+) -> None:
+    """An archive that starts with the store away (nothing can be stored) still applies retention."""
+    async with _store_behind_relay(tmp_path, database_url, s3) as (h, proxy):
+        proxy.cut()
+        old = record(h.spool.root, "cam-b", T0_US, 4)
+        recent = record(h.spool.root, "cam-b", T0_US + 2 * 86_400_000_000, 4)
+        for seg in old + recent:
+            h.recorder.submit(seg)
+        h.clock.advance(timedelta(days=15, hours=1))
+        await h.start(prime=False)
+        await until(lambda: not _spooled(h, old), 30, "the expired segments to leave the spool")
+        assert _spooled(h, recent) == [s.id for s in recent]
+        assert _proved(h, "cam-b") == {s.sha256 for s in old}
+
+
+async def test_with_the_database_away_spooled_segments_wait_only_until_the_legal_maximum(
+    tmp_path: Path, database_url: str, s3: S3Server
+) -> None:
+    """Holds cannot be read: past the camera's cutoff a segment waits (a hold may keep it), but at 30
+    days it goes even though its deletion proof cannot be written."""
+
+    def attempts() -> float:
+        return REGISTRY.get_sample_value("csu_archive_store_failures_total") or 0.0
+
+    async with _store_behind_relay(tmp_path, database_url, s3) as (h, proxy):
+        await h.start()
+        proxy.cut()
+        segments = record(h.spool.root, "cam-c", T0_US, 4)
+        with database_outage(database_url):
+            for seg in segments:
+                h.recorder.submit(seg)
+            h.clock.advance(timedelta(days=15, hours=1))
+            tried = attempts()
+            await until(lambda: attempts() >= tried + 2, 60, "two more attempts past the camera's cutoff")
+            assert _spooled(h, segments) == [s.id for s in segments]
+
+            h.clock.advance(timedelta(days=15))
+            await until(lambda: not _spooled(h, segments), 30, "the segments to go at 30 days")
+        assert _proved(h, "cam-c") == set()

@@ -26,6 +26,7 @@ import psycopg
 from sqlalchemy import Engine, create_engine, event
 
 from services.archive.grpc_api import ArchiveApi
+from services.archive.holds import HoldBook
 from services.archive.recorder import Recorder
 from services.archive.retention import RetentionPolicy
 from services.archive.segmenter import ClosedSegment, SegmentBuilder
@@ -187,7 +188,7 @@ def harness(
     engine = make_engine(database_url)
     spool = Spool(tmp_path / "spool", spool_max_bytes)
     retention = RetentionPolicy(retention_days)
-    recorder = Recorder(spool, store, engine, js, prefix or nats_prefix(), clock)
+    recorder = Recorder(spool, store, engine, js, prefix or nats_prefix(), clock, retention, HoldBook(engine, clock))
     live = live or RecorderLive(recorder)
     api = ArchiveApi(
         engine,
