@@ -223,6 +223,32 @@ def test_one_deployment_per_service_with_probes_resources_and_spread(release: Re
                 assert container["readinessProbe"] and container["livenessProbe"], workload["metadata"]["name"]
 
 
+def test_the_archive_spool_outlives_its_pod(release: Release) -> None:
+    """Segments spooled while the store is away must survive a rollout: one claim, one writer."""
+    archive = release.kind("Deployment")["city-csu-archive"]
+    volumes = {v["name"]: v for v in archive["spec"]["template"]["spec"]["volumes"]}
+    (claim,) = release.kind("PersistentVolumeClaim").values()
+    assert volumes["data"] == {"name": "data", "persistentVolumeClaim": {"claimName": claim["metadata"]["name"]}}
+    assert claim["spec"]["accessModes"] == ["ReadWriteOnce"]
+    assert claim["spec"]["resources"]["requests"]["storage"] == release.values["services"]["archive"]["dataSizeLimit"]
+    assert archive["spec"]["strategy"] == {"type": "Recreate"}
+    assert archive["spec"]["replicas"] == 1
+    for name in set(SERVICES) - {"archive"}:
+        deployment = release.kind("Deployment")[f"city-csu-{name}"]
+        assert "strategy" not in deployment["spec"], name  # rolling updates: replicas share by leases
+        assert all("persistentVolumeClaim" not in v for v in deployment["spec"]["template"]["spec"]["volumes"])
+
+    assert "storageClassName" not in claim["spec"]  # the cluster's default
+    classed = render({**SIGNING, "services": {"archive": {"spool": {"persistent": True, "storageClassName": "ssd"}}}})
+    assert [d["spec"]["storageClassName"] for d in classed if d["kind"] == "PersistentVolumeClaim"] == ["ssd"]
+
+    disposable = render({**SIGNING, "services": {"archive": {"spool": {"persistent": False}}}})
+    assert not [d for d in disposable if d["kind"] == "PersistentVolumeClaim"]
+    (archive,) = [d for d in disposable if d["kind"] == "Deployment" and d["metadata"]["name"] == "city-csu-archive"]
+    (data,) = [v for v in archive["spec"]["template"]["spec"]["volumes"] if v["name"] == "data"]
+    assert data["emptyDir"] == {"sizeLimit": "4Gi"} and "strategy" not in archive["spec"]
+
+
 def test_pod_security_restricted_everywhere(release: Release) -> None:
     workloads = release.workloads()
     assert {w["kind"] for w in workloads} >= {"Deployment", "Job"}
@@ -778,6 +804,8 @@ async def test_a_real_nats_server_enforces_the_rendered_permissions(
         ({**SIGNING, "cameraNetwork": {"cidrs": ["10.0.0.300/8"]}}, "/cameraNetwork/cidrs/0"),
         ({**SIGNING, "nats": {"cluster": {"replicas": 2}}}, "/nats/cluster/replicas"),
         ({**SIGNING, "services": {"archive": {"autoscaling": {"enabled": True}}}}, "autoscaling"),
+        ({**SIGNING, "services": {"archive": {"replicas": 2}}}, "/services/archive/replicas"),
+        ({**SIGNING, "services": {"archive": {"spool": {"persistent": "yes"}}}}, "/services/archive/spool/persistent"),
         ({**SIGNING, "env": {"CSU_RETENTION_DAYS": "60"}}, "env.CSU_RETENTION_DAYS"),
         ({**SIGNING, "retentiondays": 10}, "retentiondays"),
         ({**SIGNING, "database": {"existingSecret": "Not A Name"}}, "/database/existingSecret"),
@@ -819,6 +847,7 @@ def chart_without_schema(tmp_path_factory: pytest.TempPathFactory) -> Path:
             r"retiredPublicKeys\[0\] is not a public key",
         ),
         ({**SIGNING, "services": {"masking": {"replicas": -1}}}, "services.masking.replicas=-1 must not be negative"),
+        ({**SIGNING, "services": {"archive": {"replicas": 2}}}, "services.archive.replicas=2: the archive records"),
     ],
 )
 def test_the_templates_refuse_bad_values_even_without_the_schema(

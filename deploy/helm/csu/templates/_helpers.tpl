@@ -124,6 +124,9 @@ seccompProfile:
 {{- fail (printf "services.%s.autoscaling.minReplicas=%v is above maxReplicas=%v" $name $svc.autoscaling.minReplicas $svc.autoscaling.maxReplicas) -}}
 {{- end -}}
 {{- end -}}
+{{- if gt (int .Values.services.archive.replicas) 1 -}}
+{{- fail (printf "services.archive.replicas=%v: the archive records every camera, so one replica (two would store each segment twice)" .Values.services.archive.replicas) -}}
+{{- end -}}
 {{- range $key, $_ := .Values.env -}}
 {{- if has $key (list "CSU_RETENTION_DAYS" "CSU_NATS_URL" "CSU_NATS_USER" "CSU_NATS_PASSWORD" "CSU_NATS_PREFIX" "CSU_DATABASE_URL" "CSU_S3_ACCESS_KEY" "CSU_S3_SECRET_KEY" "CSU_SIGNING_KEY_FILE" "CSU_SECRETS_KEY_FILE" "CSU_FEDERATION_CA_FILE" "CSU_SMTP_URL" "CSU_BOOTSTRAP_ADMIN_PASSWORD" "CSU_DB_AUTO_MIGRATE") -}}
 {{- fail (printf "env.%s is managed by the chart: set it through its own value (README)" $key) -}}
