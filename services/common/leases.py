@@ -45,12 +45,12 @@ MEMBER = "member."
 # The history is evidence for tests and investigations of a recent takeover, not an archive: at
 # 128 cameras renewed every few seconds it grows fast, so it keeps an hour, 64 MB at most.
 HISTORY_MAX_AGE_S = 3600.0
+HISTORY_MAX_BYTES = 64 * 1024 * 1024
 # Stopping gives leases back so others take the cameras at once; it must not outlast a pod's grace period.
 RELEASE_ALL_TIMEOUT_S = 5.0
 # How long a stopping replica lets its balancer finish the round in hand and give its leases back,
 # within the launcher's and the pod's grace periods; past it, the leases expire by themselves.
 HANDOVER_S = 8.0
-HISTORY_MAX_BYTES = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True)
