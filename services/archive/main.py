@@ -1,7 +1,8 @@
 """The archive service: records masked streams into segments, stores and indexes them, keeps them
 exactly as long as allowed, and serves timelines, clips and extractions over gRPC.
 
-Start-up, in order: database migrations; the gRPC API; the gaps the previous run left (a crash
+Start-up, in order: database migrations (while the database is away, spooled segments past the
+legal maximum are deleted all the same); the gRPC API; the gaps the previous run left (a crash
 or a stop: "archive_restart"); then, as soon as the object store answers, in the background:
 bucket, lifecycle rule, one retention sweep, the reconcile of the recent hours (index <-> store),
 and the hash chains' heads — only then do spooled segments start leaving. Recording into the
@@ -25,7 +26,7 @@ from services.archive.grpc_api import ArchiveApi, proof_message
 from services.archive.holds import HoldBook
 from services.archive.models import Gap
 from services.archive.reconcile import reconcile
-from services.archive.recorder import Recorder
+from services.archive.recorder import Recorder, expire_past_legal
 from services.archive.retention import RetentionPolicy
 from services.archive.segmenter import DROPPED, ClosedSegment, OpenSegmentInfo, SegmentBuilder
 from services.archive.spool import Spool, SpoolMonitor
@@ -105,11 +106,17 @@ async def run(runtime: Runtime) -> None:
     runtime.add_check("database", lambda: asyncio.to_thread(db.ping, engine))
     runtime.add_check("object_store", lambda: asyncio.to_thread(store.ping))
 
+    def open_database() -> None:
+        if settings.db_auto_migrate:
+            db.migrate("archive", engine)
+        retention.load()
+
+    # Until the database answers, the cameras' retention and the holds are unknown, but the legal
+    # maximum is not: spooled segments past it go even while the archive cannot start.
     if not await runtime.until_ok(
-        "database", lambda: db.migrate("archive", engine) if settings.db_auto_migrate else None
+        "database", open_database, while_waiting=lambda: expire_past_legal(spool, to_us(clock.now()))
     ):
         return
-    await asyncio.to_thread(retention.load)
     holds = HoldBook(engine, clock)
     recorder = Recorder(spool, store, engine, None, prefix, clock, retention, holds)
     builders: dict[tuple[str, str], SegmentBuilder] = {}
@@ -257,6 +264,7 @@ async def run(runtime: Runtime) -> None:
     async def pending_loop() -> None:
         while not runtime.stop.is_set():
             await _sleep(runtime, 5.0)
+            await recorder.flush_unproved()
             if recorder.ready.is_set():
                 await recorder.flush_pending()
             await gap_log.flush()

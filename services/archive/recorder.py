@@ -18,7 +18,9 @@ Retention applies in the spool too: a segment still waiting when its start passe
 cutoff (the store away for that long, or the archive stopped with a persistent spool) is deleted
 unstored, with the same rule and holds as the sweeper, and added to its camera-hour's deletion
 proof. With the database away the holds are unknown: it then waits until the legal maximum, which
-no hold passes, and goes without a proof rather than stay longer.
+no hold passes, and goes then; its description stays in the spool (`unproved/`, no footage) until
+the database is back and its deletion proof is written. `expire_past_legal` applies the same
+legal maximum before the database has ever been reached (an archive starting while it is away).
 """
 
 import asyncio
@@ -104,7 +106,7 @@ class Recorder:
 
     def recover(self) -> int:
         """Queue the segments a previous run closed but did not store; drop half-written ones."""
-        ready = sorted((ClosedSegment.load(p) for p in self._spool.root.glob("*.json")), key=lambda s: s.start_us)
+        ready = self._spool.closed()
         known = {s.id for s in ready}
         for media in self._spool.root.glob("*.mp4"):
             if media.stem not in known:
@@ -171,20 +173,40 @@ class Recorder:
             cutoff_us = now_us - LEGAL_US
         if seg.start_us >= cutoff_us:
             return False
-        row = row_for(seg, segment_key(seg.camera_id, seg.start_us), "", now_us)
         try:
-            days = self._retention.days_for(seg.camera_id)
-            await asyncio.to_thread(index.delete_with_proofs, self._engine, [row], now_us, days)
+            await asyncio.to_thread(self._prove, seg, now_us)
         except Exception as exc:  # noqa: BLE001 - the database is away
             if seg.start_us >= now_us - LEGAL_US:
                 return False  # it goes with its proof once the database is back
-            log.error("spooled segment deleted at retention without its deletion proof", segment=seg.id, error=str(exc))
-        seg.media_path(self._spool.root).unlink(missing_ok=True)
-        seg.description_path(self._spool.root).unlink(missing_ok=True)
+            _discard_unproved(self._spool, seg, now_us, str(exc) or type(exc).__name__)
+        else:
+            self._spool.discard(seg)
+            EXPIRED.labels(seg.camera_id).inc()
+            log.warning("spooled segment deleted unstored: past its retention", camera=seg.camera_id, segment=seg.id)
         self._waiting.pop(seg.id, None)
-        EXPIRED.labels(seg.camera_id).inc()
-        log.warning("spooled segment deleted unstored: past its retention", camera=seg.camera_id, segment=seg.id)
         return True
+
+    def _prove(self, seg: ClosedSegment, deleted_us: int) -> None:
+        """Add a segment deleted unstored to its camera-hour's deletion proof (once)."""
+        for proof in index.proofs(self._engine, seg.camera_id, seg.start_us, seg.start_us + 1):
+            if proof.stream == seg.stream and seg.sha256 in proof.sha256s.split():
+                return  # proved by a run that stopped before it could forget the debt
+        row = row_for(seg, segment_key(seg.camera_id, seg.start_us), "", deleted_us)
+        days = self._retention.days_for(seg.camera_id)
+        index.delete_with_proofs(self._engine, [row], deleted_us, days)
+
+    async def flush_unproved(self) -> int:
+        """Write the deletion proofs owed for segments deleted with the database away; the count done."""
+        done = 0
+        for seg, deleted_us in self._spool.unproved():
+            try:
+                await asyncio.to_thread(self._prove, seg, deleted_us)
+            except Exception as exc:  # noqa: BLE001 - still away; try again later
+                log.info("deletion proofs wait for the database", error=str(exc) or type(exc).__name__)
+                return done
+            self._spool.drop_unproved(seg.id)
+            done += 1
+        return done
 
     async def _head(self, camera_id: str, stream: str) -> str:
         key = (camera_id, stream)
@@ -259,3 +281,27 @@ class Recorder:
             done += 1
         PENDING.set(len(self._spool.pending()))
         return done
+
+
+def expire_past_legal(spool: Spool, now_us: int) -> int:
+    """Delete the spooled segments past the legal maximum, for an archive that has not reached its
+    database yet (no retention settings, no holds): none of them can keep a segment longer. Their
+    deletion proofs are written once the database is reached. Returns how many went."""
+    expired = [seg for seg in spool.closed() if seg.start_us < now_us - LEGAL_US]
+    for seg in expired:
+        _discard_unproved(spool, seg, now_us, "the database has not been reached since start-up")
+    return len(expired)
+
+
+def _discard_unproved(spool: Spool, seg: ClosedSegment, now_us: int, why: str) -> None:
+    # The debt is written before the footage goes: a crash in between leaves a proof to write
+    # for a segment still in the spool, which the next pass deletes, never footage without a trace.
+    spool.add_unproved(seg, now_us)
+    spool.discard(seg)
+    EXPIRED.labels(seg.camera_id).inc()
+    log.error(
+        "spooled segment deleted at the legal maximum; its deletion proof waits for the database",
+        camera=seg.camera_id,
+        segment=seg.id,
+        error=why,
+    )

@@ -2,6 +2,8 @@
 
     <id>.mp4 / <id>.open / <id>.json   a segment being written or waiting to be stored (segmenter.py)
     pending/<id>.json                  stored in the object store, not yet indexed or announced
+    unproved/<id>.json                 deleted unstored at the legal maximum while the database was
+                                       away: the description its deletion proof is still owed for
     state/stopped.json                 written at a clean stop: each camera's last recorded instant
 
 The spool is bounded (CSU_ARCHIVE_SPOOL_MAX_BYTES): when the store is away, segments wait here and
@@ -14,8 +16,10 @@ import asyncio
 import json
 import os
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
+
+from services.archive.segmenter import ClosedSegment
 
 ALARM_FRACTION = 0.8
 # The alarm re-arms once usage falls back below this, so a spool hovering at 80 % raises it once.
@@ -47,8 +51,9 @@ class Spool:
         self.root = root
         self.max_bytes = max_bytes
         self.pending_dir = root / "pending"
+        self.unproved_dir = root / "unproved"
         self.state_dir = root / "state"
-        for folder in (root, self.pending_dir, self.state_dir):
+        for folder in (root, self.pending_dir, self.unproved_dir, self.state_dir):
             folder.mkdir(parents=True, exist_ok=True)
 
     def usage(self) -> int:
@@ -64,6 +69,42 @@ class Spool:
 
     def fraction(self) -> float:
         return self.usage() / self.max_bytes
+
+    def closed(self) -> list[ClosedSegment]:
+        """The closed segments waiting to be stored, oldest first."""
+        found = []
+        for path in self.root.glob("*.json"):
+            try:
+                found.append(ClosedSegment.load(path))
+            except FileNotFoundError:
+                continue  # stored and removed while we listed
+        return sorted(found, key=lambda s: s.start_us)
+
+    def discard(self, seg: ClosedSegment) -> None:
+        seg.media_path(self.root).unlink(missing_ok=True)
+        seg.description_path(self.root).unlink(missing_ok=True)
+
+    # -- deleted at retention, deletion proof owed (the database was away) -----------------
+
+    def add_unproved(self, seg: ClosedSegment, deleted_us: int) -> None:
+        path = self.unproved_dir / f"{seg.id}.json"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"segment": asdict(seg), "deleted_us": deleted_us}))
+        tmp.replace(path)
+
+    def unproved(self) -> list[tuple[ClosedSegment, int]]:
+        """(segment, when it was deleted) for each deletion whose proof is not written yet."""
+        found = []
+        for path in sorted(self.unproved_dir.glob("*.json")):
+            try:
+                document = json.loads(path.read_text())
+                found.append((ClosedSegment(**document["segment"]), int(document["deleted_us"])))
+            except (OSError, ValueError, TypeError, KeyError):
+                continue
+        return found
+
+    def drop_unproved(self, segment_id: str) -> None:
+        (self.unproved_dir / f"{segment_id}.json").unlink(missing_ok=True)
 
     # -- stored but not yet indexed/announced ------------------------------------------------
 

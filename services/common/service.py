@@ -32,10 +32,14 @@ class Runtime:
         self.checks: dict[str, Check] = {}
         self.app: FastAPI | None = None
 
-    async def until_ok(self, what: str, action: Callable[[], object]) -> bool:
+    async def until_ok(
+        self, what: str, action: Callable[[], object], while_waiting: Callable[[], object] | None = None
+    ) -> bool:
         """Retry a blocking start-up step until it works (dependencies may come up after us).
 
-        Returns False if the service was asked to stop first.
+        `while_waiting` runs (blocking, in a thread) after each failed attempt: what the service
+        must keep doing even while it cannot start. Returns False if the service was asked to stop
+        first.
         """
         delay = 0.5
         while not self.stop.is_set():
@@ -44,6 +48,11 @@ class Runtime:
                 return True
             except Exception as exc:  # noqa: BLE001 - every failure is retried the same way
                 log.warning(f"{what} not ready yet", error=str(exc))
+                if while_waiting is not None:
+                    try:
+                        await asyncio.to_thread(while_waiting)
+                    except Exception as failed:  # noqa: BLE001 - retried after the next attempt
+                        log.error(f"failed while waiting for {what}", error=str(failed) or type(failed).__name__)
                 try:
                     await asyncio.wait_for(self.stop.wait(), delay)
                 except TimeoutError:

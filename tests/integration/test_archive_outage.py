@@ -237,7 +237,8 @@ async def test_with_the_database_away_spooled_segments_wait_only_until_the_legal
     tmp_path: Path, database_url: str, s3: S3Server
 ) -> None:
     """Holds cannot be read: past the camera's cutoff a segment waits (a hold may keep it), but at 30
-    days it goes even though its deletion proof cannot be written."""
+    days it goes even though its deletion proof cannot be written yet; the proof follows once the
+    database is back."""
 
     def attempts() -> float:
         return REGISTRY.get_sample_value("csu_archive_store_failures_total") or 0.0
@@ -256,4 +257,33 @@ async def test_with_the_database_away_spooled_segments_wait_only_until_the_legal
 
             h.clock.advance(timedelta(days=15))
             await until(lambda: not _spooled(h, segments), 30, "the segments to go at 30 days")
+            assert not any(seg.media_path(h.spool.root).exists() for seg in segments)
+            assert await h.recorder.flush_unproved() == 0  # still away: the debt stays
+            assert len(h.spool.unproved()) == len(segments)
         assert _proved(h, "cam-c") == set()
+        assert await h.recorder.flush_unproved() == len(segments)
+        assert _proved(h, "cam-c") == {s.sha256 for s in segments}
+        assert h.spool.unproved() == []
+        assert await h.recorder.flush_unproved() == 0
+        assert _proved(h, "cam-c") == {s.sha256 for s in segments}  # written once
+
+
+async def test_a_deletion_is_proved_once_even_after_a_crash_between_its_debt_and_its_deletion(
+    tmp_path: Path, database_url: str, s3: S3Server
+) -> None:
+    """The owed proof is written before the footage goes; if the archive died in between, the
+    segment is still spooled at the next start and goes again, and its hash is proved once."""
+    async with _store_behind_relay(tmp_path, database_url, s3) as (h, proxy):
+        proxy.cut()
+        segments = record(h.spool.root, "cam-d", T0_US, 4)
+        h.clock.advance(timedelta(days=30, hours=1))
+        for seg in segments:
+            h.spool.add_unproved(seg, to_us(h.clock.now()))  # the crash: debt written, footage kept
+        assert h.recorder.recover() == len(segments)
+        await h.start(prime=False)
+        await until(lambda: not _spooled(h, segments), 30, "the segments to go at 30 days")
+        assert await h.recorder.flush_unproved() == len(segments)
+        assert h.spool.unproved() == []
+        (proof,) = index.proofs(h.engine, "cam-d")
+        assert sorted(proof.sha256s.split()) == sorted(s.sha256 for s in segments)
+        assert proof.count == len(segments)

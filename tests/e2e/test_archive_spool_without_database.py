@@ -1,0 +1,56 @@
+"""An archive that cannot reach its database at start-up still applies the legal maximum to its spool.
+
+A persistent spool outlives the archive's pod: what a store outage left in it is there when the
+archive starts again, and that start can wait a long time for its database. Without the database
+the cameras' retention and the holds are unknown, but no footage may pass 30 days: the archive
+deletes what is past it straight away and writes the deletion proofs once the database answers.
+Real processes, a refused PostgreSQL port, then the test's real database and S3 server.
+"""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from services.archive import index
+from services.archive.spool import Spool
+from services.common.clock import to_us
+from services.launcher import ServiceProcess, health_url
+from tests.support.archive import make_engine, record
+from tests.support.platform import Platform, wait_for
+from tests.support.servers import free_port
+
+pytestmark = pytest.mark.e2e
+
+
+def test_spooled_footage_past_30_days_goes_while_the_database_is_away(platform: Platform, database_url: str) -> None:
+    spool = Spool(platform.workdir / "data" / "spool" / "archive", 1 << 30)
+    hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    expired = record(spool.root, "cam-old", to_us(hour - timedelta(days=30, hours=2)), 4)
+    recent = record(spool.root, "cam-new", to_us(hour - timedelta(days=1)), 4)
+
+    env = platform.env | {"CSU_DATABASE_URL": f"postgresql://postgres@127.0.0.1:{free_port()}/refused"}
+    archive = ServiceProcess("archive", env, platform.workdir / "logs" / "archive.log", health_url("archive", env))
+    platform.processes["archive"] = archive
+    archive.start()
+    wait_for(lambda: not any(seg.media_path(spool.root).exists() for seg in expired), 30, "the expired footage to go")
+    assert archive.running and not archive.ready()  # still waiting for its database
+    assert all(seg.media_path(spool.root).exists() for seg in recent)  # within every retention: kept
+    assert sorted(seg.id for seg, _ in spool.unproved()) == sorted(seg.id for seg in expired)
+    assert "its deletion proof waits for the database" in archive.log_tail(200)
+
+    assert archive.stop(), "the archive waiting for its database ignored SIGTERM"
+    archive.env["CSU_DATABASE_URL"] = database_url
+    archive.start()
+    archive.wait_ready(60)
+    engine = make_engine(database_url)
+    try:
+        wait_for(lambda: not spool.unproved(), 30, "the owed deletion proofs to be written")
+        proved = {sha for proof in index.proofs(engine, "cam-old") for sha in proof.sha256s.split()}
+        assert proved == {seg.sha256 for seg in expired}
+        wait_for(
+            lambda: len(index.overlapping(engine, "cam-new", "main", 0, 2**62)) == len(recent),
+            60,
+            "the recent segments to be stored",
+        )
+    finally:
+        engine.dispose()
