@@ -55,6 +55,7 @@ DEFERRED = Counter("csu_archive_deferred_total", "Stored segments whose index ro
 BACKLOG = Gauge("csu_archive_backlog_segments", "Closed segments waiting to be stored")
 PENDING = Gauge("csu_archive_pending_segments", "Stored segments not yet indexed or announced")
 EXPIRED = Counter("csu_archive_spool_expired_total", "Spooled segments deleted unstored at retention", ["camera"])
+UNPROVED = Gauge("csu_archive_unproved_deletions", "Segments deleted whose deletion proof waits for the database")
 
 RETRY_MIN_S, RETRY_MAX_S = 0.5, 10.0
 # Before storing can start, how often what waits in the spool is checked against retention.
@@ -197,15 +198,17 @@ class Recorder:
 
     async def flush_unproved(self) -> int:
         """Write the deletion proofs owed for segments deleted with the database away; the count done."""
+        owed = self._spool.unproved()
         done = 0
-        for seg, deleted_us in self._spool.unproved():
+        for seg, deleted_us in owed:
             try:
                 await asyncio.to_thread(self._prove, seg, deleted_us)
             except Exception as exc:  # noqa: BLE001 - still away; try again later
                 log.info("deletion proofs wait for the database", error=str(exc) or type(exc).__name__)
-                return done
+                break
             self._spool.drop_unproved(seg.id)
             done += 1
+        UNPROVED.set(len(owed) - done)
         return done
 
     async def _head(self, camera_id: str, stream: str) -> str:
@@ -299,6 +302,7 @@ def _discard_unproved(spool: Spool, seg: ClosedSegment, now_us: int, why: str) -
     spool.add_unproved(seg, now_us)
     spool.discard(seg)
     EXPIRED.labels(seg.camera_id).inc()
+    UNPROVED.set(len(spool.unproved()))
     log.error(
         "spooled segment deleted at the legal maximum; its deletion proof waits for the database",
         camera=seg.camera_id,

@@ -37,6 +37,7 @@ def test_spooled_footage_past_30_days_goes_while_the_database_is_away(platform: 
     assert all(seg.media_path(spool.root).exists() for seg in recent)  # within every retention: kept
     assert sorted(seg.id for seg, _ in spool.unproved()) == sorted(seg.id for seg in expired)
     assert "its deletion proof waits for the database" in archive.log_tail(200)
+    assert platform.metric("archive", "csu_archive_unproved_deletions") == len(expired)  # what ops alert on
 
     assert archive.stop(), "the archive waiting for its database ignored SIGTERM"
     archive.env["CSU_DATABASE_URL"] = database_url
@@ -47,6 +48,7 @@ def test_spooled_footage_past_30_days_goes_while_the_database_is_away(platform: 
         wait_for(lambda: not spool.unproved(), 30, "the owed deletion proofs to be written")
         proved = {sha for proof in index.proofs(engine, "cam-old") for sha in proof.sha256s.split()}
         assert proved == {seg.sha256 for seg in expired}
+        wait_for(lambda: platform.metric("archive", "csu_archive_unproved_deletions") == 0, 10, "no proof owed")
         wait_for(
             lambda: len(index.overlapping(engine, "cam-new", "main", 0, 2**62)) == len(recent),
             60,
