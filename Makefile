@@ -68,10 +68,21 @@ $(OIDC_PROVIDER)/node_modules/.installed: $(OIDC_PROVIDER)/package.json $(OIDC_P
 
 test-oidc-provider: $(OIDC_PROVIDER)/node_modules/.installed
 
+# promtool, Prometheus' own rule checker and rule unit-test runner, for the chart's alert rules:
+# taken from Debian's prometheus package and unpacked into the venv (no Prometheus server runs).
+PROMTOOL := $(VENV)/bin/promtool
+
+$(PROMTOOL): | $(VENV)/.installed
+	@tmp=$$(mktemp -d) && cd $$tmp && \
+		{ apt-get download prometheus >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && apt-get download prometheus; }; } && \
+		dpkg-deb --fsys-tarfile prometheus_*.deb | tar -x ./usr/bin/promtool && \
+		mv usr/bin/promtool $(CURDIR)/$@ && cd / && rm -rf $$tmp
+	@$@ --version | head -1
+
 lint: venv
 	$(VENV)/bin/ruff check services tests bench proto
 
-test: proto system-test-deps test-oidc-provider lint
+test: proto system-test-deps test-oidc-provider $(PROMTOOL) lint
 	$(PY) -m pytest
 
 bench: proto system-test-deps

@@ -13,6 +13,7 @@ import secrets
 import shutil
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -44,8 +45,10 @@ KUBERNETES = ("1.31.0", "1.33.0")
 SERVICES = ("ingest", "masking", "archive", "requisition", "gateway")
 COMPONENT = "app.kubernetes.io/component"
 SIGNING = {"secrets": {"signingKey": {"existingSecret": "csu-signing-key"}}}
-# Kinds of the Prometheus operator: no built-in schema; their shape is checked below.
-CRD_KINDS = {"ServiceMonitor"}
+# Kinds of the Prometheus operator: no built-in schema; their shape is checked below, and the alert
+# rules by Prometheus' own promtool (unpacked into the venv by `make test`).
+CRD_KINDS = {"ServiceMonitor", "PrometheusRule"}
+PROMTOOL = Path(sys.executable).parent / "promtool"
 
 
 def render(values: dict | None = None, chart: Path = CHART) -> list[dict]:
@@ -192,6 +195,97 @@ def test_every_manifest_is_valid_kubernetes(release: Release) -> None:
         }
         assert scraped == set(SERVICES)
     assert bool(release.kind("ServiceMonitor")) == release.values["metrics"]["serviceMonitor"]["enabled"]
+    assert bool(release.kind("PrometheusRule")) == release.values["metrics"]["prometheusRule"]["enabled"]
+    for rule in release.kind("PrometheusRule").values():
+        assert rule["apiVersion"] == "monitoring.coreos.com/v1"
+        assert rule["metadata"]["labels"].items() >= release.values["metrics"]["prometheusRule"]["labels"].items()
+
+
+# --- Alerts for ops ----------------------------------------------------------------------------
+
+ALERTING = {**SIGNING, "metrics": {"serviceMonitor": {"enabled": True}, "prometheusRule": {"enabled": True}}}
+
+
+def alert_groups(values: dict) -> dict:
+    (rule,) = [d for d in render(values) if d["kind"] == "PrometheusRule"]
+    return rule["spec"]
+
+
+def promtool(workdir: Path, *args: str) -> str:
+    assert PROMTOOL.exists(), f"{PROMTOOL} is missing: `make test` unpacks it from Debian's prometheus package"
+    done = subprocess.run([str(PROMTOOL), *args], cwd=workdir, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+def series(name: str, values: str, service: str = "archive") -> dict:
+    labels = f'namespace="csu", service="city-csu-{service}", pod="city-csu-{service}-0", job="city-csu-{service}"'
+    return {"series": f"{name}{{{labels}}}", "values": values}
+
+
+def expect(groups: dict, alert: str, at: str, firing: list[dict[str, str]]) -> dict:
+    """An alert_rule_test: which `alert` instances fire at `at`, with the annotations the chart gives them."""
+    rules = [r for g in groups["groups"] for r in g["rules"] if r["alert"] == alert]
+    alerts = []
+    for labels in firing:
+        (rule,) = [r for r in rules if all(r["labels"].get(k, v) == v for k, v in labels.items())]
+        alerts.append({"exp_labels": rule["labels"] | labels, "exp_annotations": rule["annotations"]})
+    return {"eval_time": at, "alertname": alert, "exp_alerts": alerts}
+
+
+def test_alert_rules_pass_prometheus_own_check(tmp_path: Path) -> None:
+    (tmp_path / "rules.yaml").write_text(yaml.safe_dump(alert_groups(ALERTING)))
+    assert "SUCCESS: 9 rules found" in promtool(tmp_path, "check", "rules", "rules.yaml")
+
+
+def test_ops_are_alerted_to_footage_nothing_looks_after(tmp_path: Path) -> None:
+    """Evaluated by Prometheus' engine on series shaped as the ServiceMonitor scrapes them: an
+    archive scaled to 0 (its spool then keeps footage nothing deletes), a store outage that pauses
+    recording and outlasts the retention, and deletion proofs owed while the database is away."""
+    groups = alert_groups(ALERTING)
+    others = [series("up", "1x120", name) for name in SERVICES if name != "archive"]
+    down = {"csu_service": "archive"}
+    scenarios = [
+        {  # scaled to 0 at 20 min: no target, no `up`
+            "interval": "1m",
+            "input_series": [*others, series("up", "1x20 _x100")],
+            "alert_rule_test": [
+                expect(groups, "CsuServiceDown", "24m", []),
+                expect(groups, "CsuServiceDown", "40m", [down]),
+            ],
+        },
+        {  # the store away from 2 min: failures, a backlog, the spool full at 6 min, footage expired at 11 min
+            "interval": "1m",
+            "input_series": [
+                *others,
+                series("up", "1x60"),
+                series("csu_archive_store_failures_total", "0x2 1+1x40"),
+                series("csu_archive_backlog_segments", "0x2 5x40"),
+                series("csu_archive_recording_paused", "0x5 1x30"),
+                series("csu_archive_spool_expired_total", "0x10 3x30"),
+            ],
+            "alert_rule_test": [
+                expect(groups, "CsuArchiveRecordingPaused", "4m", []),
+                expect(groups, "CsuArchiveRecordingPaused", "10m", [{}]),
+                expect(groups, "CsuArchiveStoreFailing", "5m", []),
+                expect(groups, "CsuArchiveStoreFailing", "15m", [{}]),
+                expect(groups, "CsuArchiveFootageExpiredUnstored", "9m", []),
+                expect(groups, "CsuArchiveFootageExpiredUnstored", "15m", [{}]),
+                expect(groups, "CsuServiceDown", "30m", []),
+            ],
+        },
+        {  # the database away: proofs owed from 2 min, for more than an hour
+            "interval": "1m",
+            "input_series": [*others, series("up", "1x90"), series("csu_archive_unproved_deletions", "0x2 4x90")],
+            "alert_rule_test": [
+                expect(groups, "CsuArchiveDeletionProofsOwed", "30m", []),
+                expect(groups, "CsuArchiveDeletionProofsOwed", "70m", [{}]),
+            ],
+        },
+    ]
+    (tmp_path / "rules.yaml").write_text(yaml.safe_dump(groups))
+    (tmp_path / "tests.yaml").write_text(yaml.safe_dump({"rule_files": ["rules.yaml"], "tests": scenarios}))
+    assert "SUCCESS" in promtool(tmp_path, "test", "rules", "tests.yaml")
 
 
 # --- Workloads --------------------------------------------------------------------------------
@@ -807,6 +901,8 @@ async def test_a_real_nats_server_enforces_the_rendered_permissions(
         ({**SIGNING, "services": {"archive": {"replicas": 2}}}, "/services/archive/replicas"),
         ({**SIGNING, "services": {"archive": {"spool": {"persistent": "yes"}}}}, "/services/archive/spool/persistent"),
         ({**SIGNING, "env": {"CSU_RETENTION_DAYS": "60"}}, "env.CSU_RETENTION_DAYS"),
+        ({**SIGNING, "metrics": {"prometheusRule": {"enabled": True}}}, "metrics.serviceMonitor.enabled"),
+        ({**ALERTING, "metrics": {"prometheusRule": {"serviceDownFor": "soon"}}}, "serviceDownFor"),
         ({**SIGNING, "retentiondays": 10}, "retentiondays"),
         ({**SIGNING, "database": {"existingSecret": "Not A Name"}}, "/database/existingSecret"),
         (
@@ -848,6 +944,10 @@ def chart_without_schema(tmp_path_factory: pytest.TempPathFactory) -> Path:
         ),
         ({**SIGNING, "services": {"masking": {"replicas": -1}}}, "services.masking.replicas=-1 must not be negative"),
         ({**SIGNING, "services": {"archive": {"replicas": 2}}}, "services.archive.replicas=2: the archive records"),
+        (
+            {**SIGNING, "metrics": {"prometheusRule": {"enabled": True}}},
+            "metrics.prometheusRule.enabled needs metrics.serviceMonitor.enabled",
+        ),
     ],
 )
 def test_the_templates_refuse_bad_values_even_without_the_schema(

@@ -124,6 +124,9 @@ seccompProfile:
 {{- fail (printf "services.%s.autoscaling.minReplicas=%v is above maxReplicas=%v" $name $svc.autoscaling.minReplicas $svc.autoscaling.maxReplicas) -}}
 {{- end -}}
 {{- end -}}
+{{- if and .Values.metrics.prometheusRule.enabled (not .Values.metrics.serviceMonitor.enabled) -}}
+{{- fail "metrics.prometheusRule.enabled needs metrics.serviceMonitor.enabled: its alerts read what the ServiceMonitor scrapes (without it every service would look down)" -}}
+{{- end -}}
 {{- if gt (int .Values.services.archive.replicas) 1 -}}
 {{- fail (printf "services.archive.replicas=%v: the archive records every camera, so one replica (two would store each segment twice)" .Values.services.archive.replicas) -}}
 {{- end -}}
