@@ -1,14 +1,25 @@
 """Fixtures on real servers: NATS, PostgreSQL (or SQLite), S3 (moto or an endpoint), RTSP."""
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import nats
 import pytest
+from nats.js import JetStreamContext
 
+from services.common import bus
 from tests.support.media import testdata_dir, transcode_h264
 from tests.support.platform import Platform
-from tests.support.servers import NATS_PREFIXES, S3Server, database, delete_streams, nats_server, s3_server
+from tests.support.servers import (
+    NATS_PREFIXES,
+    S3Server,
+    database,
+    delete_streams,
+    nats_prefix,
+    nats_server,
+    s3_server,
+)
 
 
 @pytest.fixture(scope="session")
@@ -30,6 +41,17 @@ def _drop_the_tests_streams(request: pytest.FixtureRequest) -> Iterator[None]:
     if mine and "nats_url" in request.fixturenames:
         asyncio.run(delete_streams(request.getfixturevalue("nats_url"), mine))
         NATS_PREFIXES.difference_update(mine)
+
+
+@pytest.fixture
+async def events_stream(nats_url: str) -> AsyncIterator[tuple[JetStreamContext, str]]:
+    """JetStream and a fresh prefix whose events stream exists (audit records, alarms, segments)."""
+    nc = await nats.connect(nats_url)
+    prefix = nats_prefix()
+    js = nc.jetstream()
+    await bus.ensure_events_stream(js, prefix)
+    yield js, prefix
+    await nc.close()
 
 
 @pytest.fixture(scope="session")

@@ -9,14 +9,13 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import nats
-import pytest
 from prometheus_client import REGISTRY
 
 from services.archive import index
 from services.archive.alarms import raise_alarm
 from services.archive.holds import HoldBook
 from services.archive.spool import SpoolMonitor
-from services.common import bus, subjects
+from services.common import subjects
 from services.common.clock import to_us
 from services.common.pb.csu.v1 import archive_pb2
 from services.common.pb.csu.v1.events_pb2 import Alarm, SegmentStored
@@ -30,18 +29,7 @@ from tests.support.archive import (
     s3_store,
 )
 from tests.support.platform import until
-from tests.support.servers import S3Server, nats_prefix
-
-
-@pytest.fixture
-async def events(nats_url: str) -> AsyncIterator[tuple[object, str]]:
-    nc = await nats.connect(nats_url)
-    prefix = nats_prefix()
-    js = nc.jetstream()
-    await bus.ensure_events_stream(js, prefix)
-    yield js, prefix
-    await js.delete_stream(subjects.events_stream(prefix))
-    await nc.close()
+from tests.support.servers import S3Server
 
 
 async def _events(js, prefix: str, kind: str, parse, count: int) -> list:  # type: ignore[no-untyped-def]
@@ -62,9 +50,9 @@ async def _events(js, prefix: str, kind: str, parse, count: int) -> list:  # typ
 
 
 async def test_store_outage_spools_in_order_alarms_and_catches_up(
-    tmp_path: Path, database_url: str, s3: S3Server, events: tuple
+    tmp_path: Path, database_url: str, s3: S3Server, events_stream: tuple
 ) -> None:
-    js, prefix = events
+    js, prefix = events_stream
     target = urlsplit(s3.endpoint)
     proxy = TcpProxy(target.hostname or "127.0.0.1", target.port or 80)
     store = s3_store(s3, endpoint=proxy.endpoint)
@@ -125,9 +113,9 @@ async def test_store_outage_spools_in_order_alarms_and_catches_up(
 
 
 async def test_database_outage_keeps_storing_and_indexes_later(
-    tmp_path: Path, database_url: str, s3: S3Server, events: tuple
+    tmp_path: Path, database_url: str, s3: S3Server, events_stream: tuple
 ) -> None:
-    js, prefix = events
+    js, prefix = events_stream
     h = harness(tmp_path, database_url, s3_store(s3), js=js, prefix=prefix)
     await h.start()
     try:
