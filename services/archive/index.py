@@ -236,6 +236,24 @@ def delete_with_proofs(
     return proofs
 
 
+def unaudited_proofs(engine: Engine, limit: int) -> list[DeletionProof]:
+    """Proofs whose latest erasures are not in the audit trail yet, oldest hours first."""
+    with session(engine) as s:
+        query = select(DeletionProof).where(DeletionProof.audited_digest != DeletionProof.digest)
+        return list(s.exec(query.order_by(DeletionProof.hour_start_us, DeletionProof.id).limit(limit)))
+
+
+def mark_audited(engine: Engine, audited: Sequence[DeletionProof]) -> None:
+    """Record that these proofs, as they were read, are in the audit trail (one that grew since stays due)."""
+    with session(engine) as s:
+        for proof in audited:
+            row = s.get(DeletionProof, proof.id)
+            if row is not None and row.digest == proof.digest:
+                row.audited_digest = proof.digest
+                s.add(row)
+        s.commit()
+
+
 def proofs(engine: Engine, camera_id: str = "", start_us: int = 0, end_us: int = 0) -> list[DeletionProof]:
     with session(engine) as s:
         query = select(DeletionProof)

@@ -20,7 +20,7 @@ from nats.js import JetStreamContext
 from prometheus_client import Gauge
 from sqlalchemy import Engine
 
-from services.archive import camera_gaps, index, lifecycle
+from services.archive import camera_gaps, erasure_audit, index, lifecycle
 from services.archive.alarms import raise_alarm
 from services.archive.grpc_api import ArchiveApi, proof_message
 from services.archive.holds import HoldBook
@@ -240,8 +240,15 @@ async def run(runtime: Runtime) -> None:
     async def sweep_loop() -> None:
         await recorder.ready.wait()
         last_rule_check = clock.now()
+        erasures_due = clock.now()  # at the first round: what earlier runs erased and did not audit
         while not runtime.stop.is_set():
             await _sleep(runtime, settings.archive_sweep_interval_s)
+            if clock.now() >= erasures_due:
+                try:
+                    await erasure_audit.record_erasures(engine, js, prefix, clock)
+                    erasures_due = clock.now() + timedelta(seconds=settings.archive_erasure_audit_interval_s)
+                except Exception as exc:  # noqa: BLE001 - the proofs are kept; audited next round
+                    log.warning("erasures not audited yet", error=str(exc) or type(exc).__name__)
             await retention.refresh()
             try:
                 result = await asyncio.to_thread(sweeper.sweep)

@@ -79,6 +79,9 @@ class DeletionProof(SQLModel, table=True):
     digest: str = Field(max_length=64)
     swept_us: int = Field(sa_column=Column(BigInteger, nullable=False))
     retention_days: int
+    # The digest this proof had when it last went into the audit trail (erasure_audit.py); a proof
+    # that grew since, or never went, differs: its erasures are still to be audited.
+    audited_digest: str = Field(default="", max_length=64)
 
 
 class CameraRetention(SQLModel, table=True):

@@ -103,6 +103,12 @@ class Settings(BaseSettings):
     archive_sweep_interval_s: float = Field(
         60.0, ge=1, le=600, description="How often the retention sweeper runs (deletion to the minute)."
     )
+    archive_erasure_audit_interval_s: float = Field(
+        3600.0,
+        ge=1,
+        le=3600,
+        description="How often retention's erasures are summarised into the audit trail (from their deletion proofs).",
+    )
     archive_sweep_batch: int = Field(
         1000, ge=1, le=1000, description="Segments deleted per batch (one S3 multi-object delete)."
     )

@@ -3,31 +3,39 @@
 A persistent spool outlives the archive's pod: what a store outage left in it is there when the
 archive starts again, and that start can wait a long time for its database. Without the database
 the cameras' retention and the holds are unknown, but no footage may pass 30 days: the archive
-deletes what is past it straight away and writes the deletion proofs once the database answers.
+deletes what is past it straight away, writes the deletion proofs once the database answers, and
+records the erasure in the audit trail.
 Real processes, a refused PostgreSQL port, then the test's real database and S3 server.
 """
 
+import asyncio
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from services.archive import index
+from services.archive import erasure_audit, index
 from services.archive.spool import Spool
 from services.common.clock import to_us
 from services.launcher import ServiceProcess, health_url
 from tests.support.archive import make_engine, record
+from tests.support.audit import audit_events
 from tests.support.platform import Platform, wait_for
 from tests.support.servers import free_port
 
 pytestmark = pytest.mark.e2e
 
 
-def test_spooled_footage_past_30_days_goes_while_the_database_is_away(platform: Platform, database_url: str) -> None:
+def test_spooled_footage_past_30_days_goes_while_the_database_is_away(
+    platform: Platform, database_url: str, nats_url: str
+) -> None:
     spool = Spool(platform.workdir / "data" / "spool" / "archive", 1 << 30)
     hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     expired = record(spool.root, "cam-old", to_us(hour - timedelta(days=30, hours=2)), 4)
     recent = record(spool.root, "cam-new", to_us(hour - timedelta(days=1)), 4)
 
+    platform.env["CSU_ARCHIVE_SWEEP_INTERVAL_S"] = "1"
+    platform.env["CSU_ARCHIVE_ERASURE_AUDIT_INTERVAL_S"] = "1"
     env = platform.env | {"CSU_DATABASE_URL": f"postgresql://postgres@127.0.0.1:{free_port()}/refused"}
     archive = ServiceProcess("archive", env, platform.workdir / "logs" / "archive.log", health_url("archive", env))
     platform.processes["archive"] = archive
@@ -49,6 +57,20 @@ def test_spooled_footage_past_30_days_goes_while_the_database_is_away(platform: 
         proved = {sha for proof in index.proofs(engine, "cam-old") for sha in proof.sha256s.split()}
         assert proved == {seg.sha256 for seg in expired}
         wait_for(lambda: platform.metric("archive", "csu_archive_unproved_deletions") == 0, 10, "no proof owed")
+
+        def erasures() -> list[dict]:
+            events = asyncio.run(audit_events(nats_url, platform.nats_prefix))
+            return [
+                proof
+                for e in events
+                if e.action == erasure_audit.ACTION and e.actor == "system"
+                for proof in json.loads(e.details_json)["proofs"]
+            ]
+
+        # The erasure is in the audit trail too, as its proof stands.
+        (audited,) = wait_for(erasures, 30, "the erasure in the audit trail")
+        (proof,) = index.proofs(engine, "cam-old")
+        assert (audited["camera_id"], audited["count"], audited["digest"]) == ("cam-old", len(expired), proof.digest)
         wait_for(
             lambda: len(index.overlapping(engine, "cam-new", "main", 0, 2**62)) == len(recent),
             60,
