@@ -12,7 +12,8 @@ the gateway serves.
 What went into the trail is remembered in the proof itself (`audited_digest`), only after
 JetStream has stored the record: a proof that grew since is due again, a crash in between audits
 a proof twice rather than never, and a trail that cannot be reached delays the record, never the
-deletion (retention is a legal maximum).
+deletion (retention is a legal maximum). The gateway's compliance report checks the converse:
+every proof swept before the last round is named, as it stands, by some record.
 """
 
 import asyncio
@@ -25,25 +26,30 @@ from services.archive.models import DeletionProof
 from services.common import audit
 from services.common.clock import Clock
 
-ACTION = "recording.erase"
-# Proofs per audit record: a first run on a long-running archive catches up in bounded records.
+# Proofs per audit record, and records per call: a backlog (the trail long away) is caught up in
+# bounded records, a few at a time between sweeps.
 PROOFS_PER_RECORD = 200
+RECORDS_PER_CALL = 10
 
 
 async def record_erasures(engine: Engine, js: JetStreamContext, prefix: str, clock: Clock) -> int:
-    """Audit every erasure not in the trail yet; the number of proofs recorded.
+    """Audit the erasures not in the trail yet, up to RECORDS_PER_CALL records; the number of
+    proofs recorded (PROOFS_PER_RECORD * RECORDS_PER_CALL: more are due).
 
     Raises `audit.AuditUnavailable` when the trail cannot be reached (what was recorded before
     stays recorded; the rest is due next time)."""
     done = 0
-    while proofs := await asyncio.to_thread(index.unaudited_proofs, engine, PROOFS_PER_RECORD):
+    for _ in range(RECORDS_PER_CALL):
+        proofs = await asyncio.to_thread(index.unaudited_proofs, engine, PROOFS_PER_RECORD)
+        if not proofs:
+            break
         await audit.record(
             js,
             prefix,
             clock,
             actor="system",
             role="",
-            action=ACTION,
+            action=audit.RECORDING_ERASE,
             target="archive",
             justification="retention",
             details={"proofs": [_summary(p) for p in proofs]},

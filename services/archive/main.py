@@ -245,8 +245,9 @@ async def run(runtime: Runtime) -> None:
             await _sleep(runtime, settings.archive_sweep_interval_s)
             if clock.now() >= erasures_due:
                 try:
-                    await erasure_audit.record_erasures(engine, js, prefix, clock)
-                    erasures_due = clock.now() + timedelta(seconds=settings.archive_erasure_audit_interval_s)
+                    recorded = await erasure_audit.record_erasures(engine, js, prefix, clock)
+                    if recorded < erasure_audit.PROOFS_PER_RECORD * erasure_audit.RECORDS_PER_CALL:
+                        erasures_due = clock.now() + timedelta(seconds=settings.archive_erasure_audit_interval_s)
                 except Exception as exc:  # noqa: BLE001 - the proofs are kept; audited next round
                     log.warning("erasures not audited yet", error=str(exc) or type(exc).__name__)
             await retention.refresh()

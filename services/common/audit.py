@@ -16,6 +16,9 @@ from services.common.clock import Clock, to_us
 from services.common.pb.csu.v1.audit_pb2 import AuditEvent
 
 KIND = "audit"
+# The archive's summary of retention's erasures, named here because the gateway checks the trail
+# against the deletion proofs (compliance report).
+RECORDING_ERASE = "recording.erase"
 
 
 class AuditUnavailable(RuntimeError):

@@ -20,7 +20,7 @@ from tests.support.servers import S3Server, nats_prefix
 
 def erased(events: list[AuditEvent]) -> list[list[tuple[str, int, int, str]]]:
     """Per erasure record: (camera, hour, count, digest) of each proof it names."""
-    records = [e for e in events if e.action == erasure_audit.ACTION]
+    records = [e for e in events if e.action == audit.RECORDING_ERASE]
     assert all((e.actor, e.target, e.outcome) == ("system", "archive", "ok") for e in records)
     return [
         [(p["camera_id"], p["hour_start_us"], p["count"], p["digest"]) for p in json.loads(e.details_json)["proofs"]]
@@ -76,3 +76,29 @@ async def test_an_unreachable_trail_delays_the_record_never_loses_it(
         assert await erasure_audit.record_erasures(h.engine, js, prefix, h.clock) == 1
         assert erased(await audit_events(nats_url, prefix)) == [as_audited(h, "cam-15")]
         assert index.unaudited_proofs(h.engine, 10) == []
+
+
+async def test_a_backlog_is_audited_in_bounded_records(
+    tmp_path: Path,
+    database_url: str,
+    s3: S3Server,
+    nats_url: str,
+    events_stream: tuple[JetStreamContext, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    js, prefix = events_stream
+    monkeypatch.setattr(erasure_audit, "PROOFS_PER_RECORD", 1)
+    monkeypatch.setattr(erasure_audit, "RECORDS_PER_CALL", 2)
+    async with running_archive(tmp_path, database_url, s3) as h:
+        for camera in ("cam-a", "cam-b", "cam-c"):
+            await h.record(camera, T0_US, 3)
+        h.clock.advance(timedelta(days=15))
+        Sweeper(h.engine, h.store, h.clock, h.retention, batch=100).sweep()
+        assert len(index.unaudited_proofs(h.engine, 10)) == 3
+
+        assert await erasure_audit.record_erasures(h.engine, js, prefix, h.clock) == 2  # the most a call does
+        assert await erasure_audit.record_erasures(h.engine, js, prefix, h.clock) == 1
+        assert await erasure_audit.record_erasures(h.engine, js, prefix, h.clock) == 0
+        records = erased(await audit_events(nats_url, prefix))
+        assert [len(r) for r in records] == [1, 1, 1]
+        assert sorted(r[0][0] for r in records) == ["cam-a", "cam-b", "cam-c"]
