@@ -4,7 +4,7 @@ A persistent spool outlives the archive's pod: what a store outage left in it is
 archive starts again, and that start can wait a long time for its database. Without the database
 the cameras' retention and the holds are unknown, but no footage may pass 30 days: the archive
 deletes what is past it straight away, writes the deletion proofs once the database answers, and
-records the erasure in the audit trail.
+records the erasure in the audit trail, where the compliance report finds it.
 Real processes, a refused PostgreSQL port, then the test's real database and S3 server.
 """
 
@@ -14,8 +14,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from services.archive import erasure_audit, index
+from services.archive import index
 from services.archive.spool import Spool
+from services.common import audit
 from services.common.clock import to_us
 from services.launcher import ServiceProcess, health_url
 from tests.support.archive import make_engine, record
@@ -34,6 +35,9 @@ def test_spooled_footage_past_30_days_goes_while_the_database_is_away(
     expired = record(spool.root, "cam-old", to_us(hour - timedelta(days=30, hours=2)), 4)
     recent = record(spool.root, "cam-new", to_us(hour - timedelta(days=1)), 4)
 
+    # One camera that never answers: ingest runs (the gateway needs it) and records nothing.
+    silent = f"rtsp://127.0.0.1:{free_port()}/none"
+    platform.set_cameras([{"id": "cam-off", "name": "cam-off", "source": silent, "masks": []}])
     platform.env["CSU_ARCHIVE_SWEEP_INTERVAL_S"] = "1"
     platform.env["CSU_ARCHIVE_ERASURE_AUDIT_INTERVAL_S"] = "1"
     env = platform.env | {"CSU_DATABASE_URL": f"postgresql://postgres@127.0.0.1:{free_port()}/refused"}
@@ -63,14 +67,24 @@ def test_spooled_footage_past_30_days_goes_while_the_database_is_away(
             return [
                 proof
                 for e in events
-                if e.action == erasure_audit.ACTION and e.actor == "system"
+                if e.action == audit.RECORDING_ERASE and e.actor == "system"
                 for proof in json.loads(e.details_json)["proofs"]
             ]
 
-        # The erasure is in the audit trail too, as its proof stands.
+        # The erasure is in the audit trail too, as its proof stands, and the auditors' compliance
+        # report finds it there.
         (audited,) = wait_for(erasures, 30, "the erasure in the audit trail")
         (proof,) = index.proofs(engine, "cam-old")
         assert (audited["camera_id"], audited["count"], audited["digest"]) == ("cam-old", len(expired), proof.digest)
+        platform.start(["ingest", "gateway"])
+        with platform.client("auditor") as auditor:
+
+            def deletion_section() -> dict | None:
+                section = auditor.get("/api/v1/compliance/report").json()["deletion_proofs"]
+                return section if section["erasures_audited"] == 1 else None
+
+            section = wait_for(deletion_section, 30, "the compliance report to find the erasure in the trail")
+        assert section["proofs"] == 1 and section["erasures_not_audited"] == []
         wait_for(
             lambda: len(index.overlapping(engine, "cam-new", "main", 0, 2**62)) == len(recent),
             60,

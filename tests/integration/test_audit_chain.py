@@ -6,12 +6,14 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import text
 
-from services.common import db
+from services.common import audit, db
 from services.common.clock import ManualClock, to_us
+from services.common.pb.csu.v1 import archive_pb2
 from services.common.pb.csu.v1.audit_pb2 import AuditEvent
 from services.common.settings import Settings
 from services.common.signing import Signer
 from services.gateway import audit_log
+from services.gateway.operations import compliance
 
 START = datetime(2023, 1, 1, tzinfo=UTC)
 
@@ -101,3 +103,35 @@ def test_a_nul_character_does_not_stall_the_trail(engine, signer: Signer) -> Non
     [first, second] = audit_log.search(engine)
     assert first.target == "/api/v1/cameras/demo\\x00-1/segments" and first.actor == "(request)\\x00"
     assert second.seq == 2 and audit_log.verify_chain(engine).ok
+
+
+def test_the_compliance_report_finds_erasures_the_trail_does_not_show(engine) -> None:  # type: ignore[no-untyped-def]
+    """Each deletion proof, as it stands, must be named by an erasure record once it is due; a proof
+    that grew since its record, or was never recorded, is a finding; one not due yet, or older than
+    the trail's retention, is not."""
+    clock = ManualClock(START + timedelta(days=400))
+    now_us = to_us(clock.now())
+    hour_us = 3_600_000_000
+
+    def proof(camera_id: str, digest: str, swept_us: int) -> archive_pb2.DeletionProof:
+        hour_us_start = swept_us - swept_us % hour_us
+        return archive_pb2.DeletionProof(
+            camera_id=camera_id, stream="main", hour_start_us=hour_us_start, digest=digest, swept_us=swept_us
+        )
+
+    recorded = proof("cam-a", "a" * 64, now_us - 3 * hour_us)
+    grown = proof("cam-b", "b" * 64, now_us - 3 * hour_us)
+    unrecorded = proof("cam-c", "c" * 64, now_us - 5 * hour_us)
+    recent = proof("cam-d", "d" * 64, now_us - 600_000_000)
+    forgotten = proof("cam-e", "e" * 64, now_us - 4 * 365 * 24 * hour_us)
+    erase = event(1, clock, action=audit.RECORDING_ERASE, proofs=[{"digest": "a" * 64}, {"digest": "f" * 64}])
+    audit_log.append(engine, [erase, event(2, clock, proofs=[{"digest": "c" * 64}])], None, clock)
+
+    findings: list[str] = []
+    kept_us, due_us = now_us - 1095 * 24 * hour_us, now_us - 2 * hour_us
+    proofs = [recorded, grown, unrecorded, recent, forgotten]
+    result = compliance._erasures_in_trail(engine, proofs, kept_us, due_us, findings)
+    assert result["erasures_audited"] == 1
+    assert [p["camera_id"] for p in result["erasures_not_audited"]] == ["cam-b", "cam-c"]
+    (finding,) = findings
+    assert finding.startswith("deletion proofs: 2 not in the audit trail") and "cam-c" in finding  # the oldest

@@ -77,7 +77,15 @@ REPORT = {
         ],
         "open_error_reports": [],
     },
-    "deletion_proofs": {"available": True, "proofs": 0, "digests_verified": 0, "digest_mismatches": [], "cameras": []},
+    "deletion_proofs": {
+        "available": True,
+        "proofs": 0,
+        "digests_verified": 0,
+        "digest_mismatches": [],
+        "cameras": [],
+        "erasures_audited": 0,
+        "erasures_not_audited": [],
+    },
     "audit_trail": {
         "available": True,
         "chain_ok": False,

@@ -9,7 +9,9 @@ What the platform can state about itself, gathered in one document:
   expiry, prefecture validation), federation partners → groups and actions;
 - masks (MaskingService): per camera the approved mask set, who drew and who approved it, or the
   supervisor's signed statement that no private area is in view; drafts; open mask-error reports;
-- deletion proofs from the archive, each digest recomputed here;
+- deletion proofs from the archive, each digest recomputed here, and each found, as it stands, in
+  the audit trail's erasure records (`recording.erase`, written by the archive at most
+  CSU_ARCHIVE_ERASURE_AUDIT_INTERVAL_S after a sweep);
 - the audit trail: chain verification, signed checkpoints, every signing key it names and from when;
 - the viewing-room register: declarations and their state.
 
@@ -20,6 +22,7 @@ for the reader who has no time for the tables.
 
 import asyncio
 import hashlib
+import json
 import weakref
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -27,9 +30,10 @@ from datetime import timedelta
 from typing import Any
 
 import grpc
+from sqlalchemy import Engine
 from sqlmodel import select
 
-from services.common import rpc
+from services.common import audit, rpc
 from services.common.clock import to_us
 from services.common.db import session
 from services.common.log import get_logger
@@ -144,7 +148,14 @@ async def collect(b: Backends, generated_by: str) -> dict[str, Any]:
 
     async def deletion() -> dict[str, Any]:
         answer = await b.archive.ListDeletionProofs(archive_pb2.DeletionProofsRequest(), timeout=RPC_TIMEOUT_S)
-        return _deletion_summary(list(answer.proofs), findings)
+        proofs = list(answer.proofs)
+        # A proof swept before the archive's last erasure round (plus two sweeps) must be in the trail;
+        # older than the trail's retention, its record is purged with it.
+        rounds = b.settings.archive_erasure_audit_interval_s + 2 * b.settings.archive_sweep_interval_s
+        due_us = to_us(now - timedelta(seconds=rounds))
+        kept_us = to_us(now - timedelta(days=b.settings.audit_retention_days))
+        erasures = await asyncio.to_thread(_erasures_in_trail, b.engine, proofs, kept_us, due_us, findings)
+        return _deletion_summary(proofs, findings) | erasures
 
     async def masks() -> dict[str, Any]:
         if not camera_section["available"]:
@@ -306,6 +317,30 @@ def _deletion_summary(proofs: list[archive_pb2.DeletionProof], findings: list[st
         "digests_verified": len(proofs) - len(mismatches),
         "digest_mismatches": mismatches,
         "cameras": cameras,
+    }
+
+
+def _erasures_in_trail(
+    engine: Engine, proofs: list[archive_pb2.DeletionProof], kept_us: int, due_us: int, findings: list[str]
+) -> dict[str, Any]:
+    """Which proofs, as they stand (digest), an erasure record of the audit trail names; those swept
+    between `kept_us` and `due_us` and named by none are erasures the trail does not show."""
+    named: set[str] = set()
+    after = 0
+    while page := audit_log.search(engine, action=audit.RECORDING_ERASE, after_seq=after, limit=500):
+        for entry in page:
+            named.update(str(p.get("digest", "")) for p in json.loads(entry.details_json).get("proofs", []))
+        after = page[-1].seq
+    missing = [p for p in proofs if p.digest not in named and kept_us <= p.swept_us <= due_us]
+    if missing:
+        first = min(missing, key=lambda p: p.hour_start_us)
+        findings.append(
+            f"deletion proofs: {len(missing)} not in the audit trail (erasures it does not show), "
+            f"the first of {first.camera_id} at {iso(first.hour_start_us)}"
+        )
+    return {
+        "erasures_audited": sum(p.digest in named for p in proofs),
+        "erasures_not_audited": [{"camera_id": p.camera_id, "hour_start": iso(p.hour_start_us)} for p in missing],
     }
 
 

@@ -194,9 +194,12 @@ def render(report: dict[str, Any], font_dirs: tuple[Path, ...] = FONT_DIRS) -> b
     pdf.heading("7. Preuves d'effacement")
     deletion = report["deletion_proofs"]
     if not _unavailable(pdf, deletion):
+        missing = len(deletion["erasures_not_audited"])
         pdf.para(
             f"{deletion['proofs']} preuve(s) d'effacement ; empreintes recalculées et conformes : "
-            f"{deletion['digests_verified']}/{deletion['proofs']}."
+            f"{deletion['digests_verified']}/{deletion['proofs']} ; inscrites au journal d'audit : "
+            f"{deletion['erasures_audited']}/{deletion['proofs']}"
+            + (f", {missing} attendue(s) et absente(s)." if missing else ".")
         )
         pdf.grid(
             [
