@@ -105,6 +105,7 @@ async def run(runtime: Runtime) -> None:
     runtime.add_check("nats", bus.nats_ready(lambda: nc))
     runtime.add_check("database", lambda: asyncio.to_thread(db.ping, engine))
     runtime.add_check("object_store", lambda: asyncio.to_thread(store.ping))
+    serving = runtime.add_step("grpc")
 
     def open_database() -> None:
         if settings.db_auto_migrate:
@@ -138,6 +139,7 @@ async def run(runtime: Runtime) -> None:
         f"{settings.bind_host}:{settings.archive_grpc.rsplit(':', 1)[1]}",
         [lambda s: archive_pb2_grpc.add_ArchiveServiceServicer_to_server(api, s)],
     )
+    serving.set()
     await retention.refresh()
     gap_log = _GapLog(engine)
     _restart_gaps(spool, gap_log, to_us(clock.now()))
@@ -293,6 +295,7 @@ async def run(runtime: Runtime) -> None:
     )
     log.info("archive running", recovered_segments=recovered, spool=str(spool.root))
     await runtime.stop.wait()
+    serving.clear()
 
     await subscription.unsubscribe()
     for task in tasks[1:]:

@@ -6,9 +6,16 @@ import grpc
 
 # Segments are streamed in 1 MiB chunks; leave room for framing.
 MAX_MESSAGE_BYTES = 8 * 1024 * 1024
+# A channel whose peer is away fails calls at once and retries the connection with a growing
+# delay, by default up to 120 s: a gateway would go on answering 503 for two minutes after a
+# backend that was restarted for a while is back. Inside the cluster a reconnect every 2 s is cheap.
+RECONNECT_BACKOFF_MS = (500, 2000)
 _OPTIONS = [
     ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
     ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.initial_reconnect_backoff_ms", RECONNECT_BACKOFF_MS[0]),
+    ("grpc.min_reconnect_backoff_ms", RECONNECT_BACKOFF_MS[0]),
+    ("grpc.max_reconnect_backoff_ms", RECONNECT_BACKOFF_MS[1]),
 ]
 
 

@@ -64,6 +64,20 @@ class Runtime:
         """A readiness condition; /readyz answers 200 only when every check passes."""
         self.checks[name] = check
 
+    def add_step(self, name: str) -> asyncio.Event:
+        """A readiness condition the service meets itself: set the event once the step is done.
+
+        A service's connections can all work before it answers what it is for (its gRPC server
+        starts after NATS and the leases): ready before that, Kubernetes and the gateway send it
+        calls that are refused."""
+        done = asyncio.Event()
+
+        async def check() -> bool:
+            return done.is_set()
+
+        self.add_check(name, check)
+        return done
+
     async def readiness(self) -> dict[str, bool]:
         results: dict[str, bool] = {}
         for name, check in self.checks.items():

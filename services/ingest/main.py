@@ -36,6 +36,7 @@ async def run(runtime: Runtime) -> None:
     nc: Client | None = None
     runtime.add_check("nats", bus.nats_ready(lambda: nc))
     runtime.add_check("database", lambda: asyncio.to_thread(db.ping, engine))
+    serving = runtime.add_step("grpc")
 
     if not await _until_ok(
         runtime, "database", lambda: db.migrate("ingest", engine) if settings.db_auto_migrate else None
@@ -58,7 +59,9 @@ async def run(runtime: Runtime) -> None:
         f"{settings.bind_host}:{settings.ingest_grpc.rsplit(':', 1)[1]}",
         [lambda s: ingest_pb2_grpc.add_IngestServiceServicer_to_server(IngestApi(node), s)],
     )
+    serving.set()
     await runtime.stop.wait()
+    serving.clear()
     await server.stop(grace=2)
     await node.stop()
     await nc.drain()

@@ -61,8 +61,9 @@ def _public_key(settings: Settings) -> str | None:
         return None
 
 
-async def _serve_grpc(runtime: Runtime, api: MaskingApi) -> None:
-    """MaskingService; a port that cannot be bound is retried (the frame path must not stop for it)."""
+async def _serve_grpc(runtime: Runtime, api: MaskingApi, serving: asyncio.Event) -> None:
+    """MaskingService; a port that cannot be bound is retried (the frame path must not stop for it),
+    and the service is not ready until it is served."""
     settings = runtime.settings
     address = f"{settings.bind_host}:{settings.masking_grpc.rsplit(':', 1)[1]}"
     server = None
@@ -75,7 +76,10 @@ async def _serve_grpc(runtime: Runtime, api: MaskingApi) -> None:
             log.error("MaskingService not served yet", address=address, error=str(exc))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(runtime.stop.wait(), GRPC_RETRY_S)
+        else:
+            serving.set()
     await runtime.stop.wait()
+    serving.clear()
     if server is not None:
         await server.stop(grace=2)
 
@@ -89,6 +93,7 @@ async def run(runtime: Runtime) -> None:
     nc: Client | None = None
     runtime.add_check("nats", bus.nats_ready(lambda: nc))
     runtime.add_check("database", lambda: asyncio.to_thread(db.ping, engine))
+    serving = runtime.add_step("grpc")
 
     def prepare() -> None:
         if settings.db_auto_migrate:
@@ -115,7 +120,7 @@ async def run(runtime: Runtime) -> None:
         Path(settings.data_dir) / "masking-work",
     )  # fmt: skip
     api = MaskingApi(settings, store, jobs, node, ingest, archive, redactions, _public_key(settings))
-    tasks = [asyncio.create_task(_serve_grpc(runtime, api)), asyncio.create_task(_worker(runtime, worker))]
+    tasks = [asyncio.create_task(_serve_grpc(runtime, api, serving)), asyncio.create_task(_worker(runtime, worker))]
     log.info("masking running", replica=node.replica_id)
     await runtime.stop.wait()
     await node.stop()

@@ -70,6 +70,7 @@ async def run(runtime: Runtime) -> None:
     runtime.add_check("nats", bus.nats_ready(lambda: nc))
     runtime.add_check("database", lambda: asyncio.to_thread(db.ping, ctx.engine))
     runtime.add_check("object_store", lambda: asyncio.to_thread(ctx.documents.ping))
+    serving = runtime.add_step("grpc")
     if not await runtime.until_ok(
         "database", lambda: db.migrate("requisition", ctx.engine) if settings.db_auto_migrate else None
     ):
@@ -84,8 +85,10 @@ async def run(runtime: Runtime) -> None:
     ctx.js = nc.jetstream()
     await bus.ensure_events_stream(ctx.js, settings.nats_prefix)
     server = await serve(ctx, f"{settings.bind_host}:{settings.requisition_grpc.rsplit(':', 1)[1]}")
+    serving.set()
     loop = asyncio.create_task(deadlines.run(ctx, settings.requisition_deadline_check_s, runtime.stop))
     await runtime.stop.wait()
+    serving.clear()
     await asyncio.gather(loop, return_exceptions=True)
     await server.stop(grace=5)
     await bus.close(nc)

@@ -1,5 +1,6 @@
 """The gateway's REST surface against running services: answers, errors, health, OpenAPI."""
 
+import socket
 import time
 
 import httpx
@@ -84,7 +85,10 @@ def test_every_service_reports_health_readiness_and_metrics(platform: Platform) 
         assert ready.status_code == 200 and ready.json()["ready"] is True, (name, ready.text)
         assert "process_cpu_seconds_total" in httpx.get(f"{base}/metrics").text
     archive_checks = httpx.get(platform.processes["archive"].health_url.replace("healthz", "readyz")).json()["checks"]
-    assert archive_checks == {"nats": True, "database": True, "object_store": True}
+    assert archive_checks == {"nats": True, "database": True, "object_store": True, "grpc": True}
+    for name in ("ingest", "masking", "requisition"):
+        checks = httpx.get(platform.processes[name].health_url.replace("healthz", "readyz")).json()["checks"]
+        assert checks["grpc"] is True, (name, checks)
 
     # Each stops on SIGTERM by itself, NATS still up, as on a rollout; a kill loses its last writes.
     with platform.admin() as admin:  # audited: the gateway's audit writer has work in hand
@@ -109,3 +113,29 @@ def test_not_ready_while_a_dependency_is_down(platform: Platform) -> None:
         assert ready.json()["checks"]["object_store"] is False
     finally:
         archive.stop()
+
+
+def test_not_ready_until_its_grpc_api_is_served(platform: Platform) -> None:
+    """Connected to NATS and its database, masking still refuses the gateway's calls while its gRPC
+    port is taken: it must not say it is ready (the gateway would answer 503 to a ready service)."""
+    from services.launcher import ServiceProcess, health_url
+
+    host, port = platform.env["CSU_MASKING_GRPC"].rsplit(":", 1)
+    taken = socket.create_server((host, int(port)))
+    masking = ServiceProcess(
+        "masking", platform.env, platform.workdir / "masking.log", health_url("masking", platform.env)
+    )
+    masking.start()
+    try:
+        readyz = masking.health_url.replace("/healthz", "/readyz")
+        checks = wait_for(
+            lambda: (c := httpx.get(readyz).json()["checks"]).get("nats") and c.get("database") and c,
+            60,
+            "masking to reach NATS and its database",
+        )
+        assert checks["grpc"] is False and httpx.get(readyz).status_code == 503, checks
+        taken.close()  # masking retries the port: then, and only then, it is ready
+        wait_for(lambda: httpx.get(readyz).status_code == 200, 30, "masking ready once its gRPC API is served")
+    finally:
+        taken.close()
+        assert masking.stop(), masking.log_tail(40)
