@@ -50,7 +50,7 @@ from services.ingest.publisher import Publisher
 from services.ingest.registry import AuthorisationRecord, CameraRecord, Registry, recording_refusal
 from services.ingest.sources import describe
 from services.ingest.specs import STREAMING_STATES
-from services.ingest.worker import RECONNECTS, StreamWorker
+from services.ingest.worker import RECONNECTS, StreamJob, StreamWorker
 
 log = get_logger(__name__)
 
@@ -292,10 +292,11 @@ class IngestNode:
         if record.sub_url and unit.sub_health is not None:
             streams.append(("sub", record.sub_url, unit.sub_health))
         for stream, url, health in streams:
-            worker = StreamWorker(
+            job = StreamJob(
                 camera_id, stream, url, record.transport, self.settings, self.capture_clock,
                 self._publisher.publish, health, may_publish, ptz_state,
             )  # fmt: skip
+            worker = StreamWorker(job)
             worker.start()
             unit.workers.append(worker)
 

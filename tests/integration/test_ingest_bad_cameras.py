@@ -21,7 +21,7 @@ from services.common.clock import SystemClock
 from services.common.pb.csu.v1.frame_pb2 import FramePacket
 from services.common.settings import Settings
 from services.ingest.health import StreamHealth
-from services.ingest.worker import StreamWorker
+from services.ingest.worker import StreamJob, StreamWorker
 from tests.support.frames import scene
 from tests.support.platform import wait_for
 from tests.support.rtsp import RtspCamera, rtsp_server_available
@@ -123,16 +123,8 @@ def _worker(url: str, **settings: object) -> tuple[StreamWorker, StreamHealth, l
     packets: list[FramePacket] = []
     health = StreamHealth()
     options = {"reconnect_min_s": 0.3, "reconnect_max_s": 1.0, "source_open_timeout_s": 3.0} | settings
-    worker = StreamWorker(
-        "cam-bad",
-        "main",
-        url,
-        "tcp",
-        Settings(**options),
-        SystemClock(),
-        packets.append,
-        health,  # type: ignore[arg-type]
-    )
+    job = StreamJob("cam-bad", "main", url, "tcp", Settings(**options), SystemClock(), packets.append, health)  # type: ignore[arg-type]
+    worker = StreamWorker(job)
     worker.start()
     return worker, health, packets
 

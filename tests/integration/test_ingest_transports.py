@@ -16,7 +16,7 @@ from services.common.clock import SystemClock
 from services.common.pb.csu.v1.frame_pb2 import FramePacket
 from services.common.settings import Settings
 from services.ingest.health import StreamHealth
-from services.ingest.worker import StreamWorker
+from services.ingest.worker import StreamJob, StreamWorker
 from tests.support.frames import scene
 from tests.support.platform import wait_for
 from tests.support.rtsp import RtspCamera, rtsp_server_available
@@ -25,8 +25,17 @@ from tests.support.rtsp import RtspCamera, rtsp_server_available
 def stream(url: str, transport: str = "tcp") -> tuple[StreamWorker, list[FramePacket]]:
     packets: list[FramePacket] = []
     worker = StreamWorker(
-        "cam-t", "main", url, transport, Settings(reconnect_min_s=0.3), SystemClock(), packets.append, StreamHealth()
-    )  # type: ignore[call-arg]
+        StreamJob(
+            "cam-t",
+            "main",
+            url,
+            transport,
+            Settings(reconnect_min_s=0.3),
+            SystemClock(),
+            packets.append,
+            StreamHealth(),
+        )
+    )
     worker.start()
     return worker, packets
 

@@ -15,7 +15,7 @@ from services.common.pb.csu.v1.frame_pb2 import FramePacket
 from services.common.settings import Settings
 from services.ingest.bitstream import h264_sps_size, parameter_sets
 from services.ingest.health import StreamHealth
-from services.ingest.worker import StreamWorker
+from services.ingest.worker import StreamJob, StreamWorker
 from tests.support.frames import scene
 from tests.support.media import write_clip
 
@@ -43,15 +43,17 @@ def run_worker(url: str, seconds: float, may_publish=lambda: True, **settings: o
     packets: list[FramePacket] = []
     health = StreamHealth()
     worker = StreamWorker(
-        "cam-w",
-        "main",
-        url,
-        "tcp",
-        Settings(reconnect_min_s=0.2, reconnect_max_s=0.5, **settings),  # type: ignore[arg-type]
-        SystemClock(),
-        packets.append,
-        health,
-        may_publish,
+        StreamJob(
+            "cam-w",
+            "main",
+            url,
+            "tcp",
+            Settings(reconnect_min_s=0.2, reconnect_max_s=0.5, **settings),  # type: ignore[arg-type]
+            SystemClock(),
+            packets.append,
+            health,
+            may_publish,
+        )
     )
     worker.start()
     time.sleep(seconds)
