@@ -35,10 +35,12 @@ import gi
 gi.require_version("Gst", "1.0")
 gi.require_version("GstApp", "1.0")
 gi.require_version("GstRtspServer", "1.0")
-from gi.repository import Gst, GstApp, GstRtspServer
+gi.require_version("GstRtsp", "1.0")
+from gi.repository import Gst, GstApp, GstRtsp, GstRtspServer
 Gst.init(None)
-missing = [e for e in ("filesrc", "qtdemux", "h264parse", "appsink", "appsrc", "rtph264pay", "rtpbin",
-                       "udpsink") if Gst.ElementFactory.find(e) is None]
+missing = [e for e in ("filesrc", "qtdemux", "h264parse", "h265parse", "appsink", "appsrc", "rtph264pay",
+                       "rtph265pay", "rtpbin", "udpsink", "videotestsrc", "jpegenc", "rtpjpegpay")
+           if Gst.ElementFactory.find(e) is None]
 print(" ".join(missing))
 """
 
@@ -71,21 +73,30 @@ class RtspCamera:
     """One RTSP test camera process serving ``file`` at ``url``; a context manager that stops it.
 
     ``loop=True`` replays the file forever (a camera that never stops); without it the stream ends
-    (RTCP BYE) after one pass. ``kill()`` is a camera dying: its sockets close, so clients see EOF at
-    once. ``freeze()`` is a camera hanging or a cut cable: nothing closes, clients must time out.
+    (RTCP BYE) after one pass. ``codec`` is the file's ("h264" or "h265"); ``file=None`` with
+    ``codec="mjpeg"`` serves a JPEG test pattern (an old camera). ``credentials`` (user, password)
+    make the camera ask for them, by ``auth`` ("digest" or "basic"). ``kill()`` is a camera dying:
+    its sockets close, so clients see EOF at once. ``freeze()`` is a camera hanging or a cut cable:
+    nothing closes, clients must time out.
     """
 
     def __init__(
         self,
-        file: str | os.PathLike[str],
+        file: str | os.PathLike[str] | None,
         *,
         port: int | None = None,
         path: str = "/cam",
         loop: bool = False,
+        codec: str = "h264",
+        credentials: tuple[str, str] | None = None,
+        auth: str = "digest",
         ready_timeout: float = 15.0,
         stop_timeout: float = 5.0,
     ) -> None:
-        self.file = Path(file)
+        self.file = Path(file) if file is not None else None
+        self.codec = codec
+        self.credentials = credentials
+        self.auth = auth
         self.port = port if port is not None else free_port()
         self.path = path if path.startswith("/") else "/" + path
         self.loop = loop
@@ -107,10 +118,15 @@ class RtspCamera:
         """Launch the camera and wait until it listens; raises RtspCameraError with its stderr if not."""
         if self.running:
             raise RtspCameraError(f"camera already running at {self.url}")
-        if not self.file.is_file():
-            raise RtspCameraError(f"camera source file not found: {self.file}")
-        command = [SYSTEM_PYTHON, "-I", str(CAMERA_SCRIPT), "--port", str(self.port)]
-        command += ["--file", str(self.file), "--path", self.path] + (["--loop"] if self.loop else [])
+        command = [SYSTEM_PYTHON, "-I", str(CAMERA_SCRIPT), "--port", str(self.port), "--path", self.path]
+        if self.codec == "mjpeg":
+            command.append("--mjpeg")
+        else:
+            if self.file is None or not self.file.is_file():
+                raise RtspCameraError(f"camera source file not found: {self.file}")
+            command += ["--file", str(self.file), "--codec", self.codec] + (["--loop"] if self.loop else [])
+        if self.credentials is not None:
+            command += ["--user", self.credentials[0], "--password", self.credentials[1], "--auth", self.auth]
         # stderr goes to a file, not a pipe: nobody drains it, and a full pipe would stall the server.
         self._stderr, self._stderr_text = tempfile.TemporaryFile(), ""
         self._proc = proc = subprocess.Popen(

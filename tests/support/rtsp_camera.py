@@ -3,15 +3,18 @@
 Run by the *system* interpreter (Debian's python3-gi), not the project venv:
 
     /usr/bin/python3 tests/support/rtsp_camera.py --port 8554 --file clip.mp4 [--path /cam] [--loop]
+        [--codec h264|h265] [--user NAME --password PASS [--auth basic|digest]]
+    /usr/bin/python3 tests/support/rtsp_camera.py --port 8554 --mjpeg   # a test pattern in JPEG over RTP
 
 Prints ``READY rtsp://127.0.0.1:PORT/PATH`` once listening and exits cleanly on SIGTERM/SIGINT.
 It imports nothing from the project on purpose: it must run outside the project's venv.
 
 Design: each RTSP media (shared by all clients connected at the same time) is a *live* pipeline
-``appsrc ! rtph264pay``, fed by a private reader pipeline ``filesrc ! qtdemux ! h264parse ! appsink``
-that plays the file in real time. Being live makes the server behave like a real camera: clients join
-the running stream, nobody's PLAY seeks the shared media back to 0, and looping (a seek in the
-reader) never reaches the RTP side, whose timestamps keep increasing across loop iterations.
+``appsrc ! rtph264pay`` (or rtph265pay), fed by a private reader pipeline ``filesrc ! qtdemux !
+h264parse ! appsink`` (h265parse) that plays the file in real time. Being live makes the server
+behave like a real camera: clients join the running stream, nobody's PLAY seeks the shared media
+back to 0, and looping (a seek in the reader) never reaches the RTP side, whose timestamps keep
+increasing across loop iterations.
 """
 
 from __future__ import annotations
@@ -26,7 +29,8 @@ import gi
 gi.require_version("Gst", "1.0")
 gi.require_version("GstApp", "1.0")
 gi.require_version("GstRtspServer", "1.0")
-from gi.repository import GLib, Gst, GstApp, GstRtspServer  # noqa: E402
+gi.require_version("GstRtsp", "1.0")
+from gi.repository import GLib, Gst, GstApp, GstRtsp, GstRtspServer  # noqa: E402
 
 Gst.init(None)  # before subclassing GStreamer types below
 
@@ -49,8 +53,11 @@ class FileFeeder:
     the previous one ended (or now, if the rewind took longer): RTP timestamps only ever increase.
     """
 
-    def __init__(self, path: str, appsrc: GstApp.AppSrc, loop: bool) -> None:
+    def __init__(self, path: str, appsrc: GstApp.AppSrc, loop: bool, codec: str = "h264") -> None:
         self.appsrc = appsrc
+        self.media_type = f"video/x-{codec}"
+        # This GStreamer's rtph265pay takes Annex B only (MP4 files carry hvc1/hev1).
+        self.caps = self.media_type + (",stream-format=byte-stream,alignment=au" if codec == "h265" else "")
         self.loop = loop
         self.started = False
         self.offset: int | None = None  # None: the next frame starts a pass and sets the offset
@@ -59,17 +66,17 @@ class FileFeeder:
         src = Gst.ElementFactory.make("filesrc")
         src.set_property("location", path)
         demux = Gst.ElementFactory.make("qtdemux")
-        parse = Gst.ElementFactory.make("h264parse")
+        parse = Gst.ElementFactory.make(f"{codec}parse")
         parse.set_property("config-interval", -1)  # SPS/PPS before every IDR: clients can join anytime
         self.sink = Gst.ElementFactory.make("appsink")
         self.sink.set_property("sync", True)  # paces the reader at the file's own frame rate
         self.sink.set_property("emit-signals", True)
-        self.sink.set_property("caps", Gst.Caps.from_string("video/x-h264"))
+        self.sink.set_property("caps", Gst.Caps.from_string(self.caps))
         for element in (src, demux, parse, self.sink):
             self.pipeline.add(element)
         src.link(demux)
         parse.link(self.sink)
-        demux.connect("pad-added", self._on_pad_added, parse)
+        demux.connect("pad-added", self._on_pad_added, parse, self.media_type)
         self.sink.connect("new-sample", self._on_sample)
         bus = self.pipeline.get_bus()
         bus.add_signal_watch()
@@ -83,7 +90,7 @@ class FileFeeder:
             raise RuntimeError("reader pipeline did not preroll (is the file H.264 in MP4?)")
         caps = self.sink.get_static_pad("sink").get_current_caps()
         if caps is None:
-            raise RuntimeError("no H.264 stream found in the file")
+            raise RuntimeError(f"no {self.media_type} stream found in the file")
         return caps
 
     def start(self) -> None:
@@ -96,10 +103,10 @@ class FileFeeder:
         self.pipeline.get_bus().remove_signal_watch()
 
     @staticmethod
-    def _on_pad_added(_demux: Gst.Element, pad: Gst.Pad, parse: Gst.Element) -> None:
+    def _on_pad_added(_demux: Gst.Element, pad: Gst.Pad, parse: Gst.Element, wanted: str) -> None:
         sinkpad = parse.get_static_pad("sink")
         caps = pad.get_current_caps() or pad.query_caps(None)
-        if not sinkpad.is_linked() and caps.get_structure(0).get_name() == "video/x-h264":
+        if not sinkpad.is_linked() and caps.get_structure(0).get_name() == wanted:
             pad.link(sinkpad)
 
     def _on_sample(self, sink: GstApp.AppSink) -> Gst.FlowReturn:
@@ -141,21 +148,28 @@ class FileFeeder:
 class CameraFactory(GstRtspServer.RTSPMediaFactory):
     """Shared media factory: all concurrent clients see the same live stream, like one camera."""
 
-    def __init__(self, path: str, loop: bool) -> None:
+    def __init__(self, path: str, loop: bool, codec: str) -> None:
         super().__init__()
         self.path = path
         self.loop = loop
+        self.codec = codec
         self.feeders: set[FileFeeder] = set()
         self.set_shared(True)
+        if codec == "mjpeg":  # an old camera: a test pattern in JPEG over RTP (RFC 2435), no file
+            self.set_launch(
+                "( videotestsrc is-live=true pattern=ball "
+                "! video/x-raw,format=I420,width=352,height=288,framerate=10/1 ! jpegenc ! rtpjpegpay name=pay0 pt=26 )"
+            )
+            return
         self.set_launch(
             f"( appsrc name=src is-live=true format=time max-buffers={APPSRC_MAX_BUFFERS} "
-            "leaky-type=downstream ! rtph264pay name=pay0 pt=96 )"
+            f"leaky-type=downstream ! rtp{codec}pay name=pay0 pt=96 )"
         )
         self.connect("media-configure", self._on_media_configure)
 
     def _on_media_configure(self, _factory: object, media: GstRtspServer.RTSPMedia) -> None:
         appsrc = media.get_element().get_by_name("src")
-        feeder = FileFeeder(self.path, appsrc, self.loop)
+        feeder = FileFeeder(self.path, appsrc, self.loop, self.codec)
         try:
             appsrc.set_caps(feeder.preroll())
         except RuntimeError as exc:
@@ -180,33 +194,63 @@ class CameraFactory(GstRtspServer.RTSPMediaFactory):
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description="RTSP test camera serving an MP4's H.264 stream.")
+    parser = argparse.ArgumentParser(description="RTSP test camera serving an MP4's H.264 or H.265 stream.")
     parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--file", required=True, help="MP4 file holding an H.264 video stream")
+    parser.add_argument("--file", help="MP4 file holding the video stream")
+    parser.add_argument("--codec", choices=("h264", "h265"), default="h264", help="the file's video codec")
+    parser.add_argument("--mjpeg", action="store_true", help="serve a JPEG test pattern instead of a file")
     parser.add_argument("--path", default="/cam", help="mount point (default: /cam)")
     parser.add_argument("--loop", action="store_true", help="play the file in a loop forever")
+    parser.add_argument("--user", help="require this user name (with --password)")
+    parser.add_argument("--password", help="the user's password")
+    parser.add_argument("--auth", choices=("basic", "digest"), default="digest", help="authentication scheme")
     args = parser.parse_args(argv)
     if not args.path.startswith("/"):
         args.path = "/" + args.path
-    if not os.path.isfile(args.file):
+    if args.mjpeg:
+        args.codec = "mjpeg"
+    elif not args.file or not os.path.isfile(args.file):
         parser.error(f"no such file: {args.file}")
+    if bool(args.user) != bool(args.password):
+        parser.error("--user and --password go together")
     return args
+
+
+def require_credentials(server: GstRtspServer.RTSPServer, factory: CameraFactory, args: argparse.Namespace) -> None:
+    """Only the given user may DESCRIBE and PLAY, as on a real camera (Basic or Digest)."""
+    auth = GstRtspServer.RTSPAuth()
+    token = GstRtspServer.RTSPToken()
+    token.set_string(GstRtspServer.RTSP_TOKEN_MEDIA_FACTORY_ROLE, "viewer")
+    if args.auth == "digest":
+        auth.set_supported_methods(GstRtsp.RTSPAuthMethod.DIGEST)
+        auth.add_digest(args.user, args.password, token)
+    else:
+        auth.set_supported_methods(GstRtsp.RTSPAuthMethod.BASIC)
+        auth.add_basic(GstRtspServer.RTSPAuth.make_basic(args.user, args.password), token)
+    server.set_auth(auth)
+    permissions = GstRtspServer.RTSPPermissions()
+    for permission in (GstRtspServer.RTSP_PERM_MEDIA_FACTORY_ACCESS, GstRtspServer.RTSP_PERM_MEDIA_FACTORY_CONSTRUCT):
+        permissions.add_permission_for_role("viewer", permission, True)
+    factory.set_permissions(permissions)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    path = os.path.abspath(args.file)
-    try:  # fail before READY, with a readable reason, rather than on the first client
-        checker = FileFeeder(path, Gst.ElementFactory.make("appsrc"), loop=False)
-        checker.preroll()
-        checker.stop()
-    except RuntimeError as exc:
-        log(f"{args.file}: {exc}")
-        return 2
+    path = os.path.abspath(args.file) if args.file else ""
+    if not args.mjpeg:
+        try:  # fail before READY, with a readable reason, rather than on the first client
+            checker = FileFeeder(path, Gst.ElementFactory.make("appsrc"), loop=False, codec=args.codec)
+            checker.preroll()
+            checker.stop()
+        except RuntimeError as exc:
+            log(f"{args.file}: {exc}")
+            return 2
     server = GstRtspServer.RTSPServer()
     server.set_address(HOST)
     server.set_service(str(args.port))
-    factory = CameraFactory(path, args.loop)
+    factory = CameraFactory(path, args.loop, args.codec)
+    if args.user:
+        require_credentials(server, factory, args)
     server.get_mount_points().add_factory(args.path, factory)
 
     main_loop = GLib.MainLoop()
