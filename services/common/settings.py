@@ -125,6 +125,11 @@ class Settings(BaseSettings):
     # -- sources (ingest) --------------------------------------------------------------------
     source_open_timeout_s: float = Field(10.0, gt=0, description="Time allowed to open a source.")
     source_read_timeout_s: float = Field(10.0, gt=0, description="A source silent this long is reconnected.")
+    rtsp_client: Literal["native", "ffmpeg"] = Field(
+        "native",
+        description="Reader of RTSP cameras over TCP: ingest's own client (H.264, H.265; other codecs go to "
+        "FFmpeg), or FFmpeg for all of them.",
+    )
     reconnect_min_s: float = Field(1.0, gt=0, description="First reconnect delay.")
     reconnect_max_s: float = Field(30.0, gt=0, description="Longest reconnect delay (with jitter).")
     ingest_replica_id: str = Field(

@@ -76,15 +76,21 @@ def parameter_sets(codec: str, data: Buffer) -> ParameterSets | None:
         limit *= 8
     if not units:
         return None
-    width = height = 0
-    if codec == "h264":
-        for unit in units:
-            if unit[0] & 0x1F == H264_SPS:
-                try:
-                    width, height = h264_sps_size(unit)
-                except (IndexError, ValueError):
-                    width = height = 0
+    width, height = picture_size(codec, units)
     return ParameterSets(tuple(units), width, height)
+
+
+def picture_size(codec: str, units: "tuple[bytes, ...] | list[bytes]") -> tuple[int, int]:
+    """Width and height from the sequence parameter set among units ((0, 0) when none parses)."""
+    for unit in units:
+        try:
+            if codec == "h264" and unit[0] & 0x1F == H264_SPS:
+                return h264_sps_size(unit)
+            if codec == "hevc" and (unit[0] >> 1) & 0x3F == HEVC_SPS:
+                return hevc_sps_size(unit)
+        except (IndexError, ValueError):
+            return 0, 0
+    return 0, 0
 
 
 class _Bits:
@@ -170,4 +176,35 @@ def h264_sps_size(sps: bytes) -> tuple[int, int]:
             crop_y = 2 - frame_mbs_only
         width -= (left + right) * crop_x
         height -= (top + bottom) * crop_y
+    return width, height
+
+
+def hevc_sps_size(sps: bytes) -> tuple[int, int]:
+    """Displayed width and height from an H.265 SPS NAL unit (ITU-T H.265 7.3.2.2.1)."""
+    r = _Bits(sps[2:])
+    r.bits(4)  # sps_video_parameter_set_id
+    sub_layers = r.bits(3)  # sps_max_sub_layers_minus1
+    r.bit()  # sps_temporal_id_nesting_flag
+    # profile_tier_level(1, sps_max_sub_layers_minus1): the general part is 88 + 8 bits.
+    r.bits(88)
+    r.bits(8)  # general_level_idc
+    present = [(r.bit(), r.bit()) for _ in range(sub_layers)]  # sub-layer profile, level present
+    if sub_layers > 0:
+        r.bits(2 * (8 - sub_layers))  # reserved_zero_2bits
+    for profile, level in present:
+        if profile:
+            r.bits(88)
+        if level:
+            r.bits(8)
+    r.ue()  # sps_seq_parameter_set_id
+    chroma_format_idc = r.ue()
+    if chroma_format_idc == 3:
+        r.bit()  # separate_colour_plane_flag
+    width, height = r.ue(), r.ue()
+    if r.bit():  # conformance_window_flag
+        left, right, top, bottom = r.ue(), r.ue(), r.ue(), r.ue()
+        sub_width = 2 if chroma_format_idc in (1, 2) else 1
+        sub_height = 2 if chroma_format_idc == 1 else 1
+        width -= sub_width * (left + right)
+        height -= sub_height * (top + bottom)
     return width, height

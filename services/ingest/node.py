@@ -48,6 +48,7 @@ from services.ingest.ptz.driver import PtzError
 from services.ingest.ptz.sessions import SessionStore
 from services.ingest.publisher import Publisher
 from services.ingest.registry import AuthorisationRecord, CameraRecord, Registry, recording_refusal
+from services.ingest.rtsp.worker import RtspWorker, stream_worker
 from services.ingest.sources import describe
 from services.ingest.specs import STREAMING_STATES
 from services.ingest.worker import RECONNECTS, StreamJob, StreamWorker
@@ -91,7 +92,7 @@ class CameraUnit:
         self.record = record
         self.main_health = StreamHealth()
         self.sub_health = StreamHealth() if record.sub_url else None
-        self.workers: list[StreamWorker] = []
+        self.workers: list[StreamWorker | RtspWorker] = []
         self.controller: PtzController | None = None
         self.status = h.Status(h.CONNECTING, "starting")
         self.since_us = now_us
@@ -296,7 +297,7 @@ class IngestNode:
                 camera_id, stream, url, record.transport, self.settings, self.capture_clock,
                 self._publisher.publish, health, may_publish, ptz_state,
             )  # fmt: skip
-            worker = StreamWorker(job)
+            worker = stream_worker(job)
             worker.start()
             unit.workers.append(worker)
 

@@ -1,9 +1,10 @@
 """Cameras that fail in every way a real network allows, against real servers on loopback.
 
-Each failure shows as the stream's reason; the worker thread survives and keeps retrying. The
-frozen camera is GStreamer's RTSP server stopped with SIGSTOP: its sockets stay open, so only the
-read timeout (the watchdog) can notice, and the stream comes back by itself once it thaws. The
-stalled HTTP camera does the same over HTTP: it stops sending mid-stream and keeps the connection.
+Each failure shows as the stream's reason; the worker survives and keeps retrying, whichever reads
+the stream (ingest's own RTSP client on an event loop, FFmpeg in a thread). The frozen camera is
+GStreamer's RTSP server stopped with SIGSTOP: its sockets stay open, so only the read timeout (the
+watchdog) can notice, and the stream comes back by itself once it thaws. The stalled HTTP camera
+does the same over HTTP: it stops sending mid-stream and keeps the connection.
 """
 
 import itertools
@@ -17,15 +18,11 @@ import cv2
 import numpy as np
 import pytest
 
-from services.common.clock import SystemClock
-from services.common.pb.csu.v1.frame_pb2 import FramePacket
-from services.common.settings import Settings
-from services.ingest.health import StreamHealth
-from services.ingest.worker import StreamJob, StreamWorker
 from tests.support.frames import scene
 from tests.support.platform import wait_for
 from tests.support.rtsp import RtspCamera, rtsp_server_available
 from tests.support.servers import free_port
+from tests.support.streams import RunningStream
 
 
 class _Rtsp401(socketserver.BaseRequestHandler):
@@ -119,73 +116,66 @@ def http_garbage() -> Iterator[int]:
     yield from _serve(_HttpGarbage)
 
 
-def _worker(url: str, **settings: object) -> tuple[StreamWorker, StreamHealth, list[FramePacket]]:
-    packets: list[FramePacket] = []
-    health = StreamHealth()
+def _stream(url: str, client: str = "native", **settings: object) -> RunningStream:
     options = {"reconnect_min_s": 0.3, "reconnect_max_s": 1.0, "source_open_timeout_s": 3.0} | settings
-    job = StreamJob("cam-bad", "main", url, "tcp", Settings(**options), SystemClock(), packets.append, health)  # type: ignore[arg-type]
-    worker = StreamWorker(job)
-    worker.start()
-    return worker, health, packets
+    return RunningStream(url, camera_id="cam-bad", rtsp_client=client, **options)
 
 
-def _failure(health: StreamHealth) -> str:
-    return health.metrics().failure
+# RTSP cameras are read by ingest's own client, and by FFmpeg where an operator says so (or the
+# camera's codec needs it): both must fail the same way.
+CLIENTS = pytest.mark.parametrize("client", ["native", "ffmpeg"])
 
 
-def test_wrong_credentials_unreachable_and_garbage_each_have_a_reason(rtsp_401: int, http_garbage: int) -> None:
+@CLIENTS
+def test_wrong_credentials_unreachable_and_garbage_each_have_a_reason(
+    client: str, rtsp_401: int, http_garbage: int
+) -> None:
     closed = free_port()
     cases = {
         f"rtsp://admin:wrong-pass@127.0.0.1:{rtsp_401}/stream": "wrong credentials",
         f"rtsp://127.0.0.1:{closed}/stream": "Connection refused",
         f"http://127.0.0.1:{http_garbage}/video.mjpg": "not a video stream",
     }
-    workers = {url: _worker(url) for url in cases}
+    streams = {url: _stream(url, client) for url in cases}
     try:
+        assert [s.native for s in streams.values()] == [client == "native"] * 2 + [False]
         for url, expected in cases.items():
-            _, health, packets = workers[url]
-            reason = wait_for(lambda h=health: _failure(h), 30, f"a reason for {url}")
+            stream = streams[url]
+            reason = wait_for(stream.failure, 30, f"a reason for {url}")
             assert expected in reason, (url, reason)
             assert "wrong-pass" not in reason
-            assert packets == []
-        for worker, _, _ in workers.values():
-            assert worker.is_alive()
+            assert stream.packets == []
+        for stream in streams.values():
+            assert stream.is_alive()
     finally:
-        for worker, _, _ in workers.values():
-            worker.stop()
-        for worker, _, _ in workers.values():
-            worker.join(15)
+        for stream in streams.values():
+            stream.stop()
 
 
-def test_a_frozen_camera_trips_the_watchdog_and_comes_back(vtest_h264: Path) -> None:
+@CLIENTS
+def test_a_frozen_camera_trips_the_watchdog_and_comes_back(client: str, vtest_h264: Path) -> None:
     problem = rtsp_server_available()
     assert problem is None, problem
-    with RtspCamera(vtest_h264, loop=True) as camera:
-        worker, health, packets = _worker(camera.url, source_read_timeout_s=3.0)
+    with RtspCamera(vtest_h264, loop=True) as camera, _stream(camera.url, client, source_read_timeout_s=3.0) as stream:
+        packets = stream.packets
         try:
             wait_for(lambda: len(packets) > 10, 30, "packets from the camera")
             camera.freeze()
-            reason = wait_for(lambda: _failure(health), 30, "the watchdog to cut the frozen stream")
+            reason = wait_for(stream.failure, 30, "the watchdog to cut the frozen stream")
             assert "watchdog" in reason, reason
             count = len(packets)
             camera.thaw()
-            wait_for(lambda: len(packets) > count + 10 and health.metrics().connected, 60, "the stream back")
+            wait_for(lambda: len(packets) > count + 10 and stream.health.metrics().connected, 60, "the stream back")
             assert len({p.source_session for p in packets}) >= 2  # the reconnect is a new session
             times = [p.capture_time_us for p in packets]
             assert all(b > a for a, b in itertools.pairwise(times))
         finally:
-            worker.stop()
             camera.thaw()
-        worker.join(15)
 
 
 def test_a_stalled_http_camera_trips_the_watchdog(http_stalling: int) -> None:
-    worker, health, packets = _worker(f"http://127.0.0.1:{http_stalling}/video.mjpg", source_read_timeout_s=3.0)
-    try:
-        wait_for(lambda: len(packets) > 10, 30, "images from the camera")
-        reason = wait_for(lambda: _failure(health), 30, "the watchdog to cut the stalled stream")
+    with _stream(f"http://127.0.0.1:{http_stalling}/video.mjpg", source_read_timeout_s=3.0) as stream:
+        wait_for(lambda: len(stream.packets) > 10, 30, "images from the camera")
+        reason = wait_for(stream.failure, 30, "the watchdog to cut the stalled stream")
         assert "watchdog" in reason, reason
-        assert worker.is_alive()
-    finally:
-        worker.stop()
-    worker.join(15)
+        assert stream.is_alive()
