@@ -19,13 +19,19 @@ leases) costs on top of reading the streams at all. On a shared machine the cost
 with the neighbours' load, so the bare loop is measured in two halves, before and after the ingest
 run, and averaged (both halves are reported, to show the noise).
 
+Over RTSP, ingest reads the cameras with its own client (services/ingest/rtsp/), every camera a
+protocol on its event loop; the bare loop is PyAV's demuxer, a thread per camera, as the issue's
+baseline asks. Ingest is also measured, in the same run, reading the same cameras through FFmpeg
+(CSU_RTSP_CLIENT=ffmpeg, as it reads everything else): "rtsp_ffmpeg_*". That run's gap to the bare
+loop is ingest's plumbing alone (envelopes, capture times, publishing, status, leases: the same
+for both readers), the gap between the two ingest runs what the client saves.
+
 Each side's CPU is also split into user and system time, and ingest's into the event loop's share
-(the main thread, which publishes to NATS; the camera threads demux and build envelopes). Over RTSP
-most of the gap has been system time, not our Python: most likely 33 threads handing the GIL to
-each other, which costs more the longer each holds it (a bare loop given ~40 µs more Python per
-packet also spent more system time, though within this VM's noise). The test camera serves one
-shared stream, so all 32 cameras' frames arrive at the same instant: a worst case for that
-hand-off (a city's cameras are not in step).
+(the main thread: publishing to NATS, and the RTSP client's reading; FFmpeg's camera threads demux
+and build envelopes). Reading through FFmpeg, most of the gap has been system time, not our
+Python: FFmpeg reads each RTP packet with two or three system calls, and 33 threads hand the GIL to
+each other. The test camera serves one shared stream, so all 32 cameras' frames arrive at the same
+instant: a worst case for that hand-off (a city's cameras are not in step).
 
 "flat_out": one thread demuxing the clip as fast as it can, opened once: the floor of the demuxer
 alone. Shown for scale; a live camera can never be read like this (its packets arrive one by one),
@@ -134,7 +140,7 @@ def _published(ingest: ServiceProcess) -> float:
     )
 
 
-def service(source: str, workdir: Path) -> tuple[CpuTimes, float]:
+def service(source: str, workdir: Path, rtsp_client: str = "native") -> tuple[CpuTimes, float]:
     """(CPU seconds per wall second of the ingest process, packets published per wall second)."""
     import json
 
@@ -165,7 +171,12 @@ def service(source: str, workdir: Path) -> tuple[CpuTimes, float]:
         workdir,
         nats_url,
         f"benchingest{os.getpid()}",
-        {"CSU_CAMERAS_FILE": str(cameras), "CSU_INGEST_HTTP_PORT": "18191", "CSU_INGEST_GRPC": "127.0.0.1:15061"},
+        {
+            "CSU_CAMERAS_FILE": str(cameras),
+            "CSU_INGEST_HTTP_PORT": "18191",
+            "CSU_INGEST_GRPC": "127.0.0.1:15061",
+            "CSU_RTSP_CLIENT": rtsp_client,
+        },
     )
     ingest = ServiceProcess("ingest", env, workdir / "logs" / "ingest.log", health_url("ingest", env))
     try:
@@ -184,28 +195,37 @@ def service(source: str, workdir: Path) -> tuple[CpuTimes, float]:
     return cpu / wall, packets / wall
 
 
+def _ingest_figures(cores: CpuTimes, published: float, bare_per_core: float, prefix: str) -> dict[str, float]:
+    ingest_per_core = CAMERAS / cores.total
+    # Where ingest's CPU goes, per packet: user and system time, and the event loop's share. Next to
+    # the bare loop's user and system time, this says whether the gap is our Python or the kernel.
+    per_packet = cores / published if published else CpuTimes(0.0, 0.0, 0.0)
+    return {
+        f"{prefix}1080p_cameras_per_core": ingest_per_core,
+        f"{prefix}vs_bare_demux_ratio": ingest_per_core / bare_per_core,
+        f"{prefix}1080p_packets_published_per_s": published,
+        f"{prefix}cpu_us_per_packet": 1e6 * per_packet.total,
+        f"{prefix}user_us_per_packet": 1e6 * per_packet.user,
+        f"{prefix}system_us_per_packet": 1e6 * per_packet.system,
+        f"{prefix}event_loop_us_per_packet": 1e6 * per_packet.main_thread,
+    }
+
+
 def compare(source: str, live: bool, workdir: Path) -> dict[str, float]:
-    """Ingest and the bare loop (before and after it) on CAMERAS cameras of one source."""
+    """Ingest and the bare loop (before and after it) on CAMERAS cameras of one source; a live
+    (RTSP) source is read by ingest twice, with its own client and with FFmpeg."""
     bare_before = bare_demux(source, live)
-    cores, published = service(source, workdir)
+    runs = {"ingest_": service(source, workdir / "native")}
+    if live:
+        runs["ffmpeg_ingest_"] = service(source, workdir / "ffmpeg", rtsp_client="ffmpeg")
     bare_after = bare_demux(source, live)
     bare_user, bare_system = ((before + after) / 2 for before, after in zip(bare_before, bare_after, strict=True))
     bare = bare_user + bare_system
-    ingest_per_core = CAMERAS / cores.total
     bare_per_core = 1 / (bare * float(FPS))
-    # Where ingest's CPU goes, per packet: user and system time, and the event loop's share (it
-    # publishes; the camera threads demux and build envelopes). Next to the bare loop's user and
-    # system time, this says whether the gap is our Python or threads handing the GIL around.
-    per_packet = cores / published if published else CpuTimes(0.0, 0.0, 0.0)
-    return {
-        "ingest_1080p_cameras_per_core": ingest_per_core,
-        "baseline_bare_demux_1080p_cameras_per_core": bare_per_core,
-        "ingest_vs_bare_demux_ratio": ingest_per_core / bare_per_core,
-        "ingest_1080p_packets_published_per_s": published,
-        "ingest_cpu_us_per_packet": 1e6 * per_packet.total,
-        "ingest_user_us_per_packet": 1e6 * per_packet.user,
-        "ingest_system_us_per_packet": 1e6 * per_packet.system,
-        "ingest_event_loop_us_per_packet": 1e6 * per_packet.main_thread,
+    figures = {"baseline_bare_demux_1080p_cameras_per_core": bare_per_core}
+    for prefix, (cores, published) in runs.items():
+        figures |= _ingest_figures(cores, published, bare_per_core, prefix)
+    return figures | {
         "bare_demux_cpu_us_per_packet": 1e6 * bare,
         "bare_demux_user_us_per_packet": 1e6 * bare_user,
         "bare_demux_system_us_per_packet": 1e6 * bare_system,
