@@ -27,6 +27,12 @@ def test_request_and_response_heads() -> None:
         messages.content_length({"content-length": ["999999999"]})
 
 
+def test_a_head_ends_at_its_blank_line_even_with_bare_line_feeds() -> None:
+    assert messages.head_end(b"$xxRTSP/1.0 200 OK\r\nCSeq: 1\r\n\r\nbody", 3) == (27, 4)
+    assert messages.head_end(b"RTSP/1.0 200 OK\nCSeq: 1\n\nbody", 0) == (23, 2)
+    assert messages.head_end(b"RTSP/1.0 200 OK\r\nCSeq: 1\r\n", 0) == (-1, 0)
+
+
 def test_session_and_transport_headers() -> None:
     assert messages.session_id("12345678;timeout=60") == ("12345678", 60.0)
     assert messages.session_id(" abc ") == ("abc", None)

@@ -18,6 +18,7 @@ What it speaks (the rest goes to FFmpeg, see worker.py):
   units, aggregation and fragmentation units), turned into Annex B access units exactly as
   FFmpeg's demuxer gives them (a start code before every NAL unit, the SDP's parameter sets as
   extradata), so masking, the archive and the live view cannot tell the two apart.
+- Only the video track is set up: a camera's audio (city policy: no audio) is never even asked for.
 - Not here: UDP transport, RTSPS, and any other codec (MJPEG, MPEG-4 Part 2 over RTP), which old
   cameras send: those streams are read by FFmpeg as before.
 

@@ -111,13 +111,13 @@ class RtspConnection(asyncio.Protocol):
 
     def _message(self, data: bytes, pos: int) -> int | None:
         """Where the message at pos ends (-1: not all here yet); MessageError if it is none."""
-        head_end = data.find(b"\r\n\r\n", pos, pos + messages.MAX_HEAD_BYTES + 4)
+        head_end, blank = messages.head_end(data, pos)
         if head_end < 0:
             if len(data) - pos > messages.MAX_HEAD_BYTES:
                 raise MessageError("no end to the message head")
             return -1
         start, status, reason, method, headers = messages.parse_head(data[pos:head_end])
-        body_start = head_end + 4
+        body_start = head_end + blank
         body_end = body_start + messages.content_length(headers)
         if body_end > len(data):
             return -1

@@ -47,6 +47,14 @@ def response(status: int, reason: str, cseq: int | None, headers: dict[str, str]
     return ("\r\n".join(lines) + "\r\n\r\n").encode()
 
 
+def head_end(data: bytes, pos: int) -> tuple[int, int]:
+    """Where the head of the message at pos ends, and the length of its blank line ((-1, 0): not
+    all here). Some cameras end their lines with a bare LF."""
+    limit = pos + MAX_HEAD_BYTES + 4
+    ends = [(i, n) for i, n in ((data.find(b"\r\n\r\n", pos, limit), 4), (data.find(b"\n\n", pos, limit), 2)) if i >= 0]
+    return min(ends) if ends else (-1, 0)
+
+
 def parse_head(head: bytes) -> tuple[str, int, str, str, dict[str, list[str]]]:
     """(start line, status, reason, method, headers) of a message head (without its blank line)."""
     try:
