@@ -12,6 +12,7 @@ decoding-order numbers) raises `NotHandled` once DESCRIBE has told so: the worke
 with FFmpeg.
 """
 
+import asyncio
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
@@ -81,11 +82,16 @@ class RtspSession:
 
     @classmethod
     async def open(cls, url: str, timeout: float, sink: Sink) -> "RtspSession":
-        """Playing, its access units going to sink; SourceError or NotHandled otherwise."""
+        """Playing, its access units going to sink; SourceError or NotHandled otherwise. `timeout`
+        bounds each answer and the whole opening: a camera answering slowly at every step must not
+        hold the stream for five times its limit."""
         try:
-            return await cls._open(url, timeout, sink)
+            async with asyncio.timeout(timeout):
+                return await cls._open(url, timeout, sink)
         except SourceError as exc:
             raise SourceError(f"cannot open {describe(url)}: {exc}") from exc
+        except TimeoutError as exc:
+            raise SourceError(f"cannot open {describe(url)}: the camera did not open within {timeout:g} s") from exc
 
     @classmethod
     async def _open(cls, url: str, timeout: float, sink: Sink) -> "RtspSession":

@@ -158,6 +158,7 @@ class _Delivery:
     """A session's access units: held until the stream's facts are known, then stamped and sent."""
 
     def __init__(self, worker: RtspWorker, opened_at_us: int) -> None:
+        self._worker = worker
         self._job = worker.job
         self.opened_at_us = opened_at_us
         self.last_capture_us = worker._last_capture_us
@@ -184,6 +185,8 @@ class _Delivery:
 
     def unit(self, data: bytes, ts: int, key: bool) -> None:
         """One access unit from the depacketizer (its timestamp counted from the session's first)."""
+        if self._worker.stopping:
+            return  # stopped: the task ends at its next step, and nothing more goes out meanwhile
         self.last_unit = time.monotonic()
         if self._stamper is not None:
             self._stamp(data, ts, key)
