@@ -103,9 +103,13 @@ def test_four_tile_wall_layouts_second_screen_and_offline_camera(platform: Platf
         page.reload()
         page.wait_for_selector("#layout-select")
         until(page, "document.querySelectorAll('.tile').length === 1", 10, "the wall restored after a reload")
-        mine = page.evaluate(
+        # The layouts list is fetched on its own after the reload: it may come after the wall.
+        mine = until(
+            page,
             "[...document.querySelectorAll('#layout-select option')]"
-            ".find(o => o.textContent === 'Ma ronde de nuit').value"
+            ".find(o => o.textContent === 'Ma ronde de nuit')?.value",
+            10,
+            "the saved layout listed after the reload",
         )
         page.select_option("#layout-select", mine)
         until(
