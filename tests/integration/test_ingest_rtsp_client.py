@@ -192,7 +192,7 @@ class ScriptedCamera(socketserver.BaseRequestHandler):
                 status = script.setup_status
                 headers = f"Session: 5EC7;timeout={script.session_timeout}\r\n"
                 headers += "Transport: RTP/AVP/TCP;interleaved=0-1\r\n"
-            reason = {200: "OK", 461: "Unsupported Transport"}.get(status, "Error")
+            reason = {200: "OK", 400: "Bad Request", 461: "Unsupported Transport"}.get(status, "Error")
             sock.sendall(
                 f"RTSP/1.0 {status} {reason}\r\nCSeq: {cseq}\r\n{headers}Content-Length: {len(body)}\r\n\r\n".encode()
                 + body
@@ -302,3 +302,12 @@ def test_timestamps_of_a_session_never_go_back(scripted: Callable[[Script], str]
     times = [p.capture_time_us for p in camera.packets]
     assert times == sorted(times) and len(set(times)) == len(times)
     assert {Fraction(p.time_base_num, p.time_base_den) for p in camera.packets} == {Fraction(1, 90_000)}
+
+
+def test_a_camera_refusing_this_clients_setup_is_handed_to_ffmpeg(scripted: Callable[[Script], str]) -> None:
+    script = Script(setup_status=400)
+    with RunningStream(scripted(script), reconnect_min_s=5.0) as camera:
+        wait_for(lambda: not camera.native, 15, "the camera handed to FFmpeg")
+        reason = wait_for(camera.failure, 20, "FFmpeg's own attempt")
+        assert "400" in reason, reason
+    assert sum(r.startswith("SETUP") for r in script.requests) >= 2  # ours, then FFmpeg's

@@ -8,8 +8,8 @@ answered once with the URL's credentials (Digest preferred); a second 401 means 
 Every refusal is a SourceError whose words an operator can act on, in the same terms as FFmpeg's
 ("cannot open <url>: <why>", services/ingest/sources.py), and never with the URL's credentials.
 A camera whose video track this client does not read (another codec, an H.265 stream with
-decoding-order numbers) raises `NotHandled` once DESCRIBE has told so: the worker then reads it
-with FFmpeg.
+decoding-order numbers), or that refuses its SETUP or PLAY as not taken (INCOMPATIBLE), raises
+`NotHandled`: the worker then reads it with FFmpeg.
 """
 
 import asyncio
@@ -36,8 +36,21 @@ _REFUSALS = {
 }
 
 
+# A camera refusing this client's SETUP or PLAY in these terms (a request it does not take as
+# written) may still take FFmpeg's: the camera is handed to FFmpeg rather than left offline.
+INCOMPATIBLE = {400, 405, 406, 451, 455, 457, 458, 459, 460, 501, 551}
+
+
 class NotHandled(Exception):
     """The camera's video is not for this client (FFmpeg reads it); the message says what it is."""
+
+
+class Refused(SourceError):
+    """The camera answered a request with an error status."""
+
+    def __init__(self, message: str, method: str, status: int) -> None:
+        super().__init__(message)
+        self.method, self.status = method, status
 
 
 @dataclass(frozen=True)
@@ -116,8 +129,13 @@ class RtspSession:
                 session = cls(connection, target, authorizer, track, timeout)
                 if "GET_PARAMETER" in offered:
                     session._keepalive_method = "GET_PARAMETER"
-                await session._setup(sink)
-                await session._play()
+                try:
+                    await session._setup(sink)
+                    await session._play()
+                except Refused as exc:
+                    if exc.status in INCOMPATIBLE:
+                        raise NotHandled(f"the camera refused this client's {exc.method} ({exc})") from exc
+                    raise
                 return session
             except BaseException:
                 connection.close()
@@ -234,7 +252,8 @@ async def _ask(
         return answer.header("location") or ""
     if 200 <= answer.status < 300 or accept_refusal:
         return answer
-    raise SourceError(_REFUSALS.get(answer.status, f"the camera refused {method} ({answer.status} {answer.reason})"))
+    words = _REFUSALS.get(answer.status, f"the camera refused {method} ({answer.status} {answer.reason})")
+    raise Refused(words, method, answer.status)
 
 
 def _redirected(target: Target, location: str) -> Target:
