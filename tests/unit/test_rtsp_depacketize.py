@@ -155,3 +155,11 @@ def test_h265_single_units_aggregation_and_fragmentation_units() -> None:
 def test_no_depacketizer_for_other_codecs() -> None:
     with pytest.raises(ValueError, match="jpeg"):
         depacketizer("jpeg", 26, lambda *_: None)
+
+
+def test_parameter_sets_sent_apart_go_with_the_next_picture() -> None:
+    c = Collector()
+    c.push(rtp(1, 1000, SPS, marker=True), rtp(2, 1000, PPS, marker=True))  # a timestamp and marker of their own
+    c.push(*(rtp(3 + i, 4600, f, marker=i == 4) for i, f in enumerate(fu_a(IDR, 1000))))
+    c.push(rtp(8, 8200, SLICE, marker=True))
+    assert c.units == [(annexb(SPS, PPS, IDR), 0, True), (annexb(SLICE), 3600, False)]

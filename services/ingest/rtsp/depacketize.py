@@ -10,6 +10,10 @@ received and the access unit is one join of them. Nothing broken is passed on: a
 a packet missing (a sequence number skipped) or malformed is dropped whole and counted in `lost`;
 the decoder downstream then waits for the next keyframe, as it would after any loss.
 
+A unit without a picture (parameter sets or SEI that a camera sends under a timestamp of their
+own) is not a frame: its NAL units go before the next picture's, as FFmpeg's parser puts them, so
+every packet published is a picture and a keyframe carries its parameter sets.
+
 Timestamps are the RTP clock's (90 kHz for video), extended past their 32-bit wrap (about 13 hours
 at 90 kHz), counted from the track's first access unit like FFmpeg's.
 """
@@ -37,6 +41,7 @@ class Depacketizer:
         self._size = 0
         self._ts = -1  # RTP timestamp of the unit being assembled
         self._key = False
+        self._picture = False  # the unit holds a coded slice (VCL NAL unit)
         self._broken = False
         self._in_fragment = False
         self._next_seq = -1
@@ -81,26 +86,32 @@ class Depacketizer:
     def _payload(self, data: bytes, view: memoryview, p: int, end: int) -> None:
         raise NotImplementedError
 
-    def _unit(self, unit: memoryview, key: bool) -> None:
+    def _kind(self, first: int) -> tuple[bool, bool]:
+        """(keyframe, picture) for a NAL unit whose header starts with this byte."""
+        raise NotImplementedError
+
+    def _unit(self, unit: memoryview, kind: tuple[bool, bool]) -> None:
         """A whole NAL unit."""
         if self._in_fragment:
             self._broken = True  # the fragmented unit before it lost its end
         self._parts += (START_CODE, unit)
-        if key:
+        if kind[0]:
             self._key = True
+        if kind[1]:
+            self._picture = True
 
-    def _aggregate(self, data: bytes, view: memoryview, q: int, end: int, is_key: Callable[[int], bool]) -> None:
-        """NAL units each after a 16-bit size (STAP-A, H.265 AP); is_key takes a unit's first byte."""
+    def _aggregate(self, data: bytes, view: memoryview, q: int, end: int) -> None:
+        """NAL units each after a 16-bit size (STAP-A, H.265 AP)."""
         while q + 2 <= end:
             size = (data[q] << 8) | data[q + 1]
             q += 2
             if not size or q + size > end:
                 self._broken = True
                 return
-            self._unit(view[q : q + size], is_key(data[q]))
+            self._unit(view[q : q + size], self._kind(data[q]))
             q += size
 
-    def _fragment(self, fu: int, header: tuple[bytes, ...], key: bool, piece: memoryview) -> None:
+    def _fragment(self, fu: int, header: tuple[bytes, ...], piece: memoryview) -> None:
         """A piece of a fragmented NAL unit (FU-A, H.265 FU): fu's start and end bits say which;
         the unit's own header, rebuilt, goes before the first."""
         if fu & 0x80:
@@ -108,8 +119,11 @@ class Depacketizer:
                 self._broken = True
             self._parts += (START_CODE, *header)
             self._in_fragment = True
+            key, picture = self._kind(header[0][0])
             if key:
                 self._key = True
+            if picture:
+                self._picture = True
         elif not self._in_fragment:
             self._broken = True  # the unit's start was lost
             return
@@ -120,6 +134,10 @@ class Depacketizer:
     def _finish(self) -> None:
         parts = self._parts
         if self._broken or self._in_fragment:
+            self.lost += 1
+        elif parts and not self._picture:
+            if self._size <= MAX_ACCESS_UNIT:
+                return  # parameter sets or SEI alone: kept for the next picture
             self.lost += 1
         elif parts:
             ts = self._ts
@@ -132,7 +150,7 @@ class Depacketizer:
             self._sink(b"".join(parts), self._extended, self._key)
         parts.clear()
         self._size = 0
-        self._key = self._broken = self._in_fragment = False
+        self._key = self._picture = self._broken = self._in_fragment = False
 
 
 class H264Depacketizer(Depacketizer):
@@ -140,6 +158,10 @@ class H264Depacketizer(Depacketizer):
     # as FFmpeg's parser counts it), aggregation (STAP-A) and fragmentation (FU-A) packets.
     IDR, SEI, STAP_A, FU_A = 5, 6, 24, 28
     RECOVERY_POINT = 6
+
+    def _kind(self, first: int) -> tuple[bool, bool]:
+        kind = first & 0x1F
+        return kind == self.IDR, 1 <= kind <= 5
 
     def _payload(self, data: bytes, view: memoryview, p: int, end: int) -> None:
         header = data[p]
@@ -149,19 +171,25 @@ class H264Depacketizer(Depacketizer):
                 self._broken = True
                 return
             fu = data[p + 1]
-            self._fragment(fu, (_BYTE[(header & 0xE0) | (fu & 0x1F)],), fu & 0x1F == self.IDR, view[p + 2 : end])
+            self._fragment(fu, (_BYTE[(header & 0xE0) | (fu & 0x1F)],), view[p + 2 : end])
         elif 1 <= kind <= 23:
-            recovery = kind == self.SEI and p + 1 < end and data[p + 1] == self.RECOVERY_POINT
-            self._unit(view[p:end], kind == self.IDR or recovery)
+            if kind == self.SEI and p + 1 < end and data[p + 1] == self.RECOVERY_POINT:
+                self._key = True
+            self._unit(view[p:end], self._kind(header))
         elif kind == self.STAP_A:
-            self._aggregate(data, view, p + 1, end, lambda first: first & 0x1F == self.IDR)
+            self._aggregate(data, view, p + 1, end)
         else:
             self._broken = True  # STAP-B, MTAP, FU-B (interleaved mode) or reserved: not sent in mode 0 or 1
 
 
 class H265Depacketizer(Depacketizer):
-    # NAL unit types: IRAP pictures (16-23) are keyframes; aggregation (AP) and fragmentation (FU).
+    # NAL unit types: coded slices are 0-31, IRAP pictures (16-23) keyframes; aggregation (AP) and
+    # fragmentation (FU) packets.
     AP, FU = 48, 49
+
+    def _kind(self, first: int) -> tuple[bool, bool]:
+        kind = (first >> 1) & 0x3F
+        return 16 <= kind <= 23, kind <= 31
 
     def _payload(self, data: bytes, view: memoryview, p: int, end: int) -> None:
         if p + 2 > end:
@@ -176,11 +204,11 @@ class H265Depacketizer(Depacketizer):
             fu = data[p + 2]
             unit_type = fu & 0x3F
             rebuilt = (_BYTE[(header & 0x81) | (unit_type << 1)], _BYTE[data[p + 1]])
-            self._fragment(fu, rebuilt, 16 <= unit_type <= 23, view[p + 3 : end])
+            self._fragment(fu, rebuilt, view[p + 3 : end])
         elif kind < self.AP:
-            self._unit(view[p:end], 16 <= kind <= 23)
+            self._unit(view[p:end], self._kind(header))
         elif kind == self.AP:
-            self._aggregate(data, view, p + 2, end, lambda first: 16 <= (first >> 1) & 0x3F <= 23)
+            self._aggregate(data, view, p + 2, end)
         else:
             self._broken = True  # PACI or reserved
 
