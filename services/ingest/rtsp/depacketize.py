@@ -86,19 +86,16 @@ class Depacketizer:
     def _payload(self, data: bytes, view: memoryview, p: int, end: int) -> None:
         raise NotImplementedError
 
-    def _kind(self, first: int) -> tuple[bool, bool]:
-        """(keyframe, picture) for a NAL unit whose header starts with this byte."""
+    def _mark(self, first: int) -> None:
+        """Note a NAL unit of the unit being assembled (its header's first byte): a picture, a keyframe."""
         raise NotImplementedError
 
-    def _unit(self, unit: memoryview, kind: tuple[bool, bool]) -> None:
+    def _unit(self, unit: memoryview) -> None:
         """A whole NAL unit."""
         if self._in_fragment:
             self._broken = True  # the fragmented unit before it lost its end
         self._parts += (START_CODE, unit)
-        if kind[0]:
-            self._key = True
-        if kind[1]:
-            self._picture = True
+        self._mark(unit[0])
 
     def _aggregate(self, data: bytes, view: memoryview, q: int, end: int) -> None:
         """NAL units each after a 16-bit size (STAP-A, H.265 AP)."""
@@ -108,7 +105,7 @@ class Depacketizer:
             if not size or q + size > end:
                 self._broken = True
                 return
-            self._unit(view[q : q + size], self._kind(data[q]))
+            self._unit(view[q : q + size])
             q += size
 
     def _fragment(self, fu: int, header: tuple[bytes, ...], piece: memoryview) -> None:
@@ -119,11 +116,7 @@ class Depacketizer:
                 self._broken = True
             self._parts += (START_CODE, *header)
             self._in_fragment = True
-            key, picture = self._kind(header[0][0])
-            if key:
-                self._key = True
-            if picture:
-                self._picture = True
+            self._mark(header[0][0])
         elif not self._in_fragment:
             self._broken = True  # the unit's start was lost
             return
@@ -159,9 +152,12 @@ class H264Depacketizer(Depacketizer):
     IDR, SEI, STAP_A, FU_A = 5, 6, 24, 28
     RECOVERY_POINT = 6
 
-    def _kind(self, first: int) -> tuple[bool, bool]:
+    def _mark(self, first: int) -> None:
         kind = first & 0x1F
-        return kind == self.IDR, 1 <= kind <= 5
+        if 1 <= kind <= 5:  # coded slices
+            self._picture = True
+            if kind == self.IDR:
+                self._key = True
 
     def _payload(self, data: bytes, view: memoryview, p: int, end: int) -> None:
         header = data[p]
@@ -175,7 +171,7 @@ class H264Depacketizer(Depacketizer):
         elif 1 <= kind <= 23:
             if kind == self.SEI and p + 1 < end and data[p + 1] == self.RECOVERY_POINT:
                 self._key = True
-            self._unit(view[p:end], self._kind(header))
+            self._unit(view[p:end])
         elif kind == self.STAP_A:
             self._aggregate(data, view, p + 1, end)
         else:
@@ -187,9 +183,12 @@ class H265Depacketizer(Depacketizer):
     # fragmentation (FU) packets.
     AP, FU = 48, 49
 
-    def _kind(self, first: int) -> tuple[bool, bool]:
+    def _mark(self, first: int) -> None:
         kind = (first >> 1) & 0x3F
-        return 16 <= kind <= 23, kind <= 31
+        if kind <= 31:  # coded slices
+            self._picture = True
+            if 16 <= kind <= 23:  # IRAP pictures
+                self._key = True
 
     def _payload(self, data: bytes, view: memoryview, p: int, end: int) -> None:
         if p + 2 > end:
@@ -206,7 +205,7 @@ class H265Depacketizer(Depacketizer):
             rebuilt = (_BYTE[(header & 0x81) | (unit_type << 1)], _BYTE[data[p + 1]])
             self._fragment(fu, rebuilt, view[p + 3 : end])
         elif kind < self.AP:
-            self._unit(view[p:end], self._kind(header))
+            self._unit(view[p:end])
         elif kind == self.AP:
             self._aggregate(data, view, p + 2, end)
         else:
