@@ -19,7 +19,7 @@ TEST_DEBS := python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-good gst
 	firefox-esr libavcodec59
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help run test bench lint proto lock docs venv system-test-deps clean image test-oidc-provider
+.PHONY: help run test bench lint proto lock docs venv system-test-deps clean image test-oidc-provider testdata
 
 help:
 	@echo "make run     start the whole platform on this machine (embedded NATS, SQLite, local store)"
@@ -57,6 +57,22 @@ system-test-deps: venv
 		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(TEST_DEBS) >/dev/null; \
 	fi
 
+# The footage the end-to-end tests play (../shared/testdata/vtest.avi beside the project, or
+# $CSU_TESTDATA_DIR). A clone made anywhere else has neither: the same file ships in Debian's
+# opencv-doc package, so it is taken from there into .testdata/ and checked against its SHA-256.
+VTEST_SHA256 := 45cddc9490be69345cbdab64ca583be65987e864ca408038e648db99e10516cf
+
+testdata:
+	@if [ -n "$$CSU_TESTDATA_DIR" ] && [ -f "$$CSU_TESTDATA_DIR/vtest.avi" ]; then exit 0; fi; \
+	if [ -f ../shared/testdata/vtest.avi ] || [ -f .testdata/vtest.avi ]; then exit 0; fi; \
+	echo "no ../shared/testdata/vtest.avi: taking it from Debian's opencv-doc package into .testdata/"; \
+	tmp=$$(mktemp -d) && cd $$tmp && \
+	{ apt-get download opencv-doc >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && apt-get download opencv-doc; }; } && \
+	dpkg-deb --fsys-tarfile opencv-doc_*.deb | tar -x ./usr/share/doc/opencv-doc/examples/data/vtest.avi && \
+	echo "$(VTEST_SHA256)  usr/share/doc/opencv-doc/examples/data/vtest.avi" | sha256sum --check --quiet && \
+	mkdir -p $(CURDIR)/.testdata && mv usr/share/doc/opencv-doc/examples/data/vtest.avi $(CURDIR)/.testdata/ && \
+	cd / && rm -rf $$tmp
+
 # The OpenID Connect provider the OIDC login tests run (panva's oidc-provider, pinned by its
 # package-lock.json) on the machine's Node.js.
 OIDC_PROVIDER := tests/support/oidc
@@ -82,7 +98,7 @@ $(PROMTOOL): | $(VENV)/.installed
 lint: venv
 	$(VENV)/bin/ruff check services tests bench proto
 
-test: proto system-test-deps test-oidc-provider $(PROMTOOL) lint
+test: proto system-test-deps testdata test-oidc-provider $(PROMTOOL) lint
 	$(PY) -m pytest
 
 bench: proto system-test-deps

@@ -93,7 +93,10 @@ def vtest_avi() -> Path:
     folder = testdata_dir()
     if folder is None:
         # A failure, not a skip: a run without the footage has not tested what it claims.
-        raise FileNotFoundError("../shared/testdata/vtest.avi is not next to this clone (set CSU_TESTDATA_DIR)")
+        raise FileNotFoundError(
+            "no vtest.avi: not in ../shared/testdata, $CSU_TESTDATA_DIR or .testdata (`make testdata` takes it "
+            "from Debian's opencv-doc package)"
+        )
     return folder / "vtest.avi"
 
 

@@ -18,8 +18,14 @@ MASK_GREY = 128
 
 
 def testdata_dir() -> Path | None:
-    """../shared/testdata next to the project (or CSU_TESTDATA_DIR); None when this clone has none."""
-    candidates = [os.environ.get("CSU_TESTDATA_DIR"), ROOT.parent / "shared" / "testdata", "/work/shared/testdata"]
+    """CSU_TESTDATA_DIR, ../shared/testdata next to the project, or .testdata (what `make testdata`
+    takes from Debian's opencv-doc package); None when this clone has none."""
+    candidates = [
+        os.environ.get("CSU_TESTDATA_DIR"),
+        ROOT.parent / "shared" / "testdata",
+        "/work/shared/testdata",
+        ROOT / ".testdata",
+    ]
     for candidate in candidates:
         if candidate and (Path(candidate) / "vtest.avi").is_file():
             return Path(candidate)
