@@ -85,8 +85,11 @@ import re
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Self
 
 from prometheus_client import Counter, Gauge
+from sqlalchemy import BigInteger
+from sqlmodel import Field, Session, SQLModel, select
 
 from services.common.clock import Clock, from_us
 from services.common.hashchain import Verdict, canonical_json
@@ -212,6 +215,48 @@ class Checkpoint:
             key_fingerprint=str(fields["key_fingerprint"]),
             legacy=document.get("legacy") is True,
         )
+
+
+class CheckpointColumns(SQLModel):
+    """The columns of a chain's checkpoint table (the register's, the segment ledger's): each
+    service declares its own table with these, `class X(CheckpointColumns, table=True)`."""
+
+    seq: int = Field(primary_key=True, sa_type=BigInteger, sa_column_kwargs={"autoincrement": False})
+    entry_hash: str = Field(max_length=64)
+    signed_us: int = Field(sa_type=BigInteger)
+    signature: str = Field(max_length=128)
+    key_fingerprint: str = Field(max_length=64)
+    every_entries: int
+    every_s: int
+
+    def checkpoint(self, chain: str) -> Checkpoint:
+        cadence = Cadence(self.every_entries, self.every_s)
+        return Checkpoint(
+            chain, self.seq, self.entry_hash, self.signed_us, cadence, self.signature, self.key_fingerprint
+        )
+
+    @classmethod
+    def of(cls, checkpoint: Checkpoint) -> Self:
+        return cls(
+            seq=checkpoint.seq,
+            entry_hash=checkpoint.entry_hash,
+            signed_us=checkpoint.signed_us,
+            signature=checkpoint.signature,
+            key_fingerprint=checkpoint.key_fingerprint,
+            every_entries=checkpoint.cadence.every_entries,
+            every_s=checkpoint.cadence.every_s,
+        )
+
+
+def newest_stored(s: Session, table: type[CheckpointColumns], chain: str) -> Checkpoint | None:
+    """The latest checkpoint of a chain's table (what the next one is due after)."""
+    row = s.exec(select(table).order_by(table.seq.desc()).limit(1)).first()  # type: ignore[attr-defined]
+    return row.checkpoint(chain) if row is not None else None
+
+
+def stored(s: Session, table: type[CheckpointColumns], chain: str) -> dict[int, Checkpoint]:
+    """Every checkpoint of a chain's table, by seq."""
+    return {row.seq: row.checkpoint(chain) for row in s.exec(select(table))}
 
 
 # -- heads published outside the database ------------------------------------------------------

@@ -41,6 +41,20 @@ def truncate_audit(engine: Engine, cut: int) -> None:
         )
 
 
+def cut_register(engine: Engine, seq: int) -> None:
+    """The register cut short: its entries after `seq` and their checkpoints deleted, the head back."""
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE requisition_register_head SET seq = seq WHERE id = 1"))
+        conn.execute(text("DELETE FROM requisition_register WHERE seq > :s"), {"s": seq})
+        # (a version without checkpoints has no such table: nothing to delete there)
+        if conn.dialect.has_table(conn, "requisition_register_checkpoints"):
+            conn.execute(text("DELETE FROM requisition_register_checkpoints WHERE seq > :s"), {"s": seq})
+        last = conn.execute(text("SELECT entry_hash FROM requisition_register WHERE seq = :s"), {"s": seq}).scalar()
+        conn.execute(
+            text("UPDATE requisition_register_head SET seq = :s, entry_hash = :h WHERE id = 1"), {"s": seq, "h": last}
+        )
+
+
 def rewrite_export(source: Path, target: Path, fmt: str, seq: int) -> None:
     """The same rewrite done to an export file: one actor changed, the links recomputed from there,
     the checkpoints from there dropped (no key to sign them again)."""

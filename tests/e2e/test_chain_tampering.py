@@ -1,8 +1,10 @@
-"""The audit trail against someone who can write the database (issue 23, item 5), on running
-services (gateway processes, real NATS, PostgreSQL, the S3 server): the probe's rewrite, a
+"""The audit trail and the register against someone who can write the database (issue 23, item 5),
+on running services (processes, real NATS, PostgreSQL, the S3 server): the probe's rewrite, a
 truncation and a deleted checkpoint are each reported by /api/v1/audit/verify and `csuctl audit
 verify` with the first entry they can no longer vouch for; an export is checked offline by
-`csuctl audit verify --export` with the public key alone, and a tampered one fails.
+`csuctl audit verify --export` with the public key alone, and a tampered one fails; a register cut
+short is reported by /api/v1/register/verify. (The segment ledger: tests/integration/
+test_ledger_anchoring.py.)
 
 Checkpoints every 10 entries and heads published every 3 s here (CSU_CHAIN_CHECKPOINT_*), so a
 test needs tens of entries, not hundreds: each consultation of the trail is one."""
@@ -16,10 +18,12 @@ import httpx
 import pytest
 from sqlalchemy import Engine
 
+from services.common.objectstore.s3 import S3Store
 from services.common.signing import Signer
-from tests.e2e.test_csuctl_admin import ROOT, csuctl, engine_of, rows
+from tests.e2e.test_csuctl_admin import ROOT, add_register_entries, csuctl, engine_of, rows
 from tests.support.platform import Platform, wait_for
-from tests.support.tampering import rewrite_audit_from, rewrite_export, truncate_audit
+from tests.support.servers import S3Server
+from tests.support.tampering import cut_register, rewrite_audit_from, rewrite_export, truncate_audit
 
 pytestmark = pytest.mark.e2e
 FAST = {"CSU_CHAIN_CHECKPOINT_ENTRIES": "10", "CSU_CHAIN_CHECKPOINT_MINUTES": "0.05"}
@@ -143,4 +147,25 @@ def test_an_export_is_verified_offline_from_the_file_and_the_public_key(platform
     listing.write_bytes(auditor.get("/api/v1/audit/export", params={"action": "audit.search"}).content)
     result = offline_csuctl(tmp_path, "audit", "verify", "--export", str(listing), "--public-key", str(key))
     assert result.returncode == 2 and "listing" in result.stderr, result.stdout + result.stderr
+    engine.dispose()
+
+
+def test_a_register_cut_short_is_found_against_the_published_head(platform: Platform, s3: S3Server) -> None:
+    platform.env |= FAST
+    platform.start(["ingest", "requisition", "gateway"])
+    engine = engine_of(platform.env["CSU_DATABASE_URL"])
+    # Entries as the service writes them (signed with the deployment's key), then its head published.
+    add_register_entries(engine, Signer.from_file(Path(platform.env["CSU_SIGNING_KEY_FILE"])), range(1, 16))
+    bucket = S3Store(s3.endpoint, s3.access_key, s3.secret_key, "us-east-1", platform.env["CSU_BUCKET_ANCHORS"])
+    if hasattr(bucket, "retained_keys"):  # (a version without published heads has nothing to wait for)
+        wait_for(
+            lambda: any(f"{15:020d}" in key for key in bucket.retained_keys("register/")), 30, "the register's head"
+        )
+    auditor = platform.client("auditor")
+    assert auditor.get("/api/v1/register/verify").json()["ok"] is True
+    cut_register(engine, 12)
+
+    verdict = auditor.get("/api/v1/register/verify").json()
+    assert verdict["ok"] is False and verdict["first_bad_seq"] == 13, verdict
+    assert "entries 13-15 were removed" in verdict["problem"]
     engine.dispose()
