@@ -524,7 +524,7 @@ def test_signatures_of_rotated_out_keys_stay_verifiable_in_the_pods(tmp_path: Pa
         keyring = Signer.from_file(pod_key_file).keyring()
         assert keyring.verify(b"register entry 1", signed_before, key_fingerprint=old.fingerprint), component
         assert Signer.from_file(pod_key_file).fingerprint == rotation.new_fingerprint
-    assert consumers == {"gateway", "requisition"}
+    assert consumers == {"gateway", "requisition", "archive"}
     # Without the retired key in values, the old signature is refused: the projection is what carries it.
     docs = render({"secrets": {"signingKey": {"existingSecret": "csu-signing-key"}}})
     gateway = next(d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"].endswith("-gateway"))
@@ -616,8 +616,9 @@ def test_database_and_object_store_only_from_their_owners(release: Release) -> N
         store_port: set(v["objectStore"]["clients"]),
     }
     assert owners[v["database"]["port"]] == {"archive", "ingest", "masking", "requisition", "gateway", "migrate"}
-    # Masking writes redacted clips (already masked) for citizens' access.
-    assert owners[store_port] == {"archive", "requisition", "masking"}
+    # Masking writes redacted clips (already masked) for citizens' access; the gateway publishes the
+    # audit trail's signed heads to the anchors bucket (services/common/anchoring.py).
+    assert owners[store_port] == {"archive", "requisition", "masking", "gateway"}
     for port, clients in owners.items():
         reaching = {c for c in release.pod_labels() if port in egress_ports(release, c)}
         assert reaching == clients, port
@@ -965,3 +966,24 @@ def test_notes_tell_ops_how_to_log_in_the_first_admin() -> None:
     secret = CI_VALUES["federation"]["gateway"]["bootstrapAdmin"]["existingSecret"]
     assert f"get secret {secret}" in preset and "https://csu.ville.example/" in preset
     assert "include accounts.conf" in notes(CI_VALUES["external"])
+
+
+def test_the_gateway_reaches_the_store_with_its_own_keys_when_given() -> None:
+    """The gateway only publishes and reads the signed heads (anchors bucket): a user of its own,
+    limited to that bucket, keeps the shared keys (recordings) out of the public door."""
+    docs = render(
+        {
+            "secrets": {"signingKey": {"existingSecret": "csu-signing-key"}},
+            "objectStore": {"clientSecrets": {"gateway": "csu-minio-anchors"}},
+        }
+    )
+    secrets = {}
+    for deployment in (d for d in docs if d["kind"] == "Deployment"):
+        component = deployment["spec"]["template"]["metadata"]["labels"][COMPONENT]
+        env = {e["name"]: e for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+        if "CSU_S3_SECRET_KEY" in env:
+            secrets[component] = env["CSU_S3_SECRET_KEY"]["valueFrom"]["secretKeyRef"]["name"]
+    shared = yaml.safe_load((CHART / "values.yaml").read_text())["objectStore"]["existingSecret"]
+    assert secrets == {"gateway": "csu-minio-anchors", "archive": shared, "requisition": shared, "masking": shared}
+    configmap = next(d for d in docs if d["kind"] == "ConfigMap" and "CSU_BUCKET_ANCHORS" in d["data"])
+    assert configmap["data"]["CSU_BUCKET_ANCHORS"] == "csu-anchors"
