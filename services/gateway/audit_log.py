@@ -14,6 +14,7 @@ is the design, shared with the register and the segment ledger.
 """
 
 import asyncio
+import functools
 import json
 from collections.abc import Callable
 
@@ -117,12 +118,18 @@ def _row(checkpoint: Checkpoint, signer: Signer) -> AuditCheckpoint:
     )
 
 
+@functools.lru_cache(maxsize=64)
+def _key_id(public_key_pem: str) -> str:
+    # Every checkpoint stores its PEM: a handful of distinct keys over the trail's life, parsed once.
+    try:
+        return fingerprint(public_key_pem) if public_key_pem.strip() else ""
+    except ValueError:
+        return "unreadable"  # in no keyring: reported as an untrusted key
+
+
 def as_checkpoint(row: AuditCheckpoint) -> Checkpoint:
     """A stored checkpoint as anchoring.py checks it (the stored public key only names the key)."""
-    try:
-        key = fingerprint(row.public_key) if row.public_key.strip() else ""
-    except ValueError:
-        key = "unreadable"  # in no keyring: reported as an untrusted key
+    key = _key_id(row.public_key)
     legacy = row.every_entries == 0
     cadence = Cadence(CHECKPOINT_EVERY, 0) if legacy else Cadence(row.every_entries, row.every_s)
     return Checkpoint(CHAIN, row.seq, row.entry_hash, row.signed_us, cadence, row.signature, key, legacy)

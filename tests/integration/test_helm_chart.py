@@ -235,13 +235,14 @@ def expect(groups: dict, alert: str, at: str, firing: list[dict[str, str]]) -> d
 
 def test_alert_rules_pass_prometheus_own_check(tmp_path: Path) -> None:
     (tmp_path / "rules.yaml").write_text(yaml.safe_dump(alert_groups(ALERTING)))
-    assert "SUCCESS: 9 rules found" in promtool(tmp_path, "check", "rules", "rules.yaml")
+    assert "SUCCESS: 10 rules found" in promtool(tmp_path, "check", "rules", "rules.yaml")
 
 
 def test_ops_are_alerted_to_footage_nothing_looks_after(tmp_path: Path) -> None:
     """Evaluated by Prometheus' engine on series shaped as the ServiceMonitor scrapes them: an
     archive scaled to 0 (its spool then keeps footage nothing deletes), a store outage that pauses
-    recording and outlasts the retention, and deletion proofs owed while the database is away."""
+    recording and outlasts the retention, deletion proofs owed while the database is away, and a hash
+    chain's head that cannot be published outside the database."""
     groups = alert_groups(ALERTING)
     others = [series("up", "1x120", name) for name in SERVICES if name != "archive"]
     down = {"csu_service": "archive"}
@@ -272,6 +273,39 @@ def test_ops_are_alerted_to_footage_nothing_looks_after(tmp_path: Path) -> None:
                 expect(groups, "CsuArchiveFootageExpiredUnstored", "9m", []),
                 expect(groups, "CsuArchiveFootageExpiredUnstored", "15m", [{}]),
                 expect(groups, "CsuServiceDown", "30m", []),
+            ],
+        },
+        {  # the anchors bucket unwritable from 5 min: the audit trail's head is not published
+            "interval": "1m",
+            "input_series": [
+                *others,
+                series("up", "1x60"),
+                {
+                    "series": 'csu_chain_anchor_failures_total{namespace="csu", service="city-csu-gateway", '
+                    'pod="city-csu-gateway-0", job="city-csu-gateway", chain="audit"}',
+                    "values": "0x5 1+1x60",
+                },
+            ],
+            "alert_rule_test": [
+                expect(groups, "CsuChainHeadNotPublished", "15m", []),
+                {
+                    "eval_time": "30m",
+                    "alertname": "CsuChainHeadNotPublished",
+                    "exp_alerts": [
+                        {
+                            "exp_labels": {"severity": "critical", "service": "city-csu-gateway", "chain": "audit"},
+                            "exp_annotations": {
+                                "summary": "The audit chain's head is not signed or published outside the database",
+                                "description": next(
+                                    r["annotations"]["description"]
+                                    for g in groups["groups"]
+                                    for r in g["rules"]
+                                    if r["alert"] == "CsuChainHeadNotPublished"
+                                ),
+                            },
+                        }
+                    ],
+                },
             ],
         },
         {  # the database away: proofs owed from 2 min, for more than an hour
