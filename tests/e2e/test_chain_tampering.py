@@ -17,16 +17,31 @@ from pathlib import Path
 import httpx
 import pytest
 from sqlalchemy import Engine
+from sqlmodel import Session
 
+from services.common.clock import SystemClock, to_us
 from services.common.objectstore.s3 import S3Store
 from services.common.signing import Signer
-from tests.e2e.test_csuctl_admin import ROOT, add_register_entries, csuctl, engine_of, rows
+from services.requisition import register
+from tests.e2e.test_csuctl_admin import ROOT, csuctl, engine_of, rows
 from tests.support.platform import Platform, wait_for
 from tests.support.servers import S3Server
 from tests.support.tampering import cut_register, rewrite_audit_from, rewrite_export, truncate_audit
 
 pytestmark = pytest.mark.e2e
 FAST = {"CSU_CHAIN_CHECKPOINT_ENTRIES": "10", "CSU_CHAIN_CHECKPOINT_MINUTES": "0.05"}
+
+
+def _fast_cadence() -> dict:  # type: ignore[type-arg]
+    """FAST's cadence, for entries a test writes itself (a version without cadence takes none)."""
+    try:
+        from services.common.anchoring import Cadence
+    except ImportError:
+        return {}
+    return {"cadence": Cadence.of(10, 0.05)}
+
+
+CADENCE = _fast_cadence()
 
 
 def head(engine: Engine) -> int:
@@ -154,9 +169,19 @@ def test_a_register_cut_short_is_found_against_the_published_head(platform: Plat
     platform.env |= FAST
     platform.start(["ingest", "requisition", "gateway"])
     engine = engine_of(platform.env["CSU_DATABASE_URL"])
-    # Entries as the service writes them (signed with the deployment's key), then its head published.
-    add_register_entries(engine, Signer.from_file(Path(platform.env["CSU_SIGNING_KEY_FILE"])), range(1, 16))
-    bucket = S3Store(s3.endpoint, s3.access_key, s3.secret_key, "us-east-1", platform.env["CSU_BUCKET_ANCHORS"])
+    # Entries as the service writes them (signed with the deployment's key, checkpoints at its
+    # cadence), then its head published.
+    signer = Signer.from_file(Path(platform.env["CSU_SIGNING_KEY_FILE"]))
+    with Session(engine) as s:
+        for n in range(1, 16):
+            register.append(
+                s, signer, time_us=to_us(SystemClock().now()), kind="extraction", request_id=f"r{n}",
+                request_number=f"2026-{n:04d}", actor="manager-1", payload={"camera_id": "cam-1"}, **CADENCE,
+            )  # fmt: skip
+        s.commit()
+    bucket = S3Store(
+        s3.endpoint, s3.access_key, s3.secret_key, "us-east-1", platform.env.get("CSU_BUCKET_ANCHORS", "csu-anchors")
+    )
     if hasattr(bucket, "retained_keys"):  # (a version without published heads has nothing to wait for)
         wait_for(
             lambda: any(f"{15:020d}" in key for key in bucket.retained_keys("register/")), 30, "the register's head"
