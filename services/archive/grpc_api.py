@@ -400,7 +400,14 @@ class ArchiveApi(archive_pb2_grpc.ArchiveServiceServicer):
         if self._ledger is not None:
             # A row rewritten with its object (database and bucket) still disagrees with the ledger.
             report.problems += await asyncio.to_thread(
-                ledger.check_camera, self._engine, request.camera_id, stream, start, end
+                ledger.check_camera,
+                self._engine,
+                self._now_us(),
+                self._retention.days_for,
+                request.camera_id,
+                stream,
+                start,
+                end,
             )
         log.info("chain verified", camera=request.camera_id, actor=request.actor, problems=len(report.problems))
         return archive_pb2.VerifyReport(
@@ -415,7 +422,7 @@ class ArchiveApi(archive_pb2_grpc.ArchiveServiceServicer):
         if self._ledger is None:
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION, "this archive keeps no segment ledger")
         try:
-            report = await asyncio.to_thread(self._ledger.verify)
+            report = await asyncio.to_thread(self._ledger.verify, self._retention.days_for)
         except StoreUnavailable as exc:
             await context.abort(
                 grpc.StatusCode.UNAVAILABLE, f"the heads published outside the database cannot be read: {exc}"

@@ -174,13 +174,20 @@ class LedgerReport:
 
 
 class _Removals:
-    """Whether a ledgered segment's absence from the index is accounted for (proofs, losses)."""
+    """Whether a ledgered segment's absence from the index is accounted for: its deletion proof, its
+    recorded loss, or its camera's retention (a loss's gap record goes with the footage's retention,
+    the ledger's entry 32 days after it was ledgered)."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, now_us: int, retention_days: Callable[[str], int]) -> None:
         self._engine = engine
+        self._now_us = now_us
+        self._retention_days = retention_days
         self._known: dict[tuple[str, str], set[str]] = {}
 
     def accounted(self, entry: LedgerEntry) -> bool:
+        days = min(self._retention_days(entry.camera_id), LEGAL_MAX_RETENTION_DAYS)
+        if entry.start_us < self._now_us - days * _DAY_US:
+            return True
         key = (entry.camera_id, entry.stream)
         if key not in self._known:
             self._known[key] = index.deleted_hashes(self._engine, *key) | index.lost_hashes(self._engine, *key)
@@ -207,14 +214,17 @@ def _compare(entry: LedgerEntry, row: Segment | None, removals: _Removals) -> Pr
 def verify(
     engine: Engine,
     keyring: Keyring,
+    now_us: int,
+    retention_days: Callable[[str], int],
     cadence: Cadence = DEFAULT_CADENCE,
     anchors: Callable[[], Anchors] | None = None,
     batch: int = 2000,
 ) -> LedgerReport:
     """Walk the ledger (hashes, links, checkpoints at their cadence, published heads) and compare
-    every entry with the index; the index's rows older than the ledger's reach must be in it."""
+    every entry with the index; the index's rows older than the ledger's reach must be in it.
+    `retention_days(camera)`: the camera's retention (the archive's RetentionPolicy.days_for)."""
     published = anchors() if anchors is not None else None  # first: see anchoring.py's ChainCheck
-    removals = _Removals(engine)
+    removals = _Removals(engine, now_us, retention_days)
     problems: list[Problem] = []
     with Session(engine) as s:
         checkpoints = stored(s, LedgerCheckpoint, CHAIN)
@@ -274,17 +284,18 @@ def verify(
     return LedgerReport(verdict, problems)
 
 
-def verify_anchored(engine: Engine, keyring: Keyring, anchors: AnchorStore, cadence: Cadence) -> LedgerReport:
-    """verify with the heads published outside the database (StoreUnavailable: unreadable)."""
-    return verify(engine, keyring, cadence, lambda: anchors.read(CHAIN))
-
-
 def check_camera(
-    engine: Engine, camera_id: str, stream: str, start_us: int | None = None, end_us: int | None = None
+    engine: Engine,
+    now_us: int,
+    retention_days: Callable[[str], int],
+    camera_id: str,
+    stream: str,
+    start_us: int | None = None,
+    end_us: int | None = None,
 ) -> list[Problem]:
     """A camera's rows against the ledger (the archive's per-camera Verify): a row changed or removed
     since it was ledgered. Whether the ledger itself is intact is `verify`'s to say."""
-    removals = _Removals(engine)
+    removals = _Removals(engine, now_us, retention_days)
     problems: list[Problem] = []
     with Session(engine) as s:
         query = select(LedgerEntry).where(LedgerEntry.camera_id == camera_id, LedgerEntry.stream == stream)
@@ -343,8 +354,14 @@ class Book:
     def newest(self) -> Checkpoint | None:
         return newest_checkpoint(self.engine)
 
-    def verify(self) -> LedgerReport:
-        return verify_anchored(self.engine, self.signer.keyring(), self.anchors, self.cadence)
+    def verify(self, retention_days: Callable[[str], int]) -> LedgerReport:
+        """The whole ledger against the index, its checkpoints and its published heads
+        (StoreUnavailable: the anchors bucket cannot be read)."""
+        now_us = to_us(self.clock.now())
+        anchors = self.anchors
+        return verify(
+            self.engine, self.signer.keyring(), now_us, retention_days, self.cadence, lambda: anchors.read(CHAIN)
+        )
 
 
 async def run(book: Book, every_s: float, stop: asyncio.Event) -> None:

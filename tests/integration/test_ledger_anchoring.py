@@ -162,3 +162,25 @@ async def test_retention_and_the_purge_are_no_tampering(archive: ArchiveHarness)
         assert conn.execute(text("SELECT min(seq), max(seq) FROM archive_ledger")).one() == (7, 8)
     verdict = await archive.stub.VerifyLedger(archive_pb2.VerifyLedgerRequest())
     assert verdict.ok and verdict.entries == 2, verdict
+
+
+async def test_a_lost_object_is_no_tampering_before_or_after_its_record_expires(archive: ArchiveHarness) -> None:
+    """The reconcile removes the row of a segment whose object is gone and records the loss (an
+    object_missing gap): accounted for; once the gap expires with the footage's retention, the
+    retention itself accounts for it."""
+    from services.archive.reconcile import reconcile
+    from services.common.clock import to_us
+
+    segments = await recorded(archive, 5)
+    archive.store.delete(segments[2].object_key)
+    now_us = to_us(archive.clock.now())
+    report = reconcile(archive.engine, archive.store, ["cam-l"], T0_US, now_us, now_us)
+    assert [row.id for row in report.removed] == [segments[2].id]
+    ledger = await archive.stub.VerifyLedger(archive_pb2.VerifyLedgerRequest())
+    assert ledger.ok, ledger
+    archive.clock.advance(timedelta(days=16))
+    Sweeper(archive.engine, archive.store, archive.clock, archive.retention).sweep()  # the gap record goes too
+    with archive.engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM archive_gaps WHERE camera_id = 'cam-l'")).scalar() == 0
+    ledger = await archive.stub.VerifyLedger(archive_pb2.VerifyLedgerRequest())
+    assert ledger.ok, ledger
