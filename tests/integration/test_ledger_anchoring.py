@@ -10,7 +10,8 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import delete, text, update
+from sqlmodel import Session, select
 
 from services.archive.sweeper import Sweeper
 from services.common.pb.csu.v1 import archive_pb2
@@ -90,35 +91,26 @@ async def test_the_ledger_rewritten_too_is_found_at_its_checkpoints(archive: Arc
     forged = rewrite_segment(archive, segments[11], segments[12])
     # Whoever did it rewrites the ledger from entry 12 too, links recomputed, checkpoints deleted.
     from services.archive import ledger
-    from services.archive.models import LedgerEntry
+    from services.archive.models import LedgerCheckpoint, LedgerEntry, LedgerHead
 
-    with archive.engine.begin() as conn:
-        conn.execute(text("UPDATE archive_ledger_head SET seq = seq WHERE id = 1"))
-        rows = conn.execute(text("SELECT * FROM archive_ledger WHERE seq >= 12 ORDER BY seq")).mappings().all()
-        prev = rows[0]["prev_hash"]
-        for row in rows:
-            entry = LedgerEntry(**row)
+    with Session(archive.engine) as s:
+        s.exec(update(LedgerHead).where(LedgerHead.id == 1).values(seq=LedgerHead.seq))  # type: ignore[call-overload]
+        entries = list(s.exec(select(LedgerEntry).where(LedgerEntry.seq >= 12).order_by(LedgerEntry.seq)))
+        prev = entries[0].prev_hash
+        for entry in entries:
             if entry.seq == 12:
                 entry.sha256 = forged
             if entry.seq == 13:
                 entry.prev_sha256 = forged
             entry.prev_hash, entry.entry_hash = prev, ledger.entry_hash(prev, entry)
             prev = entry.entry_hash
-            conn.execute(
-                text(
-                    "UPDATE archive_ledger SET sha256 = :s, prev_sha256 = :p, prev_hash = :ph, entry_hash = :h"
-                    " WHERE seq = :q"
-                ),
-                {
-                    "s": entry.sha256,
-                    "p": entry.prev_sha256,
-                    "ph": entry.prev_hash,
-                    "h": entry.entry_hash,
-                    "q": entry.seq,
-                },
-            )
-        conn.execute(text("UPDATE archive_ledger_head SET entry_hash = :h WHERE id = 1"), {"h": prev})
-        conn.execute(text("DELETE FROM archive_ledger_checkpoints WHERE seq >= 12"))
+            s.add(entry)
+        head = s.get(LedgerHead, 1)
+        assert head is not None
+        head.entry_hash = prev
+        s.add(head)
+        s.exec(delete(LedgerCheckpoint).where(LedgerCheckpoint.seq >= 12))  # type: ignore[call-overload]
+        s.commit()
 
     # The index now agrees with the ledger; the ledger disagrees with the head published at 14.
     assert (await archive.stub.Verify(archive_pb2.VerifyRequest(camera_id="cam-l"))).ok
