@@ -17,9 +17,10 @@ from typing import BinaryIO, Protocol
 import grpc
 from sqlalchemy import Engine
 
-from services.archive import index, lifecycle
+from services.archive import index, ledger, lifecycle
 from services.archive.clips import ClipSource, HeldFile, NothingRecorded, build_clip, snapshot
 from services.archive.holds import HoldBook, HoldError, UnknownHold
+from services.archive.ledger import Book
 from services.archive.models import DeletionProof, Hold, Segment
 from services.archive.ranges import CheckedRange, RangeError, check_range
 from services.archive.retention import DAY_US, RetentionPolicy
@@ -27,7 +28,7 @@ from services.archive.segmenter import ClosedSegment, OpenSegmentInfo
 from services.archive.sweeper import Sweeper
 from services.archive.timeline import KnownGap
 from services.archive.timeline import build as build_timeline
-from services.archive.verify import verify_chain
+from services.archive.verify import Problem, verify_chain
 from services.common.clock import Clock, SystemClock, from_us, to_us
 from services.common.log import get_logger
 from services.common.objectstore import InvalidKey, ObjectNotFound, ObjectStore, StoreUnavailable, check_key
@@ -81,8 +82,11 @@ class ArchiveApi(archive_pb2_grpc.ArchiveServiceServicer):
         live: LiveSegments | None = None,
         store_for: Callable[[str], ObjectStore] | None = None,
         holds: HoldBook | None = None,
+        ledger: Book | None = None,
     ) -> None:
         self._engine = engine
+        # The segment ledger (ledger.py): rows compared with it in Verify, and VerifyLedger.
+        self._ledger = ledger
         self._store = store
         self._clock: Clock = clock or SystemClock()
         self._retention = retention or RetentionPolicy(15)
@@ -393,23 +397,46 @@ class ArchiveApi(archive_pb2_grpc.ArchiveServiceServicer):
             )
         except StoreUnavailable as exc:
             await context.abort(grpc.StatusCode.UNAVAILABLE, f"object store unavailable: {exc}")
+        if self._ledger is not None:
+            # A row rewritten with its object (database and bucket) still disagrees with the ledger.
+            report.problems += await asyncio.to_thread(
+                ledger.check_camera,
+                self._engine,
+                self._now_us(),
+                self._retention.days_for,
+                request.camera_id,
+                stream,
+                start,
+                end,
+            )
         log.info("chain verified", camera=request.camera_id, actor=request.actor, problems=len(report.problems))
         return archive_pb2.VerifyReport(
             camera_id=request.camera_id,
             ok=report.ok,
             segments_checked=report.segments_checked,
             objects_checked=report.objects_checked,
-            problems=[
-                archive_pb2.VerifyProblem(
-                    kind=p.kind,
-                    segment_id=p.segment_id,
-                    object_key=p.object_key,
-                    expected_sha256=p.expected_sha256,
-                    actual_sha256=p.actual_sha256,
-                    detail=p.detail,
-                )
-                for p in report.problems
-            ],
+            problems=[_problem(p) for p in report.problems],
+        )
+
+    async def VerifyLedger(self, request, context):  # type: ignore[no-untyped-def]
+        if self._ledger is None:
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, "this archive keeps no segment ledger")
+        try:
+            report = await asyncio.to_thread(self._ledger.verify, self._retention.days_for)
+        except StoreUnavailable as exc:
+            await context.abort(
+                grpc.StatusCode.UNAVAILABLE, f"the heads published outside the database cannot be read: {exc}"
+            )
+        verdict = report.verdict
+        log.info("ledger verified", actor=request.actor, ok=report.ok, problems=len(report.problems))
+        return archive_pb2.LedgerVerdict(
+            ok=report.ok,
+            entries=verdict.entries,
+            first_bad_seq=verdict.first_bad_seq or 0,
+            problem=verdict.problem or "",
+            signed_through=verdict.signed_through or 0,
+            anchored_through=verdict.anchored_through or 0,
+            problems=[_problem(p) for p in report.problems],
         )
 
     async def ListDeletionProofs(self, request, context):  # type: ignore[no-untyped-def]
@@ -535,3 +562,14 @@ def proof_message(p: DeletionProof) -> archive_pb2.DeletionProof:
 
 class _Altered(RuntimeError):
     pass
+
+
+def _problem(p: Problem) -> archive_pb2.VerifyProblem:
+    return archive_pb2.VerifyProblem(
+        kind=p.kind,
+        segment_id=p.segment_id,
+        object_key=p.object_key,
+        expected_sha256=p.expected_sha256,
+        actual_sha256=p.actual_sha256,
+        detail=p.detail,
+    )

@@ -20,7 +20,7 @@ from nats.js import JetStreamContext
 from prometheus_client import Gauge
 from sqlalchemy import Engine
 
-from services.archive import camera_gaps, erasure_audit, index, lifecycle
+from services.archive import camera_gaps, erasure_audit, index, ledger, lifecycle
 from services.archive.alarms import raise_alarm
 from services.archive.grpc_api import ArchiveApi, proof_message
 from services.archive.holds import HoldBook
@@ -119,6 +119,7 @@ async def run(runtime: Runtime) -> None:
     ):
         return
     holds = HoldBook(engine, clock)
+    book = ledger.Book.from_settings(settings, engine, clock)  # the segment ledger (ledger.py)
     recorder = Recorder(spool, store, engine, None, prefix, clock, retention, holds)
     builders: dict[tuple[str, str], SegmentBuilder] = {}
     clips_dir = (settings.data_dir / "cache" / "archive-clips").resolve()
@@ -134,6 +135,7 @@ async def run(runtime: Runtime) -> None:
         live=_Live(builders, recorder),
         store_for=lambda bucket: make_store(settings, bucket),
         holds=holds,
+        ledger=book,
     )
     server = await rpc.start_server(
         f"{settings.bind_host}:{settings.archive_grpc.rsplit(':', 1)[1]}",
@@ -279,6 +281,8 @@ async def run(runtime: Runtime) -> None:
                 await recorder.flush_pending()
             await gap_log.flush()
 
+    ledger_stop = asyncio.Event()  # set once the last segments are stored: they are ledgered too
+    ledgering = asyncio.create_task(ledger.run(book, settings.chain_checkpoint_minutes * 60, ledger_stop))
     tasks = [
         asyncio.create_task(recorder.run()),
         asyncio.create_task(watch()),
@@ -315,6 +319,8 @@ async def run(runtime: Runtime) -> None:
             log.warning("stopping with segments still in the spool; they are stored at next start")
     await gap_log.flush()
     tasks[0].cancel()
+    ledger_stop.set()
+    await asyncio.gather(ledgering, return_exceptions=True)
     await server.stop(grace=2)
     await nc.drain()
     await ingest_channel.close()

@@ -17,10 +17,16 @@ Deleting or replacing a segment without leaving a deletion proof breaks the chai
 from sqlalchemy import BigInteger, Column, Index, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
+from services.common.anchoring import CheckpointColumns
+
 
 class Segment(SQLModel, table=True):
     __tablename__ = "archive_segments"
-    __table_args__ = (Index("ix_archive_segments_camera_start", "camera_id", "stream", "start_us"),)
+    __table_args__ = (
+        Index("ix_archive_segments_camera_start", "camera_id", "stream", "start_us"),
+        # The segment ledger finds the rows it has not taken in yet by when they were written.
+        Index("ix_archive_segments_created", "created_us"),
+    )
 
     id: str = Field(primary_key=True, max_length=32)
     camera_id: str = Field(max_length=64)
@@ -115,3 +121,49 @@ class Hold(SQLModel, table=True):
     actor: str = Field(default="", max_length=200)
     created_us: int = Field(sa_column=Column(BigInteger, nullable=False))
     released_us: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+
+
+class LedgerEntry(SQLModel, table=True):
+    """The segment ledger (ledger.py): each segment row as it was indexed, in one hash chain that
+    signed checkpoints and heads published outside the database vouch for."""
+
+    __tablename__ = "archive_ledger"
+    __table_args__ = (Index("ix_archive_ledger_camera", "camera_id", "stream", "start_us"),)
+
+    seq: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    segment_id: str = Field(max_length=32, unique=True)
+    camera_id: str = Field(max_length=64)
+    stream: str = Field(max_length=8)
+    start_us: int = Field(sa_column=Column(BigInteger, nullable=False))
+    end_us: int = Field(sa_column=Column(BigInteger, nullable=False))
+    object_key: str = Field(max_length=512)
+    bytes: int = Field(sa_column=Column(BigInteger, nullable=False))
+    sha256: str = Field(max_length=64)
+    prev_sha256: str = Field(max_length=64)
+    frames: int
+    mask_version: str = Field(max_length=64)
+    fully_masked: bool
+    # When the ledger took it in (the cadence's time).
+    recorded_us: int = Field(sa_column=Column(BigInteger, nullable=False))
+    prev_hash: str = Field(max_length=64)
+    entry_hash: str = Field(max_length=64)
+
+
+class LedgerHead(SQLModel, table=True):
+    """One row (id 1): the ledger's last entry, how far the index has been read, what was purged."""
+
+    __tablename__ = "archive_ledger_head"
+
+    id: int = Field(default=1, primary_key=True)
+    seq: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
+    entry_hash: str = Field(default="0" * 64, max_length=64)
+    # The newest created_us of the segment rows ledgered (rows are looked for from a margin before).
+    watermark_us: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
+    # Entries up to this seq were purged (leading runs only, past the legal maximum).
+    purged_through: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
+
+
+class LedgerCheckpoint(CheckpointColumns, table=True):
+    """The ledger's signed checkpoints at their cadence (services/common/anchoring.py)."""
+
+    __tablename__ = "archive_ledger_checkpoints"

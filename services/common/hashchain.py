@@ -25,9 +25,15 @@ def link_hash(prev_hash: str, fields: dict[str, Any]) -> str:
 
 @dataclass(frozen=True)
 class Verdict:
-    """What walking a chain found: ok, how many entries were checked, and the first bad one and why."""
+    """What walking a chain found: ok, how many entries were checked, and the first bad one and why.
+
+    `signed_through`: the last entry a valid signed checkpoint or published head vouches for (those
+    after it are the unsigned tail, anchoring.py); `anchored_through`: the last one a head published
+    outside the database vouches for."""
 
     ok: bool
     entries: int
     first_bad_seq: int | None = None
     problem: str | None = None
+    signed_through: int | None = None
+    anchored_through: int | None = None

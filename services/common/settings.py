@@ -76,6 +76,11 @@ class Settings(BaseSettings):
     s3_secret_key: SecretStr = Field(SecretStr(""), description="S3 secret key.")
     s3_region: str = Field("us-east-1", description="S3 region.")
     bucket_recordings: str = Field("csu-recordings", description="Bucket of recorded segments.")
+    bucket_anchors: str = Field(
+        "csu-anchors",
+        description="Bucket made with object lock where the signed heads of the audit trail, the register and the "
+        "segment ledger are published, out of reach of the database (services/common/anchoring.py).",
+    )
 
     # -- cameras and recording ---------------------------------------------------------------
     cameras_file: Path | None = Field(
@@ -269,6 +274,27 @@ class Settings(BaseSettings):
     login_max_failures: int = Field(5, ge=1, le=50, description="Failed logins in a row that lock an account.")
     lockout_minutes: int = Field(15, ge=1, description="How long a locked account stays locked.")
     audit_retention_days: int = Field(1095, ge=365, description="How long the audit trail is kept (3 years).")
+    chain_checkpoint_entries: int = Field(
+        100,
+        ge=10,
+        le=100_000,
+        description="The audit trail, the register and the segment ledger get a signed checkpoint every this many "
+        "entries (verification fails where one is missing).",
+    )
+    chain_checkpoint_minutes: float = Field(
+        5.0,
+        ge=0.01,
+        le=60,
+        description="...and at the first entry this long after the previous checkpoint; each chain's head is also "
+        "signed and published to the anchors bucket this often. Entries younger than this may be unsigned.",
+    )
+    anchor_retain_days: int = Field(
+        1096,
+        ge=31,
+        le=3650,
+        description="How long each published head stays locked (S3 object lock, compliance mode): the audit "
+        "trail's 3 years and a day.",
+    )
     cookie_secure: bool = Field(False, description="Mark the session cookie Secure (set when served over HTTPS).")
     max_body_bytes: int = Field(1024 * 1024, ge=1024, description="Largest request body the API accepts.")
     max_upload_bytes: int = Field(

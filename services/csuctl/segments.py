@@ -13,7 +13,7 @@ which changes nothing and so is not audited.
 """
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
@@ -110,17 +110,7 @@ def verify(
             report.objects_checked += part.objects_checked
             report.problems.extend(part.problems)
             advance()
-    problems = [
-        {
-            "kind": p.kind,
-            "segment_id": p.segment_id,
-            "object_key": p.object_key,
-            "expected_sha256": p.expected_sha256,
-            "actual_sha256": p.actual_sha256,
-            "detail": p.detail,
-        }
-        for p in report.problems
-    ]
+    problems = _problems(report.problems)
     document = {
         "camera_id": report.camera_id,
         "ok": report.ok,
@@ -135,13 +125,60 @@ def verify(
         console.print(
             f"{camera}: {report.segments_checked} segments, {report.objects_checked} objects checked — {verdict}"
         )
-        if problems:
-            table = Table("kind", "segment", "object", "detail")
-            for p in problems:
-                table.add_row(p["kind"], p["segment_id"], p["object_key"], p["detail"])
-            console.print(table)
+        _print_problems(problems)
     if not report.ok:
         raise typer.Exit(1)
+
+
+@app.command("verify-ledger")
+def verify_ledger(as_json: JsonOption = False) -> None:
+    """Walk the segment ledger (every segment as indexed, services/archive/ledger.py): its signed
+    checkpoints and cadence, the heads published outside the database, and every index row against
+    it. Finds what `verify` cannot: a segment rewritten, or deleted and its successor relinked, by
+    someone with the database and the bucket. Exit 1 when something differs."""
+    channel, stub = _stub()
+    with channel, _progress(as_json, "verifying the segment ledger", None) as advance:
+        verdict = _call(stub.VerifyLedger, archive_pb2.VerifyLedgerRequest(actor=_actor()), VERIFY_TIMEOUT_S)
+        advance()
+    problems = _problems(verdict.problems)
+    document = {
+        "ok": verdict.ok,
+        "entries": verdict.entries,
+        "first_bad_seq": verdict.first_bad_seq or None,
+        "problem": verdict.problem or None,
+        "signed_through": verdict.signed_through or None,
+        "anchored_through": verdict.anchored_through or None,
+        "problems": problems,
+    }
+    if as_json:
+        typer.echo(json.dumps(document, indent=2))
+    else:
+        if verdict.problem:
+            console.print(
+                f"ledger [red]BROKEN[/red] at entry {verdict.first_bad_seq}: {verdict.problem}", highlight=False
+            )
+        else:
+            console.print(
+                f"ledger: {verdict.entries} entries, signed through {verdict.signed_through or '-'}, published "
+                f"through {verdict.anchored_through or '-'} — "
+                + ("[green]intact[/green]" if verdict.ok else f"[red]{len(problems)} problem(s)[/red]")
+            )
+        _print_problems(problems)
+    if not verdict.ok:
+        raise typer.Exit(1)
+
+
+def _problems(found: Iterable[archive_pb2.VerifyProblem]) -> list[dict[str, str]]:
+    fields = ("kind", "segment_id", "object_key", "expected_sha256", "actual_sha256", "detail")
+    return [{name: getattr(p, name) for name in fields} for p in found]
+
+
+def _print_problems(problems: list[dict[str, str]]) -> None:
+    if problems:
+        table = Table("kind", "segment", "object", "detail")
+        for p in problems:
+            table.add_row(p["kind"], p["segment_id"], p["object_key"], p["detail"])
+        console.print(table)
 
 
 @app.command("list")

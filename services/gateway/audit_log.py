@@ -6,12 +6,15 @@ forks. An event is acked only after its entry is committed, and an event seen tw
 is recorded once.
 
 Verifying: recompute every hash from the first kept entry; the first entry whose hash does not
-match (changed, inserted or removed entries all show) is reported. Signed checkpoints pin the
-chain head every CHECKPOINT_EVERY entries with the deployment's Ed25519 key, so rewriting the
-whole chain from some point on is detected too.
+match (changed, inserted or removed entries all show) is reported. Signed checkpoints at a fixed
+cadence (every N entries, and M minutes after the previous one: a missing one is a failure) and
+the heads published outside the database (the anchors bucket, and every export) show a rewrite of
+the chain from some entry on, links recomputed or not, and a truncation: services/common/anchoring.py
+is the design, shared with the register and the segment ledger.
 """
 
 import asyncio
+import functools
 import json
 from collections.abc import Callable
 
@@ -23,31 +26,23 @@ from sqlalchemy import Engine, delete, func, select
 from sqlmodel import Session as DbSession
 
 from services.common import bus, subjects
+from services.common.anchoring import Anchors, AnchorStore, Cadence, ChainCheck, Checkpoint, due_checkpoint
 from services.common.clock import Clock, to_us
 from services.common.hashchain import Verdict, link_hash
 from services.common.log import get_logger
 from services.common.pb.csu.v1.audit_pb2 import AuditEvent
-from services.common.signing import Keyring, Signer, verify
+from services.common.signing import Keyring, Signer, fingerprint
 from services.gateway.models import AuditCheckpoint, AuditEntry, AuditHead
 
 log = get_logger(__name__)
+CHAIN = "audit"
+# The cadence of the checkpoints signed before it was a setting (they signed "seq:hash" only).
 CHECKPOINT_EVERY = 100
+DEFAULT_CADENCE = Cadence.of(CHECKPOINT_EVERY, 5.0)
 PURGE_ACTION = "audit.purge"
-_HASHED = (
-    "seq",
-    "event_id",
-    "time_us",
-    "actor",
-    "role",
-    "origin_ip",
-    "partner",
-    "action",
-    "target",
-    "justification",
-    "recipient",
-    "outcome",
-    "details_json",
-)
+# An entry's text fields, as the writer stores them and exports show them.
+TEXT_FIELDS = ("actor", "role", "origin_ip", "partner", "action", "target", "justification", "recipient", "outcome")
+_HASHED = ("seq", "event_id", "time_us", *TEXT_FIELDS, "details_json")
 
 
 def entry_hash(prev_hash: str, entry: AuditEntry) -> str:
@@ -60,11 +55,19 @@ def _text(value: str) -> str:
     return value.replace("\x00", "\\x00")
 
 
-def append(engine: Engine, events: list[AuditEvent], signer: Signer | None, clock: Clock) -> int:
-    """Append events to the chain in one transaction; returns how many were new."""
+def append(
+    engine: Engine,
+    events: list[AuditEvent],
+    signer: Signer | None,
+    clock: Clock,
+    cadence: Cadence = DEFAULT_CADENCE,
+) -> int:
+    """Append events to the chain in one transaction; returns how many were new. With a signer,
+    the checkpoints due by the cadence (anchoring.py) are signed in the same transaction."""
     added = 0
     with DbSession(engine) as s, s.begin():
         head = s.execute(select(AuditHead).where(AuditHead.id == 1).with_for_update()).scalar_one()
+        last = _newest_checkpoint(s)
         known = set(
             s.execute(select(AuditEntry.event_id).where(AuditEntry.event_id.in_([e.id for e in events]))).scalars()
         )
@@ -93,31 +96,67 @@ def append(engine: Engine, events: list[AuditEvent], signer: Signer | None, cloc
             s.add(entry)
             head.seq, head.entry_hash = entry.seq, entry.entry_hash
             added += 1
-            if signer is not None and entry.seq % CHECKPOINT_EVERY == 0:
-                s.add(_checkpoint(entry, signer, clock))
+            if signer is not None:
+                now_us = to_us(clock.now())
+                due = due_checkpoint(signer, CHAIN, entry.seq, entry.entry_hash, entry.time_us, last, cadence, now_us)
+                if due is not None:
+                    s.add(_row(due, signer))
+                    last = due
         s.add(head)
     return added
 
 
-def _checkpoint(entry: AuditEntry, signer: Signer, clock: Clock) -> AuditCheckpoint:
+def _row(checkpoint: Checkpoint, signer: Signer) -> AuditCheckpoint:
     return AuditCheckpoint(
-        seq=entry.seq,
-        entry_hash=entry.entry_hash,
-        signed_us=to_us(clock.now()),
-        signature=signer.sign(f"{entry.seq}:{entry.entry_hash}".encode()),
+        seq=checkpoint.seq,
+        entry_hash=checkpoint.entry_hash,
+        signed_us=checkpoint.signed_us,
+        signature=checkpoint.signature,
         public_key=signer.public_pem(),
+        every_entries=checkpoint.cadence.every_entries,
+        every_s=checkpoint.cadence.every_s,
     )
 
 
-def checkpoint_now(engine: Engine, signer: Signer, clock: Clock) -> AuditCheckpoint | None:
-    """Sign the current head (at shutdown and on demand), unless it is already signed."""
+@functools.lru_cache(maxsize=64)
+def _key_id(public_key_pem: str) -> str:
+    # Every checkpoint stores its PEM: a handful of distinct keys over the trail's life, parsed once.
+    try:
+        return fingerprint(public_key_pem) if public_key_pem.strip() else ""
+    except ValueError:
+        return "unreadable"  # in no keyring: reported as an untrusted key
+
+
+def as_checkpoint(row: AuditCheckpoint) -> Checkpoint:
+    """A stored checkpoint as anchoring.py checks it (the stored public key only names the key)."""
+    key = _key_id(row.public_key)
+    legacy = row.every_entries == 0
+    cadence = Cadence(CHECKPOINT_EVERY, 0) if legacy else Cadence(row.every_entries, row.every_s)
+    return Checkpoint(CHAIN, row.seq, row.entry_hash, row.signed_us, cadence, row.signature, key, legacy)
+
+
+def _newest_checkpoint(s: DbSession) -> Checkpoint | None:
+    row = s.execute(select(AuditCheckpoint).order_by(AuditCheckpoint.seq.desc()).limit(1)).scalar()
+    return as_checkpoint(row) if row is not None else None
+
+
+def newest_checkpoint(engine: Engine) -> Checkpoint | None:
+    """The chain's latest checkpoint: what is published outside the database."""
+    with DbSession(engine) as s:
+        return _newest_checkpoint(s)
+
+
+def checkpoint_now(
+    engine: Engine, signer: Signer, clock: Clock, cadence: Cadence = DEFAULT_CADENCE
+) -> Checkpoint | None:
+    """Sign the current head (every few minutes, at shutdown, before an export), unless it is
+    already signed. The head is locked: the writer's cadence decisions see this checkpoint."""
     with DbSession(engine) as s, s.begin():
-        head = s.execute(select(AuditHead).where(AuditHead.id == 1)).scalar_one()
+        head = s.execute(select(AuditHead).where(AuditHead.id == 1).with_for_update()).scalar_one()
         if head.seq == 0 or s.get(AuditCheckpoint, head.seq) is not None:
             return None
-        entry = s.get(AuditEntry, head.seq)
-        checkpoint = _checkpoint(entry, signer, clock)
-        s.add(checkpoint)
+        checkpoint = Checkpoint.sign(signer, CHAIN, head.seq, head.entry_hash, to_us(clock.now()), cadence)
+        s.add(_row(checkpoint, signer))
         return checkpoint
 
 
@@ -151,76 +190,89 @@ def verify_chain(
     trusted_public_key: Keyring | str | None = None,
     batch: int = 5000,
     progress: Callable[[int], None] | None = None,
+    anchors: Callable[[], Anchors] | None = None,
+    cadence: Cadence = DEFAULT_CADENCE,
 ) -> Verdict:
     """Walk the kept chain; `progress(n)` is told after each batch of n entries.
 
     Checkpoints are checked with the trusted keys (`Signer.keyring()`: the deployment's current and
     retired keys, so a key rotation keeps older checkpoints valid): the public key stored with a
     checkpoint only selects which trusted key to use, and one outside the keyring is refused. With
-    no trusted key given, the stored key itself is used (it then proves the chain unchanged since
-    signing, not who signed).
+    no trusted key given, the stored keys themselves are used (they then prove the chain unchanged
+    since signing, not who signed). `anchors` reads the heads published outside the database
+    (`AnchorStore.read`); `cadence` is where checkpoints are due before the first one says.
     """
-    trusted = Keyring.of(trusted_public_key) if trusted_public_key is not None else None
+    # Published heads, then checkpoints, then the head row: each read sees no more than the next,
+    # so nothing the writer adds meanwhile looks like a head past the chain's end.
+    published = anchors() if anchors is not None else None
     with DbSession(engine) as s:
-        # The head first: the walk stops there, so entries the writer appends meanwhile (committed
+        rows = {c.seq: c for c in s.execute(select(AuditCheckpoint)).scalars()}
+        # The head next: the walk stops there, so entries the writer appends meanwhile (committed
         # with a newer head) are neither half-read nor mistaken for a head pointing past the chain.
         head = s.get(AuditHead, 1)
         last = head.seq if head is not None else None
-        checkpoints = {c.seq: c for c in s.execute(select(AuditCheckpoint)).scalars()}
+        keyring = (
+            Keyring.of(trusted_public_key)
+            if trusted_public_key is not None
+            else Keyring({r.public_key for r in rows.values() if r.public_key.strip()})
+        )
+        first_kept = s.execute(select(func.min(AuditEntry.seq))).scalar()
+        before = max((seq for seq in rows if first_kept is not None and seq < first_kept), default=None)
+        check = ChainCheck(
+            CHAIN,
+            keyring,
+            cadence,
+            {seq: as_checkpoint(row) for seq, row in rows.items() if before is None or seq > before},
+            published,
+            as_checkpoint(rows[before]) if before is not None else None,
+        )
         prev: str | None = None
         expected_seq: int | None = None
-        count = 0
         after = 0
         while True:
             query = select(AuditEntry).where(AuditEntry.seq > after)
             if last is not None:
                 query = query.where(AuditEntry.seq <= last)
-            rows = list(s.execute(query.order_by(AuditEntry.seq).limit(batch)).scalars())
-            if not rows:
+            entries = list(s.execute(query.order_by(AuditEntry.seq).limit(batch)).scalars())
+            if not entries:
                 break
-            for entry in rows:
-                count += 1
+            for entry in entries:
                 if prev is None:
                     prev = entry.prev_hash  # the first kept entry anchors the walk (older ones expired)
                     expected_seq = entry.seq
                     if entry.seq > 1 and not _purge_recorded(s, entry.seq - 1):
                         # Entries before it may only be gone through a recorded retention purge.
-                        return Verdict(
-                            False,
-                            count,
-                            entry.seq - 1,
-                            f"entries up to {entry.seq - 1} are missing and no purge of them is recorded",
+                        return check.broken(
+                            entry.seq - 1, f"entries up to {entry.seq - 1} are missing and no purge of them is recorded"
                         )
                 if entry.seq != expected_seq:
-                    return Verdict(False, count, expected_seq, f"entry {expected_seq} is missing")
+                    return check.broken(expected_seq, f"entry {expected_seq} is missing")
                 if entry.prev_hash != prev or entry_hash(prev, entry) != entry.entry_hash:
-                    return Verdict(False, count, entry.seq, f"entry {entry.seq} does not match its hash chain")
-                checkpoint = checkpoints.get(entry.seq)
-                if checkpoint is not None:
-                    problem = _checkpoint_problem(checkpoint, entry, trusted)
-                    if problem:
-                        return Verdict(False, count, entry.seq, problem)
+                    return check.broken(entry.seq, f"entry {entry.seq} does not match its hash chain")
+                verdict = check.entry(entry.seq, entry.entry_hash, entry.time_us)
+                if verdict is not None:
+                    return verdict
                 prev = entry.entry_hash
                 expected_seq = entry.seq + 1
-            after = rows[-1].seq
+            after = entries[-1].seq
             if progress is not None:
-                progress(len(rows))
-        if last is not None and count and last != expected_seq - 1:
-            return Verdict(False, count, last, "the chain head points past the last entry")
-        return Verdict(True, count)
+                progress(len(entries))
+        if last is not None and check.count and last != expected_seq - 1:
+            return check.broken(last, "the chain head points past the last entry")
+        return check.finish(expected_seq - 1 if expected_seq is not None else None)
 
 
-def _checkpoint_problem(checkpoint: AuditCheckpoint, entry: AuditEntry, trusted: Keyring | None) -> str | None:
-    signed = f"{checkpoint.seq}:{checkpoint.entry_hash}".encode()
-    if trusted is None:
-        valid = verify(checkpoint.public_key, signed, checkpoint.signature)
-    else:
-        if checkpoint.public_key.strip() and not trusted.trusts(checkpoint.public_key):
-            return f"the checkpoint at entry {entry.seq} is signed by a key the deployment does not trust"
-        valid = trusted.verify(signed, checkpoint.signature, public_key_pem=checkpoint.public_key)
-    if checkpoint.entry_hash != entry.entry_hash or not valid:
-        return f"the signed checkpoint at entry {entry.seq} does not match"
-    return None
+def verify_anchored(
+    engine: Engine,
+    keyring: Keyring,
+    anchors: AnchorStore,
+    cadence: Cadence,
+    progress: Callable[[int], None] | None = None,
+) -> Verdict:
+    """The verification every door uses (API, csuctl, compliance report): the chain, its
+    checkpoints and cadence, and the heads published outside the database. StoreUnavailable when
+    the anchors bucket cannot be read: a verdict without them would vouch for less than it says."""
+    return verify_chain(engine, keyring, progress=progress, anchors=lambda: anchors.read(CHAIN), cadence=cadence)
 
 
 def _purge_recorded(s: DbSession, through_seq: int) -> bool:
@@ -233,12 +285,21 @@ class AuditWriter:
 
     DURABLE = "audit-writer"
 
-    def __init__(self, js: JetStreamContext, prefix: str, engine: Engine, signer: Signer | None, clock: Clock) -> None:
+    def __init__(
+        self,
+        js: JetStreamContext,
+        prefix: str,
+        engine: Engine,
+        signer: Signer | None,
+        clock: Clock,
+        cadence: Cadence = DEFAULT_CADENCE,
+    ) -> None:
         self._js = js
         self._prefix = prefix
         self._engine = engine
         self._signer = signer
         self._clock = clock
+        self._cadence = cadence
 
     async def run(self) -> None:
         subject = subjects.event(self._prefix, "audit")
@@ -266,7 +327,7 @@ class AuditWriter:
                 events = [AuditEvent.FromString(m.data) for m in messages]
                 while True:
                     try:
-                        await asyncio.to_thread(append, self._engine, events, self._signer, self._clock)
+                        await asyncio.to_thread(append, self._engine, events, self._signer, self._clock, self._cadence)
                         break
                     except Exception as exc:  # noqa: BLE001 - database away: keep the events unacked, retry
                         log.warning("audit append failed, retrying", error=str(exc))

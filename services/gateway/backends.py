@@ -12,7 +12,9 @@ from sqlalchemy import Engine
 from starlette.requests import HTTPConnection
 
 from services.common import db, rpc
+from services.common.anchoring import AnchorStore, Cadence
 from services.common.clock import Clock, SystemClock
+from services.common.objectstore import make_store
 from services.common.pb.csu.v1 import archive_pb2_grpc, ingest_pb2, ingest_pb2_grpc
 from services.common.secretbox import SecretBox
 from services.common.settings import Settings
@@ -39,6 +41,11 @@ class Backends:
         self.js: JetStreamContext | None = None
         self.box: SecretBox = SecretBox.from_file(settings.secrets_key_file)
         self.signer: Signer = Signer.from_file(settings.signing_key_file)
+        # The audit trail's checkpoints and the heads published outside the database (anchoring.py).
+        self.cadence = Cadence.of(settings.chain_checkpoint_entries, settings.chain_checkpoint_minutes)
+        self.anchors = AnchorStore(
+            make_store(settings, settings.bucket_anchors), settings.anchor_retain_days, self.clock
+        )
         # The optional single sign-on provider (CSU_OIDC_*); a misconfigured one stops the gateway here.
         self.oidc = OidcClient(settings)
         self._cameras: dict[str, tuple[float, ingest_pb2.Camera]] = {}

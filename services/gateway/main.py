@@ -4,8 +4,8 @@ the audit writer."""
 import asyncio
 import sys
 
+from services.common import anchoring, bus, db
 from services.common import audit as audit_events
-from services.common import bus, db
 from services.common.log import get_logger
 from services.common.pb.csu.v1 import ingest_pb2
 from services.common.service import Runtime
@@ -57,7 +57,21 @@ async def run(runtime: Runtime) -> None:
         return
     b.js = b.nats.jetstream()
     await bus.ensure_events_stream(b.js, settings.nats_prefix)
-    writer = asyncio.create_task(audit_log.AuditWriter(b.js, settings.nats_prefix, b.engine, b.signer, b.clock).run())
+    writer = asyncio.create_task(
+        audit_log.AuditWriter(b.js, settings.nats_prefix, b.engine, b.signer, b.clock, b.cadence).run()
+    )
+    # Its own stop: the last head is signed and published once the writer has stopped writing.
+    anchoring_stop = asyncio.Event()
+    anchored = asyncio.create_task(
+        anchoring.keep_anchored(
+            audit_log.CHAIN,
+            lambda: audit_log.checkpoint_now(b.engine, b.signer, b.clock, b.cadence),
+            lambda: audit_log.newest_checkpoint(b.engine),
+            b.anchors,
+            settings.chain_checkpoint_minutes * 60,
+            anchoring_stop,
+        )
+    )
     await signing_key_audit.record_key_in_use(b.js, settings.nats_prefix, b.engine, b.signer, b.clock)
     operations = asyncio.create_task(operations_runner.run(b, runtime.stop))  # alarms, mail retries, pop-ups
     upkeep = asyncio.create_task(_audit_upkeep(b))
@@ -76,16 +90,17 @@ async def run(runtime: Runtime) -> None:
     upkeep.cancel()
     if federation is not None:
         await asyncio.gather(federation, return_exceptions=True)
-    await asyncio.to_thread(audit_log.checkpoint_now, b.engine, b.signer, b.clock)
+    anchoring_stop.set()
+    await asyncio.gather(anchored, return_exceptions=True)
     await bus.close(b.nats)
     await b.close()
 
 
 async def _audit_upkeep(b: Backends) -> None:
-    """Hourly: sign the chain head, and purge entries past the trail's own retention (recorded)."""
+    """Hourly: purge entries past the trail's own retention (recorded). The head is signed and
+    published every few minutes by the anchoring loop."""
     while True:
         try:
-            await asyncio.to_thread(audit_log.checkpoint_now, b.engine, b.signer, b.clock)
             purged = await asyncio.to_thread(
                 audit_log.purge_expired, b.engine, b.clock, b.settings.audit_retention_days
             )

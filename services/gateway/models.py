@@ -106,3 +106,6 @@ class AuditCheckpoint(SQLModel, table=True):
     signed_us: int = Field(sa_column=Column(BigInteger, nullable=False))
     signature: str = Field(max_length=128)
     public_key: str
+    # The cadence it was signed under (services/common/anchoring.py); 0, 0: signed "seq:hash" only.
+    every_entries: int = 0
+    every_s: int = 0

@@ -109,6 +109,7 @@ def deliver(ctx: Context, request: requisition_pb2.DeliveryRequest) -> tuple[Req
         entry = register.append(
             s,
             ctx.signer,
+            cadence=ctx.cadence,
             time_us=now,
             kind="handover",
             request_id=row.id,

@@ -251,6 +251,7 @@ def _commit(
         register.append(
             s,
             ctx.signer,
+            cadence=ctx.cadence,
             time_us=now,
             kind="extraction",
             request_id=row.id,

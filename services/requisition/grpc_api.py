@@ -9,6 +9,7 @@ from typing import Any
 import grpc
 
 from services.common.clock import to_us
+from services.common.hashchain import Verdict
 from services.common.log import get_logger
 from services.common.objectstore import ObjectNotFound, StoreUnavailable
 from services.common.pb.csu.v1 import requisition_pb2, requisition_pb2_grpc
@@ -233,7 +234,12 @@ class RequisitionApi(requisition_pb2_grpc.RequisitionServiceServicer):
         return requisition_pb2.ListRegisterResponse(entries=[entry_message(e) for e in rows])
 
     async def VerifyRegister(self, request, context):  # type: ignore[no-untyped-def]
-        verdict = await asyncio.to_thread(register.verify_chain, self.ctx.engine, self.ctx.signer.keyring())
+        try:
+            verdict = await asyncio.to_thread(self._verify_register)
+        except StoreUnavailable as exc:
+            await context.abort(
+                grpc.StatusCode.UNAVAILABLE, f"the heads published outside the database cannot be read: {exc}"
+            )
         return requisition_pb2.RegisterVerdict(
             ok=verdict.ok,
             entries=verdict.entries,
@@ -267,14 +273,23 @@ class RequisitionApi(requisition_pb2_grpc.RequisitionServiceServicer):
             return register_render.to_csv(rows), "text/csv; charset=utf-8"
         if request.format == "json":
             return register_render.to_json(rows), "application/json"
-        verdict = register.verify_chain(self.ctx.engine, self.ctx.signer.keyring())
-        text = (
-            "chaîne intacte" if verdict.ok else f"CHAÎNE ROMPUE à l'entrée {verdict.first_bad_seq} ({verdict.problem})"
-        )
+        try:
+            verdict = self._verify_register()
+            text = (
+                "chaîne intacte"
+                if verdict.ok
+                else f"CHAÎNE ROMPUE à l'entrée {verdict.first_bad_seq} ({verdict.problem})"
+            )
+        except StoreUnavailable as exc:
+            text = f"chaîne non vérifiée : les têtes publiées hors de la base sont illisibles ({exc})"
         pdf = register_render.to_pdf(
             rows, text, request.actor.username, to_us(self.ctx.clock.now()), self.ctx.key_fingerprint
         )
         return pdf, "application/pdf"
+
+    def _verify_register(self) -> Verdict:
+        """The register, its checkpoints and the heads published outside the database."""
+        return register.verify_anchored(self.ctx.engine, self.ctx.signer.keyring(), self.ctx.anchors, self.ctx.cadence)
 
     async def GetPublicKey(self, request, context):  # type: ignore[no-untyped-def]
         return requisition_pb2.PublicKey(pem=self.ctx.signer.public_pem(), fingerprint=self.ctx.key_fingerprint)

@@ -21,17 +21,20 @@ from pathlib import Path
 
 from nats.aio.client import Client
 
-from services.common import bus, db, rpc
-from services.common.clock import Clock, SystemClock
-from services.common.objectstore import make_store
+from services.common import anchoring, bus, db, rpc
+from services.common.clock import Clock, SystemClock, to_us
+from services.common.log import get_logger
+from services.common.objectstore import ObjectLockMissing, make_store
 from services.common.pb.csu.v1 import archive_pb2_grpc, masking_pb2_grpc, requisition_pb2_grpc
 from services.common.secretbox import SecretBox
 from services.common.service import Runtime
 from services.common.settings import Settings
 from services.common.signing import Signer
-from services.requisition import deadlines
+from services.requisition import deadlines, register
 from services.requisition.context import Context
 from services.requisition.grpc_api import RequisitionApi
+
+log = get_logger(__name__)
 
 
 def build_context(settings: Settings, clock: Clock, engine=None) -> Context:  # type: ignore[no-untyped-def]
@@ -54,6 +57,12 @@ def build_context(settings: Settings, clock: Clock, engine=None) -> Context:  # 
 def prepare_stores(ctx: Context) -> None:
     for store in (ctx.extractions, ctx.documents, ctx.exports):
         store.ensure_bucket()
+    try:
+        ctx.anchors.ensure()  # made with object lock: where the register's head is published
+    except ObjectLockMissing as exc:
+        # Loud, not fatal: the register works and is checked against its signed checkpoints; the
+        # anchoring loop keeps saying that nothing can be published (csu_chain_anchor_failures_total).
+        log.error("the anchors bucket has no object lock: the register's head cannot be published", error=str(exc))
 
 
 async def serve(ctx: Context, address: str):  # type: ignore[no-untyped-def]
@@ -87,10 +96,25 @@ async def run(runtime: Runtime) -> None:
     server = await serve(ctx, f"{settings.bind_host}:{settings.requisition_grpc.rsplit(':', 1)[1]}")
     serving.set()
     loop = asyncio.create_task(deadlines.run(ctx, settings.requisition_deadline_check_s, runtime.stop))
+    # The register's head, signed and published outside the database every few minutes; the last
+    # round once the API has stopped appending.
+    anchoring_stop = asyncio.Event()
+    anchored = asyncio.create_task(
+        anchoring.keep_anchored(
+            register.CHAIN,
+            lambda: register.checkpoint_now(ctx.engine, ctx.signer, to_us(ctx.clock.now()), ctx.cadence),
+            lambda: register.newest_checkpoint(ctx.engine),
+            ctx.anchors,
+            settings.chain_checkpoint_minutes * 60,
+            anchoring_stop,
+        )
+    )
     await runtime.stop.wait()
     serving.clear()
     await asyncio.gather(loop, return_exceptions=True)
     await server.stop(grace=5)
+    anchoring_stop.set()
+    await asyncio.gather(anchored, return_exceptions=True)
     await bus.close(nc)
     ctx.engine.dispose()
 

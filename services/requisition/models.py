@@ -10,6 +10,8 @@ what happened (states, transitions, hashes, the signed register).
 from sqlalchemy import JSON, BigInteger, Column, Index, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
+from services.common.anchoring import CheckpointColumns
+
 
 def _us(nullable: bool = False) -> Column:  # type: ignore[type-arg]
     return Column(BigInteger, nullable=nullable)
@@ -199,6 +201,13 @@ class RegisterEntry(SQLModel, table=True):
     entry_hash: str = Field(max_length=64, unique=True)
     signature: str = Field(max_length=128)
     key_fingerprint: str = Field(max_length=64)
+
+
+class RegisterCheckpoint(CheckpointColumns, table=True):
+    """The register's signed checkpoints at their cadence (services/common/anchoring.py): each
+    entry is signed too, but only these say where the register ended, and when."""
+
+    __tablename__ = "requisition_register_checkpoints"
 
 
 class RegisterHead(SQLModel, table=True):

@@ -64,6 +64,7 @@ def purge(ctx: Context, request_id: str, actor: str) -> dict | None:
             register.append(
                 s,
                 ctx.signer,
+                cadence=ctx.cadence,
                 time_us=now,
                 kind="purge",
                 request_id=row.id,

@@ -378,6 +378,7 @@ def receive(ctx: Context, meta: requisition_pb2.RequisitionUploadMeta, data: byt
             register.append(
                 s,
                 ctx.signer,
+                cadence=ctx.cadence,
                 time_us=now,
                 kind="requisition_received",
                 request_id=row.id,
@@ -458,6 +459,7 @@ def approve(ctx: Context, request: requisition_pb2.ApproveRequest) -> tuple[Requ
         entry = register.append(
             s,
             ctx.signer,
+            cadence=ctx.cadence,
             time_us=now,
             kind="approval",
             request_id=row.id,
@@ -507,6 +509,7 @@ def end(ctx: Context, request: requisition_pb2.ReasonRequest, target: str) -> tu
             register.append(
                 s,
                 ctx.signer,
+                cadence=ctx.cadence,
                 time_us=now,
                 kind=kind,
                 request_id=row.id,

@@ -235,13 +235,14 @@ def expect(groups: dict, alert: str, at: str, firing: list[dict[str, str]]) -> d
 
 def test_alert_rules_pass_prometheus_own_check(tmp_path: Path) -> None:
     (tmp_path / "rules.yaml").write_text(yaml.safe_dump(alert_groups(ALERTING)))
-    assert "SUCCESS: 9 rules found" in promtool(tmp_path, "check", "rules", "rules.yaml")
+    assert "SUCCESS: 10 rules found" in promtool(tmp_path, "check", "rules", "rules.yaml")
 
 
 def test_ops_are_alerted_to_footage_nothing_looks_after(tmp_path: Path) -> None:
     """Evaluated by Prometheus' engine on series shaped as the ServiceMonitor scrapes them: an
     archive scaled to 0 (its spool then keeps footage nothing deletes), a store outage that pauses
-    recording and outlasts the retention, and deletion proofs owed while the database is away."""
+    recording and outlasts the retention, deletion proofs owed while the database is away, and a hash
+    chain's head that cannot be published outside the database."""
     groups = alert_groups(ALERTING)
     others = [series("up", "1x120", name) for name in SERVICES if name != "archive"]
     down = {"csu_service": "archive"}
@@ -272,6 +273,39 @@ def test_ops_are_alerted_to_footage_nothing_looks_after(tmp_path: Path) -> None:
                 expect(groups, "CsuArchiveFootageExpiredUnstored", "9m", []),
                 expect(groups, "CsuArchiveFootageExpiredUnstored", "15m", [{}]),
                 expect(groups, "CsuServiceDown", "30m", []),
+            ],
+        },
+        {  # the anchors bucket unwritable from 5 min: the audit trail's head is not published
+            "interval": "1m",
+            "input_series": [
+                *others,
+                series("up", "1x60"),
+                {
+                    "series": 'csu_chain_anchor_failures_total{namespace="csu", service="city-csu-gateway", '
+                    'pod="city-csu-gateway-0", job="city-csu-gateway", chain="audit"}',
+                    "values": "0x5 1+1x60",
+                },
+            ],
+            "alert_rule_test": [
+                expect(groups, "CsuChainHeadNotPublished", "15m", []),
+                {
+                    "eval_time": "30m",
+                    "alertname": "CsuChainHeadNotPublished",
+                    "exp_alerts": [
+                        {
+                            "exp_labels": {"severity": "critical", "service": "city-csu-gateway", "chain": "audit"},
+                            "exp_annotations": {
+                                "summary": "The audit chain's head is not signed or published outside the database",
+                                "description": next(
+                                    r["annotations"]["description"]
+                                    for g in groups["groups"]
+                                    for r in g["rules"]
+                                    if r["alert"] == "CsuChainHeadNotPublished"
+                                ),
+                            },
+                        }
+                    ],
+                },
             ],
         },
         {  # the database away: proofs owed from 2 min, for more than an hour
@@ -524,7 +558,7 @@ def test_signatures_of_rotated_out_keys_stay_verifiable_in_the_pods(tmp_path: Pa
         keyring = Signer.from_file(pod_key_file).keyring()
         assert keyring.verify(b"register entry 1", signed_before, key_fingerprint=old.fingerprint), component
         assert Signer.from_file(pod_key_file).fingerprint == rotation.new_fingerprint
-    assert consumers == {"gateway", "requisition"}
+    assert consumers == {"gateway", "requisition", "archive"}
     # Without the retired key in values, the old signature is refused: the projection is what carries it.
     docs = render({"secrets": {"signingKey": {"existingSecret": "csu-signing-key"}}})
     gateway = next(d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"].endswith("-gateway"))
@@ -616,8 +650,9 @@ def test_database_and_object_store_only_from_their_owners(release: Release) -> N
         store_port: set(v["objectStore"]["clients"]),
     }
     assert owners[v["database"]["port"]] == {"archive", "ingest", "masking", "requisition", "gateway", "migrate"}
-    # Masking writes redacted clips (already masked) for citizens' access.
-    assert owners[store_port] == {"archive", "requisition", "masking"}
+    # Masking writes redacted clips (already masked) for citizens' access; the gateway publishes the
+    # audit trail's signed heads to the anchors bucket (services/common/anchoring.py).
+    assert owners[store_port] == {"archive", "requisition", "masking", "gateway"}
     for port, clients in owners.items():
         reaching = {c for c in release.pod_labels() if port in egress_ports(release, c)}
         assert reaching == clients, port
@@ -965,3 +1000,24 @@ def test_notes_tell_ops_how_to_log_in_the_first_admin() -> None:
     secret = CI_VALUES["federation"]["gateway"]["bootstrapAdmin"]["existingSecret"]
     assert f"get secret {secret}" in preset and "https://csu.ville.example/" in preset
     assert "include accounts.conf" in notes(CI_VALUES["external"])
+
+
+def test_the_gateway_reaches_the_store_with_its_own_keys_when_given() -> None:
+    """The gateway only publishes and reads the signed heads (anchors bucket): a user of its own,
+    limited to that bucket, keeps the shared keys (recordings) out of the public door."""
+    docs = render(
+        {
+            "secrets": {"signingKey": {"existingSecret": "csu-signing-key"}},
+            "objectStore": {"clientSecrets": {"gateway": "csu-minio-anchors"}},
+        }
+    )
+    secrets = {}
+    for deployment in (d for d in docs if d["kind"] == "Deployment"):
+        component = deployment["spec"]["template"]["metadata"]["labels"][COMPONENT]
+        env = {e["name"]: e for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+        if "CSU_S3_SECRET_KEY" in env:
+            secrets[component] = env["CSU_S3_SECRET_KEY"]["valueFrom"]["secretKeyRef"]["name"]
+    shared = yaml.safe_load((CHART / "values.yaml").read_text())["objectStore"]["existingSecret"]
+    assert secrets == {"gateway": "csu-minio-anchors", "archive": shared, "requisition": shared, "masking": shared}
+    configmap = next(d for d in docs if d["kind"] == "ConfigMap" and "CSU_BUCKET_ANCHORS" in d["data"])
+    assert configmap["data"]["CSU_BUCKET_ANCHORS"] == "csu-anchors"

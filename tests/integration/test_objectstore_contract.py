@@ -1,24 +1,35 @@
 """The object-store contract, run against both implementations: a local directory and S3."""
 
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from services.common.objectstore import ExpiryRule, InvalidKey, ObjectNotFound, ObjectStore, StoreUnavailable
+from services.common.objectstore import (
+    ExpiryRule,
+    InvalidKey,
+    ObjectLockMissing,
+    ObjectNotFound,
+    ObjectStore,
+    StoreUnavailable,
+)
 from services.common.objectstore.local import LocalStore
 from services.common.objectstore.s3 import S3Store
 from tests.support.servers import S3Server, free_port, unique
 
 
+def _new_store(request: pytest.FixtureRequest, tmp_path: Path, prefix: str) -> ObjectStore:
+    bucket = unique(prefix)
+    if request.param == "local":
+        return LocalStore(tmp_path / "objects", bucket)
+    s3: S3Server = request.getfixturevalue("s3")
+    return S3Store(s3.endpoint, s3.access_key, s3.secret_key, "us-east-1", bucket)
+
+
 @pytest.fixture(params=["local", "s3"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ObjectStore]:
-    bucket = unique("ct-")
-    if request.param == "local":
-        instance: ObjectStore = LocalStore(tmp_path / "objects", bucket)
-    else:
-        s3: S3Server = request.getfixturevalue("s3")
-        instance = S3Store(s3.endpoint, s3.access_key, s3.secret_key, "us-east-1", bucket)
+    instance = _new_store(request, tmp_path, "ct-")
     instance.ensure_bucket()
     yield instance
     instance.delete_many(info.key for info in instance.list())
@@ -132,6 +143,77 @@ def test_invalid_expiry_rules_are_refused(store: ObjectStore, rule: ExpiryRule) 
     with pytest.raises(InvalidKey):
         store.set_expiry_rules([rule])
     assert store.get_expiry_rules() == [ExpiryRule("kept", "cam/", 5)]
+
+
+@pytest.fixture(params=["local", "s3"])
+def locked(request: pytest.FixtureRequest, tmp_path: Path) -> ObjectStore:
+    """A bucket made with object lock (what the anchors of the hash chains are written to)."""
+    instance = _new_store(request, tmp_path, "lk-")
+    instance.ensure_bucket(object_lock=True)
+    instance.ensure_bucket(object_lock=True)  # again at every start: nothing changes
+    return instance
+
+
+def test_a_retained_version_outlives_overwrites_and_deletes(locked: ObjectStore) -> None:
+    until = datetime.now(UTC) + timedelta(days=2)
+    info = locked.put_retained("audit/00000000000000000100-aa.json", b'{"seq": 100}', until)
+    assert info.size == 12 and locked.get("audit/00000000000000000100-aa.json") == b'{"seq": 100}'
+    locked.put_retained("audit/00000000000000000200-bb.json", b'{"seq": 200}', until)
+    locked.put_retained("register/00000000000000000001-cc.json", b"{}", until)
+    assert list(locked.retained_keys("audit/")) == [
+        "audit/00000000000000000100-aa.json",
+        "audit/00000000000000000200-bb.json",
+    ]
+    assert list(locked.retained_keys("audit/", start_after="audit/00000000000000000100-aa.json")) == [
+        "audit/00000000000000000200-bb.json"
+    ]
+    # Someone with write access to the bucket overwrites one and deletes the other: the current
+    # objects change, the retained versions do not, and they are still found.
+    locked.put("audit/00000000000000000100-aa.json", b"forged")
+    locked.delete("audit/00000000000000000200-bb.json")
+    locked.delete_many(["audit/00000000000000000100-aa.json"])
+    assert not locked.exists("audit/00000000000000000200-bb.json")
+    assert [i.key for i in locked.list("audit/")] == []
+    assert list(locked.retained_keys("audit/")) == [
+        "audit/00000000000000000100-aa.json",
+        "audit/00000000000000000200-bb.json",
+    ]
+    assert locked.get_retained("audit/00000000000000000100-aa.json") == [b'{"seq": 100}']
+    assert locked.get_retained("audit/00000000000000000200-bb.json") == [b'{"seq": 200}']
+    # A second retained version of a key is kept too, after the first.
+    locked.put_retained("audit/00000000000000000100-aa.json", b'{"seq": 100, "again": true}', until)
+    assert locked.get_retained("audit/00000000000000000100-aa.json") == [
+        b'{"seq": 100}',
+        b'{"seq": 100, "again": true}',
+    ]
+    assert locked.get_retained("audit/00000000000000000300-dd.json") == []
+    with pytest.raises(InvalidKey):
+        locked.put_retained("../escape", b"x", until)
+
+
+def test_retention_needs_a_bucket_made_with_object_lock(store: ObjectStore) -> None:
+    until = datetime.now(UTC) + timedelta(days=1)
+    with pytest.raises(ObjectLockMissing):
+        store.put_retained("audit/1.json", b"{}", until)
+    assert list(store.retained_keys()) == []
+    # It cannot be added to a bucket that exists without it (S3 refuses): said, never pretended.
+    with pytest.raises(ObjectLockMissing):
+        store.ensure_bucket(object_lock=True)
+
+
+def test_s3_refuses_to_delete_a_retained_version_even_to_the_bucket_owner(s3: S3Server) -> None:
+    """What the local directory cannot do (local.py says so): compliance mode holds on S3."""
+    store = S3Store(s3.endpoint, s3.access_key, s3.secret_key, "us-east-1", unique("lk-"))
+    store.ensure_bucket(object_lock=True)
+    store.put_retained("audit/1.json", b"{}", datetime.now(UTC) + timedelta(days=1))
+    [version] = [
+        v
+        for v in store.client.list_objects(store.bucket, prefix="audit/", include_version=True)
+        if not v.is_delete_marker
+    ]
+    with pytest.raises(Exception, match="AccessDenied"):
+        store.client.remove_object(store.bucket, "audit/1.json", version_id=version.version_id)
+    assert store.get_retained("audit/1.json") == [b"{}"]
 
 
 def test_unreachable_s3_raises_store_unavailable() -> None:

@@ -27,11 +27,13 @@ from sqlalchemy import Engine, create_engine, event
 
 from services.archive.grpc_api import ArchiveApi
 from services.archive.holds import HoldBook
+from services.archive.ledger import Book
 from services.archive.recorder import Recorder
 from services.archive.retention import RetentionPolicy
 from services.archive.segmenter import ClosedSegment, SegmentBuilder
 from services.archive.spool import Spool
 from services.common import db, rpc
+from services.common.anchoring import AnchorStore, Cadence
 from services.common.clock import ManualClock, SystemClock, to_us
 from services.common.objectstore import ObjectStore
 from services.common.objectstore.local import LocalStore
@@ -39,6 +41,7 @@ from services.common.objectstore.s3 import S3Store
 from services.common.pb.csu.v1 import archive_pb2_grpc, ingest_pb2
 from services.common.pb.csu.v1.frame_pb2 import FramePacket
 from services.common.settings import Settings
+from services.common.signing import Signer
 from tests.support.frames import h264_packets
 from tests.support.servers import S3Server, free_port, nats_prefix, unique
 
@@ -109,6 +112,8 @@ class ArchiveHarness:
     api: ArchiveApi
     work: Path
     live: "RecorderLive | None" = None
+    # The segment ledger, driven by hand (`anchor`) rather than by the archive's loop.
+    ledger: Book | None = None
     target: str = ""
     _server: grpc.aio.Server | None = None
     _channel: grpc.aio.Channel | None = None
@@ -144,6 +149,17 @@ class ArchiveHarness:
         segments = record(self.spool.root, camera_id, start_us, seconds, segment_s)
         await self.store_segments(segments)
         return segments
+
+    async def anchor(self) -> None:
+        """What the archive's ledger loop does: take the new rows in, sign the head, publish it."""
+        assert self.ledger is not None
+        book = self.ledger
+        await asyncio.to_thread(book.ensure_anchors)
+        await asyncio.to_thread(book.round)
+        await asyncio.to_thread(book.sign_head)
+        newest = await asyncio.to_thread(book.newest)
+        if newest is not None:
+            await asyncio.to_thread(book.anchors.publish, newest)
 
     async def cli(self, *args: str) -> tuple[int, object]:
         """`csuctl segments ...` against this archive: exit code and its JSON document."""
@@ -183,9 +199,15 @@ def harness(
     prefix: str = "",
     live=None,  # type: ignore[no-untyped-def]
     store_for=None,  # type: ignore[no-untyped-def]
+    anchors: ObjectStore | None = None,
 ) -> ArchiveHarness:
     clock = clock or ManualClock(START)
     engine = make_engine(database_url)
+    key = tmp_path / "keys" / "signing.pem"
+    if not key.exists():
+        Signer.generate(key)
+    anchors = anchors or LocalStore(tmp_path / "anchors", unique("anc-"))
+    book = Book(engine, Signer.from_file(key), clock, Cadence(10, 300), AnchorStore(anchors, 31, clock))
     spool = Spool(tmp_path / "spool", spool_max_bytes)
     retention = RetentionPolicy(retention_days)
     recorder = Recorder(spool, store, engine, js, prefix or nats_prefix(), clock, retention, HoldBook(engine, clock))
@@ -199,8 +221,9 @@ def harness(
         work_dir=tmp_path / "work",
         live=live,
         store_for=store_for,
+        ledger=book,
     )
-    return ArchiveHarness(engine, store, spool, clock, retention, recorder, api, tmp_path / "work", live)
+    return ArchiveHarness(engine, store, spool, clock, retention, recorder, api, tmp_path / "work", live, book)
 
 
 # Ingest's word on two cameras: 15 days, and a value above the legal maximum that "slipped through"
@@ -217,7 +240,13 @@ async def running_archive(
 ) -> AsyncIterator[ArchiveHarness]:
     """A started archive on the test's S3 server (every bucket there), `cameras` being ingest's word
     on their retention; stopped on the way out."""
-    h = harness(tmp_path, database_url, s3_store(s3), store_for=lambda bucket: s3_store(s3, bucket))
+    h = harness(
+        tmp_path,
+        database_url,
+        s3_store(s3),
+        store_for=lambda bucket: s3_store(s3, bucket),
+        anchors=s3_store(s3, unique("anc-")),
+    )
     if cameras:
         h.retention.update(list(cameras))
     await h.start()

@@ -38,6 +38,8 @@ class Platform:
             "CSU_NATS_PREFIX": self.nats_prefix,
             "CSU_DATABASE_URL": database_url,
             "CSU_BUCKET_RECORDINGS": self.bucket,
+            # The chains' published heads: the test's own, or one test's would contradict another's.
+            "CSU_BUCKET_ANCHORS": unique("anchors-"),
             "CSU_GATEWAY_PORT": str(self.gateway_port),
             "CSU_INGEST_GRPC": f"127.0.0.1:{free_port()}",
             "CSU_ARCHIVE_GRPC": f"127.0.0.1:{free_port()}",

@@ -165,6 +165,7 @@ async def stack(
         bucket_extractions=unique("ext-"),
         bucket_documents=unique("doc-"),
         bucket_exports=unique("exp-"),
+        bucket_anchors=unique("anc-"),  # the register's published heads: this stack's own
         signing_key_file=signing,
         secrets_key_file=secrets,
         archive_grpc=archive.target,

@@ -29,6 +29,10 @@ class InvalidKey(ValueError):
     """A key or metadata name that the contract does not allow."""
 
 
+class ObjectLockMissing(StoreUnavailable):
+    """A retained object was asked of a bucket made without object lock (it cannot be enabled later)."""
+
+
 @dataclass(frozen=True)
 class ObjectInfo:
     key: str
@@ -89,8 +93,10 @@ class ObjectStore(Protocol):
     # rules are only recorded and the bucket's owner must apply them (local directory).
     expires_by_itself: bool
 
-    def ensure_bucket(self) -> None:
-        """Create the bucket if it does not exist."""
+    def ensure_bucket(self, object_lock: bool = False) -> None:
+        """Create the bucket if it does not exist; with object_lock, a bucket whose objects can be
+        retained (write once, read many). An existing bucket made without object lock cannot get it
+        afterwards: asking for it raises ObjectLockMissing rather than pretending."""
         ...
 
     def ping(self) -> bool:
@@ -141,6 +147,27 @@ class ObjectStore(Protocol):
 
     def delete_many(self, keys: Iterable[str]) -> None:
         """Remove many objects in as few requests as the store allows."""
+        ...
+
+    def put_retained(
+        self, key: str, data: bytes, retain_until: datetime, content_type: str = "application/json"
+    ) -> ObjectInfo:
+        """Store data under key, retained until retain_until: no one may delete or change this
+        version before then (S3: object lock in compliance mode, which not even the bucket's owner
+        can lift; the local directory can only keep a copy out of reach of this interface, see
+        local.py). A later put or delete of the key hides it from get/list but never removes it:
+        `retained_keys` and `get_retained` still find it. ObjectLockMissing in a bucket made
+        without object lock."""
+        ...
+
+    def retained_keys(self, prefix: str = "", start_after: str = "") -> Iterator[str]:
+        """Every key under prefix (after start_after) that holds a retained version, even one hidden
+        by a later delete or overwrite, in key order, each once. S3 also lists keys whose versions
+        were written without retention (a versioned bucket keeps them): `get_retained` tells."""
+        ...
+
+    def get_retained(self, key: str) -> builtins.list[bytes]:
+        """The bytes of every retained version of key, oldest first ([] when it has none)."""
         ...
 
     def get_expiry_rules(self) -> builtins.list[ExpiryRule]:

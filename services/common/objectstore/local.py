@@ -5,12 +5,22 @@ Layout under root/<bucket>/:
     .meta/<key>.json   its user metadata and content type
     .tmp/              files being written; renamed into place so readers never see half an object
     .lifecycle.json    the bucket's expiry rules
+    .object-lock       present when the bucket was made with object lock
+    .retained/<key>@<n>  each retained version's bytes (read-only files)
 
 Unlike S3, nothing here deletes expired objects by itself: the expiry rules are recorded and read
 back like S3's lifecycle configuration, and the bucket's owner applies them
 (`expires_by_itself` is False; the archive's sweeper does it for the recordings bucket).
 
 Writes are fsynced before the rename, so an object that `put` returned survives a power cut.
+
+Object lock cannot truly exist here: whoever can write the folder (its owner, root, a backup
+tool) can delete a retained version, and nothing on one machine could stop them. What this store
+does is behave like S3 through the interface — a retained version stays readable through
+`get_retained` whatever later puts and deletes do to its key, and it is kept as a read-only file
+apart from the current object — so the code above it is the same and the contract tests prove it.
+The guarantee against someone with access to the machine needs S3 (MinIO) with object lock, the
+production store: the README's security section says so.
 """
 
 import builtins
@@ -18,6 +28,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,12 +37,16 @@ from services.common.objectstore.base import (
     CHUNK_SIZE,
     ExpiryRule,
     ObjectInfo,
+    ObjectLockMissing,
     ObjectNotFound,
     StoreUnavailable,
     check_expiry_rule,
     check_key,
     check_metadata,
 )
+
+_LOCK_MARKER = ".object-lock"
+_RETAINED = ".retained"
 
 
 class LocalStore:
@@ -43,9 +58,21 @@ class LocalStore:
         self.bucket = check_key(bucket)
         self._dir = self.root / bucket
 
-    def ensure_bucket(self) -> None:
+    def ensure_bucket(self, object_lock: bool = False) -> None:
+        new = not self._dir.is_dir()
         for folder in (self._dir, self._dir / ".meta", self._dir / ".tmp"):
             folder.mkdir(parents=True, exist_ok=True)
+        if object_lock:
+            if new:
+                (self._dir / _LOCK_MARKER).touch()
+            elif not self._locked():
+                raise ObjectLockMissing(
+                    f"bucket {self.bucket} exists without object lock, which S3 cannot add afterwards: "
+                    "create it anew with object lock (or name another bucket)"
+                )
+
+    def _locked(self) -> bool:
+        return (self._dir / _LOCK_MARKER).is_file()
 
     def ping(self) -> bool:
         return self._dir.is_dir() and os.access(self._dir, os.W_OK)
@@ -203,6 +230,44 @@ class LocalStore:
     def delete_many(self, keys: Iterable[str]) -> None:
         for key in keys:
             self.delete(key)
+
+    def put_retained(
+        self, key: str, data: bytes, retain_until: datetime, content_type: str = "application/json"
+    ) -> ObjectInfo:
+        check_key(key)
+        if not self._locked():
+            raise ObjectLockMissing(f"bucket {self.bucket} has no object lock")
+        folder = self._dir / _RETAINED / key
+        try:
+            folder.parent.mkdir(parents=True, exist_ok=True)
+            # A version number no earlier version has: versions sort as they were written.
+            version = f"{time.time_ns():020d}"
+            target = folder.with_name(f"{folder.name}@{version}")
+            self._write_atomic(target, data)
+            target.chmod(0o444)
+        except OSError as exc:
+            raise StoreUnavailable(f"cannot write {key}: {exc}") from exc
+        return self._put(key, data, {}, content_type)
+
+    def retained_keys(self, prefix: str = "", start_after: str = "") -> Iterator[str]:
+        root = self._dir / _RETAINED
+        keys: set[str] = set()
+        for folder, _dirs, files in os.walk(root):
+            for name in files:
+                key, sep, _version = (Path(folder) / name).relative_to(root).as_posix().rpartition("@")
+                if sep and key.startswith(prefix) and key > start_after:
+                    keys.add(key)
+        yield from sorted(keys)
+
+    def get_retained(self, key: str) -> builtins.list[bytes]:
+        path = self._dir / _RETAINED / check_key(key)
+        if not path.parent.is_dir():
+            return []
+        try:
+            versions = sorted(p for p in path.parent.iterdir() if p.name.rpartition("@")[0] == path.name)
+            return [version.read_bytes() for version in versions]
+        except OSError as exc:
+            raise StoreUnavailable(f"cannot read {key}: {exc}") from exc
 
     def _lifecycle_path(self) -> Path:
         return self._dir / ".lifecycle.json"

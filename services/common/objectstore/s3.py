@@ -1,10 +1,13 @@
 """Objects in an S3 bucket through the minio SDK (MinIO in production)."""
 
+import base64
 import builtins
+import hashlib
 import io
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import urllib3
@@ -13,11 +16,13 @@ from minio.commonconfig import DISABLED, ENABLED, Filter
 from minio.deleteobjects import DeleteObject
 from minio.error import MinioException, S3Error
 from minio.lifecycleconfig import Expiration, LifecycleConfig, Rule
+from minio.time import to_iso8601utc
 
 from services.common.objectstore.base import (
     CHUNK_SIZE,
     ExpiryRule,
     ObjectInfo,
+    ObjectLockMissing,
     ObjectNotFound,
     StoreUnavailable,
     check_expiry_rule,
@@ -27,6 +32,10 @@ from services.common.objectstore.base import (
 
 _META_PREFIX = "x-amz-meta-"
 _MISSING = {"NoSuchKey", "NoSuchObject", "NotFound", "ResourceNotFound"}
+_NO_LOCK = {"ObjectLockConfigurationNotFoundError", "InvalidRequest"}
+# Retained versions are written in compliance mode: unlike governance mode, no credential (not the
+# bucket owner's, not MinIO's root) can shorten or lift it before the date.
+_LOCK_MODE = "COMPLIANCE"
 # S3's multi-object delete takes at most 1000 keys a request.
 _DELETE_BATCH = 1000
 
@@ -68,14 +77,23 @@ class S3Store:
         except (MinioException, urllib3.exceptions.HTTPError, OSError) as exc:
             raise StoreUnavailable(f"{what}: {exc}") from exc
 
-    def ensure_bucket(self) -> None:
-        if self._call(self.bucket, self.client.bucket_exists, self.bucket):
-            return
-        try:
-            self._call(self.bucket, self.client.make_bucket, self.bucket)
-        except StoreUnavailable as exc:
-            if "BucketAlreadyOwnedByYou" not in str(exc) and "BucketAlreadyExists" not in str(exc):
-                raise
+    def ensure_bucket(self, object_lock: bool = False) -> None:
+        if not self._call(self.bucket, self.client.bucket_exists, self.bucket):
+            try:
+                self._call(self.bucket, self.client.make_bucket, self.bucket, object_lock=object_lock)
+            except StoreUnavailable as exc:
+                if "BucketAlreadyOwnedByYou" not in str(exc) and "BucketAlreadyExists" not in str(exc):
+                    raise
+        if object_lock:
+            try:
+                self._call(self.bucket, self.client.get_object_lock_config, self.bucket)
+            except StoreUnavailable as exc:
+                if not any(code in str(exc) for code in _NO_LOCK):
+                    raise
+                raise ObjectLockMissing(
+                    f"bucket {self.bucket} exists without object lock, which S3 cannot add afterwards: "
+                    "create it anew with object lock (or name another bucket)"
+                ) from exc
 
     def ping(self) -> bool:
         try:
@@ -187,6 +205,73 @@ class S3Store:
         failed = [e for e in errors if e.code not in _MISSING]
         if failed:
             raise StoreUnavailable(f"delete failed for {len(failed)} objects: {failed[0].code} {failed[0].name}")
+
+    def put_retained(
+        self, key: str, data: bytes, retain_until: datetime, content_type: str = "application/json"
+    ) -> ObjectInfo:
+        check_key(key)
+        headers = {
+            "Content-Type": content_type,
+            # S3 wants a checksum of any upload that carries a retention; the SDK's put_object has
+            # no way to add Content-MD5, its PutObject call (minio 7.2, pinned) takes the headers.
+            "Content-MD5": base64.b64encode(hashlib.md5(data).digest()).decode(),
+            "x-amz-object-lock-mode": _LOCK_MODE,
+            "x-amz-object-lock-retain-until-date": to_iso8601utc(retain_until.astimezone(UTC)) or "",
+        }
+        try:
+            self._call(key, self.client._put_object, self.bucket, key, data, headers)
+        except StoreUnavailable as exc:
+            if any(code in str(exc) for code in _NO_LOCK):
+                raise ObjectLockMissing(f"bucket {self.bucket} has no object lock: {exc}") from exc
+            raise
+        return self.stat(key)
+
+    def _versions(self, prefix: str, start_after: str = "") -> Iterator[Any]:
+        objects = self._call(
+            prefix,
+            self.client.list_objects,
+            self.bucket,
+            prefix=prefix,
+            recursive=True,
+            include_version=True,
+            start_after=start_after or None,
+        )
+        try:
+            for obj in objects:
+                if obj.is_dir or obj.object_name is None or obj.is_delete_marker:
+                    continue
+                yield obj
+        except S3Error as exc:
+            raise StoreUnavailable(f"list versions {prefix}: {exc.code}") from exc
+        except (MinioException, urllib3.exceptions.HTTPError, OSError) as exc:
+            raise StoreUnavailable(f"list versions {prefix}: {exc}") from exc
+
+    def retained_keys(self, prefix: str = "", start_after: str = "") -> Iterator[str]:
+        # Versions come key by key (newest first within a key): one pass, each key once.
+        last = None
+        for obj in self._versions(prefix, start_after):
+            if obj.object_name != last and obj.object_name > start_after:
+                last = obj.object_name
+                yield obj.object_name
+
+    def get_retained(self, key: str) -> builtins.list[bytes]:
+        check_key(key)
+        found: builtins.list[bytes] = []
+        for obj in self._versions(key):
+            if obj.object_name != key:
+                continue
+            response = self._call(key, self.client.get_object, self.bucket, key, version_id=obj.version_id)
+            try:
+                # Only versions under a lock count: one put without retention is anyone's word.
+                if response.headers.get("x-amz-object-lock-mode"):
+                    found.append(response.read())
+            except (urllib3.exceptions.HTTPError, OSError) as exc:
+                raise StoreUnavailable(f"{key}: {exc}") from exc
+            finally:
+                response.close()
+                response.release_conn()
+        # S3 lists a key's versions newest first (times are too coarse to sort on).
+        return found[::-1]
 
     def get_expiry_rules(self) -> builtins.list[ExpiryRule]:
         config = self._call(f"{self.bucket} lifecycle", self.client.get_bucket_lifecycle, self.bucket)

@@ -37,6 +37,7 @@ from services.common import audit, rpc
 from services.common.clock import to_us
 from services.common.db import session
 from services.common.log import get_logger
+from services.common.objectstore import StoreUnavailable
 from services.common.pb.csu.v1 import archive_pb2, ingest_pb2, masking_pb2, masking_pb2_grpc
 from services.common.settings import LEGAL_MAX_RETENTION_DAYS
 from services.gateway import accounts, audit_log, signing_key_audit
@@ -400,7 +401,11 @@ def _access(b: Backends, now_us: int, findings: list[str]) -> dict[str, Any]:
 
 
 def _audit(b: Backends, findings: list[str]) -> dict[str, Any]:
-    verdict = audit_log.verify_chain(b.engine, b.signer.keyring())
+    try:
+        verdict = audit_log.verify_anchored(b.engine, b.signer.keyring(), b.anchors, b.cadence)
+    except StoreUnavailable as exc:
+        findings.append(f"audit trail: the heads published outside the database cannot be read ({exc})")
+        verdict = audit_log.verify_chain(b.engine, b.signer.keyring(), cadence=b.cadence)
     with session(b.engine) as s:
         checkpoints = list(s.exec(select(AuditCheckpoint.signed_us)))
     if not verdict.ok:

@@ -1,37 +1,23 @@
 """The audit trail for auditors (CNIL, prefect, IGS): search, export, verify."""
 
 import asyncio
-import csv
-import io
 import json
+from collections.abc import AsyncIterator
+from dataclasses import replace
 
-from fastapi import APIRouter, Depends, Query
-from fastapi.responses import Response
+from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
 from services.common.clock import from_us, to_us
-from services.gateway import audit_log
+from services.common.objectstore import StoreUnavailable
+from services.gateway import audit_export, audit_log
 from services.gateway.backends import Backends, backends
 from services.gateway.models import AuditEntry
 from services.gateway.security import Principal, audit, require
 from services.gateway.timerange import parse_instant
 
 router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
-FIELDS = [
-    "seq",
-    "time",
-    "actor",
-    "role",
-    "origin_ip",
-    "partner",
-    "action",
-    "target",
-    "justification",
-    "recipient",
-    "outcome",
-    "details",
-    "entry_hash",
-]
 
 
 class AuditOut(BaseModel):
@@ -53,8 +39,13 @@ class AuditOut(BaseModel):
 class VerifyOut(BaseModel):
     ok: bool
     entries: int
+    # The first entry it can no longer vouch for, and why.
     first_bad_seq: int | None
     problem: str | None
+    # The last entry a signed checkpoint or published head vouches for (later ones: not signed yet).
+    signed_through: int | None = None
+    # The last entry a head published outside the database vouches for.
+    anchored_through: int | None = None
 
 
 def out(entry: AuditEntry) -> AuditOut:
@@ -124,37 +115,63 @@ async def export(
     end: str | None = Query(None),
     principal: Principal = Depends(require("audit")),
     b: Backends = Depends(backends),
-) -> Response:
+) -> StreamingResponse:
+    """The trail as CSV or JSON, streamed page by page, with the signed checkpoints and the heads
+    published outside the database, so `csuctl audit verify --export FILE` checks it offline
+    (services/gateway/audit_export.py). Filtered by actor, target or action, it is a listing that
+    cannot be verified as a chain; a time range can."""
     await audit(principal, "audit.export", "audit", details={"format": format, "actor": actor, "target": target})
-    rows: list[AuditOut] = []
-    after = 0
-    while True:  # the whole matching trail, in pages
-        page = await _search(b, actor, target, action, start, end, after, 1000)
-        rows += [out(e) for e in page]
-        if len(page) < 1000:
-            break
-        after = page[-1].seq
-    if format == "json":
-        body = json.dumps([r.model_dump() for r in rows], ensure_ascii=False, indent=1)
-        return Response(
-            body, media_type="application/json", headers={"Content-Disposition": 'attachment; filename="audit.json"'}
-        )
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=FIELDS)
-    writer.writeheader()
-    for r in rows:
-        writer.writerow(r.model_dump() | {"details": json.dumps(r.details, ensure_ascii=False)})
-    return Response(
-        buffer.getvalue(),
-        media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": 'attachment; filename="audit.csv"'},
+    start_us = to_us(parse_instant("start", start)) if start else None
+    end_us = to_us(parse_instant("end", end)) if end else None
+    listing = {"actor": actor, "target": target, "action": action}
+    anchors, note = None, ""
+    if not any(listing.values()):
+        # Read before the range is planned: a head published meanwhile must not look past its end.
+        try:
+            anchors = await asyncio.to_thread(b.anchors.read, audit_log.CHAIN)
+        except StoreUnavailable as exc:
+            note = f"unavailable: {exc}"
+    plan = await asyncio.to_thread(
+        audit_export.plan, b.engine, b.signer, b.clock, b.cadence, start_us=start_us, end_us=end_us, listing=listing
+    )
+    plan = replace(plan, anchors_note=note)
+    keep = audit_export.newest_claim(anchors, plan)
+    search = listing | {"start_us": start_us, "end_us": end_us}
+    writer = audit_export.CsvWriter() if format == "csv" else audit_export.JsonWriter()
+
+    async def body() -> AsyncIterator[str]:
+        yield writer.header()
+        after, before = 0, plan.before
+        while True:
+            rows = await asyncio.to_thread(audit_export.page, b.engine, plan, after, search, anchors, keep)
+            if not rows:
+                break
+            yield writer.rows(rows, before)
+            after, before = rows[-1].entry.seq, None
+        # Past the end of an export that runs to the head: a head published further says entries went.
+        past = audit_export.past_end(anchors, plan) if end_us is None else []
+        yield writer.end(plan, past)
+
+    media, name = ("text/csv; charset=utf-8", "audit.csv") if format == "csv" else ("application/json", "audit.json")
+    return StreamingResponse(
+        body(), media_type=media, headers={"Content-Disposition": f'attachment; filename="{name}"'}
     )
 
 
 @router.get("/verify", response_model=VerifyOut)
 async def verify(principal: Principal = Depends(require("audit")), b: Backends = Depends(backends)) -> VerifyOut:
+    """The chain, its signed checkpoints at their cadence, and the heads published outside the
+    database; on failure, the first entry it can no longer vouch for and why."""
     await audit(principal, "audit.verify", "audit")
-    verdict = await asyncio.to_thread(audit_log.verify_chain, b.engine, b.signer.keyring())
+    try:
+        verdict = await asyncio.to_thread(audit_log.verify_anchored, b.engine, b.signer.keyring(), b.anchors, b.cadence)
+    except StoreUnavailable as exc:
+        raise HTTPException(503, f"the heads published outside the database cannot be read: {exc}") from exc
     return VerifyOut(
-        ok=verdict.ok, entries=verdict.entries, first_bad_seq=verdict.first_bad_seq, problem=verdict.problem
+        ok=verdict.ok,
+        entries=verdict.entries,
+        first_bad_seq=verdict.first_bad_seq,
+        problem=verdict.problem,
+        signed_through=verdict.signed_through,
+        anchored_through=verdict.anchored_through,
     )

@@ -153,14 +153,15 @@ seccompProfile:
     secretKeyRef: {name: {{ $v.database.existingSecret }}, key: {{ $v.database.key }}}
 {{- end }}
 {{- if has $name $v.objectStore.clients }}
+{{- $storeSecret := get ($v.objectStore.clientSecrets | default dict) $name | default $v.objectStore.existingSecret }}
 - name: CSU_STORE_BACKEND
   value: s3
 - name: CSU_S3_ACCESS_KEY
   valueFrom:
-    secretKeyRef: {name: {{ $v.objectStore.existingSecret }}, key: {{ $v.objectStore.accessKeyKey }}}
+    secretKeyRef: {name: {{ $storeSecret }}, key: {{ $v.objectStore.accessKeyKey }}}
 - name: CSU_S3_SECRET_KEY
   valueFrom:
-    secretKeyRef: {name: {{ $v.objectStore.existingSecret }}, key: {{ $v.objectStore.secretKeyKey }}}
+    secretKeyRef: {name: {{ $storeSecret }}, key: {{ $v.objectStore.secretKeyKey }}}
 {{- end }}
 {{- if has $name $v.secrets.signingKey.consumers }}
 - name: CSU_SIGNING_KEY_FILE
