@@ -102,6 +102,11 @@ async function boot() {
   document.getElementById("login").hidden = true;
   document.getElementById("app").hidden = false;
   renderSession();
+  const failed = sessionStorage.getItem("csu.login.failed");
+  if (failed) {
+    sessionStorage.removeItem("csu.login.failed");
+    toast(t("session.failedAttempts", { count: failed }), "error", 60_000);
+  }
   window.addEventListener("hashchange", route);
   window.addEventListener("csu:lang", () => { translatePage(); renderSession(); route(); });
   window.addEventListener("csu:unauthenticated", onExpired);
