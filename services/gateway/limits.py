@@ -130,6 +130,9 @@ async def invalid_request(request: Request, exc: RequestValidationError) -> JSON
 
 # Methods a browser may send cross-site without asking (forms) or that change something.
 _UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+# Routes that read no cookie: a login authenticates with what its body carries, whatever cookie a
+# client still holds (and a cross-site page cannot send it a JSON body without a CORS preflight).
+_COOKIELESS = frozenset({"/api/v1/auth/login"})
 
 
 class OriginCheck:
@@ -153,7 +156,7 @@ class OriginCheck:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
-        if (kind == "http" and scope["method"] in _UNSAFE) or kind == "websocket":
+        if (kind == "http" and scope["method"] in _UNSAFE and scope["path"] not in _COOKIELESS) or kind == "websocket":
             headers = _headers(scope)
             bearer = headers.get(b"authorization", b"")[:7].lower() == b"bearer "
             if b"cookie" in headers and not bearer and not self._allowed(scope, headers):

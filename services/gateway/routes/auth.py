@@ -145,10 +145,11 @@ class PasswordOut(BaseModel):
 
 
 @router.post("/password", response_model=PasswordOut, responses={429: {"description": "Too many failed logins"}})
-async def change_password(body: PasswordIn, request: Request, b: Backends = Depends(backends)) -> PasswordOut:
+async def change_password(
+    body: PasswordIn, principal: Principal = Depends(authenticate), b: Backends = Depends(backends)
+) -> PasswordOut:
     """Change one's own password: the current one is checked like a login (same limits and lock);
     the account's other sessions end."""
-    principal = await authenticate(request)
     target = f"user:{principal.username}"
     if principal.partner is not None:
         raise HTTPException(409, "a partner's agent has no password here: change it with your own service")
