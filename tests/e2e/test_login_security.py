@@ -10,7 +10,6 @@ tests can be many clients; anything from 127.0.0.1 (the tests' usual address) is
 
 import asyncio
 import json
-import threading
 import time
 import uuid
 from collections import Counter
@@ -29,6 +28,7 @@ from tests.support import accounts
 from tests.support.accounts import login, next_code
 from tests.support.platform import Platform, wait_for
 from tests.support.servers import S3Server, database, delete_streams
+from tests.support.together import at_once
 
 pytestmark = pytest.mark.e2e
 PROXY = "127.0.0.2"
@@ -83,26 +83,6 @@ def wrong_code(secret: str) -> str:
     return next(code for code in (f"{n:06d}" for n in range(1_000_000)) if code not in taken)
 
 
-def parallel(n: int, call: Any) -> list[httpx.Response]:
-    barrier = threading.Barrier(n)
-    answers: list[httpx.Response] = []
-    lock = threading.Lock()
-
-    def one(i: int) -> None:
-        barrier.wait()
-        answer = call(i)
-        with lock:
-            answers.append(answer)
-
-    threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(180)
-    assert len(answers) == n
-    return answers
-
-
 def audit(door: Platform, **params: Any) -> list[dict[str, Any]]:
     with door.client("auditor") as auditor:
         answer = auditor.get("/api/v1/audit", params={"limit": 1000} | params)
@@ -136,13 +116,13 @@ def test_a_totp_code_is_used_once(door: Platform) -> None:
     assert replayed.status_code == 401 and "already been used" in replayed.json()["detail"]
     # Three logins at once with one new code: one session.
     body["totp"] = next_code(secret)
-    answers = parallel(3, lambda i: post_login(door.gateway, f"192.0.2.{20 + i}", body))
+    answers = at_once(3, lambda i: post_login(door.gateway, f"192.0.2.{20 + i}", body))
     assert sorted(a.status_code for a in answers) == [200, 401, 401], [a.text for a in answers]
 
 
 def test_thirty_parallel_wrong_passwords_are_five_evaluated_and_locked_looks_unknown(door: Platform) -> None:
     door.create_user("paula", "operator")
-    answers = parallel(
+    answers = at_once(
         30, lambda i: post_login(door.gateway, f"198.18.0.{i + 1}", {"username": "paula", "password": f"guess-{i}-x"})
     )
     assert {(a.status_code, a.json()["detail"]) for a in answers} == {(401, WRONG)}

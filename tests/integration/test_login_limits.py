@@ -5,9 +5,7 @@ correct password alone resetting nothing, TOTP time steps used once, and the per
 Parallel attempts are real threads on their own database connections, started together by a
 barrier, as the gateway's worker threads run them."""
 
-import threading
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,6 +20,7 @@ from services.common.secretbox import SecretBox
 from services.common.settings import Settings
 from services.gateway import accounts, attempts, login
 from services.gateway.login import Attempt, Policy, Refused
+from tests.support.together import at_once
 
 PASSWORD = "a-long-Passw0rd-for-tests"
 POLICY = Policy(require_totp=True, max_failures=5, lockout_minutes=15, address_max_failures=1000, address_window_s=600)
@@ -82,26 +81,6 @@ def _run(
         return exc.reason
 
 
-def _parallel(n: int, run: Callable[[int], str]) -> Counter[str]:
-    barrier = threading.Barrier(n)
-    results: list[str] = []
-    lock = threading.Lock()
-
-    def one(i: int) -> None:
-        barrier.wait()
-        outcome = run(i)
-        with lock:
-            results.append(outcome)
-
-    threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(120)
-    assert len(results) == n, "an attempt did not finish"
-    return Counter(results)
-
-
 def _row(engine: Engine, name: str = "olivier") -> accounts.User:
     user = accounts.by_username(engine, name)
     assert user is not None
@@ -111,7 +90,7 @@ def _row(engine: Engine, name: str = "olivier") -> accounts.User:
 def test_thirty_parallel_wrong_passwords_get_five_evaluations(engine: Engine, box: SecretBox, clock: ManualClock):
     _user(engine, clock)
     # Each from its own address: only the account's limit is in play.
-    outcomes = _parallel(30, lambda i: _run(engine, box, clock, Attempt("olivier", f"guess-{i}", f"10.0.0.{i}")))
+    outcomes = Counter(at_once(30, lambda i: _run(engine, box, clock, Attempt("olivier", f"guess-{i}", f"10.0.0.{i}"))))
     assert outcomes == {"wrong password": 5, "account locked after repeated failed logins": 25}, outcomes
     row = _row(engine)
     assert row.failed_logins == 5 and row.locked_until_us is not None
@@ -141,7 +120,7 @@ def test_thirty_parallel_attempts_from_one_address_get_its_budget(engine: Engine
         except Refused as exc:
             return f"{exc.status} {exc.reason}"
 
-    outcomes = _parallel(30, attempt)
+    outcomes = Counter(at_once(30, attempt))
     assert outcomes == {"401 unknown account": 10, "429 too many failed logins from this address": 20}, outcomes
     with pytest.raises(Refused) as throttled:
         login.check(engine, box, clock, policy, Attempt("ghost", "guessing", "203.0.113.9"), "login")
@@ -181,7 +160,9 @@ def test_wrong_totp_codes_lock_and_a_right_password_alone_resets_nothing(
     # 30 wrong codes after the right password, in parallel: 5 evaluated, the account locked, and
     # the right code refused after them.
     clock.advance(timedelta(seconds=60))
-    outcomes = _parallel(30, lambda i: _run(engine, box, clock, Attempt("olivier", PASSWORD, f"10.2.0.{i}", wrong)))
+    outcomes = Counter(
+        at_once(30, lambda i: _run(engine, box, clock, Attempt("olivier", PASSWORD, f"10.2.0.{i}", wrong)))
+    )
     assert outcomes == {"wrong TOTP code": 5, "account locked after repeated failed logins": 25}, outcomes
     refused = _run(engine, box, clock, Attempt("olivier", PASSWORD, "10.2.1.1", totp.at(clock.now())))
     assert refused == "account locked after repeated failed logins"
@@ -190,7 +171,9 @@ def test_wrong_totp_codes_lock_and_a_right_password_alone_resets_nothing(
 def test_a_totp_code_opens_one_session_even_in_parallel(engine: Engine, box: SecretBox, clock: ManualClock) -> None:
     totp = _enrolled(engine, box, clock)
     code = totp.at(clock.now())
-    outcomes = _parallel(3, lambda i: _run(engine, box, clock, Attempt("olivier", PASSWORD, f"10.3.0.{i}", code)))
+    outcomes = Counter(
+        at_once(3, lambda i: _run(engine, box, clock, Attempt("olivier", PASSWORD, f"10.3.0.{i}", code)))
+    )
     assert outcomes == {"ok": 1, "TOTP code already used": 2}, outcomes
     # The previous step's code (still within the drift allowed) is refused too; the next is not.
     earlier = totp.at(clock.now() - timedelta(seconds=30))
