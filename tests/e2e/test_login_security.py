@@ -24,8 +24,10 @@ from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect as ws_connect
 
 from services.csuctl.app import app as cli_app
+from tests.e2e.test_console_login import console_login
 from tests.support import accounts
 from tests.support.accounts import login, next_code
+from tests.support.browser import chromium, until
 from tests.support.platform import Platform, wait_for
 from tests.support.servers import S3Server, database, delete_streams
 from tests.support.together import at_once
@@ -315,3 +317,43 @@ def test_csuctl_resets_a_password_like_the_api(door: Platform) -> None:
     assert unknown.exit_code == 2 and "unknown account 'nobody'" in unknown.output
     entries = wait_for(lambda: audit(door, action="users.reset_password", target="user:olga"), 30, "the reset")
     assert entries[0]["actor"].startswith("csuctl:") and reset["one_time_password"] not in str(entries)
+
+
+def test_the_console_changes_a_password_and_replaces_a_reset_one(door: Platform) -> None:
+    base = door.gateway
+    door.create_user("denise", "operator")
+    with chromium() as browser:
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        console_login(page, base, "denise")
+        secret = accounts._SECRETS[(base, "denise")]
+        # Her own password, from the session bar: the current one is checked, then replaced.
+        page.click("#change-password")
+        page.fill("#password-change-current_password", "not-my-password")
+        page.fill("#password-change-new_password", "Six-Hiboux-Blancs-31")
+        page.click("#password-change button[type=submit]")
+        until(page, "document.querySelector('#password-change .error').textContent.includes('wrong')")
+        page.fill("#password-change-current_password", PASSWORD)
+        page.click("#password-change button[type=submit]")
+        page.wait_for_selector("#password-change", state="detached")
+        assert page.is_visible("#session-user")  # this session goes on
+        assert post_login(base, "192.0.2.90", {"username": "denise", "password": PASSWORD}).status_code == 401
+
+        # Forgotten: an admin resets it; the console asks for a new one at the next login, and
+        # says how many attempts failed in between.
+        with door.admin() as admin:
+            one_time = admin.post("/api/v1/users/denise/reset-password").json()["one_time_password"]
+        assert post_login(base, "192.0.2.91", {"username": "denise", "password": "guessing-denise"}).status_code == 401
+        page.reload()
+        page.fill("#login-username", "denise")
+        page.fill("#login-password", one_time)
+        page.click("#login-submit")
+        page.wait_for_selector("#login-new-password", state="visible")
+        page.fill("#login-new-password", "Sept-Loutres-Grises-64")
+        page.click("#login-submit")
+        page.wait_for_selector("#login-totp", state="visible")
+        page.fill("#login-totp", next_code(secret))
+        page.click("#login-submit")
+        page.wait_for_selector("#session-user")
+        # The old password tried after the change, and a guess: 2 failed attempts since her last login.
+        until(page, "[...document.querySelectorAll('.toast')].some(e => e.textContent.startsWith('2 '))")
+    assert post_login(base, "192.0.2.92", {"username": "denise", "password": one_time}).status_code == 401
