@@ -124,6 +124,11 @@ class _Server(uvicorn.Server):
 async def serve_http(app: FastAPI, host: str, port: int, stop: asyncio.Event, **options: Any) -> None:
     """Serve app until stop is set; raises if the port cannot be bound. options: more uvicorn.Config."""
     options.setdefault("timeout_graceful_shutdown", GRACEFUL_SHUTDOWN_S)
+    # uvicorn's own default believes X-Forwarded-For/-Proto from 127.0.0.1: anything on the host
+    # (or a port-forward) could then choose the address the audit trail and the login and kiosk
+    # limits see. Forwarded headers are believed only where proxy_options says so.
+    options.setdefault("proxy_headers", False)
+    options.setdefault("forwarded_allow_ips", [])
     config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False, lifespan="off", **options)
     server = _Server(config)
     serving = asyncio.create_task(server.serve())
@@ -134,6 +139,12 @@ async def serve_http(app: FastAPI, host: str, port: int, stop: asyncio.Event, **
     stopping.cancel()
     if not server.started:
         raise RuntimeError(f"HTTP server could not listen on {host}:{port}")
+
+
+def proxy_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn options: forwarded headers believed only from CSU_TRUSTED_PROXIES (the ingress)."""
+    proxies = settings.trusted_proxy_list
+    return {"proxy_headers": bool(proxies), "forwarded_allow_ips": proxies}
 
 
 def run_service(
@@ -161,7 +172,9 @@ def run_service(
         if app is None:
             web.include_router(health_router(runtime))
         runtime.app = web
-        http = asyncio.create_task(serve_http(web, http_host(settings), http_port(settings), runtime.stop))
+        http = asyncio.create_task(
+            serve_http(web, http_host(settings), http_port(settings), runtime.stop, **proxy_options(settings))
+        )
         body = asyncio.create_task(main(runtime))
         log.info("service starting", port=http_port(settings))
         done, _ = await asyncio.wait({http, body}, return_when=asyncio.FIRST_COMPLETED)

@@ -5,6 +5,7 @@ validates them; each service reads only the fields it needs. The few URLs that d
 conventionally pass without a prefix (DATABASE_URL, NATS_URL) are accepted as aliases.
 """
 
+import ipaddress
 import re
 from functools import cached_property
 from pathlib import Path
@@ -271,8 +272,44 @@ class Settings(BaseSettings):
     )
     session_idle_minutes: int = Field(15, ge=1, le=240, description="A session unused this long expires.")
     session_max_hours: float = Field(12.0, gt=0, le=24, description="A session ends this long after login.")
-    login_max_failures: int = Field(5, ge=1, le=50, description="Failed logins in a row that lock an account.")
-    lockout_minutes: int = Field(15, ge=1, description="How long a locked account stays locked.")
+    login_max_failures: int = Field(
+        5,
+        ge=1,
+        le=50,
+        description="Failed logins (wrong password or TOTP code) since the account's last successful login that "
+        "lock it; it then answers like an unknown account.",
+    )
+    lockout_minutes: int = Field(15, ge=1, le=1440, description="How long a locked account stays locked.")
+    login_address_max_failures: int = Field(
+        20,
+        ge=1,
+        le=10_000,
+        description="Refused logins from one client address (IPv6: its /64) within the window that block it "
+        "(429 with Retry-After), counted in the database for every gateway replica.",
+    )
+    login_address_window_s: float = Field(
+        600.0, ge=10, le=86_400, description="Window (seconds) of the per-address login limit."
+    )
+    refusal_audit_window_s: float = Field(
+        60.0,
+        ge=1,
+        le=3600,
+        description="Unauthenticated refusals (bad tokens, logins refused without checking a password) from one "
+        "address: the first is audited at once, the others of the window in one summary entry with their count.",
+    )
+    trusted_proxies: str = Field(
+        "",
+        max_length=2000,
+        description="Reverse proxies (the ingress) whose X-Forwarded-For/-Proto are believed: addresses or "
+        "networks, comma-separated (10.42.0.0/16). Empty: none; the connecting address is the client's.",
+    )
+    allowed_origins: str = Field(
+        "",
+        max_length=2000,
+        description="Origins (https://csu.ville.fr, comma-separated) besides the request's own host from which "
+        "browsers may send cookie-authenticated changes and open WebSockets (the console's public URL "
+        "behind a proxy that rewrites Host).",
+    )
     audit_retention_days: int = Field(1095, ge=365, description="How long the audit trail is kept (3 years).")
     chain_checkpoint_entries: int = Field(
         100,
@@ -448,6 +485,35 @@ class Settings(BaseSettings):
             raise ValueError("the OIDC scopes must include openid")
         return value
 
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies(cls, value: str) -> str:
+        for item in _items(value):
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                # "*" (uvicorn's "trust everybody") is refused on purpose: any client could then
+                # choose the address the audit trail and the login limits see.
+                raise ValueError(f"{item!r} is not an IP address or network") from None
+        return value
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _origins(cls, value: str) -> str:
+        for item in _items(value):
+            parts = urlsplit(item)
+            if parts.scheme not in ("http", "https") or not parts.netloc or parts.path not in ("", "/"):
+                raise ValueError(f"{item!r} is not an origin (scheme://host[:port])")
+        return value
+
+    @cached_property
+    def trusted_proxy_list(self) -> list[str]:
+        return _items(self.trusted_proxies)
+
+    @cached_property
+    def allowed_origin_set(self) -> frozenset[str]:
+        return frozenset(item.rstrip("/").lower() for item in _items(self.allowed_origins))
+
     @cached_property
     def sqlalchemy_url(self) -> str:
         if self.database_url:
@@ -457,6 +523,10 @@ class Settings(BaseSettings):
     @cached_property
     def local_store_root(self) -> Path:
         return (self.store_local_dir or self.data_dir / "objects").resolve()
+
+
+def _items(value: str) -> list[str]:
+    return [item.strip() for item in value.split(",") if item.strip()]
 
 
 def redact_url(url: str) -> str:

@@ -9,6 +9,9 @@ API's action names (users.create, users.update): if the trail cannot be written,
 
 The initial password is generated and printed once on stdout (or read from --password-file, then
 not printed); it is never logged nor audited. The user enrols a TOTP authenticator at first login.
+`reset-password` (a forgotten password, an admin locked out) does what the API's reset does: a new
+single-use password printed once, which the next login must replace, the lock lifted and every
+session of the account ended.
 
 Dates: an ISO 8601 date-time with a zone, or a date alone, read in Europe/Paris (the CSU's own
 time): an expiry date means "until the end of that day", a validation date "on that day".
@@ -96,7 +99,10 @@ def create(
     if (prefecture_ref is None) != (prefecture_date is None):
         raise fail("--prefecture-ref and --prefecture-date go together: the validation's reference and its date")
     generated = password_file is None
-    password = _read_password(password_file) if password_file is not None else _generate_password(username)
+    if password_file is not None:
+        password = _read_password(password_file)
+    else:
+        password = accounts.generate_password(username, display_name or username)
     try:
         body = api.UserIn(
             username=username,
@@ -111,7 +117,7 @@ def create(
             ptz_priority=ptz_priority,
         )
         api._check(body.role, body.camera_groups)  # the API's own role and group checks
-        accounts.check_password_strength(body.password, body.username)
+        accounts.check_password_strength(body.password, body.username, body.display_name)
     except ValidationError as exc:
         raise fail(_validation_message(exc)) from None
     except HTTPException as exc:
@@ -280,6 +286,35 @@ def habilitation(
         console.print(f"{revoked} open session(s) ended: the user logs in again with the new groups")
 
 
+@app.command("reset-password")
+def reset_password(
+    username: Annotated[str, typer.Argument(help="The account whose password is forgotten.")],
+    as_json: JsonOption = False,
+) -> None:
+    """A new single-use password (printed once), replaced at the next login; sessions ended, lock lifted."""
+    settings = settings_or_exit()
+    engine = db.make_engine(settings)
+    try:
+        user = _guard_db(accounts.by_username, engine, username)
+        if user is None:
+            raise fail(f"unknown account {username!r}")
+        if user.kind != accounts.LOCAL:
+            raise fail(f"{username!r} logs in at the identity provider: its password is reset there")
+        record_first(settings, "users.reset_password", f"user:{username}", {"sessions": "revoked"})
+        password = accounts.generate_password(user.username, user.display_name)
+        _guard_db(accounts.set_password, engine, user.id, password, True)
+        revoked = _guard_db(sessions.revoke_user, engine, SystemClock(), user.id)
+    finally:
+        engine.dispose()
+    if as_json:
+        typer.echo(json.dumps({"username": username, "one_time_password": password, "sessions_revoked": revoked}))
+        return
+    console.print(f"password of [bold]{username}[/bold] reset; {revoked} open session(s) ended")
+    # stdout only, once: the password is in no log, no audit entry and nowhere on disk.
+    console.print(f"single-use password (shown once): {password}", markup=False, highlight=False, soft_wrap=True)
+    console.print("the next login must replace it with a password of the user's own")
+
+
 # -- helpers --------------------------------------------------------------------------------------
 
 
@@ -325,17 +360,6 @@ def _read_password(path: Path) -> str:
     if not password:
         raise fail("the password file is empty")
     return password
-
-
-def _generate_password(username: str) -> str:
-    # A random password may, rarely, contain a short username, which the strength rule refuses.
-    while True:
-        password = accounts.new_password()
-        try:
-            accounts.check_password_strength(password, username)
-            return password
-        except accounts.AccountError:
-            continue
 
 
 def _changes(patch: "api.UserPatch", given: dict[str, Any]) -> dict[str, object]:

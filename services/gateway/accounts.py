@@ -1,30 +1,39 @@
-"""Accounts: passwords (Argon2id), lockout, TOTP, habilitations, and the first admin.
+"""Accounts: passwords (Argon2id), the attempt counter and lock, TOTP, habilitations, and the
+first admin.
 
 Only this module reads or writes gateway_users. Each function takes the engine and returns plain
-values or raises AccountError with a message fit for the user.
+values or raises AccountError with a message fit for the user. The login procedure that puts the
+attempt counter, the password and the TOTP code together is services/gateway/login.py.
 """
 
+import hmac
 import re
 import secrets
 import unicodedata
 import uuid
 from dataclasses import dataclass
+from typing import Literal
 
 import pyotp
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from sqlalchemy import Engine, func
+from sqlalchemy import Engine, case, func
+from sqlalchemy import update as sql_update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
 from services.common.clock import Clock, to_us
 from services.common.db import session
 from services.common.secretbox import SecretBox
+from services.gateway import passwords
 from services.gateway.models import User
 from services.gateway.roles import ROLES
 
 _HASHER = PasswordHasher()  # Argon2id with the library's current recommended parameters
-MIN_PASSWORD_LENGTH = 12
+# Checked when no account's hash is: unknown or locked accounts cost the same time as a wrong
+# password, so the answer's timing does not tell them apart either.
+_DUMMY_HASH = _HASHER.hash(secrets.token_urlsafe(16))
+MIN_PASSWORD_LENGTH = passwords.MIN_LENGTH
 TOTP_ISSUER = "CSU"
 LOCAL = "local"
 OIDC = "oidc"
@@ -51,13 +60,11 @@ class Habilitation:
     ptz_priority: int | None = None
 
 
-def check_password_strength(password: str, username: str) -> None:
-    if len(password) < MIN_PASSWORD_LENGTH:
-        raise AccountError(422, f"the password must have at least {MIN_PASSWORD_LENGTH} characters")
-    if username.lower() in password.lower():
-        raise AccountError(422, "the password must not contain the username")
-    if len(set(password)) < 6:
-        raise AccountError(422, "the password is too repetitive")
+def check_password_strength(password: str, username: str, display_name: str = "") -> None:
+    """422 when the password is too easy to guess (services/gateway/passwords.py)."""
+    problem = passwords.weakness(password, [username, display_name])
+    if problem is not None:
+        raise AccountError(422, problem)
 
 
 def count(engine: Engine) -> int:
@@ -77,7 +84,7 @@ def create_user(
 ) -> User:
     if role not in ROLES:
         raise AccountError(422, f"unknown role {role!r}; roles: {', '.join(sorted(ROLES))}")
-    check_password_strength(password, username)
+    check_password_strength(password, username, display_name)
     now = to_us(clock.now())
     user = User(
         id=uuid.uuid4().hex,
@@ -131,38 +138,99 @@ def update(engine: Engine, user_id: str, **changes: object) -> User:
         return user
 
 
-def verify_password(
-    engine: Engine, clock: Clock, username: str, password: str, max_failures: int, lockout_minutes: int
-) -> User:
-    """The account if the password is right; counts failures and locks the account after too many."""
+# -- login attempts ---------------------------------------------------------------------------
+# One conditional UPDATE checks and counts at once, BEFORE the Argon2 hash is checked: parallel
+# attempts each take a place under the limit or are refused without a hash being checked, so 30
+# parallel guesses get login_max_failures evaluations, on SQLite and PostgreSQL alike (both apply
+# an UPDATE to a row one transaction at a time and RETURNING reports what it wrote).
+
+
+@dataclass(frozen=True)
+class Reservation:
+    count: int  # failed_logins with this attempt counted
+    locks: bool  # this attempt reached the limit: the account stays locked unless it succeeds
+    failures_since_login: int  # attempts that failed since the last successful login, this one included
+
+
+def reserve_attempt(
+    engine: Engine, clock: Clock, user_id: str, max_failures: int, lockout_minutes: int
+) -> Reservation | None:
+    """Count one login attempt on the account; None when it is locked (nothing counted then but
+    failures_since_login). The attempt that reaches max_failures sets the lock itself, so a crash
+    before its outcome leaves the account locked for lockout_minutes, never open."""
     now = to_us(clock.now())
-    with session(engine) as s:
-        user = s.exec(select(User).where(User.username == username)).first()
-        if user is None or not user.active or user.kind != LOCAL:
-            # Same answer as a wrong password: do not reveal which accounts exist (nor which log in
-            # at the identity provider: those have no password here).
-            _HASHER.hash(password)
-            raise AccountError(401, "wrong username or password")
-        if user.locked_until_us and user.locked_until_us > now:
-            raise AccountError(423, "this account is locked after repeated failed logins; try again later")
-        try:
-            _HASHER.verify(user.password_hash, password)
-        except (VerifyMismatchError, VerificationError, InvalidHashError):
-            user.failed_logins += 1
-            if user.failed_logins >= max_failures:
-                user.locked_until_us = now + lockout_minutes * 60_000_000
-                user.failed_logins = 0
-            s.add(user)
-            s.commit()
-            raise AccountError(401, "wrong username or password") from None
-        if _HASHER.check_needs_rehash(user.password_hash):
-            user.password_hash = _HASHER.hash(password)
-        user.failed_logins = 0
-        user.locked_until_us = None
-        s.add(user)
-        s.commit()
-        s.refresh(user)
-        return user
+    lock_over = User.locked_until_us.is_not(None)  # type: ignore[union-attr]
+    # After a lock has run out, counting starts over.
+    counted = case((lock_over, 1), else_=User.failed_logins + 1)
+    statement = (
+        sql_update(User)
+        .where(
+            User.id == user_id,
+            User.locked_until_us.is_(None) | (User.locked_until_us <= now),  # type: ignore[union-attr,operator]
+        )
+        .values(
+            failed_logins=counted,
+            locked_until_us=case((counted >= max_failures, now + lockout_minutes * 60_000_000), else_=None),
+            failures_since_login=User.failures_since_login + 1,
+        )
+        .returning(User.failed_logins, User.failures_since_login)
+    )
+    with engine.begin() as conn:
+        row = conn.execute(statement).first()
+        if row is None:
+            conn.execute(
+                sql_update(User).where(User.id == user_id).values(failures_since_login=User.failures_since_login + 1)
+            )
+            return None
+    return Reservation(count=row[0], locks=row[0] >= max_failures, failures_since_login=row[1])
+
+
+def give_back_attempt(engine: Engine, user_id: str, max_failures: int) -> None:
+    """The attempt was no failure (right password, second factor still to come): it no longer
+    counts, and a lock it alone had set is lifted. Earlier failures still count."""
+    fewer = User.failed_logins - 1
+    with engine.begin() as conn:
+        conn.execute(
+            sql_update(User)
+            .where(User.id == user_id, User.failed_logins > 0)
+            .values(
+                failed_logins=fewer,
+                locked_until_us=case((fewer < max_failures, None), else_=User.locked_until_us),
+                failures_since_login=case((User.failures_since_login > 0, User.failures_since_login - 1), else_=0),
+            )
+        )
+
+
+def password_matches(user: User | None, password: str) -> bool:
+    """Argon2id check of the account's password; with None, the same work against a dummy hash."""
+    try:
+        return _HASHER.verify(user.password_hash if user is not None else _DUMMY_HASH, password) and user is not None
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        return False
+
+
+def login_succeeded(engine: Engine, user: User, password: str) -> User:
+    """A fully successful login (or re-authentication): the counter and the lock are reset, and the
+    hash renewed when Argon2's recommended parameters have moved on."""
+    changes: dict[str, object] = {"failed_logins": 0, "locked_until_us": None, "failures_since_login": 0}
+    if _HASHER.check_needs_rehash(user.password_hash):
+        changes["password_hash"] = _HASHER.hash(password)
+    with engine.begin() as conn:
+        conn.execute(sql_update(User).where(User.id == user.id).values(**changes))
+    return get(engine, user.id) or user
+
+
+def set_password(engine: Engine, user_id: str, password: str, must_change: bool) -> User:
+    """A new password (the user's own change, or an admin's reset when must_change): the lock and
+    counter start afresh."""
+    return update(
+        engine,
+        user_id,
+        password_hash=_HASHER.hash(password),
+        must_change_password=must_change,
+        failed_logins=0,
+        locked_until_us=None,
+    )
 
 
 @dataclass(frozen=True)
@@ -245,19 +313,48 @@ def upsert_oidc_user(
 def start_totp_enrolment(engine: Engine, box: SecretBox, user: User) -> str:
     """A new TOTP secret for the account (not active until confirmed); returns its otpauth:// URI."""
     secret = pyotp.random_base32()
-    update(engine, user.id, totp_secret_sealed=box.seal(secret), totp_confirmed=False)
+    update(engine, user.id, totp_secret_sealed=box.seal(secret), totp_confirmed=False, totp_last_step=None)
     return pyotp.TOTP(secret).provisioning_uri(name=user.username, issuer_name=TOTP_ISSUER)
 
 
-def check_totp(box: SecretBox, user: User, code: str, clock: Clock) -> bool:
-    if not user.totp_secret_sealed or not (code.isascii() and code.isdigit()):
-        return False
+TotpCheck = Literal["ok", "wrong", "replayed"]
+
+
+def use_totp(engine: Engine, box: SecretBox, user: User, code: str, clock: Clock) -> TotpCheck:
+    """Check a TOTP code and use up its time step: "replayed" for the step of a code already used
+    (or an earlier one). The current step and one on either side are accepted (clock drift); the
+    step is taken by a conditional UPDATE, so of parallel logins with one code exactly one wins."""
+    if not user.totp_secret_sealed or not (code.isascii() and code.isdigit() and len(code) == 6):
+        return "wrong"
     totp = pyotp.TOTP(box.open(user.totp_secret_sealed))
-    return totp.verify(code, for_time=clock.now(), valid_window=1)
+    now_step = totp.timecode(clock.now())
+    steps = (now_step, now_step - 1, now_step + 1)
+    step = next((s for s in steps if hmac.compare_digest(totp.generate_otp(s), code)), None)
+    if step is None:
+        return "wrong"
+    with engine.begin() as conn:
+        taken = conn.execute(
+            sql_update(User)
+            .where(
+                User.id == user.id,
+                User.totp_last_step.is_(None) | (User.totp_last_step < step),  # type: ignore[union-attr,operator]
+            )
+            .values(totp_last_step=step)
+        ).rowcount
+    return "ok" if taken == 1 else "replayed"
 
 
 def new_password() -> str:
     return secrets.token_urlsafe(15)
+
+
+def generate_password(username: str, display_name: str = "") -> str:
+    """A random password (120 bits) that passes the strength rule (a random one may, rarely,
+    contain a short username, which the rule refuses)."""
+    while True:
+        password = new_password()
+        if passwords.weakness(password, [username, display_name]) is None:
+            return password
 
 
 def ensure_first_admin(engine: Engine, clock: Clock, password: str | None) -> str | None:

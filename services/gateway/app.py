@@ -51,7 +51,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         "but login, health and metrics requires a session (POST /api/v1/auth/login).",
     )
     app.state.backends = Backends(runtime.settings)
-    limits.install(app, runtime.settings.max_body_bytes, runtime.settings.max_upload_bytes)
+    limits.install(app, runtime.settings)
     app.state.runtime = runtime
     app.include_router(health_router(runtime))
     for module in (*CORE, *PRIVACY, *OPERATIONS, *CASEWORK):

@@ -1,11 +1,13 @@
 """Request hygiene at the door: bodies larger than allowed are refused before they are read whole,
 text carrying NUL characters is refused (no store takes them: PostgreSQL refuses them in text, and
-they have no business in a name or a reason), and refused or malformed requests leave a trace in
-the audit trail (probing is what auditors look for), without recording what was sent.
+they have no business in a name or a reason), cookie-authenticated changes must come from the
+console's own origin (OriginCheck), and refused or malformed requests leave a trace in the audit
+trail (probing is what auditors look for), without recording what was sent.
 """
 
 import json
 from typing import Any
+from urllib.parse import urlsplit
 
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
@@ -14,6 +16,7 @@ from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.common.log import get_logger
+from services.common.settings import Settings
 from services.gateway.backends import Backends
 
 log = get_logger(__name__)
@@ -98,8 +101,7 @@ async def _answer(send: Send, status: int, detail: str) -> None:
 async def _record_refusal(scope: Scope, action: str, details: dict[str, Any]) -> None:
     from services.gateway.security import record
 
-    app = scope.get("app")
-    backends: Backends | None = getattr(getattr(app, "state", None), "backends", None)
+    backends = _backends(scope)
     if backends is None:
         return
     client = scope.get("client") or ("", 0)
@@ -126,6 +128,90 @@ async def invalid_request(request: Request, exc: RequestValidationError) -> JSON
     return JSONResponse(status_code=422, content={"detail": jsonable_encoder(errors)})
 
 
-def install(app: FastAPI, default_bytes: int, upload_bytes: int) -> None:
-    app.add_middleware(BodyLimit, default_bytes=default_bytes, upload_bytes=upload_bytes)
+# Methods a browser may send cross-site without asking (forms) or that change something.
+_UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+# Routes that read no cookie: a login authenticates with what its body carries, whatever cookie a
+# client still holds (and a cross-site page cannot send it a JSON body without a CORS preflight).
+_COOKIELESS = frozenset({"/api/v1/auth/login"})
+
+
+class OriginCheck:
+    """Cookie-authenticated changes and WebSocket handshakes come from the console's own origin.
+
+    A browser attaches the session cookie (and the kiosk's) to requests that another site's page
+    makes it send; SameSite=Strict stops that in today's browsers, and this check stops it
+    whatever the browser, the cookie's attributes or a sibling site under the same registrable
+    domain. A state-changing request (POST, PUT, PATCH, DELETE) or a WebSocket handshake that
+    carries a cookie and no bearer token must name, in Origin (or Referer when a browser sent no
+    Origin), the origin the request itself was sent to (its scheme and Host), or one of
+    CSU_ALLOWED_ORIGINS. Bearer-token calls are exempt: a browser never adds that header on its
+    own, so a cross-site page cannot make one. Refused: 403 (HTTP) or a refused handshake.
+    """
+
+    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+        self.app = app
+        self.extra = settings.allowed_origin_set
+        # Behind a TLS-terminating proxy the browser's scheme is https whatever the proxy says.
+        self.https_too = settings.cookie_secure
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if (kind == "http" and scope["method"] in _UNSAFE and scope["path"] not in _COOKIELESS) or kind == "websocket":
+            headers = _headers(scope)
+            bearer = headers.get(b"authorization", b"")[:7].lower() == b"bearer "
+            if b"cookie" in headers and not bearer and not self._allowed(scope, headers):
+                await self._refuse(scope, receive, send, headers)
+                return
+        await self.app(scope, receive, send)
+
+    def _allowed(self, scope: Scope, headers: dict[bytes, bytes]) -> bool:
+        sent = headers.get(b"origin") or headers.get(b"referer")
+        if not sent:
+            return False
+        parts = urlsplit(sent.decode("latin-1").strip())
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            return False  # "null" (sandboxed frames, privacy-stripped) proves nothing
+        origin = f"{parts.scheme}://{parts.netloc}".lower()
+        host = headers.get(b"host", b"").decode("latin-1").strip().lower()
+        scheme = {"ws": "http", "wss": "https"}.get(scope.get("scheme", "http"), scope.get("scheme", "http"))
+        own = {f"{scheme}://{host}"} | ({f"https://{host}"} if self.https_too else set())
+        return (bool(host) and origin in own) or origin in self.extra
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send, headers: dict[bytes, bytes]) -> None:
+        from services.gateway import refusals
+
+        sent = (headers.get(b"origin") or headers.get(b"referer") or b"(none)").decode("latin-1")[:200]
+        backends = _backends(scope)
+        if backends is not None:
+            client = scope.get("client") or ("", 0)
+            await refusals.refused(
+                backends,
+                action="request.cross_origin",
+                origin_ip=client[0],
+                reason=f"cookie-authenticated {scope.get('method', 'WebSocket')} from origin {sent}",
+                sample=sent,
+                actor="(request)",
+                role="",
+                target=scope["path"],
+            )
+        detail = "cross-origin request refused: this page may not act on the console with your session"
+        if scope["type"] == "websocket":
+            await receive()  # websocket.connect
+            await send({"type": "websocket.close", "code": 1008, "reason": "cross-origin"})  # the server answers 403
+            return
+        await _answer(send, 403, detail)
+
+
+def _headers(scope: Scope) -> dict[bytes, bytes]:
+    return {name.lower(): value for name, value in scope.get("headers") or []}
+
+
+def _backends(scope: Scope) -> Backends | None:
+    app = scope.get("app")
+    return getattr(getattr(app, "state", None), "backends", None)
+
+
+def install(app: FastAPI, settings: Settings) -> None:
+    app.add_middleware(BodyLimit, default_bytes=settings.max_body_bytes, upload_bytes=settings.max_upload_bytes)
+    app.add_middleware(OriginCheck, settings=settings)  # added last: runs first, before any body is read
     app.add_exception_handler(RequestValidationError, invalid_request)  # type: ignore[arg-type]

@@ -6,10 +6,11 @@ import sys
 
 from services.common import anchoring, bus, db
 from services.common import audit as audit_events
+from services.common.clock import to_us
 from services.common.log import get_logger
 from services.common.pb.csu.v1 import ingest_pb2
 from services.common.service import Runtime
-from services.gateway import accounts, audit_log, signing_key_audit
+from services.gateway import accounts, attempts, audit_log, refusals, signing_key_audit
 from services.gateway.backends import Backends
 from services.gateway.federation.tls import serve_federation
 from services.gateway.operations import runner as operations_runner
@@ -75,6 +76,8 @@ async def run(runtime: Runtime) -> None:
     await signing_key_audit.record_key_in_use(b.js, settings.nats_prefix, b.engine, b.signer, b.clock)
     operations = asyncio.create_task(operations_runner.run(b, runtime.stop))  # alarms, mail retries, pop-ups
     upkeep = asyncio.create_task(_audit_upkeep(b))
+    summaries = asyncio.create_task(refusals.run(b, runtime.stop))  # aggregated refusals, then the rest at stop
+    throttle = asyncio.create_task(_forget_login_windows(b))
     federation = None
     if settings.federation_port:
         files = (settings.federation_cert_file, settings.federation_key_file, settings.federation_ca_file)
@@ -85,9 +88,11 @@ async def run(runtime: Runtime) -> None:
         )
         log.info("federation listener (mutual TLS) started", port=settings.federation_port)
     await runtime.stop.wait()
+    await asyncio.gather(summaries, return_exceptions=True)  # written while the audit writer still runs
     writer.cancel()
     await asyncio.gather(writer, operations, return_exceptions=True)
     upkeep.cancel()
+    throttle.cancel()
     if federation is not None:
         await asyncio.gather(federation, return_exceptions=True)
     anchoring_stop.set()
@@ -123,3 +128,14 @@ async def _audit_upkeep(b: Backends) -> None:
         except Exception as exc:  # noqa: BLE001 - retried next hour; verification shows any gap
             log.warning("audit upkeep failed", error=str(exc))
         await asyncio.sleep(3600)
+
+
+async def _forget_login_windows(b: Backends) -> None:
+    """Now and then: drop the per-address login counters whose window is over (one row each)."""
+    window_s = b.settings.login_address_window_s
+    while True:
+        await asyncio.sleep(window_s)
+        try:
+            await asyncio.to_thread(attempts.purge, b.engine, to_us(b.clock.now()), window_s)
+        except Exception as exc:  # noqa: BLE001 - retried next window; stale rows only take room
+            log.warning("login counters not purged", error=str(exc))

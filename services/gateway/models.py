@@ -26,8 +26,18 @@ class User(SQLModel, table=True):
     password_hash: str = Field(max_length=256)
     totp_secret_sealed: str | None = Field(default=None, max_length=512)
     totp_confirmed: bool = False
+    # Login attempts (services/gateway/login.py): failed_logins counts each attempt BEFORE its
+    # password is checked (given back when it was not a failure), locked_until_us is set when it
+    # reaches the limit; both are reset only by a fully successful login. failures_since_login
+    # also counts attempts refused while locked: the user is told the number at their next login.
     failed_logins: int = 0
     locked_until_us: int | None = Field(default=None, sa_column=Column(BigInteger))
+    failures_since_login: int = 0
+    # The last TOTP time step (30 s since the epoch) a login used: that code and older ones are
+    # refused, so a code seen over a shoulder or in a proxy log opens nothing.
+    totp_last_step: int | None = Field(default=None, sa_column=Column(BigInteger))
+    # Set by an admin's password reset: the password is single-use, the next login must change it.
+    must_change_password: bool = False
     active: bool = True
     created_us: int = Field(sa_column=Column(BigInteger, nullable=False))
     # Habilitation.
@@ -109,3 +119,17 @@ class AuditCheckpoint(SQLModel, table=True):
     # The cadence it was signed under (services/common/anchoring.py); 0, 0: signed "seq:hash" only.
     every_entries: int = 0
     every_s: int = 0
+
+
+class LoginThrottle(SQLModel, table=True):
+    """Refused logins per client address in the current window (services/gateway/attempts.py).
+
+    In the database, not in a replica's memory: every gateway replica counts against the same
+    budget, and one conditional upsert counts and checks at once.
+    """
+
+    __tablename__ = "gateway_login_throttle"
+
+    address: str = Field(primary_key=True, max_length=64)
+    window_start_us: int = Field(sa_column=Column(BigInteger, nullable=False))
+    failures: int = 0

@@ -20,7 +20,7 @@ from starlette.requests import HTTPConnection
 
 from services.common import audit as audit_events
 from services.common.clock import from_us, to_us
-from services.gateway import accounts, sessions
+from services.gateway import accounts, refusals, sessions
 from services.gateway.backends import Backends
 from services.gateway.federation import partners
 from services.gateway.roles import ACTIONS, CAMERA_ACTIONS, PTZ_PRIORITY, ROLE_ACTIONS, VIDEO_ACTIONS
@@ -99,20 +99,18 @@ async def authenticate(connection: HTTPConnection) -> Principal:
     row = await asyncio.to_thread(sessions.resolve, b.engine, b.clock, token, b.settings.session_idle_minutes)
     user = await asyncio.to_thread(accounts.get, b.engine, row.user_id) if row else None
     if row is None or user is None or not user.active:
-        # A token was presented and is not valid (expired, revoked, forged): worth a line for auditors.
-        try:
-            await record(
-                b,
-                actor=user.username if user else "(unknown token)",
-                role=user.role if user else "",
-                origin_ip=_ip(connection),
-                action="auth.refused",
-                target=connection.url.path,
-                outcome="refused",
-                details={"reason": "expired, revoked or unknown session"},
-            )
-        except HTTPException:
-            pass
+        # A token was presented and is not valid (expired, revoked, forged): worth a line for
+        # auditors, but anyone can send made-up tokens: aggregated per address (refusals.py).
+        await refusals.refused(
+            b,
+            action="auth.refused",
+            origin_ip=_ip(connection),
+            reason="expired, revoked or unknown session",
+            sample=connection.url.path,
+            actor=user.username if user else "(unknown token)",
+            role=user.role if user else "",
+            target=connection.url.path,
+        )
         raise HTTPException(
             401, "your session has expired or was revoked: log in again", headers={"WWW-Authenticate": "Bearer"}
         )

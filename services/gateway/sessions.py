@@ -100,9 +100,20 @@ def revoke(engine: Engine, clock: Clock, token: str) -> str | None:
 
 def revoke_user(engine: Engine, clock: Clock, user_id: str) -> int:
     """Revoke every session of an account; returns how many were live."""
+    return revoke_others(engine, clock, user_id, None)
+
+
+def revoke_others(engine: Engine, clock: Clock, user_id: str, keep_token: str | None) -> int:
+    """Revoke every session of an account but the one of keep_token; returns how many were live."""
     now = to_us(clock.now())
+    kept = session_id(keep_token) if keep_token else ""
     with session(engine) as s:
-        live = list(s.exec(select(Session).where(Session.user_id == user_id, Session.revoked_us.is_(None))))
+        open_rows = select(Session).where(
+            Session.user_id == user_id,
+            Session.revoked_us.is_(None),  # type: ignore[union-attr]
+            Session.id != kept,
+        )
+        live = list(s.exec(open_rows))
         for row in live:
             row.revoked_us, row.oidc_id_token_sealed = now, None
             s.add(row)

@@ -213,7 +213,13 @@ def test_citizen_request_to_kiosk_viewing_and_closure(
         assert page.evaluate("() => window.kioskState.error") == ""
 
     # The session expires: the same kiosk cookie no longer gets anything.
-    kiosk = httpx.Client(base_url=platform.gateway, cookies={"csu_kiosk": cookie["value"]}, timeout=60)
+    # (With the Origin the kiosk's page sends: cookie-authenticated POSTs from elsewhere are refused.)
+    kiosk = httpx.Client(
+        base_url=platform.gateway,
+        cookies={"csu_kiosk": cookie["value"]},
+        headers={"Origin": platform.gateway},
+        timeout=60,
+    )
     for number in ("%C2%B2", "100", "-1"):  # "²" is a digit to str.isdigit(), not to int()
         answer = kiosk.post(f"/api/v1/kiosk/clips/{number}", headers={"X-CSU-Kiosk": "1"})
         assert answer.status_code == 404 and "no clip" in answer.json()["detail"], answer.text

@@ -2,7 +2,6 @@
 headers, the language switch, plain-word errors. Also the helpers the other console tests share."""
 
 import re
-import time
 
 import httpx
 import pyotp
@@ -15,7 +14,6 @@ from tests.support.platform import Platform
 
 pytestmark = pytest.mark.e2e
 PASSWORD = Platform.USER_PASSWORD
-_LAST_CODE: dict[str, str] = {}
 
 # Pixel statistics of what a <video> shows: its size, the grey-level spread (0 for a blank frame)
 # and, optionally, the worst distance to mask grey (128) inside a normalised box.
@@ -52,13 +50,8 @@ FRAME_STATS = """
 
 
 def fresh_code(username: str, secret: str) -> str:
-    """The current TOTP code; never the one this user last sent (wait for the next window)."""
-    code = pyotp.TOTP(secret).now()
-    while code == _LAST_CODE.get(username):
-        time.sleep(1)
-        code = pyotp.TOTP(secret).now()
-    _LAST_CODE[username] = code
-    return code
+    """A TOTP code of a time step this user has not used (the gateway refuses replayed codes)."""
+    return accounts.next_code(secret)
 
 
 def console_login(page: Page, base: str, username: str, password: str = PASSWORD) -> None:

@@ -159,7 +159,8 @@ def test_oidc_login_maps_groups_opens_a_session_and_refuses_what_it_must(platfor
         assert again.get(f"{gateway}/api/v1/console/me").json()["habilitation"]["problem"] is None
         # Logout ends the session here, then points the browser at the provider's logout with the
         # session's ID token as hint (the console follows it: test_console_button_logs_in_...).
-        out = again.post(f"{gateway}/api/v1/auth/logout")
+        # (As the console's page does: a browser names the page's origin on a POST.)
+        out = again.post(f"{gateway}/api/v1/auth/logout", headers={"Origin": gateway})
         assert out.status_code == 200 and out.json()["notice"] is None, out.text
         end = out.json()["end_session_url"]
         assert end.startswith(f"{provider.issuer}/session/end?")
@@ -353,7 +354,7 @@ def test_a_provider_without_logout_leaves_a_notice(platform: Platform, tmp_path:
         platform.start(["ingest", "gateway"])
         browser = httpx.Client(timeout=30)
         assert browse_login(browser, platform.gateway, "alice", PASSWORD).status_code == 303
-        out = browser.post(f"{platform.gateway}/api/v1/auth/logout")
+        out = browser.post(f"{platform.gateway}/api/v1/auth/logout", headers={"Origin": platform.gateway})
         assert out.status_code == 200, out.text
         assert out.json()["end_session_url"] is None
         assert "offers no logout" in out.json()["notice"] and "may still be open" in out.json()["notice"]

@@ -456,6 +456,26 @@ def test_settings_passed_to_the_services_exist() -> None:
         assert not unknown, f"the chart sets variables no setting reads: {unknown}"
 
 
+def test_the_gateway_believes_forwarded_headers_from_the_ingress_only() -> None:
+    """CSU_TRUSTED_PROXIES and CSU_ALLOWED_ORIGINS as rendered are settings the gateway accepts."""
+
+    def env(values: dict) -> dict[str, str]:
+        docs = render(values)
+        return next(d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"] == "city-csu-env")["data"]
+
+    plain = env(SIGNING)
+    assert plain["CSU_TRUSTED_PROXIES"] == "" and plain["CSU_ALLOWED_ORIGINS"] == ""
+    behind = env(CI_VALUES["federation"])
+    assert behind["CSU_TRUSTED_PROXIES"] == "10.42.0.0/16"
+    assert behind["CSU_ALLOWED_ORIGINS"] == "https://csu.ville.example"
+    settings = Settings(trusted_proxies=behind["CSU_TRUSTED_PROXIES"], allowed_origins=behind["CSU_ALLOWED_ORIGINS"])
+    assert settings.trusted_proxy_list == ["10.42.0.0/16"]
+    assert settings.allowed_origin_set == {"https://csu.ville.example"}
+    for bad in ("*", "ingress.local"):
+        with pytest.raises(ValueError, match="not an IP address"):
+            Settings(trusted_proxies=bad)
+
+
 # --- Secrets ----------------------------------------------------------------------------------
 
 

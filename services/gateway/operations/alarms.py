@@ -14,6 +14,7 @@ CSU_FAILED_LOGIN_BURST_MINUTES, read from the audit trail), published like any o
 """
 
 import asyncio
+import json
 from datetime import timedelta
 
 from nats.aio.msg import Msg
@@ -191,10 +192,13 @@ async def consume(b: Backends, stop: asyncio.Event) -> None:
 
 
 def refused_logins(engine: Engine, since_us: int) -> tuple[int, list[str]]:
-    """How many logins were refused since then, and from which addresses."""
+    """How many logins were refused since then, and from which addresses. An aggregated entry
+    (services/gateway/refusals.py) stands for the count of refusals it summarises."""
     refused = (AuditEntry.action == "auth.login") & (AuditEntry.outcome == "refused") & (AuditEntry.time_us >= since_us)
     with session(engine) as s:
         count = s.exec(select(func.count()).select_from(AuditEntry).where(refused)).one()
+        summaries = s.exec(select(AuditEntry.details_json).where(refused, AuditEntry.actor == "(summary)"))
+        count += sum(int(json.loads(d).get("count", 1)) - 1 for d in summaries)
         origins = list(s.exec(select(AuditEntry.origin_ip).where(refused).distinct().limit(6)))
     return int(count), [o for o in origins if o]
 

@@ -1,4 +1,5 @@
-"""Logging in and out: password, then TOTP (enrolled at first login), then a session."""
+"""Logging in and out: password, then TOTP (enrolled at first login), then a session; changing
+one's own password. The checks and their limits are services/gateway/login.py."""
 
 import asyncio
 from typing import Literal
@@ -11,9 +12,9 @@ from services.common.clock import from_us
 from services.common.log import get_logger
 from services.common.secretbox import SecretBoxError
 from services.gateway import accounts, sessions
+from services.gateway import login as procedure
 from services.gateway.backends import Backends, backends
 from services.gateway.oidc import OidcError
-from services.gateway.roles import TOTP_ROLES
 from services.gateway.security import COOKIE, Principal, audit, authenticate, principal_for, record
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
@@ -25,6 +26,12 @@ class LoginIn(BaseModel):
     username: str = Field(min_length=1, max_length=64)
     password: str = Field(min_length=1, max_length=256)
     totp: str | None = Field(None, pattern=r"^[0-9]{6}$", description="The current 6-digit TOTP code")
+    new_password: str | None = Field(
+        None,
+        min_length=1,
+        max_length=256,
+        description="After an admin's password reset (status password_change_required): the password replacing it",
+    )
 
 
 class HabilitationOut(BaseModel):
@@ -44,13 +51,16 @@ class MeOut(BaseModel):
 
 
 class LoginOut(BaseModel):
-    status: Literal["ok", "totp_required", "totp_enrolment"]
+    status: Literal["ok", "totp_required", "totp_enrolment", "password_change_required"]
     access_token: str | None = None
     token_type: str = "bearer"
     expires_at: str | None = None
     user: MeOut | None = None
     # Only during enrolment: the secret to load into an authenticator app (shown once).
     otpauth_uri: str | None = None
+    # Logins of this account that failed since its last successful one (a lock among them shows
+    # here: the refusal itself said nothing about it).
+    failed_attempts: int = 0
 
 
 def _iso(us: int | None) -> str | None:
@@ -73,58 +83,34 @@ def me_out(principal: Principal, user: object) -> MeOut:
     )
 
 
-@router.post("/login", response_model=LoginOut)
+@router.post("/login", response_model=LoginOut, responses={429: {"description": "Too many failed logins"}})
 async def login(body: LoginIn, request: Request, response: Response, b: Backends = Depends(backends)) -> LoginOut:
     s = b.settings
     ip = request.client.host if request.client else ""
+    attempt = procedure.Attempt(body.username, body.password, ip, body.totp, body.new_password)
     try:
-        user = await asyncio.to_thread(
-            accounts.verify_password,
-            b.engine,
-            b.clock,
-            body.username,
-            body.password,
-            s.login_max_failures,
-            s.lockout_minutes,
-        )
-    except accounts.AccountError as exc:
-        await record(
-            b,
-            actor=body.username,
-            role="",
-            origin_ip=ip,
-            action="auth.login",
-            target=f"user:{body.username}",
-            outcome="refused",
-            details={"reason": exc.message},
-        )
-        raise HTTPException(exc.status, exc.message) from exc
-
-    if s.require_totp and user.role in TOTP_ROLES:
-        if not user.totp_confirmed:
-            if body.totp is None:
-                uri = await asyncio.to_thread(accounts.start_totp_enrolment, b.engine, b.box, user)
-                return LoginOut(status="totp_enrolment", otpauth_uri=uri)
-        elif body.totp is None:
-            return LoginOut(status="totp_required")
-        if not accounts.check_totp(b.box, user, body.totp, b.clock):
-            await record(
-                b,
-                actor=user.username,
-                role=user.role,
-                origin_ip=ip,
-                action="auth.login",
-                target=f"user:{user.username}",
-                outcome="refused",
-                details={"reason": "wrong TOTP code"},
-            )
-            raise HTTPException(401, "wrong TOTP code")
-        if not user.totp_confirmed:
-            user = await asyncio.to_thread(accounts.update, b.engine, user.id, totp_confirmed=True)
-
+        outcome = await procedure.login(b, attempt)
+    except procedure.Refused as exc:
+        raise exc.http() from exc
+    if outcome.status != "ok":
+        return LoginOut(status=outcome.status, otpauth_uri=outcome.otpauth_uri)
+    user = outcome.user
+    details: dict[str, object] = {}
+    if outcome.failed_attempts:
+        details["failed_attempts_before"] = outcome.failed_attempts
+    if outcome.new_password is not None:
+        details["password_changed"] = "the single-use password of an admin's reset was replaced"
     await record(
-        b, actor=user.username, role=user.role, origin_ip=ip, action="auth.login", target=f"user:{user.username}"
+        b,
+        actor=user.username,
+        role=user.role,
+        origin_ip=ip,
+        action="auth.login",
+        target=f"user:{user.username}",
+        details=details or None,
     )
+    if outcome.new_password is not None:
+        user = await asyncio.to_thread(accounts.set_password, b.engine, user.id, outcome.new_password, False)
     issued = await asyncio.to_thread(
         sessions.issue, b.engine, b.clock, user.id, ip, s.session_idle_minutes, s.session_max_hours
     )
@@ -139,8 +125,49 @@ async def login(body: LoginIn, request: Request, response: Response, b: Backends
     )
     principal = principal_for(b, user, ip, issued.token)
     return LoginOut(
-        status="ok", access_token=issued.token, expires_at=_iso(issued.expires_us), user=me_out(principal, user)
+        status="ok",
+        access_token=issued.token,
+        expires_at=_iso(issued.expires_us),
+        user=me_out(principal, user),
+        failed_attempts=outcome.failed_attempts,
     )
+
+
+class PasswordIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    current_password: str = Field(min_length=1, max_length=256)
+    new_password: str = Field(min_length=1, max_length=256)
+
+
+class PasswordOut(BaseModel):
+    status: Literal["changed"]
+    other_sessions_revoked: int
+
+
+@router.post("/password", response_model=PasswordOut, responses={429: {"description": "Too many failed logins"}})
+async def change_password(
+    body: PasswordIn, principal: Principal = Depends(authenticate), b: Backends = Depends(backends)
+) -> PasswordOut:
+    """Change one's own password: the current one is checked like a login (same limits and lock);
+    the account's other sessions end."""
+    target = f"user:{principal.username}"
+    if principal.partner is not None:
+        raise HTTPException(409, "a partner's agent has no password here: change it with your own service")
+    try:
+        outcome = await procedure.check_current_password(b, principal, body.current_password, body.new_password)
+    except procedure.Refused as exc:
+        try:
+            await audit(principal, "auth.password_change", target, outcome="refused", details={"reason": exc.reason})
+        except HTTPException:
+            pass  # the refusal stands whether or not it could be recorded
+        if exc.user is not None and exc.user.kind != accounts.LOCAL:
+            raise HTTPException(409, "your password is managed by the identity provider: change it there") from exc
+        raise exc.http() from exc
+    await audit(principal, "auth.password_change", target)
+    assert outcome.new_password is not None
+    await asyncio.to_thread(accounts.set_password, b.engine, principal.user_id, outcome.new_password, False)
+    revoked = await asyncio.to_thread(sessions.revoke_others, b.engine, b.clock, principal.user_id, principal.token)
+    return PasswordOut(status="changed", other_sessions_revoked=revoked)
 
 
 class LogoutOut(BaseModel):

@@ -14,7 +14,6 @@ This module also holds what the other requisition-side routes share: the Requisi
 its error mapping, the caller as an `Actor`, and multipart form parsing for the uploads.
 """
 
-import asyncio
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -29,7 +28,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from services.common import rpc
 from services.common.clock import to_us
 from services.common.pb.csu.v1 import requisition_pb2, requisition_pb2_grpc
-from services.gateway import accounts
+from services.gateway import login
 from services.gateway.backends import Backends, backends, rpc_errors
 from services.gateway.operations.access import refuse, require_any
 from services.gateway.operations.fields import CAMERA_ID, line, text
@@ -663,24 +662,11 @@ async def approve(
         raise HTTPException(
             409, f"request {current.number} is {current.state}: cannot approve (only a received requisition)"
         )
-    settings = b.settings
-    try:
-        user = await asyncio.to_thread(
-            accounts.verify_password,
-            b.engine,
-            b.clock,
-            principal.username,
-            body.password,
-            settings.login_max_failures,
-            settings.lockout_minutes,
-        )
-    except accounts.AccountError as exc:
-        await _reauth_refused(principal, current, exc.message)
-        raise HTTPException(exc.status, f"re-authentication failed: {exc.message}") from exc
-    if settings.require_totp or user.totp_confirmed:
-        if not body.totp or not user.totp_confirmed or not accounts.check_totp(b.box, user, body.totp, b.clock):
-            await _reauth_refused(principal, current, "wrong or missing TOTP code")
-            raise HTTPException(401, "re-authentication failed: wrong or missing TOTP code")
+    try:  # the login's own limits, lock and TOTP rule (services/gateway/login.py)
+        await login.reauthenticate(b, principal, body.password, body.totp)
+    except login.Refused as exc:
+        await _reauth_refused(principal, current, exc.reason)
+        raise exc.http("re-authentication failed: ") from exc
     await audit(
         principal,
         "requisition.approve",

@@ -26,6 +26,8 @@ class UserOut(BaseModel):
     active: bool
     totp_enrolled: bool
     locked: bool
+    # An admin reset the password: the single-use one must be replaced at the next login.
+    must_change_password: bool = False
     camera_groups: list[str]
     granted_by: str
     granted: str
@@ -79,6 +81,7 @@ def out(user: User, now_us: int) -> UserOut:
         active=user.active,
         totp_enrolled=user.totp_confirmed,
         locked=bool(user.locked_until_us and user.locked_until_us > now_us),
+        must_change_password=user.must_change_password,
         camera_groups=list(user.camera_groups),
         granted_by=user.granted_by,
         granted=_iso(user.granted_us) or "",
@@ -119,7 +122,7 @@ async def create_user(
 ) -> UserOut:
     _check(body.role, body.camera_groups)
     try:
-        accounts.check_password_strength(body.password, body.username)
+        accounts.check_password_strength(body.password, body.username, body.display_name)
     except accounts.AccountError as exc:
         raise HTTPException(exc.status, exc.message) from exc
     await audit(
@@ -212,3 +215,29 @@ async def reset_totp(
     await asyncio.to_thread(accounts.update, b.engine, user.id, totp_secret_sealed=None, totp_confirmed=False)
     await asyncio.to_thread(sessions.revoke_user, b.engine, b.clock, user.id)
     return {"status": "the user enrols a new TOTP authenticator at next login"}
+
+
+class PasswordResetOut(BaseModel):
+    username: str
+    # Shown once, to the admin, to hand over in person: valid for one login, which must replace it.
+    one_time_password: str
+    sessions_revoked: int
+
+
+@router.post("/{username}/reset-password", response_model=PasswordResetOut)
+async def reset_password(
+    username: str, principal: Principal = Depends(require("users")), b: Backends = Depends(backends)
+) -> PasswordResetOut:
+    """A forgotten password: a new single-use one (replaced at the next login), the lock lifted,
+    every session of the account ended. The password is in no log nor audit entry."""
+    user = await _user(b, username)
+    if user.kind != accounts.LOCAL:
+        reason = "this account logs in at the identity provider: its password is reset there"
+        details = {"reason": reason}
+        await audit(principal, "users.reset_password", f"user:{username}", outcome="refused", details=details)
+        raise HTTPException(409, reason)
+    await audit(principal, "users.reset_password", f"user:{username}")
+    password = accounts.generate_password(user.username, user.display_name)
+    await asyncio.to_thread(accounts.set_password, b.engine, user.id, password, True)
+    revoked = await asyncio.to_thread(sessions.revoke_user, b.engine, b.clock, user.id)
+    return PasswordResetOut(username=user.username, one_time_password=password, sessions_revoked=revoked)

@@ -1,5 +1,5 @@
 // Accounts and habilitations (administrators): nominative accounts, role, camera groups, expiry,
-// the prefecture's validation; revoke sessions, reset a lost second factor.
+// the prefecture's validation; revoke sessions, reset a lost second factor or a forgotten password.
 import { api, enc } from "./api.js";
 import { h, clear, dialog } from "./dom.js";
 import { t } from "./i18n.js";
@@ -41,12 +41,13 @@ export async function mount(root) {
         { label: t("users.groups"), render: (u) => u.camera_groups.join(", ") },
         { label: t("users.expires"), render: (u) => fmt(u.expires, "date") },
         { label: t("users.prefValidated"), render: (u) => u.prefecture_validated ? `${fmt(u.prefecture_validated, "date")} (${u.prefecture_ref || "—"})` : t("users.notValidated") },
-        { label: t("users.state"), render: (u) => [u.active ? t("users.active") : t("users.inactive"), u.locked ? t("users.locked") : "", u.totp_enrolled ? "TOTP" : ""].filter(Boolean).join(" · ") },
+        { label: t("users.state"), render: (u) => [u.active ? t("users.active") : t("users.inactive"), u.locked ? t("users.locked") : "", u.must_change_password ? t("users.mustChange") : "", u.totp_enrolled ? "TOTP" : ""].filter(Boolean).join(" · ") },
         { label: "", render: (u) => h("span", { class: "row-actions" },
           h("button", { type: "button", class: "small", text: t("common.edit"), onclick: () => edit(u) }),
           h("button", { type: "button", class: "small", text: u.active ? t("users.deactivate") : t("users.activate"), onclick: () => patch(u, { active: !u.active }) }),
           h("button", { type: "button", class: "small", text: t("users.revokeSessions"), onclick: () => action(u, "revoke-sessions") }),
-          h("button", { type: "button", class: "small", text: t("users.resetTotp"), onclick: () => confirm(t("users.confirmResetTotp", { user: u.username })) && action(u, "reset-totp") })) },
+          h("button", { type: "button", class: "small", text: t("users.resetTotp"), onclick: () => confirm(t("users.confirmResetTotp", { user: u.username })) && action(u, "reset-totp") }),
+          h("button", { type: "button", class: "small", text: t("users.resetPassword"), onclick: () => confirm(t("users.confirmResetPassword", { user: u.username })) && resetPassword(u) })) },
       ], users));
       error.show("");
     } catch (err) { error.show(err.message); }
@@ -56,6 +57,15 @@ export async function mount(root) {
   }
   async function action(user, what) {
     try { await api(`/api/v1/users/${enc(user.username)}/${what}`, { method: "POST", body: {} }); toast(t("common.done")); refresh(); } catch (err) { toast(err.message, "error"); }
+  }
+  // The single-use password is shown once, here, to be handed over in person; the next login replaces it.
+  async function resetPassword(user) {
+    let reset;
+    try { reset = await api(`/api/v1/users/${enc(user.username)}/reset-password`, { method: "POST", body: {} }); } catch (err) { toast(err.message, "error"); return; }
+    refresh();
+    await dialog(t("users.resetPassword"), (ok) => h("div", {}, h("p", { text: t("users.oneTimePassword", { user: user.username }) }),
+      h("code", { class: "secret", id: "one-time-password", text: reset.one_time_password }),
+      h("div", { class: "actions" }, h("button", { type: "button", class: "primary", text: t("common.close"), onclick: () => ok(true) }))));
   }
   function edit(user) {
     dialog(t("users.edit", { user: user.username }), (close) => buildForm(habilitationFields(user), {

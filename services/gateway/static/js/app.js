@@ -1,9 +1,10 @@
 // The console's shell: who is signed in, the menu their role allows, the screens, notifications.
 import { api, ApiError } from "./api.js";
-import { h, clear } from "./dom.js";
+import { h, clear, dialog } from "./dom.js";
 import { t, translatePage, setLang, lang, LANGS } from "./i18n.js";
 import { fmt } from "./time.js";
 import { showLogin } from "./login.js";
+import { buildForm } from "./forms.js";
 import { toast } from "./ui.js";
 import { session } from "./session.js";
 import { SCREENS } from "./screens.js";
@@ -40,7 +41,28 @@ function renderSession() {
     h("span", { class: "who", id: "session-user" }, h("strong", { text: me.display_name }), ` · ${t(`role.${me.role}`)}`),
     h("span", { class: ["habilitation", warn && "warn"], id: "session-habilitation", text: habText }),
     langs,
+    me.partner ? null : h("button", { type: "button", id: "change-password", class: "link", text: t("session.password"), onclick: changePassword }),
     h("button", { type: "button", id: "logout", class: "link", text: t("session.logout"), onclick: logout }));
+}
+
+// One's own password: the current one is checked like a login; the other sessions end.
+function changePassword() {
+  dialog(t("session.passwordTitle"), (close) => {
+    const built = buildForm([
+      { name: "current_password", label: t("session.currentPassword"), type: "password", required: true, maxLength: 256, autocomplete: "current-password" },
+      { name: "new_password", label: t("session.newPassword"), type: "password", required: true, maxLength: 256, autocomplete: "new-password", hint: t("session.passwordHint") },
+    ], {
+      id: "password-change", onCancel: () => close(null),
+      onSubmit: async () => {
+        // As typed: a password's spaces are part of it (the form's values are trimmed).
+        const body = { current_password: built.inputs.current_password.value, new_password: built.inputs.new_password.value };
+        await api("/api/v1/auth/password", { method: "POST", body, quiet401: true });
+        close(true);
+        toast(t("session.passwordChanged"));
+      },
+    });
+    return built.form;
+  });
 }
 
 async function logout() {
@@ -102,6 +124,11 @@ async function boot() {
   document.getElementById("login").hidden = true;
   document.getElementById("app").hidden = false;
   renderSession();
+  const failed = sessionStorage.getItem("csu.login.failed");
+  if (failed) {
+    sessionStorage.removeItem("csu.login.failed");
+    toast(t("session.failedAttempts", { count: failed }), "error", 60_000);
+  }
   window.addEventListener("hashchange", route);
   window.addEventListener("csu:lang", () => { translatePage(); renderSession(); route(); });
   window.addEventListener("csu:unauthenticated", onExpired);
