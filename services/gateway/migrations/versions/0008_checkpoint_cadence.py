@@ -3,7 +3,7 @@ every N entries and M minutes after the previous one, so verification knows wher
 Checkpoints signed before this migration keep 0, 0: they signed "seq:hash" only.
 
 Revision ID: gateway_0008
-Revises: gateway_0007 (re-pointed to gateway_0007 when merged after it)
+Revises: gateway_0007
 Create Date: 2026-12-07
 """
 
