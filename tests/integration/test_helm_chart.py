@@ -626,6 +626,10 @@ def test_grpc_and_nats_paths(release: Release) -> None:
     assert components_allowed(release, labels["requisition"], 50054) == {"gateway"}
     for component in ("requisition", "gateway"):
         assert components_allowed(release, labels[component], 50051) == set(), component
+    # The gateway asks every service's readiness (`csuctl health` in its pod), and nothing else does.
+    for component in set(SERVICES) - {"gateway"}:
+        assert components_allowed(release, labels[component], 8180) == {"gateway"}, component
+    assert 8180 in egress_ports(release, "gateway")
     nats_port = 4222
     for component in SERVICES:
         assert nats_port in egress_ports(release, component), component
