@@ -37,6 +37,9 @@ CHART = Path(__file__).resolve().parents[2] / "deploy" / "helm" / "csu"
 CI_VALUES = {
     p.name.removesuffix("-values.yaml"): yaml.safe_load(p.read_text()) for p in sorted(CHART.glob("ci/*-values.yaml"))
 }
+# The one-node value set ships beside values.yaml (ops install with it); it names no Secret of its own.
+SMALL = yaml.safe_load((CHART / "values-small.yaml").read_text())
+CI_VALUES["small"] = {**SMALL, "secrets": {"signingKey": {"existingSecret": "csu-signing-key"}}}
 KUBERNETES = ("1.31.0", "1.33.0")
 SERVICES = ("ingest", "masking", "archive", "requisition", "gateway")
 COMPONENT = "app.kubernetes.io/component"
@@ -377,6 +380,69 @@ def test_disruption_budgets_and_autoscalers(release: Release) -> None:
         assert set(autoscalers) == {"city-csu-ingest", "city-csu-masking"}
 
 
+def cpu_millis(value: str | int | float) -> int:
+    text = str(value)
+    return int(text[:-1]) if text.endswith("m") else int(float(text) * 1000)
+
+
+def memory_mib(value: str) -> float:
+    units = {"Ki": 1 / 1024, "Mi": 1, "Gi": 1024}
+    return next(float(value[: -len(u)]) * f for u, f in units.items() if value.endswith(u))
+
+
+def requested(release: Release) -> tuple[int, float]:
+    """CPU (millicores) and memory (MiB) the running release asks for: every replica of every
+    Deployment and StatefulSet (an autoscaled Deployment at its minimum); the Job runs before them."""
+    cpu, memory = 0, 0.0
+    autoscalers = release.kind("HorizontalPodAutoscaler")
+    for workload in release.docs:
+        if workload["kind"] not in ("Deployment", "StatefulSet"):
+            continue
+        name = workload["metadata"]["name"]
+        replicas = workload["spec"].get("replicas") or autoscalers[name]["spec"]["minReplicas"]
+        for container in workload["spec"]["template"]["spec"]["containers"]:
+            cpu += replicas * cpu_millis(container["resources"]["requests"]["cpu"])
+            memory += replicas * memory_mib(container["resources"]["requests"]["memory"])
+    return cpu, memory
+
+
+def release_of(name: str, values: dict) -> Release:
+    return Release(name, helm.Chart.load(CHART).merge_values(values), render(values))
+
+
+def test_the_small_values_fit_one_node_of_two_cores() -> None:
+    """values-small.yaml: the release's requests leave a 2-core node room for Kubernetes' own pods
+    (~0.7 core), each limit fits the node, and nothing autoscales on a node that cannot grow."""
+    release = release_of("small", CI_VALUES["small"])
+    cpu, memory = requested(release)
+    assert cpu <= 1000, f"{cpu}m requested: a 2-core node keeps ~700m for the control plane and DNS"
+    assert memory <= 2048, f"{memory} MiB requested"
+    assert not release.kind("HorizontalPodAutoscaler")
+    (nats_set,) = release.kind("StatefulSet").values()
+    assert nats_set["spec"]["replicas"] == 1
+    for workload in release.workloads():
+        for container in workload["spec"]["template"]["spec"]["containers"]:
+            assert cpu_millis(container["resources"]["limits"]["cpu"]) <= 2000, workload["metadata"]["name"]
+    masking = release.kind("Deployment")["city-csu-masking"]["spec"]["template"]["spec"]["containers"][0]
+    assert cpu_millis(masking["resources"]["requests"]["cpu"]) < 1000
+
+
+def test_production_defaults_follow_the_capacity_plan() -> None:
+    """The defaults: masking scales on CPU (0.61 core per 1080p camera burned in, README "Sizing"),
+    ingest and the gateway run two replicas each, the archive one, NATS three members."""
+    release = release_of("defaults", SIGNING)
+    hpa = release.kind("HorizontalPodAutoscaler")["city-csu-masking"]["spec"]
+    (metric,) = hpa["metrics"]
+    assert metric["resource"]["name"] == "cpu" and hpa["minReplicas"] >= 2 and hpa["maxReplicas"] >= 26
+    deployments = release.kind("Deployment")
+    assert "replicas" not in deployments["city-csu-masking"]["spec"]
+    assert deployments["city-csu-ingest"]["spec"]["replicas"] == 2
+    assert deployments["city-csu-gateway"]["spec"]["replicas"] == 2
+    assert deployments["city-csu-archive"]["spec"]["replicas"] == 1
+    (nats_set,) = release.kind("StatefulSet").values()
+    assert nats_set["spec"]["replicas"] == 3
+
+
 def test_migrations_run_once_in_a_hook_before_the_services(release: Release) -> None:
     (job,) = release.kind("Job").values()
     annotations = job["metadata"]["annotations"]
@@ -710,9 +776,11 @@ def test_services_log_in_as_their_own_nats_user(release: Release) -> None:
         )
         return
     (nats_set,) = statefulsets.values()
-    assert nats_set["spec"]["replicas"] == release.values["nats"]["cluster"]["replicas"] == 3
+    members = release.values["nats"]["cluster"]["replicas"]
+    assert nats_set["spec"]["replicas"] == members in (1, 3)
     assert "jetstream {" in configmap["nats.conf"] and "include ./accounts.conf" in configmap["nats.conf"]
-    assert configmap["nats.conf"].count("nats://city-csu-nats-") == 3
+    # Routes between members; one member alone has none.
+    assert configmap["nats.conf"].count("nats://city-csu-nats-") == (members if members > 1 else 0)
     (container,) = nats_set["spec"]["template"]["spec"]["containers"]
     env = {e["name"]: e for e in container["env"]}
     for name in SERVICES:
