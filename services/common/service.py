@@ -19,6 +19,7 @@ import uvicorn
 from fastapi import APIRouter, FastAPI, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from services.common import tracing
 from services.common.log import configure_logging, get_logger
 from services.common.settings import Settings
 
@@ -159,6 +160,8 @@ def run_service(
     """Run a service process: `main(runtime)` must return once runtime.stop is set."""
     settings = Settings()
     configure_logging(name, settings.log_level, settings.log_json)
+    # Before the app, channels and servers are made: they take their tracing hooks when created.
+    tracing.setup(name, settings)
 
     async def _run() -> None:
         runtime = Runtime(name, settings)
@@ -176,6 +179,7 @@ def run_service(
             raise SystemExit(2) from exc
         if app is None:
             web.include_router(health_router(runtime))
+        tracing.instrument_app(web)
         runtime.app = web
         http = asyncio.create_task(serve_http(web, http_host(settings), http_port(settings), runtime.stop))
         body = asyncio.create_task(main(runtime))
@@ -189,6 +193,7 @@ def run_service(
                 log.error("service failed", error=repr(task.exception()))
                 raise SystemExit(1)
         log.info("service stopped")
+        tracing.shutdown()
         # A blocking call still running in a worker thread (asyncio.to_thread: a store upload that
         # never answers) would hold the process after this: asyncio.run and the interpreter wait
         # for those threads, and the pod is killed at its grace period (seen in the image test:
