@@ -31,7 +31,7 @@ from services.common.signing import Signer
 from tests.support.accounts import login
 from tests.support.chart import SERVICES, SIGNING, VIOLATION, render
 from tests.support.platform import wait_for
-from tests.support.pods import Cluster, Container, pod_container, podman, ulimits
+from tests.support.pods import Cluster, Container, bare_pod, pod_container, podman, ulimits
 from tests.support.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -264,6 +264,23 @@ def test_csuctl_health_in_the_gateway_container(deployment: Deployment) -> None:
     report = json.loads(done.stdout)
     assert set(report) == set(SERVICES)
     assert all(entry["ready"] for entry in report.values()), report
+
+
+def test_the_charts_helm_test_pod_passes(deployment: Deployment) -> None:
+    """`helm test`: the chart's test hook Pod, run as its spec says, logs in through the gateway's
+    Service and downloads a recorded segment (csuctl smoke)."""
+    (hook,) = [
+        d for d in deployment.cluster.kind("Pod").values() if "test" in d["metadata"]["annotations"]["helm.sh/hook"]
+    ]
+    container = pod_container(deployment.cluster, bare_pod(hook), f"{deployment.cluster.network}-smoke-test")
+    container.start()
+    try:
+        exit_code = int(podman("wait", container.name, timeout=600).strip())
+        output = container.logs()
+        assert exit_code == 0, output[-4000:]
+        assert "ok: smoke-" in output and "downloaded segment" in output, output[-4000:]
+    finally:
+        container.remove()
 
 
 def test_no_nats_permission_was_refused(deployment: Deployment) -> None:

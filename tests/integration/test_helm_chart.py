@@ -710,6 +710,34 @@ def test_grpc_and_nats_paths(release: Release) -> None:
         assert components_allowed(release, labels["nats"], 6222) == {"nats"}
 
 
+def test_the_helm_test_pod_logs_in_through_the_gateway(release: Release) -> None:
+    """`helm test`: one hook Pod, restricted like every pod, running `csuctl smoke` against the
+    gateway's Service, with the NetworkPolicies it needs (the gateway's port, NATS, the database)."""
+    (pod,) = release.kind("Pod").values()
+    assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
+    spec = pod["spec"]
+    (container,) = spec["containers"]
+    assert container["command"][:4] == ["python", "-m", "services.csuctl", "smoke"]
+    assert container["command"][-1] == "http://city-csu-gateway:8080"
+    assert "city-csu-gateway" in release.kind("Service")
+    assert spec["securityContext"]["runAsNonRoot"] is True and spec["automountServiceAccountToken"] is False
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    labels = pod["metadata"]["labels"]
+    egress = {port for rule in rules(release, labels, "egress") for port in (ports(rule) or {None})}
+    assert {8080, release.values["database"]["port"], 53} <= egress
+    admitted = [
+        r
+        for r in rules(release, release.pod_labels()["gateway"], "ingress")
+        if ports(r) == {8080}
+        and (
+            peers(r, "ingress") is None
+            or any(in_namespace_pods(p) and selects(p["podSelector"], labels) for p in peers(r, "ingress"))
+        )
+    ]
+    assert admitted, "the gateway admits the test Pod"
+
+
 # --- NATS: only masking reads raw frames --------------------------------------------------------
 
 

@@ -163,6 +163,11 @@ def pod_container(cluster: Cluster, workload: dict, pod_name: str, publish: Sequ
     return Container(pod_name, args)
 
 
+def bare_pod(pod: dict) -> dict:
+    """A bare Pod (a helm test hook) in the shape of a workload, for pod_container."""
+    return {"metadata": pod["metadata"], "spec": {"template": {"metadata": pod["metadata"], "spec": pod["spec"]}}}
+
+
 def environment(cluster: Cluster, spec: dict, pod_name: str) -> dict[str, str]:
     configmaps = cluster.configmaps()
     env: dict[str, str] = {}

@@ -18,6 +18,16 @@ the database and the object store, which have policies of their own.
         {{- toYaml . | nindent 8 }}
       {{- end }}
     {{- end }}
+    {{- if and (eq $name "gateway") $v.gateway.networkPolicy.from }}
+    # `helm test`: the smoke test Pod logs in like a browser would.
+    - ports:
+        - {protocol: TCP, port: 8080}
+      from:
+        - podSelector:
+            matchLabels:
+              {{- include "csu.selectorLabels" $root | nindent 14 }}
+              app.kubernetes.io/component: smoke-test
+    {{- end }}
     {{- if and $svc.grpcPort $svc.grpcClients }}
     - ports:
         - {protocol: TCP, port: {{ $svc.grpcPort }}}
