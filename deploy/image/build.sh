@@ -79,5 +79,8 @@ else
     fi
     echo "built in $(( $(date +%s) - started )) s"
 fi
+# Earlier builds' tags go (each ~800 MB unshared at worst); the build cache keeps what they shared.
+"$images" images --format '{{.Repository}}:{{.Tag}}' | grep -F "$IMAGE:ctx-" | grep -vxF "$cached" \
+    | xargs -r "$images" rmi >/dev/null 2>&1 || true
 size=$("$images" image inspect --format '{{.Size}}' "$IMAGE:$IMAGE_TAG")
 echo "image $IMAGE:$IMAGE_TAG ($cached) on $base: $(( size / 1000000 )) MB"

@@ -68,6 +68,10 @@ def build_testbed(base: str) -> str:
         timeout=1200,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    # Earlier testbeds (another lock, another base) go: ~900 MB each.
+    for old in podman("images", "--format", "{{.Repository}}:{{.Tag}}", "localhost/csu-testbed").split():
+        if old != tag:
+            podman("rmi", old, check=False)
     return tag
 
 
