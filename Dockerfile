@@ -1,20 +1,32 @@
 # One image for every CSU service and the admin CLI:
 #   python -m services.<ingest|masking|archive|requisition|gateway>   (the Helm chart sets the command)
-#   csuctl ...                                                         (e.g. csuctl db migrate)
-# Build with `make image`. The base is pinned to an exact Python/Debian release; rebuild on purpose
-# to take security updates, never by accident.
+#   csuctl ...                                                         (e.g. csuctl db migrate, csuctl health)
+# Build with `make image` (Docker where an engine answers, else Debian's buildah). The base is pinned
+# to an exact Python/Debian release; rebuild on purpose to take security updates, never by accident.
+#
+# BASE: Python on Debian trixie. Where a registry image can be pulled, the official one pinned here;
+# where none can (no Docker Hub), `make image` makes one from Debian's own packages with mmdebstrap
+# (deploy/image/debian-base.sh: trixie's python3, 3.13; requirements.lock is universal, >= 3.12) and
+# passes it here. Both stages use the same base, so the virtualenv's interpreter is the one it was
+# built with.
+ARG BASE=python:3.12.12-slim-trixie
 
 # --- build: dependencies from the lock, generated gRPC code, bytecode ---------------------------
-FROM python:3.12.12-slim-trixie AS build
+FROM ${BASE} AS build
 
+# The CA bundle is named explicitly: a build behind a TLS-inspecting proxy mounts the host's bundle
+# over this path for its RUN steps (make image does); uv and pip read SSL_CERT_FILE and PIP_CERT.
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1 \
     UV_NO_CACHE=1 \
     UV_PYTHON_DOWNLOADS=never \
-    UV_COMPILE_BYTECODE=1
+    UV_COMPILE_BYTECODE=1 \
+    SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt \
+    PIP_CERT=/etc/ssl/certs/ca-certificates.crt
 
-# The same uv the Makefile uses; it stays in this stage.
-RUN pip install "uv==0.13.9"
+# The same uv the Makefile uses, in a virtualenv of its own (Debian's Python refuses pip installs
+# outside one); it stays in this stage.
+RUN python3 -m venv /opt/uv && /opt/uv/bin/pip install --quiet "uv==0.13.9"
 
 # Sources sit where they run (/app), so the compiled bytecode names the right files.
 WORKDIR /app
@@ -22,8 +34,8 @@ COPY pyproject.toml requirements.lock ./
 # Runtime dependencies only (pyproject's [project] dependencies), each at the exact version pinned
 # in requirements.lock. The lock also pins the dev extra (pytest, moto, playwright...), which the
 # constraint file only constrains and never installs.
-RUN python -m venv /opt/venv \
-    && uv pip install --python /opt/venv/bin/python --constraint requirements.lock -r pyproject.toml
+RUN python3 -m venv /opt/venv \
+    && /opt/uv/bin/uv pip install --python /opt/venv/bin/python --constraint requirements.lock -r pyproject.toml
 
 COPY proto ./proto
 COPY services ./services
@@ -35,7 +47,7 @@ RUN /opt/venv/bin/python proto/generate.py \
     && chmod 0755 /opt/venv/bin/csuctl
 
 # --- runtime: the virtualenv and the code, nothing else -----------------------------------------
-FROM python:3.12.12-slim-trixie
+FROM ${BASE}
 
 LABEL org.opencontainers.image.title="csu-platform" \
       org.opencontainers.image.description="CSU platform services (ingest, masking, archive, requisition, gateway) and csuctl" \

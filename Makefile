@@ -19,16 +19,17 @@ TEST_DEBS := python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-good gst
 	firefox-esr libavcodec59
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help run test bench lint proto lock docs venv system-test-deps clean image test-oidc-provider testdata
+.PHONY: help run test bench lint proto lock docs venv system-test-deps clean image image-deps image-test test-oidc-provider testdata
 
 help:
 	@echo "make run     start the whole platform on this machine (embedded NATS, SQLite, local store)"
 	@echo "make test    install what the tests need and run them"
 	@echo "make bench   run the benchmarks; figures in bench/results/latest.json"
+	@echo "make image-test  run the image's containers as the chart does (podman) and check the platform works"
 	@echo "make lint    ruff"
 	@echo "make proto   regenerate the gRPC/protobuf modules"
 	@echo "make lock    re-pin dependencies into requirements.lock"
-	@echo "make image   build the container image (needs a Docker engine): $(IMAGE):$(IMAGE_TAG)"
+	@echo "make image   build the container image (Docker, else buildah): $(IMAGE):$(IMAGE_TAG)"
 
 $(VENV)/.installed: pyproject.toml requirements.lock
 	@test -n "$(PYTHON)" || { echo "no Python 3.12+ found: install one or pass PYTHON=/path/to/python3.12"; exit 1; }
@@ -108,18 +109,28 @@ lock: venv
 	$(VENV)/bin/uv pip compile pyproject.toml --extra dev --python-version 3.12 --universal \
 		-o requirements.lock --custom-compile-command "make lock"
 
-# One image for every service (Dockerfile). The tag defaults to pyproject's version, which is
-# the Helm chart's appVersion.
-DOCKER ?= docker
+# One image for every service (Dockerfile): built with Docker where an engine answers, else with
+# Debian's buildah on a base made from Debian's packages (deploy/image/). Skipped when the build
+# context and base are unchanged (tag ctx-<hash>). The tag defaults to pyproject's version, which is
+# the Helm chart's appVersion. DOCKER=docker|podman forces that builder.
 IMAGE ?= registry.csu.local/csu/platform
 IMAGE_TAG ?= $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml | head -n 1)
+IMAGE_DEBS := buildah podman mmdebstrap runc containernetworking-plugins
 
-image:
-	@command -v $(DOCKER) >/dev/null 2>&1 || { \
-		echo "make image: no '$(DOCKER)' command: install Docker (or pass DOCKER=podman) to build the image" >&2; exit 1; }
-	@$(DOCKER) version --format '{{.Server.Version}}' >/dev/null 2>&1 || { \
-		echo "make image: no Docker engine answers ($(DOCKER) version cannot reach $${DOCKER_HOST:-the local daemon}): start one, or build on a machine that has one" >&2; exit 1; }
-	$(DOCKER) build -t $(IMAGE):$(IMAGE_TAG) .
+image-deps:
+	@if ! { command -v docker >/dev/null && docker version >/dev/null 2>&1; } \
+		&& ! { command -v buildah && command -v podman && command -v mmdebstrap; } >/dev/null; then \
+		echo "installing Debian packages to build and run the image: $(IMAGE_DEBS)"; \
+		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(IMAGE_DEBS) >/dev/null; \
+	fi
+
+image: image-deps
+	@IMAGE=$(IMAGE) IMAGE_TAG=$(IMAGE_TAG) DOCKER=$(DOCKER) deploy/image/build.sh
+
+# The image run as the chart runs it: each workload a podman container (non-root, read-only root,
+# no capability, the chart's NATS users), PostgreSQL and S3 beside them (tests/image).
+image-test: image proto
+	CSU_IMAGE=$(IMAGE):$(IMAGE_TAG) $(PY) -m pytest -x --basetemp="$$(mktemp -d /tmp/csu-image-test.XXXXXX)" tests/image
 
 docs: venv
 	$(PY) -m services.common.settings_doc README.md

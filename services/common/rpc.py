@@ -4,6 +4,8 @@ from collections.abc import Callable
 
 import grpc
 
+from services.common import tracing
+
 # Segments are streamed in 1 MiB chunks; leave room for framing.
 MAX_MESSAGE_BYTES = 8 * 1024 * 1024
 # A channel whose peer is away fails calls at once and retries the connection with a growing
@@ -20,7 +22,7 @@ _OPTIONS = [
 
 
 async def start_server(address: str, register: list[Callable[[grpc.aio.Server], None]]) -> grpc.aio.Server:
-    server = grpc.aio.server(options=_OPTIONS)
+    server = grpc.aio.server(options=_OPTIONS, interceptors=tracing.server_interceptors())
     for add in register:
         add(server)
     if server.add_insecure_port(address) == 0:
@@ -30,4 +32,4 @@ async def start_server(address: str, register: list[Callable[[grpc.aio.Server], 
 
 
 def channel(target: str) -> grpc.aio.Channel:
-    return grpc.aio.insecure_channel(target, options=_OPTIONS)
+    return grpc.aio.insecure_channel(target, options=_OPTIONS, interceptors=tracing.client_interceptors())

@@ -6,8 +6,12 @@ the stop event is set.
 """
 
 import asyncio
+import os
 import signal
+import sys
+import threading
 from collections.abc import Awaitable, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 
@@ -15,6 +19,7 @@ import uvicorn
 from fastapi import APIRouter, FastAPI, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from services.common import tracing
 from services.common.log import configure_logging, get_logger
 from services.common.settings import Settings
 
@@ -109,6 +114,15 @@ def health_router(runtime: Runtime) -> APIRouter:
     return router
 
 
+# How long a stopped service waits for its worker threads before leaving without them.
+EXECUTOR_GRACE_S = 3.0
+
+
+def _busy_threads() -> list[threading.Thread]:
+    """Threads that would keep the interpreter from exiting (non-daemon, other than the main one)."""
+    return [t for t in threading.enumerate() if t.is_alive() and not t.daemon and t is not threading.main_thread()]
+
+
 # How long stopping waits for open connections: a live view's websocket, or a TLS peer that never
 # answers the close (asyncio waits 30 s for it), must not keep the process past its grace period.
 GRACEFUL_SHUTDOWN_S = 5
@@ -157,10 +171,15 @@ def run_service(
     """Run a service process: `main(runtime)` must return once runtime.stop is set."""
     settings = Settings()
     configure_logging(name, settings.log_level, settings.log_json)
+    # Before the app, channels and servers are made: they take their tracing hooks when created.
+    tracing.setup(name, settings)
 
     async def _run() -> None:
         runtime = Runtime(name, settings)
         loop = asyncio.get_running_loop()
+        # The executor of asyncio.to_thread, ours so that stopping can bound the wait for it.
+        executor = ThreadPoolExecutor(thread_name_prefix=name)
+        loop.set_default_executor(executor)
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, runtime.stop.set)
         try:
@@ -171,6 +190,7 @@ def run_service(
             raise SystemExit(2) from exc
         if app is None:
             web.include_router(health_router(runtime))
+        tracing.instrument_app(web)
         runtime.app = web
         http = asyncio.create_task(
             serve_http(web, http_host(settings), http_port(settings), runtime.stop, **proxy_options(settings))
@@ -186,5 +206,20 @@ def run_service(
                 log.error("service failed", error=repr(task.exception()))
                 raise SystemExit(1)
         log.info("service stopped")
+        tracing.shutdown()
+        # A blocking call still running in a worker thread (asyncio.to_thread: a store upload that
+        # never answers) would hold the process after this: asyncio.run and the interpreter wait
+        # for those threads, and the pod is killed at its grace period (seen in the image test:
+        # the archive, its drain timed out after 15 s, killed at 30 s). What such a thread was
+        # doing is retried at the next start (the spool, unacked events): leave without it.
+        executor.shutdown(wait=False, cancel_futures=True)
+        deadline = loop.time() + EXECUTOR_GRACE_S
+        while _busy_threads() and loop.time() < deadline:
+            await asyncio.sleep(0.05)
+        if _busy_threads():
+            log.warning("worker threads still blocked at stop: leaving without them", grace_s=EXECUTOR_GRACE_S)
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(0)
 
     asyncio.run(_run())

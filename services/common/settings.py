@@ -438,6 +438,12 @@ class Settings(BaseSettings):
     # -- logging -----------------------------------------------------------------------------
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log level.")
     log_json: bool = Field(True, description="JSON log lines (false: human-readable console).")
+    otel_endpoint: str = Field(
+        "",
+        validation_alias=AliasChoices("CSU_OTEL_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"),
+        description="OpenTelemetry collector (OTLP over gRPC, e.g. http://otel-collector:4317) receiving the "
+        "services' traces; the service name comes from OTEL_SERVICE_NAME. Empty: no tracing.",
+    )
 
     @field_validator("database_url")
     @classmethod

@@ -14,7 +14,7 @@ from rich.table import Table
 
 from services.common.log import configure_logging
 from services.common.settings import Settings
-from services.csuctl import audit, cameras, db, exports, keys, segments, users
+from services.csuctl import audit, cameras, db, exports, keys, segments, smoke, users
 
 app = typer.Typer(help="Administer a CSU platform deployment.", no_args_is_help=True)
 app.add_typer(db.app, name="db")
@@ -24,6 +24,7 @@ app.add_typer(exports.app, name="exports")
 app.add_typer(users.app, name="users")
 app.add_typer(audit.app, name="audit")
 app.add_typer(keys.app, name="keys")
+app.command("smoke")(smoke.smoke)
 console = Console()
 JsonOption = Annotated[bool, typer.Option("--json", help="One JSON document on stdout, for scripts.")]
 
@@ -41,21 +42,26 @@ def emit(data: object, as_json: bool, table: Table | None = None) -> None:
         console.print(table)
 
 
+def readiness_urls(settings: Settings) -> dict[str, str]:
+    """Each service's /readyz: at the host of its gRPC address (its Service in a cluster, so
+    `kubectl exec deploy/<release>-csu-gateway -- csuctl health` sees every service; loopback on one
+    machine) and its HTTP port; the gateway's on this host."""
+    urls = {}
+    for name in ("ingest", "masking", "archive", "requisition"):
+        host = getattr(settings, f"{name}_grpc").rpartition(":")[0] or "127.0.0.1"
+        urls[name] = f"http://{host}:{getattr(settings, f'{name}_http_port')}/readyz"
+    urls["gateway"] = f"http://127.0.0.1:{settings.gateway_port}/readyz"
+    return urls
+
+
 @app.command()
 def health(as_json: JsonOption = False) -> None:
-    """Readiness of each service on this host (the ports of the CSU_* settings)."""
+    """Readiness of each service (/readyz, with the checks that fail), as Kubernetes' probes see it."""
     settings = Settings()
-    ports = {
-        "ingest": settings.ingest_http_port,
-        "masking": settings.masking_http_port,
-        "archive": settings.archive_http_port,
-        "requisition": settings.requisition_http_port,
-        "gateway": settings.gateway_port,
-    }
     results: dict[str, dict[str, object]] = {}
-    for name, port in ports.items():
+    for name, url in readiness_urls(settings).items():
         try:
-            response = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=3)
+            response = httpx.get(url, timeout=3)
             results[name] = {"ready": response.status_code == 200, "checks": response.json().get("checks", {})}
         except (httpx.HTTPError, ValueError) as exc:
             results[name] = {"ready": False, "error": str(exc) or type(exc).__name__}

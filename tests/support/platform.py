@@ -59,6 +59,8 @@ class Platform:
                 "CSU_S3_ACCESS_KEY": s3.access_key,
                 "CSU_S3_SECRET_KEY": s3.secret_key,
             }
+        # Variables of one service only (its NATS user, as the Helm chart gives each its own).
+        self.service_env: dict[str, dict[str, str]] = {}
         self.processes: dict[str, ServiceProcess] = {}
         self._users: set[str] = set()
 
@@ -107,7 +109,8 @@ class Platform:
         from services.launcher import health_url, wait_all_ready
 
         for name in names:
-            process = ServiceProcess(name, self.env, self.workdir / "logs" / f"{name}.log", health_url(name, self.env))
+            env = self.env | self.service_env.get(name, {})
+            process = ServiceProcess(name, env, self.workdir / "logs" / f"{name}.log", health_url(name, self.env))
             process.start()
             self.processes[name] = process
         wait_all_ready([self.processes[name] for name in names], timeout)

@@ -18,6 +18,16 @@ the database and the object store, which have policies of their own.
         {{- toYaml . | nindent 8 }}
       {{- end }}
     {{- end }}
+    {{- if and (eq $name "gateway") $v.gateway.networkPolicy.from }}
+    # `helm test`: the smoke test Pod logs in like a browser would.
+    - ports:
+        - {protocol: TCP, port: 8080}
+      from:
+        - podSelector:
+            matchLabels:
+              {{- include "csu.selectorLabels" $root | nindent 14 }}
+              app.kubernetes.io/component: smoke-test
+    {{- end }}
     {{- if and $svc.grpcPort $svc.grpcClients }}
     - ports:
         - {protocol: TCP, port: {{ $svc.grpcPort }}}
@@ -27,6 +37,16 @@ the database and the object store, which have policies of their own.
               {{- include "csu.selectorLabels" $root | nindent 14 }}
             matchExpressions:
               - {key: app.kubernetes.io/component, operator: In, values: {{ toJson $svc.grpcClients }}}
+    {{- end }}
+    {{- if ne $name "gateway" }}
+    # The gateway asks each service's /readyz (`csuctl health` in the gateway pod).
+    - ports:
+        - {protocol: TCP, port: {{ include "csu.httpPort" $name }}}
+      from:
+        - podSelector:
+            matchLabels:
+              {{- include "csu.selectorLabels" $root | nindent 14 }}
+              app.kubernetes.io/component: gateway
     {{- end }}
     {{- if $v.metrics.serviceMonitor.enabled }}
     # Prometheus scrapes /metrics on the HTTP port.
@@ -58,6 +78,17 @@ the database and the object store, which have policies of their own.
             matchLabels:
               {{- include "csu.selectorLabels" $root | nindent 14 }}
               app.kubernetes.io/component: {{ $callee.name }}
+    {{- end }}
+    {{- if eq $name "gateway" }}
+    # Every service's /readyz, for `csuctl health` in the gateway pod.
+    - ports:
+        - {protocol: TCP, port: 8180}
+      to:
+        - podSelector:
+            matchLabels:
+              {{- include "csu.selectorLabels" $root | nindent 14 }}
+            matchExpressions:
+              - {key: app.kubernetes.io/component, operator: In, values: {{ without $names "gateway" | toJson }}}
     {{- end }}
     {{- if and (eq $name "ingest") $v.cameraNetwork.cidrs }}
     # The camera network: ingest only.
