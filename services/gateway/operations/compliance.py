@@ -13,7 +13,9 @@ What the platform can state about itself, gathered in one document:
   the audit trail's erasure records (`recording.erase`, written by the archive at most
   CSU_ARCHIVE_ERASURE_AUDIT_INTERVAL_S after a sweep);
 - the audit trail: chain verification, signed checkpoints, every signing key it names and from when;
-- the viewing-room register: declarations and their state.
+- the viewing-room register: declarations and their state;
+- the real streams: what each camera sends as ingest measures it, against its declared profile and
+  the arrêté's minimum for its use (operations/compliance_streams.py).
 
 Each section is collected on its own: a service that cannot answer makes its section say so (and
 the findings list it) instead of failing the whole report. `findings` lists every problem found,
@@ -43,6 +45,7 @@ from services.gateway import accounts, audit_log, signing_key_audit
 from services.gateway.backends import RPC_TIMEOUT_S, Backends
 from services.gateway.federation import partners
 from services.gateway.models import AuditCheckpoint
+from services.gateway.operations import compliance_streams
 from services.gateway.operations.models import VisitorDeclaration
 from services.gateway.operations.timefmt import iso
 from services.gateway.roles import ACTIONS, ROLE_ACTIONS, TOTP_ROLES, VIDEO_ACTIONS
@@ -145,6 +148,11 @@ async def collect(b: Backends, generated_by: str) -> dict[str, Any]:
     camera_section = await _section("cameras", cameras, findings)
     authorisation_section = await _section("authorisations", authorisations, findings)
     retention = _retention(cameras_pb, authorisations_pb, findings) if camera_section["available"] else None
+    streams = (
+        {"available": True} | compliance_streams.collect(cameras_pb, findings)
+        if camera_section["available"]
+        else {"available": False, "problem": "streams: the camera list could not be obtained"}
+    )
 
     async def deletion() -> dict[str, Any]:
         answer = await b.archive.ListDeletionProofs(archive_pb2.DeletionProofsRequest(), timeout=RPC_TIMEOUT_S)
@@ -186,6 +194,7 @@ async def collect(b: Backends, generated_by: str) -> dict[str, Any]:
         "deletion_proofs": deletion_section,
         "audit_trail": audit_section,
         "viewing_room": register_section,
+        "streams": streams,
     }
 
 
