@@ -7,8 +7,9 @@ What the platform can state about itself, gathered in one document:
 - retention: each camera's setting against its authorisation's maximum and the legal 30 days;
 - the access matrix: roles → actions, accounts → role, camera groups and habilitation (granted by,
   expiry, prefecture validation), federation partners → groups and actions;
-- masks (MaskingService): per camera the approved mask set, who drew and who approved it, or the
-  supervisor's signed statement that no private area is in view; drafts; open mask-error reports;
+- masks (MaskingService): per camera the approved mask set, who drew and who approved it, the PTZ
+  calibration it is projected with, or the supervisor's signed statement that no private area is
+  in view; drafts; open mask-error reports;
 - deletion proofs from the archive, each digest recomputed here, and each found, as it stands, in
   the audit trail's erasure records (`recording.erase`, written by the archive at most
   CSU_ARCHIVE_ERASURE_AUDIT_INTERVAL_S after a sweep);
@@ -256,6 +257,14 @@ async def _masks(
             findings.append(f"camera {camera.id}: in service without an approved mask set or a signed statement")
         if open_reports[camera.id]:
             findings.append(f"camera {camera.id}: {open_reports[camera.id]} open mask error report(s)")
+        uncalibrated = (
+            bool(camera.ptz_driver and approved and approved.space == "ptz" and approved.polygons)
+            and not approved.calibration_version
+        )
+        if uncalibrated and camera.state != "decommissioned":
+            findings.append(
+                f"camera {camera.id}: PTZ masks approved without a calibration of the camera: its image is masked whole"
+            )
         rows.append(
             {
                 "camera_id": camera.id,
@@ -272,6 +281,8 @@ async def _masks(
                 "statement_by": statement.supervisor if statement else None,
                 "statement_signed": iso(statement.signed_us) if statement else None,
                 "open_error_reports": open_reports[camera.id],
+                # PTZ sets: the calibration they are projected with (None: none, the camera is masked whole).
+                "calibration_version": (approved.calibration_version or None) if approved else None,
             }
         )
     return {
