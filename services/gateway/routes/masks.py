@@ -334,19 +334,28 @@ async def calibrate(
     save, store the fit as the camera's next calibration (refused, 422, when it does not fit within
     1 % of the image width). Masks drawn from then on are drawn under it; the approved set keeps
     its own until a new one is approved."""
+    target, details = f"camera:{camera_id}", {"points": len(body.points), "comment": body.comment}
     if body.save:
-        await audit(
-            principal, "mask.calibration.save", f"camera:{camera_id}",
-            details={"points": len(body.points), "comment": body.comment},
-        )  # fmt: skip
+        await audit(principal, "mask.calibration.save", target, details=details)
     points = [masking_pb2.CalibrationPoint(**p.model_dump()) for p in body.points]
-    async with service_errors("masking"):
-        answer = await masking(b).CalibratePtz(
-            masking_pb2.CalibratePtzRequest(
-                camera_id=camera_id, points=points, save=body.save, actor=principal.username, comment=body.comment
-            ),
-            timeout=PREVIEW_TIMEOUT_S,
-        )
+    try:
+        async with service_errors("masking"):
+            answer = await masking(b).CalibratePtz(
+                masking_pb2.CalibratePtzRequest(
+                    camera_id=camera_id, points=points, save=body.save, actor=principal.username, comment=body.comment
+                ),
+                timeout=PREVIEW_TIMEOUT_S,
+            )
+    except HTTPException as exc:
+        if body.save and 400 <= exc.status_code < 500:
+            try:
+                await audit(
+                    principal, "mask.calibration.save.refused", target, details=details | {"reason": exc.detail},
+                    outcome="refused",
+                )  # fmt: skip
+            except HTTPException:
+                pass  # the refusal stands whether or not it could be recorded
+        raise
     return _calibration_out(answer)
 
 
