@@ -242,6 +242,8 @@ def _levenberg_marquardt(fun: Callable[[np.ndarray], np.ndarray], x0: np.ndarray
         normal, gradient = jacobian.T @ jacobian, jacobian.T @ r
         diagonal = np.diag(np.diag(normal) + 1e-12)
         while True:
+            if damping > 1e12 or not np.isfinite(normal).all():
+                return x  # no step lowers the cost any more: as good as it gets
             try:
                 delta = np.linalg.solve(normal + damping * diagonal, -gradient)
             except np.linalg.LinAlgError:
@@ -256,8 +258,6 @@ def _levenberg_marquardt(fun: Callable[[np.ndarray], np.ndarray], x0: np.ndarray
                 damping = max(damping / 3, 1e-12)
                 break
             damping *= 4
-            if damping > 1e12:
-                return x
         if improvement < 1e-12 * (1 + cost):
             break
     return x
