@@ -31,7 +31,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 # The ranges each parameter may take: beyond them it is not a PTZ dome (or a typo).
-HFOV_RANGE_DEG = (0.3, 170.0)
+HFOV_RANGE_DEG = (0.01, 170.0)
 ZOOM_EXPONENT_RANGE = (0.2, 5.0)
 OFFSET_RANGE_DEG = (-180.0, 180.0)
 

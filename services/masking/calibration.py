@@ -53,8 +53,8 @@ MIRROR_MARGIN = 2.0
 # Points this close to the camera's image plane are behind it for the fit.
 _NEAR = 0.05
 _ITERATIONS = 150
-# Focal lengths (half image widths) of fields of view from 170 down to 0.3 degrees, and exponents.
-_LOG_FOCAL = (math.log(1 / math.tan(math.radians(85))), math.log(1 / math.tan(math.radians(0.15))))
+# Focal lengths (half image widths) of fields of view from 170 down to 0.01 degrees, and exponents.
+_LOG_FOCAL = (math.log(1 / math.tan(math.radians(85))), math.log(1 / math.tan(math.radians(0.005))))
 _LOG_EXPONENT = (math.log(0.2), math.log(5.0))
 
 

@@ -635,7 +635,11 @@ async def close_mask_error(
 @router.get("/cameras/{camera_id}/masks-preview", response_class=Response)
 async def preview(
     camera_id: str,
-    version: str = Query("current", description='"current" (the set applied now) or a version number (a draft).'),
+    version: str = Query(
+        "current",
+        description='"current" (the set applied now, as the frames get it) or a version number: that set as drawn '
+        "(a PTZ set without a calibration through the default optics, so that it can be seen and calibrated).",
+    ),
     preset: str = Query("", max_length=100, description="PTZ cameras: the view of this preset, as last seen."),
     max_width: int = Query(1280, ge=64, le=3840),
     principal: Principal = Depends(require("mask_admin", camera="camera_id")),
