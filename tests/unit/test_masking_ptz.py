@@ -230,3 +230,20 @@ def test_a_new_mask_set_starts_on_a_keyframe() -> None:
     assert set(versions[:first_v2]) == {"v1"} and set(versions[first_v2:]) == {"v2"}
     assert out[first_v2].keyframe, "the first frame of a new mask set must be a keyframe"
     assert first_v2 == 14, "the new set must apply from the very next frame"
+
+
+def test_masking_knows_no_camera_simulator() -> None:
+    """Masking's only idea of a dome's optics is a camera's calibration: it imports nothing of
+    ingest (whose simulated dome would otherwise agree with it by construction)."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2] / "services" / "masking"
+    imported = []
+    for path in root.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            imported += [f"{path.name}: {n}" for n in names if n.startswith("services.ingest")]
+    assert imported == []
