@@ -7,7 +7,10 @@ replicas, turns them into `archive_gaps` records, which the timeline uses to nam
 - a camera going offline opens a gap at the event's `since_us`, its reason from ingest's words:
   "authorisation_expired" (no authorisation in force), "camera_maintenance" (taken out of service
   by a person) or "camera_offline" (the camera or its network failed), the words kept as detail;
-- the camera streaming again (online or degraded) closes it at that event's `since_us`;
+- the camera streaming again (online, degraded or non-compliant) closes it at that event's `since_us`;
+- a camera going non-compliant (its stream measured below its profile or the norms, recorded all
+  the same) opens a mark (timeline.NON_COMPLIANT) with ingest's words, which any other status
+  closes but "connecting" (a reconnect within one finding is one span);
 - an open gap's end is OPEN_END_US: the timeline clips it to the range asked, so "offline since"
   shows up to now. Going offline again while a gap is open keeps the first one (flapping is one
   hole, not many); a redelivered event finds its work done.
@@ -24,6 +27,7 @@ from sqlalchemy import Engine
 from sqlmodel import select
 
 from services.archive.models import Gap
+from services.archive.timeline import NON_COMPLIANT
 from services.common import bus
 from services.common.clock import Clock, to_us
 from services.common.db import session
@@ -49,38 +53,47 @@ def reason_of(words: str) -> str:
 
 
 def apply(engine: Engine, event: CameraStatusChanged, now_us: int) -> str:
-    """Open or close the camera's status gap; what was done ("opened", "closed" or "")."""
+    """Open or close the camera's status gap and non-compliance mark; what was done ("" for nothing)."""
     with session(engine) as s:
-        open_gap = s.exec(
-            select(Gap).where(
-                Gap.camera_id == event.camera_id,
-                Gap.stream == "main",
-                Gap.end_us == OPEN_END_US,
-                Gap.reason.in_(STATUS_REASONS),  # type: ignore[attr-defined]
-            )
-        ).first()
-        if event.status == "offline":
-            if open_gap is not None:
-                return ""
-            s.add(
-                Gap(
-                    camera_id=event.camera_id,
-                    stream="main",
-                    start_us=event.since_us,
-                    end_us=OPEN_END_US,
-                    reason=reason_of(event.reason),
-                    detail=event.reason[:512],
-                    created_us=now_us,
+        status_gap = Gap.reason.in_(STATUS_REASONS)  # type: ignore[attr-defined]
+        open_gap, open_mark = (
+            s.exec(
+                select(Gap).where(
+                    Gap.camera_id == event.camera_id, Gap.stream == "main", Gap.end_us == OPEN_END_US, which
                 )
-            )
-            s.commit()
-            return "opened"
-        if event.status in ("online", "degraded") and open_gap is not None:
+            ).first()
+            for which in (status_gap, Gap.reason == NON_COMPLIANT)
+        )
+        done: list[str] = []
+        if open_mark is not None and event.status not in ("non_compliant", "connecting"):
+            open_mark.end_us = max(event.since_us, open_mark.start_us)
+            s.add(open_mark)
+            done.append("unmarked")
+        if event.status == "offline":
+            if open_gap is None:
+                s.add(_record(event, reason_of(event.reason), now_us))
+                done.append("opened")
+        elif event.status in ("online", "degraded", "non_compliant") and open_gap is not None:
             open_gap.end_us = max(event.since_us, open_gap.start_us)
             s.add(open_gap)
-            s.commit()
-            return "closed"
-        return ""
+            done.append("closed")
+        if event.status == "non_compliant" and open_mark is None:
+            s.add(_record(event, NON_COMPLIANT, now_us))
+            done.append("marked")
+        s.commit()
+        return " ".join(done)
+
+
+def _record(event: CameraStatusChanged, reason: str, now_us: int) -> Gap:
+    return Gap(
+        camera_id=event.camera_id,
+        stream="main",
+        start_us=event.since_us,
+        end_us=OPEN_END_US,
+        reason=reason,
+        detail=event.reason[:512],
+        created_us=now_us,
+    )
 
 
 async def consume(js: JetStreamContext, prefix: str, engine: Engine, clock: Clock, stop: asyncio.Event) -> None:
@@ -94,6 +107,6 @@ async def consume(js: JetStreamContext, prefix: str, engine: Engine, clock: Cloc
             return
         done = await asyncio.to_thread(apply, engine, event, to_us(clock.now()))  # raises: retried
         if done:
-            log.info("camera gap " + done, camera=event.camera_id, status=event.status, reason=event.reason)
+            log.info("camera gap or mark: " + done, camera=event.camera_id, status=event.status, reason=event.reason)
 
     await bus.consume_events(js, prefix, KIND, DURABLE, handle, stop)

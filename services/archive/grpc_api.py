@@ -205,6 +205,10 @@ class ArchiveApi(archive_pb2_grpc.ArchiveServiceServicer):
                 archive_pb2.Gap(start_us=g.start_us, end_us=g.end_us, reason=g.reason, detail=g.detail)
                 for g in timeline.gaps
             ],
+            marks=[
+                archive_pb2.Gap(start_us=g.start_us, end_us=g.end_us, reason=g.reason, detail=g.detail)
+                for g in timeline.marks
+            ],
         )
 
     # -- clips ---------------------------------------------------------------------------------

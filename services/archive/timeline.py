@@ -5,14 +5,20 @@ interval. Everything in the asked range that no interval covers is a gap; a gap 
 of the `archive_gaps` records it overlaps (the longest overlap wins), or "" when nobody knows why
 (the camera sent nothing while ingest still counted it online). Camera status events name the
 offline, maintenance and authorisation gaps (camera_gaps.py).
+Some records mark recorded time instead of explaining a hole (MARK_REASONS: a stream measured below
+its profile or the norms, recorded all the same): they are returned as `marks`, clipped to the
+range, and never name a gap.
 Segments not yet in the store (being written, or waiting in the spool) are covered too, flagged
 `in_spool`, so the last minutes show as recorded while they are still being written.
 """
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 JOIN_US = 250_000
+# The stream was recorded while measured below its declared profile or the arrêté of 3 August 2007.
+NON_COMPLIANT = "stream_non_compliant"
+MARK_REASONS = (NON_COMPLIANT,)
 
 
 @dataclass(frozen=True)
@@ -36,6 +42,7 @@ class Timeline:
     end_us: int
     covered: list[Covered]
     gaps: list[KnownGap]
+    marks: list[KnownGap] = field(default_factory=list)
 
 
 def build(
@@ -71,8 +78,14 @@ def build(
         cursor = max(cursor, c.end_us)
     if end_us - cursor > join_us:
         holes.append((cursor, end_us))
-    gaps = [KnownGap(a, b, *_reason(a, b, known_gaps)) for a, b in holes]
-    return Timeline(start_us, end_us, covered, gaps)
+    reasons = [g for g in known_gaps if g.reason not in MARK_REASONS]
+    gaps = [KnownGap(a, b, *_reason(a, b, reasons)) for a, b in holes]
+    marks = [
+        KnownGap(max(g.start_us, start_us), min(g.end_us, end_us), g.reason, g.detail)
+        for g in sorted(known_gaps, key=lambda g: g.start_us)
+        if g.reason in MARK_REASONS and g.end_us > start_us and g.start_us < end_us
+    ]
+    return Timeline(start_us, end_us, covered, gaps, marks)
 
 
 def _reason(start_us: int, end_us: int, known: Sequence[KnownGap]) -> tuple[str, str]:

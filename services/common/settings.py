@@ -184,10 +184,18 @@ class Settings(BaseSettings):
         description="PTZ speed (normalised units per second) beyond which masks cannot follow: frames masked whole.",
     )
     ptz_hfov_wide_deg: float = Field(
-        60.0, gt=1, lt=180, description="Horizontal field of view of ONVIF PTZ cameras at zoom 0 (mask projection)."
+        60.0,
+        gt=1,
+        lt=170,
+        description="Default horizontal field of view of PTZ cameras at zoom 0: where a calibration's fit starts, and "
+        "what drafts are previewed with before one. Masks are projected with each camera's own calibration.",
     )
     ptz_zoom_ratio: float = Field(
-        20.0, ge=1, le=100, description="Optical zoom ratio of ONVIF PTZ cameras (zoom 1 = this many times zoom 0)."
+        20.0,
+        ge=1,
+        le=100,
+        description="Default optical zoom ratio of PTZ cameras (zoom 1 = this many times zoom 0), like "
+        "CSU_PTZ_HFOV_WIDE_DEG.",
     )
     ptz_pan_range_deg: float = Field(
         360.0, gt=0, le=360, description="Pan angle covered by ONVIF's generic pan space -1..1."

@@ -74,7 +74,7 @@ def list_cameras(as_json: JsonOption = False) -> None:
     ]
     table = Table("id", "name", "state", "status", "reason", "replica", "fps")
     for r in rows:
-        colour = {"online": "green", "degraded": "yellow"}.get(r["status"], "red")
+        colour = {"online": "green", "degraded": "yellow", "non_compliant": "yellow"}.get(r["status"], "red")
         table.add_row(
             r["id"],
             r["name"],

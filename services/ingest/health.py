@@ -1,8 +1,11 @@
 """A camera's health: per-stream metrics, and its status with a reason and a since-when.
 
     online    the main stream delivers what the recording profile asks
-    degraded  it delivers, but short of that: low frame rate, stalls, a resolution below the
-              profile, repeated reconnects, its sub stream or its PTZ driver is failing
+    non_compliant  it delivers, but its measured picture size (from the sequence parameter set)
+              or frame rate (over WINDOW_S) is below the declared profile or the arrêté of 3 August
+              2007 for the camera's use (services/ingest/norms.py): recording goes on (losing the
+              footage would be worse), an alarm is raised and the archive marks the span
+    degraded  it delivers, but stalls, drops repeatedly, or its sub stream or PTZ driver fails
     offline   nothing is delivered: the source fails (the reason says how), or the camera may not
               record (maintenance, no valid authorisation, outside its perimeter)
     connecting  a source is being opened and has not delivered yet
@@ -16,10 +19,11 @@ import time
 from collections import deque
 from dataclasses import dataclass
 
+from services.ingest.norms import stream_problem
+
 ONLINE, DEGRADED, OFFLINE, CONNECTING = "online", "degraded", "offline", "connecting"
+NON_COMPLIANT = "non_compliant"
 WINDOW_S = 5.0
-# Below this share of the profile's frame rate the camera is degraded.
-MIN_FPS_SHARE = 0.5
 STALL_S = 3.0
 # A stream dropping this often within the window is unstable.
 FLAPPING_RECONNECTS, FLAPPING_WINDOW_S = 3, 300.0
@@ -149,8 +153,12 @@ def evaluate(
     profile: tuple[int, int, float],
     sub: StreamMetrics | None = None,
     ptz_problem: str = "",
+    close_up: bool = False,
 ) -> Status:
-    """The camera's status from what may be recorded and what its streams deliver."""
+    """The camera's status from what may be recorded and what its streams deliver.
+
+    A stall outranks non-compliance (nothing is being recorded at all); non-compliance outranks
+    the other troubles (the footage being recorded may be unusable as evidence)."""
     if refusal:
         return Status(OFFLINE, refusal)
     if main is None or (not main.connected and not main.failure):
@@ -162,10 +170,10 @@ def evaluate(
     width, height, fps = profile
     if main.last_packet_age_s > STALL_S:
         return Status(DEGRADED, f"no image for more than {STALL_S:g} s")
-    if main.width and main.height and (main.width < width or main.height < height):
-        return Status(DEGRADED, f"stream {main.width}x{main.height} is below the recording profile {width}x{height}")
-    if main.streaming_for_s >= WINDOW_S and main.fps < fps * MIN_FPS_SHARE:
-        return Status(DEGRADED, f"frame rate below half of the profile's {fps:g} fps")
+    # The frame rate is judged once a whole window has been counted.
+    measured_fps = main.fps if main.streaming_for_s >= WINDOW_S else None
+    if problem := stream_problem(main.width, main.height, measured_fps, (width, height, fps), close_up):
+        return Status(NON_COMPLIANT, problem)
     if recent_reconnects >= FLAPPING_RECONNECTS:
         return Status(DEGRADED, f"unstable: the stream dropped {FLAPPING_RECONNECTS} times or more in 5 minutes")
     if sub is not None and not sub.connected and sub.failure:

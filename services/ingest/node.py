@@ -59,14 +59,14 @@ FPS = Gauge("csu_ingest_fps", "Frames per second received (5 s window)", ["camer
 BITRATE = Gauge("csu_ingest_bitrate_bps", "Bits per second received (5 s window)", ["camera"])
 AGE = Gauge("csu_ingest_last_packet_age_seconds", "Seconds since the last packet (-1: none yet)", ["camera"])
 HELD = Gauge("csu_ingest_cameras_held", "Cameras this replica holds")
-STATUS = Gauge("csu_ingest_camera_online", "1 online, 0.5 degraded, 0 otherwise", ["camera"])
+STATUS = Gauge("csu_ingest_camera_online", "1 online, 0.5 degraded or non-compliant, 0 otherwise", ["camera"])
 
 EVALUATE_S = 1.0
 STATUS_PUT_S = 2.0
 REFRESH_S = 5.0
 MONITOR_S = 60.0
 MONITOR_KEY = "task.authorisations"
-SCORE = {h.ONLINE: 1.0, h.DEGRADED: 0.5}
+SCORE = {h.ONLINE: 1.0, h.DEGRADED: 0.5, h.NON_COMPLIANT: 0.5}
 
 
 def default_replica_id() -> str:
@@ -384,7 +384,7 @@ class IngestNode:
         ptz_problem = unit.controller.problem if unit.controller is not None else ""
         status = h.evaluate(
             refusal, main, unit.main_health.recent_reconnects(), (record.width, record.height, record.fps), sub,
-            ptz_problem,
+            ptz_problem, record.close_up,
         )  # fmt: skip
         # Read once per round: a camera's metrics walk its last WINDOW_S of packets.
         metrics = main if main is not None else unit.main_health.metrics()
@@ -395,19 +395,27 @@ class IngestNode:
         # A camera going dark on its own is an alarm for the operators; one taken out of recording
         # (state, authorisation) is not: its cause raised its own alarm or was a person's decision.
         went_dark = status.status == h.OFFLINE and unit.status.status != h.OFFLINE and refusal is None
+        # A stream below the norms: the operators and the CSU manager must know (its footage may be
+        # worthless as evidence), with what was measured; once per finding, not every round.
+        fell_short = status.status == h.NON_COMPLIANT and status != unit.status
         await self._set_status(unit, status, metrics=metrics)
         if went_dark:
-            alarm = Alarm(
-                kind="camera.offline",
-                source="ingest",
-                camera_id=record.id,
-                message=f"camera {record.id} ({record.name}) is offline: {status.reason}",
-                raised_us=unit.since_us,
+            message = f"camera {record.id} ({record.name}) is offline: {status.reason}"
+            await self._alarm("camera.offline", record.id, message, unit.since_us)
+        if fell_short:
+            message = (
+                f"camera {record.id} ({record.name}) does not meet the norms: measured {metrics.width}x"
+                f"{metrics.height} at {metrics.fps:.1f} fps (declared {record.width}x{record.height} at "
+                f"{record.fps:g} fps{', close-up' if record.close_up else ''}): {status.reason}; recording goes on"
             )
-            try:
-                await bus.publish_event(self.js, self.prefix, "alarm.raised", alarm.SerializeToString())
-            except Exception as exc:  # noqa: BLE001 - the status event and bucket still show it
-                log.warning("camera offline alarm not published", camera=record.id, error=str(exc))
+            await self._alarm("camera.non_compliant", record.id, message, unit.since_us)
+
+    async def _alarm(self, kind: str, camera_id: str, message: str, raised_us: int) -> None:
+        alarm = Alarm(kind=kind, source="ingest", camera_id=camera_id, message=message, raised_us=raised_us)
+        try:
+            await bus.publish_event(self.js, self.prefix, "alarm.raised", alarm.SerializeToString())
+        except Exception as exc:  # noqa: BLE001 - the status event and bucket still show it
+            log.warning("camera alarm not published", kind=kind, camera=camera_id, error=str(exc))
 
     async def _set_status(
         self, unit: CameraUnit, status: h.Status, force_put: bool = False, metrics: h.StreamMetrics | None = None

@@ -30,3 +30,44 @@ def profile_problem(width: int, height: int, fps: float, close_up: bool) -> str 
         f"recording profile {width}x{height} at {fps:g} fps is below the {ARRETE} minimum for "
         f"{minimum.what}: at least {minimum.width}x{minimum.height} at {minimum.fps:g} fps"
     )
+
+
+# What a camera really sends is held to the same norms as what it declares (the arrêté binds the
+# stored images, not the form): ingest measures each main stream's picture size from its sequence
+# parameter set and its frame rate over health.WINDOW_S, and a stream below its declared profile or
+# below the minimum for its use is non-compliant (services/ingest/health.py).
+#
+# Counting arrivals over a 5 s window is off by up to a frame at each end (+-0.4 fps), and cameras
+# sold as N fps deliver N - a few tenths (a "25 fps" camera at 24.6): a measured rate within 10 %
+# of the requirement meets it. A 4 fps stream is still far below 6 (33 %), a 10 fps one below 12.
+FPS_TOLERANCE = 0.1
+
+
+def _fps_below(measured: float, required: float) -> bool:
+    return measured < required * (1 - FPS_TOLERANCE)
+
+
+def stream_problem(
+    width: int, height: int, fps: float | None, declared: tuple[int, int, float], close_up: bool
+) -> str | None:
+    """Why a measured stream falls short of its declared profile or of the norms, or None.
+
+    `fps` None: not measured yet (the window is not full), only the picture size is judged. The
+    words carry the measured size (it changes only with a new parameter set) but not the measured
+    rate, which moves every second: a camera's status reason must stay put while nothing changes.
+    """
+    minimum = CLOSE_UP if close_up else STORED
+    declared_width, declared_height, declared_fps = declared
+    short: list[str] = []
+    if width and height and (width < declared_width or height < declared_height):
+        short.append(f"picture {width}x{height} below the declared {declared_width}x{declared_height}")
+    if fps is not None and _fps_below(fps, declared_fps):
+        short.append(f"frame rate below the declared {declared_fps:g} fps")
+    legal = (not width or not height or (width >= minimum.width and height >= minimum.height)) and (
+        fps is None or not _fps_below(fps, minimum.fps)
+    )
+    if not legal:
+        short.append(
+            f"below the {ARRETE} minimum for {minimum.what} ({minimum.width}x{minimum.height} at {minimum.fps:g} fps)"
+        )
+    return "; ".join(short) or None

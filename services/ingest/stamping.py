@@ -7,7 +7,8 @@ the event loop (our own RTSP client, services/ingest/rtsp/); both hand each pack
 - stamps the capture time in UTC, never earlier than the previous packet's of the same stream
   (across reconnects and clock re-anchors too: the caller carries `last_capture_us` over);
 - notices a change of in-band parameter sets on a keyframe (a camera reconfigured mid-stream)
-  and starts a new source session with the new parameters, so nobody joins the two;
+  and starts a new source session with the new parameters, so nobody joins the two; the first
+  sets' picture size is the stream's measured size (held to the norms);
 - adds the PTZ position and moving flag when the camera has PTZ, and codec parameters on every
   keyframe (EnvelopeWriter);
 - checks `may_publish()` packet by packet: a replica that lost a camera's lease never publishes
@@ -90,6 +91,10 @@ class SessionStamper:
             if sets is not None and sets != self._known_sets:
                 if self._known_sets is not None:
                     self._reconfigured(sets.annexb(), sets.width, sets.height)
+                elif sets.width and (sets.width, sets.height) != (self._health.width, self._health.height):
+                    # The stream's own sequence parameter set is the truth about its picture size
+                    # (held to the norms, services/ingest/norms.py), whatever was announced.
+                    self._health.resized(sets.width, sets.height)
                 self._known_sets = sets
         ts = packet.pts_s if packet.pts_s is not None else packet.dts_s
         capture_us = self._capture.capture_us(ts)

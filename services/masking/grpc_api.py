@@ -1,4 +1,5 @@
-"""MaskingService over gRPC: mask governance, commissioning, reports, previews, redaction jobs.
+"""MaskingService over gRPC: mask governance, PTZ calibration, commissioning, reports, previews,
+redaction jobs.
 
 Who may do what is the gateway's business (mask_admin, four-eyes is checked here with the
 actor's name because it is a rule about the data); every call that changes something carries the
@@ -19,17 +20,19 @@ from services.common import bus
 from services.common.clock import to_us
 from services.common.log import get_logger
 from services.common.objectstore import ObjectNotFound, ObjectStore
+from services.common.optics import Optics
 from services.common.pb.csu.v1 import archive_pb2, archive_pb2_grpc, ingest_pb2, ingest_pb2_grpc, masking_pb2_grpc
 from services.common.pb.csu.v1 import masking_pb2 as pb
 from services.common.pb.csu.v1.events_pb2 import Alarm
 from services.common.settings import Settings
 from services.common.signing import verify
-from services.masking.models import MaskErrorRow, MaskSetRow, RedactionJobRow, StatementRow
+from services.masking import calibration
+from services.masking.models import CalibrationRow, MaskErrorRow, MaskSetRow, RedactionJobRow, StatementRow
 from services.masking.node import MaskingNode, preview_subject
 from services.masking.preview import PreviewError
-from services.masking.projection import Position, model_for
+from services.masking.projection import Position, SphericalModel
 from services.masking.redaction.jobs import DONE, JobError, RedactionJobs
-from services.masking.store import GovernanceError, MaskStore, polygons_of, version_label
+from services.masking.store import GovernanceError, MaskStore, optics_of, points_of, polygons_of, version_label
 from services.masking.validation import InvalidMask, check_box, check_polygons
 
 log = get_logger(__name__)
@@ -68,6 +71,29 @@ def mask_set_message(row: MaskSetRow) -> pb.MaskSet:
         superseded_us=row.superseded_us or 0,
         comment=row.comment,
         origin=row.origin,
+        calibration_version=row.calibration_version or 0,
+    )
+
+
+def optics_message(optics: Optics) -> pb.PtzOptics:
+    return pb.PtzOptics(**optics.as_dict())
+
+
+def calibration_message(row: CalibrationRow) -> pb.PtzCalibration:
+    return pb.PtzCalibration(
+        camera_id=row.camera_id,
+        version=row.version,
+        optics=optics_message(optics_of(row)),
+        points=[pb.CalibrationPoint(**p) for p in points_of(row)],
+        rms_px=row.rms_px,
+        max_px=row.max_px,
+        image_width=row.image_width,
+        image_height=row.image_height,
+        fitted=row.fitted.split(),
+        author=row.author,
+        created_us=row.created_us,
+        comment=row.comment,
+        has_calibration=True,
     )
 
 
@@ -178,20 +204,24 @@ class MaskingApi(masking_pb2_grpc.MaskingServiceServicer):
 
     async def _polygons(
         self, camera: ingest_pb2.Camera, space: str, polygons, drawn_at, has_drawn_at: bool
-    ) -> tuple[str, list[list[tuple[float, float]]], list[str]]:  # type: ignore[no-untyped-def]
+    ) -> tuple[str, list[list[tuple[float, float]]], list[str], int | None]:  # type: ignore[no-untyped-def]
+        """(space, polygons, labels, the calibration version they were drawn or given under)."""
         ptz = bool(camera.ptz_driver)
         points = [[(p.x, p.y) for p in polygon.points] for polygon in polygons]
         labels = [polygon.label for polygon in polygons]
+        # A PTZ set is drawn under the camera's latest calibration (none: the defaults, and the set
+        # will mask the camera whole once approved, until one drawn after calibrating replaces it).
+        calibrated = await asyncio.to_thread(self.store.calibration, camera.id) if ptz else None
+        version = calibrated.version if calibrated is not None else None
         if has_drawn_at:
             if not ptz:
                 raise InvalidMask(f"camera {camera.id} has no PTZ: draw its masks in image coordinates (no drawn_at)")
             checked = check_polygons(points, "image")
-            model = model_for(camera.ptz_driver, self.node.spherical)
-            assert model is not None
+            model = SphericalModel(optics_of(calibrated) if calibrated is not None else self.node.optics)
             at = Position(drawn_at.pan, drawn_at.tilt, drawn_at.zoom)
             aspect = (camera.profile.width / camera.profile.height) if camera.profile.height else 16 / 9
             converted = [[model.unproject(p, at, aspect) for p in polygon] for polygon in checked]
-            return "ptz", check_polygons(converted, "ptz"), labels
+            return "ptz", check_polygons(converted, "ptz"), labels, version
         space = space or ("ptz" if ptz else "image")
         if space == "ptz" and not ptz:
             raise InvalidMask(f"camera {camera.id} has no PTZ: its masks are in image coordinates (space 'image')")
@@ -200,7 +230,7 @@ class MaskingApi(masking_pb2_grpc.MaskingServiceServicer):
                 f"camera {camera.id} is a PTZ camera: give its masks in pan/tilt space (space 'ptz'), or drawn on "
                 "an image with the position it was seen at (drawn_at)"
             )
-        return space, check_polygons(points, space), labels
+        return space, check_polygons(points, space), labels, version
 
     async def ListMaskSets(self, request, context):  # type: ignore[no-untyped-def]
         rows = await asyncio.to_thread(self.store.versions, request.camera_id)
@@ -215,12 +245,13 @@ class MaskingApi(masking_pb2_grpc.MaskingServiceServicer):
     async def CreateMaskSet(self, request, context):  # type: ignore[no-untyped-def]
         async def work() -> pb.MaskSet:
             camera = await self._camera(request.camera_id)
-            space, polygons, labels = await self._polygons(
+            space, polygons, labels, calibration_version = await self._polygons(
                 camera, request.space, request.polygons, request.drawn_at, request.has_drawn_at
             )
             row = await asyncio.to_thread(
-                self.store.create, camera.id, space, polygons, request.actor, request.comment, labels
-            )
+                self.store.create, camera.id, space, polygons, request.actor, request.comment, labels,
+                calibration_version,
+            )  # fmt: skip
             log.info("mask set drafted", camera=camera.id, version=row.version, actor=request.actor)
             return mask_set_message(row)
 
@@ -229,12 +260,12 @@ class MaskingApi(masking_pb2_grpc.MaskingServiceServicer):
     async def UpdateDraft(self, request, context):  # type: ignore[no-untyped-def]
         async def work() -> pb.MaskSet:
             camera = await self._camera(request.camera_id)
-            space, polygons, labels = await self._polygons(
+            space, polygons, labels, calibration_version = await self._polygons(
                 camera, request.space, request.polygons, request.drawn_at, request.has_drawn_at
             )
             row = await asyncio.to_thread(
                 self.store.update_draft, camera.id, request.version, space, polygons, request.actor,
-                request.comment or None, labels,
+                request.comment or None, labels, calibration_version,
             )  # fmt: skip
             return mask_set_message(row)
 
@@ -260,6 +291,64 @@ class MaskingApi(masking_pb2_grpc.MaskingServiceServicer):
             )  # fmt: skip
             await self.node.announce(row.camera_id)
             return mask_set_message(row)
+
+        return await self._run(context, work)
+
+    # -- PTZ calibration -----------------------------------------------------------------------
+
+    async def CalibratePtz(self, request, context):  # type: ignore[no-untyped-def]
+        async def work() -> pb.PtzCalibration:
+            camera = await self._camera(request.camera_id)
+            if not camera.ptz_driver:
+                raise GovernanceError("conflict", f"camera {camera.id} has no PTZ: nothing to calibrate")
+            width, height = camera.profile.width, camera.profile.height
+            if not (width and height):
+                raise GovernanceError("conflict", f"camera {camera.id} has no recording profile (image size)")
+            points = [calibration.ReferencePoint(p.landmark, p.pan, p.tilt, p.zoom, p.x, p.y) for p in request.points]
+            try:
+                result = await asyncio.to_thread(calibration.fit, points, width, height, self.node.optics)
+            except calibration.CalibrationError as exc:
+                raise InvalidMask(str(exc)) from exc
+            if request.save:
+                if result.problem:
+                    raise InvalidMask(f"calibration not saved: {result.problem}")
+                row = await asyncio.to_thread(
+                    self.store.save_calibration, camera.id, result, points, width, height, request.actor,
+                    request.comment.strip(),
+                )  # fmt: skip
+                log.info(
+                    "PTZ camera calibrated", camera=camera.id, version=row.version, rms_px=round(result.rms_px, 2),
+                    actor=request.actor,
+                )  # fmt: skip
+                return calibration_message(row)
+            return pb.PtzCalibration(
+                camera_id=camera.id,
+                optics=optics_message(result.optics),
+                points=[
+                    pb.CalibrationPoint(
+                        landmark=p.landmark, pan=p.pan, tilt=p.tilt, zoom=p.zoom, x=p.x, y=p.y, residual_px=r
+                    )
+                    for p, r in zip(points, result.residuals_px, strict=True)
+                ],
+                rms_px=result.rms_px,
+                max_px=result.max_px,
+                image_width=width,
+                image_height=height,
+                fitted=list(result.fitted),
+                problem=result.problem,
+            )
+
+        return await self._run(context, work)
+
+    async def GetPtzCalibration(self, request, context):  # type: ignore[no-untyped-def]
+        async def work() -> pb.PtzCalibration:
+            camera = await self._camera(request.camera_id)
+            row = await asyncio.to_thread(self.store.calibration, camera.id, request.version)
+            if row is None and request.version:
+                raise GovernanceError("not_found", f"camera {camera.id} has no calibration version {request.version}")
+            if row is None:
+                return pb.PtzCalibration(camera_id=camera.id, optics=optics_message(self.node.optics))
+            return calibration_message(row)
 
         return await self._run(context, work)
 

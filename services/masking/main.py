@@ -23,7 +23,7 @@ from services.common.settings import Settings
 from services.common.signing import Signer, SigningKeyError
 from services.masking.grpc_api import MaskingApi
 from services.masking.node import MaskingNode
-from services.masking.projection import Position, SphericalModel, model_for
+from services.masking.projection import Position, default_optics, model_for
 from services.masking.redaction.jobs import RedactionJobs
 from services.masking.redaction.worker import RedactionWorker
 from services.masking.store import CatalogueMasks, MaskStore
@@ -35,14 +35,14 @@ GRPC_RETRY_S = 5.0
 
 def catalogue_masks(settings: Settings) -> list[CatalogueMasks]:
     """The catalogue's masks, in each camera's space: image coordinates as they are for fixed
-    cameras; for PTZ cameras, taken as drawn at the home position (0, 0, 0) and converted."""
-    spherical = SphericalModel(
-        settings.ptz_hfov_wide_deg, settings.ptz_zoom_ratio, settings.ptz_pan_range_deg, settings.ptz_tilt_range_deg
-    )
+    cameras; for PTZ cameras, taken as drawn at the home position (0, 0, 0) and converted through
+    the default optics. No calibration stands behind those: a PTZ camera with catalogue masks is
+    masked whole (and alarmed) until it is calibrated and a set drawn under that is approved."""
+    optics = default_optics(settings)
     result = []
     for camera in load_cameras(settings):
         polygons = [[(float(x), float(y)) for x, y in polygon] for polygon in camera.masks]
-        model = model_for(camera.ptz_driver, spherical)
+        model = model_for(camera.ptz_driver, optics)
         if model is None:
             result.append(CatalogueMasks(camera.id, "image", polygons))
             continue

@@ -1,5 +1,5 @@
-"""Masking's tables: mask sets and their versions, no-private-area statements, mask-error reports,
-redaction jobs.
+"""Masking's tables: mask sets and their versions, PTZ cameras' calibrations, no-private-area
+statements, mask-error reports, redaction jobs.
 
 Times are integer microseconds since the epoch, UTC. Polygons and selections are JSON text,
 identical on SQLite and PostgreSQL. Only masking reads these tables; everyone else asks
@@ -29,6 +29,33 @@ class MaskSetRow(SQLModel, table=True):
     approved_us: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
     superseded_us: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
     origin: str = Field(default="api", max_length=16)
+    # PTZ sets: the camera calibration (its version) the polygons were drawn or given under; None:
+    # none (a PTZ set with polygons is then not projected: its frames are masked whole).
+    calibration_version: int | None = None
+
+
+class CalibrationRow(SQLModel, table=True):
+    """A PTZ camera's optics fitted from an operator's reference points (services/masking/calibration.py).
+    Versions 1, 2, 3...; a mask set keeps the one it was drawn under."""
+
+    __tablename__ = "masking_ptz_calibrations"
+    __table_args__ = (UniqueConstraint("camera_id", "version", name="uq_masking_ptz_calibrations_camera_version"),)
+
+    id: str = Field(primary_key=True, max_length=32)
+    camera_id: str = Field(max_length=64, index=True)
+    version: int
+    optics_json: str = Field(sa_column=Column(Text, nullable=False))
+    # The reference points with each one's residual: [{landmark, pan, tilt, zoom, x, y, residual_px}].
+    points_json: str = Field(sa_column=Column(Text, nullable=False))
+    rms_px: float
+    max_px: float
+    image_width: int
+    image_height: int
+    # The parameters the points determined (the others kept their defaults), space-separated.
+    fitted: str = Field(max_length=200)
+    comment: str = Field(default="", sa_column=Column(Text, nullable=False))
+    author: str = Field(max_length=200)
+    created_us: int = Field(sa_column=Column(BigInteger, nullable=False))
 
 
 class StatementRow(SQLModel, table=True):

@@ -10,7 +10,9 @@
   (decoder, encoder) and the same masks: the video wall's sub streams are masked like the rest.
 - Mask sets come from masking's database: loaded when a camera is taken, reloaded when any
   replica announces a change on `<prefix>.masking.masks` and every REFRESH_S. A camera whose set
-  cannot be loaded is masked whole until it can.
+  cannot be loaded is masked whole until it can. A PTZ set comes with the optics of the calibration
+  it was drawn under; a PTZ camera whose approved set has none is masked whole (the planner) and
+  raises a `masking.ptz_uncalibrated` alarm, once each time it comes to that.
 - Previews: the holder answers `<prefix>.masking.preview.<camera>` requests (the only replica with
   the camera's decoded image); the image leaves masked.
 """
@@ -27,12 +29,14 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from prometheus_client import Gauge
 
-from services.common import subjects
+from services.common import bus, subjects
 from services.common.cameras import load_cameras
+from services.common.clock import to_us
 from services.common.envelope import parse_frame
 from services.common.leases import HANDOVER_S, LeaseBalancer, LeaseManager
 from services.common.log import get_logger
 from services.common.pb.csu.v1 import ingest_pb2, ingest_pb2_grpc
+from services.common.pb.csu.v1.events_pb2 import Alarm
 from services.common.pb.csu.v1.frame_pb2 import FramePacket
 from services.common.pb.csu.v1.masking_pb2 import PreviewImage, PreviewRequest
 from services.common.settings import Settings
@@ -41,8 +45,8 @@ from services.masking.masks import rgb_hex_to_yuv
 from services.masking.pipeline import DROPPED, CameraMasker, EncoderSettings, PtzPolicy
 from services.masking.planner import NO_APPROVED_SET, SET_UNAVAILABLE, MaskSet
 from services.masking.preview import PreviewError, render_preview
-from services.masking.projection import PtzModel, SphericalModel, model_for
-from services.masking.store import MaskStore, mask_set_of
+from services.masking.projection import PtzModel, default_optics, model_for
+from services.masking.store import MaskStore
 
 log = get_logger(__name__)
 
@@ -84,9 +88,10 @@ class MaskingNode:
             settings.x264_preset, settings.x264_crf, settings.x264_threads, settings.keyframe_interval_s
         )
         self.policy = PtzPolicy(int(settings.ptz_position_max_age_s * 1e6), settings.ptz_max_follow_speed)
-        self.spherical = SphericalModel(
-            settings.ptz_hfov_wide_deg, settings.ptz_zoom_ratio, settings.ptz_pan_range_deg, settings.ptz_tilt_range_deg
-        )
+        # The deployment's default optics: what marks a camera as PTZ in its lanes, what uncalibrated
+        # drafts are previewed with; approved sets are projected with their calibration's.
+        self.optics = default_optics(settings)
+        self._uncalibrated: set[str] = set()
         # Camera id -> ptz_driver ("" fixed). Seeded from the catalogue until ingest answers.
         self.cameras: dict[str, str] = {c.id: c.ptz_driver for c in load_cameras(settings)}
         self.ingest_answered = False
@@ -149,7 +154,7 @@ class MaskingNode:
         return [lane for lane in (self.lanes.get(camera_id), self.sub_lanes.get(camera_id)) if lane is not None]
 
     def ptz_model(self, camera_id: str) -> PtzModel | None:
-        return model_for(self.cameras.get(camera_id, ""), self.spherical)
+        return model_for(self.cameras.get(camera_id, ""), self.optics)
 
     # -- holding cameras -----------------------------------------------------------------------
 
@@ -182,6 +187,7 @@ class MaskingNode:
             ]
             HELD.set(len(self.lanes))
         log.info("camera taken", camera=camera_id, replica=self.replica_id, mask_version=masker.mask_version)
+        await self._check_calibration(camera_id, masks)
 
     async def _lost(self, camera_id: str) -> None:
         async with self._lock:
@@ -203,7 +209,7 @@ class MaskingNode:
         if row is None:
             return None, NO_APPROVED_SET
         try:
-            return mask_set_of(row), NO_APPROVED_SET
+            return (await asyncio.to_thread(self.store.mask_sets, [row]))[camera_id], NO_APPROVED_SET
         except (ValueError, KeyError, TypeError) as exc:
             log.error("mask set unreadable: camera masked whole", camera=camera_id, error=str(exc))
             return None, SET_UNAVAILABLE
@@ -219,12 +225,44 @@ class MaskingNode:
             return
         for camera_id in ids:
             row = rows.get(camera_id)
-            for lane in self._lanes_of(camera_id):
-                try:
-                    lane.masker.set_masks(mask_set_of(row) if row else None, NO_APPROVED_SET)
-                except (ValueError, KeyError, TypeError) as exc:
-                    log.error("mask set unreadable: camera masked whole", camera=camera_id, error=str(exc))
+            masks = None
+            try:
+                masks = (await asyncio.to_thread(self.store.mask_sets, [row]))[camera_id] if row else None
+                for lane in self._lanes_of(camera_id):
+                    lane.masker.set_masks(masks, NO_APPROVED_SET)
+            except (ValueError, KeyError, TypeError) as exc:
+                log.error("mask set unreadable: camera masked whole", camera=camera_id, error=str(exc))
+                for lane in self._lanes_of(camera_id):
                     lane.masker.set_masks(None, SET_UNAVAILABLE)
+            except Exception as exc:  # noqa: BLE001 - the calibration not readable now: keep what is loaded
+                log.warning("mask set not reloaded", camera=camera_id, error=str(exc))
+                continue
+            await self._check_calibration(camera_id, masks)
+
+    async def _check_calibration(self, camera_id: str, masks: MaskSet | None) -> None:
+        """A PTZ camera whose approved set was drawn under no calibration is masked whole (planner);
+        operators and mask administrators are told once, until a calibrated set is approved."""
+        if not (masks is not None and masks.uncalibrated and self.cameras.get(camera_id)):
+            self._uncalibrated.discard(camera_id)
+            return
+        if camera_id in self._uncalibrated:
+            return
+        self._uncalibrated.add(camera_id)
+        message = (
+            f"camera {camera_id}: its PTZ masks ({masks.version}) were approved without a calibration of the "
+            "camera's optics, so they cannot follow it: the whole image is masked until a set drawn after "
+            "calibrating the camera (mask editor) is approved"
+        )
+        log.warning("PTZ masks without calibration: camera masked whole", camera=camera_id, version=masks.version)
+        alarm = Alarm(
+            kind="masking.ptz_uncalibrated", source="masking", camera_id=camera_id, message=message,
+            raised_us=to_us(self.store.clock.now()),
+        )  # fmt: skip
+        try:
+            await bus.publish_event(self.js, self.prefix, "alarm.raised", alarm.SerializeToString())
+        except Exception as exc:  # noqa: BLE001 - the frames are masked whole anyway; raised again next round
+            self._uncalibrated.discard(camera_id)
+            log.warning("uncalibrated PTZ alarm not published", camera=camera_id, error=str(exc))
 
     async def announce(self, camera_id: str) -> None:
         """After a mask change here: apply it, and tell the other replicas."""
@@ -287,7 +325,7 @@ class MaskingNode:
         draft = None
         if request.version:
             row = await asyncio.to_thread(self.store.get, request.camera_id, request.version)
-            draft = mask_set_of(row)
+            draft = (await asyncio.to_thread(self.store.mask_sets, [row]))[row.camera_id]
         return await asyncio.to_thread(render_preview, lane.masker, request, draft, self.colour)
 
     def holder_of(self, camera_id: str) -> Callable[[], bool]:

@@ -1,5 +1,9 @@
 """What to fill in one frame: the mask set's raster, projected for PTZ cameras, or the whole image.
 
+PTZ sets are projected through the optics of the calibration they were drawn under (MaskSet.optics);
+the camera's `ptz_model` says it is a PTZ camera (and is the default a mask editor's preview of an
+uncalibrated draft uses).
+
 The decision is pure (frame size + frame info in, raster out) apart from its caches, so the frame
 path, the preview and the tests all use the same rules. Fail-closed reasons are the metric labels
 of csu_masking_fully_masked_frames_total.
@@ -11,8 +15,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from services.common.optics import Optics
 from services.masking.masks import DEFAULT_MARGIN_PX, MaskRaster, polygon_pixels, raster_from_pixels, rasterise
-from services.masking.projection import Position, PtzModel
+from services.masking.projection import Position, PtzModel, SphericalModel
 
 # The mask_version of frames masked entirely because the camera has no mask set.
 NO_MASK_SET = "none"
@@ -25,6 +30,9 @@ PTZ_STALE = "ptz_position_stale"
 PTZ_TOO_FAST = "ptz_moving_too_fast"
 PTZ_SPEED_UNKNOWN = "ptz_moving_speed_unknown"
 SPACE_MISMATCH = "mask_space_mismatch"
+# A PTZ camera's set approved without a calibration of the camera's optics: projected with another
+# dome's optics its windows would be missed, so nothing is projected (services/masking/calibration.py).
+PTZ_UNCALIBRATED = "ptz_uncalibrated"
 
 
 @dataclass(frozen=True)
@@ -33,6 +41,13 @@ class MaskSet:
     polygons: Sequence[Sequence[tuple[float, float]]]
     # "image": normalised image coordinates; "ptz": the camera's pan/tilt space.
     space: str = "image"
+    # PTZ sets: the optics of the calibration the set was drawn under (None: none, fail closed).
+    optics: Optics | None = None
+
+    @property
+    def uncalibrated(self) -> bool:
+        """A PTZ set with something to mask and no calibration to project it with."""
+        return self.space == "ptz" and bool(self.polygons) and self.optics is None
 
 
 @dataclass(frozen=True)
@@ -86,6 +101,9 @@ class MaskPlanner:
     policy: PtzPolicy = field(default_factory=PtzPolicy)
     margin_px: int = DEFAULT_MARGIN_PX
     missing_reason: str = NO_APPROVED_SET
+    # Mask editors' previews of a draft drawn before any calibration: projected with the camera's
+    # default model (ptz_model) so that the administrator can see and calibrate. Never the frame path.
+    allow_uncalibrated: bool = False
     _image_raster: tuple[tuple[int, int], MaskRaster] | None = None
     _ptz_cache: "OrderedDict[tuple, MaskRaster]" = field(default_factory=OrderedDict)
 
@@ -107,6 +125,8 @@ class MaskPlanner:
             return Decision(self._image_raster[1])
         if self.ptz_model is None:
             return Decision(None, SPACE_MISMATCH)
+        if masks.optics is None and not self.allow_uncalibrated:
+            return Decision(None, PTZ_UNCALIBRATED)
         return self._ptz(width, height, info)
 
     def _ptz(self, width: int, height: int, info: FrameInfo) -> Decision:
@@ -132,11 +152,12 @@ class MaskPlanner:
             self._ptz_cache.move_to_end(key)
             return Decision(cached)
         assert self.masks is not None and self.ptz_model is not None
+        model = SphericalModel(self.masks.optics) if self.masks.optics is not None else self.ptz_model
         aspect = width / height
         pixels = np.zeros((height, width), np.uint8)
         for p, t, z in positions:
             at = Position(p, t, max(0.0, min(1.0, z)))
-            projected = [self.ptz_model.project(poly, at, aspect) for poly in self.masks.polygons]
+            projected = [model.project(poly, at, aspect) for poly in self.masks.polygons]
             pixels |= polygon_pixels([poly for poly in projected if len(poly) >= 3], width, height)
         raster = raster_from_pixels(pixels, self.margin_px)
         self._ptz_cache[key] = raster

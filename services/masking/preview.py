@@ -50,10 +50,12 @@ def render_preview(masker: CameraMasker, request: PreviewRequest, draft: MaskSet
     if still is None:
         raise PreviewError("not_found", f"no image received from camera {masker.camera_id} yet")
     current = masker.planner
-    # A planner of its own: the frame path's caches are not shared across threads.
+    # A planner of its own: the frame path's caches are not shared across threads. A draft drawn
+    # before the camera was calibrated is shown through the default optics, so that its author can
+    # see the scene to calibrate and draw; the approved set is shown as the frames are masked.
     planner = MaskPlanner(
         draft if draft is not None else current.masks, current.ptz_model, current.policy, current.margin_px,
-        current.missing_reason,
+        current.missing_reason, allow_uncalibrated=draft is not None,
     )  # fmt: skip
     image, decision = render_still(still, planner, colour, request.max_width)
     ok, jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])

@@ -1,5 +1,5 @@
-"""Mask governance in masking's database: versioned mask sets, four-eyes approval, statements,
-mask-error reports.
+"""Mask governance in masking's database: versioned mask sets, four-eyes approval, PTZ cameras'
+calibrations, statements, mask-error reports.
 
 Rules (each broken rule raises GovernanceError with a message for the user, and changes nothing):
 - A camera's mask sets are numbered 1, 2, 3...; a new set starts as a draft. Only drafts change.
@@ -9,6 +9,10 @@ Rules (each broken rule raises GovernanceError with a message for the user, and 
   has no set yet (authored and approved by "catalogue"), so existing deployments keep their masks.
 - A camera is commissionable when it has an approved set or a supervisor's signed statement that
   no private area is in view.
+- A PTZ camera's calibrations are numbered 1, 2, 3... and never change; a mask set records the one
+  it was drawn or given under (its `calibration_version`), and is projected with that one only: a
+  new calibration reaches the frames through a new set, approved by a second administrator like
+  any mask change (four-eyes), never by itself.
 
 Synchronous (SQLAlchemy); async callers use asyncio.to_thread.
 """
@@ -24,7 +28,9 @@ from sqlmodel import select
 
 from services.common import db
 from services.common.clock import Clock, to_us
-from services.masking.models import MaskErrorRow, MaskSetRow, StatementRow
+from services.common.optics import Optics
+from services.masking.calibration import Fit, ReferencePoint
+from services.masking.models import CalibrationRow, MaskErrorRow, MaskSetRow, StatementRow
 from services.masking.planner import MaskSet
 
 DRAFT, APPROVED, SUPERSEDED, DISCARDED = "draft", "approved", "superseded", "discarded"
@@ -58,10 +64,19 @@ def polygons_of(row: MaskSetRow) -> list[dict]:
     return json.loads(row.polygons_json)
 
 
-def mask_set_of(row: MaskSetRow) -> MaskSet:
-    """The set as the frame path applies it."""
+def mask_set_of(row: MaskSetRow, optics: Optics | None = None) -> MaskSet:
+    """The set as the frame path applies it (with the optics of its calibration, if it has one)."""
     polygons = [[(float(x), float(y)) for x, y in p["points"]] for p in polygons_of(row)]
-    return MaskSet(version_label(row.version), polygons, row.space)
+    return MaskSet(version_label(row.version), polygons, row.space, optics if row.space == "ptz" else None)
+
+
+def optics_of(row: CalibrationRow) -> Optics:
+    return Optics.from_dict(json.loads(row.optics_json))
+
+
+def points_of(row: CalibrationRow) -> list[dict]:
+    """[{"landmark", "pan", "tilt", "zoom", "x", "y", "residual_px"}, ...]"""
+    return json.loads(row.points_json)
 
 
 def _polygons_json(polygons: Sequence[Sequence[Point]], labels: Sequence[str] | None = None) -> str:
@@ -121,6 +136,76 @@ class MaskStore:
             raise GovernanceError("not_found", f"camera {camera_id!r} has no mask set version {version}")
         return row
 
+    def mask_sets(self, rows: Iterable[MaskSetRow]) -> dict[str, MaskSet]:
+        """Each row's set as the frame path applies it, with its calibration's optics (one query)."""
+        rows = list(rows)
+        wanted = {(r.camera_id, r.calibration_version) for r in rows if r.calibration_version is not None}
+        optics: dict[tuple[str, int], Optics] = {}
+        if wanted:
+            with db.session(self.engine) as s:
+                found = s.exec(
+                    select(CalibrationRow).where(
+                        CalibrationRow.camera_id.in_({c for c, _ in wanted})  # type: ignore[attr-defined]
+                    )
+                ).all()
+            optics = {(c.camera_id, c.version): optics_of(c) for c in found if (c.camera_id, c.version) in wanted}
+        return {r.camera_id: mask_set_of(r, optics.get((r.camera_id, r.calibration_version or 0))) for r in rows}
+
+    # -- calibrations --------------------------------------------------------------------------
+
+    def calibration(self, camera_id: str, version: int = 0) -> CalibrationRow | None:
+        """The version (0: the latest), or None."""
+        with db.session(self.engine) as s:
+            query = select(CalibrationRow).where(CalibrationRow.camera_id == camera_id)
+            if version:
+                query = query.where(CalibrationRow.version == version)
+            return s.exec(query.order_by(CalibrationRow.version.desc())).first()  # type: ignore[attr-defined]
+
+    def save_calibration(
+        self,
+        camera_id: str,
+        result: Fit,
+        points: Sequence[ReferencePoint],
+        width: int,
+        height: int,
+        actor: str,
+        comment: str,
+    ) -> CalibrationRow:
+        """A new calibration numbered after the camera's last one."""
+        rows = [
+            {"landmark": p.landmark, "pan": p.pan, "tilt": p.tilt, "zoom": p.zoom, "x": p.x, "y": p.y,
+             "residual_px": round(r, 3)}
+            for p, r in zip(points, result.residuals_px, strict=True)
+        ]  # fmt: skip
+        for _ in range(5):  # two at once: the unique (camera, version) makes one retry
+            with db.session(self.engine) as s:
+                last = s.exec(
+                    select(func.max(CalibrationRow.version)).where(CalibrationRow.camera_id == camera_id)
+                ).one()
+                row = CalibrationRow(
+                    id=uuid.uuid4().hex,
+                    camera_id=camera_id,
+                    version=(last or 0) + 1,
+                    optics_json=json.dumps(result.optics.as_dict()),
+                    points_json=json.dumps(rows),
+                    rms_px=result.rms_px,
+                    max_px=result.max_px,
+                    image_width=width,
+                    image_height=height,
+                    fitted=" ".join(result.fitted),
+                    comment=comment,
+                    author=actor,
+                    created_us=self._now(),
+                )
+                s.add(row)
+                try:
+                    s.commit()
+                except IntegrityError:
+                    s.rollback()
+                    continue
+                return row
+        raise GovernanceError("conflict", "the calibration could not be numbered; try again")
+
     # -- changing ------------------------------------------------------------------------------
 
     def create(
@@ -131,6 +216,7 @@ class MaskStore:
         actor: str,
         comment: str = "",
         labels: Sequence[str] | None = None,
+        calibration_version: int | None = None,
     ) -> MaskSetRow:
         """A new draft numbered after the camera's last version."""
         for _ in range(5):  # two creations at once: the unique (camera, version) makes one retry
@@ -146,6 +232,7 @@ class MaskStore:
                     comment=comment,
                     author=actor,
                     created_us=self._now(),
+                    calibration_version=calibration_version,
                 )
                 s.add(row)
                 try:
@@ -165,11 +252,13 @@ class MaskStore:
         actor: str,
         comment: str | None = None,
         labels: Sequence[str] | None = None,
+        calibration_version: int | None = None,
     ) -> MaskSetRow:
         with db.session(self.engine) as s:
             row = self._draft(s, camera_id, version)
             row.space = space
             row.polygons_json = _polygons_json(polygons, labels)
+            row.calibration_version = calibration_version
             if comment is not None:
                 row.comment = comment
             # Whoever last changed a draft is its author: they may not approve it either.

@@ -1,19 +1,26 @@
 """The mask editor in a real browser: a supervisor draws a polygon on the camera's snapshot and
 submits it; the draft's preview is masked; a second mask administrator approves it in the console;
-the live tile on the wall then shows the area grey."""
+the live tile on the wall then shows the area grey. Then the PTZ calibration step on a dome: the
+supervisor clicks landmarks on snapshots at three positions and two zooms, sees the fit and each
+point's residual, and saves it."""
 
+import httpx
 import pytest
 
 from services.common.cameras import DEMO_WINDOW_MASK
+from services.ingest.ptz.sim import SIM_OPTICS
 from tests.e2e.test_console_login import console_login, frame_stats, screenshot
 from tests.support.browser import chromium, until
 from tests.support.platform import Platform, wait_for
+from tests.support.ptz import LANDMARKS, image_points
 from tests.support.servers import free_port
 
 pytestmark = pytest.mark.e2e
 CAMERA = "cam-m"
 (X0, Y0), (X1, Y1) = DEMO_WINDOW_MASK[0], DEMO_WINDOW_MASK[2]
 BOX = [X0, Y0, X1, Y1]
+DOME = "dome-m"
+DOME_URL = f"simptz://{DOME}?width=352&height=288&fps=8"
 
 # Worst distance to mask grey inside the box, on an <img> (the preview).
 IMAGE_GREY = """
@@ -33,8 +40,27 @@ IMAGE_GREY = """
 """
 
 
+def _snapshot_at(client: httpx.Client, position: tuple[float, float, float]) -> bool:
+    shot = client.get(f"/api/v1/cameras/{DOME}/masks-preview")
+    seen = [float(v) for v in shot.headers.get("X-Ptz-Position", "9,9,9").split(",")]
+    return all(abs(a - b) < 2e-4 for a, b in zip(seen, position, strict=True))
+
+
 def test_draw_submit_approve_and_see_the_mask_on_the_live_tile(platform: Platform) -> None:
-    platform.set_cameras([{"id": CAMERA, "name": "Parvis (masques)", "source": "demo://plaza?seed=5", "masks": []}])
+    platform.set_cameras(
+        [
+            {"id": CAMERA, "name": "Parvis (masques)", "source": "demo://plaza?seed=5", "masks": []},
+            {
+                "id": DOME,
+                "name": "Dôme (calibration)",
+                "source": DOME_URL,
+                "ptz_driver": "simulated",
+                "ptz_url": DOME_URL,
+                "masks": [],
+                "profile": {"width": 352, "height": 288, "fps": 8},
+            },
+        ]
+    )
     platform.env["CSU_MASKING_GRPC"] = f"127.0.0.1:{free_port()}"  # masking's own port, not a shared default
     platform.start(["ingest", "masking", "gateway"], timeout=90)
     platform.create_user("sandra", "supervisor", ["*"])
@@ -82,3 +108,39 @@ def test_draw_submit_approve_and_see_the_mask_on_the_live_tile(platform: Platfor
 
         wait_for(lambda: frame_stats(wall, selector, BOX)["maskWorst"] <= 8, 60, "the mask on the live tile")
         screenshot(wall, "wall-mask-applied")
+
+        # The PTZ calibration step, on a dome: landmarks clicked on snapshots at three positions.
+        sandra = platform.client("supervisor")
+        editor.goto(f"{base}/#/masks/{DOME}")
+        until(editor, "!document.getElementById('mask-calibration').hidden", 30, "the calibration step")
+        assert "Non calibrée" in editor.inner_text("#calib-status")
+        facade_pan, facade_tilt = SIM_OPTICS.position(*LANDMARKS["window C, bottom left"])
+        editor.click("#calib-toggle")
+        clicked = 0
+        for position in ((facade_pan + 0.02, facade_tilt + 0.03, 0.0), (facade_pan - 0.04, facade_tilt - 0.05, 0.0),
+                         (facade_pan + 0.005, facade_tilt + 0.01, 0.5)):  # fmt: skip
+            ptz = f"/api/v1/cameras/{DOME}/ptz"
+            target = {"kind": "absolute", "pan": position[0], "tilt": position[1], "zoom": position[2]}
+            assert sandra.post(f"{ptz}/move", json=target).status_code == 200
+            # The snapshot is the latest keyframe's image: wait until one was taken there.
+            wait_for(lambda p=position: _snapshot_at(sandra, p), 30, f"a keyframe at {position}")
+            before = editor.inner_text("#mask-shot-info")
+            editor.click("#mask-snapshot")
+            until(editor, f"document.getElementById('mask-shot-info').textContent !== {before!r}", 20, "the snapshot")
+            box = editor.locator("#mask-canvas").bounding_box()
+            assert box is not None
+            for name, direction in LANDMARKS.items():
+                [(x, y)] = image_points([direction], position, 352 / 288)
+                if 0.03 < x < 0.97 and 0.03 < y < 0.97:
+                    editor.fill("#calib-landmark", name)
+                    editor.mouse.click(box["x"] + x * box["width"], box["y"] + y * box["height"])
+                    clicked += 1
+        until(editor, f"document.querySelectorAll('#calib-points tbody tr').length === {clicked}", 10, "the points")
+        editor.click("#calib-fit")
+        until(editor, "document.getElementById('calib-result').textContent.includes('px')", 30, "the fit shown")
+        assert "Ajustement" in editor.inner_text("#calib-result"), editor.inner_text("#calib-result")
+        assert " px" in editor.inner_text("#calib-points")  # each point's residual
+        screenshot(editor, "ptz-calibration")
+        editor.click("#calib-save")
+        until(editor, "document.getElementById('calib-status').textContent.includes('Calibrée (v1')", 30, "saved")
+        assert sandra.get(f"/api/v1/cameras/{DOME}/ptz-calibration").json()["version"] == 1

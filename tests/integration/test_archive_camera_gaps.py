@@ -1,7 +1,8 @@
 """Gaps named from camera status events, on real NATS (JetStream), the S3 server and the test
 database: a camera that went offline, then came back, leaves a "camera_offline" gap on its timeline;
-one taken out for maintenance a "camera_maintenance" gap, open until it streams again. Events
-published while no archive runs are applied when one starts (durable consumer)."""
+one taken out for maintenance a "camera_maintenance" gap, open until it streams again; one whose
+stream was measured below the norms has those recorded spans marked. Events published while no
+archive runs are applied when one starts (durable consumer)."""
 
 import asyncio
 import time
@@ -47,6 +48,18 @@ async def test_status_events_name_the_gaps(archive: ArchiveHarness, nats_url: st
     await status("cam-g", "online", T0_US + 40 * S)
     # Another camera is put in maintenance and stays there.
     await status("cam-m", "offline", T0_US + 5 * S, "camera is in maintenance")
+    # A camera measured below the norms records all the same: its timeline marks the spans (not gaps).
+    await h.record("cam-n", T0_US, 8)
+    await h.record("cam-n", T0_US + 12 * S, 28)
+    short = "picture 320x240 below the declared 704x576; below the arrêté du 3 août 2007 minimum for stored streams"
+    await status("cam-n", "non_compliant", T0_US + 2 * S, short)
+    await status("cam-n", "offline", T0_US + 8 * S, "rtsp://***@10.0.0.9/s: Connection refused")
+    await status("cam-n", "connecting", T0_US + 11 * S)
+    await status("cam-n", "online", T0_US + 12 * S)
+    await status("cam-n", "non_compliant", T0_US + 20 * S, "frame rate below the declared 10 fps")
+    await status("cam-n", "connecting", T0_US + 25 * S)  # a reconnect within one finding: one span
+    await status("cam-n", "non_compliant", T0_US + 26 * S, "frame rate below the declared 10 fps")
+    await status("cam-n", "degraded", T0_US + 30 * S, "sub stream offline: timeout")
     # Malformed payloads do not block the ones behind them.
     await bus.publish_event(js, prefix, "camera.status", b"\xff\x00 not a protobuf")
     await status("cam-x", "offline", T0_US, "authorisation expired (PREF-1, on 2026-11-01)")
@@ -65,6 +78,28 @@ async def test_status_events_name_the_gaps(archive: ArchiveHarness, nats_url: st
         [gap] = timeline.gaps
         assert gap.reason == "camera_offline" and "Connection refused" in gap.detail
         assert T0_US + 9 * S <= gap.start_us <= T0_US + 11 * S and T0_US + 39 * S <= gap.end_us <= T0_US + 41 * S
+
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            timeline = await h.stub.GetTimeline(
+                archive_pb2.TimelineRequest(camera_id="cam-n", start_us=T0_US, end_us=T0_US + 40 * S)
+            )
+            if len(timeline.marks) == 2 and timeline.marks[1].end_us < T0_US + 40 * S:
+                break
+            await asyncio.sleep(0.2)
+        assert [(m.reason, m.start_us, m.end_us) for m in timeline.marks] == [
+            ("stream_non_compliant", T0_US + 2 * S, T0_US + 8 * S),
+            ("stream_non_compliant", T0_US + 20 * S, T0_US + 30 * S),
+        ]
+        assert timeline.marks[0].detail == short
+        # The hole is the offline one, not named after the mark it touches; the rest is recorded.
+        assert [(g.reason, g.start_us, g.end_us) for g in timeline.gaps] == [
+            ("camera_offline", T0_US + 8 * S, T0_US + 12 * S)
+        ]
+        assert [(c.start_us, c.end_us) for c in timeline.covered] == [
+            (T0_US, T0_US + 8 * S),
+            (T0_US + 12 * S, T0_US + 40 * S),
+        ]
 
         # Open gaps run to the end of the range asked ("offline since").
         for camera, reason in (("cam-m", "camera_maintenance"), ("cam-x", "authorisation_expired")):

@@ -112,7 +112,7 @@ def test_catalogue_masks_of_a_ptz_camera_are_converted_to_pan_tilt(tmp_path: Pat
     masks = {m.camera_id: m for m in catalogue_masks(Settings(cameras_file=cameras))}  # type: ignore[call-arg]
     assert masks["fixed"].space == "image" and masks["fixed"].polygons == [[tuple(p) for p in window]]
     assert masks["dome"].space == "ptz"
-    # The centre of the home view is pan/tilt (0, 0) in the simulator's scene coordinates.
+    # The centre of the home view is pan/tilt (0, 0), through the default optics (no calibration yet).
     xs = [p[0] for p in masks["dome"].polygons[0]]
     ys = [p[1] for p in masks["dome"].polygons[0]]
     assert min(xs) < 0 < max(xs) and min(ys) < 0 < max(ys)

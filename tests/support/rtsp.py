@@ -39,7 +39,8 @@ gi.require_version("GstRtsp", "1.0")
 from gi.repository import Gst, GstApp, GstRtsp, GstRtspServer
 Gst.init(None)
 missing = [e for e in ("filesrc", "qtdemux", "h264parse", "h265parse", "appsink", "appsrc", "rtph264pay",
-                       "rtph265pay", "rtpbin", "udpsink", "videotestsrc", "jpegenc", "rtpjpegpay")
+                       "rtph265pay", "rtpbin", "udpsink", "videotestsrc", "jpegenc", "rtpjpegpay", "audiotestsrc",
+                       "alawenc", "rtppcmapay")
            if Gst.ElementFactory.find(e) is None]
 print(" ".join(missing))
 """
@@ -73,7 +74,8 @@ class RtspCamera:
     """One RTSP test camera process serving ``file`` at ``url``; a context manager that stops it.
 
     ``loop=True`` replays the file forever (a camera that never stops); without it the stream ends
-    (RTCP BYE) after one pass. ``codec`` is the file's ("h264" or "h265"); ``file=None`` with
+    (RTCP BYE) after one pass. ``audio=True`` adds a G.711 audio track (a tone), as cameras with a
+    microphone send. ``codec`` is the file's ("h264" or "h265"); ``file=None`` with
     ``codec="mjpeg"`` serves a JPEG test pattern (an old camera). ``credentials`` (user, password)
     make the camera ask for them, by ``auth`` ("digest" or "basic"). ``kill()`` is a camera dying:
     its sockets close, so clients see EOF at once. ``freeze()`` is a camera hanging or a cut cable:
@@ -90,6 +92,7 @@ class RtspCamera:
         codec: str = "h264",
         credentials: tuple[str, str] | None = None,
         auth: str = "digest",
+        audio: bool = False,
         ready_timeout: float = 15.0,
         stop_timeout: float = 5.0,
     ) -> None:
@@ -97,6 +100,7 @@ class RtspCamera:
         self.codec = codec
         self.credentials = credentials
         self.auth = auth
+        self.audio = audio
         self.port = port if port is not None else free_port()
         self.path = path if path.startswith("/") else "/" + path
         self.loop = loop
@@ -127,6 +131,8 @@ class RtspCamera:
             command += ["--file", str(self.file), "--codec", self.codec] + (["--loop"] if self.loop else [])
         if self.credentials is not None:
             command += ["--user", self.credentials[0], "--password", self.credentials[1], "--auth", self.auth]
+        if self.audio:
+            command.append("--audio")
         # stderr goes to a file, not a pipe: nobody drains it, and a full pipe would stall the server.
         self._stderr, self._stderr_text = tempfile.TemporaryFile(), ""
         self._proc = proc = subprocess.Popen(

@@ -3,7 +3,7 @@
 Run by the *system* interpreter (Debian's python3-gi), not the project venv:
 
     /usr/bin/python3 tests/support/rtsp_camera.py --port 8554 --file clip.mp4 [--path /cam] [--loop]
-        [--codec h264|h265] [--user NAME --password PASS [--auth basic|digest]]
+        [--codec h264|h265] [--user NAME --password PASS [--auth basic|digest]] [--audio]
     /usr/bin/python3 tests/support/rtsp_camera.py --port 8554 --mjpeg   # a test pattern in JPEG over RTP
 
 Prints ``READY rtsp://127.0.0.1:PORT/PATH`` once listening and exits cleanly on SIGTERM/SIGINT.
@@ -15,6 +15,13 @@ h264parse ! appsink`` (h265parse) that plays the file in real time. Being live m
 behave like a real camera: clients join the running stream, nobody's PLAY seeks the shared media
 back to 0, and looping (a seek in the reader) never reaches the RTP side, whose timestamps keep
 increasing across loop iterations.
+
+`--audio` adds what many CCTV cameras send along: a second track, G.711 A-law (PCMA, RFC 3551
+payload type 8) at 8 kHz, a test tone, in the same SDP. The platform must never take it. It is fed
+like the video, from a private pipeline into a live appsrc (a test source in the media itself would
+make the media seekable, and clients' PLAY would then fail on a seek the video cannot do), through
+a tee that lets it flow unlinked: a client that sets up the video alone (ingest's RTSP client) must
+not break the shared media for the next one, as it does not on a real camera.
 """
 
 from __future__ import annotations
@@ -145,15 +152,43 @@ class FileFeeder:
             self.appsrc.end_of_stream()
 
 
+class ToneFeeder:
+    """A 440 Hz tone in G.711 A-law, pushed into one media's audio appsrc (which timestamps it)."""
+
+    def __init__(self, appsrc: GstApp.AppSrc) -> None:
+        self.appsrc = appsrc
+        self.started = False
+        self.pipeline = Gst.parse_launch(
+            "audiotestsrc is-live=true wave=sine freq=440 samplesperbuffer=160 "
+            "! audio/x-raw,format=S16LE,rate=8000,channels=1 ! alawenc ! appsink name=sink emit-signals=true sync=false"
+        )
+        self.pipeline.get_by_name("sink").connect("new-sample", self._on_sample)
+
+    def start(self) -> None:
+        if not self.started:
+            self.started = True
+            self.pipeline.set_state(Gst.State.PLAYING)
+
+    def stop(self) -> None:
+        self.pipeline.set_state(Gst.State.NULL)
+
+    def _on_sample(self, sink: GstApp.AppSink) -> Gst.FlowReturn:
+        out = sink.emit("pull-sample").get_buffer().copy()
+        out.pts = out.dts = Gst.CLOCK_TIME_NONE  # the media's appsrc stamps it with its running time
+        self.appsrc.push_buffer(out)
+        return Gst.FlowReturn.OK
+
+
 class CameraFactory(GstRtspServer.RTSPMediaFactory):
     """Shared media factory: all concurrent clients see the same live stream, like one camera."""
 
-    def __init__(self, path: str, loop: bool, codec: str) -> None:
+    def __init__(self, path: str, loop: bool, codec: str, audio: bool = False) -> None:
         super().__init__()
         self.path = path
         self.loop = loop
         self.codec = codec
-        self.feeders: set[FileFeeder] = set()
+        self.audio = audio
+        self.feeders: set[FileFeeder | ToneFeeder] = set()
         self.set_shared(True)
         if codec == "mjpeg":  # an old camera: a test pattern in JPEG over RTP (RFC 2435), no file
             self.set_launch(
@@ -161,9 +196,15 @@ class CameraFactory(GstRtspServer.RTSPMediaFactory):
                 "! video/x-raw,format=I420,width=352,height=288,framerate=10/1 ! jpegenc ! rtpjpegpay name=pay0 pt=26 )"
             )
             return
+        sound = (
+            " appsrc name=audio is-live=true format=time do-timestamp=true max-buffers=50 leaky-type=downstream "
+            "caps=audio/x-alaw,rate=8000,channels=1 ! tee allow-not-linked=true ! rtppcmapay name=pay1 pt=8"
+            if audio
+            else ""
+        )
         self.set_launch(
             f"( appsrc name=src is-live=true format=time max-buffers={APPSRC_MAX_BUFFERS} "
-            f"leaky-type=downstream ! rtp{codec}pay name=pay0 pt=96 )"
+            f"leaky-type=downstream ! rtp{codec}pay name=pay0 pt=96{sound} )"
         )
         self.connect("media-configure", self._on_media_configure)
 
@@ -180,8 +221,14 @@ class CameraFactory(GstRtspServer.RTSPMediaFactory):
         # Start reading when the media pipeline starts pulling, so the file starts from its beginning.
         handler = appsrc.connect("need-data", lambda *_: feeder.start())
         media.connect("unprepared", lambda *_: self._retire(feeder, handler))
+        if self.audio:
+            tone_src = media.get_element().get_by_name("audio")
+            tone = ToneFeeder(tone_src)
+            self.feeders.add(tone)
+            tone_handler = tone_src.connect("need-data", lambda *_: tone.start())
+            media.connect("unprepared", lambda *_: self._retire(tone, tone_handler))
 
-    def _retire(self, feeder: FileFeeder, handler: int) -> None:
+    def _retire(self, feeder: FileFeeder | ToneFeeder, handler: int) -> None:
         if feeder in self.feeders:
             self.feeders.discard(feeder)
             feeder.appsrc.disconnect(handler)
@@ -204,6 +251,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--user", help="require this user name (with --password)")
     parser.add_argument("--password", help="the user's password")
     parser.add_argument("--auth", choices=("basic", "digest"), default="digest", help="authentication scheme")
+    parser.add_argument("--audio", action="store_true", help="add a G.711 A-law audio track (a test tone)")
     args = parser.parse_args(argv)
     if not args.path.startswith("/"):
         args.path = "/" + args.path
@@ -248,7 +296,7 @@ def main(argv: list[str] | None = None) -> int:
     server = GstRtspServer.RTSPServer()
     server.set_address(HOST)
     server.set_service(str(args.port))
-    factory = CameraFactory(path, args.loop, args.codec)
+    factory = CameraFactory(path, args.loop, args.codec, args.audio)
     if args.user:
         require_credentials(server, factory, args)
     server.get_mount_points().add_factory(args.path, factory)

@@ -47,6 +47,24 @@ def test_timeline_is_clipped_to_the_range() -> None:
     assert empty.covered == [] and [(g.start_us, g.end_us) for g in empty.gaps] == [(0, 10 * S)]
 
 
+def test_non_compliant_spans_are_marks_not_gap_reasons() -> None:
+    known = [
+        timeline.KnownGap(0, 50 * S, timeline.NON_COMPLIANT, "picture 320x240 below the declared 704x576"),
+        timeline.KnownGap(45 * S, 55 * S, "camera_offline", "Connection refused"),
+        timeline.KnownGap(70 * S, 2**62, timeline.NON_COMPLIANT, "frame rate below the declared 10 fps"),
+    ]
+    result = timeline.build(10 * S, 100 * S, [(0, 45 * S), (55 * S, 200 * S)], [], known)
+    # The hole takes the offline reason though the longer mark overlaps it too.
+    assert [(g.start_us, g.end_us, g.reason) for g in result.gaps] == [(45 * S, 55 * S, "camera_offline")]
+    assert [(m.start_us, m.end_us, m.reason) for m in result.marks] == [
+        (10 * S, 50 * S, timeline.NON_COMPLIANT),
+        (70 * S, 100 * S, timeline.NON_COMPLIANT),
+    ]
+    # A hole under a mark alone stays unexplained: the mark says the stream was poor, not why it stopped.
+    alone = timeline.build(0, 100 * S, [(0, 20 * S), (30 * S, 100 * S)], [], known[:1])
+    assert [g.reason for g in alone.gaps] == [""]
+
+
 NOW = 100 * D
 
 

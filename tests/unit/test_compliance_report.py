@@ -6,8 +6,8 @@ import zlib
 
 from services.archive.index import proof_digest as archive_digest
 from services.archive.models import DeletionProof
-from services.common.pb.csu.v1 import archive_pb2
-from services.gateway.operations import compliance, compliance_pdf
+from services.common.pb.csu.v1 import archive_pb2, ingest_pb2
+from services.gateway.operations import compliance, compliance_pdf, compliance_streams
 
 REPORT = {
     "title": "Rapport de conformité — centre de supervision urbaine",
@@ -119,6 +119,26 @@ REPORT = {
         "by_status": {"pending": 1, "validated": 2, "refused": 0, "cancelled": 0},
         "pending_not_mailed": 1,
     },
+    "streams": {
+        "available": True,
+        "norm": "arrêté du 3 août 2007",
+        "non_compliant": 1,
+        "not_measured": 0,
+        "cameras": [
+            {
+                "camera_id": "cam-7",
+                "name": "Parvis de la mairie",
+                "declared": {"width": 704, "height": 576, "fps": 10.0},
+                "close_up": False,
+                "legal_minimum": {"width": 352, "height": 288, "fps": 6.0},
+                "measured": {"width": 320, "height": 240, "fps": 9.8},
+                "verdict": "non_compliant",
+                "status": "non_compliant",
+                "problem": "picture 320x240 below the declared 704x576",
+                "since": "2026-11-25T19:00:00Z",
+            }
+        ],
+    },
 }
 
 
@@ -155,8 +175,55 @@ def test_pdf_carries_the_findings_and_every_section() -> None:
         "rotation (csuctl)",
         "csuctl:root",
         "3 d\xe9claration(s)",
+        "10. Flux r\xe9els et normes techniques",
+        "320x240 9.8 i/s",
+        "NON CONFORME",
+        "25/11/2026 20:00",
+        "picture 320x240 below the declared 704x576",
     ]:
         assert expected in text, expected
+
+
+def test_the_streams_section_reports_what_each_camera_really_sends() -> None:
+    def camera(
+        cid: str, status: str, reason: str = "", state: str = "in_service", **metrics: float
+    ) -> ingest_pb2.Camera:
+        return ingest_pb2.Camera(
+            id=cid, name=cid.upper(), state=state, status=status, status_reason=reason,
+            status_since_us=1_764_097_200_000_000,
+            profile=ingest_pb2.RecordingProfile(width=704, height=576, fps=12.0, close_up=cid == "close"),
+            metrics=ingest_pb2.CameraMetrics(**metrics),  # type: ignore[arg-type]
+        )  # fmt: skip
+
+    findings: list[str] = []
+    section = compliance_streams.collect(
+        [
+            camera(
+                "small", "non_compliant", "picture 320x240 below the declared 704x576", width=320, height=240, fps=12
+            ),
+            camera("close", "non_compliant", "frame rate below the declared 12 fps", width=704, height=576, fps=8.04),
+            camera("fine", "online", width=704, height=576, fps=12.1),
+            camera("dark", "offline", "Connection refused"),
+            camera("gone", "offline", state="decommissioned"),
+        ],
+        findings,
+    )
+    rows = {r["camera_id"]: r for r in section["cameras"]}
+    assert set(rows) == {"small", "close", "fine", "dark"} and section["non_compliant"] == 2
+    assert rows["small"]["measured"] == {"width": 320, "height": 240, "fps": 12.0}
+    assert rows["small"]["verdict"] == "non_compliant" and rows["small"]["since"] == "2025-11-25T19:00:00Z"
+    assert rows["close"]["legal_minimum"] == {"width": 704, "height": 576, "fps": 12.0}
+    assert rows["close"]["measured"]["fps"] == 8.0 and rows["close"]["problem"].startswith("frame rate")
+    assert rows["fine"]["verdict"] == "compliant" and rows["fine"]["problem"] == ""
+    # A camera that sends nothing cannot be said to comply.
+    assert rows["dark"]["verdict"] == "not_measured" and rows["dark"]["measured"] is None
+    assert section["not_measured"] == 1
+    assert findings == [
+        "camera small: stream below the norms since 2025-11-25T19:00:00Z (measured 320x240 at 12.0 fps): picture "
+        "320x240 below the declared 704x576",
+        "camera close: stream below the norms since 2025-11-25T19:00:00Z (measured 704x576 at 8.0 fps): frame rate "
+        "below the declared 12 fps",
+    ]
 
 
 def test_pdf_prints_with_a_unicode_font_when_the_system_has_one() -> None:

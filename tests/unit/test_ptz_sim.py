@@ -4,8 +4,11 @@ import time
 
 import av
 import numpy as np
+import pytest
 
-from services.ingest.ptz.sim import SimPtzCamera, SimPtzSource, camera_for, view_rect
+from services.common.optics import Optics
+from services.ingest.ptz.sim import PRIVATE_WINDOWS, SIM_OPTICS, SimPtzCamera, SimPtzSource, camera_for, scene_direction
+from tests.support.ptz import image_points, private_pixels
 
 
 def _frames(packets, decoder, count: int) -> list[tuple[np.ndarray, tuple[float, float, float] | None, bool]]:  # type: ignore[no-untyped-def]
@@ -38,11 +41,29 @@ def test_the_view_follows_the_position_and_every_packet_carries_it() -> None:
     assert difference > 20, difference
 
 
-def test_zoom_narrows_the_view_and_pan_moves_it() -> None:
-    wide, narrow = view_rect(0, 0, 0, 704 / 576), view_rect(0, 0, 1, 704 / 576)
-    assert narrow[2] * 7.9 < wide[2] < narrow[2] * 8.1
-    left, right = view_rect(-1, 0, 0.5, 1.2), view_rect(1, 0, 0.5, 1.2)
-    assert left[0] == 0 and right[0] + right[2] >= 2815
+def test_the_dome_renders_through_optics_of_its_own() -> None:
+    """Where the image shows a window is where SIM_OPTICS put it, and SIM_OPTICS are not the defaults."""
+    defaults = Optics()
+    assert SIM_OPTICS.hfov_wide_deg != defaults.hfov_wide_deg and SIM_OPTICS.pan_direction == -defaults.pan_direction
+    assert SIM_OPTICS.zoom_exponent != 1.0 and SIM_OPTICS.tilt_offset_deg != 0.0
+    camera = SimPtzCamera("sim-test-optics")
+    x0, y0, x1, y1 = PRIVATE_WINDOWS[0]
+    centre = scene_direction((x0 + x1) / 2, (y0 + y1) / 2)
+    pan, tilt = SIM_OPTICS.position(*centre)
+    for at in ((pan + 0.03, tilt - 0.02, 0.0), (pan - 0.004, tilt + 0.003, 0.8)):
+        camera._pos = list(at)
+        image, _ = camera.render(352, 288, 0.0)
+        [(x, y)] = image_points([centre], at, 352 / 288)
+        assert private_pixels(image[..., ::-1])[round(y * 288), round(x * 352)], at
+    # Positive pan turns this dome left: the window moves right in the image.
+    camera._pos = [pan, tilt, 0.0]
+    middle, _ = camera.render(352, 288, 0.0)
+    camera._pos = [pan + 0.02, tilt, 0.0]
+    turned, _ = camera.render(352, 288, 0.0)
+    columns = [np.nonzero(private_pixels(img[..., ::-1]).any(axis=0))[0].mean() for img in (middle, turned)]
+    assert columns[1] > columns[0] + 10
+    # Zoom 1 narrows the view 9 times (54 to 6 degrees): a window 9 times as wide.
+    assert SIM_OPTICS.hfov_deg(0.0) / SIM_OPTICS.hfov_deg(1.0) == pytest.approx(9.0, rel=1e-6)
 
 
 def test_continuous_moves_stop_at_the_end_stops() -> None:

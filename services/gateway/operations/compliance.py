@@ -7,13 +7,16 @@ What the platform can state about itself, gathered in one document:
 - retention: each camera's setting against its authorisation's maximum and the legal 30 days;
 - the access matrix: roles → actions, accounts → role, camera groups and habilitation (granted by,
   expiry, prefecture validation), federation partners → groups and actions;
-- masks (MaskingService): per camera the approved mask set, who drew and who approved it, or the
-  supervisor's signed statement that no private area is in view; drafts; open mask-error reports;
+- masks (MaskingService): per camera the approved mask set, who drew and who approved it, the PTZ
+  calibration it is projected with, or the supervisor's signed statement that no private area is
+  in view; drafts; open mask-error reports;
 - deletion proofs from the archive, each digest recomputed here, and each found, as it stands, in
   the audit trail's erasure records (`recording.erase`, written by the archive at most
   CSU_ARCHIVE_ERASURE_AUDIT_INTERVAL_S after a sweep);
 - the audit trail: chain verification, signed checkpoints, every signing key it names and from when;
-- the viewing-room register: declarations and their state.
+- the viewing-room register: declarations and their state;
+- the real streams: what each camera sends as ingest measures it, against its declared profile and
+  the arrêté's minimum for its use (operations/compliance_streams.py).
 
 Each section is collected on its own: a service that cannot answer makes its section say so (and
 the findings list it) instead of failing the whole report. `findings` lists every problem found,
@@ -44,6 +47,7 @@ from services.gateway import accounts, audit_log, signing_key_audit
 from services.gateway.backends import RPC_TIMEOUT_S, Backends
 from services.gateway.federation import partners
 from services.gateway.models import AuditCheckpoint
+from services.gateway.operations import compliance_streams
 from services.gateway.operations.models import VisitorDeclaration
 from services.gateway.operations.timefmt import iso
 from services.gateway.roles import ACTIONS, ROLE_ACTIONS, TOTP_ROLES, VIDEO_ACTIONS
@@ -146,6 +150,11 @@ async def collect(b: Backends, generated_by: str) -> dict[str, Any]:
     camera_section = await _section("cameras", cameras, findings)
     authorisation_section = await _section("authorisations", authorisations, findings)
     retention = _retention(cameras_pb, authorisations_pb, findings) if camera_section["available"] else None
+    streams = (
+        {"available": True} | compliance_streams.collect(cameras_pb, findings)
+        if camera_section["available"]
+        else {"available": False, "problem": "streams: the camera list could not be obtained"}
+    )
 
     async def deletion() -> dict[str, Any]:
         answer = await b.archive.ListDeletionProofs(archive_pb2.DeletionProofsRequest(), timeout=RPC_TIMEOUT_S)
@@ -187,6 +196,7 @@ async def collect(b: Backends, generated_by: str) -> dict[str, Any]:
         "deletion_proofs": deletion_section,
         "audit_trail": audit_section,
         "viewing_room": register_section,
+        "streams": streams,
     }
 
 
@@ -248,6 +258,14 @@ async def _masks(
             findings.append(f"camera {camera.id}: in service without an approved mask set or a signed statement")
         if open_reports[camera.id]:
             findings.append(f"camera {camera.id}: {open_reports[camera.id]} open mask error report(s)")
+        uncalibrated = (
+            bool(camera.ptz_driver and approved and approved.space == "ptz" and approved.polygons)
+            and not approved.calibration_version
+        )
+        if uncalibrated and camera.state != "decommissioned":
+            findings.append(
+                f"camera {camera.id}: PTZ masks approved without a calibration of the camera: its image is masked whole"
+            )
         rows.append(
             {
                 "camera_id": camera.id,
@@ -264,6 +282,8 @@ async def _masks(
                 "statement_by": statement.supervisor if statement else None,
                 "statement_signed": iso(statement.signed_us) if statement else None,
                 "open_error_reports": open_reports[camera.id],
+                # PTZ sets: the calibration they are projected with (None: none, the camera is masked whole).
+                "calibration_version": (approved.calibration_version or None) if approved else None,
             }
         )
     return {

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from services.common.pdf import FONT_DIRS, Document
+from services.gateway.operations import compliance_streams
 from services.gateway.operations.timefmt import PARIS
 
 
@@ -256,4 +257,9 @@ def render(report: dict[str, Any], font_dirs: tuple[Path, ...] = FONT_DIRS) -> b
             f"{by_status['cancelled']} annulée(s) ; "
             f"{register['pending_not_mailed']} pas encore transmise(s) à la préfecture."
         )
+
+    pdf.heading("10. Flux réels et normes techniques (arrêté du 3 août 2007)")
+    streams = report["streams"]
+    if not _unavailable(pdf, streams):
+        compliance_streams.render(pdf, streams, _when)
     return pdf.render()

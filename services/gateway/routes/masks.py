@@ -1,5 +1,6 @@
 """Privacy-mask governance through the gateway: mask sets, four-eyes approval, the commissioning
-gate, no-private-area statements, mask-error reports and the mask editor's masked preview.
+gate, no-private-area statements, mask-error reports, the mask editor's masked preview and its PTZ
+calibration step.
 
 Who may do what:
 - reading, drafting, changing, discarding and approving mask sets, previews and closing reports
@@ -7,7 +8,10 @@ Who may do what:
   administrator (four-eyes, enforced by masking on the draft's author);
 - the statement that no private area is in view is a supervisor's, signed with the deployment's
   Ed25519 key over its exact bytes;
-- any user who watches the camera (live or playback) may report a mask error.
+- any user who watches the camera (live or playback) may report a mask error;
+- calibrating a PTZ camera (fitting its optics to reference points, storing the fit) needs
+  "mask_admin" on it; a stored calibration changes no frame by itself: the sets drawn under it do,
+  once approved by a second administrator (services/masking/calibration.py).
 Every change, every preview (it shows video) and every report is audited before it happens.
 Masking's refusals keep their message: 404 unknown, 422 a bad polygon, 409 a governance rule.
 
@@ -94,6 +98,68 @@ class MaskSetOut(BaseModel):
     superseded: str | None
     comment: str
     origin: str
+    # PTZ sets: the calibration the polygons were drawn under (None: none; approved, it masks the
+    # camera whole until replaced by a set drawn after calibrating).
+    calibration_version: int | None = None
+
+
+class CalibrationPointIn(BaseModel):
+    landmark: str = Field(min_length=1, max_length=64, description="A name for a fixed landmark clicked in the image.")
+    pan: float = Field(ge=-1, le=1)
+    tilt: float = Field(ge=-1, le=1)
+    zoom: float = Field(ge=0, le=1)
+    x: float = Field(ge=0, le=1, description="Where the landmark is in that image, normalised (0..1 from the left).")
+    y: float = Field(ge=0, le=1, description="Normalised, 0..1 from the top.")
+
+
+class CalibrationIn(BaseModel):
+    points: list[CalibrationPointIn] = Field(
+        max_length=200,
+        description="Each landmark clicked on the images seen at two positions or more, at two zooms or more.",
+    )
+    save: bool = Field(False, description="False: fit and show the residuals; true: store as the next calibration.")
+    comment: str = Field("", max_length=2000)
+
+
+class CalibrationPointOut(BaseModel):
+    landmark: str
+    pan: float
+    tilt: float
+    zoom: float
+    x: float
+    y: float
+    residual_px: float
+
+
+class OpticsOut(BaseModel):
+    hfov_wide_deg: float
+    hfov_tele_deg: float
+    zoom_exponent: float
+    pan_offset_deg: float
+    tilt_offset_deg: float
+    pan_direction: int
+    tilt_direction: int
+    pan_range_deg: float
+    tilt_range_deg: float
+
+
+class CalibrationOut(BaseModel):
+    camera_id: str
+    # None: not stored (a fit shown, or the camera's defaults when it was never calibrated).
+    version: int | None
+    calibrated: bool
+    optics: OpticsOut
+    points: list[CalibrationPointOut]
+    rms_px: float
+    max_px: float
+    image_width: int
+    image_height: int
+    fitted: list[str]
+    author: str
+    created: str | None
+    comment: str
+    # Why this fit may not be stored ("" when it may).
+    problem: str
 
 
 class StatementIn(BaseModel):
@@ -164,7 +230,37 @@ def _set_out(m: masking_pb2.MaskSet) -> MaskSetOut:
         superseded=_iso(m.superseded_us),
         comment=m.comment,
         origin=m.origin,
+        calibration_version=m.calibration_version or None,
     )
+
+
+def _calibration_out(c: masking_pb2.PtzCalibration) -> CalibrationOut:
+    o = c.optics
+    return CalibrationOut(
+        camera_id=c.camera_id,
+        version=c.version or None,
+        calibrated=c.has_calibration,
+        optics=OpticsOut(
+            hfov_wide_deg=o.hfov_wide_deg, hfov_tele_deg=o.hfov_tele_deg, zoom_exponent=o.zoom_exponent,
+            pan_offset_deg=o.pan_offset_deg, tilt_offset_deg=o.tilt_offset_deg, pan_direction=o.pan_direction,
+            tilt_direction=o.tilt_direction, pan_range_deg=o.pan_range_deg, tilt_range_deg=o.tilt_range_deg,
+        ),
+        points=[
+            CalibrationPointOut(
+                landmark=p.landmark, pan=p.pan, tilt=p.tilt, zoom=p.zoom, x=p.x, y=p.y, residual_px=p.residual_px
+            )
+            for p in c.points
+        ],
+        rms_px=c.rms_px,
+        max_px=c.max_px,
+        image_width=c.image_width,
+        image_height=c.image_height,
+        fitted=list(c.fitted),
+        author=c.author,
+        created=_iso(c.created_us),
+        comment=c.comment,
+        problem=c.problem,
+    )  # fmt: skip
 
 
 def _report_out(r: masking_pb2.MaskErrorReport) -> ReportOut:
@@ -207,6 +303,60 @@ def _drawn_at(body: MaskSetIn) -> tuple[PtzPosition | None, bool]:
     if body.drawn_at is None:
         return None, False
     return PtzPosition(pan=body.drawn_at.pan, tilt=body.drawn_at.tilt, zoom=body.drawn_at.zoom), True
+
+
+# -- PTZ calibration ---------------------------------------------------------------------------
+
+
+@router.get("/cameras/{camera_id}/ptz-calibration", response_model=CalibrationOut)
+async def get_calibration(
+    camera_id: str,
+    principal: Principal = Depends(require("mask_admin", camera="camera_id")),
+    b: Backends = Depends(backends),
+) -> CalibrationOut:
+    """The camera's latest calibration (calibrated false: never calibrated, the defaults are shown)."""
+    del principal
+    async with service_errors("masking"):
+        answer = await masking(b).GetPtzCalibration(
+            masking_pb2.PtzCalibrationRef(camera_id=camera_id), timeout=RPC_TIMEOUT_S
+        )
+    return _calibration_out(answer)
+
+
+@router.post("/cameras/{camera_id}/ptz-calibration", response_model=CalibrationOut)
+async def calibrate(
+    camera_id: str,
+    body: CalibrationIn,
+    principal: Principal = Depends(require("mask_admin", camera="camera_id")),
+    b: Backends = Depends(backends),
+) -> CalibrationOut:
+    """Fit the PTZ camera's optics to the reference points and show each point's residual; with
+    save, store the fit as the camera's next calibration (refused, 422, when it does not fit within
+    1 % of the image width). Masks drawn from then on are drawn under it; the approved set keeps
+    its own until a new one is approved."""
+    target, details = f"camera:{camera_id}", {"points": len(body.points), "comment": body.comment}
+    if body.save:
+        await audit(principal, "mask.calibration.save", target, details=details)
+    points = [masking_pb2.CalibrationPoint(**p.model_dump()) for p in body.points]
+    try:
+        async with service_errors("masking"):
+            answer = await masking(b).CalibratePtz(
+                masking_pb2.CalibratePtzRequest(
+                    camera_id=camera_id, points=points, save=body.save, actor=principal.username, comment=body.comment
+                ),
+                timeout=PREVIEW_TIMEOUT_S,
+            )
+    except HTTPException as exc:
+        if body.save and 400 <= exc.status_code < 500:
+            try:
+                await audit(
+                    principal, "mask.calibration.save.refused", target, details=details | {"reason": exc.detail},
+                    outcome="refused",
+                )  # fmt: skip
+            except HTTPException:
+                pass  # the refusal stands whether or not it could be recorded
+        raise
+    return _calibration_out(answer)
 
 
 # -- mask sets ---------------------------------------------------------------------------------
@@ -485,7 +635,11 @@ async def close_mask_error(
 @router.get("/cameras/{camera_id}/masks-preview", response_class=Response)
 async def preview(
     camera_id: str,
-    version: str = Query("current", description='"current" (the set applied now) or a version number (a draft).'),
+    version: str = Query(
+        "current",
+        description='"current" (the set applied now, as the frames get it) or a version number: that set as drawn '
+        "(a PTZ set without a calibration through the default optics, so that it can be seen and calibrated).",
+    ),
     preset: str = Query("", max_length=100, description="PTZ cameras: the view of this preset, as last seen."),
     max_width: int = Query(1280, ge=64, le=3840),
     principal: Principal = Depends(require("mask_admin", camera="camera_id")),

@@ -62,6 +62,8 @@ class TimelineOut(BaseModel):
     end: str
     covered: list[IntervalOut]
     gaps: list[GapOut]
+    # Recorded spans to know about: "stream_non_compliant" (measured below the profile or the norms).
+    marks: list[GapOut] = []
 
 
 class DeletionProofOut(BaseModel):
@@ -100,7 +102,8 @@ async def timeline(
     principal: Principal = Depends(require("playback", camera="camera_id")),
     b: Backends = Depends(backends),
 ) -> TimelineOut:
-    """What was recorded in the range, and the gaps (with their reason when known)."""
+    """What was recorded in the range, the gaps (with their reason when known), and the recorded spans
+    marked non-compliant (the stream measured below its profile or the norms)."""
     start_us, end_us = _instants(start, end)
     check_playback_window(principal, start_us, b.clock.now())
     async with rpc_errors("archive"):
@@ -117,6 +120,9 @@ async def timeline(
         ],
         gaps=[
             GapOut(start=_iso(g.start_us), end=_iso(g.end_us), reason=g.reason, detail=g.detail) for g in answer.gaps
+        ],
+        marks=[
+            GapOut(start=_iso(g.start_us), end=_iso(g.end_us), reason=g.reason, detail=g.detail) for g in answer.marks
         ],
     )
 

@@ -1,4 +1,4 @@
-"""A simulated PTZ camera: a large drawn street scene from which pan/tilt/zoom select the view.
+"""A simulated PTZ camera: a dome with optics of its own, looking at a panorama of a street.
 
 `simptz://<name>[?width=704&height=576&fps=10]` is both a video source (SimPtzSource, encoded to
 H.264 here like the demo camera) and, with ptz_driver "simulated" and the same URL, a PTZ device
@@ -7,12 +7,21 @@ camera really changes the image and the position reported in every packet.
 
 Motion is physical enough for arbitration, tours and masks to be tested on it: continuous moves
 run at the given velocity until stopped, absolute/relative moves travel at MAX_SPEED towards their
-target, and `moving` is true until the target is reached. The scene (4x2 views wide at zoom 0)
-has a grid of numbered facade windows (what privacy masks cover), large coordinate labels along
-the street, and people and cars crossing, so any view is recognisable in tests.
+target, and `moving` is true until the target is reached.
+
+The image is what a dome with SIM_OPTICS (services/common/optics.py) sees of a street panorama
+(azimuth -90..90 degrees, elevation +-36.8): every pixel is the scene in the direction its ray
+points. SIM_OPTICS are deliberately not the deployment's defaults (CSU_PTZ_*): another field of
+view, a non-linear zoom, a tilt offset and a pan turning the other way, as real domes differ. So
+masks projected with the defaults miss their windows here, as they would on a real dome, and only
+a calibration (services/masking/calibration.py) makes them hold; masking never reads SIM_OPTICS.
+The scene has facades with numbered buildings, large coordinate labels along the street, people
+and cars crossing, and PRIVATE_WINDOWS painted in a colour found nowhere else (PRIVATE_BGR), so a
+test can tell a leaked window from anything else in any frame.
 """
 
 import itertools
+import math
 import threading
 import time
 from collections.abc import Iterator
@@ -23,14 +32,41 @@ import cv2
 import numpy as np
 
 from services.common.clock import to_us
+from services.common.optics import Optics, unit_vectors
 from services.ingest.ptz.driver import PtzError, PtzSnapshot, clamp_position, clamp_velocity
 from services.ingest.sources import SourceError, SourcePacket, StreamInfo
 from services.ingest.synthetic import SceneEncoder
 
 SCENE_W, SCENE_H = 2816, 1152
+# The panorama: azimuth -90..90 degrees across its width, the same scale vertically.
+PX_PER_DEG = SCENE_W / 180.0
+SCENE_AZ0_DEG = -90.0
+SCENE_EL_TOP_DEG = SCENE_H / 2 / PX_PER_DEG
 # Units per second at full velocity (the whole pan range in 4 s), and for absolute moves.
 MAX_SPEED = 0.5
-ZOOM_RANGE = 8.0  # zoom 1 narrows the field of view 8 times
+# The dome's own optics: 54 to 6 degrees (9x) on a zoom curve of exponent 1.6, tilt 0 looking 4
+# degrees down, pan turning left for positive values, bearing 10 degrees. The defaults are 60 to
+# 3.3 degrees (20x) linear, level, pan to the right.
+SIM_OPTICS = Optics(
+    hfov_wide_deg=54.0,
+    hfov_tele_deg=6.0,
+    zoom_exponent=1.6,
+    pan_offset_deg=10.0,
+    tilt_offset_deg=-4.0,
+    pan_direction=-1,
+    tilt_direction=1,
+)
+# Windows of homes (scene pixels x0, y0, x1, y1), painted PRIVATE_BGR (magenta, nowhere else in the
+# scene), on a facade a little right of where the dome looks at pan 0 (bearing 10 degrees).
+PRIVATE_BGR = (255, 0, 255)
+PRIVATE_WINDOWS = ((1620, 400, 1676, 466), (1760, 400, 1816, 466), (1690, 540, 1746, 606))
+_FACADE = (1580, 330, 1860, 800)
+SKY_BGR = (210, 180, 150)
+
+
+def scene_direction(x: float, y: float) -> tuple[float, float]:
+    """(azimuth, elevation) in radians of a scene pixel."""
+    return math.radians(SCENE_AZ0_DEG + x / PX_PER_DEG), math.radians(SCENE_EL_TOP_DEG - y / PX_PER_DEG)
 
 
 def _scene(seed: int) -> np.ndarray:
@@ -43,7 +79,9 @@ def _scene(seed: int) -> np.ndarray:
     while x < SCENE_W:
         width = int(rng.integers(220, 420))
         top = int(rng.integers(120, 420))
-        colour = tuple(int(c) for c in rng.integers(50, 170, 3))
+        # Green at least as strong as red or blue: no facade can pass for a private window.
+        b, g, r = (int(c) for c in rng.integers(50, 170, 3))
+        colour = (b, max(g, min(b, r)), r)
         cv2.rectangle(img, (x, top), (x + width - 8, street_y), colour, -1)
         for row, col in itertools.product(range((street_y - top - 60) // 90), range((width - 40) // 70)):
             wx, wy = x + 24 + col * 70, top + 30 + row * 90
@@ -52,21 +90,16 @@ def _scene(seed: int) -> np.ndarray:
         cv2.putText(img, f"N{building}", (x + 12, street_y - 14), cv2.FONT_HERSHEY_SIMPLEX, 1.2, (240, 240, 240), 3)
         x += width
         building += 1
+    fx0, fy0, fx1, fy1 = _FACADE
+    cv2.rectangle(img, (fx0, fy0), (fx1, fy1), (90, 110, 150), -1)
+    for x0, y0, x1, y1 in PRIVATE_WINDOWS:
+        cv2.rectangle(img, (x0, y0), (x1, y1), PRIVATE_BGR, -1)
     img[street_y:] = (85, 85, 85)
     for gx in range(0, SCENE_W, 176):
         cv2.line(img, (gx, street_y + 170), (gx + 90, street_y + 170), (230, 230, 230), 6)
         cv2.putText(img, f"{gx // 176:02d}", (gx + 20, SCENE_H - 40), cv2.FONT_HERSHEY_SIMPLEX, 2.0, (0, 220, 255), 5)
     noise = rng.integers(-5, 6, img.shape, dtype=np.int16)
     return np.clip(img.astype(np.int16) + noise, 0, 255).astype(np.uint8)
-
-
-def view_rect(pan: float, tilt: float, zoom: float, aspect: float) -> tuple[int, int, int, int]:
-    """The scene rectangle (x, y, w, h) a position shows."""
-    crop_h = SCENE_H / (1 + (ZOOM_RANGE - 1) * zoom)
-    crop_w = min(SCENE_W, crop_h * aspect)
-    cx = SCENE_W / 2 + pan * (SCENE_W - crop_w) / 2
-    cy = SCENE_H / 2 - tilt * (SCENE_H - crop_h) / 2
-    return int(cx - crop_w / 2), int(cy - crop_h / 2), int(crop_w), int(crop_h)
 
 
 class SimPtzCamera:
@@ -84,6 +117,7 @@ class SimPtzCamera:
         self._tokens = itertools.count(1)
         self.scene = _scene(sum(name.encode()))
         self.commands = 0
+        self._map_cache: tuple[tuple, np.ndarray, np.ndarray] | None = None
 
     def _advance(self) -> None:
         now = time.monotonic()
@@ -170,18 +204,49 @@ class SimPtzCamera:
 
     def render(self, width: int, height: int, t: float) -> tuple[np.ndarray, PtzSnapshot]:
         snap = self.snapshot()
-        x, y, w, h = view_rect(snap.pan, snap.tilt, snap.zoom, width / height)
-        view = self.scene[y : y + h, x : x + w].copy()
-        scale = w / SCENE_W
-        for k in range(4):  # people and cars crossing, in scene coordinates
-            px = int((t * (60 + 25 * k) + k * 700) % (SCENE_W + 200)) - 100 - x
-            py = 860 + 60 * k - y
-            cv2.rectangle(view, (px - 14, py - 50), (px + 14, py + 20), (40 + 50 * k, 70, 170), -1)
-        image = cv2.resize(view, (width, height), interpolation=cv2.INTER_AREA if scale > 0 else cv2.INTER_LINEAR)
+        aspect = width / height
+        map_x, map_y = self._maps(width, height, snap.pan, snap.tilt, snap.zoom)
+        image = cv2.remap(self.scene, map_x, map_y, cv2.INTER_LINEAR, borderValue=SKY_BGR)
+        rotation = SIM_OPTICS.rotation(snap.pan, snap.tilt)
+        for k in range(4):  # people and cars crossing, in scene coordinates, drawn as the dome sees them
+            px = (t * (60 + 25 * k) + k * 700) % (SCENE_W + 200) - 100
+            py = 860 + 60 * k
+            corners = [
+                scene_direction(x, y)
+                for x, y in ((px - 14, py - 50), (px + 14, py - 50), (px + 14, py + 20), (px - 14, py + 20))
+            ]
+            cam = unit_vectors(*(np.array(a) for a in zip(*corners, strict=True))) @ rotation.T
+            if (cam[:, 2] > 0.05).all():
+                pts = SIM_OPTICS.to_image(cam, snap.zoom, aspect) * (width, height)
+                cv2.fillPoly(image, [pts.astype(np.int32)], (40 + 50 * k, 150, 60))
         stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
         label = f"{stamp}  {self.name}  P{snap.pan:+.2f} T{snap.tilt:+.2f} Z{snap.zoom:.2f}"
         cv2.putText(image, label, (10, height - 12), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 2, cv2.LINE_AA)
         return image, snap
+
+    def _maps(self, width: int, height: int, pan: float, tilt: float, zoom: float) -> tuple[np.ndarray, np.ndarray]:
+        """Where each output pixel takes the scene from (cv2.remap maps) at one position: each pixel's
+        ray (SIM_OPTICS.rays, in float32 and unnormalised: ~5 ms at 352x288, 20 ms at 704x576). The
+        last one is kept: a still camera asks for the same every frame."""
+        key = (width, height, pan, tilt, zoom)
+        cached = self._map_cache
+        if cached is not None and cached[0] == key:
+            return cached[1], cached[2]
+        f = SIM_OPTICS.focal(zoom)
+        xs = ((np.arange(width, dtype=np.float32) + 0.5) / width - 0.5) * 2 / f
+        ys = (0.5 - (np.arange(height, dtype=np.float32) + 0.5) / height) * 2 / (f * width / height)
+        cam_x, cam_y = np.meshgrid(xs, ys)
+        r = SIM_OPTICS.rotation(pan, tilt).astype(np.float32)
+        # world = camera @ rotation (its inverse), with the camera's z = 1.
+        wx = cam_x * r[0, 0] + cam_y * r[1, 0] + r[2, 0]
+        wy = cam_x * r[0, 1] + cam_y * r[1, 1] + r[2, 1]
+        wz = cam_x * r[0, 2] + cam_y * r[1, 2] + r[2, 2]
+        az = np.degrees(np.arctan2(wx, wz))
+        el = np.degrees(np.arctan2(wy, np.hypot(wx, wz)))
+        map_x = (az - SCENE_AZ0_DEG) * PX_PER_DEG - 0.5
+        map_y = (SCENE_EL_TOP_DEG - el) * PX_PER_DEG - 0.5
+        self._map_cache = (key, map_x, map_y)
+        return map_x, map_y
 
 
 _CAMERAS: dict[str, SimPtzCamera] = {}

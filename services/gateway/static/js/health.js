@@ -26,7 +26,7 @@ export async function mount(root) {
     const details = await inBatches(cameras, 8, async (c) => { try { return await cameraDetails(c.id); } catch { return null; } });
     const counts = {};
     for (const c of cameras) counts[c.status] = (counts[c.status] || 0) + 1;
-    clear(summary, barChart(["online", "degraded", "connecting", "offline"].filter((s) => counts[s] || s !== "connecting").map((s) => ({ label: t(`status.${s}`), value: counts[s] || 0, kind: `status-${s}` })), { id: "status-chart", width: 520 }));
+    clear(summary, barChart(["online", "degraded", "non_compliant", "connecting", "offline"].filter((s) => counts[s] || s !== "connecting").map((s) => ({ label: t(`status.${s}`), value: counts[s] || 0, kind: `status-${s}` })), { id: "status-chart", width: 520 }));
     clear(list, table([
       { label: t("health.camera"), render: (c) => h("span", {}, h("span", { class: `dot status-${c.status}` }), ` ${c.name}`) },
       { label: t("health.status"), render: (c) => t(`status.${c.status}`) },

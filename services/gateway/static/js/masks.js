@@ -1,5 +1,8 @@
 // The mask editor: draw polygons on a masked snapshot of the camera (or of a PTZ preset), preview
-// the masked result of the draft, submit it for a second mask administrator's approval.
+// the masked result of the draft, submit it for a second mask administrator's approval. PTZ cameras
+// are calibrated here first: landmarks clicked on snapshots taken at two positions or more and two
+// zooms or more; the fit (the camera's optics) is computed by the platform and shown with each
+// point's residual before it is saved. Masks drawn afterwards are drawn under that calibration.
 import { api, enc, qs } from "./api.js";
 import { h, clear } from "./dom.js";
 import { t } from "./i18n.js";
@@ -29,6 +32,9 @@ export async function mount(root, { params }) {
   let current = [];    // the polygon being drawn
   let drawnAt = null;  // PTZ position of the snapshot
   let objectUrls = [];
+  let approvedVersion = 0;
+  // The calibration step: reference points {landmark, pan, tilt, zoom, x, y} and the last fit shown.
+  const calibration = { on: false, points: [], fit: null };
 
   const cameraId = () => cameraSelect.value;
   const isPtz = () => Boolean(cameras.find((c) => c.id === cameraId())?.ptz_driver);
@@ -38,7 +44,10 @@ export async function mount(root, { params }) {
   async function snapshot() {
     error.show("");
     try {
-      const response = await api(`/api/v1/cameras/${enc(cameraId())}/masks-preview${qs({ version: "current", preset: isPtz() ? presetInput.value.trim() : "", max_width: 1280 })}`, { raw: true });
+      // A PTZ camera's approved set is shown through its own calibration, or through the defaults when
+      // it has none (its frames are masked whole then): the administrator must see to calibrate.
+      const version = isPtz() && approvedVersion ? approvedVersion : "current";
+      const response = await api(`/api/v1/cameras/${enc(cameraId())}/masks-preview${qs({ version, preset: isPtz() ? presetInput.value.trim() : "", max_width: 1280 })}`, { raw: true });
       const ptz = response.headers.get("X-Ptz-Position");
       drawnAt = ptz ? (([pan, tilt, zoom]) => ({ pan, tilt, zoom }))(ptz.split(",").map(Number)) : null;
       image.src = blobUrl(await response.blob());
@@ -61,6 +70,12 @@ export async function mount(root, { params }) {
       path(current, false); g.strokeStyle = "#4da3ff"; g.lineWidth = 2; g.stroke();
       for (const [x, y] of current) { g.fillStyle = "#4da3ff"; g.fillRect(x * w - 3, y * hgt - 3, 6, 6); }
     }
+    // Reference points clicked on this very view: a cross and the landmark's name.
+    for (const p of calibration.points.filter((p) => drawnAt && samePosition(p, drawnAt))) {
+      g.strokeStyle = "#ff4df0"; g.lineWidth = 2; g.beginPath();
+      g.moveTo(p.x * w - 7, p.y * hgt); g.lineTo(p.x * w + 7, p.y * hgt); g.moveTo(p.x * w, p.y * hgt - 7); g.lineTo(p.x * w, p.y * hgt + 7); g.stroke();
+      g.fillStyle = "#ff4df0"; g.font = "12px sans-serif"; g.fillText(p.landmark, p.x * w + 9, p.y * hgt - 9);
+    }
     clear(polygonList, polygons.map((poly, i) => h("li", {},
       h("input", { value: poly.label, maxLength: 200, placeholder: t("masks.label"), "aria-label": t("masks.label"), oninput: (e) => { poly.label = e.target.value; } }),
       ` ${poly.points.length} ${t("masks.points")} `,
@@ -78,6 +93,7 @@ export async function mount(root, { params }) {
     const rect = canvas.getBoundingClientRect();
     const x = (event.clientX - rect.left) / rect.width;
     const y = (event.clientY - rect.top) / rect.height;
+    if (calibration.on) { addReferencePoint(Math.min(1, Math.max(0, x)), Math.min(1, Math.max(0, y))); return; }
     if (current.length >= 3) {
       const [fx, fy] = current[0];
       if (Math.hypot((fx - x) * rect.width, (fy - y) * rect.height) < CLOSE_PX) { finishPolygon(); return; }
@@ -95,6 +111,60 @@ export async function mount(root, { params }) {
   document.addEventListener("keydown", onKey);
   const onResize = () => draw();
   window.addEventListener("resize", onResize);
+
+  // -- PTZ calibration -----------------------------------------------------------------------
+
+  function samePosition(a, b) { return Math.abs(a.pan - b.pan) < 1e-4 && Math.abs(a.tilt - b.tilt) < 1e-4 && Math.abs(a.zoom - b.zoom) < 1e-4; }
+
+  function addReferencePoint(x, y) {
+    const landmark = landmarkInput.value.trim();
+    if (!drawnAt) { error.show(t("masks.noPosition")); return; }
+    if (!landmark) { error.show(t("calib.nameLandmark")); landmarkInput.focus(); return; }
+    error.show("");
+    calibration.points = calibration.points.filter((p) => !(p.landmark === landmark && samePosition(p, drawnAt)));
+    calibration.points.push({ landmark, pan: drawnAt.pan, tilt: drawnAt.tilt, zoom: drawnAt.zoom, x, y });
+    calibration.fit = null;
+    renderCalibration(); draw();
+  }
+
+  function renderCalibration() {
+    const fitted = calibration.fit;
+    clear(calibPoints, calibration.points.length ? table([
+      { label: t("calib.landmark"), key: "landmark" },
+      { label: t("calib.position"), render: (p) => `P${p.pan.toFixed(3)} T${p.tilt.toFixed(3)} Z${p.zoom.toFixed(2)}` },
+      { label: t("calib.point"), render: (p) => `${(p.x * 100).toFixed(1)} %, ${(p.y * 100).toFixed(1)} %` },
+      { label: t("calib.residual"), render: (p) => fitted ? `${fitted.points[calibration.points.indexOf(p)].residual_px.toFixed(1)} px` : "" },
+      { label: "", render: (p) => h("button", { type: "button", class: "small", text: t("common.delete"), onclick: () => { calibration.points.splice(calibration.points.indexOf(p), 1); calibration.fit = null; renderCalibration(); draw(); } }) },
+    ], calibration.points) : h("p", { class: "muted", text: t("calib.noPoints") }));
+    calibResult.textContent = fitted ? `${t("calib.fit", describeOptics(fitted))}${fitted.problem ? ` — ${fitted.problem}` : ""}` : "";
+    calibResult.className = fitted && fitted.problem ? "warn-text" : "";
+    saveCalibration.disabled = !fitted || Boolean(fitted.problem);
+  }
+
+  function describeOptics(c) {
+    const o = c.optics;
+    return { rms: c.rms_px.toFixed(2), max: c.max_px.toFixed(2), wide: o.hfov_wide_deg.toFixed(1), tele: o.hfov_tele_deg.toFixed(2),
+      exponent: o.zoom_exponent.toFixed(2), tilt: o.tilt_offset_deg.toFixed(1), pan: o.pan_direction > 0 ? "+" : "−", tiltDir: o.tilt_direction > 0 ? "+" : "−" };
+  }
+
+  async function fitCalibration(save) {
+    try {
+      const answer = await api(`/api/v1/cameras/${enc(cameraId())}/ptz-calibration`, { method: "POST", body: { points: calibration.points, save } });
+      calibration.fit = answer;
+      renderCalibration();
+      if (save) { toast(t("calib.saved", { version: answer.version })); refreshCalibration(); }
+    } catch (err) { error.show(err.message); }
+  }
+
+  async function refreshCalibration() {
+    calibSection.hidden = !isPtz();
+    if (!isPtz()) return;
+    try {
+      const c = await api(`/api/v1/cameras/${enc(cameraId())}/ptz-calibration`);
+      calibStatus.textContent = c.calibrated ? t("calib.current", { version: c.version, who: c.author, when: fmt(c.created), ...describeOptics(c) }) : t("calib.none");
+      calibStatus.className = c.calibrated ? "ok" : "warn-text";
+    } catch (err) { calibStatus.textContent = err.message; }
+  }
 
   async function startFromApproved() {
     try {
@@ -161,6 +231,7 @@ export async function mount(root, { params }) {
   async function refreshGovernance() {
     try {
       const status = await api(`/api/v1/cameras/${enc(cameraId())}/commissioning`);
+      approvedVersion = status.approved_version || 0;
       governanceStatus.textContent = status.commissionable
         ? t("masks.commissionable", { how: status.approved_version ? `v${status.approved_version}` : t("masks.byStatement") })
         : t("masks.notCommissionable", { reason: status.reason });
@@ -205,13 +276,29 @@ export async function mount(root, { params }) {
 
   cameraSelect.addEventListener("change", () => {
     polygons = []; current = []; drawnAt = null; editor.hidden = true; previewImage.hidden = true;
+    calibration.points = []; calibration.fit = null; calibration.on = false; calibToggle.textContent = t("calib.start");
     history.replaceState(null, "", `#/masks/${encodeURIComponent(cameraId())}`);
-    loadPresets(); refreshVersions(); refreshGovernance(); draw();
+    loadPresets(); refreshVersions(); refreshGovernance(); refreshCalibration(); renderCalibration(); draw();
   });
   const governanceStatus = h("p", { id: "mask-commissioning" });
   const reportList = h("div", { id: "mask-reports" });
   const statementText = h("textarea", { id: "mask-statement", rows: 2, maxLength: 2000, placeholder: t("masks.statementHint") });
 
+  const landmarkInput = h("input", { id: "calib-landmark", maxLength: 64, placeholder: t("calib.landmarkHint"), "aria-label": t("calib.landmark") });
+  const calibToggle = h("button", { type: "button", id: "calib-toggle", text: t("calib.start"), onclick: () => {
+    calibration.on = !calibration.on;
+    calibToggle.textContent = t(calibration.on ? "calib.stop" : "calib.start");
+    calibToggle.classList.toggle("primary", calibration.on);
+  } });
+  const calibStatus = h("p", { id: "calib-status" });
+  const calibPoints = h("div", { id: "calib-points" });
+  const calibResult = h("p", { id: "calib-result" });
+  const saveCalibration = h("button", { type: "button", class: "primary", id: "calib-save", text: t("calib.save"), disabled: true, onclick: () => fitCalibration(true) });
+  const calibSection = section(t("calib.title"), h("p", { class: "muted", text: t("calib.howTo") }), calibStatus,
+    h("div", { class: "toolbar" }, landmarkInput, calibToggle,
+      h("button", { type: "button", id: "calib-fit", text: t("calib.fitButton"), onclick: () => fitCalibration(false) }), saveCalibration),
+    calibPoints, calibResult);
+  calibSection.id = "mask-calibration";
   const submitButton = h("button", { type: "button", class: "primary", id: "mask-submit", text: t("masks.submit"), onclick: submit });
   const form = h("form", { class: "form", novalidate: true, onsubmit: (e) => e.preventDefault() },
     h("label", { class: "field" }, h("span", { class: "field-label", text: t("masks.comment") }), comment), submitButton);
@@ -224,6 +311,7 @@ export async function mount(root, { params }) {
       h("div", { class: "actions" }, h("button", { type: "button", text: t("masks.closePolygon"), onclick: finishPolygon }),
         h("button", { type: "button", text: t("masks.clear"), onclick: () => { polygons = []; current = []; draw(); } })), form),
     section(t("masks.previewTitle"), h("p", { class: "muted", text: t("masks.previewHelp") }), previewImage)),
+  calibSection,
   section(t("masks.versions"), versions),
   h("div", { class: "columns" },
     section(t("masks.commissioning"), governanceStatus,
@@ -232,6 +320,8 @@ export async function mount(root, { params }) {
   loadPresets();
   refreshVersions();
   refreshGovernance();
+  refreshCalibration();
+  renderCalibration();
   return () => {
     document.removeEventListener("keydown", onKey);
     window.removeEventListener("resize", onResize);

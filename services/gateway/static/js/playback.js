@@ -171,6 +171,7 @@ export async function mount(root, { params }) {
           label: lane.camera.name,
           covered: data.covered.map((c) => [Date.parse(c.start), Date.parse(c.end), c.recording]),
           gaps: data.gaps.map((g) => [Date.parse(g.start), Date.parse(g.end), g.reason || g.detail]),
+          marks: (data.marks || []).map((m) => [Date.parse(m.start), Date.parse(m.end), m.detail || m.reason]),
         };
       } catch (err) {
         return { label: lane.camera.name, error: err.message };
@@ -250,7 +251,7 @@ export async function mount(root, { params }) {
         h("button", { type: "button", class: "small", text: "+", title: t("playback.zoomIn"), onclick: () => timeline.zoom(0.5) }),
         zoomButtons),
       timeline.el,
-      h("p", { class: "legend muted" }, h("span", { class: "swatch covered" }), t("playback.recorded"), " ", h("span", { class: "swatch recording" }), t("playback.recordingNow"), " ", h("span", { class: "swatch gap" }), t("playback.gap")))));
+      h("p", { class: "legend muted" }, h("span", { class: "swatch covered" }), t("playback.recorded"), " ", h("span", { class: "swatch recording" }), t("playback.recordingNow"), " ", h("span", { class: "swatch gap" }), t("playback.gap"), " ", h("span", { class: "swatch non-compliant" }), t("playback.nonCompliant")))));
   renderLanes();
   return () => { clearInterval(sync); for (const lane of lanes) { lane.video.pause(); lane.video.removeAttribute("src"); lane.video.load(); } };
 }

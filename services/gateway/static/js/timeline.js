@@ -1,4 +1,4 @@
-// A zoomable timeline (15 days down to 10 seconds): recorded intervals and gaps per camera, the
+// A zoomable timeline (15 days down to 10 seconds): recorded intervals, gaps and non-compliant spans per camera, the
 // loaded clip, the play position. Wheel or buttons zoom around a point, drag pans, click seeks.
 import { h, clear } from "./dom.js";
 import { t } from "./i18n.js";
@@ -130,6 +130,12 @@ export class Timeline {
         const x1 = Math.max(LABEL_W, this.x(s)); const x2 = Math.min(this.width, this.x(e));
         if (x2 > x1) parts.push(h("svg:rect", { x: x1, y: y + 2, width: Math.max(1, x2 - x1), height: ROW_H - 4, class: recording ? "covered recording" : "covered" },
           h("svg:title", {}, `${t("playback.recorded")} ${fmt(s)} → ${fmt(e)}`)));
+      }
+      // Recorded, but the stream was measured below its profile or the norms: a band under the row.
+      for (const [s, e, detail] of row.marks || []) {
+        const x1 = Math.max(LABEL_W, this.x(s)); const x2 = Math.min(this.width, this.x(e));
+        if (x2 > x1) parts.push(h("svg:rect", { x: x1, y: y + ROW_H - 4, width: Math.max(1, x2 - x1), height: 4, class: "non-compliant" },
+          h("svg:title", {}, `${t("playback.nonCompliant")} ${fmt(s)} → ${fmt(e)}${detail ? ` — ${detail}` : ""}`)));
       }
       if (row.error) parts.push(h("svg:text", { x: LABEL_W + 6, y: y + ROW_H - 5, class: "row-error" }, row.error));
     });
