@@ -38,6 +38,7 @@ from prometheus_client import Counter
 from services.common.log import get_logger
 from services.common.pb.csu.v1.frame_pb2 import CodecParameters, FramePacket
 from services.masking.masks import DEFAULT_MARGIN_PX, Yuv, fill_planes
+from services.masking.osd import Osd
 from services.masking.planner import (
     NO_APPROVED_SET,
     NO_MASK_SET,
@@ -87,6 +88,7 @@ class CameraMasker:
         margin_px: int = DEFAULT_MARGIN_PX,
         missing_reason: str = NO_APPROVED_SET,
         stream: str = "main",
+        osd: Osd | None = None,
     ) -> None:
         self.camera_id = camera_id
         # "main" or "sub": the same masks (normalised coordinates) on either stream.
@@ -103,6 +105,10 @@ class CameraMasker:
         self._out: av.VideoFrame | None = None
         self._out_planes: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         self._session = ""
+        # The session of the packets this masker publishes: the input's, or the router's when it
+        # hands the camera over mid-session (a way through masking starts a session of its own).
+        self._out_session = ""
+        self.osd = osd
         self._sequence = 0
         self._pending: dict[int, FrameInfo] = {}
         self._last_out_ts = -1
@@ -124,6 +130,14 @@ class CameraMasker:
     def planner(self) -> MaskPlanner:
         return self._planner
 
+    @property
+    def latest_planner(self) -> MaskPlanner:
+        """The plan the next frame will use (a set given by set_masks, or the current one)."""
+        return self._next_planner or self._planner
+
+    def frame_info(self, packet: FramePacket) -> FrameInfo:
+        return self._frame_info(packet)
+
     def set_masks(self, masks: MaskSet | None, missing_reason: str = NO_APPROVED_SET) -> None:
         """Apply another mask set from the next frame on (any thread may call this)."""
         current = self._planner
@@ -143,6 +157,27 @@ class CameraMasker:
             )
 
     # -- packets -------------------------------------------------------------------------------
+
+    def restart(self, packet: FramePacket, out_session: str) -> None:
+        """Start burning in afresh from `packet` on (the router's switch): a new decoder that waits for
+        a keyframe, a new encoder (its first frame a keyframe), under the output session given."""
+        self._start_session(packet.source_session)
+        self._out_session = out_session
+        self._encoder = None
+
+    def blank(self, packet: FramePacket, width: int, height: int) -> list[FramePacket]:
+        """The whole image masked for this packet's time (a switch before the next keyframe)."""
+        if width <= 0 or height <= 0:
+            DROPPED.labels(self.camera_id, "size_unknown").inc()
+            return []
+        info = self._frame_info(packet)
+        width, height = width - width % 2, height - height % 2
+        planes = self._output_planes(width, height)
+        fill_planes(*planes, None, self._colour)
+        if self.osd is not None:
+            self.osd.draw(planes, info.capture_time_us)
+        FULLY_MASKED.labels(self.camera_id, "switching").inc()
+        return self._encode(width, height, info, True, self._encoder is None)
 
     def process(self, packet: FramePacket) -> list[FramePacket]:
         """Mask one raw packet; returns the masked packets it produced (zero or more)."""
@@ -192,7 +227,7 @@ class CameraMasker:
     # -- sessions and codecs -------------------------------------------------------------------
 
     def _start_session(self, session: str) -> None:
-        self._session = session
+        self._session = self._out_session = session
         self._sequence = 0
         self._decoder = None
         self._decoder_params = None
@@ -284,6 +319,8 @@ class CameraMasker:
         if info.ptz is not None and not info.moving and (keyframe or self._position_still_due(info)):
             self._keep_position_still(planes, info)
         fill_planes(*planes, decision.raster, self._colour)
+        if self.osd is not None:
+            self.osd.draw(planes, info.capture_time_us)
         if decision.raster is None:
             FULLY_MASKED.labels(self.camera_id, decision.reason).inc()
         return self._encode(width, height, info, decision.raster is None, keyframe)
@@ -338,7 +375,7 @@ class CameraMasker:
                 keyframe=packet.is_keyframe,
                 capture_time_us=capture_us,
                 mask_version=version,
-                source_session=self._session,
+                source_session=self._out_session,
                 fully_masked=fully,
                 frame_rate=info.frame_rate,
                 data=bytes(packet),

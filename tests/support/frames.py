@@ -1,5 +1,6 @@
 """Real H.264 packets for in-process tests, encoded here from drawn images (no file needed)."""
 
+from collections.abc import Callable
 from fractions import Fraction
 
 import av
@@ -29,8 +30,10 @@ def h264_packets(
     start_us: int = T0_US,
     gop: int = 10,
     size: tuple[int, int] = (320, 240),
+    paint: Callable[[int, np.ndarray], None] | None = None,
 ) -> list[FramePacket]:
-    """Raw envelopes as ingest publishes them: Annex B H.264, parameter sets on keyframes."""
+    """Raw envelopes as ingest publishes them: Annex B H.264, parameter sets on keyframes.
+    `paint(index, bgr_image)` changes each image before it is encoded (a camera's own mask...)."""
     encoder = av.CodecContext.create("libx264", "w")
     encoder.width, encoder.height = size
     encoder.pix_fmt = "yuv420p"
@@ -41,7 +44,10 @@ def h264_packets(
     encoder.options = {"preset": "ultrafast", "tune": "zerolatency"}
     packets = []
     for i in range(count):
-        frame = av.VideoFrame.from_ndarray(scene(i, *size), format="bgr24")
+        image = scene(i, *size)
+        if paint is not None:
+            paint(i, image)
+        frame = av.VideoFrame.from_ndarray(image, format="bgr24")
         frame.pts = i
         for p in encoder.encode(frame):
             envelope = FramePacket(
