@@ -68,3 +68,18 @@ def h264_packets(
                 envelope.codec.CopyFrom(CodecParameters(name="h264", width=size[0], height=size[1]))
             packets.append(envelope)
     return packets
+
+
+def decode_packets(packets: list[FramePacket]) -> list[np.ndarray]:
+    """Masked packets of one session muxed as the archive does (fMP4), decoded to RGB images."""
+    import io
+
+    from services.common.fmp4 import Fmp4Writer
+
+    sink = io.BytesIO()
+    writer = Fmp4Writer(sink, packets[0])
+    for p in packets[1:]:
+        writer.write(p)
+    writer.close()
+    with av.open(io.BytesIO(sink.getvalue())) as c:
+        return [f.to_ndarray(format="rgb24") for f in c.decode(c.streams.video[0])]

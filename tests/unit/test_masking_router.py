@@ -1,20 +1,16 @@
 """The three ways through masking in-process: pass-through, camera-masked with its checks, burn in,
 and every switch between them, with a leak check on every published frame."""
 
-import io
-
-import av
 import cv2
 import numpy as np
 
-from services.common.fmp4 import Fmp4Writer
 from services.common.pb.csu.v1.frame_pb2 import FramePacket
 from services.masking import modes
 from services.masking.masks import rgb_hex_to_yuv
 from services.masking.modes import BURN_IN, CAMERA_MASKED, PASS_THROUGH, CameraFacts, Confirmation
 from services.masking.pipeline import CameraMasker, EncoderSettings, MaskSet
 from services.masking.router import CameraRouter, Switch
-from tests.support.frames import T0_US, h264_packets
+from tests.support.frames import T0_US, decode_packets, h264_packets
 
 ENCODER = EncoderSettings(preset="ultrafast", crf=20, threads=1, keyframe_interval_s=1.0)
 GREY = rgb_hex_to_yuv("#808080")
@@ -51,14 +47,7 @@ def sessions(out: list[FramePacket]) -> list[list[FramePacket]]:
     return groups
 
 
-def images(packets: list[FramePacket]) -> list[np.ndarray]:
-    sink = io.BytesIO()
-    writer = Fmp4Writer(sink, packets[0])
-    for p in packets[1:]:
-        writer.write(p)
-    writer.close()
-    with av.open(io.BytesIO(sink.getvalue())) as c:
-        return [f.to_ndarray(format="rgb24") for f in c.decode(c.streams.video[0])]
+images = decode_packets
 
 
 def masked(image: np.ndarray) -> bool:
