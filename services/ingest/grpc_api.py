@@ -61,7 +61,20 @@ def camera_input(spec: ingest_pb2.CameraSpec) -> CameraInput:
     }
     if spec.state:
         fields["state"] = spec.state
+    if spec.has_imaging:
+        i = spec.imaging
+        fields |= {"camera_masks": i.camera_masks, "camera_osd": i.camera_osd, "osd_overlay": i.osd_overlay}
+        fields["osd_position"] = i.osd_position or "top-left"
     return CameraInput.model_validate(fields)
+
+
+def imaging_message(record: CameraRecord) -> ingest_pb2.CameraImaging:
+    return ingest_pb2.CameraImaging(
+        camera_masks=record.camera_masks,
+        camera_osd=record.camera_osd,
+        osd_overlay=record.osd_overlay,
+        osd_position=record.osd_position,
+    )
 
 
 class IngestApi(ingest_pb2_grpc.IngestServiceServicer):
@@ -120,6 +133,7 @@ class IngestApi(ingest_pb2_grpc.IngestServiceServicer):
             recording_allowed=refusal is None,
             recording_refusal=refusal or "",
             has_sub_stream=bool(record.sub_url),
+            imaging=imaging_message(record),
             metrics=ingest_pb2.CameraMetrics(
                 fps=float(metrics.get("fps", 0.0)),
                 bitrate_bps=float(metrics.get("bitrate_bps", 0.0)),
