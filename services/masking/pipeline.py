@@ -318,8 +318,12 @@ class CameraMasker:
             self.still = make_still(planes, info)
         if info.ptz is not None and not info.moving and (keyframe or self._position_still_due(info)):
             self._keep_position_still(planes, info)
+        # The overlay never covers a mask (masks are filled after it); on a wholly masked image it
+        # is drawn on the grey, where it hides nothing.
+        if self.osd is not None and decision.raster is not None:
+            self.osd.draw(planes, info.capture_time_us)
         fill_planes(*planes, decision.raster, self._colour)
-        if self.osd is not None:
+        if self.osd is not None and decision.raster is None:
             self.osd.draw(planes, info.capture_time_us)
         if decision.raster is None:
             FULLY_MASKED.labels(self.camera_id, decision.reason).inc()

@@ -137,6 +137,11 @@ class CameraRouter:
 
     # -- what the node tells ---------------------------------------------------------------
 
+    @property
+    def size(self) -> tuple[int, int]:
+        """The stream's picture size from its codec parameters ((0, 0) before the first keyframe)."""
+        return self._size
+
     def set_facts(self, facts: CameraFacts) -> None:
         self.facts = facts
 
