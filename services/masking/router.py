@@ -134,6 +134,9 @@ class CameraRouter:
         self._gop: list[FramePacket] = []
         self._fed = 0  # packets of _gop the check decoder has decoded
         self._last_still_us = 0
+        # A failed check is reported once until a check succeeds again (a camera that keeps
+        # dropping a mask raises one alarm, not one per keyframe).
+        self._failure_reported = False
 
     # -- what the node tells ---------------------------------------------------------------
 
@@ -235,6 +238,8 @@ class CameraRouter:
             self._check(packet, still_only=True)
         if way != self.way:
             self._switch(way, reason, packet)
+        elif reason == modes.VERIFICATION_FAILED and not self._failure_reported:
+            self._report(self.way, way, reason, packet.capture_time_us, always=True)
         self.reason = reason
         if way == BURN_IN:
             return self.masker.process(packet)
@@ -293,6 +298,7 @@ class CameraRouter:
                         stream=self.stream, capture_us=packet.capture_time_us)  # fmt: skip
             return modes.VERIFICATION_FAILED
         VERIFIED.labels(self.camera_id, "covered").inc()
+        self._failure_reported = False
         return ""
 
     def _decode_to(self, packet: FramePacket) -> av.VideoFrame | None:
@@ -342,14 +348,17 @@ class CameraRouter:
                 WAY.labels(self.camera_id, name).set(1 if name == way else 0)
         self._report(previous, way, reason, packet.capture_time_us)
 
-    def _report(self, previous: str, way: str, reason: str, capture_us: int) -> None:
-        if previous == way:
+    def _report(self, previous: str, way: str, reason: str, capture_us: int, always: bool = False) -> None:
+        if previous == way and not always:
             return
+        if reason == modes.VERIFICATION_FAILED:
+            self._failure_reported = True
         SWITCHES.labels(self.camera_id, way, reason or "cheaper").inc()
         log.info("way through masking", camera=self.camera_id, stream=self.stream, previous=previous or "none",
                  way=way, reason=reason)  # fmt: skip
         if self._on_switch is not None:
-            failure = previous == CAMERA_MASKED and reason in FAILURES
+            # The camera's own masks failed: while trusted (any reason), or on its pixels (always).
+            failure = reason in FAILURES and (previous == CAMERA_MASKED or reason == modes.VERIFICATION_FAILED)
             self._on_switch(Switch(self.camera_id, self.stream, previous, way, reason, capture_us, failure))
 
     def _version(self, way: str) -> str:
