@@ -27,7 +27,6 @@ copies it into its own buffers; no per-frame allocation of image-sized arrays.
 
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
 from fractions import Fraction
 
 import av
@@ -37,6 +36,7 @@ from prometheus_client import Counter
 
 from services.common.log import get_logger
 from services.common.pb.csu.v1.frame_pb2 import CodecParameters, FramePacket
+from services.masking.encoding import EncoderSettings, x264_options
 from services.masking.masks import DEFAULT_MARGIN_PX, Yuv, fill_planes
 from services.masking.osd import Osd
 from services.masking.planner import (
@@ -63,14 +63,6 @@ VERSION_CHANGES = Counter("csu_masking_mask_version_changes_total", "Mask sets s
 
 TIME_BASE = Fraction(1, 90_000)
 __all__ = ["NO_MASK_SET", "CameraMasker", "EncoderSettings", "MaskSet", "PtzPolicy"]
-
-
-@dataclass(frozen=True)
-class EncoderSettings:
-    preset: str
-    crf: int
-    threads: int
-    keyframe_interval_s: float
 
 
 class CameraMasker:
@@ -272,9 +264,9 @@ class CameraMasker:
         # Keyframes are forced by capture time (see _encode); this is only a ceiling.
         encoder.gop_size = 600
         encoder.max_b_frames = 0
-        encoder.thread_count = s.threads
-        # zerolatency: no lookahead and no frame delay, so a frame leaves as soon as it is in.
-        encoder.options = {"preset": s.preset, "crf": str(s.crf), "tune": "zerolatency", "forced-idr": "1"}
+        options, threads = x264_options(s, width, height)
+        encoder.thread_count = threads
+        encoder.options = options
         return encoder
 
     # -- the frame path ------------------------------------------------------------------------

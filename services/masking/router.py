@@ -63,6 +63,9 @@ GOP_LIMIT = 300
 # A pass-through camera's preview still is refreshed from a keyframe this often.
 STILL_EVERY_US = 30_000_000
 TIME_BASE_DEN = 90_000
+# How long a new stream session of a camera-masked camera is masked whole (not burned in) while its
+# camera's masks are read back: the read-back is asked at once, and answers within a second or two.
+CONFIRM_GRACE_US = 10_000_000
 
 
 @dataclass(frozen=True)
@@ -137,6 +140,9 @@ class CameraRouter:
         # A failed check is reported once until a check succeeds again (a camera that keeps
         # dropping a mask raises one alarm, not one per keyframe).
         self._failure_reported = False
+        self._passed: dict[str, Counter] = {}
+        # The last region checked: (the planner's pixels, their interior and its bounding box).
+        self._region: tuple[np.ndarray, np.ndarray, tuple[slice, slice]] | None = None
 
     # -- what the node tells ---------------------------------------------------------------
 
@@ -230,10 +236,16 @@ class CameraRouter:
             way, reason = BURN_IN, modes.NOT_H264
         if way != BURN_IN and self._b_frames:
             way, reason = BURN_IN, modes.B_FRAMES
+        waiting = False
         if way == CAMERA_MASKED:
             problem = self._readback_problem(packet.capture_time_us) or self._check(packet)
             if problem:
                 way, reason = BURN_IN, problem
+                # A stream just (re)started, its camera not read back yet: masked whole meanwhile, which
+                # costs no decoding (a replica taking over many cameras would otherwise burn them all in).
+                waiting = problem in (modes.NEW_SESSION, modes.READBACK_MISSING) and (
+                    packet.capture_time_us - self._session_start_us < CONFIRM_GRACE_US
+                )
         elif way == PASS_THROUGH and packet.capture_time_us - self._last_still_us >= STILL_EVERY_US:
             self._check(packet, still_only=True)
         if way != self.way:
@@ -242,7 +254,8 @@ class CameraRouter:
             self._report(self.way, way, reason, packet.capture_time_us, always=True)
         self.reason = reason
         if way == BURN_IN:
-            return self.masker.process(packet)
+            self._blanking = waiting
+            return self.masker.blank(packet, *self._size) if waiting else self.masker.process(packet)
         return [self._pass(packet)]
 
     def _camera_masked(self, packet: FramePacket) -> list[FramePacket]:
@@ -280,7 +293,7 @@ class CameraRouter:
             return "" if still_only else modes.OUT_OF_SYNC
         planes = _planes(frame)
         info = self.masker.frame_info(packet)
-        if packet.keyframe:
+        if packet.keyframe and packet.capture_time_us - self._last_still_us >= STILL_EVERY_US:
             self.masker.still = make_still(planes, info)
             self._last_still_us = packet.capture_time_us
         if still_only:
@@ -291,7 +304,7 @@ class CameraRouter:
             VERIFIED.labels(self.camera_id, "unplaceable").inc()
             log.warning("camera's own masks cannot be placed", camera=self.camera_id, reason=reason)
             return modes.POSITION_UNKNOWN
-        if not covered(planes, interior(pixels), self._colour):
+        if not covered(*self._cropped(planes, pixels), self._colour):
             VERIFIED.labels(self.camera_id, "failed").inc()
             self._failed_us = max(self._failed_us, packet.capture_time_us)
             log.warning("camera's own masks not covering the approved polygons", camera=self.camera_id,
@@ -300,6 +313,23 @@ class CameraRouter:
         VERIFIED.labels(self.camera_id, "covered").inc()
         self._failure_reported = False
         return ""
+
+    def _cropped(
+        self, planes: tuple[np.ndarray, np.ndarray, np.ndarray], pixels: np.ndarray
+    ) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], np.ndarray]:
+        """The planes and the region to check, cut to the region's bounding box (even-aligned)."""
+        if self._region is None or self._region[0] is not pixels:
+            inside = interior(pixels)
+            rows, cols = np.flatnonzero(inside.any(axis=1)), np.flatnonzero(inside.any(axis=0))
+            if len(rows) == 0:
+                box = (slice(0, 0), slice(0, 0))
+            else:
+                box = (slice(rows[0] // 2 * 2, rows[-1] + 1), slice(cols[0] // 2 * 2, cols[-1] + 1))
+            self._region = (pixels, inside[box], box)
+        _, region, (rows, cols) = self._region
+        y, u, v = planes
+        chroma = (slice(rows.start // 2, (rows.stop + 1) // 2), slice(cols.start // 2, (cols.stop + 1) // 2))
+        return (y[rows, cols], u[chroma], v[chroma]), region
 
     def _decode_to(self, packet: FramePacket) -> av.VideoFrame | None:
         if self._checker is None:
@@ -390,5 +420,8 @@ class CameraRouter:
         if packet.keyframe:
             out.codec.CopyFrom(CodecParameters(name="h264", width=self._size[0], height=self._size[1]))
         self._sequence += 1
-        PASSED.labels(self.camera_id, self.way).inc()
+        counter = self._passed.get(self.way)
+        if counter is None:
+            counter = self._passed[self.way] = PASSED.labels(self.camera_id, self.way)
+        counter.inc()
         return out

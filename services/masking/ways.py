@@ -43,6 +43,8 @@ log = get_logger(__name__)
 UNAUDITED = Counter("csu_masking_unaudited_switches_total", "Way switches the audit trail could not take", ["camera"])
 READBACK_S = 5.0
 SYNC_TIMEOUT_S = 15.0
+# Read-backs in flight at once (each is a few ONVIF requests to one camera, through ingest).
+PARALLEL_SYNCS = 16
 ALARM = "masking.camera_masks"
 AUDIT_ACTION = "masking.way"
 
@@ -83,6 +85,7 @@ class Ways:
         self._due: dict[str, float] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake = asyncio.Event()
+        self._parallel = asyncio.Semaphore(PARALLEL_SYNCS)
         self._tasks: set[asyncio.Task[None]] = set()
 
     # -- facts -----------------------------------------------------------------------------
@@ -149,14 +152,22 @@ class Ways:
         while not stop.is_set():
             self._wake.clear()
             now = time.monotonic()
-            for camera_id, due in list(self._due.items()):
-                if due <= now and self.facts(camera_id).camera_masks:
-                    self._due[camera_id] = now + READBACK_S
-                    await self.sync(camera_id)
+            due = [c for c, at in list(self._due.items()) if at <= now and self.facts(c).camera_masks]
+            for camera_id in due:
+                self._due[camera_id] = now + READBACK_S
+            # Cameras are asked side by side: one slow camera must not make the others' read-backs stale.
+            await asyncio.gather(*(self._sync_bounded(c) for c in due))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), 1.0)
         for task in list(self._tasks):
             task.cancel()
+
+    async def _sync_bounded(self, camera_id: str) -> None:
+        async with self._parallel:
+            try:
+                await self.sync(camera_id)
+            except Exception as exc:  # noqa: BLE001 - one camera's failure must not stop the others'
+                log.warning("camera masks not read back", camera=camera_id, error=str(exc) or type(exc).__name__)
 
     async def sync(self, camera_id: str) -> Confirmation | None:
         routers = self.routers(camera_id)
@@ -176,6 +187,8 @@ class Ways:
             confirmation = Confirmation("", to_us(self.clock.now()), f"ingest: {exc.details() or exc.code().name}")
         else:
             confirmation = Confirmation(masks.version if state.matches else "", state.read_time_us, state.problem)
+        if confirmation.problem:
+            log.warning("camera's own masks not confirmed", camera=camera_id, problem=confirmation.problem)
         for router in routers:
             router.set_confirmation(confirmation)
         return confirmation

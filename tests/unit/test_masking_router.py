@@ -185,7 +185,12 @@ def test_a_new_session_is_burned_in_until_the_camera_is_read_back_again() -> Non
     rebooted = h264_packets(20, session="s2", start_us=T0_US + 5_000_000)  # no masks after the reboot
     out = run(r, rebooted)
     assert r.way == BURN_IN and r.reason == modes.NEW_SESSION
-    assert all(masked(i) for i in images(out))
+    # Masked whole while the camera is read back again (no decoding: a replica taking over many
+    # cameras at once must not burn them all in)...
+    assert all(p.fully_masked for p in out) and all(masked(i) for i in images(out))
+    # ...and burned in once that takes longer than the grace period.
+    later = run(r, h264_packets(20, session="s2", start_us=T0_US + 16_000_000))
+    assert not any(p.fully_masked for p in later[10:]) and all(masked(i) for i in images(later))
 
 
 def test_a_new_mask_version_unconfirmed_by_the_camera_is_burned_in() -> None:
