@@ -25,7 +25,7 @@ import httpx
 import numpy as np
 
 from bench.media import street_clip
-from bench.procstat import cpu_seconds
+from bench.procstat import cpu_seconds, rss_mb
 from bench.services import service_env
 from services.common.pb.csu.v1.frame_pb2 import CodecParameters, FramePacket
 from services.common.settings import Settings
@@ -169,11 +169,16 @@ def service(packets: list[FramePacket], workdir: Path) -> dict[str, float]:
         asyncio.run(feed(SERVICE_MEASURE_S))
         time.sleep(1)
         cpu, frames = cpu_seconds(pid) - cpu0, _frames_masked(masking) - frames0
+        rss = rss_mb(pid)
     finally:
         masking.stop()
         if server is not None:
             server.stop()
-    return {"service_1080p_frames": frames, "service_1080p_cpu_ms_per_frame": 1000 * cpu / max(1.0, frames)}
+    return {
+        "service_1080p_frames": frames,
+        "service_1080p_cpu_ms_per_frame": 1000 * cpu / max(1.0, frames),
+        "service_1080p_burned_in_rss_mb": rss,
+    }
 
 
 def redaction(workdir: Path) -> dict[str, float]:

@@ -38,7 +38,7 @@ import numpy as np
 from bench import presets
 from bench.masking import raw_packets
 from bench.media import street_clip
-from bench.procstat import cpu_seconds
+from bench.procstat import cpu_seconds, rss_mb
 from bench.services import service_env
 from services.common import db, subjects
 from services.common.clock import SystemClock
@@ -241,8 +241,9 @@ def service(workdir: Path, way: str, packets: list[FramePacket], count: int) -> 
             process.start()
         for process in processes.values():
             process.wait_ready(90)
-        time.sleep(3)  # the lease rounds take the cameras
         masking = processes["masking"]
+        idle_rss = rss_mb(masking.process.pid if masking.process else 0)
+        time.sleep(3)  # the lease rounds take the cameras
         asyncio.run(_feed(nats_url, prefix, packets, cameras, WARMUP_S))
         pid = masking.process.pid if masking.process else 0
         cpu0 = cpu_seconds(pid)
@@ -250,6 +251,7 @@ def service(workdir: Path, way: str, packets: list[FramePacket], count: int) -> 
         sent = asyncio.run(_feed(nats_url, prefix, packets, cameras, MEASURE_S))
         time.sleep(1)
         cpu = cpu_seconds(pid) - cpu0
+        rss = rss_mb(pid)
         passed = _metric_sum(masking.health_url, "csu_masking_passed_frames_total", f'way="{label}"') - passed0
     finally:
         for process in reversed(list(processes.values())):
@@ -262,6 +264,8 @@ def service(workdir: Path, way: str, packets: list[FramePacket], count: int) -> 
         f"masking_1080p25_{label}_frames_sent": float(sent),
         f"masking_1080p25_{label}_frames_passed": passed,
         f"masking_1080p25_{label}_cpu_ms_per_frame": per_frame_ms,
+        f"masking_1080p25_{label}_rss_mb_idle": idle_rss,
+        f"masking_1080p25_{label}_rss_mb_per_camera": (rss - idle_rss) / count,
         f"masking_1080p25_cameras_per_core_{'passthrough' if way == 'pass' else 'camera_masked'}": (
             1000 / per_frame_ms / float(FPS)
         ),
