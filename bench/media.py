@@ -45,3 +45,20 @@ def street_clip(
         for packet in stream.encode():
             out.mux(packet)
     return path
+
+
+def scaled_h264(source: Path, target: Path, width: int, height: int, gop: int = 10) -> Path:
+    """The footage at another size, as a camera's sub stream sends it (H.264, no B-frames)."""
+    with av.open(str(source)) as src, av.open(str(target), "w") as out:
+        stream = src.streams.video[0]
+        encoded = out.add_stream("libx264", rate=stream.average_rate or Fraction(10))
+        encoded.width, encoded.height, encoded.pix_fmt = width, height, "yuv420p"
+        encoded.codec_context.options = {"preset": "veryfast", "crf": "23", "g": str(gop), "bf": "0"}
+        for frame in src.decode(stream):
+            scaled = frame.reformat(width=width, height=height, format="yuv420p")
+            scaled.pts = None
+            for packet in encoded.encode(scaled):
+                out.mux(packet)
+        for packet in encoded.encode():
+            out.mux(packet)
+    return target

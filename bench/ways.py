@@ -26,7 +26,6 @@ import json
 import os
 import tempfile
 import time
-import uuid
 from fractions import Fraction
 from pathlib import Path
 
@@ -39,21 +38,17 @@ from bench import presets
 from bench.masking import raw_packets
 from bench.media import street_clip
 from bench.procstat import cpu_seconds, rss_mb
-from bench.services import service_env
-from services.common import db, subjects
-from services.common.clock import SystemClock
+from bench.services import record_statements, service_env
+from services.common import subjects
 from services.common.pb.csu.v1.frame_pb2 import FramePacket
 from services.common.settings import Settings
-from services.common.signing import Signer
 from services.launcher import ServiceProcess, health_url
 from services.masking.encoding import EncoderSettings
 from services.masking.masks import rgb_hex_to_yuv
-from services.masking.models import StatementRow
 from services.masking.modes import CameraFacts
 from services.masking.osd import Osd, OsdSettings
 from services.masking.pipeline import CameraMasker, MaskSet
 from services.masking.router import CameraRouter
-from services.masking.store import MaskStore
 
 FPS = Fraction(25)
 SIZE = (1920, 1080)
@@ -138,32 +133,6 @@ async def _feed(nats_url: str, prefix: str, packets: list[FramePacket], cameras:
     return n * len(cameras)
 
 
-def _statements(workdir: Path, env: dict[str, str], cameras: list[str]) -> None:
-    """Each camera's signed no-private-area statement, in masking's own database (as the gateway
-    would have recorded it), before masking starts."""
-    settings = Settings(data_dir=Path(env["CSU_DATA_DIR"]))  # type: ignore[call-arg]
-    engine = db.make_engine(settings)
-    db.migrate("masking", engine)
-    store = MaskStore(engine, SystemClock())
-    signer = Signer.from_file(Path(env["CSU_SIGNING_KEY_FILE"]))
-    for camera in cameras:
-        data = json.dumps({"camera_id": camera, "supervisor": "bench", "text": "no private area", "signed_us": 1})
-        store.record_statement(
-            StatementRow(
-                id=uuid.uuid4().hex,
-                camera_id=camera,
-                supervisor="bench",
-                text="no private area",
-                signed_us=1,
-                statement=data,
-                signature=signer.sign(data.encode()),
-                public_key_pem=signer.public_pem(),
-                recorded_by="bench",
-            )
-        )
-    engine.dispose()
-
-
 class _Device:
     """The ONVIF test camera (tests/support/onvif_ptz.py) serving in a child process."""
 
@@ -231,7 +200,7 @@ def service(workdir: Path, way: str, packets: list[FramePacket], count: int) -> 
         "CSU_ARCHIVE_GRPC": "127.0.0.1:15293", "CSU_SOURCE_OPEN_TIMEOUT_S": "2", "CSU_RECONNECT_MAX_S": "60",
     })  # fmt: skip
     if way == "pass":
-        _statements(workdir, env, cameras)
+        record_statements(env, cameras)
     names = ["masking"] + (["ingest"] if way == "own" else [])
     processes = {n: ServiceProcess(n, env, workdir / way / "logs" / f"{n}.log", health_url(n, env)) for n in names}
     label = "pass_through" if way == "pass" else "camera_masked"
