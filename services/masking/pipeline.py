@@ -3,7 +3,8 @@
     raw packet -> decoder -> image -> masks burned in -> x264 -> masked packet
 
 Privacy rules enforced here (DESIGN §3):
-- Nothing is published that did not go through the fill: there is no pass-through path.
+- This is the burn-in way: nothing it publishes skipped the fill. Whether a camera burns in at all
+  is the router's decision (router.py: pass-through and camera-masked, each with its own rules).
 - Fail closed, counted by reason in csu_masking_fully_masked_frames_total: the whole image is
   masked (and flagged fully_masked) when the camera has no approved mask set or its set could not
   be loaded, and, for PTZ masks, when the frame's PTZ position is unknown, older (or newer) than
