@@ -41,7 +41,8 @@ def record_statements(env: dict[str, str], cameras: list[str]) -> None:
     from services.masking.models import StatementRow
     from services.masking.store import MaskStore
 
-    settings = Settings(data_dir=Path(env["CSU_DATA_DIR"]), database_url=env.get("CSU_DATABASE_URL"))  # type: ignore[call-arg]
+    # Explicit: the bench process's own DATABASE_URL must not send the statements elsewhere.
+    settings = Settings(data_dir=Path(env["CSU_DATA_DIR"]), database_url=env.get("CSU_DATABASE_URL", ""))  # type: ignore[call-arg]
     engine = db.make_engine(settings)
     db.migrate("masking", engine)
     store = MaskStore(engine, SystemClock())
