@@ -25,13 +25,14 @@ import httpx
 import numpy as np
 
 from bench.media import street_clip
-from bench.procstat import cpu_seconds
+from bench.procstat import cpu_seconds, rss_mb
 from bench.services import service_env
 from services.common.pb.csu.v1.frame_pb2 import CodecParameters, FramePacket
 from services.common.settings import Settings
 from services.launcher import ServiceProcess, health_url
+from services.masking.encoding import EncoderSettings, x264_options
 from services.masking.masks import rgb_hex_to_yuv
-from services.masking.pipeline import CameraMasker, EncoderSettings, MaskSet
+from services.masking.pipeline import CameraMasker, MaskSet
 
 FPS = Fraction(25, 2)
 SECONDS = 12
@@ -40,13 +41,18 @@ CAMERA = "bench-mask"
 SERVICE_WARMUP_S, SERVICE_MEASURE_S = 6.0, 20.0
 
 
+def _settings(settings: Settings) -> EncoderSettings:
+    return EncoderSettings(settings.x264_preset, settings.x264_crf, settings.x264_threads, 1.0)
+
+
 def _encoder(width: int, height: int, settings: Settings) -> av.CodecContext:
     encoder = av.CodecContext.create("libx264", "w")
     encoder.width, encoder.height, encoder.pix_fmt = width, height, "yuv420p"
     encoder.time_base, encoder.framerate = 1 / FPS, FPS
     encoder.gop_size, encoder.max_b_frames = int(FPS), 0
-    encoder.thread_count = settings.x264_threads
-    encoder.options = {"preset": settings.x264_preset, "crf": str(settings.x264_crf), "tune": "zerolatency"}
+    options, encoder.thread_count = x264_options(_settings(settings), width, height)
+    options.pop("forced-idr", None)
+    encoder.options = options
     return encoder
 
 
@@ -75,8 +81,9 @@ def baseline(clip: Path, size: tuple[int, int], settings: Settings, fill: bool) 
     return frames / (time.process_time() - start)
 
 
-def raw_packets(clip: Path, camera_id: str = CAMERA) -> list[FramePacket]:
-    """The clip's packets as ingest publishes them."""
+def raw_packets(clip: Path, camera_id: str = CAMERA, fps: Fraction = FPS) -> list[FramePacket]:
+    """The clip's packets as ingest publishes them (captured at fps)."""
+    frame_us = round(1_000_000 / fps)
     packets = []
     with av.open(str(clip)) as container:
         stream = container.streams.video[0]
@@ -90,8 +97,8 @@ def raw_packets(clip: Path, camera_id: str = CAMERA) -> list[FramePacket]:
             envelope = FramePacket(
                 camera_id=camera_id, stream="main", sequence=len(packets), pts=p.pts, dts=p.dts,
                 time_base_num=p.time_base.numerator, time_base_den=p.time_base.denominator, keyframe=p.is_keyframe,
-                capture_time_us=1_764_000_000_000_000 + len(packets) * 80_000, source_session="bench",
-                frame_rate=float(FPS), data=bytes(p),
+                capture_time_us=1_764_000_000_000_000 + len(packets) * frame_us, source_session="bench",
+                frame_rate=float(fps), data=bytes(p),
             )  # fmt: skip
             if p.is_keyframe:
                 envelope.codec.CopyFrom(codec)
@@ -101,7 +108,7 @@ def raw_packets(clip: Path, camera_id: str = CAMERA) -> list[FramePacket]:
 
 def masker(packets: list[FramePacket], settings: Settings) -> float:
     """Frames per CPU-second of CameraMasker (the service's frame path, without NATS)."""
-    encoder = EncoderSettings(settings.x264_preset, settings.x264_crf, settings.x264_threads, 1.0)
+    encoder = _settings(settings)
     m = CameraMasker(CAMERA, MaskSet("v1", [MASK]), rgb_hex_to_yuv(settings.mask_colour), encoder)
     start = time.process_time()
     frames = sum(len(m.process(p)) for p in packets) + len(m.flush())
@@ -162,11 +169,16 @@ def service(packets: list[FramePacket], workdir: Path) -> dict[str, float]:
         asyncio.run(feed(SERVICE_MEASURE_S))
         time.sleep(1)
         cpu, frames = cpu_seconds(pid) - cpu0, _frames_masked(masking) - frames0
+        rss = rss_mb(pid)
     finally:
         masking.stop()
         if server is not None:
             server.stop()
-    return {"service_1080p_frames": frames, "service_1080p_cpu_ms_per_frame": 1000 * cpu / max(1.0, frames)}
+    return {
+        "service_1080p_frames": frames,
+        "service_1080p_cpu_ms_per_frame": 1000 * cpu / max(1.0, frames),
+        "service_1080p_burned_in_rss_mb": rss,
+    }
 
 
 def redaction(workdir: Path) -> dict[str, float]:
@@ -194,8 +206,8 @@ def redaction(workdir: Path) -> dict[str, float]:
 def run() -> dict[str, float]:
     settings = Settings()
     print(
-        f"  x264: preset={settings.x264_preset} crf={settings.x264_crf} tune=zerolatency "
-        f"threads={settings.x264_threads or 'auto'}; inputs {SECONDS} s at {float(FPS)} fps"
+        f"  x264 (masking's own settings at 1080p): {x264_options(_settings(settings), 1920, 1080)}; "
+        f"inputs {SECONDS} s at {float(FPS)} fps"
     )
     figures: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="csu-bench-masking-") as tmp:

@@ -24,6 +24,7 @@ from bench.procstat import cpu_seconds
 from bench.services import service_env
 from services.common.settings import Settings
 from services.launcher import ServiceProcess, health_url
+from services.masking.encoding import EncoderSettings, x264_options
 
 FPS = Fraction(25, 2)
 SIZE = (1920, 1080)
@@ -32,8 +33,10 @@ MASK = [(0.42, 0.05), (0.75, 0.05), (0.75, 0.19), (0.42, 0.19)]
 WARMUP_S, MEASURE_S = 8.0, 30.0
 
 
-def _x264_options(settings: Settings) -> dict[str, str]:
-    return {"preset": settings.x264_preset, "crf": str(settings.x264_crf), "tune": "zerolatency"}
+def _x264_options(settings: Settings) -> tuple[dict[str, str], int]:
+    """The masking encoder's own options at this size (the same settings on both sides)."""
+    encoder = EncoderSettings(settings.x264_preset, settings.x264_crf, settings.x264_threads, 1.0)
+    return x264_options(encoder, *SIZE)
 
 
 def baseline(clip: Path, settings: Settings) -> float:
@@ -46,8 +49,7 @@ def baseline(clip: Path, settings: Settings) -> float:
     encoder.width, encoder.height, encoder.pix_fmt = width, height, "yuv420p"
     encoder.time_base, encoder.framerate = 1 / FPS, FPS
     encoder.gop_size, encoder.max_b_frames = int(FPS), 0
-    encoder.thread_count = settings.x264_threads
-    encoder.options = _x264_options(settings)
+    encoder.options, encoder.thread_count = _x264_options(settings)
     frames = 0
     start = time.process_time()
     with av.open(str(clip)) as container:
@@ -123,10 +125,7 @@ def pipeline(clip: Path, workdir: Path) -> dict[str, float]:
 
 def run() -> dict[str, float]:
     settings = Settings()
-    print(
-        f"  x264: preset={settings.x264_preset} crf={settings.x264_crf} tune=zerolatency "
-        f"threads={settings.x264_threads or 'auto'}; input {SIZE[0]}x{SIZE[1]} {float(FPS)} fps 4 Mbit/s"
-    )
+    print(f"  x264: {_x264_options(settings)}; input {SIZE[0]}x{SIZE[1]} {float(FPS)} fps 4 Mbit/s")
     with tempfile.TemporaryDirectory(prefix="csu-bench-") as tmp:
         workdir = Path(tmp)
         clip = street_clip(workdir / "street-1080p.mp4", 20, FPS, SIZE, 4_000_000)

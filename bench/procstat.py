@@ -43,3 +43,12 @@ def cpu_times(pid: int) -> CpuTimes:
 
 def cpu_seconds(pid: int) -> float:
     return cpu_times(pid).total
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of the process (MB), from /proc/<pid>/status."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0

@@ -85,6 +85,11 @@ class CameraConfig(BaseModel):
     profile: CatalogueProfile | None = None
     authorisation: str | None = None
     state: Literal["commissioning", "in_service", "maintenance", "decommissioned"] = "in_service"
+    # Ways through masking and the overlay (see services/ingest/specs.py).
+    camera_masks: bool = False
+    camera_osd: bool = False
+    osd_overlay: bool = True
+    osd_position: Literal["top-left", "top-right", "bottom-left", "bottom-right"] = "top-left"
 
     @field_validator("id")
     @classmethod

@@ -42,3 +42,67 @@ def mse_codec(keyframe: bytes) -> str:
         if nal_type(unit) == NAL_SPS and len(unit) >= 4:
             return f"avc1.{unit[1]:02x}{unit[2]:02x}{unit[3]:02x}"
     raise ValueError("keyframe carries no SPS")
+
+
+def avcc_parameter_sets(extradata: bytes) -> tuple[int, list[bytes]]:
+    """(NAL length size, [SPS..., PPS...]) of an avcC record (ISO 14496-15 5.2.4.1)."""
+    if len(extradata) < 7 or extradata[0] != 1:
+        raise ValueError("not an avcC record")
+    length_size = (extradata[4] & 0x03) + 1
+    units: list[bytes] = []
+    pos = 6
+    for count_mask, count_pos in ((0x1F, 5), (0xFF, None)):
+        if count_pos is None:
+            if pos >= len(extradata):
+                break
+            count, pos = extradata[pos] & count_mask, pos + 1
+        else:
+            count = extradata[count_pos] & count_mask
+        for _ in range(count):
+            size = int.from_bytes(extradata[pos : pos + 2], "big")
+            unit = extradata[pos + 2 : pos + 2 + size]
+            if len(unit) != size:
+                raise ValueError("truncated avcC record")
+            units.append(unit)
+            pos += 2 + size
+    return length_size, units
+
+
+class AnnexB:
+    """A camera's H.264 packets as masked packets must be: Annex B, SPS/PPS in-band on keyframes.
+
+    What pass-through does instead of transcoding: length-prefixed packets (MP4 files, some
+    demuxers) get start codes, and a keyframe without its parameter sets gets those of the codec
+    parameters put in front. Bytes are moved, never decoded: a packet's slices are the camera's.
+    """
+
+    def __init__(self, extradata: bytes = b"") -> None:
+        self.length_size = 0
+        self.sets = b""
+        if extradata:
+            self.configure(extradata)
+
+    def configure(self, extradata: bytes) -> None:
+        if extradata[:1] == b"\x01":
+            self.length_size, units = avcc_parameter_sets(extradata)
+            self.sets = b"".join(b"\x00\x00\x00\x01" + u for u in units)
+        else:
+            self.length_size = 0
+            self.sets = bytes(extradata)
+
+    def packet(self, data: bytes, keyframe: bool) -> bytes:
+        if self.length_size and not (data[:3] == b"\x00\x00\x01" or data[:4] == b"\x00\x00\x00\x01"):
+            data = self._start_codes(data)
+        if keyframe and self.sets and not has_parameter_sets(data):
+            data = self.sets + data
+        return data
+
+    def _start_codes(self, data: bytes) -> bytes:
+        out = bytearray()
+        pos, n = 0, self.length_size
+        while pos + n <= len(data):
+            size = int.from_bytes(data[pos : pos + n], "big")
+            pos += n
+            out += b"\x00\x00\x00\x01" + data[pos : pos + size]
+            pos += size
+        return bytes(out)

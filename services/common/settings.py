@@ -157,9 +157,13 @@ class Settings(BaseSettings):
     # -- masking -----------------------------------------------------------------------------
     mask_colour: str = Field("#808080", pattern=r"^#[0-9A-Fa-f]{6}$", description="Colour burned into masked areas.")
     keyframe_interval_s: float = Field(1.0, ge=1.0, le=2.0, description="Keyframe spacing of masked streams (1-2 s).")
-    x264_preset: str = Field("veryfast", description="x264 preset of the masking encoder.")
-    x264_crf: int = Field(21, ge=0, le=51, description="x264 constant rate factor.")
-    x264_threads: int = Field(0, ge=0, description="x264 threads per camera (0: x264 decides).")
+    x264_preset: str = Field(
+        "auto",
+        description="x264 preset of the masking encoder; auto: per picture size, from the bench's preset table "
+        "(services/masking/encoding.py).",
+    )
+    x264_crf: int = Field(0, ge=0, le=51, description="x264 constant rate factor (0: the auto table's).")
+    x264_threads: int = Field(0, ge=0, description="x264 threads per camera (0: one with preset auto, else x264's).")
     masking_queue_frames: int = Field(
         50, ge=2, description="Frames buffered per camera before masking drops to a keyframe."
     )

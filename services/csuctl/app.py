@@ -14,7 +14,7 @@ from rich.table import Table
 
 from services.common.log import configure_logging
 from services.common.settings import Settings
-from services.csuctl import audit, cameras, db, exports, keys, segments, smoke, users
+from services.csuctl import audit, cameras, capacity, db, exports, keys, segments, smoke, users
 
 app = typer.Typer(help="Administer a CSU platform deployment.", no_args_is_help=True)
 app.add_typer(db.app, name="db")
@@ -25,6 +25,7 @@ app.add_typer(users.app, name="users")
 app.add_typer(audit.app, name="audit")
 app.add_typer(keys.app, name="keys")
 app.command("smoke")(smoke.smoke)
+app.add_typer(capacity.app, name="capacity")
 console = Console()
 JsonOption = Annotated[bool, typer.Option("--json", help="One JSON document on stdout, for scripts.")]
 

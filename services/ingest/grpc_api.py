@@ -17,8 +17,9 @@ from services.common.log import get_logger
 from services.common.pb.csu.v1 import ingest_pb2, ingest_pb2_grpc
 from services.common.secretbox import SecretBoxError
 from services.ingest import authorisations as auth
-from services.ingest import csvio
+from services.ingest import csvio, onvif_masks
 from services.ingest.node import IngestNode
+from services.ingest.onvif_masks import CameraMask
 from services.ingest.ptz import service as ptz
 from services.ingest.registry import (
     AuthorisationRecord,
@@ -61,7 +62,20 @@ def camera_input(spec: ingest_pb2.CameraSpec) -> CameraInput:
     }
     if spec.state:
         fields["state"] = spec.state
+    if spec.has_imaging:
+        i = spec.imaging
+        fields |= {"camera_masks": i.camera_masks, "camera_osd": i.camera_osd, "osd_overlay": i.osd_overlay}
+        fields["osd_position"] = i.osd_position or "top-left"
     return CameraInput.model_validate(fields)
+
+
+def imaging_message(record: CameraRecord) -> ingest_pb2.CameraImaging:
+    return ingest_pb2.CameraImaging(
+        camera_masks=record.camera_masks,
+        camera_osd=record.camera_osd,
+        osd_overlay=record.osd_overlay,
+        osd_position=record.osd_position,
+    )
 
 
 class IngestApi(ingest_pb2_grpc.IngestServiceServicer):
@@ -120,6 +134,7 @@ class IngestApi(ingest_pb2_grpc.IngestServiceServicer):
             recording_allowed=refusal is None,
             recording_refusal=refusal or "",
             has_sub_stream=bool(record.sub_url),
+            imaging=imaging_message(record),
             metrics=ingest_pb2.CameraMetrics(
                 fps=float(metrics.get("fps", 0.0)),
                 bitrate_bps=float(metrics.get("bitrate_bps", 0.0)),
@@ -174,6 +189,34 @@ class IngestApi(ingest_pb2_grpc.IngestServiceServicer):
     async def GetCamera(self, request, context):  # type: ignore[no-untyped-def]
         async def work() -> ingest_pb2.Camera:
             return self._camera(await self._record(request.camera_id), request.include_confidential)
+
+        return await self._run(context, work)
+
+    async def SyncPrivacyMasks(self, request, context):  # type: ignore[no-untyped-def]
+        async def work() -> ingest_pb2.PrivacyMasksState:
+            record = await self._record(request.camera_id)
+            colour = (request.colour_y, request.colour_cb, request.colour_cr)
+            wanted = [CameraMask(tuple((p.x, p.y) for p in m.points), colour) for m in request.masks]
+            state = ingest_pb2.PrivacyMasksState()
+            if not record.camera_masks:
+                state.problem = f"camera {record.id} does not burn privacy masks itself (camera_masks is off)"
+            else:
+                try:
+                    held, state.problem = await onvif_masks.sync(record.ptz_url, wanted, request.push)
+                except onvif_masks.MaskDriverError as exc:
+                    state.problem = str(exc)
+                else:
+                    state.held.extend(
+                        ingest_pb2.PrivacyMask(points=[ingest_pb2.ImagePoint(x=x, y=y) for x, y in m.polygon])
+                        for m in held
+                        if m.enabled
+                    )
+            state.matches = not state.problem
+            # On the clock packets are stamped with: masking compares it with their capture times.
+            state.read_time_us = to_us(self._node.capture_clock.now())
+            if state.problem:
+                log.warning("camera's privacy masks not as approved", camera=record.id, problem=state.problem)
+            return state
 
         return await self._run(context, work)
 

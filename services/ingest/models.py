@@ -58,6 +58,11 @@ class CameraRow(SQLModel, table=True):
     created_us: int = Field(sa_column=Column(BigInteger, nullable=False))
     updated_us: int = Field(sa_column=Column(BigInteger, nullable=False))
     updated_by: str = Field(max_length=200)
+    # Ways through masking and the overlay (proto CameraImaging).
+    camera_masks: bool = False
+    camera_osd: bool = False
+    osd_overlay: bool = True
+    osd_position: str = Field(default="top-left", max_length=16)
 
 
 class PresetRow(SQLModel, table=True):

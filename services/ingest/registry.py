@@ -99,6 +99,10 @@ class CameraRecord:
     state_since_us: int
     masks: list
     updated_us: int
+    camera_masks: bool = False
+    camera_osd: bool = False
+    osd_overlay: bool = True
+    osd_position: str = "top-left"
 
     def as_input(self) -> CameraInput:
         fields = {name: getattr(self, name) for name in CameraInput.model_fields}
@@ -150,6 +154,9 @@ def restore_credentials(new_url: str, stored_url: str) -> str:
     return parts._replace(netloc=f"{userinfo}@{host}" if userinfo else host).geturl()
 
 
+IMAGING_FIELDS = ("camera_masks", "camera_osd", "osd_overlay", "osd_position")
+
+
 class Registry:
     def __init__(self, engine: Engine, box: SecretBox, clock: Clock) -> None:
         self._engine = engine
@@ -187,6 +194,10 @@ class Registry:
             state_since_us=row.state_since_us,
             masks=json.loads(row.masks_json),
             updated_us=row.updated_us,
+            camera_masks=row.camera_masks,
+            camera_osd=row.camera_osd,
+            osd_overlay=row.osd_overlay,
+            osd_position=row.osd_position,
         )
 
     @staticmethod
@@ -290,7 +301,8 @@ class Registry:
         row.ptz_url_sealed = self._box.seal(spec.ptz_url) if spec.ptz_url else None
         for name in (
             "transport", "model", "generation", "ptz_driver", "lat", "lon", "view_direction_deg", "width",
-            "height", "fps", "segment_duration_s", "close_up", "retention_days",
+            "height", "fps", "segment_duration_s", "close_up", "retention_days", "camera_masks", "camera_osd",
+            "osd_overlay", "osd_position",
         ):  # fmt: skip
             setattr(row, name, getattr(spec, name))
         row.groups_json = json.dumps(spec.groups)
@@ -307,7 +319,11 @@ class Registry:
             else (restore_credentials(spec.sub_url, existing.sub_url) if spec.sub_url else existing.sub_url)
         )
         ptz = restore_credentials(spec.ptz_url, existing.ptz_url) if spec.ptz_url else existing.ptz_url
-        return spec.model_copy(update={"main_url": main, "sub_url": sub, "ptz_url": ptz, "state": existing.state})
+        # An update that does not name the imaging settings (a CSV file, an older client) keeps them.
+        kept = {k: getattr(existing, k) for k in IMAGING_FIELDS if k not in spec.model_fields_set}
+        return spec.model_copy(
+            update={"main_url": main, "sub_url": sub, "ptz_url": ptz, "state": existing.state, **kept}
+        )
 
     def create_camera(self, spec: CameraInput, actor: str, masks: list | None = None) -> CameraRecord:
         if not spec.main_url:
@@ -635,6 +651,10 @@ def _spec_from_catalogue(camera: CameraConfig, index: int, default_profile: tupl
             retention_days=camera.retention_days,
             authorisation_ref=camera.authorisation if placed and camera.authorisation else SEED_REFERENCE,
             state=camera.state,
+            camera_masks=camera.camera_masks,
+            camera_osd=camera.camera_osd,
+            osd_overlay=camera.osd_overlay,
+            osd_position=camera.osd_position,
         )
     except ValidationError as exc:
         raise Invalid(f"catalogue camera {camera.id}: {first_error(exc)}") from exc

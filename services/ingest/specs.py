@@ -91,6 +91,11 @@ class CameraInput(BaseModel):
     retention_days: int = Field(15, ge=1, le=LEGAL_MAX_RETENTION_DAYS)
     authorisation_ref: str = ""
     state: Literal["commissioning", "in_service", "maintenance", "decommissioned"] = COMMISSIONING
+    # Ways through masking (services/masking/modes.py) and the overlay masking burns in.
+    camera_masks: bool = False
+    camera_osd: bool = False
+    osd_overlay: bool = True
+    osd_position: Literal["top-left", "top-right", "bottom-left", "bottom-right"] = "top-left"
 
     @field_validator("id")
     @classmethod
@@ -115,6 +120,13 @@ class CameraInput(BaseModel):
                 raise ValueError("ptz_url of an ONVIF camera must be http(s)://[user:password@]host[:port]")
         if self.ptz_driver == "simulated" and self.ptz_url and not self.ptz_url.startswith("simptz://"):
             raise ValueError("ptz_url of a simulated PTZ camera must be simptz://<name>")
+        if self.camera_masks:
+            parts = urlsplit(self.ptz_url)
+            if self.ptz_driver == "simulated" or parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError(
+                    "camera_masks needs the camera's ONVIF device service in ptz_url "
+                    "(http(s)://[user:password@]host[:port]/onvif/device_service)"
+                )
         if problem := profile_problem(self.width, self.height, self.fps, self.close_up):
             raise ValueError(problem)
         return self

@@ -106,6 +106,8 @@ def statement_message(row: StatementRow) -> pb.NoPrivateAreaStatement:
         statement=row.statement.encode(),
         signature=row.signature,
         public_key_pem=row.public_key_pem,
+        withdrawn_us=row.withdrawn_us or 0,
+        withdrawn_by=row.withdrawn_by,
     )
 
 
@@ -360,10 +362,10 @@ class MaskingApi(masking_pb2_grpc.MaskingServiceServicer):
         status = pb.CommissioningStatus(
             camera_id=request.camera_id, approved_version=approved.version if approved else 0
         )
-        if statement is not None:
+        if statement is not None and statement.withdrawn_us is None:
             status.statement.CopyFrom(statement_message(statement))
             status.has_statement = True
-        status.commissionable = approved is not None or statement is not None
+        status.commissionable = approved is not None or status.has_statement
         if not status.commissionable:
             status.reason = (
                 f"camera {request.camera_id} has no approved mask set and no supervisor's signed statement that no "
@@ -399,6 +401,16 @@ class MaskingApi(masking_pb2_grpc.MaskingServiceServicer):
             )  # fmt: skip
             await asyncio.to_thread(self.store.record_statement, row)
             log.info("no-private-area statement recorded", camera=s.camera_id, supervisor=s.supervisor)
+            await self.node.announce(s.camera_id)
+            return statement_message(row)
+
+        return await self._run(context, work)
+
+    async def WithdrawStatement(self, request, context):  # type: ignore[no-untyped-def]
+        async def work() -> pb.NoPrivateAreaStatement:
+            row = await asyncio.to_thread(self.store.withdraw_statement, request.camera_id, request.actor)
+            log.info("no-private-area statement withdrawn", camera=row.camera_id, actor=request.actor)
+            await self.node.announce(row.camera_id)
             return statement_message(row)
 
         return await self._run(context, work)

@@ -13,7 +13,8 @@ from collections.abc import Awaitable, Callable
 
 from services.common.log import get_logger
 from services.common.pb.csu.v1.frame_pb2 import FramePacket
-from services.masking.pipeline import DROPPED, CameraMasker
+from services.masking.pipeline import DROPPED
+from services.masking.router import CameraRouter
 
 log = get_logger(__name__)
 
@@ -21,7 +22,7 @@ Publish = Callable[[FramePacket], Awaitable[None]]
 
 
 class CameraLane:
-    def __init__(self, masker: CameraMasker, limit: int, publish: Publish, may_publish: Callable[[], bool]) -> None:
+    def __init__(self, masker: CameraRouter, limit: int, publish: Publish, may_publish: Callable[[], bool]) -> None:
         self.masker = masker
         self.queue: asyncio.Queue[FramePacket] = asyncio.Queue(limit)
         self._publish = publish

@@ -110,7 +110,7 @@ async def run(runtime: Runtime) -> None:
     ingest_channel, archive_channel = rpc.channel(settings.ingest_grpc), rpc.channel(settings.archive_grpc)
     ingest = ingest_pb2_grpc.IngestServiceStub(ingest_channel)
     archive = archive_pb2_grpc.ArchiveServiceStub(archive_channel)
-    node = MaskingNode(settings, store, nc, ingest)
+    node = MaskingNode(settings, store, nc, ingest, public_key_pem=_public_key(settings))
     await bus.ensure_events_stream(nc.jetstream(), settings.nats_prefix)
     await node.start()
     redactions = make_store(settings, settings.bucket_redactions)

@@ -70,6 +70,9 @@ class StatementRow(SQLModel, table=True):
     signature: str = Field(sa_column=Column(Text, nullable=False))
     public_key_pem: str = Field(sa_column=Column(Text, nullable=False))
     recorded_by: str = Field(max_length=200)
+    # A withdrawn statement is no longer in force (the camera is burned in again).
+    withdrawn_us: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    withdrawn_by: str = Field(default="", max_length=200)
 
 
 class MaskErrorRow(SQLModel, table=True):

@@ -31,7 +31,7 @@ from prometheus_client import Gauge
 
 from services.common import bus, subjects
 from services.common.cameras import load_cameras
-from services.common.clock import to_us
+from services.common.clock import SystemClock, to_us
 from services.common.envelope import parse_frame
 from services.common.leases import HANDOVER_S, LeaseBalancer, LeaseManager
 from services.common.log import get_logger
@@ -42,11 +42,14 @@ from services.common.pb.csu.v1.masking_pb2 import PreviewImage, PreviewRequest
 from services.common.settings import Settings
 from services.masking.lanes import CameraLane
 from services.masking.masks import rgb_hex_to_yuv
+from services.masking.osd import Osd
 from services.masking.pipeline import DROPPED, CameraMasker, EncoderSettings, PtzPolicy
 from services.masking.planner import NO_APPROVED_SET, SET_UNAVAILABLE, MaskSet
 from services.masking.preview import PreviewError, render_preview
 from services.masking.projection import PtzModel, default_optics, model_for
+from services.masking.router import CameraRouter
 from services.masking.store import MaskStore
+from services.masking.ways import Ways
 
 log = get_logger(__name__)
 
@@ -75,6 +78,7 @@ class MaskingNode:
         nc: Client,
         ingest: ingest_pb2_grpc.IngestServiceStub,
         replica_id: str | None = None,
+        public_key_pem: str | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -93,7 +97,13 @@ class MaskingNode:
         self.optics = default_optics(settings)
         self._uncalibrated: set[str] = set()
         # Camera id -> ptz_driver ("" fixed). Seeded from the catalogue until ingest answers.
-        self.cameras: dict[str, str] = {c.id: c.ptz_driver for c in load_cameras(settings)}
+        catalogue = load_cameras(settings)
+        self.cameras: dict[str, str] = {c.id: c.ptz_driver for c in catalogue}
+        # Each camera's way through masking: facts, statements, its own masks' read-backs (ways.py).
+        self.ways = Ways(
+            store, ingest, self.js, self.prefix, SystemClock(), self.colour, public_key_pem, self._routers_of
+        )
+        self.ways.seed(catalogue)
         self.ingest_answered = False
         # Camera id -> its main stream's lane (previews, versions and metrics come from it), and
         # the lane of its sub stream when the camera has one: masked alike, for the video wall.
@@ -115,6 +125,7 @@ class MaskingNode:
         self._tasks = [
             asyncio.create_task(self._balancer.run(self._stop)),
             asyncio.create_task(self._loop()),
+            asyncio.create_task(self.ways.run(self._stop)),
         ]
         log.info("masking replica running", replica=self.replica_id, cameras=len(self.cameras))
 
@@ -143,6 +154,7 @@ class MaskingNode:
                 log.info("ingest not answering yet; using the camera catalogue", error=exc.code().name)
             return
         cameras = {c.id: c.ptz_driver for c in answer.cameras if c.state != "decommissioned"}
+        self.ways.update_cameras(c for c in answer.cameras if c.state != "decommissioned")
         self.ingest_answered = True
         changed = {cid for cid in cameras if cid in self.cameras and cameras[cid] != self.cameras[cid]}
         self.cameras = cameras
@@ -152,6 +164,9 @@ class MaskingNode:
 
     def _lanes_of(self, camera_id: str) -> list[CameraLane]:
         return [lane for lane in (self.lanes.get(camera_id), self.sub_lanes.get(camera_id)) if lane is not None]
+
+    def _routers_of(self, camera_id: str) -> list[CameraRouter]:
+        return [lane.masker for lane in self._lanes_of(camera_id)]
 
     def ptz_model(self, camera_id: str) -> PtzModel | None:
         return model_for(self.cameras.get(camera_id, ""), self.optics)
@@ -163,15 +178,19 @@ class MaskingNode:
             masks, reason = await self._load(camera_id)
             holds = self.leases.holds
             lanes = {}
+            await asyncio.to_thread(self.ways.reload_statements, [camera_id])
+            name, osd = self.ways.osd(camera_id)
             for stream, table in (("main", self.lanes), ("sub", self.sub_lanes)):
                 masker = CameraMasker(
                     camera_id, masks, self.colour, self.encoder, ptz_model=self.ptz_model(camera_id),
                     ptz_policy=self.policy, margin_px=self.settings.mask_margin_px, missing_reason=reason,
-                    stream=stream,
+                    stream=stream, osd=Osd(camera_id, name, osd),
                 )  # fmt: skip
+                router = CameraRouter(masker, self.ways.facts(camera_id), self.colour, self.ways.switched)
                 table[camera_id] = lanes[stream] = CameraLane(
-                    masker, self.settings.masking_queue_frames, self._publish, lambda: holds(camera_id)
+                    router, self.settings.masking_queue_frames, self._publish, lambda: holds(camera_id)
                 )
+            self.ways.held(camera_id)
             masker = lanes["main"].masker
             self._subs[camera_id] = [
                 *[
@@ -190,6 +209,7 @@ class MaskingNode:
         await self._check_calibration(camera_id, masks)
 
     async def _lost(self, camera_id: str) -> None:
+        self.ways.released(camera_id)
         async with self._lock:
             for sub in self._subs.pop(camera_id, []):
                 with contextlib.suppress(Exception):
@@ -218,6 +238,8 @@ class MaskingNode:
         ids = [c for c in (camera_ids if camera_ids is not None else list(self.lanes)) if c in self.lanes]
         if not ids:
             return
+        await asyncio.to_thread(self.ways.reload_statements, ids)
+        self.ways.apply(ids)
         try:
             rows = await asyncio.to_thread(self.store.approved_for, ids)
         except Exception as exc:  # noqa: BLE001 - keep the sets already loaded (they are approved)

@@ -3,7 +3,8 @@
     raw packet -> decoder -> image -> masks burned in -> x264 -> masked packet
 
 Privacy rules enforced here (DESIGN §3):
-- Nothing is published that did not go through the fill: there is no pass-through path.
+- This is the burn-in way: nothing it publishes skipped the fill. Whether a camera burns in at all
+  is the router's decision (router.py: pass-through and camera-masked, each with its own rules).
 - Fail closed, counted by reason in csu_masking_fully_masked_frames_total: the whole image is
   masked (and flagged fully_masked) when the camera has no approved mask set or its set could not
   be loaded, and, for PTZ masks, when the frame's PTZ position is unknown, older (or newer) than
@@ -27,7 +28,6 @@ copies it into its own buffers; no per-frame allocation of image-sized arrays.
 
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
 from fractions import Fraction
 
 import av
@@ -37,7 +37,9 @@ from prometheus_client import Counter
 
 from services.common.log import get_logger
 from services.common.pb.csu.v1.frame_pb2 import CodecParameters, FramePacket
+from services.masking.encoding import EncoderSettings, x264_options
 from services.masking.masks import DEFAULT_MARGIN_PX, Yuv, fill_planes
+from services.masking.osd import Osd
 from services.masking.planner import (
     NO_APPROVED_SET,
     NO_MASK_SET,
@@ -64,14 +66,6 @@ TIME_BASE = Fraction(1, 90_000)
 __all__ = ["NO_MASK_SET", "CameraMasker", "EncoderSettings", "MaskSet", "PtzPolicy"]
 
 
-@dataclass(frozen=True)
-class EncoderSettings:
-    preset: str
-    crf: int
-    threads: int
-    keyframe_interval_s: float
-
-
 class CameraMasker:
     """Holds one camera's decoder, encoder and mask plan; `process` has one owner thread."""
 
@@ -87,6 +81,7 @@ class CameraMasker:
         margin_px: int = DEFAULT_MARGIN_PX,
         missing_reason: str = NO_APPROVED_SET,
         stream: str = "main",
+        osd: Osd | None = None,
     ) -> None:
         self.camera_id = camera_id
         # "main" or "sub": the same masks (normalised coordinates) on either stream.
@@ -103,6 +98,10 @@ class CameraMasker:
         self._out: av.VideoFrame | None = None
         self._out_planes: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         self._session = ""
+        # The session of the packets this masker publishes: the input's, or the router's when it
+        # hands the camera over mid-session (a way through masking starts a session of its own).
+        self._out_session = ""
+        self.osd = osd
         self._sequence = 0
         self._pending: dict[int, FrameInfo] = {}
         self._last_out_ts = -1
@@ -124,6 +123,14 @@ class CameraMasker:
     def planner(self) -> MaskPlanner:
         return self._planner
 
+    @property
+    def latest_planner(self) -> MaskPlanner:
+        """The plan the next frame will use (a set given by set_masks, or the current one)."""
+        return self._next_planner or self._planner
+
+    def frame_info(self, packet: FramePacket) -> FrameInfo:
+        return self._frame_info(packet)
+
     def set_masks(self, masks: MaskSet | None, missing_reason: str = NO_APPROVED_SET) -> None:
         """Apply another mask set from the next frame on (any thread may call this)."""
         current = self._planner
@@ -143,6 +150,27 @@ class CameraMasker:
             )
 
     # -- packets -------------------------------------------------------------------------------
+
+    def restart(self, packet: FramePacket, out_session: str) -> None:
+        """Start burning in afresh from `packet` on (the router's switch): a new decoder that waits for
+        a keyframe, a new encoder (its first frame a keyframe), under the output session given."""
+        self._start_session(packet.source_session)
+        self._out_session = out_session
+        self._encoder = None
+
+    def blank(self, packet: FramePacket, width: int, height: int) -> list[FramePacket]:
+        """The whole image masked for this packet's time (a switch before the next keyframe)."""
+        if width <= 0 or height <= 0:
+            DROPPED.labels(self.camera_id, "size_unknown").inc()
+            return []
+        info = self._frame_info(packet)
+        width, height = width - width % 2, height - height % 2
+        planes = self._output_planes(width, height)
+        fill_planes(*planes, None, self._colour)
+        if self.osd is not None:
+            self.osd.draw(planes, info.capture_time_us)
+        FULLY_MASKED.labels(self.camera_id, "switching").inc()
+        return self._encode(width, height, info, True, self._encoder is None)
 
     def process(self, packet: FramePacket) -> list[FramePacket]:
         """Mask one raw packet; returns the masked packets it produced (zero or more)."""
@@ -192,7 +220,7 @@ class CameraMasker:
     # -- sessions and codecs -------------------------------------------------------------------
 
     def _start_session(self, session: str) -> None:
-        self._session = session
+        self._session = self._out_session = session
         self._sequence = 0
         self._decoder = None
         self._decoder_params = None
@@ -237,9 +265,9 @@ class CameraMasker:
         # Keyframes are forced by capture time (see _encode); this is only a ceiling.
         encoder.gop_size = 600
         encoder.max_b_frames = 0
-        encoder.thread_count = s.threads
-        # zerolatency: no lookahead and no frame delay, so a frame leaves as soon as it is in.
-        encoder.options = {"preset": s.preset, "crf": str(s.crf), "tune": "zerolatency", "forced-idr": "1"}
+        options, threads = x264_options(s, width, height)
+        encoder.thread_count = threads
+        encoder.options = options
         return encoder
 
     # -- the frame path ------------------------------------------------------------------------
@@ -283,7 +311,13 @@ class CameraMasker:
             self.still = make_still(planes, info)
         if info.ptz is not None and not info.moving and (keyframe or self._position_still_due(info)):
             self._keep_position_still(planes, info)
+        # The overlay never covers a mask (masks are filled after it); on a wholly masked image it
+        # is drawn on the grey, where it hides nothing.
+        if self.osd is not None and decision.raster is not None:
+            self.osd.draw(planes, info.capture_time_us)
         fill_planes(*planes, decision.raster, self._colour)
+        if self.osd is not None and decision.raster is None:
+            self.osd.draw(planes, info.capture_time_us)
         if decision.raster is None:
             FULLY_MASKED.labels(self.camera_id, decision.reason).inc()
         return self._encode(width, height, info, decision.raster is None, keyframe)
@@ -338,7 +372,7 @@ class CameraMasker:
                 keyframe=packet.is_keyframe,
                 capture_time_us=capture_us,
                 mask_version=version,
-                source_session=self._session,
+                source_session=self._out_session,
                 fully_masked=fully,
                 frame_rate=info.frame_rate,
                 data=bytes(packet),

@@ -106,6 +106,7 @@ class MaskPlanner:
     allow_uncalibrated: bool = False
     _image_raster: tuple[tuple[int, int], MaskRaster] | None = None
     _ptz_cache: "OrderedDict[tuple, MaskRaster]" = field(default_factory=OrderedDict)
+    _exact_cache: "OrderedDict[tuple, np.ndarray]" = field(default_factory=OrderedDict)
 
     @property
     def version(self) -> str:
@@ -128,6 +129,38 @@ class MaskPlanner:
         if masks.optics is None and not self.allow_uncalibrated:
             return Decision(None, PTZ_UNCALIBRATED)
         return self._ptz(width, height, info)
+
+    def exact(self, width: int, height: int, info: FrameInfo) -> tuple[np.ndarray | None, str]:
+        """The approved polygons' own pixels in this frame (no margin, no motion window), to check a
+        camera's masks against; (None, reason) when they cannot be placed (unknown position...)."""
+        masks = self.masks
+        if masks is None:
+            return None, self.missing_reason
+        if masks.space == "image":
+            if self.ptz_model is not None:
+                return None, SPACE_MISMATCH
+            key: tuple = (width, height)
+            polygons = masks.polygons
+        else:
+            if self.ptz_model is None:
+                return None, SPACE_MISMATCH
+            if info.ptz is None:
+                return None, PTZ_UNKNOWN
+            pan, tilt, zoom, read_us = info.ptz
+            if abs(info.capture_time_us - read_us) > self.policy.max_age_us:
+                return None, PTZ_STALE
+            if info.moving and (info.velocity is None or max(abs(c) for c in info.velocity) > self.policy.max_speed):
+                return None, PTZ_TOO_FAST if info.velocity is not None else PTZ_SPEED_UNKNOWN
+            at = Position(pan, tilt, max(0.0, min(1.0, zoom)))
+            key = (width, height, round(pan, 4), round(tilt, 4), round(at.zoom, 4))
+            polygons = [self.ptz_model.project(poly, at, width / height) for poly in masks.polygons]
+        cached = self._exact_cache.get(key)
+        if cached is None:
+            cached = polygon_pixels([p for p in polygons if len(p) >= 3], width, height)
+            self._exact_cache[key] = cached
+            if len(self._exact_cache) > 16:
+                self._exact_cache.popitem(last=False)
+        return cached, ""
 
     def _ptz(self, width: int, height: int, info: FrameInfo) -> Decision:
         if info.ptz is None:

@@ -29,6 +29,7 @@ from sqlmodel import select
 from services.common import db
 from services.common.clock import Clock, to_us
 from services.common.optics import Optics
+from services.common.signing import verify
 from services.masking.calibration import Fit, ReferencePoint
 from services.masking.models import CalibrationRow, MaskErrorRow, MaskSetRow, StatementRow
 from services.masking.planner import MaskSet
@@ -87,6 +88,15 @@ def _polygons_json(polygons: Sequence[Sequence[Point]], labels: Sequence[str] | 
             for n, polygon in enumerate(polygons)
         ]
     )
+
+
+def statement_in_force(row: StatementRow | None, public_key_pem: str | None) -> bool:
+    """Signed over its own bytes, by this deployment's key when masking knows it, not withdrawn."""
+    if row is None or row.withdrawn_us is not None:
+        return False
+    if public_key_pem is not None and row.public_key_pem.strip() != public_key_pem.strip():
+        return False
+    return verify(row.public_key_pem, row.statement.encode(), row.signature)
 
 
 class MaskStore:
@@ -348,10 +358,34 @@ class MaskStore:
             return row
 
     def statement(self, camera_id: str) -> StatementRow | None:
+        """The camera's latest statement (withdrawn or not)."""
         with db.session(self.engine) as s:
             return s.exec(
                 select(StatementRow).where(StatementRow.camera_id == camera_id).order_by(StatementRow.signed_us.desc())  # type: ignore[attr-defined]
             ).first()
+
+    def statements_for(self, camera_ids: Iterable[str]) -> dict[str, StatementRow]:
+        """Each camera's latest statement (withdrawn or not)."""
+        ids = list(camera_ids)
+        if not ids:
+            return {}
+        with db.session(self.engine) as s:
+            rows = s.exec(
+                select(StatementRow).where(StatementRow.camera_id.in_(ids)).order_by(StatementRow.signed_us)  # type: ignore[attr-defined]
+            ).all()
+        return {r.camera_id: r for r in rows}
+
+    def withdraw_statement(self, camera_id: str, actor: str) -> StatementRow:
+        with db.session(self.engine) as s:
+            row = s.exec(
+                select(StatementRow).where(StatementRow.camera_id == camera_id).order_by(StatementRow.signed_us.desc())  # type: ignore[attr-defined]
+            ).first()
+            if row is None or row.withdrawn_us is not None:
+                raise GovernanceError("not_found", f"camera {camera_id!r} has no no-private-area statement in force")
+            row.withdrawn_us, row.withdrawn_by = self._now(), actor
+            s.add(row)
+            s.commit()
+            return row
 
     # -- mask-error reports --------------------------------------------------------------------
 

@@ -66,6 +66,12 @@ def test_four_tile_wall_layouts_second_screen_and_offline_camera(platform: Platf
         # Masks are burned in before anything reaches the wall.
         (x0, y0), (x1, y1) = DEMO_WINDOW_MASK[0], DEMO_WINDOW_MASK[2]
         assert frame_stats(page, ".tile[data-index='2'] video", [x0, y0, x1, y1])["maskWorst"] <= 8
+        # Each tile says when the frame on screen was captured (Europe/Paris), from the stream itself.
+        until(
+            page,
+            "/\\d{2}:\\d{2}:\\d{2}/.test(document.querySelector(\".tile[data-index='2'] .tile-clock\").textContent)",
+            10,
+        )
         screenshot(page, "wall-4-tiles")
 
         # cam-1 has a sub-stream: the grid plays it, masked like the main stream (masking has a lane

@@ -23,6 +23,7 @@ from services.common.objectstore.s3 import S3Store
 from services.common.pb.csu.v1.events_pb2 import SegmentStored
 from tests.support.media import (
     MASK_GREY,
+    OSD_ROWS,
     VTEST_SIZE,
     VTEST_WINDOWS,
     VTEST_WINDOWS_PX,
@@ -40,6 +41,7 @@ FPS = 10
 INSIDE = polygon_mask(VTEST_WINDOWS_PX, VTEST_SIZE, grow_px=-4)
 # Pixels far enough from the mask that its grown edge and the encoder's ringing do not reach them.
 OUTSIDE = ~polygon_mask(VTEST_WINDOWS_PX, VTEST_SIZE, grow_px=16)
+OUTSIDE[:OSD_ROWS] = False  # date, time and camera burned in
 
 
 @pytest.fixture

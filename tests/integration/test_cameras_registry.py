@@ -273,3 +273,25 @@ def test_seed_from_the_catalogue_places_unplaced_cameras_under_a_flagged_demo_au
     seed = registry.authorisation(SEED_REFERENCE)
     assert seed.seeded and "not a prefectoral order" in seed.purposes[0]
     assert recording_refusal(demo, seed, to_us(NOW)) is None
+
+
+def test_imaging_settings_default_to_burning_in_and_survive_an_update_that_does_not_name_them(
+    registry: Registry,
+) -> None:
+    registry.put_authorisation(authorisation(), "admin")
+    created = registry.create_camera(camera(), "admin")
+    assert (created.camera_masks, created.camera_osd, created.osd_overlay, created.osd_position) == (
+        False, False, True, "top-left",
+    )  # fmt: skip
+    onvif = "http://admin:pw@10.0.0.5/onvif/device_service"
+    registry.update_camera(
+        camera(ptz_url=onvif, camera_masks=True, camera_osd=True, osd_position="bottom-right"), "admin"
+    )
+    # A CSV round trip does not know these columns: they are kept, not reset.
+    rows, errors = csvio.parse(csvio.export(registry.cameras()), {"cam-01": "commissioning"})
+    assert not errors
+    registry.update_camera(rows[0][1], "admin")
+    kept = registry.camera("cam-01")
+    assert (kept.camera_masks, kept.camera_osd, kept.osd_position) == (True, True, "bottom-right")
+    with pytest.raises(ValueError, match="camera_masks needs the camera's ONVIF device service"):
+        camera(camera_masks=True)

@@ -116,3 +116,34 @@ def test_catalogue_masks_of_a_ptz_camera_are_converted_to_pan_tilt(tmp_path: Pat
     xs = [p[0] for p in masks["dome"].polygons[0]]
     ys = [p[1] for p in masks["dome"].polygons[0]]
     assert min(xs) < 0 < max(xs) and min(ys) < 0 < max(ys)
+
+
+def test_a_statement_is_in_force_until_withdrawn_and_only_with_its_own_signature(
+    store: MaskStore, tmp_path: Path
+) -> None:
+    import uuid
+
+    from services.common.signing import Signer
+    from services.masking.models import StatementRow
+    from services.masking.store import statement_in_force
+
+    for name in ("signing.pem", "other.pem"):
+        Signer.generate(tmp_path / name)
+    signer, other = Signer.from_file(tmp_path / "signing.pem"), Signer.from_file(tmp_path / "other.pem")
+    data = json.dumps({"camera_id": "cam-s", "supervisor": "sup", "text": "no home in view", "signed_us": 1})
+    row = StatementRow(
+        id=uuid.uuid4().hex, camera_id="cam-s", supervisor="sup", text="no home in view", signed_us=1,
+        statement=data, signature=signer.sign(data.encode()), public_key_pem=signer.public_pem(), recorded_by="sup",
+    )  # fmt: skip
+    store.record_statement(row)
+    assert statement_in_force(store.statement("cam-s"), signer.public_pem())
+    assert not statement_in_force(store.statement("cam-s"), other.public_pem())  # another deployment's key
+    forged = store.statement("cam-s")
+    forged.statement = forged.statement.replace("no home", "a home")  # a row edited by hand
+    assert not statement_in_force(forged, signer.public_pem())
+    withdrawn = store.withdraw_statement("cam-s", "mask-admin")
+    assert withdrawn.withdrawn_by == "mask-admin" and withdrawn.withdrawn_us is not None
+    assert not statement_in_force(store.statement("cam-s"), signer.public_pem())
+    assert store.statements_for(["cam-s", "cam-x"]).keys() == {"cam-s"}
+    with pytest.raises(GovernanceError, match="no no-private-area statement in force"):
+        store.withdraw_statement("cam-s", "mask-admin")

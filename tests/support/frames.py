@@ -1,5 +1,6 @@
 """Real H.264 packets for in-process tests, encoded here from drawn images (no file needed)."""
 
+from collections.abc import Callable
 from fractions import Fraction
 
 import av
@@ -29,8 +30,10 @@ def h264_packets(
     start_us: int = T0_US,
     gop: int = 10,
     size: tuple[int, int] = (320, 240),
+    paint: Callable[[int, np.ndarray], None] | None = None,
 ) -> list[FramePacket]:
-    """Raw envelopes as ingest publishes them: Annex B H.264, parameter sets on keyframes."""
+    """Raw envelopes as ingest publishes them: Annex B H.264, parameter sets on keyframes.
+    `paint(index, bgr_image)` changes each image before it is encoded (a camera's own mask...)."""
     encoder = av.CodecContext.create("libx264", "w")
     encoder.width, encoder.height = size
     encoder.pix_fmt = "yuv420p"
@@ -41,7 +44,10 @@ def h264_packets(
     encoder.options = {"preset": "ultrafast", "tune": "zerolatency"}
     packets = []
     for i in range(count):
-        frame = av.VideoFrame.from_ndarray(scene(i, *size), format="bgr24")
+        image = scene(i, *size)
+        if paint is not None:
+            paint(i, image)
+        frame = av.VideoFrame.from_ndarray(image, format="bgr24")
         frame.pts = i
         for p in encoder.encode(frame):
             envelope = FramePacket(
@@ -62,3 +68,18 @@ def h264_packets(
                 envelope.codec.CopyFrom(CodecParameters(name="h264", width=size[0], height=size[1]))
             packets.append(envelope)
     return packets
+
+
+def decode_packets(packets: list[FramePacket]) -> list[np.ndarray]:
+    """Masked packets of one session muxed as the archive does (fMP4), decoded to RGB images."""
+    import io
+
+    from services.common.fmp4 import Fmp4Writer
+
+    sink = io.BytesIO()
+    writer = Fmp4Writer(sink, packets[0])
+    for p in packets[1:]:
+        writer.write(p)
+    writer.close()
+    with av.open(io.BytesIO(sink.getvalue())) as c:
+        return [f.to_ndarray(format="rgb24") for f in c.decode(c.streams.video[0])]

@@ -15,6 +15,9 @@ VTEST_SIZE = (768, 576)
 VTEST_WINDOWS_PX = [(325, 30), (575, 30), (575, 110), (325, 110)]
 VTEST_WINDOWS = [(x / 768, y / 576) for x, y in VTEST_WINDOWS_PX]
 MASK_GREY = 128
+# Rows at the top of a 576-line image where masking burns date, time and camera (osd.py, top-left
+# by default: 30 rows from row 6); image comparisons with the source leave them out.
+OSD_ROWS = 40
 
 
 def testdata_dir() -> Path | None:

@@ -8,6 +8,14 @@ but GetSystemDateAndTime must carry a valid WS-Security UsernameToken digest for
 user, else it gets the SOAP fault ter:NotAuthorized as ONVIF specifies. Positions and motion come
 from services.ingest.ptz.sim.SimPtzCamera, so a move really moves.
 
+With `masks_file`, it is also a camera that burns privacy masks itself: the Media2 service
+(GetVideoSourceConfigurations, GetMasks, CreateMask, DeleteMask, SetMask; coordinates in ONVIF's
+[-1, 1] space, y up) keeps the masks, and writes their bounding boxes to the JSON file the RTSP
+test camera (rtsp_camera.py --masks-file) burns into its image. Faults of real cameras:
+`drop_mask = n` accepts and reports mask n but never burns it; `reboot()` forgets every mask (and
+the stream restarts, in the test, by restarting the RTSP camera). `camera=None` is a fixed camera
+(no PTZ service).
+
 What it proves and does not: our driver speaks correct SOAP 1.2 with the ONVIF WSDLs (through
 onvif-zeep-async/zeep), signs requests, finds the profile token, maps positions and faults. It does
 not prove that a given manufacturer's firmware answers like the specification (real cameras
@@ -16,9 +24,12 @@ deviate), nor HTTP digest authentication, HTTPS, or the events/imaging services.
 
 import base64
 import hashlib
+import json
+import os
 import threading
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 from lxml import etree
@@ -32,6 +43,7 @@ NS = {
     "tds": "http://www.onvif.org/ver10/device/wsdl",
     "trt": "http://www.onvif.org/ver10/media/wsdl",
     "tptz": "http://www.onvif.org/ver20/ptz/wsdl",
+    "tr2": "http://www.onvif.org/ver20/media/wsdl",
     "ter": "http://www.onvif.org/ver10/error",
 }
 PROFILE = "profile_main"
@@ -54,10 +66,20 @@ def _fault(subcode: str, text: str) -> bytes:
 class OnvifPtzServer:
     """`with OnvifPtzServer(camera, "admin", "pw") as server:` then server.url (with credentials)."""
 
-    def __init__(self, camera: SimPtzCamera, user: str, password: str) -> None:
+    def __init__(
+        self, camera: SimPtzCamera | None, user: str, password: str, masks_file: str | os.PathLike[str] | None = None
+    ) -> None:
         self.camera = camera
         self.user = user
         self.password = password
+        self.masks_file = Path(masks_file) if masks_file is not None else None
+        # token -> (points in ONVIF space, (Y, Cb, Cr), enabled)
+        self.masks: dict[str, tuple[list[tuple[float, float]], tuple[float, float, float], bool]] = {}
+        self.drop_mask: int | None = None
+        self._next_mask = 1
+        self._masks_lock = threading.Lock()
+        if self.masks_file is not None:
+            self._burn()
         self.calls: list[tuple[str, str]] = []  # (operation, authenticated user or "")
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -83,6 +105,27 @@ class OnvifPtzServer:
 
     def operations(self) -> list[str]:
         return [op for op, _ in self.calls]
+
+    def reboot(self) -> None:
+        """The camera restarts without its masks (the stream's restart is the RTSP camera's)."""
+        with self._masks_lock:
+            self.masks.clear()
+            self._burn()
+
+    def _burn(self) -> None:
+        """Write what the RTSP camera burns: each enabled mask's bounding box, but a dropped one."""
+        if self.masks_file is None:
+            return
+        rects = []
+        for n, (points, _, enabled) in enumerate(self.masks.values()):
+            if not enabled or n == self.drop_mask:
+                continue
+            xs = [(x + 1) / 2 for x, _ in points]
+            ys = [(1 - y) / 2 for _, y in points]
+            rects.append([min(xs), min(ys), max(xs), max(ys)])
+        temporary = self.masks_file.with_suffix(".tmp")
+        temporary.write_text(json.dumps({"rects": rects, "colour": [128, 128, 128]}))
+        temporary.replace(self.masks_file)
 
     # -- SOAP ------------------------------------------------------------------------------
 
@@ -148,11 +191,12 @@ class OnvifPtzServer:
         )
 
     def _services(self) -> list[tuple[str, str]]:
-        return [
-            (NS["tds"], f"{self.base}/onvif/device_service"),
-            (NS["trt"], f"{self.base}/onvif/media_service"),
-            (NS["tptz"], f"{self.base}/onvif/ptz_service"),
-        ]
+        services = [(NS["tds"], f"{self.base}/onvif/device_service"), (NS["trt"], f"{self.base}/onvif/media_service")]
+        if self.camera is not None:
+            services.append((NS["tptz"], f"{self.base}/onvif/ptz_service"))
+        if self.masks_file is not None:
+            services.append((NS["tr2"], f"{self.base}/onvif/media2_service"))
+        return services
 
     def _op_GetServices(self, _: Any) -> str:
         items = "".join(
@@ -183,6 +227,69 @@ class OnvifPtzServer:
             f'<tt:PanTilt x="{pan:.6f}" y="{tilt:.6f}" space="{PAN_TILT_SPACE}"/>'
             f'<tt:Zoom x="{zoom:.6f}" space="{ZOOM_SPACE}"/>'
         )
+
+    # -- Media2 masks ----------------------------------------------------------------------
+
+    def _op_GetVideoSourceConfigurations(self, _: Any) -> str:
+        return (
+            '<tr2:GetVideoSourceConfigurationsResponse><tr2:Configurations token="vsc_main"><tt:Name>main</tt:Name>'
+            "<tt:UseCount>1</tt:UseCount><tt:SourceToken>vs_main</tt:SourceToken>"
+            '<tt:Bounds x="0" y="0" width="768" height="576"/></tr2:Configurations>'
+            "</tr2:GetVideoSourceConfigurationsResponse>"
+        )
+
+    @staticmethod
+    def _mask_fields(mask: Any) -> tuple[list[tuple[float, float]], tuple[float, float, float], bool]:
+        points = [(float(p.get("x", 0)), float(p.get("y", 0))) for p in mask.iter("{*}Point")]
+        if len(points) < 3 or any(abs(c) > 1 for p in points for c in p):
+            raise LookupError("a mask polygon needs 3 or more points within [-1, 1]")
+        if (mask.findtext("{*}Type") or "Color") != "Color":
+            raise LookupError("this camera fills masks with a colour only")
+        colour = mask.find("{*}Color")
+        yuv = tuple(float(colour.get(k, 0)) for k in "XYZ") if colour is not None else (128.0, 128.0, 128.0)
+        enabled = (mask.findtext("{*}Enabled") or "true").strip().lower() == "true"
+        return points, yuv, enabled  # type: ignore[return-value]
+
+    def _op_GetMasks(self, _: Any) -> str:
+        with self._masks_lock:
+            items = "".join(
+                f'<tr2:Masks token="{token}"><tr2:ConfigurationToken>vsc_main</tr2:ConfigurationToken>'
+                "<tr2:Polygon>" + "".join(f'<tt:Point x="{x:.6f}" y="{y:.6f}"/>' for x, y in points) + "</tr2:Polygon>"
+                f'<tr2:Type>Color</tr2:Type><tr2:Color X="{c[0]:g}" Y="{c[1]:g}" Z="{c[2]:g}" '
+                'Colorspace="http://www.onvif.org/ver10/colorspace/YCbCr"/>'
+                f"<tr2:Enabled>{str(enabled).lower()}</tr2:Enabled></tr2:Masks>"
+                for token, (points, c, enabled) in self.masks.items()
+            )
+        return f"<tr2:GetMasksResponse>{items}</tr2:GetMasksResponse>"
+
+    def _op_CreateMask(self, request: Any) -> str:
+        fields = self._mask_fields(request.find("{*}Mask"))
+        with self._masks_lock:
+            if len(self.masks) >= 8:
+                raise LookupError("MaxMasks reached (8)")
+            token = f"mask_{self._next_mask}"
+            self._next_mask += 1
+            self.masks[token] = fields
+            self._burn()
+        return f"<tr2:CreateMaskResponse><tr2:Token>{token}</tr2:Token></tr2:CreateMaskResponse>"
+
+    def _op_SetMask(self, request: Any) -> str:
+        mask = request.find("{*}Mask")
+        token = mask.get("token", "") if mask is not None else ""
+        with self._masks_lock:
+            if token not in self.masks:
+                raise LookupError(f"No such mask: {token}")
+            self.masks[token] = self._mask_fields(mask)
+            self._burn()
+        return "<tr2:SetMaskResponse/>"
+
+    def _op_DeleteMask(self, request: Any) -> str:
+        token = request.findtext("{*}Token") or ""
+        with self._masks_lock:
+            if self.masks.pop(token, None) is None:
+                raise LookupError(f"No such mask: {token}")
+            self._burn()
+        return "<tr2:DeleteMaskResponse/>"
 
     def _op_GetStatus(self, request: Any) -> str:
         self._check_profile(request)

@@ -40,7 +40,7 @@ from gi.repository import Gst, GstApp, GstRtsp, GstRtspServer
 Gst.init(None)
 missing = [e for e in ("filesrc", "qtdemux", "h264parse", "h265parse", "appsink", "appsrc", "rtph264pay",
                        "rtph265pay", "rtpbin", "udpsink", "videotestsrc", "jpegenc", "rtpjpegpay", "audiotestsrc",
-                       "alawenc", "rtppcmapay")
+                       "alawenc", "rtppcmapay", "openh264dec", "openh264enc", "compositor", "videoconvert")
            if Gst.ElementFactory.find(e) is None]
 print(" ".join(missing))
 """
@@ -77,7 +77,8 @@ class RtspCamera:
     (RTCP BYE) after one pass. ``audio=True`` adds a G.711 audio track (a tone), as cameras with a
     microphone send. ``codec`` is the file's ("h264" or "h265"); ``file=None`` with
     ``codec="mjpeg"`` serves a JPEG test pattern (an old camera). ``credentials`` (user, password)
-    make the camera ask for them, by ``auth`` ("digest" or "basic"). ``kill()`` is a camera dying:
+    make the camera ask for them, by ``auth`` ("digest" or "basic"). ``masks_file``
+    makes it burn the privacy masks the file lists (re-read when it changes). ``kill()`` is a camera dying:
     its sockets close, so clients see EOF at once. ``freeze()`` is a camera hanging or a cut cable:
     nothing closes, clients must time out.
     """
@@ -93,6 +94,7 @@ class RtspCamera:
         credentials: tuple[str, str] | None = None,
         auth: str = "digest",
         audio: bool = False,
+        masks_file: str | os.PathLike[str] | None = None,
         ready_timeout: float = 15.0,
         stop_timeout: float = 5.0,
     ) -> None:
@@ -101,6 +103,8 @@ class RtspCamera:
         self.credentials = credentials
         self.auth = auth
         self.audio = audio
+        # The camera burns the masks this JSON file lists into its own image (see rtsp_camera.py).
+        self.masks_file = Path(masks_file) if masks_file is not None else None
         self.port = port if port is not None else free_port()
         self.path = path if path.startswith("/") else "/" + path
         self.loop = loop
@@ -129,6 +133,8 @@ class RtspCamera:
             if self.file is None or not self.file.is_file():
                 raise RtspCameraError(f"camera source file not found: {self.file}")
             command += ["--file", str(self.file), "--codec", self.codec] + (["--loop"] if self.loop else [])
+        if self.masks_file is not None:
+            command += ["--masks-file", str(self.masks_file)]
         if self.credentials is not None:
             command += ["--user", self.credentials[0], "--password", self.credentials[1], "--auth", self.auth]
         if self.audio:

@@ -5,6 +5,8 @@ Run by the *system* interpreter (Debian's python3-gi), not the project venv:
     /usr/bin/python3 tests/support/rtsp_camera.py --port 8554 --file clip.mp4 [--path /cam] [--loop]
         [--codec h264|h265] [--user NAME --password PASS [--auth basic|digest]] [--audio]
     /usr/bin/python3 tests/support/rtsp_camera.py --port 8554 --mjpeg   # a test pattern in JPEG over RTP
+    /usr/bin/python3 tests/support/rtsp_camera.py --port 8554 --file clip.mp4 --masks-file masks.json
+        # a camera burning privacy masks into its own image (re-encoded with OpenH264)
 
 Prints ``READY rtsp://127.0.0.1:PORT/PATH`` once listening and exits cleanly on SIGTERM/SIGINT.
 It imports nothing from the project on purpose: it must run outside the project's venv.
@@ -22,6 +24,14 @@ like the video, from a private pipeline into a live appsrc (a test source in the
 make the media seekable, and clients' PLAY would then fail on a seek the video cannot do), through
 a tee that lets it flow unlinked: a client that sets up the video alone (ingest's RTSP client) must
 not break the shared media for the next one, as it does not on a real camera.
+
+With ``--masks-file`` the camera burns privacy masks itself, as a dome whose masks were pushed over
+ONVIF does: the reader decodes the file (openh264dec), a compositor lays solid rectangles over the
+image, and OpenH264 encodes it again (keyframe every GOP_FRAMES), so what a client decodes really
+has the masks in its pixels. The file is JSON, ``{"rects": [[x0, y0, x1, y1], ...], "colour":
+[r, g, b]}`` in normalised image coordinates (a polygon's bounding box, as many cameras draw
+them); it is re-read whenever it changes (the ONVIF test device writes it), so masks come and go
+while the stream runs.
 """
 
 from __future__ import annotations
@@ -42,6 +52,11 @@ from gi.repository import GLib, Gst, GstApp, GstRtsp, GstRtspServer  # noqa: E40
 Gst.init(None)  # before subclassing GStreamer types below
 
 HOST = "127.0.0.1"
+# Rectangles the masking camera can draw (ONVIF MaxMasks), its keyframe spacing (frames) and bitrate.
+MAX_MASKS = 8
+GOP_FRAMES = 10
+MASKED_BITRATE = 2_000_000
+MASKS_POLL_MS = 100
 PREROLL_TIMEOUT_S = 10
 # Frames the live appsrc may hold while the media is blocked (between DESCRIBE and PLAY); older
 # frames are dropped, as a camera would, instead of bursting a stale backlog at the first client.
@@ -60,11 +75,15 @@ class FileFeeder:
     the previous one ended (or now, if the rewind took longer): RTP timestamps only ever increase.
     """
 
-    def __init__(self, path: str, appsrc: GstApp.AppSrc, loop: bool, codec: str = "h264") -> None:
+    def __init__(
+        self, path: str, appsrc: GstApp.AppSrc, loop: bool, codec: str = "h264", masks_file: str = ""
+    ) -> None:
         self.appsrc = appsrc
         self.media_type = f"video/x-{codec}"
         # This GStreamer's rtph265pay takes Annex B only (MP4 files carry hvc1/hev1).
-        self.caps = self.media_type + (",stream-format=byte-stream,alignment=au" if codec == "h265" else "")
+        masked = bool(masks_file)
+        annexb = codec == "h265" or masked
+        self.caps = self.media_type + (",stream-format=byte-stream,alignment=au" if annexb else "")
         self.loop = loop
         self.started = False
         self.offset: int | None = None  # None: the next frame starts a pass and sets the offset
@@ -85,6 +104,10 @@ class FileFeeder:
         parse.link(self.sink)
         demux.connect("pad-added", self._on_pad_added, parse, self.media_type)
         self.sink.connect("new-sample", self._on_sample)
+        self.masks: MaskBurner | None = None
+        if masked:
+            parse.unlink(self.sink)
+            self.masks = MaskBurner(self.pipeline, parse, self.sink, masks_file)
         bus = self.pipeline.get_bus()
         bus.add_signal_watch()
         bus.connect("message", self._on_message)
@@ -106,6 +129,8 @@ class FileFeeder:
             self.pipeline.set_state(Gst.State.PLAYING)
 
     def stop(self) -> None:
+        if self.masks is not None:
+            self.masks.stop()
         self.pipeline.set_state(Gst.State.NULL)
         self.pipeline.get_bus().remove_signal_watch()
 
@@ -179,12 +204,106 @@ class ToneFeeder:
         return Gst.FlowReturn.OK
 
 
+class MaskBurner:
+    """parse ! openh264dec ! compositor (image + MAX_MASKS solid boxes) ! openh264enc ! h264parse ! sink."""
+
+    def __init__(self, pipeline: Gst.Pipeline, parse: Gst.Element, sink: Gst.Element, masks_file: str) -> None:
+        self.masks_file = masks_file
+        self.stamp: float | None = None
+        self.size: tuple[int, int] | None = None
+        self.rects: list[list[float]] = []
+        self.colour = (128, 128, 128)
+        make = Gst.ElementFactory.make
+        decode, convert, self.mix = make("openh264dec"), make("videoconvert"), make("compositor")
+        out_convert, encode, reparse = make("videoconvert"), make("openh264enc"), make("h264parse")
+        encode.set_property("gop-size", GOP_FRAMES)
+        encode.set_property("bitrate", MASKED_BITRATE)
+        reparse.set_property("config-interval", -1)
+        raw = Gst.ElementFactory.make("capsfilter")
+        raw.set_property("caps", Gst.Caps.from_string("video/x-raw,format=I420"))
+        for element in (decode, convert, self.mix, out_convert, raw, encode, reparse):
+            pipeline.add(element)
+        parse.link(decode)
+        decode.link(convert)
+        convert.link(self.mix)
+        self.mix.link(out_convert)
+        out_convert.link(raw)
+        raw.link(encode)
+        encode.link(reparse)
+        reparse.link(sink)
+        self.boxes: list[tuple[Gst.Element, Gst.Pad]] = []
+        for _ in range(MAX_MASKS):
+            box = make("videotestsrc")
+            box.set_property("pattern", "solid-color")
+            caps = make("capsfilter")
+            caps.set_property("caps", Gst.Caps.from_string("video/x-raw,format=I420,width=16,height=16"))
+            pipeline.add(box)
+            pipeline.add(caps)
+            box.link(caps)
+            pad = self.mix.request_pad_simple("sink_%u")
+            caps.get_static_pad("src").link(pad)
+            pad.set_property("alpha", 0.0)
+            pad.set_property("zorder", 10)
+            self.boxes.append((box, pad))
+        self.timer = GLib.timeout_add(MASKS_POLL_MS, self.poll)
+        self.poll()
+
+    def stop(self) -> None:
+        if self.timer:
+            GLib.source_remove(self.timer)
+            self.timer = 0
+
+    def poll(self) -> bool:
+        try:
+            stamp = os.stat(self.masks_file).st_mtime_ns
+        except OSError:
+            stamp = None
+        if stamp != self.stamp or self.size is None:
+            self.stamp = stamp
+            self.load()
+            self.apply()
+        return GLib.SOURCE_CONTINUE
+
+    def load(self) -> None:
+        import json
+
+        try:
+            with open(self.masks_file) as f:
+                content = json.load(f)
+        except (OSError, ValueError):
+            content = {}
+        self.rects = [list(map(float, r)) for r in content.get("rects", [])][:MAX_MASKS]
+        r, g, b = content.get("colour", [128, 128, 128])
+        self.colour = (int(r), int(g), int(b))
+
+    def apply(self) -> None:
+        caps = self.mix.get_static_pad("src").get_current_caps()
+        if caps is None:
+            return  # not negotiated yet: the next poll applies them
+        structure = caps.get_structure(0)
+        width, height = structure.get_value("width"), structure.get_value("height")
+        self.size = (width, height)
+        argb = 0xFF000000 | self.colour[0] << 16 | self.colour[1] << 8 | self.colour[2]
+        for n, (box, pad) in enumerate(self.boxes):
+            if n < len(self.rects):
+                x0, y0, x1, y1 = self.rects[n]
+                box.set_property("foreground-color", argb)
+                pad.set_property("xpos", int(x0 * width))
+                pad.set_property("ypos", int(y0 * height))
+                pad.set_property("width", max(1, round((x1 - x0) * width)))
+                pad.set_property("height", max(1, round((y1 - y0) * height)))
+                pad.set_property("alpha", 1.0)
+            else:
+                pad.set_property("alpha", 0.0)
+
+
 class CameraFactory(GstRtspServer.RTSPMediaFactory):
     """Shared media factory: all concurrent clients see the same live stream, like one camera."""
 
-    def __init__(self, path: str, loop: bool, codec: str, audio: bool = False) -> None:
+    def __init__(self, path: str, loop: bool, codec: str, audio: bool = False, masks_file: str = "") -> None:
         super().__init__()
         self.path = path
+        self.masks_file = masks_file
         self.loop = loop
         self.codec = codec
         self.audio = audio
@@ -210,7 +329,7 @@ class CameraFactory(GstRtspServer.RTSPMediaFactory):
 
     def _on_media_configure(self, _factory: object, media: GstRtspServer.RTSPMedia) -> None:
         appsrc = media.get_element().get_by_name("src")
-        feeder = FileFeeder(self.path, appsrc, self.loop, self.codec)
+        feeder = FileFeeder(self.path, appsrc, self.loop, self.codec, self.masks_file)
         try:
             appsrc.set_caps(feeder.preroll())
         except RuntimeError as exc:
@@ -252,6 +371,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--password", help="the user's password")
     parser.add_argument("--auth", choices=("basic", "digest"), default="digest", help="authentication scheme")
     parser.add_argument("--audio", action="store_true", help="add a G.711 A-law audio track (a test tone)")
+    parser.add_argument("--masks-file", default="", help="burn the privacy masks this JSON file lists (H.264)")
     args = parser.parse_args(argv)
     if not args.path.startswith("/"):
         args.path = "/" + args.path
@@ -296,7 +416,7 @@ def main(argv: list[str] | None = None) -> int:
     server = GstRtspServer.RTSPServer()
     server.set_address(HOST)
     server.set_service(str(args.port))
-    factory = CameraFactory(path, args.loop, args.codec, args.audio)
+    factory = CameraFactory(path, args.loop, args.codec, args.audio, args.masks_file)
     if args.user:
         require_credentials(server, factory, args)
     server.get_mount_points().add_factory(args.path, factory)

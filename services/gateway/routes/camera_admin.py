@@ -65,6 +65,19 @@ class Metrics(BaseModel):
     codec: str
 
 
+class Imaging(BaseModel):
+    """What the camera burns in itself, and the date/time/identity overlay masking burns in."""
+
+    camera_masks: bool = Field(
+        False, description="The camera burns the approved privacy masks itself (ONVIF Media2 at ptz_url); checked."
+    )
+    camera_osd: bool = Field(
+        False, description="The camera's own OSD shows date, time and its identity (needed to pass its packets)."
+    )
+    osd_overlay: bool = Field(True, description="Masking burns date, time and camera identity in where it encodes.")
+    osd_position: Literal["top-left", "top-right", "bottom-left", "bottom-right"] = "top-left"
+
+
 class CameraDetails(BaseModel):
     id: str
     name: str
@@ -83,6 +96,7 @@ class CameraDetails(BaseModel):
     recording_refusal: str
     has_sub_stream: bool
     metrics: Metrics
+    imaging: Imaging
     # Only for principals allowed "config" or "live" on the camera.
     position: Position | None = None
     main_source: str | None = Field(None, description="Without credentials.")
@@ -109,6 +123,7 @@ class CameraIn(BaseModel):
     profile: Profile
     retention_days: int = Field(15, ge=1, le=30)
     authorisation_ref: str = Field("", max_length=128)
+    imaging: Imaging | None = Field(None, description="Absent on update: kept as stored.")
 
 
 class CameraCreate(CameraIn):
@@ -187,6 +202,12 @@ def _details(c: ingest_pb2.Camera, confidential: bool) -> CameraDetails:
         recording_allowed=c.recording_allowed,
         recording_refusal=c.recording_refusal,
         has_sub_stream=c.has_sub_stream,
+        imaging=Imaging(
+            camera_masks=c.imaging.camera_masks,
+            camera_osd=c.imaging.camera_osd,
+            osd_overlay=c.imaging.osd_overlay,
+            osd_position=c.imaging.osd_position or "top-left",
+        ),
         metrics=Metrics(
             fps=m.fps,
             bitrate_bps=m.bitrate_bps,
@@ -211,7 +232,7 @@ def may_see_position(principal: Principal, groups: list[str]) -> bool:
 
 
 def _spec(camera_id: str, body: CameraIn, state: str = "") -> ingest_pb2.CameraSpec:
-    return ingest_pb2.CameraSpec(
+    spec = ingest_pb2.CameraSpec(
         id=camera_id,
         name=body.name,
         main_url=body.main_url,
@@ -237,6 +258,10 @@ def _spec(camera_id: str, body: CameraIn, state: str = "") -> ingest_pb2.CameraS
         authorisation_ref=body.authorisation_ref,
         state=state,
     )
+    if body.imaging is not None:
+        spec.imaging.CopyFrom(ingest_pb2.CameraImaging(**body.imaging.model_dump()))
+        spec.has_imaging = True
+    return spec
 
 
 def _audited_fields(body: CameraIn) -> dict[str, Any]:

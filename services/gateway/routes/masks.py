@@ -180,6 +180,8 @@ class StatementOut(BaseModel):
     signature: str
     public_key_pem: str
     verified: bool
+    withdrawn: str | None = None
+    withdrawn_by: str = ""
 
 
 class CommissioningOut(BaseModel):
@@ -289,6 +291,8 @@ def _statement_out(s: masking_pb2.NoPrivateAreaStatement, b: Backends) -> Statem
         signature=s.signature,
         public_key_pem=s.public_key_pem,
         verified=commissioning_gate.statement_verifies(s, b.signer.keyring()),
+        withdrawn=_iso(s.withdrawn_us) if s.withdrawn_us else None,
+        withdrawn_by=s.withdrawn_by,
     )
 
 
@@ -551,6 +555,24 @@ async def sign_statement(
             masking_pb2.RecordStatementRequest(
                 statement=statement, actor=principal.username, actor_role=principal.role
             ),
+            timeout=RPC_TIMEOUT_S,
+        )
+    return _statement_out(answer, b)
+
+
+@router.delete("/cameras/{camera_id}/no-private-area-statement", response_model=StatementOut)
+async def withdraw_statement(
+    camera_id: str,
+    principal: Principal = Depends(require("mask_admin", camera="camera_id")),
+    b: Backends = Depends(backends),
+) -> StatementOut:
+    """Withdraw the statement in force: the camera is burned in again from its next keyframe (whole
+    image masked until an approved mask set or a new statement)."""
+    await b.camera(camera_id)
+    await audit(principal, "mask.statement.withdraw", f"camera:{camera_id}")
+    async with service_errors("masking"):
+        answer = await masking(b).WithdrawStatement(
+            masking_pb2.WithdrawStatementRequest(camera_id=camera_id, actor=principal.username),
             timeout=RPC_TIMEOUT_S,
         )
     return _statement_out(answer, b)

@@ -33,6 +33,9 @@ export class LivePlayer {
     this.lastFrameAt = 0;
     this.failures = 0;
     this.origin = null;
+    // Capture time (ms since the epoch) of the frame on screen: the tile shows it with the camera's
+    // name, so the live view carries date, time and identity as the recording does.
+    this.capturedMs = null;
     this.ws = null;
     this.media = null;
     this.buffer = null;
@@ -217,6 +220,7 @@ export class LivePlayer {
     if (meta && this.origin !== null) {
       const shownMs = performance.timeOrigin + meta.expectedDisplayTime;
       const capturedMs = this.origin / 1000 + meta.mediaTime * 1000;
+      this.capturedMs = capturedMs;
       this.latencies.push(shownMs - capturedMs);
       if (this.latencies.length > MAX_SAMPLES) this.latencies.shift();
     }

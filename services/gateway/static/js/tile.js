@@ -39,8 +39,14 @@ export class Tile {
     this.video.setAttribute("muted", "");
     this.name = h("span", { class: "tile-name" });
     this.stateText = h("span", { class: "tile-state-text" });
+    // The capture date and time of the frame on screen (Europe/Paris), from the stream itself.
+    this.clock = h("span", { class: "tile-clock" });
     this.tools = h("span", { class: "tile-tools" });
-    this.bar = h("div", { class: "tile-bar", draggable: canEdit }, this.name, this.stateText, this.tools);
+    this.bar = h("div", { class: "tile-bar", draggable: canEdit }, this.name, this.clock, this.stateText, this.tools);
+    this.clockTimer = setInterval(() => {
+      const captured = this.player && this.player.capturedMs;
+      this.clock.textContent = captured ? fmt(captured) : "";
+    }, 500);
     this.overlay = h("div", { class: "tile-overlay" });
     this.extra = h("div", { class: "tile-extra" });
     this.el = h("div", { class: "tile empty", tabIndex: 0, dataset: { index: String(index) } }, this.video, this.overlay, this.extra, this.bar);
@@ -169,10 +175,12 @@ export class Tile {
   release() {
     if (this.ptz) { this.ptz.destroy(); this.ptz = null; this.ptzOn = false; }
     if (this.player) { this.player.stop(); this.player = null; }
+    this.clock.textContent = "";
     this.hasSub = false;
   }
 
   destroy() {
+    clearInterval(this.clockTimer);
     this.release();
     this.el.remove();
   }
