@@ -22,14 +22,23 @@ from the record that no key ever had two believing owners (`overlaps`).
 Fair sharing (`LeaseBalancer`): replicas register a membership lease; each takes free keys up to
 ceil(keys / members) and gives back what it holds beyond that, so a new replica gets work and a
 dead one's keys are spread over the survivors.
+
+A restarted replica takes its own leases back at once (`adopt`) instead of waiting out their TTL:
+a replica's name is stable across restarts (`replica_id`: the host name, which is the pod's, and
+the first free slot of the data folder, held by an flock while the process lives), so the leases
+a killed process left under that name are known to be dead (the lock was free) and ours.
 """
 
 import asyncio
+import fcntl
 import json
 import math
+import os
+import socket
 import time
 from collections.abc import Awaitable, Callable, Collection, Iterable
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import nats.js.errors
 from nats.js import JetStreamContext
@@ -68,6 +77,51 @@ class LeaseEvent:
 
 def _wall_us() -> int:
     return time.time_ns() // 1000
+
+
+# The slot locks this process holds (kept open: closing a file descriptor releases its flock).
+_SLOTS: dict[str, int] = {}
+MAX_SLOTS = 64
+
+
+def replica_slot(service: str, data_dir: Path) -> int | None:
+    """This process's slot among the replicas of `service` sharing `data_dir` (None: no writable folder).
+
+    An flock on `<data_dir>/run/<service>-<n>.lock`, the first free n, held while the process
+    lives: replicas sharing a host and a data folder (`make run`, tests) get distinct slots, and a
+    process restarted after a crash gets the one the dead process held.
+    """
+    if service in _SLOTS:
+        return _SLOTS[service]
+    folder = data_dir / "run"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        for slot in range(MAX_SLOTS):
+            fd = os.open(folder / f"{service}-{slot}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                continue
+            _SLOTS[service] = slot
+            return slot
+    except OSError as exc:
+        log.warning("no replica slot in the data folder", service=service, error=str(exc))
+    return None
+
+
+def replica_id(service: str, data_dir: Path, configured: str = "") -> str:
+    """This replica's name in leases: `configured` when set, else host name + its slot (`replica_slot`).
+
+    So a process restarted after a crash has the dead one's name, hence its leases back at once
+    (`adopt`). In Kubernetes the host name is the pod's: a restarted container keeps it. Without a
+    writable data folder: host name and process id (a restart then waits for the leases' TTL).
+    """
+    if configured:
+        return configured
+    host = socket.gethostname().split(".")[0].replace("_", "-")[:48] or "host"
+    slot = replica_slot(service, data_dir)
+    return f"{host}-{slot}" if slot is not None else f"{host}-{os.getpid()}"[:64]
 
 
 def overlaps(events: Iterable[LeaseEvent]) -> list[str]:
@@ -188,6 +242,29 @@ class LeaseManager:
         self._held[key] = (revision, sent + self.ttl - self.margin)
         await self._record(key, "acquired", revision, sent_us, until_us)
         return True
+
+    async def adopt(self, keys: Collection[str]) -> list[str]:
+        """Take back those of `keys` that an earlier process of this replica held (see `replica_id`).
+
+        Each is renewed on the revision found, so if anyone else took one meanwhile the renewal
+        fails and it stays theirs. Returns the keys taken back.
+        """
+        adopted = []
+        for key, (owner, revision) in (await self.entries()).items():
+            if owner != self.owner_id or key in self._held or key not in keys:
+                continue
+            sent, sent_us = time.monotonic(), _wall_us()
+            until_us = sent_us + int((self.ttl - self.margin) * 1e6)
+            try:
+                new_revision = await self.kv.update(LEASE + key, self._value(until_us), last=revision)
+            except Exception:  # noqa: BLE001 - taken or expired meanwhile: not ours any more
+                continue
+            self._held[key] = (new_revision, sent + self.ttl - self.margin)
+            await self._record(key, "acquired", new_revision, sent_us, until_us)
+            adopted.append(key)
+        if adopted:
+            log.info("leases of a previous run of this replica taken back", keys=len(adopted))
+        return adopted
 
     async def renew(self, key: str) -> bool:
         """Extend our lease on key; False (and the lease dropped) when it was lost."""
@@ -395,6 +472,13 @@ class LeaseBalancer:
                 await self._on_acquired(key)
 
     async def run(self, stop: asyncio.Event) -> None:
+        # What an earlier process of this replica held is ours again at once (no TTL to wait out).
+        try:
+            for key in await self.leases.adopt(set(self._wanted())):
+                self._running.add(key)
+                await self._on_acquired(key)
+        except Exception as exc:  # noqa: BLE001 - the normal rounds take them after their TTL
+            log.warning("leases of a previous run not taken back", error=str(exc) or type(exc).__name__)
         # Let replicas starting together see each other before anyone takes everything.
         try:
             await self._membership()

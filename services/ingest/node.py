@@ -22,8 +22,6 @@ decides validity and expiry (the same in production; a ManualClock in tests).
 import asyncio
 import contextlib
 import json
-import os
-import socket
 import threading
 import time
 from dataclasses import dataclass
@@ -37,6 +35,7 @@ from prometheus_client import Gauge
 from services.common import bus
 from services.common.clock import Clock, to_us
 from services.common.leases import HANDOVER_S, LeaseBalancer, LeaseManager
+from services.common.leases import replica_id as lease_replica_id
 from services.common.log import get_logger
 from services.common.pb.csu.v1.events_pb2 import Alarm, AuthorisationNotice, CameraStatusChanged
 from services.common.settings import Settings
@@ -67,10 +66,6 @@ REFRESH_S = 5.0
 MONITOR_S = 60.0
 MONITOR_KEY = "task.authorisations"
 SCORE = {h.ONLINE: 1.0, h.DEGRADED: 0.5}
-
-
-def default_replica_id() -> str:
-    return f"{socket.gethostname()}-{os.getpid()}".replace(".", "-")[:64]
 
 
 @dataclass(frozen=True)
@@ -125,7 +120,7 @@ class IngestNode:
         self.js = nc.jetstream()
         self.capture_clock = capture_clock
         self.policy_clock = policy_clock
-        self.replica_id = replica_id or settings.ingest_replica_id or default_replica_id()
+        self.replica_id = replica_id or lease_replica_id("ingest", settings.data_dir, settings.ingest_replica_id)
         self.prefix = settings.nats_prefix
         self.cameras: dict[str, CameraRecord] = {}
         self.authorisations: dict[str, AuthorisationRecord] = {}
