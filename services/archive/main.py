@@ -6,8 +6,8 @@ legal maximum are deleted all the same); the gRPC API; the gaps the previous run
 or a stop: "archive_restart"); then, as soon as the object store answers, in the background:
 bucket, lifecycle rule, one retention sweep, the reconcile of the recent hours (index <-> store),
 and the hash chains' heads — only then do spooled segments start leaving. Recording into the
-spool starts as soon as NATS is connected, whatever the store's state. What a replica does once
-running is node.py.
+spool starts as soon as NATS is connected, whatever the store's state, from the masked-frame
+buffer, for the cameras this replica holds. What a replica does once running is node.py.
 """
 
 import asyncio
@@ -23,6 +23,7 @@ from services.archive.retention import RetentionPolicy
 from services.archive.spool import Spool
 from services.common import bus, db, rpc
 from services.common.clock import Clock, SystemClock, to_us
+from services.common.leases import replica_slot
 from services.common.log import get_logger
 from services.common.objectstore import make_store
 from services.common.pb.csu.v1 import archive_pb2_grpc, ingest_pb2_grpc
@@ -36,11 +37,13 @@ async def run(runtime: Runtime) -> None:
     clock: Clock = SystemClock()
     engine = db.make_engine(settings)
     store = make_store(settings, settings.bucket_recordings)
-    spool = Spool((settings.data_dir / "spool" / "archive").resolve(), settings.archive_spool_max_bytes)
+    # One spool per replica: replicas sharing a data folder (make run, tests) each take a slot of it.
+    slot = replica_slot("archive", settings.data_dir)
+    folder = "archive" if not slot else f"archive-{slot}"
+    spool = Spool((settings.data_dir / "spool" / folder).resolve(), settings.archive_spool_max_bytes)
     ingest_channel = rpc.channel(settings.ingest_grpc)
-    retention = RetentionPolicy(
-        settings.retention_days, ingest_pb2_grpc.IngestServiceStub(ingest_channel), engine=engine, clock=clock
-    )
+    ingest = ingest_pb2_grpc.IngestServiceStub(ingest_channel)
+    retention = RetentionPolicy(settings.retention_days, ingest, engine=engine, clock=clock)
     nc: Client | None = None
     runtime.add_check("nats", bus.nats_ready(lambda: nc))
     runtime.add_check("database", lambda: asyncio.to_thread(db.ping, engine))
@@ -59,7 +62,7 @@ async def run(runtime: Runtime) -> None:
     ):
         return
     holds = HoldBook(engine, clock)
-    node = ArchiveNode(settings, engine, store, spool, retention, holds, clock, runtime.stop)
+    node = ArchiveNode(settings, engine, store, spool, retention, holds, clock, runtime.stop, ingest)
     clips_dir = (settings.data_dir / "cache" / "archive-clips").resolve()
     # Clips a killed run was building are footage too: they must not linger past retention.
     shutil.rmtree(clips_dir, ignore_errors=True)
@@ -94,6 +97,6 @@ async def run(runtime: Runtime) -> None:
 
     await node.stop()
     await server.stop(grace=2)
-    await nc.drain()
+    await bus.close(nc)
     await ingest_channel.close()
     engine.dispose()
