@@ -66,6 +66,8 @@ REFRESH_S = 5.0
 MONITOR_S = 60.0
 MONITOR_KEY = "task.authorisations"
 SCORE = {h.ONLINE: 1.0, h.DEGRADED: 0.5}
+# What a camera's streams and PTZ controller are made from: a change to any restarts the camera.
+RESTART_FIELDS = ("main_url", "sub_url", "transport", "ptz_driver", "ptz_url")
 
 
 @dataclass(frozen=True)
@@ -359,10 +361,7 @@ class IngestNode:
             if record is None:
                 continue  # removed: the balancer lets it go
             if record.updated_us != unit.record.updated_us:
-                await self._stop_unit(unit)
-                unit = CameraUnit(record, unit.since_us)
-                self.units[camera_id] = unit
-                await self._start_unit(unit)
+                unit = await self._apply_change(unit, record)
             refusal = self.refusal(record)
             self._watchdog(unit)
             if refusal and unit.streaming:
@@ -371,6 +370,26 @@ class IngestNode:
             elif refusal is None and not unit.streaming:
                 self._start_streams(unit)
             await self._report(unit, refusal)
+
+    async def _apply_change(self, unit: CameraUnit, record: CameraRecord) -> CameraUnit:
+        """A held camera's record changed: its streams restart only if what they read changed.
+
+        A name, a group, a position, a retention or an expected profile is taken as is (the rules
+        and the status read the new record from the next round on); a new URL, transport or PTZ
+        driver restarts the camera, and says so in its status: the recording's hole is then named
+        ("camera_reconfigured", archive/camera_gaps.py) instead of left without a reason.
+        """
+        changed = [name for name in RESTART_FIELDS if getattr(record, name) != getattr(unit.record, name)]
+        if not changed:
+            unit.record = record
+            return unit
+        await self._stop_unit(unit)
+        restarted = CameraUnit(record, unit.since_us)
+        restarted.status = unit.status
+        self.units[record.id] = restarted
+        await self._set_status(restarted, h.Status(h.CONNECTING, f"restarting: {', '.join(changed)} changed"))
+        await self._start_unit(restarted)
+        return restarted
 
     async def _report(self, unit: CameraUnit, refusal: str | None) -> None:
         record = unit.record

@@ -45,6 +45,11 @@ async def test_status_events_name_the_gaps(archive: ArchiveHarness, nats_url: st
     await status("cam-g", "connecting", T0_US + 20 * S)
     await status("cam-g", "offline", T0_US + 21 * S, "rtsp://***@10.0.0.7/s: Connection refused")  # same hole
     await status("cam-g", "online", T0_US + 40 * S)
+    # A camera restarted for a new URL: the hole until it streams again is named.
+    await h.record("cam-r", T0_US, 10)
+    await h.record("cam-r", T0_US + 11 * S, 9)
+    await status("cam-r", "connecting", T0_US + 10 * S, "restarting: main_url changed")
+    await status("cam-r", "online", T0_US + 11 * S)
     # Another camera is put in maintenance and stays there.
     await status("cam-m", "offline", T0_US + 5 * S, "camera is in maintenance")
     # Malformed payloads do not block the ones behind them.
@@ -65,6 +70,18 @@ async def test_status_events_name_the_gaps(archive: ArchiveHarness, nats_url: st
         [gap] = timeline.gaps
         assert gap.reason == "camera_offline" and "Connection refused" in gap.detail
         assert T0_US + 9 * S <= gap.start_us <= T0_US + 11 * S and T0_US + 39 * S <= gap.end_us <= T0_US + 41 * S
+
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            timeline = await h.stub.GetTimeline(
+                archive_pb2.TimelineRequest(camera_id="cam-r", start_us=T0_US, end_us=T0_US + 20 * S)
+            )
+            if [g.reason for g in timeline.gaps] == ["camera_reconfigured"]:
+                break
+            await asyncio.sleep(0.2)
+        assert [(g.reason, g.detail) for g in timeline.gaps] == [
+            ("camera_reconfigured", "restarting: main_url changed")
+        ]
 
         # Open gaps run to the end of the range asked ("offline since").
         for camera, reason in (("cam-m", "camera_maintenance"), ("cam-x", "authorisation_expired")):
@@ -88,3 +105,4 @@ def test_reasons_follow_ingests_words() -> None:
     assert camera_gaps.reason_of("no image for more than 10 s") == "camera_offline"
     assert camera_gaps.reason_of("camera is in maintenance") == "camera_maintenance"
     assert camera_gaps.reason_of("no prefectoral authorisation: the camera may not record") == "authorisation_expired"
+    assert camera_gaps.reason_of("restarting: main_url changed") == "camera_reconfigured"
