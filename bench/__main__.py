@@ -3,6 +3,9 @@
 Benchmarks print figures and ratios against a baseline measured in the same run, on the same
 input; they assert nothing (timings are not tests). latest.json is one flat object, figure name
 -> number, plus the machine and the date, so runs can be compared over time.
+
+`python -m bench faults buffer` runs only those benchmarks; their figures replace their own in
+latest.json, and the other benchmarks' figures stay.
 """
 
 import json
@@ -12,15 +15,22 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import archive, ingest, latency, masking, pipeline
+from bench import archive, buffer, faults, ingest, latency, masking, pipeline
 
-BENCHMARKS = [pipeline, ingest, archive, latency, masking]
+BENCHMARKS = [pipeline, ingest, archive, latency, masking, buffer, faults]
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
 
 
 def main() -> int:
-    figures: dict[str, float | str] = {}
+    wanted = set(sys.argv[1:])
+    unknown = wanted - {m.__name__.removeprefix("bench.") for m in BENCHMARKS}
+    if unknown:
+        print(f"no such benchmark: {', '.join(sorted(unknown))}", file=sys.stderr)
+        return 2
+    figures: dict[str, float | str] = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     for module in BENCHMARKS:
+        if wanted and module.__name__.removeprefix("bench.") not in wanted:
+            continue
         print(f"== {module.__name__}: {module.__doc__.strip().splitlines()[0]}", flush=True)
         for name, value in module.run().items():
             figures[name] = value

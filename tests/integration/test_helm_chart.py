@@ -384,6 +384,17 @@ def test_the_masked_frame_buffer_is_sized_by_values(release: Release) -> None:
         # The bundled cluster's JetStream holds the buffer beside the events and buckets.
         store = release.values["nats"]["cluster"]["jetstream"]["fileStore"]
         assert int(store.rstrip("G")) > buffer["maxGiB"], (store, buffer)
+        # The frames flowing through leave garbage in the server's heap: collected below its memory limit.
+        nats_set = release.kind("StatefulSet")["city-csu-nats"]
+        (container,) = nats_set["spec"]["template"]["spec"]["containers"]
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        units = {"KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30}
+
+        def size(text: str) -> int:
+            number, unit = re.fullmatch(r"(\d+)([A-Za-z]*)", text).groups()  # type: ignore[union-attr]
+            return int(number) * units.get(unit, 1)
+
+        assert size(env["GOMEMLIMIT"]) < size(container["resources"]["limits"]["memory"])
 
 
 def test_pod_security_restricted_everywhere(release: Release) -> None:
