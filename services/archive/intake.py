@@ -145,8 +145,8 @@ class CameraIntake:
         while not self._stopping.is_set():
             try:
                 messages = await self._sub.fetch(BATCH, timeout=1)
-            except (FetchTimeoutError, NatsTimeoutError):
-                continue
+            except (FetchTimeoutError, NatsTimeoutError, TimeoutError):
+                continue  # nothing new within the second (nats-py raises any of the three)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - NATS away or restarting: fetch again

@@ -22,11 +22,13 @@
   `_pending_loop` writes what waited for the database or NATS (index rows, events, proofs, gaps).
 
 The node is also the API's view of the recording side (`LiveSegments` in grpc_api.py): spooled
-and open segments, and the keys stored but not yet indexed.
+and open segments, and the keys stored but not yet indexed; a timeline asks the replica recording
+the camera for what it has not stored yet (`recording_spans`).
 """
 
 import asyncio
 import contextlib
+import json
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -40,7 +42,7 @@ from sqlalchemy import Engine
 
 from services.archive import camera_gaps, erasure_audit, index, lifecycle
 from services.archive.alarms import raise_alarm
-from services.archive.grpc_api import proof_message
+from services.archive.grpc_api import local_spans, proof_message
 from services.archive.holds import HoldBook
 from services.archive.intake import CameraIntake
 from services.archive.models import Gap
@@ -78,6 +80,12 @@ DRAIN_S = 12.0
 HANDOVER_DRAIN_S = 5.0
 REFRESH_S = 5.0
 INGEST_TIMEOUT_S = 5.0
+# A timeline waits this long for the replica recording the camera to say what it has not stored yet.
+SPANS_TIMEOUT_S = 0.5
+
+
+def recording_subject(prefix: str, camera_id: str) -> str:
+    return f"{prefix}.archive.recording.{camera_id}"
 
 
 class GapLog:
@@ -167,6 +175,27 @@ class ArchiveNode:
         builder = self.builders.get((camera_id, stream))
         return builder.open_segment() if builder is not None else None
 
+    async def recording_spans(self, camera_id: str, stream: str) -> list[tuple[int, int]]:
+        """What is recorded and not yet stored: here if this replica records the camera, else asked of
+        the replica that does (`<prefix>.archive.recording.<camera>`), so any replica's timeline shows
+        the last minutes as recorded. Nothing when nobody answers in time: the index's part stands."""
+        if self.holds_camera(camera_id) or self._nc is None:
+            return local_spans(self, camera_id, stream)
+        try:
+            answer = await self._nc.request(
+                recording_subject(self.prefix, camera_id), stream.encode(), timeout=SPANS_TIMEOUT_S
+            )
+            return [(int(a), int(b)) for a, b in json.loads(answer.data)]
+        except Exception:  # noqa: BLE001 - no holder, or a slow one: the stored footage is shown alone
+            return local_spans(self, camera_id, stream)
+
+    async def _on_spans_request(self, msg: Msg) -> None:
+        camera_id = msg.subject.rsplit(".", 1)[1]
+        if not self.holds_camera(camera_id):
+            return  # the holder answers
+        stream = msg.data.decode(errors="replace") or "main"
+        await msg.respond(json.dumps(local_spans(self, camera_id, stream)).encode())
+
     @property
     def spool_dir(self) -> Path:
         return self.recorder.spool_dir
@@ -208,6 +237,7 @@ class ArchiveNode:
             asyncio.create_task(camera_gaps.consume(js, self.prefix, self.engine, self.clock, self._stop)),
             asyncio.create_task(self._camera_loop()),
         ]
+        await nc.subscribe(recording_subject(self.prefix, "*"), cb=self._on_spans_request)
         self._balancing = asyncio.create_task(self._balancer.run(self._balancer_stop))
         log.info("archive replica running", replica=self.replica_id, cameras=len(self.cameras))
 

@@ -335,6 +335,8 @@ class Recorder:
             return 0
         done = 0
         for seg in [s for s in list(self._waiting.values()) if not self._may_store(s.camera_id)]:
+            if await self._expire(seg):
+                continue  # its retention passed while it waited: it goes, with its deletion proof
             try:
                 head = await asyncio.to_thread(index.last, self._engine, seg.camera_id, seg.stream)
                 if head is None or head.start_us <= seg.start_us:

@@ -75,8 +75,18 @@ def test_a_rolling_restart_of_two_archive_replicas_loses_nothing(platform: Platf
             process.start()
         for process in replicas.values():
             process.wait_ready(90)
-        wait_for(shared, 60, "the two cameras shared one each by the two replicas")
+        owners = wait_for(shared, 60, "the two cameras shared one each by the two replicas")
         wait_for(lambda: all(len(_segments(address, c)) >= 2 for c in CAMERAS), 90, "two stored segments per camera")
+        # Either replica's timeline shows what the other records and has not stored yet (asked of it).
+        elsewhere = next(c for c, owner in owners.items() if owner == "archive-b")
+
+        def live_edge() -> list[archive_pb2.Interval]:
+            now = to_us(datetime.now(UTC))
+            request = archive_pb2.TimelineRequest(camera_id=elsewhere, start_us=now - 60_000_000, end_us=now)
+            covered = _call(address, "GetTimeline", request).covered
+            return [c for c in covered if c.recording and c.end_us > now - 3_000_000]
+
+        wait_for(live_edge, 30, f"archive-a's timeline showing what archive-b records of {elsewhere}")
         first = {c: _segments(address, c)[0] for c in CAMERAS}
 
         for process in replicas.values():  # one after the other, each back before the next goes

@@ -226,3 +226,33 @@ def test_replicas_sharing_a_data_folder_get_distinct_slots_and_a_restart_gets_th
         for process in (first, second):
             process.kill()
             process.wait()
+
+
+async def test_a_nats_restart_suspends_a_lease_then_gives_it_back(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """NATS away past a lease's belief: the owner stops acting (holds() is false) without losing it;
+    renewed on the same revision once NATS is back, since nobody could write the key meanwhile."""
+    from tests.support.servers import RestartableNats
+
+    with RestartableNats(tmp_path / "nats") as server:
+        nc = await nats.connect(server.url, reconnect_time_wait=0.5, max_reconnect_attempts=-1)
+        try:
+            # Believed 6 s after each write, expired by the server 20 s after it.
+            manager = LeaseManager(nc.jetstream(), f"{nats_prefix()}_leases", "owner-0", ttl=20, margin=14)
+            await manager.start()
+            assert await manager.acquire("cam-1")
+            server.stop()
+            await asyncio.sleep(7)
+            assert not manager.holds("cam-1") and manager.suspended("cam-1")
+            assert not await manager.renew("cam-1")  # unreachable: still suspended, not lost
+            assert manager.suspended("cam-1")
+            server.start()
+            await until(lambda: manager.renew("cam-1"), 10, "the lease renewed once NATS is back")
+            assert manager.holds("cam-1") and not manager.suspended("cam-1")
+            other = LeaseManager(nc.jetstream(), manager.bucket, "owner-1", ttl=20)
+            await other.start()
+            assert not await other.acquire("cam-1")
+            history = await other.history()
+            assert [(e.owner, e.action) for e in history] == [("owner-0", "acquired"), ("owner-0", "renewed")]
+            assert overlaps(history) == []
+        finally:
+            await nc.close()
