@@ -5,7 +5,7 @@ input; they assert nothing (timings are not tests). latest.json is one flat obje
 -> number, plus the machine and the date, so runs can be compared over time.
 
 `python -m bench faults buffer` runs only those benchmarks; their figures replace their own in
-latest.json, and the other benchmarks' figures stay.
+latest.json (dated `date_buffer_faults`), and the other benchmarks' figures stay.
 """
 
 import json
@@ -38,7 +38,8 @@ def main() -> int:
     figures["machine"] = (
         f"{platform.node()} {platform.machine()} {os.cpu_count()} cpus, Python {sys.version.split()[0]}"
     )
-    figures["date"] = datetime.now(UTC).isoformat(timespec="seconds")
+    # A partial run dates its own figures; "date" stays that of the last full run.
+    figures["date_" + "_".join(sorted(wanted)) if wanted else "date"] = datetime.now(UTC).isoformat(timespec="seconds")
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(figures, indent=2) + "\n")
     print(f"figures written to {RESULTS}")
