@@ -1,8 +1,9 @@
 """`make bench`: run every benchmark, print its figures, write them all to results/latest.json.
 
 `python -m bench ways latency` runs only those benchmarks; every run merges its figures into
-latest.json (a figure it did not measure keeps its last value), with the date and machine of the
-run and the machine's load average when it started and ended (benches share the machine).
+latest.json (a figure it did not measure keeps its last value), with the machine and the load
+average when it started and ended (benches share the machine); a partial run is dated
+`date_<names>` (e.g. `date_buffer_faults`), "date" staying that of the last full run.
 
 Benchmarks print figures and ratios against a baseline measured in the same run, on the same
 input; they assert nothing (timings are not tests). latest.json is one flat object, figure name
@@ -16,9 +17,9 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import archive, ingest, latency, masking, pipeline, ways
+from bench import archive, buffer, faults, ingest, latency, masking, pipeline, ways
 
-BENCHMARKS = [pipeline, ingest, archive, latency, masking, ways]
+BENCHMARKS = [pipeline, ingest, archive, latency, masking, ways, buffer, faults]
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
 
 
@@ -40,9 +41,11 @@ def main() -> int:
     figures["machine"] = (
         f"{platform.node()} {platform.machine()} {os.cpu_count()} cpus, Python {sys.version.split()[0]}"
     )
-    figures["date"] = datetime.now(UTC).isoformat(timespec="seconds")
+    # A partial run dates its own figures; "date" stays that of the last full run.
+    suffix = "_" + "_".join(sorted(chosen)) if chosen else ""
+    figures["date" + suffix] = datetime.now(UTC).isoformat(timespec="seconds")
     figures["benchmarks_run"] = " ".join(chosen) or "all"
-    figures["load_average_1min_start_end"] = f"{load_before:.1f} {os.getloadavg()[0]:.1f}"
+    figures["load_average_1min_start_end" + suffix] = f"{load_before:.1f} {os.getloadavg()[0]:.1f}"
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(figures, indent=2) + "\n")
     print(f"figures written to {RESULTS}")

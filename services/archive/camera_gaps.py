@@ -7,6 +7,8 @@ replicas, turns them into `archive_gaps` records, which the timeline uses to nam
 - a camera going offline opens a gap at the event's `since_us`, its reason from ingest's words:
   "authorisation_expired" (no authorisation in force), "camera_maintenance" (taken out of service
   by a person) or "camera_offline" (the camera or its network failed), the words kept as detail;
+- a camera restarting because its source settings changed (ingest's "restarting: main_url
+  changed") opens one too: "camera_reconfigured", the hole until its first image again;
 - the camera streaming again (online, degraded or non-compliant) closes it at that event's `since_us`;
 - a camera going non-compliant (its stream measured below its profile or the norms, recorded all
   the same) opens a mark (timeline.NON_COMPLIANT) with ingest's words, which any other status
@@ -39,12 +41,16 @@ DURABLE = "archive-camera-status"
 KIND = "camera.status"
 # Far beyond any footage: the gap lasts until the camera comes back.
 OPEN_END_US = 2**62
-STATUS_REASONS = ("camera_offline", "camera_maintenance", "authorisation_expired")
+STATUS_REASONS = ("camera_offline", "camera_maintenance", "authorisation_expired", "camera_reconfigured")
+# How ingest words a restart for a changed configuration (services/ingest/node.py _apply_change).
+RESTARTING = "restarting"
 
 
 def reason_of(words: str) -> str:
     """The gap reason for ingest's status reason (services/ingest/registry.py recording_refusal)."""
     lowered = words.lower()
+    if lowered.startswith(RESTARTING):
+        return "camera_reconfigured"
     if "authorisation" in lowered:
         return "authorisation_expired"
     if lowered.startswith("camera is "):  # "camera is in maintenance", "camera is decommissioned"
@@ -69,7 +75,7 @@ def apply(engine: Engine, event: CameraStatusChanged, now_us: int) -> str:
             open_mark.end_us = max(event.since_us, open_mark.start_us)
             s.add(open_mark)
             done.append("unmarked")
-        if event.status == "offline":
+        if event.status == "offline" or (event.status == "connecting" and event.reason.startswith(RESTARTING)):
             if open_gap is None:
                 s.add(_record(event, reason_of(event.reason), now_us))
                 done.append("opened")

@@ -56,10 +56,23 @@ def to_message(row: Segment) -> archive_pb2.Segment:
     )
 
 
+def local_spans(live: "LiveSegments", camera_id: str, stream: str) -> list[tuple[int, int]]:
+    """(start, end) of a recording side's spooled segments and open segment for a camera."""
+    spans = [(s.start_us, s.end_us) for s in live.spooled(camera_id, stream)]
+    current = live.open_segment(camera_id, stream)
+    if current is not None and current.last_us > current.start_us:
+        spans.append((current.start_us, current.last_us))
+    return spans
+
+
 class LiveSegments(Protocol):
     """What the recording side has that the index does not yet: spooled and open segments."""
 
     def spooled(self, camera_id: str, stream: str) -> list[ClosedSegment]: ...
+
+    async def recording_spans(self, camera_id: str, stream: str) -> list[tuple[int, int]]:
+        """(start, end) of what is recorded and not yet stored, by whichever replica records the camera."""
+        ...
 
     def open_segment(self, camera_id: str, stream: str) -> OpenSegmentInfo | None: ...
 
@@ -184,12 +197,7 @@ class ArchiveApi(archive_pb2_grpc.ArchiveServiceServicer):
         cutoff = await asyncio.to_thread(self._cutoff_us, cam, start, end)
         stored = [(a, b) for a, b in stored if a >= cutoff]
         gap_rows = await asyncio.to_thread(index.gaps, self._engine, cam, stream, start, end)
-        spooled: list[tuple[int, int]] = []
-        if self._live is not None:
-            spooled = [(s.start_us, s.end_us) for s in self._live.spooled(cam, stream)]
-            current = self._live.open_segment(cam, stream)
-            if current is not None and current.last_us > current.start_us:
-                spooled.append((current.start_us, current.last_us))
+        spooled = await self._live.recording_spans(cam, stream) if self._live is not None else []
         timeline = build_timeline(
             start, end, stored, spooled, [KnownGap(g.start_us, g.end_us, g.reason, g.detail) for g in gap_rows]
         )

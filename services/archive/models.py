@@ -55,7 +55,8 @@ class Gap(SQLModel, table=True):
     start_us: int = Field(sa_column=Column(BigInteger, nullable=False))
     end_us: int = Field(sa_column=Column(BigInteger, nullable=False))
     # "storage_outage", "archive_restart", "object_missing"; from camera status events
-    # (camera_gaps.py) "camera_offline", "camera_maintenance", "authorisation_expired".
+    # (camera_gaps.py) "camera_offline", "camera_maintenance", "authorisation_expired",
+    # "camera_reconfigured".
     reason: str = Field(max_length=32)
     detail: str = Field(default="", max_length=512)
     created_us: int = Field(sa_column=Column(BigInteger, nullable=False))

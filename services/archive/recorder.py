@@ -12,7 +12,19 @@ segment's hash (the chain).
 - NATS away: the event waits in the same `pending` entry.
 
 An index row is only written once its object is stored, so no row ever points to a missing
-object. Segments left in the spool by a crash are queued again at start-up.
+object. Segments left in the spool by a crash are queued again at start-up, and the segment a
+crash interrupted is kept up to its last complete fragment (salvage.py).
+
+Replicas (node.py): a camera's segments are stored only by the replica holding its lease
+(`may_store`), so each camera's chain has one writer at a time, and its head is read again from
+the index when the camera is taken (`forget_head`). Stored means the frames can leave the
+masked-frame buffer: `on_stored` acknowledges them. A segment is stored once: an object already
+under its key (camera and start) with another segment's id means the camera was recorded from
+that instant already (a takeover replayed the same frames): ours is dropped, theirs stays.
+Segments of a camera this replica no longer holds wait ("parked", a handover while the store was
+away): once the holder has stored past them they go, as duplicates or as footage already covered,
+or, when the buffer had lost those frames, are stored late (`settle_parked`), so no footage is
+dropped that only this spool holds.
 
 Retention applies in the spool too: a segment still waiting when its start passes its camera's
 cutoff (the store away for that long, or the archive stopped with a persistent spool) is deleted
@@ -25,6 +37,7 @@ legal maximum before the database has ever been reached (an archive starting whi
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from nats.js import JetStreamContext
@@ -38,6 +51,7 @@ from services.archive.keys import segment_key
 from services.archive.metadata import object_metadata, row_for, row_from_metadata
 from services.archive.models import Segment
 from services.archive.retention import RetentionPolicy
+from services.archive.salvage import salvage
 from services.archive.segmenter import ClosedSegment
 from services.archive.spool import Spool
 from services.common import bus
@@ -56,6 +70,10 @@ BACKLOG = Gauge("csu_archive_backlog_segments", "Closed segments waiting to be s
 PENDING = Gauge("csu_archive_pending_segments", "Stored segments not yet indexed or announced")
 EXPIRED = Counter("csu_archive_spool_expired_total", "Spooled segments deleted unstored at retention", ["camera"])
 UNPROVED = Gauge("csu_archive_unproved_deletions", "Segments deleted whose deletion proof waits for the database")
+DUPLICATES = Counter(
+    "csu_archive_duplicate_segments_total", "Segments not stored: the camera was already recorded from that instant"
+)
+LATE = Counter("csu_archive_late_segments_total", "Segments stored after later ones of their camera (a handover)")
 
 RETRY_MIN_S, RETRY_MAX_S = 0.5, 10.0
 # Before storing can start, how often what waits in the spool is checked against retention.
@@ -73,6 +91,9 @@ class Recorder:
         clock: Clock,
         retention: RetentionPolicy,
         holds: HoldBook,
+        *,
+        may_store: Callable[[str], bool] | None = None,
+        on_stored: Callable[[ClosedSegment], Awaitable[None]] | None = None,
     ) -> None:
         self._spool = spool
         self._store = store
@@ -82,9 +103,12 @@ class Recorder:
         self._clock = clock
         self._retention = retention
         self._holds = holds
-        self._queue: asyncio.Queue[ClosedSegment] = asyncio.Queue()
-        # Submitted and not yet stored, by id: still readable from the spool (clips, timeline).
+        self._may_store = may_store or (lambda camera_id: True)
+        self._on_stored = on_stored
+        # Submitted and not yet stored, by id, in the order they closed: still readable from the
+        # spool (clips, timeline).
         self._waiting: dict[str, ClosedSegment] = {}
+        self._wake = asyncio.Event()
         # The hash of each (camera, stream)'s last stored segment: the next one's prev_sha256.
         self._heads: dict[tuple[str, str], str] = {}
         # Storing starts once the chain heads are known (after the start-up reconcile).
@@ -105,13 +129,20 @@ class Recorder:
             if head is not None:
                 self._heads[(camera_id, stream)] = head.sha256
 
+    def forget_head(self, camera_id: str, stream: str = "main") -> None:
+        """The camera was just taken: another replica may have stored since; read its head again."""
+        self._heads.pop((camera_id, stream), None)
+
     def recover(self) -> int:
-        """Queue the segments a previous run closed but did not store; drop half-written ones."""
+        """Queue what a previous run left: the segments it closed, and the complete fragments of those
+        it was writing (salvage.py); a media file with neither marker nor description goes."""
+        for marker in self._spool.open_markers():
+            salvage(self._spool.root, marker)
         ready = self._spool.closed()
         known = {s.id for s in ready}
         for media in self._spool.root.glob("*.mp4"):
             if media.stem not in known:
-                log.warning("dropping unfinished segment left by a crash", file=media.name)
+                log.warning("dropping a spool file no segment describes", file=media.name)
                 media.unlink()
         for seg in ready:
             self.submit(seg)
@@ -119,8 +150,11 @@ class Recorder:
 
     def submit(self, seg: ClosedSegment) -> None:
         self._waiting[seg.id] = seg
-        self._queue.put_nowait(seg)
-        BACKLOG.set(self._queue.qsize())
+        self._wake.set()
+        BACKLOG.set(len(self._waiting))
+
+    def waiting_for(self, camera_id: str) -> list[ClosedSegment]:
+        return [s for s in list(self._waiting.values()) if s.camera_id == camera_id]
 
     def spooled(self, camera_id: str, stream: str) -> list[ClosedSegment]:
         """Closed segments of the camera still waiting in the spool, in time order."""
@@ -132,6 +166,13 @@ class Recorder:
     def pending_keys(self) -> set[str]:
         return {p.key for p in self._spool.pending()}
 
+    def _next(self) -> ClosedSegment | None:
+        """The oldest-closed waiting segment this replica may store now."""
+        for seg in list(self._waiting.values()):
+            if self._may_store(seg.camera_id):
+                return seg
+        return None
+
     async def run(self) -> None:
         while not self.ready.is_set():
             # Nothing is stored before the chain heads are known (store or database away since the
@@ -141,10 +182,17 @@ class Recorder:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.ready.wait(), EXPIRY_CHECK_S)
         while True:
-            seg = await self._queue.get()
+            seg = self._next()
+            if seg is None:
+                self._wake.clear()
+                # Woken by a submission; a camera taken again makes its parked segments storable.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), 1.0)
+                continue
             delay = RETRY_MIN_S
-            # Checked before every attempt: a segment stuck behind a long outage expires meanwhile.
-            while seg.id in self._waiting and not await self._expire(seg):
+            # Checked before every attempt: a segment stuck behind a long outage expires meanwhile,
+            # and one whose camera was handed over meanwhile waits for its holder (settle_parked).
+            while seg.id in self._waiting and self._may_store(seg.camera_id) and not await self._expire(seg):
                 try:
                     await self._store_one(seg)
                     self._waiting.pop(seg.id, None)
@@ -153,12 +201,14 @@ class Recorder:
                     log.warning("segment not stored yet, retrying", segment=seg.id, error=str(exc), retry_in_s=delay)
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, RETRY_MAX_S)
-            self._queue.task_done()
-            BACKLOG.set(self._queue.qsize())
+            BACKLOG.set(len(self._waiting))
 
-    async def drain(self) -> None:
-        """Return once every submitted segment is stored."""
-        await self._queue.join()
+    async def drain(self, camera_id: str | None = None) -> None:
+        """Return once every segment this replica may store (of one camera, when given) is stored."""
+        while any(
+            self._may_store(s.camera_id) and camera_id in (None, s.camera_id) for s in list(self._waiting.values())
+        ):
+            await asyncio.sleep(0.05)
 
     async def _expire(self, seg: ClosedSegment) -> bool:
         """Delete a waiting segment whose start has passed its retention cutoff; True if it went."""
@@ -220,12 +270,40 @@ class Recorder:
             self._heads[key] = row.sha256 if row is not None else ""
         return self._heads[key]
 
-    async def _store_one(self, seg: ClosedSegment) -> None:
+    async def _already_stored(self, seg: ClosedSegment, key: str) -> bool:
+        """True when another segment is stored under this key: the camera was recorded from this instant."""
+        try:
+            info = await asyncio.to_thread(self._store.stat, key)
+        except ObjectNotFound:
+            return False
+        if (info.metadata or {}).get("segment-id") == seg.id:
+            return False  # our own earlier attempt (stored, then a failure before the index row)
+        DUPLICATES.inc()
+        log.warning("segment not stored: the camera is already recorded from its start", segment=seg.id, key=key)
+        self._forget(seg)
+        if self._on_stored is not None:
+            await self._on_stored(seg)  # its frames are in the store all the same
+        return True
+
+    def _forget(self, seg: ClosedSegment) -> None:
+        seg.media_path(self._spool.root).unlink(missing_ok=True)
+        seg.description_path(self._spool.root).unlink(missing_ok=True)
+        self._waiting.pop(seg.id, None)
+
+    async def _store_one(self, seg: ClosedSegment, late: bool = False) -> None:
         key = segment_key(seg.camera_id, seg.start_us)
         media = seg.media_path(self._spool.root)
-        prev = await self._head(seg.camera_id, seg.stream)
+        if await self._already_stored(seg, key):
+            return
+        if late:
+            # After later segments of its camera: chained to the one before it in time.
+            before = await asyncio.to_thread(index.predecessor, self._engine, seg.camera_id, seg.stream, seg.start_us)
+            prev = before.sha256 if before is not None else ""
+        else:
+            prev = await self._head(seg.camera_id, seg.stream)
         await asyncio.to_thread(self._store.put_file, key, media, object_metadata(seg, prev), "video/mp4")
-        self._heads[(seg.camera_id, seg.stream)] = seg.sha256
+        if not late:
+            self._heads[(seg.camera_id, seg.stream)] = seg.sha256
         row = row_for(seg, key, prev, to_us(self._clock.now()))
         try:
             await asyncio.to_thread(index.insert, self._engine, row)
@@ -242,6 +320,44 @@ class Recorder:
         STORED.labels(seg.camera_id).inc()
         STORED_BYTES.labels(seg.camera_id).inc(seg.bytes)
         log.info("segment stored", camera=seg.camera_id, segment=seg.id, key=key, frames=seg.frames, bytes=seg.bytes)
+        if self._on_stored is not None:
+            await self._on_stored(seg)
+
+    async def settle_parked(self) -> int:
+        """Decide on the waiting segments of cameras this replica no longer holds; how many went.
+
+        Each waits until the camera's holder has stored past its start. Then it is a duplicate (the
+        holder recorded the same frames again from the buffer: same start, dropped when storing),
+        or covered by what the holder stored (dropped), or footage the buffer no longer had when
+        the holder took over: stored late, in its place in time.
+        """
+        if not self.ready.is_set():
+            return 0
+        done = 0
+        for seg in [s for s in list(self._waiting.values()) if not self._may_store(s.camera_id)]:
+            if await self._expire(seg):
+                continue  # its retention passed while it waited: it goes, with its deletion proof
+            try:
+                head = await asyncio.to_thread(index.last, self._engine, seg.camera_id, seg.stream)
+                if head is None or head.start_us <= seg.start_us:
+                    continue  # the holder has not got this far yet
+                spans = await asyncio.to_thread(
+                    index.spans, self._engine, seg.camera_id, seg.stream, seg.start_us, seg.end_us
+                )
+                if _covers(spans, seg.start_us, seg.end_us):
+                    log.info("parked segment recorded by the camera's holder: dropped", segment=seg.id)
+                    self._forget(seg)
+                else:
+                    LATE.inc()
+                    log.warning("parked segment stored late: the buffer no longer had it", segment=seg.id)
+                    await self._store_one(seg, late=True)
+                    self._waiting.pop(seg.id, None)
+                done += 1
+            except Exception as exc:  # noqa: BLE001 - store or database away: next round
+                log.info("parked segments wait", error=str(exc) or type(exc).__name__)
+                break
+        BACKLOG.set(len(self._waiting))
+        return done
 
     async def _announce(self, row: Segment) -> bool:
         if self._js is None:
@@ -284,6 +400,16 @@ class Recorder:
             done += 1
         PENDING.set(len(self._spool.pending()))
         return done
+
+
+def _covers(spans: list[tuple[int, int]], start_us: int, end_us: int, slack_us: int = 250_000) -> bool:
+    """Whether the stored spans cover [start_us, end_us) but for holes under `slack_us` (frame jitter)."""
+    cursor = start_us
+    for a, b in spans:
+        if a - cursor > slack_us:
+            return False
+        cursor = max(cursor, b)
+    return end_us - cursor <= slack_us
 
 
 def expire_past_legal(spool: Spool, now_us: int) -> int:

@@ -9,10 +9,20 @@ A segment starts on a keyframe and is written to the spool as it grows. It ends:
 - when the capture times jump forward by more than the gap threshold, or when no packet has
   arrived for that long (the camera went silent): the hole is a gap in the index.
 A closed segment's bytes and description stay in the spool until they are stored and indexed.
+A segment cut on a keyframe ends exactly where the next one starts (its last frame lasts until
+that keyframe), so a recording resumed from that keyframe touches it.
 
-Spool files of one segment: `<id>.mp4` (the bytes, growing while open), `<id>.open` (camera and
-start, written when it opens and removed when it closes: after a crash it says which camera lost
-what), `<id>.json` (the description, written once the bytes are complete).
+`seal` ends the open segment at its last complete fragment instead (a camera handed over, a stop):
+the frames after it are still in the masked-frame buffer and whoever records the camera next
+starts again from that keyframe (intake.py), so nothing is recorded twice and nothing is lost.
+
+Each packet may carry an `ack`: what acknowledges it in the masked-frame buffer. A closed segment
+carries the ack of its last packet, to be sent once it is stored.
+
+Spool files of one segment: `<id>.mp4` (the bytes, growing while open), `<id>.open` (camera,
+start and mask version, written when it opens and removed when it closes: after a crash it lets
+salvage.py keep the complete fragments), `<id>.json` (the description, written once the bytes are
+complete).
 """
 
 import hashlib
@@ -26,7 +36,7 @@ from pathlib import Path
 from prometheus_client import Counter
 
 from services.common import h264
-from services.common.fmp4 import Fmp4Writer
+from services.common.fmp4 import Fmp4Writer, scan
 from services.common.pb.csu.v1.frame_pb2 import FramePacket
 
 DROPPED = Counter("csu_archive_dropped_packets_total", "Masked packets not recorded", ["camera", "reason"])
@@ -61,6 +71,8 @@ class ClosedSegment:
     frames: int
     mask_version: str
     fully_masked: bool
+    # What acknowledges the segment's last packet in the masked-frame buffer ("" when unknown).
+    ack: str = ""
 
     def media_path(self, spool: Path) -> Path:
         return spool / f"{self.id}.mp4"
@@ -84,8 +96,12 @@ class _HashingFile:
         self._file = path.open("wb")
         self.sha256 = hashlib.sha256()
         self.size = 0
+        # Sealed: what the muxer still writes (the fragment in progress, the trailer) is dropped.
+        self.sealed = False
 
     def write(self, data: bytes) -> int:
+        if self.sealed:
+            return len(data)
         self._file.write(data)
         # Straight to the OS, so the segment being written is readable up to its last fragment
         # (live-to-recent playback reads it).
@@ -101,12 +117,20 @@ class _HashingFile:
 
 
 class _OpenSegment:
-    def __init__(self, spool: Path, first: FramePacket) -> None:
+    def __init__(self, spool: Path, first: FramePacket, ack: str) -> None:
         self.id = uuid.uuid4().hex
         self.path = spool / f"{self.id}.mp4"
         self.marker = open_marker_path(spool, self.id)
         self.marker.write_text(
-            json.dumps({"camera_id": first.camera_id, "stream": first.stream, "start_us": first.capture_time_us})
+            json.dumps(
+                {
+                    "camera_id": first.camera_id,
+                    "stream": first.stream,
+                    "start_us": first.capture_time_us,
+                    "mask_version": first.mask_version,
+                    "fully_masked": first.fully_masked,
+                }
+            )
         )
         self.file = _HashingFile(self.path)
         self.writer = Fmp4Writer(self.file, first)
@@ -116,11 +140,18 @@ class _OpenSegment:
         self.start_us = first.capture_time_us
         self.last_us = first.capture_time_us
         self.last_arrival = time.monotonic()
+        self.ack = ack
+        # (capture time of each keyframe after the first, ack of the packet just before it): where
+        # a sealed segment ends, and what acknowledges its last packet.
+        self.fragment_starts: list[tuple[int, str]] = []
 
-    def add(self, packet: FramePacket) -> None:
+    def add(self, packet: FramePacket, ack: str) -> None:
+        if packet.keyframe:
+            self.fragment_starts.append((packet.capture_time_us, self.ack))
         self.writer.write(packet)
         self.last_us = packet.capture_time_us
         self.last_arrival = time.monotonic()
+        self.ack = ack
 
 
 class SegmentBuilder:
@@ -133,7 +164,7 @@ class SegmentBuilder:
         self._gap_s = gap_s
         self._open: _OpenSegment | None = None
 
-    def add(self, packet: FramePacket) -> list[ClosedSegment]:
+    def add(self, packet: FramePacket, ack: str = "") -> list[ClosedSegment]:
         closed: list[ClosedSegment] = []
         seg = self._open
         if seg is not None:
@@ -146,15 +177,17 @@ class SegmentBuilder:
             )
             long_enough = packet.keyframe and packet.capture_time_us - seg.start_us >= self._duration_us
             if must_cut or long_enough:
-                closed.append(self._close())
+                # Recording goes on from this packet: the last frame lasts until it.
+                follows = 0 < packet.capture_time_us - seg.last_us <= self._gap_us
+                closed.append(self._close(packet.capture_time_us if follows else None))
                 seg = None
             else:
-                seg.add(packet)
+                seg.add(packet, ack)
                 return closed
         if not (packet.keyframe and h264.has_parameter_sets(packet.data)):
             DROPPED.labels(self.camera_id, "waiting_for_keyframe").inc()
             return closed
-        self._open = _OpenSegment(self._spool, packet)
+        self._open = _OpenSegment(self._spool, packet, ack)
         return closed
 
     def close_if_idle(self) -> ClosedSegment | None:
@@ -166,6 +199,30 @@ class SegmentBuilder:
     def close(self) -> ClosedSegment | None:
         return self._close() if self._open is not None else None
 
+    def seal(self) -> ClosedSegment | None:
+        """End the open segment at its last complete fragment; None when it has none (nothing kept).
+
+        The fragment being written is dropped: its frames are recorded again by whoever takes the
+        camera next, from its keyframe (see the module's docstring).
+        """
+        seg = self._open
+        if seg is None:
+            return None
+        self._open = None
+        seg.file.sealed = True
+        seg.writer.close()
+        seg.file.close()
+        with seg.path.open("rb") as file:
+            found = scan(file)
+        if found.fragments == 0 or found.complete_bytes != seg.file.size:
+            seg.path.unlink(missing_ok=True)
+            seg.marker.unlink(missing_ok=True)
+            return None
+        end_us = seg.start_us + found.end_ticks * 1_000_000 // found.timescale
+        # The fragment after the last complete one starts on a keyframe at end_us (to the tick).
+        ack = next((a for at, a in seg.fragment_starts if at >= end_us - 1_000), seg.ack)
+        return self._describe(seg, end_us, found.complete_bytes, found.frames, ack)
+
     def open_segment(self) -> OpenSegmentInfo | None:
         seg = self._open
         if seg is None:
@@ -174,23 +231,27 @@ class SegmentBuilder:
             seg.id, self.camera_id, self.stream, seg.path, seg.start_us, seg.last_us, seg.mask_version
         )
 
-    def _close(self) -> ClosedSegment:
+    def _close(self, next_us: int | None = None) -> ClosedSegment:
         seg = self._open
         assert seg is not None
         self._open = None
-        seg.writer.close()
+        seg.writer.close(next_us)
         seg.file.close()
+        return self._describe(seg, seg.writer.end_us, seg.file.size, seg.writer.frames, seg.ack)
+
+    def _describe(self, seg: _OpenSegment, end_us: int, size: int, frames: int, ack: str) -> ClosedSegment:
         closed = ClosedSegment(
             id=seg.id,
             camera_id=self.camera_id,
             stream=self.stream,
             start_us=seg.start_us,
-            end_us=seg.writer.end_us,
-            bytes=seg.file.size,
+            end_us=end_us,
+            bytes=size,
             sha256=seg.file.sha256.hexdigest(),
-            frames=seg.writer.frames,
+            frames=frames,
             mask_version=seg.mask_version,
             fully_masked=seg.fully_masked,
+            ack=ack,
         )
         closed.save_description(self._spool)
         seg.marker.unlink(missing_ok=True)

@@ -1,10 +1,10 @@
 """The archive's local spool (data_dir/spool/archive): segments on their way to the object store.
 
-    <id>.mp4 / <id>.open / <id>.json   a segment being written or waiting to be stored (segmenter.py)
+    <id>.mp4 / <id>.open / <id>.json   a segment being written or waiting to be stored (segmenter.py);
+                                       an `.open` left by a crash is salvaged at start (salvage.py)
     pending/<id>.json                  stored in the object store, not yet indexed or announced
     unproved/<id>.json                 deleted unstored at the legal maximum while the database was
                                        away: the description its deletion proof is still owed for
-    state/stopped.json                 written at a clean stop: each camera's last recorded instant
 
 The spool is bounded (CSU_ARCHIVE_SPOOL_MAX_BYTES): when the store is away, segments wait here and
 leave in order when it returns. Its usage counts every segment file (open ones included); past
@@ -36,24 +36,13 @@ class Pending:
     indexed: bool
 
 
-@dataclass(frozen=True)
-class OrphanMarker:
-    """A segment that was open when the previous run died: its recording was lost."""
-
-    segment_id: str
-    camera_id: str
-    stream: str
-    start_us: int
-
-
 class Spool:
     def __init__(self, root: Path, max_bytes: int) -> None:
         self.root = root
         self.max_bytes = max_bytes
         self.pending_dir = root / "pending"
         self.unproved_dir = root / "unproved"
-        self.state_dir = root / "state"
-        for folder in (root, self.pending_dir, self.unproved_dir, self.state_dir):
+        for folder in (root, self.pending_dir, self.unproved_dir):
             folder.mkdir(parents=True, exist_ok=True)
 
     def usage(self) -> int:
@@ -128,37 +117,18 @@ class Spool:
 
     # -- what a previous run left ------------------------------------------------------------
 
-    def take_orphan_markers(self) -> list[OrphanMarker]:
-        """Open-segment markers whose segment never closed (the process died), then removed."""
-        orphans = []
-        for marker in self.root.glob("*.open"):
-            segment_id = marker.stem
-            if not (self.root / f"{segment_id}.json").exists():
-                try:
-                    data = json.loads(marker.read_text())
-                    orphans.append(OrphanMarker(segment_id, data["camera_id"], data["stream"], int(data["start_us"])))
-                except (OSError, ValueError, KeyError):
-                    pass
-            marker.unlink(missing_ok=True)
-        return orphans
+    def open_markers(self) -> list[Path]:
+        """Markers of segments that were being written when the previous run died.
 
-    def write_stopped(self, last_us: dict[tuple[str, str], int], stopped_us: int) -> None:
-        document = {"stopped_us": stopped_us, "cameras": [[c, s, t] for (c, s), t in last_us.items()]}
-        path = self.state_dir / "stopped.json"
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(document))
-        tmp.replace(path)
-
-    def take_stopped(self) -> list[tuple[str, str, int]]:
-        """(camera, stream, last recorded instant) of the previous clean stop, then forgotten."""
-        path = self.state_dir / "stopped.json"
-        try:
-            document = json.loads(path.read_text())
-        except (OSError, ValueError):
-            return []
-        finally:
-            path.unlink(missing_ok=True)
-        return [(c, s, int(t)) for c, s, t in document.get("cameras", [])]
+        A marker beside its segment's description is one a crash left between the two writes: the
+        segment closed, the marker goes."""
+        found = []
+        for marker in sorted(self.root.glob("*.open")):
+            if (self.root / f"{marker.stem}.json").exists():
+                marker.unlink(missing_ok=True)
+            else:
+                found.append(marker)
+        return found
 
 
 class SpoolMonitor:

@@ -1,8 +1,13 @@
-"""NATS connection and the durable event stream.
+"""NATS connection, the durable event stream and the masked-frame buffer.
 
 Frames travel on core NATS: they are many, small and perishable, and a consumer that falls behind
 must lose frames rather than stall a camera. Events travel on JetStream: a consumer acks them, and
 none is lost across restarts.
+
+Masked main-stream frames are also kept, for a bounded window, by a JetStream stream of their own
+(`masked_stream`): masking still publishes them on core NATS (a camera never waits for storage),
+the server keeps a copy, and the archive records from that copy (archive/intake.py), so an archive
+restart, rollout or handover shorter than the window loses nothing. Raw frames are never kept.
 """
 
 import asyncio
@@ -14,7 +19,15 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StreamConfig
+from nats.js.api import (
+    AckPolicy,
+    ConsumerConfig,
+    DeliverPolicy,
+    DiscardPolicy,
+    RetentionPolicy,
+    StorageType,
+    StreamConfig,
+)
 from nats.js.errors import BadRequestError, FetchTimeoutError, NotFoundError
 
 from services.common import subjects
@@ -94,6 +107,35 @@ async def ensure_events_stream(js: JetStreamContext, prefix: str) -> None:
         except BadRequestError:
             # Another service created it between our two calls.
             await js.stream_info(config.name)
+
+
+async def ensure_masked_stream(js: JetStreamContext, prefix: str, window_s: float, max_bytes: int) -> None:
+    """Create (or bring to these limits) the stream keeping the last `window_s` of masked main streams.
+
+    Limits, not acks, decide what goes: the oldest frames leave once past the window or the byte
+    budget, whether or not the archive has read them (it records what it read, and a stream that
+    kept unread frames forever would fill the disk while the archive is down). Files, not memory:
+    a NATS restart keeps the window, and its RAM cost stays the server's block cache.
+    """
+    config = StreamConfig(
+        name=subjects.masked_stream(prefix),
+        subjects=[subjects.masked(prefix, "*", "main")],
+        retention=RetentionPolicy.LIMITS,
+        discard=DiscardPolicy.OLD,
+        storage=StorageType.FILE,
+        max_age=window_s,
+        max_bytes=max_bytes,
+        max_msg_size=MAX_PAYLOAD_HINT,
+    )
+    try:
+        current = await js.stream_info(config.name)
+        if (current.config.max_age, current.config.max_bytes) != (config.max_age, config.max_bytes):
+            await js.update_stream(config)
+    except NotFoundError:
+        try:
+            await js.add_stream(config)
+        except BadRequestError:
+            await js.stream_info(config.name)  # another service created it between our two calls
 
 
 async def publish_event(js: JetStreamContext, prefix: str, kind: str, payload: bytes) -> None:

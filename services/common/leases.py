@@ -14,6 +14,11 @@ Why there are never two owners at once:
   the server cannot expire the entry (and nobody can take it) before the old owner has stopped
   believing. `holds()` is that belief: work done for a key checks it (ingest checks it before
   publishing every packet), so no work happens outside the lease even if the owner stalls.
+- A belief that lapsed because NATS could not be reached (a NATS restart) is suspended, not lost:
+  the work pauses (`holds()` is false) but is not torn down, and the next renewal, still a
+  compare-and-set on the revision the owner last wrote, takes it up again if nobody wrote the key
+  meanwhile, which proves nobody else held it. Without this a 5 s NATS restart made every replica
+  drop every camera and the fleet reshuffled (15 s lost per camera instead of the outage).
 
 History: every acquire, renew, release and loss is appended to a JetStream stream with the owner's
 wall-clock time and the end of its belief (`valid_until_us`), so a test (or an auditor) can check
@@ -22,14 +27,23 @@ from the record that no key ever had two believing owners (`overlaps`).
 Fair sharing (`LeaseBalancer`): replicas register a membership lease; each takes free keys up to
 ceil(keys / members) and gives back what it holds beyond that, so a new replica gets work and a
 dead one's keys are spread over the survivors.
+
+A restarted replica takes its own leases back at once (`adopt`) instead of waiting out their TTL:
+a replica's name is stable across restarts (`replica_id`: the host name, which is the pod's, and
+the first free slot of the data folder, held by an flock while the process lives), so the leases
+a killed process left under that name are known to be dead (the lock was free) and ours.
 """
 
 import asyncio
+import fcntl
 import json
 import math
+import os
+import socket
 import time
 from collections.abc import Awaitable, Callable, Collection, Iterable
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import nats.js.errors
 from nats.js import JetStreamContext
@@ -68,6 +82,58 @@ class LeaseEvent:
 
 def _wall_us() -> int:
     return time.time_ns() // 1000
+
+
+def _owner(value: bytes | None) -> str:
+    try:
+        return str(json.loads(value or b"{}").get("owner", ""))
+    except ValueError:
+        return ""
+
+
+# The slot locks this process holds (kept open: closing a file descriptor releases its flock).
+_SLOTS: dict[str, int] = {}
+MAX_SLOTS = 64
+
+
+def replica_slot(service: str, data_dir: Path) -> int | None:
+    """This process's slot among the replicas of `service` sharing `data_dir` (None: no writable folder).
+
+    An flock on `<data_dir>/run/<service>-<n>.lock`, the first free n, held while the process
+    lives: replicas sharing a host and a data folder (`make run`, tests) get distinct slots, and a
+    process restarted after a crash gets the one the dead process held.
+    """
+    if service in _SLOTS:
+        return _SLOTS[service]
+    folder = data_dir / "run"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        for slot in range(MAX_SLOTS):
+            fd = os.open(folder / f"{service}-{slot}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                continue
+            _SLOTS[service] = slot
+            return slot
+    except OSError as exc:
+        log.warning("no replica slot in the data folder", service=service, error=str(exc))
+    return None
+
+
+def replica_id(service: str, data_dir: Path, configured: str = "") -> str:
+    """This replica's name in leases: `configured` when set, else host name + its slot (`replica_slot`).
+
+    So a process restarted after a crash has the dead one's name, hence its leases back at once
+    (`adopt`). In Kubernetes the host name is the pod's: a restarted container keeps it. Without a
+    writable data folder: host name and process id (a restart then waits for the leases' TTL).
+    """
+    if configured:
+        return configured
+    host = socket.gethostname().split(".")[0].replace("_", "-")[:48] or "host"
+    slot = replica_slot(service, data_dir)
+    return f"{host}-{slot}" if slot is not None else f"{host}-{os.getpid()}"[:64]
 
 
 def overlaps(events: Iterable[LeaseEvent]) -> list[str]:
@@ -189,34 +255,78 @@ class LeaseManager:
         await self._record(key, "acquired", revision, sent_us, until_us)
         return True
 
+    async def adopt(self, keys: Collection[str]) -> list[str]:
+        """Take back those of `keys` that an earlier process of this replica held (see `replica_id`).
+
+        Each is renewed on the revision found, so if anyone else took one meanwhile the renewal
+        fails and it stays theirs. Returns the keys taken back.
+        """
+        adopted = []
+        for key, (owner, revision) in (await self.entries()).items():
+            if owner != self.owner_id or key in self._held or key not in keys:
+                continue
+            sent, sent_us = time.monotonic(), _wall_us()
+            until_us = sent_us + int((self.ttl - self.margin) * 1e6)
+            try:
+                new_revision = await self.kv.update(LEASE + key, self._value(until_us), last=revision)
+            except Exception:  # noqa: BLE001 - taken or expired meanwhile: not ours any more
+                continue
+            self._held[key] = (new_revision, sent + self.ttl - self.margin)
+            await self._record(key, "acquired", new_revision, sent_us, until_us)
+            adopted.append(key)
+        if adopted:
+            log.info("leases of a previous run of this replica taken back", keys=len(adopted))
+        return adopted
+
     async def renew(self, key: str) -> bool:
-        """Extend our lease on key; False (and the lease dropped) when it was lost."""
+        """Extend our lease on key; False when we do not hold it now (lost, or suspended: see below).
+
+        A compare-and-set on the revision we last wrote, even once our belief has lapsed: it only
+        succeeds if nobody wrote the key since, so nobody else can have held it meanwhile.
+        """
         held = self._held.get(key)
         if held is None:
-            return False
-        if time.monotonic() >= held[1]:
-            await self._drop(key, held[0])
             return False
         sent, sent_us = time.monotonic(), _wall_us()
         until_us = sent_us + int((self.ttl - self.margin) * 1e6)
         try:
-            revision = await self.kv.update(LEASE + key, self._value(until_us), last=held[0])
+            try:
+                revision = await self.kv.update(LEASE + key, self._value(until_us), last=held[0])
+            except nats.js.errors.KeyWrongLastSequenceError:
+                # A renewal sent while NATS was away may have been delivered after we gave up on it
+                # (nats-py sends what it buffered on reconnect): the entry is then ours, one revision on.
+                entry = await self.kv.get(LEASE + key)
+                if _owner(entry.value) != self.owner_id:
+                    raise
+                revision = await self.kv.update(LEASE + key, self._value(until_us), last=entry.revision)
+        except nats.js.errors.ServiceUnavailableError:
+            return self._unreachable(key)  # JetStream not back yet after a restart
         except (nats.js.errors.KeyWrongLastSequenceError, nats.js.errors.APIError):
-            await self._drop(key, held[0])
+            await self._drop(key, held[0])  # written by someone else, or gone: lost
             return False
-        except Exception:  # noqa: BLE001 - NATS unreachable: keep believing until our deadline only
-            log.warning("lease renewal failed; retrying until the lease runs out", key=key)
-            return self.holds(key)
+        except Exception:  # noqa: BLE001 - NATS unreachable: believe until our deadline only
+            return self._unreachable(key)
         if key in self._held:
             self._held[key] = (revision, sent + self.ttl - self.margin)
             await self._record(key, "renewed", revision, sent_us, until_us)
         return True
 
+    def _unreachable(self, key: str) -> bool:
+        if self.holds(key):
+            log.warning("lease renewal failed; retrying until the lease runs out", key=key)
+            return True
+        log.warning("lease suspended: NATS unreachable past its lifetime; renewed if nobody took it", key=key)
+        return False
+
+    def suspended(self, key: str) -> bool:
+        """Our belief in key lapsed while NATS was unreachable: work pauses, the next renewal decides."""
+        return key in self._held and not self.holds(key)
+
     async def renew_all(self) -> list[str]:
-        """Renew every lease; the keys lost."""
+        """Renew every lease; the keys lost (suspended ones are not: they may come back)."""
         keys = list(self._held)
-        results = await asyncio.gather(*(self.renew(k) for k in keys))
-        return [k for k, ok in zip(keys, results, strict=True) if not ok]
+        await asyncio.gather(*(self.renew(k) for k in keys))
+        return [k for k in keys if k not in self._held]
 
     async def release(self, key: str) -> None:
         """Give key back at once (after the work for it has stopped)."""
@@ -286,11 +396,7 @@ class LeaseManager:
                 if msg.headers and (msg.headers.get("KV-Operation") or msg.headers.get("Nats-Marker-Reason")):
                     result.pop(key, None)
                 else:
-                    try:
-                        owner = json.loads(msg.data or b"{}").get("owner", "")
-                    except ValueError:
-                        owner = ""
-                    result[key] = (owner, msg.metadata.sequence.stream)
+                    result[key] = (_owner(msg.data), msg.metadata.sequence.stream)
                 if received >= expected and msg.metadata.num_pending:
                     expected = received + msg.metadata.num_pending  # written while we read: take them too
         finally:
@@ -371,7 +477,8 @@ class LeaseBalancer:
             for key in await self.leases.renew_all():
                 log.warning("lease lost", key=key)
         for key in list(self._running):
-            if not self.leases.holds(key):
+            # Suspended work stays set up (it checks holds() and pauses) until renewal decides.
+            if not self.leases.holds(key) and not self.leases.suspended(key):
                 self._running.discard(key)
                 await self._on_lost(key)
         members = await self._membership()
@@ -395,6 +502,13 @@ class LeaseBalancer:
                 await self._on_acquired(key)
 
     async def run(self, stop: asyncio.Event) -> None:
+        # What an earlier process of this replica held is ours again at once (no TTL to wait out).
+        try:
+            for key in await self.leases.adopt(set(self._wanted())):
+                self._running.add(key)
+                await self._on_acquired(key)
+        except Exception as exc:  # noqa: BLE001 - the normal rounds take them after their TTL
+            log.warning("leases of a previous run not taken back", error=str(exc) or type(exc).__name__)
         # Let replicas starting together see each other before anyone takes everything.
         try:
             await self._membership()

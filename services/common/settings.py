@@ -118,6 +118,25 @@ class Settings(BaseSettings):
     archive_sweep_batch: int = Field(
         1000, ge=1, le=1000, description="Segments deleted per batch (one S3 multi-object delete)."
     )
+    masked_buffer_s: float = Field(
+        180.0,
+        ge=30,
+        le=3600,
+        description="How long masked main-stream frames stay in NATS JetStream for the archive: an archive "
+        "restart, rollout or handover shorter than this loses nothing. Masked frames only; raw ones are never kept.",
+    )
+    masked_buffer_max_bytes: int = Field(
+        512 * 1024**2,
+        ge=16 * 1024**2,
+        description="Disk the masked-frame buffer may take in JetStream (all cameras): past it the oldest frames "
+        "go first and the window shrinks. Size it cameras x bitrate x CSU_MASKED_BUFFER_S (chart README).",
+    )
+    archive_replica_id: str = Field(
+        "",
+        pattern=r"^[A-Za-z0-9_-]{0,64}$",
+        description="Name of this archive replica in camera leases (unique per replica). Empty: host name and a "
+        "slot of the data folder, so a restarted replica takes its leases back at once.",
+    )
     archive_reconcile_hours: float = Field(
         24.0, gt=0, le=24 * 31, description="Recent hours the start-up reconcile compares between index and store."
     )
@@ -141,7 +160,8 @@ class Settings(BaseSettings):
     ingest_replica_id: str = Field(
         "",
         pattern=r"^[A-Za-z0-9_-]{0,64}$",
-        description="Name of this ingest replica in leases and statuses. Empty: host name and process id.",
+        description="Name of this ingest replica in leases and statuses (unique per replica). Empty: host name and a "
+        "slot of the data folder, so a restarted replica takes its leases back at once.",
     )
     lease_ttl_s: float = Field(
         8.0, ge=2, le=60, description="Camera lease lifetime: a dead ingest replica's cameras move after this."
@@ -170,7 +190,8 @@ class Settings(BaseSettings):
     masking_replica_id: str = Field(
         "",
         pattern=r"^[A-Za-z0-9_-]{0,64}$",
-        description="Name of this masking replica in camera leases. Empty: host name and process id.",
+        description="Name of this masking replica in camera leases (unique per replica). Empty: host name and a "
+        "slot of the data folder, so a restarted replica takes its leases back at once.",
     )
     mask_margin_px: int = Field(
         4, ge=3, le=64, description="Masks grow by this many pixels (then to whole macroblocks) before filling."

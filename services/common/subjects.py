@@ -4,6 +4,9 @@
     <prefix>.masked.<camera>.<stream>   masked packets: archive and gateway subscribe
     <prefix>.events.<kind>...           durable events, held by the JetStream stream events_stream()
 
+The masked main streams are also kept for a bounded window by the JetStream stream masked_stream(),
+which the archive records from (raw frames are never kept anywhere).
+
 The prefix is "csu" in production; tests use their own so runs on a shared server never meet.
 """
 
@@ -35,3 +38,8 @@ def event(prefix: str, kind: str) -> str:
 def events_stream(prefix: str) -> str:
     """Name of the JetStream stream capturing <prefix>.events.>."""
     return f"{prefix.upper().replace('-', '_')}_EVENTS"
+
+
+def masked_stream(prefix: str) -> str:
+    """Name of the JetStream stream keeping the last minutes of <prefix>.masked.*.main (the archive's buffer)."""
+    return f"{prefix.upper().replace('-', '_')}_MASKED"

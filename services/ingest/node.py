@@ -22,8 +22,6 @@ decides validity and expiry (the same in production; a ManualClock in tests).
 import asyncio
 import contextlib
 import json
-import os
-import socket
 import threading
 import time
 from dataclasses import dataclass
@@ -37,6 +35,7 @@ from prometheus_client import Gauge
 from services.common import bus
 from services.common.clock import Clock, to_us
 from services.common.leases import HANDOVER_S, LeaseBalancer, LeaseManager
+from services.common.leases import replica_id as lease_replica_id
 from services.common.log import get_logger
 from services.common.pb.csu.v1.events_pb2 import Alarm, AuthorisationNotice, CameraStatusChanged
 from services.common.settings import Settings
@@ -67,10 +66,8 @@ REFRESH_S = 5.0
 MONITOR_S = 60.0
 MONITOR_KEY = "task.authorisations"
 SCORE = {h.ONLINE: 1.0, h.DEGRADED: 0.5, h.NON_COMPLIANT: 0.5}
-
-
-def default_replica_id() -> str:
-    return f"{socket.gethostname()}-{os.getpid()}".replace(".", "-")[:64]
+# What a camera's streams and PTZ controller are made from: a change to any restarts the camera.
+RESTART_FIELDS = ("main_url", "sub_url", "transport", "ptz_driver", "ptz_url")
 
 
 @dataclass(frozen=True)
@@ -125,7 +122,7 @@ class IngestNode:
         self.js = nc.jetstream()
         self.capture_clock = capture_clock
         self.policy_clock = policy_clock
-        self.replica_id = replica_id or settings.ingest_replica_id or default_replica_id()
+        self.replica_id = replica_id or lease_replica_id("ingest", settings.data_dir, settings.ingest_replica_id)
         self.prefix = settings.nats_prefix
         self.cameras: dict[str, CameraRecord] = {}
         self.authorisations: dict[str, AuthorisationRecord] = {}
@@ -364,10 +361,7 @@ class IngestNode:
             if record is None:
                 continue  # removed: the balancer lets it go
             if record.updated_us != unit.record.updated_us:
-                await self._stop_unit(unit)
-                unit = CameraUnit(record, unit.since_us)
-                self.units[camera_id] = unit
-                await self._start_unit(unit)
+                unit = await self._apply_change(unit, record)
             refusal = self.refusal(record)
             self._watchdog(unit)
             if refusal and unit.streaming:
@@ -376,6 +370,26 @@ class IngestNode:
             elif refusal is None and not unit.streaming:
                 self._start_streams(unit)
             await self._report(unit, refusal)
+
+    async def _apply_change(self, unit: CameraUnit, record: CameraRecord) -> CameraUnit:
+        """A held camera's record changed: its streams restart only if what they read changed.
+
+        A name, a group, a position, a retention or an expected profile is taken as is (the rules
+        and the status read the new record from the next round on); a new URL, transport or PTZ
+        driver restarts the camera, and says so in its status: the recording's hole is then named
+        ("camera_reconfigured", archive/camera_gaps.py) instead of left without a reason.
+        """
+        changed = [name for name in RESTART_FIELDS if getattr(record, name) != getattr(unit.record, name)]
+        if not changed:
+            unit.record = record
+            return unit
+        await self._stop_unit(unit)
+        restarted = CameraUnit(record, unit.since_us)
+        restarted.status = unit.status
+        self.units[record.id] = restarted
+        await self._set_status(restarted, h.Status(h.CONNECTING, f"restarting: {', '.join(changed)} changed"))
+        await self._start_unit(restarted)
+        return restarted
 
     async def _report(self, unit: CameraUnit, refusal: str | None) -> None:
         record = unit.record

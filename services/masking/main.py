@@ -112,6 +112,10 @@ async def run(runtime: Runtime) -> None:
     archive = archive_pb2_grpc.ArchiveServiceStub(archive_channel)
     node = MaskingNode(settings, store, nc, ingest, public_key_pem=_public_key(settings))
     await bus.ensure_events_stream(nc.jetstream(), settings.nats_prefix)
+    # The archive records from this buffer: it must keep frames even before an archive first starts.
+    await bus.ensure_masked_stream(
+        nc.jetstream(), settings.nats_prefix, settings.masked_buffer_s, settings.masked_buffer_max_bytes
+    )
     await node.start()
     redactions = make_store(settings, settings.bucket_redactions)
     grey = _bgr(settings.mask_colour)

@@ -19,8 +19,6 @@
 
 import asyncio
 import contextlib
-import os
-import socket
 import time
 from collections.abc import Callable
 
@@ -34,6 +32,7 @@ from services.common.cameras import load_cameras
 from services.common.clock import SystemClock, to_us
 from services.common.envelope import parse_frame
 from services.common.leases import HANDOVER_S, LeaseBalancer, LeaseManager
+from services.common.leases import replica_id as lease_replica_id
 from services.common.log import get_logger
 from services.common.pb.csu.v1 import ingest_pb2, ingest_pb2_grpc
 from services.common.pb.csu.v1.events_pb2 import Alarm
@@ -56,10 +55,6 @@ log = get_logger(__name__)
 HELD = Gauge("csu_masking_cameras_held", "Cameras this masking replica holds")
 REFRESH_S = 5.0
 INGEST_TIMEOUT_S = 5.0
-
-
-def default_replica_id() -> str:
-    return f"{socket.gethostname()}-{os.getpid()}".replace(".", "-")[:64]
 
 
 def masks_subject(prefix: str) -> str:
@@ -86,7 +81,7 @@ class MaskingNode:
         self.js = nc.jetstream()
         self.ingest = ingest
         self.prefix = settings.nats_prefix
-        self.replica_id = replica_id or settings.masking_replica_id or default_replica_id()
+        self.replica_id = replica_id or lease_replica_id("masking", settings.data_dir, settings.masking_replica_id)
         self.colour = rgb_hex_to_yuv(settings.mask_colour)
         self.encoder = EncoderSettings(
             settings.x264_preset, settings.x264_crf, settings.x264_threads, settings.keyframe_interval_s

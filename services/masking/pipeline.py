@@ -107,6 +107,8 @@ class CameraMasker:
         self._last_out_ts = -1
         self._last_capture_us = 0
         self._last_keyframe_us: int | None = None
+        # Whether the last frame was masked whole (a change cuts the archive segment: see _mask_and_encode).
+        self._fully = False
         self._need_keyframe = True
         self._velocity = Velocity()
         # Previews: the latest keyframe's image, and the latest still image at each PTZ position.
@@ -306,6 +308,11 @@ class CameraMasker:
                 VERSION_CHANGES.labels(self.camera_id).inc()
                 log.info("mask set applied", camera=self.camera_id, mask_version=planner.version)
         decision = self._planner.decide(width, height, info)
+        # A switch to or from whole-frame masking starts a new archive segment: on a keyframe, so
+        # none of its frames waits for the next one.
+        fully = decision.raster is None
+        switched = switched or fully != self._fully
+        self._fully = fully
         keyframe = self._keyframe_due(info.capture_time_us) or switched
         if keyframe:
             self.still = make_still(planes, info)

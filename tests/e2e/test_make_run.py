@@ -1,11 +1,11 @@
-"""`make run`'s launcher: comes up with embedded defaults, stops on Ctrl-C, resumes on its data."""
+"""`make run`'s launcher: comes up with embedded defaults, stops on Ctrl-C, resumes on its data; a second
+launcher on the same data says so; a SIGKILLed launcher leaves no process behind."""
 
 import os
 import re
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -52,6 +52,11 @@ def test_launcher_runs_stops_and_resumes(tmp_path: Path) -> None:
         assert "otpauth://" in log.read_text() or "Second factor" in log.read_text()
         api = _operator(base, password)
         segments = wait_for(lambda: _segments(api), 60, "a first segment")
+        # A second `make run` on the same data: a clear refusal, not a traceback.
+        duplicate = start(data, free_port(), tmp_path / "duplicate.log")
+        assert duplicate.wait(60) == 2
+        refusal = (tmp_path / "duplicate.log").read_text()
+        assert f"is using {data}" in refusal and "Traceback" not in refusal, refusal
     finally:
         code = ctrl_c(first)
     assert code == 0, log.read_text()[-3000:]
@@ -66,10 +71,28 @@ def test_launcher_runs_stops_and_resumes(tmp_path: Path) -> None:
         assert segments[0]["id"] in listed, "the second run does not see the first run's recordings"
         content = api.get(f"/api/v1/segments/{segments[0]['id']}/content", params={"justification": "resume check"})
         assert content.status_code == 200 and len(content.content) == segments[0]["bytes"]
-        time.sleep(1)
+        assert _left_running(data), "the services and NATS of the second run are found"
     finally:
-        assert ctrl_c(second) == 0
-    assert "was killed" not in (tmp_path / "launcher2.log").read_text()
+        second.kill()  # SIGKILL: the launcher cannot stop anything itself
+        second.wait()
+    # Its children die with it (the kernel tells them): no service or NATS keeps running, or a port.
+    wait_for(lambda: not _left_running(data), 60, "no process of the killed run left")
+
+
+def _left_running(data: Path) -> list[str]:
+    """The processes started for this data folder (their environment names it), as 'pid command'."""
+    marker = f"CSU_DATA_DIR={data}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            if marker in (entry / "environ").read_bytes().split(b"\0"):
+                command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                found.append(f"{entry.name} {command.strip()}")
+        except OSError:
+            continue  # gone meanwhile, or not ours to read
+    return found
 
 
 OPERATOR_PASSWORD = "operator-Passw0rd-long"

@@ -46,6 +46,11 @@ async def test_status_events_name_the_gaps(archive: ArchiveHarness, nats_url: st
     await status("cam-g", "connecting", T0_US + 20 * S)
     await status("cam-g", "offline", T0_US + 21 * S, "rtsp://***@10.0.0.7/s: Connection refused")  # same hole
     await status("cam-g", "online", T0_US + 40 * S)
+    # A camera restarted for a new URL: the hole until it streams again is named.
+    await h.record("cam-r", T0_US, 10)
+    await h.record("cam-r", T0_US + 11 * S, 9)
+    await status("cam-r", "connecting", T0_US + 10 * S, "restarting: main_url changed")
+    await status("cam-r", "online", T0_US + 11 * S)
     # Another camera is put in maintenance and stays there.
     await status("cam-m", "offline", T0_US + 5 * S, "camera is in maintenance")
     # A camera measured below the norms records all the same: its timeline marks the spans (not gaps).
@@ -67,15 +72,18 @@ async def test_status_events_name_the_gaps(archive: ArchiveHarness, nats_url: st
     stop = asyncio.Event()
     consumer = asyncio.create_task(camera_gaps.consume(js, prefix, h.engine, h.clock, stop))
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            timeline = await h.stub.GetTimeline(
-                archive_pb2.TimelineRequest(camera_id="cam-g", start_us=T0_US, end_us=T0_US + 50 * S)
-            )
-            if [g.reason for g in timeline.gaps] == ["camera_offline"]:
-                break
-            await asyncio.sleep(0.2)
-        [gap] = timeline.gaps
+
+        async def timeline_once(camera: str, end_s: int, reasons: list[str]) -> archive_pb2.Timeline:
+            """The camera's timeline from T0 to T0 + end_s, once its gaps have these reasons (30 s at most)."""
+            request = archive_pb2.TimelineRequest(camera_id=camera, start_us=T0_US, end_us=T0_US + end_s * S)
+            deadline = time.monotonic() + 30
+            timeline = await h.stub.GetTimeline(request)
+            while [g.reason for g in timeline.gaps] != reasons and time.monotonic() < deadline:
+                await asyncio.sleep(0.2)
+                timeline = await h.stub.GetTimeline(request)
+            return timeline
+
+        [gap] = (await timeline_once("cam-g", 50, ["camera_offline"])).gaps
         assert gap.reason == "camera_offline" and "Connection refused" in gap.detail
         assert T0_US + 9 * S <= gap.start_us <= T0_US + 11 * S and T0_US + 39 * S <= gap.end_us <= T0_US + 41 * S
 
@@ -101,16 +109,14 @@ async def test_status_events_name_the_gaps(archive: ArchiveHarness, nats_url: st
             (T0_US + 12 * S, T0_US + 40 * S),
         ]
 
+        timeline = await timeline_once("cam-r", 20, ["camera_reconfigured"])
+        assert [(g.reason, g.detail) for g in timeline.gaps] == [
+            ("camera_reconfigured", "restarting: main_url changed")
+        ]
+
         # Open gaps run to the end of the range asked ("offline since").
         for camera, reason in (("cam-m", "camera_maintenance"), ("cam-x", "authorisation_expired")):
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline:
-                timeline = await h.stub.GetTimeline(
-                    archive_pb2.TimelineRequest(camera_id=camera, start_us=T0_US, end_us=T0_US + 60 * S)
-                )
-                if [g.reason for g in timeline.gaps] == [reason]:
-                    break
-                await asyncio.sleep(0.2)
+            timeline = await timeline_once(camera, 60, [reason])
             assert [(g.reason, g.end_us) for g in timeline.gaps] == [(reason, T0_US + 60 * S)], camera
     finally:
         stop.set()
@@ -123,3 +129,4 @@ def test_reasons_follow_ingests_words() -> None:
     assert camera_gaps.reason_of("no image for more than 10 s") == "camera_offline"
     assert camera_gaps.reason_of("camera is in maintenance") == "camera_maintenance"
     assert camera_gaps.reason_of("no prefectoral authorisation: the camera may not record") == "authorisation_expired"
+    assert camera_gaps.reason_of("restarting: main_url changed") == "camera_reconfigured"

@@ -25,6 +25,7 @@ import yaml
 from nats.aio.client import Client
 from nats.js.api import StreamConfig
 
+from services.archive.intake import CameraIntake
 from services.common import bus, subjects
 from services.common.leases import LeaseManager
 from services.common.settings import Settings
@@ -76,6 +77,10 @@ class Release:
             w["spec"]["template"]["metadata"]["labels"][COMPONENT]: w["spec"]["template"]["metadata"]["labels"]
             for w in self.workloads()
         }
+
+    def service(self, name: str) -> dict:
+        """The workload running a service: a Deployment, or the archive's StatefulSet (a spool per pod)."""
+        return {**self.kind("Deployment"), **self.kind("StatefulSet")}[f"city-csu-{name}"]
 
     def nats_permissions(self) -> dict:
         return json.loads(self.kind("ConfigMap")["city-csu-nats"]["data"]["permissions.json"])
@@ -319,10 +324,10 @@ def test_ops_are_alerted_to_footage_nothing_looks_after(tmp_path: Path) -> None:
 
 def test_one_deployment_per_service_with_probes_resources_and_spread(release: Release) -> None:
     deployments = release.kind("Deployment")
-    assert set(deployments) == {f"city-csu-{s}" for s in SERVICES}
+    assert set(deployments) == {f"city-csu-{s}" for s in SERVICES if s != "archive"}
     services = release.kind("Service")
     for name in SERVICES:
-        deployment = deployments[f"city-csu-{name}"]
+        deployment = release.service(name)
         pod = deployment["spec"]["template"]["spec"]
         (container,) = pod["containers"]
         assert container["command"] == ["python", "-m", f"services.{name}"]
@@ -344,15 +349,25 @@ def test_one_deployment_per_service_with_probes_resources_and_spread(release: Re
 
 
 def test_the_archive_spool_outlives_its_pod(release: Release) -> None:
-    """Segments spooled while the store is away must survive a rollout: one claim, one writer."""
-    archive = release.kind("Deployment")["city-csu-archive"]
-    volumes = {v["name"]: v for v in archive["spec"]["template"]["spec"]["volumes"]}
-    (claim,) = release.kind("PersistentVolumeClaim").values()
-    assert volumes["data"] == {"name": "data", "persistentVolumeClaim": {"claimName": claim["metadata"]["name"]}}
+    """Segments spooled while the store is away must survive a rollout: a claim per replica, one writer each."""
+    archive = release.kind("StatefulSet")["city-csu-archive"]
+    pod = archive["spec"]["template"]["spec"]
+    assert "data" not in {v["name"] for v in pod["volumes"]}  # from the claim template, one per pod
+    (mount,) = [m for m in pod["containers"][0]["volumeMounts"] if m["name"] == "data"]
+    assert mount["mountPath"] == "/data"
+    (claim,) = archive["spec"]["volumeClaimTemplates"]
+    assert claim["metadata"]["name"] == "data"
     assert claim["spec"]["accessModes"] == ["ReadWriteOnce"]
     assert claim["spec"]["resources"]["requests"]["storage"] == release.values["services"]["archive"]["dataSizeLimit"]
-    assert archive["spec"]["strategy"] == {"type": "Recreate"}
-    assert archive["spec"]["replicas"] == 1
+    # Claim templates are immutable: no label that changes with the chart's version.
+    assert not {"helm.sh/chart", "app.kubernetes.io/version"} & set(claim["metadata"]["labels"])
+    assert archive["spec"]["replicas"] == release.values["services"]["archive"]["replicas"]
+    # A rolling update, one pod at a time; the claims go with the release, stay when scaled down.
+    assert archive["spec"]["updateStrategy"] == {"type": "RollingUpdate"}
+    assert archive["spec"]["podManagementPolicy"] == "Parallel"
+    assert archive["spec"]["persistentVolumeClaimRetentionPolicy"] == {"whenDeleted": "Delete", "whenScaled": "Retain"}
+    assert archive["spec"]["serviceName"] in release.kind("Service")
+    assert not release.kind("PersistentVolumeClaim")
     for name in set(SERVICES) - {"archive"}:
         deployment = release.kind("Deployment")[f"city-csu-{name}"]
         assert "strategy" not in deployment["spec"], name  # rolling updates: replicas share by leases
@@ -360,13 +375,52 @@ def test_the_archive_spool_outlives_its_pod(release: Release) -> None:
 
     assert "storageClassName" not in claim["spec"]  # the cluster's default
     classed = render({**SIGNING, "services": {"archive": {"spool": {"persistent": True, "storageClassName": "ssd"}}}})
-    assert [d["spec"]["storageClassName"] for d in classed if d["kind"] == "PersistentVolumeClaim"] == ["ssd"]
+    (archive,) = [d for d in classed if d["kind"] == "StatefulSet" and d["metadata"]["name"] == "city-csu-archive"]
+    assert [c["spec"]["storageClassName"] for c in archive["spec"]["volumeClaimTemplates"]] == ["ssd"]
+
+    # Replicas share the cameras (leases): three pods, three spools, a budget of one down at a time.
+    three = render({**SIGNING, "services": {"archive": {"replicas": 3}}})
+    (archive,) = [d for d in three if d["kind"] == "StatefulSet" and d["metadata"]["name"] == "city-csu-archive"]
+    assert archive["spec"]["replicas"] == 3 and len(archive["spec"]["volumeClaimTemplates"]) == 1
+    (budget,) = [d for d in three if d["kind"] == "PodDisruptionBudget" and d["metadata"]["name"] == "city-csu-archive"]
+    assert budget["spec"]["maxUnavailable"] == 1
+    assert selects(budget["spec"]["selector"], archive["spec"]["template"]["metadata"]["labels"])
 
     disposable = render({**SIGNING, "services": {"archive": {"spool": {"persistent": False}}}})
-    assert not [d for d in disposable if d["kind"] == "PersistentVolumeClaim"]
+    assert not [
+        d
+        for d in disposable
+        if d["kind"] in ("PersistentVolumeClaim", "StatefulSet") and "archive" in d["metadata"]["name"]
+    ]
     (archive,) = [d for d in disposable if d["kind"] == "Deployment" and d["metadata"]["name"] == "city-csu-archive"]
     (data,) = [v for v in archive["spec"]["template"]["spec"]["volumes"] if v["name"] == "data"]
     assert data["emptyDir"] == {"sizeLimit": "4Gi"} and "strategy" not in archive["spec"]
+
+
+def test_the_masked_frame_buffer_is_sized_by_values(release: Release) -> None:
+    env = release.kind("ConfigMap")["city-csu-env"]["data"]
+    buffer = release.values["nats"]["maskedBuffer"]
+    assert env["CSU_MASKED_BUFFER_S"] == str(buffer["seconds"])
+    assert env["CSU_MASKED_BUFFER_MAX_BYTES"] == str(buffer["maxGiB"] * 1024**3)
+    settings = Settings(
+        masked_buffer_s=env["CSU_MASKED_BUFFER_S"], masked_buffer_max_bytes=env["CSU_MASKED_BUFFER_MAX_BYTES"]
+    )  # type: ignore[call-arg]
+    assert settings.masked_buffer_max_bytes == buffer["maxGiB"] * 1024**3
+    if not release.values["nats"]["external"]["url"]:
+        # The bundled cluster's JetStream holds the buffer beside the events and buckets.
+        store = release.values["nats"]["cluster"]["jetstream"]["fileStore"]
+        assert int(store.rstrip("G")) > buffer["maxGiB"], (store, buffer)
+        # The frames flowing through leave garbage in the server's heap: collected below its memory limit.
+        nats_set = release.kind("StatefulSet")["city-csu-nats"]
+        (container,) = nats_set["spec"]["template"]["spec"]["containers"]
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        units = {"KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30}
+
+        def size(text: str) -> int:
+            number, unit = re.fullmatch(r"(\d+)([A-Za-z]*)", text).groups()  # type: ignore[union-attr]
+            return int(number) * units.get(unit, 1)
+
+        assert size(env["GOMEMLIMIT"]) < size(container["resources"]["limits"]["memory"])
 
 
 def test_pod_security_restricted_everywhere(release: Release) -> None:
@@ -392,7 +446,7 @@ def test_pod_security_restricted_everywhere(release: Release) -> None:
 
 def test_disruption_budgets_and_autoscalers(release: Release) -> None:
     budgets = release.kind("PodDisruptionBudget")
-    for deployment in release.kind("Deployment").values():
+    for deployment in [*release.kind("Deployment").values(), release.service("archive")]:
         labels = deployment["spec"]["template"]["metadata"]["labels"]
         matching = [b for b in budgets.values() if selects(b["spec"]["selector"], labels)]
         assert len(matching) == 1, deployment["metadata"]["name"]
@@ -400,7 +454,7 @@ def test_disruption_budgets_and_autoscalers(release: Release) -> None:
     autoscalers = release.kind("HorizontalPodAutoscaler")
     for name in SERVICES:
         enabled = release.values["services"][name].get("autoscaling", {}).get("enabled", False)
-        deployment = release.kind("Deployment")[f"city-csu-{name}"]
+        deployment = release.service(name)
         assert (f"city-csu-{name}" in autoscalers) == enabled
         # With an autoscaler, the Deployment leaves the replica count to it.
         assert ("replicas" in deployment["spec"]) == (not enabled)
@@ -832,8 +886,11 @@ def test_rendered_nats_permissions_guard_raw_frames(release: Release) -> None:
             for a in permissions[service]["publish"]["allow"]
             if a.startswith("$JS.API.STREAM.CREATE.")
         }
-        own = release.values["nats"]["permissions"][service]["streams"]
-        assert managed == {subjects.events_stream(prefix), *(s.replace("{prefix}", prefix) for s in own)}, service
+        own = {s.replace("{prefix}", prefix) for s in release.values["nats"]["permissions"][service]["streams"]}
+        # The masked-frame buffer is masking's alone: whoever may change its subjects could make it keep raw frames.
+        if service == "masking":
+            own.add(subjects.masked_stream(prefix))
+        assert managed == {subjects.events_stream(prefix), *own}, service
         assert not [a for a in everything if "{prefix}" in a], "placeholders are filled in"
         assert not [m for m in managed if "*" in m or ">" in m], "stream names, never wildcards"
         assert allowed(permissions[service]["publish"], subjects.event(prefix, "audit"))
@@ -846,11 +903,11 @@ def test_services_log_in_as_their_own_nats_user(release: Release) -> None:
     for name in SERVICES:
         variable = f"CSU_NATS_{name.upper()}_PASSWORD"
         assert f'{{user: "{name}", password: ${variable},' in configmap["accounts.conf"]
-        (container,) = release.kind("Deployment")[f"city-csu-{name}"]["spec"]["template"]["spec"]["containers"]
+        (container,) = release.service(name)["spec"]["template"]["spec"]["containers"]
         env = {e["name"]: e for e in container["env"]}
         assert env["CSU_NATS_USER"]["value"] == name
         assert env["CSU_NATS_PASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": secret, "key": f"{name}-password"}
-    statefulsets = release.kind("StatefulSet")
+    statefulsets = {n: s for n, s in release.kind("StatefulSet").items() if n != "city-csu-archive"}
     if release.values["nats"]["external"]["url"]:
         assert not statefulsets and "nats.conf" not in configmap
         assert (
@@ -902,7 +959,9 @@ async def test_a_real_nats_server_enforces_the_rendered_permissions(
     masking_settings = Settings(nats_url=url, nats_user="masking", nats_password=passwords["masking"])  # type: ignore[call-arg]
     masking = await bus.connect(masking_settings, "masking")
     try:
-        received: dict[str, list[tuple[str, bytes]]] = {name: [] for name in [*SERVICES, "bus-masking"]}
+        received: dict[str, list[tuple[str, bytes]]] = {
+            name: [] for name in [*SERVICES, "bus-masking", "archive-buffer"]
+        }
 
         def collect(name: str):  # type: ignore[no-untyped-def]
             async def cb(msg) -> None:  # type: ignore[no-untyped-def]
@@ -980,6 +1039,25 @@ async def test_a_real_nats_server_enforces_the_rendered_permissions(
             "LEASEHIST_csu_ingest_leases",
         ]
 
+        # The masked-frame buffer: masking defines it, the archive records from it through its
+        # consumers and acks, and cannot redefine it (to capture raw frames, say).
+        with pytest.raises((nats.errors.TimeoutError, nats.errors.NoRespondersError)):
+            await bus.ensure_masked_stream(archive_js, "csu", 180, 64 * 1024**2)
+        await bus.ensure_masked_stream(clients["masking"].jetstream(timeout=2), "csu", 180, 64 * 1024**2)
+        with pytest.raises((nats.errors.TimeoutError, nats.errors.NoRespondersError)):
+            await archive_js.update_stream(StreamConfig(name="CSU_MASKED", subjects=["csu.raw.>"]))
+        await clients["masking"].publish(masked, b"masked frame")
+        await clients["masking"].flush()
+        intake = CameraIntake(clients["archive"], "csu", "cam-1", collect("archive-buffer"), ack_wait_s=30)
+        await intake.open()
+        await until(lambda: received["archive-buffer"], 10, "the buffered frame through the archive's consumer")
+        consumer = await archive_js.consumer_info("CSU_MASKED", "archive-cam-1")
+        assert consumer.num_ack_pending == 1
+        await intake.close()
+        archive_leases = LeaseManager(archive_js, "csu_archive_leases", "archive-0", ttl=5)
+        await archive_leases.start()
+        assert await archive_leases.acquire("cam-1")
+
         # Requests between replicas on the service's own subjects (a PTZ call forwarded to the holder).
         async def answer(msg) -> None:  # type: ignore[no-untyped-def]
             await msg.respond(b"moved")
@@ -1054,7 +1132,8 @@ def test_every_service_runs_under_its_rendered_nats_user(tmp_path: Path, databas
         ({**SIGNING, "cameraNetwork": {"cidrs": ["10.0.0.300/8"]}}, "/cameraNetwork/cidrs/0"),
         ({**SIGNING, "nats": {"cluster": {"replicas": 2}}}, "/nats/cluster/replicas"),
         ({**SIGNING, "services": {"archive": {"autoscaling": {"enabled": True}}}}, "autoscaling"),
-        ({**SIGNING, "services": {"archive": {"replicas": 2}}}, "/services/archive/replicas"),
+        ({**SIGNING, "services": {"archive": {"replicas": -1}}}, "/services/archive/replicas"),
+        ({**SIGNING, "nats": {"maskedBuffer": {"seconds": 5, "maxGiB": 1}}}, "/nats/maskedBuffer/seconds"),
         ({**SIGNING, "services": {"archive": {"spool": {"persistent": "yes"}}}}, "/services/archive/spool/persistent"),
         ({**SIGNING, "env": {"CSU_RETENTION_DAYS": "60"}}, "env.CSU_RETENTION_DAYS"),
         ({**SIGNING, "metrics": {"prometheusRule": {"enabled": True}}}, "metrics.serviceMonitor.enabled"),
@@ -1099,7 +1178,7 @@ def chart_without_schema(tmp_path_factory: pytest.TempPathFactory) -> Path:
             r"retiredPublicKeys\[0\] is not a public key",
         ),
         ({**SIGNING, "services": {"masking": {"replicas": -1}}}, "services.masking.replicas=-1 must not be negative"),
-        ({**SIGNING, "services": {"archive": {"replicas": 2}}}, "services.archive.replicas=2: the archive records"),
+        ({**SIGNING, "env": {"CSU_MASKED_BUFFER_S": "10"}}, "env.CSU_MASKED_BUFFER_S is managed by the chart"),
         (
             {**SIGNING, "metrics": {"prometheusRule": {"enabled": True}}},
             "metrics.prometheusRule.enabled needs metrics.serviceMonitor.enabled",

@@ -325,3 +325,49 @@ async def test_ptz_reservation_and_guard_tour_carry_on_in_the_next_replica_holdi
     finally:
         for node, nc in nodes.values():
             await stop_node(node, nc)
+
+
+async def test_an_edit_restarts_a_camera_only_when_its_source_changes_and_says_so(
+    site: Site, connection: nats.NATS
+) -> None:
+    """Renaming a camera, moving it or changing its groups keeps its stream (no hole in the recording);
+    a new URL restarts it, and its status says why (the archive names the hole "camera_reconfigured")."""
+    add_camera(site, "cam-edit", "demo://plaza?seed=3")
+    prefix = site.settings.nats_prefix
+    sessions: list[str] = []
+
+    async def on_packet(msg) -> None:  # type: ignore[no-untyped-def]
+        sessions.append(FramePacket.FromString(msg.data).source_session)
+
+    await connection.subscribe(subjects.raw(prefix, "cam-edit"), cb=on_packet)
+    node, nc = await start_node(site, "r1")
+    try:
+        await until(lambda: len(sessions) > 10, 30, "the camera streaming")
+        before = sessions[-1]
+        site.clock.advance(timedelta(seconds=1))  # the registry stamps the edit on its (manual) clock
+        edited = (
+            site.registry.camera("cam-edit")
+            .as_input()
+            .model_copy(update={"name": "Parvis (renamed)", "groups": ["centre"], "lat": 45.761})
+        )
+        site.registry.update_camera(edited, "admin")
+        await node.refresh()
+        await node.evaluate()
+        count = len(sessions)
+        await until(lambda: len(sessions) > count + 10, 30, "more packets after the edit")
+        assert set(sessions[count:]) == {before}, "the stream restarted for an edit it does not read"
+        assert node.units["cam-edit"].record.name == "Parvis (renamed)"
+
+        site.clock.advance(timedelta(seconds=1))
+        moved = site.registry.camera("cam-edit").as_input().model_copy(update={"main_url": "demo://plaza?seed=4"})
+        site.registry.update_camera(moved, "admin")
+        await node.refresh()
+        await node.evaluate()
+        await until(lambda: sessions[-1] != before, 30, "the stream restarted on its new source")
+    finally:
+        await stop_node(node, nc)
+    statuses = [s for s in await events(connection, prefix, "camera.status", CameraStatusChanged)]
+    restarts = [s for s in statuses if s.camera_id == "cam-edit" and s.reason.startswith("restarting")]
+    assert [(s.status, s.reason, s.previous_status) for s in restarts] == [
+        ("connecting", "restarting: main_url changed", "online")
+    ]

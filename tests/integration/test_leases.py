@@ -155,3 +155,104 @@ async def test_balancers_share_the_keys_and_survivors_take_a_dead_ones_share(nat
 def test_ttl_too_short_is_refused(ttl: float) -> None:
     with pytest.raises(ValueError, match="below one second"):
         LeaseManager(None, "b", "o", ttl)  # type: ignore[arg-type]
+
+
+async def test_a_restarted_replica_takes_its_own_leases_back_at_once(nats_url: str) -> None:
+    """kill -9 then restart under the same name: its cameras come back without waiting out the TTL;
+    another replica can neither adopt them nor take them before they expire."""
+    clients, (dead, other) = await _managers(nats_url, 2, ttl=30)
+    try:
+        assert await dead.acquire("cam-1") and await dead.acquire("cam-2")
+        # The process dies here: nothing renewed, nothing given back.
+        assert await other.adopt({"cam-1", "cam-2"}) == []
+        assert not await other.acquire("cam-1")
+        nc = await nats.connect(nats_url)
+        clients.append(nc)
+        restarted = LeaseManager(nc.jetstream(), dead.bucket, dead.owner_id, 30)
+        await restarted.start()
+        started = time.monotonic()
+        assert await restarted.adopt({"cam-1"}) == ["cam-1"]  # only what it still wants
+        assert time.monotonic() - started < 5  # not the 30 s TTL
+        assert restarted.holds("cam-1") and not restarted.holds("cam-2")
+        assert await restarted.renew("cam-1")
+        assert await other.owners() == {"cam-1": dead.owner_id, "cam-2": dead.owner_id}
+        assert overlaps(await other.history()) == []
+        # The balancer of a restarted replica starts the work of what it took back at once.
+        started_work: list[str] = []
+
+        async def acquired(key: str) -> None:
+            started_work.append(key)
+
+        async def lost(key: str) -> None:
+            pass
+
+        again = LeaseManager(nc.jetstream(), dead.bucket, dead.owner_id, 30)
+        await again.start()
+        balancer = LeaseBalancer(again, lambda: ["cam-1", "cam-2"], acquired, lost, interval=60)
+        stop = asyncio.Event()
+        task = asyncio.create_task(balancer.run(stop))
+        await until(lambda: set(started_work) == {"cam-1", "cam-2"}, 5, "both cameras running again")
+        stop.set()
+        await task
+    finally:
+        for nc in clients:
+            await nc.close()
+
+
+def test_replicas_sharing_a_data_folder_get_distinct_slots_and_a_restart_gets_the_dead_ones(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import subprocess
+    import sys
+
+    script = (
+        "import sys, time; from pathlib import Path; from services.common.leases import replica_id; "
+        "print(replica_id('svc', Path(sys.argv[1])), flush=True); time.sleep(float(sys.argv[2]))"
+    )
+
+    def start(hold_s: float) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            [sys.executable, "-c", script, str(tmp_path), str(hold_s)], stdout=subprocess.PIPE, text=True
+        )
+
+    first, second = start(30), start(30)
+    try:
+        a, b = first.stdout.readline().strip(), second.stdout.readline().strip()  # type: ignore[union-attr]
+        assert a != b and {a.rsplit("-", 1)[1], b.rsplit("-", 1)[1]} == {"0", "1"}
+        first.kill()  # kill -9: its slot's lock goes with the process
+        first.wait()
+        third = start(0)
+        assert third.stdout.readline().strip() == a  # type: ignore[union-attr]
+        third.wait()
+    finally:
+        for process in (first, second):
+            process.kill()
+            process.wait()
+
+
+async def test_a_nats_restart_suspends_a_lease_then_gives_it_back(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """NATS away past a lease's belief: the owner stops acting (holds() is false) without losing it;
+    renewed on the same revision once NATS is back, since nobody could write the key meanwhile."""
+    from tests.support.servers import RestartableNats
+
+    with RestartableNats(tmp_path / "nats") as server:
+        nc = await nats.connect(server.url, reconnect_time_wait=0.5, max_reconnect_attempts=-1)
+        try:
+            # Believed 6 s after each write, expired by the server 20 s after it.
+            manager = LeaseManager(nc.jetstream(), f"{nats_prefix()}_leases", "owner-0", ttl=20, margin=14)
+            await manager.start()
+            assert await manager.acquire("cam-1")
+            server.stop()
+            await asyncio.sleep(7)
+            assert not manager.holds("cam-1") and manager.suspended("cam-1")
+            assert not await manager.renew("cam-1")  # unreachable: still suspended, not lost
+            assert manager.suspended("cam-1")
+            server.start()
+            await until(lambda: manager.renew("cam-1"), 10, "the lease renewed once NATS is back")
+            assert manager.holds("cam-1") and not manager.suspended("cam-1")
+            other = LeaseManager(nc.jetstream(), manager.bucket, "owner-1", ttl=20)
+            await other.start()
+            assert not await other.acquire("cam-1")
+            history = await other.history()
+            assert [(e.owner, e.action) for e in history] == [("owner-0", "acquired"), ("owner-0", "renewed")]
+            assert overlaps(history) == []
+        finally:
+            await nc.close()

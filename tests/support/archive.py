@@ -25,7 +25,7 @@ import grpc
 import psycopg
 from sqlalchemy import Engine, create_engine, event
 
-from services.archive.grpc_api import ArchiveApi
+from services.archive.grpc_api import ArchiveApi, local_spans
 from services.archive.holds import HoldBook
 from services.archive.ledger import Book
 from services.archive.recorder import Recorder
@@ -266,6 +266,9 @@ class RecorderLive:
 
     def spooled(self, camera_id: str, stream: str) -> list[ClosedSegment]:
         return self._recorder.spooled(camera_id, stream)
+
+    async def recording_spans(self, camera_id: str, stream: str) -> list[tuple[int, int]]:
+        return local_spans(self, camera_id, stream)
 
     def open_segment(self, camera_id: str, stream: str):  # type: ignore[no-untyped-def]
         if self.builder is None or self.builder.camera_id != camera_id:

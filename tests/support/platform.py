@@ -46,6 +46,9 @@ class Platform:
             "CSU_MASKING_GRPC": f"127.0.0.1:{free_port()}",
             "CSU_REQUISITION_GRPC": f"127.0.0.1:{free_port()}",
             "CSU_LOG_LEVEL": "info",
+            # The masked-frame buffer reserves its byte limit in JetStream: a test's few minutes of
+            # two small cameras fit in far less than production's, and the embedded server holds 1 GB.
+            "CSU_MASKED_BUFFER_MAX_BYTES": str(128 * 1024**2),
             "CSU_BOOTSTRAP_ADMIN_PASSWORD": self.ADMIN_PASSWORD,
             "CSU_SIGNING_KEY_FILE": str(self._key(workdir / "keys" / "signing.pem", Signer.generate)),
             "CSU_SECRETS_KEY_FILE": str(self._key(workdir / "keys" / "secrets.key", SecretBox.generate)),

@@ -1,5 +1,6 @@
 """Cutting masked packets into segments: keyframe-aligned, sessions, gaps, mask versions."""
 
+import hashlib
 import io
 import itertools
 import time
@@ -93,3 +94,76 @@ def test_idle_camera_closes_its_segment(tmp_path: Path) -> None:
     time.sleep(0.3)
     closed = builder.close_if_idle()
     assert closed is not None and closed.frames == 12
+
+
+def test_a_crash_keeps_every_complete_fragment(tmp_path: Path) -> None:
+    """kill -9 mid-segment: salvage keeps the fragments on disk, the one being written goes."""
+    from services.archive.salvage import salvage
+
+    builder = SegmentBuilder("cam-t", "main", tmp_path, duration_s=60, gap_s=3)
+    packets = masked(h264_packets(45))  # keyframes every 10 packets (1 s)
+    feed(builder, packets)
+    open_seg = builder.open_segment()
+    assert open_seg is not None
+    # What a process dying in the middle of a write leaves: part of the next fragment.
+    with open_seg.path.open("ab") as file:
+        file.write(b"\x00\x01\x00\x00moof" + b"\x00" * 300)
+    # The builder is abandoned as a killed process abandons it.
+    marker = tmp_path / f"{open_seg.id}.open"
+    seg = salvage(tmp_path, marker)
+    assert seg is not None and not marker.exists()
+    assert seg.frames == 40  # four complete GOPs; the fifth was in flight
+    assert seg.start_us == T0_US and seg.end_us == packets[40].capture_time_us  # touches what follows
+    assert seg.mask_version == "m-1"
+    data = seg.media_path(tmp_path).read_bytes()
+    assert len(data) == seg.bytes and hashlib.sha256(data).hexdigest() == seg.sha256
+    assert frames_in(seg.media_path(tmp_path)) == 40
+    assert ClosedSegment.load(seg.description_path(tmp_path)) == seg
+
+
+def test_a_segment_with_no_complete_fragment_leaves_nothing(tmp_path: Path) -> None:
+    from services.archive.salvage import salvage
+
+    builder = SegmentBuilder("cam-t", "main", tmp_path, duration_s=60, gap_s=3)
+    feed(builder, masked(h264_packets(5)))
+    open_seg = builder.open_segment()
+    assert open_seg is not None
+    assert salvage(tmp_path, tmp_path / f"{open_seg.id}.open") is None
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_sealing_ends_at_the_last_fragment_and_recording_resumes_from_its_keyframe(tmp_path: Path) -> None:
+    """A camera handed over: sealed at a fragment, the next holder starts on the keyframe after it."""
+    packets = masked(h264_packets(45))
+    builder = SegmentBuilder("cam-t", "main", tmp_path, duration_s=60, gap_s=3)
+    for i, p in enumerate(packets):
+        builder.add(p, ack=f"ack-{i}")
+    sealed = builder.seal()
+    assert sealed is not None and sealed.frames == 40
+    assert sealed.end_us == packets[40].capture_time_us
+    assert sealed.ack == "ack-39"  # its last packet: the buffer replays from packet 40 on
+    data = sealed.media_path(tmp_path).read_bytes()
+    assert hashlib.sha256(data).hexdigest() == sealed.sha256 and len(data) == sealed.bytes
+    assert frames_in(sealed.media_path(tmp_path)) == 40
+    following = SegmentBuilder("cam-t", "main", tmp_path, duration_s=60, gap_s=3)
+    feed(following, packets[40:])
+    resumed = following.close()
+    assert resumed is not None and resumed.start_us == sealed.end_us and resumed.frames == 5
+    # Nothing complete yet: sealing keeps nothing and leaves no file.
+    short = SegmentBuilder("cam-t", "main", tmp_path / "short", duration_s=60, gap_s=3)
+    (tmp_path / "short").mkdir()
+    feed(short, packets[:8])
+    assert short.seal() is None and list((tmp_path / "short").iterdir()) == []
+
+
+def test_segments_cut_on_a_keyframe_touch_it_exactly(tmp_path: Path) -> None:
+    packets = masked(h264_packets(50))
+    for i, p in enumerate(packets):
+        p.capture_time_us += (i % 3) * 7_000  # a camera's jitter: durations are not all equal
+    builder = SegmentBuilder("cam-t", "main", tmp_path, duration_s=1.5, gap_s=3)
+    closed = feed(builder, packets)
+    assert len(closed) >= 2
+    keyframes = {p.capture_time_us for p in packets if p.keyframe}
+    for seg, following in itertools.pairwise(closed):
+        assert following.start_us in keyframes
+        assert following.start_us - 12 <= seg.end_us <= following.start_us  # to the 90 kHz tick

@@ -62,6 +62,11 @@ ingest masking archive requisition gateway
 {{- printf "%s_EVENTS" (.Values.nats.prefix | upper | replace "-" "_") -}}
 {{- end -}}
 
+{{/* The masked-frame buffer the archive records from (services/common/bus.py ensure_masked_stream). */}}
+{{- define "csu.maskedStream" -}}
+{{- printf "%s_MASKED" (.Values.nats.prefix | upper | replace "-" "_") -}}
+{{- end -}}
+
 {{/* Pod Security "restricted" ------------------------------------------------------------- */}}
 
 {{- define "csu.podSecurityContext" -}}
@@ -127,11 +132,8 @@ seccompProfile:
 {{- if and .Values.metrics.prometheusRule.enabled (not .Values.metrics.serviceMonitor.enabled) -}}
 {{- fail "metrics.prometheusRule.enabled needs metrics.serviceMonitor.enabled: its alerts read what the ServiceMonitor scrapes (without it every service would look down)" -}}
 {{- end -}}
-{{- if gt (int .Values.services.archive.replicas) 1 -}}
-{{- fail (printf "services.archive.replicas=%v: the archive records every camera, so one replica (two would store each segment twice)" .Values.services.archive.replicas) -}}
-{{- end -}}
 {{- range $key, $_ := .Values.env -}}
-{{- if has $key (list "CSU_RETENTION_DAYS" "CSU_NATS_URL" "CSU_NATS_USER" "CSU_NATS_PASSWORD" "CSU_NATS_PREFIX" "CSU_DATABASE_URL" "CSU_S3_ACCESS_KEY" "CSU_S3_SECRET_KEY" "CSU_SIGNING_KEY_FILE" "CSU_SECRETS_KEY_FILE" "CSU_FEDERATION_CA_FILE" "CSU_SMTP_URL" "CSU_BOOTSTRAP_ADMIN_PASSWORD" "CSU_DB_AUTO_MIGRATE") -}}
+{{- if has $key (list "CSU_RETENTION_DAYS" "CSU_NATS_URL" "CSU_NATS_USER" "CSU_NATS_PASSWORD" "CSU_NATS_PREFIX" "CSU_DATABASE_URL" "CSU_S3_ACCESS_KEY" "CSU_S3_SECRET_KEY" "CSU_SIGNING_KEY_FILE" "CSU_SECRETS_KEY_FILE" "CSU_FEDERATION_CA_FILE" "CSU_SMTP_URL" "CSU_BOOTSTRAP_ADMIN_PASSWORD" "CSU_DB_AUTO_MIGRATE" "CSU_MASKED_BUFFER_S" "CSU_MASKED_BUFFER_MAX_BYTES") -}}
 {{- fail (printf "env.%s is managed by the chart: set it through its own value (README)" $key) -}}
 {{- end -}}
 {{- end -}}
@@ -303,6 +305,10 @@ Returns JSON: {"<service>": {"publish": {"allow": [...], "deny": [...]}, "subscr
 {{- if eq $name "masking" -}}
 {{- $subAllow = append $subAllow $raw -}}
 {{- $pubAllow = append $pubAllow $masked -}}
+{{- /* Only masking defines the masked-frame buffer: a service that could change its subjects could
+make it capture raw frames and read them through a consumer. */}}
+{{- $maskedStream := include "csu.maskedStream" $ -}}
+{{- $pubAllow = concat $pubAllow (list (printf "$JS.API.STREAM.CREATE.%s" $maskedStream) (printf "$JS.API.STREAM.UPDATE.%s" $maskedStream)) -}}
 {{- else -}}
 {{- $subDeny = append $subDeny $raw -}}
 {{- $pubDeny = append $pubDeny $masked -}}
