@@ -217,8 +217,8 @@ def test_a_camera_that_never_burns_a_mask_never_has_a_frame_passed() -> None:
 
 
 def test_a_ptz_camera_is_checked_on_every_frame_while_it_moves() -> None:
-    from services.common.pb.csu.v1.frame_pb2 import PtzPosition
     from services.common.optics import Optics
+    from services.common.pb.csu.v1.frame_pb2 import PtzPosition
     from services.masking.projection import model_for
 
     model = model_for("onvif", Optics.from_zoom_ratio(60.0, 20.0, 360.0, 180.0))
