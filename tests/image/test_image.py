@@ -43,6 +43,13 @@ ADMIN_PASSWORD = "Image-test-Passw0rd-" + secrets.token_hex(4)
 USER_PASSWORD = "a-long-Passw0rd-for-tests"
 
 
+
+def service_workloads(cluster: Cluster) -> dict[str, dict]:
+    """The services' workloads by pod name: their Deployments, and the archive's StatefulSet (a spool
+    per replica; its first pod is <name>-0). NATS, the other StatefulSet, runs apart."""
+    sets = {f"{n}-0": w for n, w in cluster.kind("StatefulSet").items() if n != "city-csu-nats"}
+    return cluster.kind("Deployment") | sets
+
 def image() -> str:
     name = os.environ.get("CSU_IMAGE", "")
     assert name, "CSU_IMAGE names the image to test: run `make image-test`, which builds it first"
@@ -151,7 +158,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
             "--network", network, "--network-alias", "s3", *ulimits(),
             "--entrypoint", '["/opt/moto/bin/moto_server"]', bed, "-H", "0.0.0.0", "-p", "5000",
         ])  # fmt: skip
-        (statefulset,) = cluster.kind("StatefulSet").values()
+        statefulset = cluster.kind("StatefulSet")["city-csu-nats"]
         nats = pod_container(cluster, statefulset, f"{statefulset['metadata']['name']}-0")
         nats.name = f"{network}-nats"
         for container in (postgres, s3, nats):
@@ -171,7 +178,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
 
         gateway_port = free_port()
         containers = {}
-        for name, workload in cluster.kind("Deployment").items():
+        for name, workload in service_workloads(cluster).items():
             component = workload["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/component"]
             publish = [f"127.0.0.1:{gateway_port}:8080"] if component == "gateway" else []
             container = pod_container(cluster, workload, f"{name}-{run}", publish)
@@ -296,7 +303,7 @@ def test_no_nats_permission_was_refused(deployment: Deployment) -> None:
 
 def test_every_container_stops_cleanly_within_its_grace_period(deployment: Deployment) -> None:
     """Last: SIGTERM as Kubernetes sends it, and each service gone by itself within the pod's grace."""
-    for workload in deployment.cluster.kind("Deployment").values():
+    for workload in service_workloads(deployment.cluster).values():
         component = workload["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/component"]
         grace = workload["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
         exit_code = deployment.containers[component].stop(grace)

@@ -506,8 +506,7 @@ def test_the_small_values_fit_one_node_of_two_cores() -> None:
     assert cpu <= 1000, f"{cpu}m requested: a 2-core node keeps ~700m for the control plane and DNS"
     assert memory <= 2048, f"{memory} MiB requested"
     assert not release.kind("HorizontalPodAutoscaler")
-    (nats_set,) = release.kind("StatefulSet").values()
-    assert nats_set["spec"]["replicas"] == 1
+    assert release.kind("StatefulSet")["city-csu-nats"]["spec"]["replicas"] == 1
     for workload in release.workloads():
         for container in workload["spec"]["template"]["spec"]["containers"]:
             assert cpu_millis(container["resources"]["limits"]["cpu"]) <= 2000, workload["metadata"]["name"]
@@ -516,19 +515,20 @@ def test_the_small_values_fit_one_node_of_two_cores() -> None:
 
 
 def test_production_defaults_follow_the_capacity_plan() -> None:
-    """The defaults: masking scales on CPU (0.61 core per 1080p camera burned in, README "Sizing"),
-    ingest and the gateway run two replicas each, the archive one, NATS three members."""
+    """The defaults: masking scales on CPU (`csuctl capacity`: 30 pods of 2 cores for 128 cameras
+    burned in, README "Sizing"), ingest and the gateway run two replicas each, the archive one,
+    NATS three members."""
     release = release_of("defaults", SIGNING)
     hpa = release.kind("HorizontalPodAutoscaler")["city-csu-masking"]["spec"]
     (metric,) = hpa["metrics"]
-    assert metric["resource"]["name"] == "cpu" and hpa["minReplicas"] >= 2 and hpa["maxReplicas"] >= 26
+    assert metric["resource"]["name"] == "cpu" and hpa["minReplicas"] >= 2 and hpa["maxReplicas"] >= 30
     deployments = release.kind("Deployment")
     assert "replicas" not in deployments["city-csu-masking"]["spec"]
     assert deployments["city-csu-ingest"]["spec"]["replicas"] == 2
     assert deployments["city-csu-gateway"]["spec"]["replicas"] == 2
-    assert deployments["city-csu-archive"]["spec"]["replicas"] == 1
-    (nats_set,) = release.kind("StatefulSet").values()
-    assert nats_set["spec"]["replicas"] == 3
+    sets = release.kind("StatefulSet")
+    assert sets["city-csu-archive"]["spec"]["replicas"] == 1
+    assert sets["city-csu-nats"]["spec"]["replicas"] == 3
 
 
 def test_migrations_run_once_in_a_hook_before_the_services(release: Release) -> None:
@@ -671,7 +671,8 @@ def test_signatures_of_rotated_out_keys_stay_verifiable_in_the_pods(tmp_path: Pa
     configmaps = {d["metadata"]["name"]: d for d in docs if d["kind"] == "ConfigMap"}
     secrets = {"csu-signing-key": {"signing-key.pem": key_file.read_bytes()}}
     consumers = set()
-    for deployment in (d for d in docs if d["kind"] == "Deployment"):
+    # The services' workloads: Deployments, and the archive's StatefulSet (a spool per replica).
+    for deployment in (d for d in docs if d["kind"] in ("Deployment", "StatefulSet")):
         pod = deployment["spec"]["template"]["spec"]
         volumes = {v["name"]: v for v in pod["volumes"]}
         if "signing-key" not in volumes:
@@ -1212,7 +1213,7 @@ def test_the_gateway_reaches_the_store_with_its_own_keys_when_given() -> None:
         }
     )
     secrets = {}
-    for deployment in (d for d in docs if d["kind"] == "Deployment"):
+    for deployment in (d for d in docs if d["kind"] in ("Deployment", "StatefulSet")):
         component = deployment["spec"]["template"]["metadata"]["labels"][COMPONENT]
         env = {e["name"]: e for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
         if "CSU_S3_SECRET_KEY" in env:
