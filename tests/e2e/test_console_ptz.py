@@ -25,7 +25,7 @@ def difference(a: list[int], b: list[int]) -> float:
 def test_drag_to_move_presets_and_refusal_naming_the_holder(platform: Platform) -> None:
     platform.set_cameras(
         [{"id": CAMERA, "name": "Parvis (PTZ)", "source": URL, "masks": [], "ptz_driver": "simulated", "ptz_url": URL,
-          "groups": ["centre"]}]
+          "groups": ["centre"], "profile": {"width": 352, "height": 288, "fps": 8}}]
     )  # fmt: skip
     platform.env["CSU_MASKING_GRPC"] = f"127.0.0.1:{free_port()}"  # masking's own port, not a shared default
     platform.start(["ingest", "masking", "gateway"], timeout=90)

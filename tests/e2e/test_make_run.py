@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from tests.support.accounts import login
-from tests.support.platform import wait_for
+from tests.support.platform import Platform, wait_for
 from tests.support.servers import free_port
 
 pytestmark = pytest.mark.e2e
@@ -95,7 +95,8 @@ def _left_running(data: Path) -> list[str]:
     return found
 
 
-OPERATOR_PASSWORD = "operator-Passw0rd-long"
+# One password for every test account: it passes the strength rules and holds no username.
+OPERATOR_PASSWORD = Platform.USER_PASSWORD
 
 
 def _operator(base: str, admin_password: str) -> httpx.Client:
