@@ -4,6 +4,7 @@ from fastapi import FastAPI
 
 from services.common.service import Runtime, health_router
 from services.gateway import limits
+from services.gateway.audit_outcome import AuditOutcome
 from services.gateway.backends import Backends
 from services.gateway.routes import (
     alarms,
@@ -51,6 +52,8 @@ def create_app(runtime: Runtime) -> FastAPI:
         "but login, health and metrics requires a session (POST /api/v1/auth/login).",
     )
     app.state.backends = Backends(runtime.settings)
+    # Innermost (added first): it sees the answer the handler decided, after the exception handlers.
+    app.add_middleware(AuditOutcome)
     limits.install(app, runtime.settings)
     app.state.runtime = runtime
     app.include_router(health_router(runtime))

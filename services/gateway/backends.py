@@ -8,6 +8,7 @@ import grpc
 from fastapi import HTTPException
 from nats.aio.client import Client
 from nats.js import JetStreamContext
+from nats.js.kv import KeyValue
 from sqlalchemy import Engine
 from starlette.requests import HTTPConnection
 
@@ -39,6 +40,8 @@ class Backends:
         self.archive = archive_pb2_grpc.ArchiveServiceStub(self._archive_channel)
         self.nats: Client | None = None
         self.js: JetStreamContext | None = None
+        # Audited actions waiting for their outcome (audit_outcome.py).
+        self.intents: KeyValue | None = None
         self.box: SecretBox = SecretBox.from_file(settings.secrets_key_file)
         self.signer: Signer = Signer.from_file(settings.signing_key_file)
         # The audit trail's checkpoints and the heads published outside the database (anchoring.py).
