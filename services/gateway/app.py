@@ -1,6 +1,6 @@
 """The gateway's FastAPI application: the platform's only public door."""
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from services.common.service import Runtime, health_router
 from services.gateway import limits
@@ -50,6 +50,8 @@ def create_app(runtime: Runtime) -> FastAPI:
         version="1",
         description="Cameras, recordings and live view of a municipal CCTV supervision centre. Every endpoint "
         "but login, health and metrics requires a session (POST /api/v1/auth/login).",
+        # Every route's ids are bounded before anything uses them (limits.py).
+        dependencies=[Depends(limits.bounded_ids)],
     )
     app.state.backends = Backends(runtime.settings)
     # Innermost (added first): it sees the answer the handler decided, after the exception handlers.

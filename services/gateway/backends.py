@@ -94,6 +94,15 @@ _KEEP_MESSAGE = {
 }
 
 
+# A backend's message is bounded before it reaches a user: it may quote what the request carried.
+MAX_DETAIL = 300
+
+
+def _said(exc: grpc.aio.AioRpcError, default: str) -> str:
+    detail = exc.details() or default
+    return detail if len(detail) <= MAX_DETAIL else detail[:MAX_DETAIL] + "…"
+
+
 @asynccontextmanager
 async def service_errors(service: str) -> AsyncIterator[None]:
     """Like rpc_errors, keeping the backend's own words: 422 for a rule broken, 409 a conflict, and
@@ -101,7 +110,7 @@ async def service_errors(service: str) -> AsyncIterator[None]:
     try:
         yield
     except grpc.aio.AioRpcError as exc:
-        code, detail = exc.code(), exc.details() or ""
+        code, detail = exc.code(), _said(exc, "")
         if code in _KEEP_MESSAGE:
             raise HTTPException(_KEEP_MESSAGE[code], detail or code.name.lower()) from exc
         if code == grpc.StatusCode.UNAVAILABLE and detail and "connect" not in detail.lower():
@@ -119,13 +128,13 @@ async def rpc_errors(service: str) -> AsyncIterator[None]:
     except grpc.aio.AioRpcError as exc:
         code = exc.code()
         if code == grpc.StatusCode.NOT_FOUND:
-            raise HTTPException(404, exc.details() or "not found") from exc
+            raise HTTPException(404, _said(exc, "not found")) from exc
         if code in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.OUT_OF_RANGE):
-            raise HTTPException(400, exc.details() or "invalid request") from exc
+            raise HTTPException(400, _said(exc, "invalid request")) from exc
         if code == grpc.StatusCode.FAILED_PRECONDITION:
-            raise HTTPException(409, exc.details() or "conflict") from exc
+            raise HTTPException(409, _said(exc, "conflict")) from exc
         if code == grpc.StatusCode.PERMISSION_DENIED:
-            raise HTTPException(403, exc.details() or "refused") from exc
+            raise HTTPException(403, _said(exc, "refused")) from exc
         if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
             raise HTTPException(503, f"the {service} service is unavailable; try again shortly") from exc
         raise HTTPException(502, f"the {service} service failed: {code.name}") from exc
