@@ -29,13 +29,18 @@ RPC_TIMEOUT_S = 10.0
 CAMERA_CACHE_S = 5.0
 
 
+def channel(target: str) -> grpc.aio.Channel:
+    """Every channel the gateway opens: a call made without a timeout gets RPC_TIMEOUT_S."""
+    return rpc.channel(target, default_timeout_s=RPC_TIMEOUT_S)
+
+
 class Backends:
     def __init__(self, settings: Settings, clock: Clock | None = None) -> None:
         self.settings = settings
         self.clock: Clock = clock or SystemClock()
         self.engine: Engine = db.make_engine(settings)
-        self._ingest_channel = rpc.channel(settings.ingest_grpc)
-        self._archive_channel = rpc.channel(settings.archive_grpc)
+        self._ingest_channel = channel(settings.ingest_grpc)
+        self._archive_channel = channel(settings.archive_grpc)
         self.ingest = ingest_pb2_grpc.IngestServiceStub(self._ingest_channel)
         self.archive = archive_pb2_grpc.ArchiveServiceStub(self._archive_channel)
         self.nats: Client | None = None
