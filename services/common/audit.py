@@ -40,9 +40,12 @@ async def record(
     justification: str = "",
     recipient: str = "",
     details: dict[str, Any] | None = None,
+    event_id: str | None = None,
 ) -> AuditEvent:
     event = AuditEvent(
-        id=uuid.uuid4().hex,
+        # A caller may choose the id (the gateway's intents, audit_outcome.py): the writer records
+        # an event id once, so writing the same event twice makes one entry.
+        id=event_id or uuid.uuid4().hex,
         time_us=to_us(clock.now()),
         actor=actor,
         role=role,

@@ -235,9 +235,19 @@ async def close(nc: Client | None) -> None:
 NatsCheck = Callable[[], Awaitable[bool]]
 
 
+# A readiness probe's round trip to NATS: a frozen server keeps the TCP connection "connected".
+READY_RTT_S = 2.0
+
+
 def nats_ready(get_client: Callable[[], Client | None]) -> NatsCheck:
     async def check() -> bool:
         nc = get_client()
-        return nc is not None and nc.is_connected
+        if nc is None or not nc.is_connected:
+            return False
+        try:
+            await nc.flush(timeout=READY_RTT_S)  # PING, wait for PONG
+        except Exception:  # noqa: BLE001 - no answer in time is "not ready"
+            return False
+        return True
 
     return check

@@ -31,5 +31,30 @@ async def start_server(address: str, register: list[Callable[[grpc.aio.Server], 
     return server
 
 
-def channel(target: str) -> grpc.aio.Channel:
-    return grpc.aio.insecure_channel(target, options=_OPTIONS, interceptors=tracing.client_interceptors())
+class _Deadline(grpc.aio.UnaryUnaryClientInterceptor, grpc.aio.StreamUnaryClientInterceptor):
+    """Gives a call made without a timeout the channel's default one: no call waits forever on a
+    frozen peer. (Streams of media keep the deadline their caller sets.)"""
+
+    def __init__(self, timeout_s: float) -> None:
+        self.timeout_s = timeout_s
+
+    def _bounded(self, details: grpc.aio.ClientCallDetails) -> grpc.aio.ClientCallDetails:
+        if details.timeout is not None:
+            return details
+        return grpc.aio.ClientCallDetails(
+            details.method, self.timeout_s, details.metadata, details.credentials, details.wait_for_ready
+        )
+
+    async def intercept_unary_unary(self, continuation, client_call_details, request):  # type: ignore[no-untyped-def]
+        return await continuation(self._bounded(client_call_details), request)
+
+    async def intercept_stream_unary(self, continuation, client_call_details, request_iterator):  # type: ignore[no-untyped-def]
+        return await continuation(self._bounded(client_call_details), request_iterator)
+
+
+def channel(target: str, default_timeout_s: float | None = None) -> grpc.aio.Channel:
+    """A channel to `target`; with `default_timeout_s`, every call made without a timeout gets it."""
+    interceptors = list(tracing.client_interceptors())
+    if default_timeout_s is not None:
+        interceptors.append(_Deadline(default_timeout_s))
+    return grpc.aio.insecure_channel(target, options=_OPTIONS, interceptors=interceptors)

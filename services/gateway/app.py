@@ -1,9 +1,10 @@
 """The gateway's FastAPI application: the platform's only public door."""
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from services.common.service import Runtime, health_router
 from services.gateway import limits
+from services.gateway.audit_outcome import AuditOutcome
 from services.gateway.backends import Backends
 from services.gateway.routes import (
     alarms,
@@ -49,8 +50,12 @@ def create_app(runtime: Runtime) -> FastAPI:
         version="1",
         description="Cameras, recordings and live view of a municipal CCTV supervision centre. Every endpoint "
         "but login, health and metrics requires a session (POST /api/v1/auth/login).",
+        # Every route's ids are bounded before anything uses them (limits.py).
+        dependencies=[Depends(limits.bounded_ids)],
     )
     app.state.backends = Backends(runtime.settings)
+    # Innermost (added first): it sees the answer the handler decided, after the exception handlers.
+    app.add_middleware(AuditOutcome)
     limits.install(app, runtime.settings)
     app.state.runtime = runtime
     app.include_router(health_router(runtime))

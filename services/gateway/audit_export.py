@@ -18,8 +18,9 @@ CSV (or JSON) file that a spreadsheet still opens, written with the memory of on
 - CSV: one row per entry (the console's columns, then `event_id`, `time_us`, `prev_hash`,
   `details_json`); a checkpoint or a published head is a row whose `seq` cell says `checkpoint`,
   `before` or `published` and whose `details` cell holds the signed statement (JSON); the last row's
-  `seq` cell says `export`. A cell a spreadsheet would take for a formula may be written escaped
-  with a leading apostrophe: the verifier accepts a row as written or with that escape undone.
+  `seq` cell says `export`. A cell a spreadsheet would take for a formula is written escaped with
+  a leading apostrophe (services/common/csvsafe.py): the verifier accepts a row as written or with
+  that escape undone (older exports were written unescaped).
 - JSON: {"format": ..., "entries": [one entry per line, with "checkpoint" and "published" inside
   the entry they sign], "before": ..., "published_past_end": [...], "export": {...}}.
 
@@ -44,6 +45,7 @@ from typing import Any
 from sqlalchemy import Engine, func, select
 from sqlmodel import Session as DbSession
 
+from services.common import csvsafe
 from services.common.anchoring import Anchors, Cadence, ChainCheck, Checkpoint, Claim
 from services.common.clock import Clock, from_us, to_us
 from services.common.hashchain import Verdict
@@ -68,8 +70,6 @@ FIELDS = [
 # Record kinds in the CSV's seq column (entries have a number there).
 CHECKPOINT, BEFORE, PUBLISHED, EXPORT = "checkpoint", "before", "published", "export"
 _TEXT = audit_log.TEXT_FIELDS
-# What a spreadsheet takes for a formula, and the escape CSV writers put before it.
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def _iso(us: int) -> str:
@@ -263,14 +263,16 @@ class CsvWriter:
         return self._take()
 
     def statement(self, kind: str, document: dict[str, Any], target: str = "") -> None:
-        self._csv.writerow({"seq": kind, "target": target, "details": json.dumps(document, sort_keys=True)})
+        cells = {"seq": kind, "target": target, "details": json.dumps(document, sort_keys=True)}
+        self._csv.writerow(csvsafe.row(cells))
 
     def rows(self, rows: list[Row], before: Checkpoint | None = None) -> str:
         if before is not None:
             self.statement(BEFORE, before.to_json())
         for row in rows:
             fields = entry_fields(row.entry)
-            self._csv.writerow(fields | {"details": json.dumps(fields["details"], ensure_ascii=False)})
+            # Escaped against spreadsheet formulas; the verifier reads a cell as written or unescaped.
+            self._csv.writerow(csvsafe.row(fields | {"details": json.dumps(fields["details"], ensure_ascii=False)}))
             if row.checkpoint is not None:
                 self.statement(CHECKPOINT, row.checkpoint.to_json())
             for where, document in row.published:
@@ -364,9 +366,7 @@ def _statement(export: Export, kind: str, document: Any, where: str = "") -> Non
 
 
 def _unescaped(value: str) -> str:
-    if len(value) > 1 and value[0] == "'" and value[1] in "".join(_FORMULA_START):
-        return value[1:]
-    return value
+    return csvsafe.unescape(value)
 
 
 def _entry(cells: dict[str, Any]) -> AuditEntry:

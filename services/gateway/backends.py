@@ -8,6 +8,7 @@ import grpc
 from fastapi import HTTPException
 from nats.aio.client import Client
 from nats.js import JetStreamContext
+from nats.js.kv import KeyValue
 from sqlalchemy import Engine
 from starlette.requests import HTTPConnection
 
@@ -28,17 +29,24 @@ RPC_TIMEOUT_S = 10.0
 CAMERA_CACHE_S = 5.0
 
 
+def channel(target: str) -> grpc.aio.Channel:
+    """Every channel the gateway opens: a call made without a timeout gets RPC_TIMEOUT_S."""
+    return rpc.channel(target, default_timeout_s=RPC_TIMEOUT_S)
+
+
 class Backends:
     def __init__(self, settings: Settings, clock: Clock | None = None) -> None:
         self.settings = settings
         self.clock: Clock = clock or SystemClock()
         self.engine: Engine = db.make_engine(settings)
-        self._ingest_channel = rpc.channel(settings.ingest_grpc)
-        self._archive_channel = rpc.channel(settings.archive_grpc)
+        self._ingest_channel = channel(settings.ingest_grpc)
+        self._archive_channel = channel(settings.archive_grpc)
         self.ingest = ingest_pb2_grpc.IngestServiceStub(self._ingest_channel)
         self.archive = archive_pb2_grpc.ArchiveServiceStub(self._archive_channel)
         self.nats: Client | None = None
         self.js: JetStreamContext | None = None
+        # Audited actions waiting for their outcome (audit_outcome.py).
+        self.intents: KeyValue | None = None
         self.box: SecretBox = SecretBox.from_file(settings.secrets_key_file)
         self.signer: Signer = Signer.from_file(settings.signing_key_file)
         # The audit trail's checkpoints and the heads published outside the database (anchoring.py).
@@ -91,6 +99,15 @@ _KEEP_MESSAGE = {
 }
 
 
+# A backend's message is bounded before it reaches a user: it may quote what the request carried.
+MAX_DETAIL = 300
+
+
+def _said(exc: grpc.aio.AioRpcError, default: str) -> str:
+    detail = exc.details() or default
+    return detail if len(detail) <= MAX_DETAIL else detail[:MAX_DETAIL] + "…"
+
+
 @asynccontextmanager
 async def service_errors(service: str) -> AsyncIterator[None]:
     """Like rpc_errors, keeping the backend's own words: 422 for a rule broken, 409 a conflict, and
@@ -98,7 +115,7 @@ async def service_errors(service: str) -> AsyncIterator[None]:
     try:
         yield
     except grpc.aio.AioRpcError as exc:
-        code, detail = exc.code(), exc.details() or ""
+        code, detail = exc.code(), _said(exc, "")
         if code in _KEEP_MESSAGE:
             raise HTTPException(_KEEP_MESSAGE[code], detail or code.name.lower()) from exc
         if code == grpc.StatusCode.UNAVAILABLE and detail and "connect" not in detail.lower():
@@ -116,13 +133,13 @@ async def rpc_errors(service: str) -> AsyncIterator[None]:
     except grpc.aio.AioRpcError as exc:
         code = exc.code()
         if code == grpc.StatusCode.NOT_FOUND:
-            raise HTTPException(404, exc.details() or "not found") from exc
+            raise HTTPException(404, _said(exc, "not found")) from exc
         if code in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.OUT_OF_RANGE):
-            raise HTTPException(400, exc.details() or "invalid request") from exc
+            raise HTTPException(400, _said(exc, "invalid request")) from exc
         if code == grpc.StatusCode.FAILED_PRECONDITION:
-            raise HTTPException(409, exc.details() or "conflict") from exc
+            raise HTTPException(409, _said(exc, "conflict")) from exc
         if code == grpc.StatusCode.PERMISSION_DENIED:
-            raise HTTPException(403, exc.details() or "refused") from exc
+            raise HTTPException(403, _said(exc, "refused")) from exc
         if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
             raise HTTPException(503, f"the {service} service is unavailable; try again shortly") from exc
         raise HTTPException(502, f"the {service} service failed: {code.name}") from exc

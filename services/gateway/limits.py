@@ -9,10 +9,11 @@ import json
 from typing import Any
 from urllib.parse import urlsplit
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, HTTPException, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.common.log import get_logger
@@ -126,6 +127,34 @@ async def invalid_request(request: Request, exc: RequestValidationError) -> JSON
     await _record_refusal(request.scope, "request.invalid", {"method": request.method, "fields": fields})
     errors = [{k: v for k, v in error.items() if k != "input"} for error in exc.errors()]
     return JSONResponse(status_code=422, content={"detail": jsonable_encoder(errors)})
+
+
+# Identifiers in paths and queries (cameras, requests, users, versions...) are at most this long. An
+# unbounded one went as is into a gRPC request and came back in the backend's error: 60,000
+# characters answered 502 RESOURCE_EXHAUSTED. Checked for every route in one place, before any
+# dependency (the camera lookup of the permission check) uses it.
+MAX_ID = 128
+# A path parameter that is not an id: the console's static file paths.
+MAX_PATH = 1024
+# Query parameters that name something by id (the others have their own bounds or types).
+_ID_QUERIES = frozenset({"id", "camera", "segment", "version", "reference", "username", "name"})
+
+
+def _is_id_query(name: str) -> bool:
+    return name in _ID_QUERIES or name.endswith("_id")
+
+
+async def bounded_ids(connection: HTTPConnection) -> None:
+    """App-wide dependency: every path parameter and id-like query parameter is bounded (422)."""
+    values = [(name, str(value), "path") for name, value in connection.path_params.items()]
+    values += [(name, value, "query") for name, value in connection.query_params.multi_items() if _is_id_query(name)]
+    for name, value, where in values:
+        limit = MAX_PATH if (where, name) == ("path", "path") else MAX_ID
+        if len(value) > limit:
+            # The value itself is never echoed: only its length.
+            raise HTTPException(
+                422, f"{where} parameter {name!r} is {len(value)} characters long; at most {limit} are accepted"
+            )
 
 
 # Methods a browser may send cross-site without asking (forms) or that change something.

@@ -10,7 +10,7 @@ from services.common.clock import to_us
 from services.common.log import get_logger
 from services.common.pb.csu.v1 import ingest_pb2
 from services.common.service import Runtime
-from services.gateway import accounts, attempts, audit_log, refusals, signing_key_audit
+from services.gateway import accounts, attempts, audit_log, audit_outcome, refusals, signing_key_audit
 from services.gateway.backends import Backends
 from services.gateway.federation.tls import serve_federation
 from services.gateway.operations import runner as operations_runner
@@ -58,6 +58,7 @@ async def run(runtime: Runtime) -> None:
         return
     b.js = b.nats.jetstream()
     await bus.ensure_events_stream(b.js, settings.nats_prefix)
+    b.intents = await audit_outcome.open_intents(b.js, settings.nats_prefix)
     writer = asyncio.create_task(
         audit_log.AuditWriter(b.js, settings.nats_prefix, b.engine, b.signer, b.clock, b.cadence).run()
     )
@@ -78,6 +79,7 @@ async def run(runtime: Runtime) -> None:
     upkeep = asyncio.create_task(_audit_upkeep(b))
     summaries = asyncio.create_task(refusals.run(b, runtime.stop))  # aggregated refusals, then the rest at stop
     throttle = asyncio.create_task(_forget_login_windows(b))
+    intents = asyncio.create_task(audit_outcome.sweep(b, runtime.stop))  # outcomes a stop left unknown
     federation = None
     if settings.federation_port:
         files = (settings.federation_cert_file, settings.federation_key_file, settings.federation_ca_file)
@@ -90,6 +92,7 @@ async def run(runtime: Runtime) -> None:
     await runtime.stop.wait()
     await asyncio.gather(summaries, return_exceptions=True)  # written while the audit writer still runs
     writer.cancel()
+    await asyncio.gather(intents, return_exceptions=True)
     await asyncio.gather(writer, operations, return_exceptions=True)
     upkeep.cancel()
     throttle.cancel()

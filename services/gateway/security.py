@@ -18,9 +18,8 @@ from typing import Any
 from fastapi import HTTPException
 from starlette.requests import HTTPConnection
 
-from services.common import audit as audit_events
 from services.common.clock import from_us, to_us
-from services.gateway import accounts, refusals, sessions
+from services.gateway import accounts, audit_outcome, refusals, sessions
 from services.gateway.backends import Backends
 from services.gateway.federation import partners
 from services.gateway.roles import ACTIONS, CAMERA_ACTIONS, PTZ_PRIORITY, ROLE_ACTIONS, VIDEO_ACTIONS
@@ -253,7 +252,10 @@ async def audit(
     details: dict[str, Any] | None = None,
     outcome: str = "ok",
 ) -> None:
-    """Record an action in the audit trail before performing it; HTTP 503 if that is impossible."""
+    """Record an action in the audit trail before performing it; HTTP 503 if that is impossible.
+
+    Its outcome is the one the request ends with (ok, refused, failed: audit_outcome.py).
+    """
     b = principal_backends(principal)
     await record(
         b,
@@ -271,10 +273,9 @@ async def audit(
 
 
 async def record(b: Backends, **fields: Any) -> None:
-    """Audit an event without a principal (e.g. a failed login); HTTP 503 if the trail is down."""
-    if b.js is None:
-        raise HTTPException(503, "the audit trail is unavailable: the action was not performed")
-    try:
-        await audit_events.record(b.js, b.settings.nats_prefix, b.clock, **fields)
-    except audit_events.AuditUnavailable as exc:
-        raise HTTPException(503, "the audit trail is unavailable: the action was not performed") from exc
+    """Audit an event without a principal (e.g. a failed login); HTTP 503 if the trail is down.
+
+    In an HTTP request an action's outcome is the response's (audit_outcome.py): an entry with the
+    default outcome "ok" is written once the handler has decided, as ok, refused or failed.
+    """
+    await audit_outcome.record(b, fields)

@@ -11,7 +11,9 @@ and re-imported.
     authorisation_ref,state
 
 groups are separated by ";". An empty main_url/sub_url/ptz_url keeps the stored one; an empty
-state keeps the current state (a new camera starts in commissioning).
+state keeps the current state (a new camera starts in commissioning). A cell a spreadsheet would
+take for a formula (`=cmd|...`) is written with a leading apostrophe, and import takes one off
+(services/common/csvsafe.py).
 """
 
 import csv
@@ -20,6 +22,7 @@ from collections.abc import Sequence
 
 from pydantic import ValidationError
 
+from services.common import csvsafe
 from services.ingest.registry import CameraRecord, masked_url
 from services.ingest.specs import CameraInput, first_error
 
@@ -76,7 +79,8 @@ def parse(data: bytes, current_states: dict[str, str]) -> tuple[list[tuple[int, 
         if None in record:
             errors.append((line, f"{len(record[None])} more value(s) than columns"))  # type: ignore[index]
             continue
-        values = {k: (v or "").strip() for k, v in record.items() if k}
+        # What export escaped against spreadsheet formulas comes back as it was (lossless round trip).
+        values = {k: csvsafe.unescape((v or "").strip()) for k, v in record.items() if k}
         if not any(values.values()):
             continue  # blank line
         camera_id = values.get("id", "")
@@ -120,5 +124,5 @@ def export(cameras: Sequence[CameraRecord]) -> bytes:
             "close_up": "yes" if c.close_up else "no", "retention_days": c.retention_days,
             "authorisation_ref": c.authorisation_ref, "state": c.state,
         }  # fmt: skip
-        writer.writerow([values[k] for k in COLUMNS])
+        writer.writerow(csvsafe.cells(values[k] for k in COLUMNS))  # no cell a spreadsheet would run
     return out.getvalue().encode()

@@ -5,6 +5,7 @@ import csv
 import io
 import json
 
+from services.common import csvsafe
 from services.common.pdf import Document
 from services.requisition.models import RegisterEntry
 from services.requisition.timefmt import paris_human, utc
@@ -38,13 +39,6 @@ def as_dict(entry: RegisterEntry) -> dict:
     }
 
 
-def _cell(value: object) -> object:
-    # Text a spreadsheet would run as a formula is quoted.
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return value
-
-
 def to_csv(entries: list[RegisterEntry]) -> bytes:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=CSV_FIELDS, extrasaction="ignore")
@@ -52,7 +46,7 @@ def to_csv(entries: list[RegisterEntry]) -> bytes:
     for entry in entries:
         row = as_dict(entry)
         row["details"] = json.dumps(row["details"], ensure_ascii=False, sort_keys=True)
-        writer.writerow({k: _cell(v) for k, v in row.items()})
+        writer.writerow(csvsafe.row(row))  # no cell a spreadsheet would run as a formula
     return buffer.getvalue().encode("utf-8")
 
 

@@ -36,7 +36,7 @@ import grpc
 from sqlalchemy import Engine
 from sqlmodel import select
 
-from services.common import audit, rpc
+from services.common import audit
 from services.common.clock import to_us
 from services.common.db import session
 from services.common.log import get_logger
@@ -45,6 +45,7 @@ from services.common.pb.csu.v1 import archive_pb2, ingest_pb2, masking_pb2, mask
 from services.common.settings import LEGAL_MAX_RETENTION_DAYS
 from services.gateway import accounts, audit_log, signing_key_audit
 from services.gateway.backends import RPC_TIMEOUT_S, Backends
+from services.gateway.backends import channel as backends_channel
 from services.gateway.federation import partners
 from services.gateway.models import AuditCheckpoint
 from services.gateway.operations import compliance_streams
@@ -65,7 +66,7 @@ def _masking(b: Backends) -> masking_pb2_grpc.MaskingServiceStub:
     """This gateway's MaskingService stub (one channel, opened on first use, kept for the process)."""
     stub = _MASKING.get(b)
     if stub is None:
-        stub = _MASKING[b] = masking_pb2_grpc.MaskingServiceStub(rpc.channel(b.settings.masking_grpc))
+        stub = _MASKING[b] = masking_pb2_grpc.MaskingServiceStub(backends_channel(b.settings.masking_grpc))
     return stub
 
 

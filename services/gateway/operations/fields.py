@@ -10,6 +10,8 @@ from typing import Annotated
 
 from pydantic import AfterValidator, StringConstraints
 
+from services.common import csvsafe
+
 _SINGLE = re.compile(r"[\x00-\x1f\x7f]")
 _MULTI = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
@@ -49,10 +51,7 @@ MAX_ID = 2_147_483_647
 
 
 def csv_cell(value: object) -> object:
-    """A value for a CSV that auditors open in a spreadsheet: text that a spreadsheet would run as
-    a formula (=, +, -, @) is quoted with a leading apostrophe."""
+    """A value for a CSV that auditors open in a spreadsheet: no formula (services/common/csvsafe.py)."""
     if value is None:
         return ""
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return value
+    return csvsafe.escape(value)

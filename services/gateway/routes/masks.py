@@ -29,11 +29,11 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from services.common import commissioning as commissioning_gate
-from services.common import rpc
 from services.common.clock import from_us, to_us
 from services.common.pb.csu.v1 import masking_pb2, masking_pb2_grpc
 from services.common.pb.csu.v1.frame_pb2 import PtzPosition
 from services.gateway.backends import RPC_TIMEOUT_S, Backends, backends, service_errors
+from services.gateway.backends import channel as backends_channel
 from services.gateway.security import Principal, audit, authenticate, require
 
 router = APIRouter(prefix="/api/v1", tags=["privacy masks"])
@@ -45,7 +45,7 @@ def masking(b: Backends) -> masking_pb2_grpc.MaskingServiceStub:
     """The MaskingService stub of this gateway (one channel, opened on first use)."""
     stub = _stubs.get(b)
     if stub is None:
-        stub = _stubs[b] = masking_pb2_grpc.MaskingServiceStub(rpc.channel(b.settings.masking_grpc))
+        stub = _stubs[b] = masking_pb2_grpc.MaskingServiceStub(backends_channel(b.settings.masking_grpc))
     return stub
 
 

@@ -25,11 +25,11 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from fastapi.responses import Response, StreamingResponse
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from services.common import rpc
 from services.common.clock import to_us
 from services.common.pb.csu.v1 import requisition_pb2, requisition_pb2_grpc
 from services.gateway import login
 from services.gateway.backends import Backends, backends, rpc_errors
+from services.gateway.backends import channel as backends_channel
 from services.gateway.operations.access import refuse, require_any
 from services.gateway.operations.fields import CAMERA_ID, line, text
 from services.gateway.operations.timefmt import checked_us, iso
@@ -51,7 +51,7 @@ def service(b: Backends) -> requisition_pb2_grpc.RequisitionServiceStub:
     target = b.settings.requisition_grpc
     stub = _STUBS.get(target)
     if stub is None:
-        stub = _STUBS[target] = requisition_pb2_grpc.RequisitionServiceStub(rpc.channel(target))
+        stub = _STUBS[target] = requisition_pb2_grpc.RequisitionServiceStub(backends_channel(target))
     return stub
 
 
