@@ -20,6 +20,7 @@ wait, a store outage longer than a segment) is already in a segment: it is dropp
 Frames older than the buffer's window are gone whatever the floor says: `Resume.window_passed`
 tells the node that frames after the floor have left the buffer, and the hole is a gap with its
 reason.
+Design: docs/design/reliability.md
 """
 
 import asyncio

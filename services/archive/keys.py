@@ -2,6 +2,7 @@
 
 Grouping by hour keeps listings of any hour cheap and lets deletion proofs be written per camera
 and hour; the start in the file name (basic ISO 8601, microseconds) sorts keys in time order.
+Design: docs/design/time.md
 """
 
 from services.common.clock import from_us

@@ -25,6 +25,7 @@ rows whose object is gone (object_missing gaps); the ledger keeps their entries,
 segment may be absent from the index only when its SHA-256 is in one of those records.
 Purge: entries whose segment is gone and which were ledgered more than the legal maximum and two
 days ago go as leading runs; the head records how far (`purged_through`).
+Design: docs/design/audit.md
 """
 
 import asyncio

@@ -12,6 +12,7 @@ nothing was recorded, it writes an `archive_gaps` row; the timeline shows the re
 Every segment carries the SHA-256 of its bytes and the SHA-256 of the camera's previous segment
 (`prev_sha256`, "" for the first): a per-camera hash chain, in storage order, which is time order.
 Deleting or replacing a segment without leaving a deletion proof breaks the chain.
+Design: docs/design/schema.md
 """
 
 from sqlalchemy import BigInteger, Column, Index, Text, UniqueConstraint

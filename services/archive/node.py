@@ -24,6 +24,7 @@
 The node is also the API's view of the recording side (`LiveSegments` in grpc_api.py): spooled
 and open segments, and the keys stored but not yet indexed; a timeline asks the replica recording
 the camera for what it has not stored yet (`recording_spans`).
+Design: docs/design/reliability.md
 """
 
 import asyncio

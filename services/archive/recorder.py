@@ -33,6 +33,7 @@ proof. With the database away the holds are unknown: it then waits until the leg
 no hold passes, and goes then; its description stays in the spool (`unproved/`, no footage) until
 the database is back and its deletion proof is written. `expire_past_legal` applies the same
 legal maximum before the database has ever been reached (an archive starting while it is away).
+Design: docs/design/reliability.md
 """
 
 import asyncio

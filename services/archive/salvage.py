@@ -9,6 +9,7 @@ and the frames of that fragment are still in the masked-frame buffer (intake.py)
 
 `fmp4.scan` finds the complete fragments and their timing; `salvage` truncates, hashes what is
 kept and describes it as a closed segment from the `.open` marker written when the segment opened.
+Design: docs/design/reliability.md
 """
 
 import hashlib

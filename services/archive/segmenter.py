@@ -23,6 +23,7 @@ Spool files of one segment: `<id>.mp4` (the bytes, growing while open), `<id>.op
 start and mask version, written when it opens and removed when it closes: after a crash it lets
 salvage.py keep the complete fragments), `<id>.json` (the description, written once the bytes are
 complete).
+Design: docs/design/time.md
 """
 
 import hashlib

@@ -10,6 +10,7 @@ The spool is bounded (CSU_ARCHIVE_SPOOL_MAX_BYTES): when the store is away, segm
 leave in order when it returns. Its usage counts every segment file (open ones included); past
 the limit the archive stops recording (the lost time is a "storage_outage" gap) rather than fill
 the disk, and past 80 % it raises an alarm.
+Design: docs/design/reliability.md
 """
 
 import asyncio

@@ -77,6 +77,7 @@ Alternatives
 - Signing every entry (the register does): it stops forgery without the key, but neither a
   truncation nor someone holding the key; the head still has to be published.
 - An RFC 3161 timestamping authority: the closed network reaches none.
+Design: docs/design/audit.md
 """
 
 import asyncio

@@ -3,6 +3,7 @@
 Any service may audit; the gateway's audit writer is the one consumer that turns the events into
 the hash-chained trail. `record` returns only once JetStream has stored the event, and raises when
 it cannot: the caller must then refuse the action (fail closed).
+Design: docs/design/audit.md
 """
 
 import json

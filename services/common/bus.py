@@ -8,6 +8,7 @@ Masked main-stream frames are also kept, for a bounded window, by a JetStream st
 (`masked_stream`): masking still publishes them on core NATS (a camera never waits for storage),
 the server keeps a copy, and the archive records from that copy (archive/intake.py), so an archive
 restart, rollout or handover shorter than the window loses nothing. Raw frames are never kept.
+Design: docs/design/reliability.md
 """
 
 import asyncio

@@ -2,6 +2,7 @@
 
 Everything inside the platform is UTC. Code that needs the time takes a Clock, so tests move time
 forward by days without waiting (ManualClock) while production reads the system clock.
+Design: docs/design/time.md
 """
 
 import threading

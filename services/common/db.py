@@ -3,6 +3,7 @@
 SQLite is the embedded default, PostgreSQL the production and CI database. Each service owns its
 tables (named with the service as prefix) and its own Alembic history, recorded in its own version
 table, so services migrate independently and never touch each other's tables.
+Design: docs/design/schema.md
 """
 
 from collections.abc import Iterator

@@ -4,6 +4,7 @@ Each entry's hash is SHA-256 over the previous entry's hash followed by the cano
 entry's own fields, so changing, inserting or removing an entry breaks every hash after it. The
 first entry links to GENESIS. Canonical JSON: keys sorted, no spaces, ASCII only — the same bytes
 on every platform, so anyone can recompute a hash (and check a signature made over it).
+Design: docs/design/audit.md
 """
 
 import hashlib

@@ -32,6 +32,7 @@ A restarted replica takes its own leases back at once (`adopt`) instead of waiti
 a replica's name is stable across restarts (`replica_id`: the host name, which is the pod's, and
 the first free slot of the data folder, held by an flock while the process lives), so the leases
 a killed process left under that name are known to be dead (the lock was free) and ours.
+Design: docs/design/reliability.md
 """
 
 import asyncio

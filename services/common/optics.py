@@ -23,6 +23,7 @@ pan about the vertical, then tilt.
   times wider than assumed.
 - Image: a pinhole centred on the axis (gnomonic projection), square pixels; x to the right and y
   down in normalised coordinates 0..1.
+Design: docs/design/masking.md
 """
 
 import math

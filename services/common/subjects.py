@@ -8,6 +8,7 @@ The masked main streams are also kept for a bounded window by the JetStream stre
 which the archive records from (raw frames are never kept anywhere).
 
 The prefix is "csu" in production; tests use their own so runs on a shared server never meet.
+Design: docs/design/architecture.md
 """
 
 import re

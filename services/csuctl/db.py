@@ -5,6 +5,7 @@ table `alembic_version_<svc>`, see services/common/db.py). `csuctl db migrate` b
 them to its newest revision; the Helm chart runs it as a pre-install/pre-upgrade Job, so schema
 changes happen once per release, before new pods start, and the services themselves run with
 CSU_DB_AUTO_MIGRATE=false. `csuctl db status` tells whether the database is behind the code.
+Design: docs/design/schema.md
 """
 
 import json

@@ -33,6 +33,7 @@ signed as the export starts. (A range therefore runs on past its end to the next
 most the cadence's N entries or M minutes.) An export filtered by actor, target or action is a
 listing: its entries keep their hashes, but without the entries in between no chain can be
 walked, and the verifier says so rather than vouching for it.
+Design: docs/design/audit.md
 """
 
 import csv

@@ -11,6 +11,7 @@ cadence (every N entries, and M minutes after the previous one: a missing one is
 the heads published outside the database (the anchors bucket, and every export) show a rewrite of
 the chain from some entry on, links recomputed or not, and a truncation: services/common/anchoring.py
 is the design, shared with the register and the segment ledger.
+Design: docs/design/audit.md
 """
 
 import asyncio

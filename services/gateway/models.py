@@ -9,6 +9,7 @@ an account sees no video whatever its role.
 The audit trail is append-only and hash-chained: entry_hash = SHA-256(prev_hash || canonical
 entry). Changing, removing or inserting an entry breaks every later hash; signed checkpoints pin
 the chain head with the deployment's key so even a rewrite of the whole chain shows.
+Design: docs/design/schema.md
 """
 
 from sqlalchemy import JSON, BigInteger, Column, Index

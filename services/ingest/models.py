@@ -3,6 +3,7 @@
 Times are integer microseconds since the epoch, UTC. Stream and PTZ URLs carry credentials, so
 they are stored sealed (services.common.secretbox) and only ingest ever opens them. Lists
 (groups, purposes, recipients, masks, tour steps) are JSON text, identical on SQLite and PostgreSQL.
+Design: docs/design/schema.md
 """
 
 from sqlalchemy import BigInteger, Column, Text

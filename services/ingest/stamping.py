@@ -18,6 +18,7 @@ the event loop (our own RTSP client, services/ingest/rtsp/); both hand each pack
 The per-packet path is what limits cameras per core (bench/ingest.py): what can be bound once per
 session is bound in __init__, and Prometheus counters (a lock per increment) are added every
 METRICS_S instead of per packet.
+Design: docs/design/time.md
 """
 
 import time

@@ -17,6 +17,7 @@ Live sources drift against the wall clock, and cameras jump. A capture time ahea
 clock is impossible, and one lagging more than the longest probe burst means the camera's clock
 runs slow or stalled: either way the session re-anchors on the wall clock. The masked stream is
 made strictly increasing downstream, so a re-anchor never shows time going backwards.
+Design: docs/design/time.md
 """
 
 from datetime import UTC, datetime, timedelta

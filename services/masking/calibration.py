@@ -30,6 +30,7 @@ tilt offset and both directions. Not the pan offset (a bearing): it cancels out 
 since masks live in the dome's own pan space. The pan and tilt ranges are ONVIF's generic space's
 (CSU_PTZ_PAN_RANGE_DEG, CSU_PTZ_TILT_RANGE_DEG). Beyond the zooms clicked the curve extrapolates:
 the editor asks for points near tele, where masks are smallest on screen and errors largest.
+Design: docs/design/masking.md
 """
 
 import math

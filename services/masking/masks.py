@@ -14,6 +14,7 @@ Why nothing of the original can survive inside a mask, whatever the encoder does
 
 Filling whole macroblocks also makes the fill cheap: a mask is a handful of rectangles, each
 filled with one slice assignment per plane, instead of a per-pixel boolean index.
+Design: docs/design/masking.md
 """
 
 from collections.abc import Sequence

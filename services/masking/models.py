@@ -4,6 +4,7 @@ statements, mask-error reports, redaction jobs.
 Times are integer microseconds since the epoch, UTC. Polygons and selections are JSON text,
 identical on SQLite and PostgreSQL. Only masking reads these tables; everyone else asks
 MaskingService.
+Design: docs/design/schema.md
 """
 
 from sqlalchemy import BigInteger, Column, Text, UniqueConstraint

@@ -14,6 +14,7 @@
 `wanted` is the policy on what the node knows about a camera; the per-packet conditions (codec,
 B-frames, read-back age, verification) are the router's (router.py). Both only ever choose a
 cheaper way when every condition holds: anything unknown means burning in.
+Design: docs/design/masking.md
 """
 
 from dataclasses import dataclass

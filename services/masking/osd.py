@@ -7,6 +7,7 @@ ambiguity is resolved), then the camera's id and name, white on a black box in o
 image. It is rendered once per second of capture time into a small luma bitmap; each frame then
 gets two slice copies (luma box, neutral chroma box), a few microseconds at 1080p. Hershey fonts
 are ASCII: accents are stripped, other characters become "?".
+Design: docs/design/time.md
 """
 
 import unicodedata

@@ -24,6 +24,7 @@ Cost: the decoded image is copied once into an output frame this masker owns (th
 buffer is a reference picture and must not be written), masks are filled as whole-macroblock
 rectangles (slice assignments), and the same output frame is handed to x264 every time, which
 copies it into its own buffers; no per-frame allocation of image-sized arrays.
+Design: docs/design/masking.md
 """
 
 import threading

@@ -7,6 +7,7 @@ uncalibrated draft uses).
 The decision is pure (frame size + frame info in, raster out) apart from its caches, so the frame
 path, the preview and the tests all use the same rules. Fail-closed reasons are the metric labels
 of csu_masking_fully_masked_frames_total.
+Design: docs/design/masking.md
 """
 
 from collections import OrderedDict

@@ -15,6 +15,7 @@ and the set is stored in pan/tilt space.
 
 Masking knows the optics only through this model and the calibration; it never reads a camera
 simulator's (a test would then prove nothing about real domes).
+Design: docs/design/masking.md
 """
 
 from collections.abc import Sequence

@@ -24,6 +24,7 @@ Rules:
 
 Cost: pass-through is an envelope parse and re-serialisation per packet; camera-masked adds one
 keyframe decode per GOP and the check (bench/masking.py measures both).
+Design: docs/design/masking.md
 """
 
 from collections.abc import Callable

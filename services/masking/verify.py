@@ -14,6 +14,7 @@ A uniform area of the scene that happens to be the mask colour would pass; the c
 platform's (CSU_MASK_COLOUR, mid grey by default), pushed with the masks, so what passes is
 indistinguishable from the mask anyway. Anything else (a dropped mask, a moved one, a blur or
 pixelation instead of a fill) fails.
+Design: docs/design/masking.md
 """
 
 import cv2

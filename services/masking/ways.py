@@ -12,6 +12,7 @@ from the replica's leases and lanes (node.py):
   `masking.way`), and a camera whose own masks failed raises an alarm (`masking.camera_masks`).
   The switch has happened when this is written (it is towards more masking, never held back): a
   trail that cannot be reached is logged and counted, not waited for.
+Design: docs/design/masking.md
 """
 
 import asyncio

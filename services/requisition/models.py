@@ -5,6 +5,7 @@ Times are integer microseconds since the epoch, UTC (`*_us`). Personal data is k
 as its purpose: identity documents are deleted when the citizen's request closes; footage copies
 (extracts, packages) are purged at their deadline or at delivery; what stays is the record of
 what happened (states, transitions, hashes, the signed register).
+Design: docs/design/schema.md
 """
 
 from sqlalchemy import JSON, BigInteger, Column, Index, Text, UniqueConstraint

@@ -16,6 +16,7 @@ deleted, the head moved back) nor a rewrite by someone holding the key. So the r
 anchored like the audit trail (services/common/anchoring.py): checkpoints at a fixed cadence, a
 missing one being a failure, and the head published every few minutes to the object-locked
 anchors bucket; verify reports the first entry it can no longer vouch for.
+Design: docs/design/audit.md
 """
 
 import json
