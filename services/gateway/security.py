@@ -43,6 +43,8 @@ class Principal:
     partner: str | None = None
     # Federated users: what the city grants their partner (None: the role's actions).
     allowed_actions: frozenset[str] | None = None
+    # Federated users: the reference of the convention their partner works under (audited).
+    convention: str | None = None
     token: str = field(default="", repr=False)
     _backends: Backends | None = field(default=None, repr=False, compare=False)
 
@@ -132,7 +134,7 @@ async def _federated(b: Backends, connection: HTTPConnection, tls: dict[str, Any
                 action="federation.refused",
                 target=connection.url.path,
                 outcome="refused",
-                details={"reason": reason},
+                details={"reason": reason} | ({"convention": partner.convention_ref} if partner else {}),
             )
         except HTTPException:
             pass
@@ -142,6 +144,11 @@ async def _federated(b: Backends, connection: HTTPConnection, tls: dict[str, Any
         raise await refuse("this client certificate belongs to no registered partner", "unknown-partner")
     if not partner.active:
         raise await refuse(f"partner {partner.id} has been revoked", f"{partner.id}:?")
+    # The one place a partner's convention is enforced: past its expiry (or without one), every
+    # request of its users is refused, including the next message of an open live view.
+    convention_refusal = partners.convention_refusal(partner, to_us(b.clock.now()))
+    if convention_refusal is not None:
+        raise await refuse(convention_refusal, f"{partner.id}:?")
     token = _token(connection)
     if not token:
         raise await refuse("a signed user assertion is required (Authorization: Bearer <JWT>)", f"{partner.id}:?")
@@ -171,6 +178,7 @@ async def _federated(b: Backends, connection: HTTPConnection, tls: dict[str, Any
         ptz_priority=partner.ptz_priority,
         partner=partner.id,
         allowed_actions=frozenset(partner.actions) & ROLE_ACTIONS["police_nationale"],
+        convention=partner.convention_ref,
         token=token,
         _backends=b,
     )
@@ -257,6 +265,9 @@ async def audit(
     Its outcome is the one the request ends with (ok, refused, failed: audit_outcome.py).
     """
     b = principal_backends(principal)
+    if principal.convention:
+        # Every action of a partner's user names the convention it was done under.
+        details = (details or {}) | {"convention": principal.convention}
     await record(
         b,
         actor=f"{principal.partner}:{principal.username}" if principal.partner else principal.username,

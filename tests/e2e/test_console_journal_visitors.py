@@ -121,6 +121,13 @@ def test_journal_and_viewing_room_register_in_the_console(platform: Platform) ->
             assert operator.is_enabled("#handover-prev") and not operator.is_enabled("#handover-next")
             screenshot(operator, "journal-handover")
 
+            # Who is in the viewing room: the agent starts their shift from the handover and is listed.
+            until(operator, "document.getElementById('room-now').textContent.includes('Personne')", 30, "the room")
+            operator.click("#room-shift-start")
+            operator.wait_for_selector("#room-shift-end")
+            until(operator, "document.getElementById('room-now').textContent.includes('agent de service')", 30)
+            assert [p["kind"] for p in reader.get("/api/v1/room/now").json()] == ["agent"]
+
             # -- the administrator's register -----------------------------------------------------
             admin = browser.new_context(viewport={"width": 1500, "height": 1000}).new_page()
             _watch_errors(admin, errors)

@@ -2,6 +2,7 @@
 
 import ssl
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -74,6 +75,8 @@ def federation(platform: Platform, tmp_path: Path) -> dict:
             "camera_groups": ["default"],
             "actions": ["live", "ptz"],
             "ptz_priority": 65,
+            "convention_ref": "CONV-57-2026-014",
+            "convention_expires": (datetime.now(UTC) + timedelta(days=365)).isoformat(),
         },
     )
     assert registered.status_code == 201, registered.text
@@ -175,3 +178,87 @@ def test_revoking_the_partner_cuts_everything_at_once(platform: Platform, federa
             while time.monotonic() < deadline:
                 ws.recv(timeout=20)
         assert closed.value.rcvd is not None and closed.value.rcvd.code == 4401
+
+
+def test_access_stops_at_the_conventions_expiry_after_a_warning(platform: Platform, federation: dict) -> None:
+    admin = platform.admin()
+    officer = partner_client(federation, assertion(federation["key"], "pn-metz"))
+    (listed,) = admin.get("/api/v1/partners").json()
+    assert listed["convention_ref"] == "CONV-57-2026-014" and listed["convention_status"] == "valid"
+
+    # Every action of the partner's users names the convention in the audit trail.
+    ws_url = federation["url"].replace("https://", "wss://") + "/api/v1/cameras/demo-1/live/stream"
+    context = federation["ca"].client_context(federation["client"])
+    token = officer.headers["Authorization"][7:]
+    with ws_connect(
+        ws_url, ssl=context, additional_headers={"Authorization": f"Bearer {token}"}, open_timeout=15
+    ) as ws:
+        assert "avc1" in ws.recv(timeout=15)
+    auditor = platform.client("auditor")
+    wait_for(
+        lambda: [
+            e
+            for e in auditor.get("/api/v1/audit", params={"actor": "pn-metz:officer-4711"}).json()
+            if e["action"] == "live.start" and e["details"].get("convention") == "CONV-57-2026-014"
+        ],
+        30,
+        "a partner entry naming the convention",
+    )
+
+    # Bad input changes nothing: a convention already over, no reference, an unknown action.
+    now = datetime.now(UTC)
+    good = {"convention_ref": "CONV-57-2027-002", "camera_groups": ["default"], "actions": ["live"]}
+    for bad in (
+        good | {"convention_expires": (now - timedelta(hours=1)).isoformat()},
+        good | {"convention_ref": "", "convention_expires": (now + timedelta(days=9)).isoformat()},
+        good | {"actions": ["users"], "convention_expires": (now + timedelta(days=9)).isoformat()},
+    ):
+        refused = admin.put("/api/v1/partners/pn-metz/convention", json=bad)
+        assert refused.status_code == 422, refused.text
+    assert admin.get("/api/v1/partners").json()[0]["convention_ref"] == "CONV-57-2026-014"
+    # Only administrators record conventions.
+    assert (
+        platform.client("supervisor")
+        .put(
+            "/api/v1/partners/pn-metz/convention",
+            json=good | {"convention_expires": (now + timedelta(days=9)).isoformat()},
+        )
+        .status_code
+        == 403
+    )
+
+    # A renewal that ends within the month: warned at once, still allowed until the expiry.
+    expires = datetime.now(UTC) + timedelta(seconds=20)
+    renewed = admin.put("/api/v1/partners/pn-metz/convention", json=good | {"convention_expires": expires.isoformat()})
+    assert renewed.status_code == 200, renewed.text
+    assert renewed.json()["convention_status"] == "expiring" and renewed.json()["actions"] == ["live"]
+    warning = wait_for(
+        lambda: [
+            a
+            for a in admin.get("/api/v1/alarms", params={"kind": "partner"}).json()
+            if a["kind"] == "partner.convention_expiring"
+        ],
+        30,
+        "the convention's warning",
+    )
+    assert len(warning) == 1 and "CONV-57-2027-002" in warning[0]["message"] and "pn-metz" in warning[0]["message"]
+    assert officer.get("/api/v1/cameras").status_code == 200
+    # The new scope holds: PTZ is no longer granted.
+    no_ptz = officer.get("/api/v1/cameras/demo-1/ptz")
+    assert no_ptz.status_code == 403 and "does not allow ptz" in no_ptz.json()["detail"]
+
+    # Past the expiry the partner's users are refused, and the refusal names the convention.
+    time.sleep(max(0.0, (expires - datetime.now(UTC)).total_seconds()) + 0.5)
+    refused = officer.get("/api/v1/cameras")
+    assert refused.status_code == 401 and "convention CONV-57-2027-002" in refused.json()["detail"], refused.text
+    assert "expired" in refused.json()["detail"]
+    assert admin.get("/api/v1/partners").json()[0]["convention_status"] == "expired"
+    wait_for(
+        lambda: [
+            e
+            for e in auditor.get("/api/v1/audit", params={"action": "federation"}).json()
+            if e["outcome"] == "refused" and e["details"].get("convention") == "CONV-57-2027-002"
+        ],
+        30,
+        "the refusal in the audit trail",
+    )

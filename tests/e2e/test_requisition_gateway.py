@@ -99,6 +99,8 @@ def env(platform: Platform, tmp_path: Path, database_url: str, s3: S3Server, nat
                 "camera_groups": ["default"],
                 "actions": ["live", "export"],
                 "ptz_priority": 60,
+                "convention_ref": "CONV-57-2026-014",
+                "convention_expires": (datetime.now(UTC) + timedelta(days=365)).isoformat(),
             },
         )
         assert registered.status_code == 201, registered.text

@@ -11,20 +11,24 @@ A user assertion is a short-lived JWT signed by the partner's registered key (Ed
 import hashlib
 import ssl
 from dataclasses import dataclass
+from datetime import timedelta
 
 import jwt
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
-from sqlalchemy import Engine
+from sqlalchemy import Engine, update
 from sqlmodel import select
 
-from services.common.clock import Clock, to_us
+from services.common.clock import Clock, from_us, to_us
 from services.common.db import session
 from services.gateway.federation.models import Partner
 
 FEDERATED_ACTIONS = frozenset({"live", "ptz", "export"})
 ALGORITHMS = ["EdDSA", "ES256"]
+# The warning before a convention ends: a month to sign its renewal.
+CONVENTION_WARNING = timedelta(days=30)
+NO_CONVENTION, CONVENTION_VALID, CONVENTION_EXPIRING, CONVENTION_EXPIRED = "none", "valid", "expiring", "expired"
 
 
 class FederationError(Exception):
@@ -75,10 +79,11 @@ def register(
     actions: list[str],
     ptz_priority: int,
     created_by: str,
+    convention_ref: str,
+    convention_expires_us: int,
 ) -> Partner:
-    unknown = set(actions) - FEDERATED_ACTIONS
-    if unknown:
-        raise FederationError(422, f"partners may only be granted {sorted(FEDERATED_ACTIONS)}, not {sorted(unknown)}")
+    _check_scope(actions)
+    _check_convention(clock, convention_expires_us)
     cert = _certificate(cert_pem)
     _check_key(key_pem)
     partner = Partner(
@@ -93,6 +98,8 @@ def register(
         ptz_priority=ptz_priority,
         created_by=created_by,
         created_us=to_us(clock.now()),
+        convention_ref=convention_ref,
+        convention_expires_us=convention_expires_us,
     )
     with session(engine) as s:
         if s.get(Partner, partner_id) is not None:
@@ -102,6 +109,81 @@ def register(
         s.add(partner)
         s.commit()
     return partner
+
+
+def _check_scope(actions: list[str]) -> None:
+    unknown = set(actions) - FEDERATED_ACTIONS
+    if unknown:
+        raise FederationError(422, f"partners may only be granted {sorted(FEDERATED_ACTIONS)}, not {sorted(unknown)}")
+
+
+def _check_convention(clock: Clock, expires_us: int) -> None:
+    if expires_us <= to_us(clock.now()):
+        raise FederationError(422, "convention_expires is already past: record a convention in force")
+
+
+def convention_status(partner: Partner, now_us: int) -> str:
+    if not partner.convention_ref or partner.convention_expires_us is None:
+        return NO_CONVENTION
+    if partner.convention_expires_us <= now_us:
+        return CONVENTION_EXPIRED
+    if partner.convention_expires_us - now_us <= CONVENTION_WARNING.total_seconds() * 1e6:
+        return CONVENTION_EXPIRING
+    return CONVENTION_VALID
+
+
+def convention_refusal(partner: Partner, now_us: int) -> str | None:
+    """Why the partner's convention grants no access now, or None while it is in force."""
+    status = convention_status(partner, now_us)
+    if status == NO_CONVENTION:
+        return f"partner {partner.id} has no convention recorded with the city: no access"
+    if status == CONVENTION_EXPIRED:
+        day = f"{from_us(partner.convention_expires_us or 0):%Y-%m-%d %H:%M} UTC"
+        return f"the convention {partner.convention_ref} of partner {partner.id} expired on {day}: no access"
+    return None
+
+
+def renew_convention(
+    engine: Engine,
+    clock: Clock,
+    partner_id: str,
+    *,
+    convention_ref: str,
+    convention_expires_us: int,
+    camera_groups: list[str],
+    actions: list[str],
+) -> Partner:
+    """A new (or renewed) convention replaces the reference, the expiry and the scope."""
+    _check_scope(actions)
+    _check_convention(clock, convention_expires_us)
+    with session(engine) as s:
+        partner = s.get(Partner, partner_id, with_for_update=True)
+        if partner is None:
+            raise FederationError(404, f"unknown partner {partner_id!r}")
+        partner.convention_ref = convention_ref
+        partner.convention_expires_us = convention_expires_us
+        partner.camera_groups = camera_groups
+        partner.actions = sorted(set(actions))
+        partner.convention_notice = ""  # the new convention gets its own warning
+        s.add(partner)
+        s.commit()
+        s.refresh(partner)
+        return partner
+
+
+def claim_notice(engine: Engine, partner: Partner, before: str, after: str) -> bool:
+    """Move the partner's last convention notice from `before` to `after` for its current
+    convention; False if another replica (or a renewal) changed it first."""
+    with session(engine) as s:
+        result = s.execute(
+            update(Partner)
+            .where(Partner.id == partner.id)  # type: ignore[arg-type]
+            .where(Partner.convention_notice == before)  # type: ignore[arg-type]
+            .where(Partner.convention_expires_us == partner.convention_expires_us)  # type: ignore[arg-type]
+            .values(convention_notice=after)
+        )
+        s.commit()
+        return bool(result.rowcount)
 
 
 def all_partners(engine: Engine) -> list[Partner]:

@@ -1,7 +1,8 @@
 """The operations' background work in a gateway process, started once NATS is connected:
 - the alarm consumer (durable, shared by the replicas) and the refused-logins watch;
 - the retry of viewing-room declarations not yet mailed to the prefecture;
-- the console hub's subscription (pop-ups for the consoles connected to this replica).
+- the console hub's subscription (pop-ups for the consoles connected to this replica);
+- the partners' conventions (an alarm a month before one ends, and when it has ended).
 """
 
 import asyncio
@@ -9,6 +10,7 @@ from collections.abc import Awaitable, Callable
 
 from services.common.log import get_logger
 from services.gateway.backends import Backends
+from services.gateway.federation import conventions
 from services.gateway.operations import alarms, notifications, visitors
 
 log = get_logger(__name__)
@@ -37,6 +39,7 @@ async def run(b: Backends, stop: asyncio.Event) -> None:
     tasks = [
         asyncio.create_task(forever("alarms", lambda: alarms.consume(b, stop))),
         asyncio.create_task(forever("refused-logins", lambda: alarms.watch_refused_logins(b, stop))),
+        asyncio.create_task(forever("partner-conventions", lambda: conventions.watch(b, stop))),
         asyncio.create_task(forever("visitor-mail", lambda: visitors.retry_loop(b.engine, b.settings, b.clock, stop))),
     ]
     try:

@@ -3,15 +3,19 @@
 import asyncio
 
 from fastapi import APIRouter, Depends, HTTPException
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from services.common.clock import from_us
+from services.common.clock import from_us, to_us
+from services.common.log import get_logger
 from services.gateway.backends import Backends, backends
-from services.gateway.federation import partners
+from services.gateway.federation import conventions, partners
 from services.gateway.federation.models import Partner
+from services.gateway.operations.timefmt import checked_us
 from services.gateway.security import Principal, audit, require
 
 router = APIRouter(prefix="/api/v1/partners", tags=["federation"])
+log = get_logger(__name__)
+CONVENTION_REF = r"^[A-Za-z0-9][A-Za-z0-9 ._/-]{0,127}$"
 
 
 class PartnerIn(BaseModel):
@@ -23,6 +27,18 @@ class PartnerIn(BaseModel):
     camera_groups: list[str] = Field(max_length=100)
     actions: list[str] = Field(max_length=3, description='subset of "live", "ptz", "export"')
     ptz_priority: int = Field(60, ge=0, le=100)
+    convention_ref: str = Field(pattern=CONVENTION_REF, description="the convention's reference")
+    convention_expires: AwareDatetime = Field(description="the end of the convention: access stops then")
+
+
+class ConventionIn(BaseModel):
+    """A new or renewed convention: its reference, expiry and scope replace the current ones."""
+
+    model_config = ConfigDict(extra="forbid")
+    convention_ref: str = Field(pattern=CONVENTION_REF)
+    convention_expires: AwareDatetime
+    camera_groups: list[str] = Field(max_length=100)
+    actions: list[str] = Field(max_length=3, description='subset of "live", "ptz", "export"')
 
 
 class PartnerOut(BaseModel):
@@ -36,13 +52,16 @@ class PartnerOut(BaseModel):
     ptz_priority: int
     active: bool
     revoked: str | None
+    convention_ref: str
+    convention_expires: str | None
+    convention_status: str = Field(description='"valid", "expiring" (within a month), "expired" or "none"')
 
 
 def _iso(us: int | None) -> str | None:
     return from_us(us).isoformat().replace("+00:00", "Z") if us is not None else None
 
 
-def out(p: Partner) -> PartnerOut:
+def out(p: Partner, now_us: int) -> PartnerOut:
     return PartnerOut(
         id=p.id,
         name=p.name,
@@ -54,25 +73,44 @@ def out(p: Partner) -> PartnerOut:
         ptz_priority=p.ptz_priority,
         active=p.active,
         revoked=_iso(p.revoked_us),
+        convention_ref=p.convention_ref,
+        convention_expires=_iso(p.convention_expires_us),
+        convention_status=partners.convention_status(p, now_us),
     )
+
+
+async def _warn(b: Backends) -> None:
+    """Raise a convention alarm due now at once (else the periodic check raises it)."""
+    try:
+        await conventions.check(b)
+    except Exception as exc:  # noqa: BLE001 - NATS away: the periodic check raises it later
+        log.warning("partner conventions not checked", error=str(exc) or type(exc).__name__)
 
 
 @router.get("", response_model=list[PartnerOut])
 async def list_partners(
     principal: Principal = Depends(require("users")), b: Backends = Depends(backends)
 ) -> list[PartnerOut]:
-    return [out(p) for p in await asyncio.to_thread(partners.all_partners, b.engine)]
+    now_us = to_us(b.clock.now())
+    return [out(p, now_us) for p in await asyncio.to_thread(partners.all_partners, b.engine)]
 
 
 @router.post("", response_model=PartnerOut, status_code=201)
 async def register(
     body: PartnerIn, principal: Principal = Depends(require("users")), b: Backends = Depends(backends)
 ) -> PartnerOut:
+    expires_us = checked_us("convention_expires", body.convention_expires)
     await audit(
         principal,
         "partners.register",
         f"partner:{body.id}",
-        details={"camera_groups": body.camera_groups, "actions": body.actions, "ptz_priority": body.ptz_priority},
+        details={
+            "camera_groups": body.camera_groups,
+            "actions": body.actions,
+            "ptz_priority": body.ptz_priority,
+            "convention": body.convention_ref,
+            "convention_expires": _iso(expires_us),
+        },
     )
     try:
         partner = await asyncio.to_thread(
@@ -87,10 +125,50 @@ async def register(
             actions=body.actions,
             ptz_priority=body.ptz_priority,
             created_by=principal.username,
+            convention_ref=body.convention_ref,
+            convention_expires_us=expires_us,
         )
     except partners.FederationError as exc:
         raise HTTPException(exc.status, exc.message) from exc
-    return out(partner)
+    await _warn(b)
+    return out(partner, to_us(b.clock.now()))
+
+
+@router.put("/{partner_id}/convention", response_model=PartnerOut)
+async def convention(
+    partner_id: str,
+    body: ConventionIn,
+    principal: Principal = Depends(require("users")),
+    b: Backends = Depends(backends),
+) -> PartnerOut:
+    """Record the partner's new or renewed convention (reference, expiry, scope)."""
+    expires_us = checked_us("convention_expires", body.convention_expires)
+    await audit(
+        principal,
+        "partners.convention",
+        f"partner:{partner_id}",
+        details={
+            "convention": body.convention_ref,
+            "convention_expires": _iso(expires_us),
+            "camera_groups": body.camera_groups,
+            "actions": body.actions,
+        },
+    )
+    try:
+        partner = await asyncio.to_thread(
+            partners.renew_convention,
+            b.engine,
+            b.clock,
+            partner_id,
+            convention_ref=body.convention_ref,
+            convention_expires_us=expires_us,
+            camera_groups=body.camera_groups,
+            actions=body.actions,
+        )
+    except partners.FederationError as exc:
+        raise HTTPException(exc.status, exc.message) from exc
+    await _warn(b)
+    return out(partner, to_us(b.clock.now()))
 
 
 @router.post("/{partner_id}/revoke", response_model=PartnerOut)
@@ -100,6 +178,6 @@ async def revoke(
     """Cuts every session of the partner at once: its next request and open live views are refused."""
     await audit(principal, "partners.revoke", f"partner:{partner_id}")
     try:
-        return out(await asyncio.to_thread(partners.revoke, b.engine, b.clock, partner_id))
+        return out(await asyncio.to_thread(partners.revoke, b.engine, b.clock, partner_id), to_us(b.clock.now()))
     except partners.FederationError as exc:
         raise HTTPException(exc.status, exc.message) from exc

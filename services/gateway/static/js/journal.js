@@ -11,6 +11,7 @@ import { session } from "./session.js";
 import { listCameras } from "./cameras.js";
 import { buildForm } from "./forms.js";
 import { barChart } from "./charts.js";
+import { roomPanel } from "./room.js";
 import { screenHeader, section, table, errorLine, toast } from "./ui.js";
 
 const CATEGORIES = ["disturbance", "traffic", "event_security", "police_assistance", "other"];
@@ -212,7 +213,7 @@ async function mountHandover(root) {
       section(t("handover.entries"), entryTable(c.entries, { id: "handover-entries" })));
   }
 
-  clear(root, screenHeader(t("nav.journal"), tabs("handover")), h("div", { class: "toolbar no-print" }, prev, now, next, print), error, body);
+  clear(root, screenHeader(t("nav.journal"), tabs("handover")), roomPanel(), h("div", { class: "toolbar no-print" }, prev, now, next, print), error, body);
   await load();
 }
 
