@@ -27,6 +27,7 @@ from services.gateway.routes import (
     redaction,
     register,
     requisitions,
+    retention,
     segments,
     users,
     visitors,
@@ -37,8 +38,8 @@ from services.gateway.routes import (
 CORE = (auth, users, partners, audit, cameras, camera_admin, ptz, segments, playback, live, console)
 # privacy masks and redaction for citizens' access
 PRIVACY = (masks, redaction)
-# viewing-room register, bollards, alarms, shift journal, compliance, pop-ups
-OPERATIONS = (visitors, bollards, alarms, journal, compliance, notifications)
+# viewing-room register, bollards, alarms, shift journal, compliance and retention, pop-ups
+OPERATIONS = (visitors, bollards, alarms, journal, compliance, retention, notifications)
 # requisitions, the register, citizens' access and the kiosk
 CASEWORK = (requisitions, register, citizen_requests, kiosk)
 
