@@ -264,7 +264,7 @@ def render(report: dict[str, Any], font_dirs: tuple[Path, ...] = FONT_DIRS) -> b
         compliance_streams.render(pdf, streams, _when)
 
     pdf.heading("11. Conservation des données personnelles (hors images et journal d'audit)")
-    personal = report.get("personal_data_retention", {"available": False, "problem": "absent"})
+    personal = report["personal_data_retention"]
     if not _unavailable(pdf, personal):
         names = {
             "visitors": "Registre des visiteurs",
