@@ -241,12 +241,37 @@ async def _erase(b: Backends, kind: str, before_us: int, dry_run: bool) -> tuple
     return await asyncio.to_thread(_erase_local, b, kind, before_us, dry_run)
 
 
+# Erasures done but not yet in the audit trail (NATS was away): recorded first at the next sweep.
+_UNRECORDED: list[dict[str, Any]] = []
+
+
+async def _record_erasures(b: Backends) -> None:
+    """Write the erasures not yet in the audit trail, oldest first; an error leaves the rest for later."""
+    assert b.js is not None
+    while _UNRECORDED:
+        details = _UNRECORDED[0]
+        await audit_events.record(
+            b.js,
+            b.settings.nats_prefix,
+            b.clock,
+            actor="system",
+            role="",
+            action=ERASE_ACTION,
+            target=details["kind"],
+            details=details,
+        )
+        _UNRECORDED.pop(0)
+
+
 async def sweep(b: Backends) -> list[dict[str, Any]]:
     """Erase every kind's records past their period; one audit entry per kind that erased something.
 
-    A kind that fails (the requisition service away) is logged and retried next sweep; the others go on.
+    The erasure comes first and its record after, so the count is exact even when two gateway
+    replicas sweep at once (the second finds nothing left); a record that could not be written is
+    kept and written first at the next sweep. A kind that fails (the requisition service away) is
+    logged and retried next sweep; the others go on.
     """
-    assert b.js is not None
+    await _record_erasures(b)
     now = b.clock.now()
     done = []
     for kind, period in (await asyncio.to_thread(periods, b)).items():
@@ -258,18 +283,10 @@ async def sweep(b: Backends) -> list[dict[str, Any]]:
             continue
         if erased:
             details = {"kind": kind, "erased": erased, "up_to": iso(before_us), "retention_days": period["days"]}
-            await audit_events.record(
-                b.js,
-                b.settings.nats_prefix,
-                b.clock,
-                actor="system",
-                role="",
-                action=ERASE_ACTION,
-                target=kind,
-                details=details,
-            )
             log.info("personal data erased at retention", **details)
             done.append(details)
+            _UNRECORDED.append(details)
+    await _record_erasures(b)
     return done
 
 
