@@ -178,8 +178,9 @@ def test_personal_data_erased_at_retention_with_audit_report_cap_and_reminder(
     assert all(e["actor"] == "system" for e in erasures)
 
     with engine.connect() as db:
-        visitor = db.execute(text("SELECT name, organisation, purpose, erased_us FROM gateway_visitors")).one()
+        visitor = db.execute(text("SELECT name, organisation, purpose, status, erased_us FROM gateway_visitors")).one()
         assert "Dubois" not in str(visitor) and "Inspection" not in str(visitor) and visitor.erased_us
+        assert visitor.status == "cancelled"  # never answered: not to be mailed without its name
         assert db.execute(text("SELECT plate, reason FROM gateway_bollard_commands")).one() == ("", "livraison")
         assert db.execute(text("SELECT count(*) FROM gateway_bollard_calls")).scalar() == 0
         journal = db.execute(text("SELECT description, erased_us FROM gateway_journal")).one()

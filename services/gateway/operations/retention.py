@@ -26,7 +26,7 @@ from datetime import timedelta
 from typing import Any
 
 from fastapi import HTTPException
-from sqlalchemy import delete, func, true, update
+from sqlalchemy import case, delete, func, true, update
 from sqlmodel import select
 
 from services.common import audit as audit_events
@@ -69,7 +69,8 @@ POLICIES: dict[str, Policy] = {
     for p in (
         Policy(
             "visitors",
-            "viewing-room register: visitor's name, organisation, quality, purpose, answer comment",
+            "viewing-room register: visitor's name, organisation, quality, purpose, answer comment (a declaration "
+            "still unanswered is cancelled)",
             "the end of the declared visit",
             365,
             365,
@@ -201,6 +202,9 @@ def _erase_local(b: Backends, kind: str, before_us: int, dry_run: bool) -> tuple
                 "purpose": ERASED,
                 "answer_comment": "",
                 "erased_us": now,
+                # Still unanswered a retention period after the visit: moot, and never to be mailed
+                # to the prefecture without its visitor's name.
+                "status": case((VisitorDeclaration.status == "pending", "cancelled"), else_=VisitorDeclaration.status),
             }
             table = VisitorDeclaration
         elif kind == "journal":
