@@ -344,6 +344,14 @@ class Settings(BaseSettings):
         "behind a proxy that rewrites Host).",
     )
     audit_retention_days: int = Field(1095, ge=365, description="How long the audit trail is kept (3 years).")
+    retention_sweep_interval_s: float = Field(
+        3600.0,
+        gt=0,
+        le=86_400,
+        description="How often the gateway erases personal data past its retention (visitors, plates, intercom "
+        "calls, journal, citizens' requests, requisitions); the periods are the data protection officer's, "
+        "within hard caps (/api/v1/retention).",
+    )
     chain_checkpoint_entries: int = Field(
         100,
         ge=10,

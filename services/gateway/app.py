@@ -28,6 +28,7 @@ from services.gateway.routes import (
     redaction,
     register,
     requisitions,
+    retention,
     room,
     segments,
     users,
@@ -39,8 +40,8 @@ from services.gateway.routes import (
 CORE = (auth, users, partners, audit, cameras, camera_admin, ptz, segments, playback, live, console)
 # privacy masks and redaction for citizens' access
 PRIVACY = (masks, redaction)
-# viewing-room register and door, bollards, alarms, shift journal, compliance, pop-ups
-OPERATIONS = (visitors, room, bollards, alarms, journal, compliance, notifications)
+# viewing-room register and door, bollards, alarms, shift journal, compliance and retention, pop-ups
+OPERATIONS = (visitors, room, bollards, alarms, journal, compliance, retention, notifications)
 # requisitions, the register, citizens' access and the kiosk
 CASEWORK = (requisitions, register, citizen_requests, kiosk)
 

@@ -13,6 +13,7 @@ from services.common.service import Runtime
 from services.gateway import accounts, attempts, audit_log, audit_outcome, refusals, signing_key_audit
 from services.gateway.backends import Backends
 from services.gateway.federation.tls import serve_federation
+from services.gateway.operations import retention
 from services.gateway.operations import runner as operations_runner
 from services.gateway.routes import playback
 
@@ -77,6 +78,7 @@ async def run(runtime: Runtime) -> None:
     await signing_key_audit.record_key_in_use(b.js, settings.nats_prefix, b.engine, b.signer, b.clock)
     operations = asyncio.create_task(operations_runner.run(b, runtime.stop))  # alarms, mail retries, pop-ups
     upkeep = asyncio.create_task(_audit_upkeep(b))
+    erasures = asyncio.create_task(retention.run(b))  # personal data past its retention
     summaries = asyncio.create_task(refusals.run(b, runtime.stop))  # aggregated refusals, then the rest at stop
     throttle = asyncio.create_task(_forget_login_windows(b))
     intents = asyncio.create_task(audit_outcome.sweep(b, runtime.stop))  # outcomes a stop left unknown
@@ -95,6 +97,7 @@ async def run(runtime: Runtime) -> None:
     await asyncio.gather(intents, return_exceptions=True)
     await asyncio.gather(writer, operations, return_exceptions=True)
     upkeep.cancel()
+    erasures.cancel()
     throttle.cancel()
     if federation is not None:
         await asyncio.gather(federation, return_exceptions=True)

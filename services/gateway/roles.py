@@ -10,13 +10,15 @@ and not expired. Actions that are not about a camera (users, audit, register...)
     camera_health     camera status, no video        audit        read and export the audit trail
     register          read the extraction register   citizen_requests  citizens' access requests
     users             accounts and habilitations     sign         sign register entries (managers)
+    retention         set the retention periods of personal data, within their hard caps (the
+                      data protection officer, role "dpo", who also reads the trail and the report)
 """
 
 from typing import Final
 
 VIDEO_ACTIONS: Final = frozenset({"live", "playback", "export", "ptz"})
 CAMERA_ACTIONS: Final = VIDEO_ACTIONS | {"mask_admin", "config", "camera_health"}
-ACTIONS: Final = CAMERA_ACTIONS | {"audit", "register", "citizen_requests", "users", "sign"}
+ACTIONS: Final = CAMERA_ACTIONS | {"audit", "register", "citizen_requests", "users", "sign", "retention"}
 
 ROLE_ACTIONS: Final[dict[str, frozenset[str]]] = {
     "operator": frozenset({"live", "playback", "ptz", "camera_health"}),
@@ -27,6 +29,7 @@ ROLE_ACTIONS: Final[dict[str, frozenset[str]]] = {
     "auditor": frozenset({"audit", "register", "camera_health"}),
     "admin": frozenset({"config", "users", "mask_admin", "camera_health", "audit"}),
     "police_nationale": frozenset({"live", "ptz", "export"}),
+    "dpo": frozenset({"audit", "retention"}),
 }
 ROLES: Final = frozenset(ROLE_ACTIONS)
 

@@ -4,6 +4,7 @@
     open --(operator: not found)-----------------------------> closed (not_found)
     open | found --(clerk: refused, with the legal ground)--> closed (refused)
     found --(viewed at the kiosk)----------------------------> closed (viewed)
+    open | found --(nobody closed it; retention over)--------> closed (expired), erased (retention.py)
 
 A clerk registers the request with the requester's identity, a copy of their identity document
 (checked, encrypted; deleted when the request closes), the place, cameras and time window, and a
@@ -567,7 +568,8 @@ def deadline_warnings(ctx: Context) -> list[tuple[str, str]]:
                 alarms.append(
                     (
                         "requisition.citizen_deadline",
-                        f"citizen access request {row.number} must be answered by {utc(row.deadline_us)}",
+                        f"citizen access request {row.number} must be answered by {utc(row.deadline_us)}; "
+                        "unanswered, it expires at the end of its retention (closed as expired, personal data erased)",
                     )
                 )
             else:

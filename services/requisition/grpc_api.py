@@ -24,6 +24,7 @@ from services.requisition import (
     register,
     register_render,
     requisitions,
+    retention,
     stats,
 )
 from services.requisition.context import Context
@@ -363,6 +364,15 @@ class RequisitionApi(requisition_pb2_grpc.RequisitionServiceServicer):
         async def work() -> requisition_pb2.CitizenRequest:
             row = await citizens.close(self.ctx, request.id, request.actor, request.outcome, request.reason)
             return await citizens.describe(self.ctx, row.id, operator_view=False)
+
+        return await _guard(context, work)
+
+    async def EraseExpired(self, request, context):  # type: ignore[no-untyped-def]
+        """The gateway's retention sweep (services/gateway/operations/retention.py)."""
+
+        async def work() -> requisition_pb2.EraseExpiredResponse:
+            erased, oldest = await retention.erase_expired(self.ctx, request.kind, request.before_us, request.dry_run)
+            return requisition_pb2.EraseExpiredResponse(erased=erased, oldest_kept_us=oldest)
 
         return await _guard(context, work)
 

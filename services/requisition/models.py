@@ -3,8 +3,9 @@ documents, the register of extractions, citizens' access requests and kiosk sess
 
 Times are integer microseconds since the epoch, UTC (`*_us`). Personal data is kept only as long
 as its purpose: identity documents are deleted when the citizen's request closes; footage copies
-(extracts, packages) are purged at their deadline or at delivery; what stays is the record of
-what happened (states, transitions, hashes, the signed register).
+(extracts, packages) are purged at their deadline or at delivery; names, contacts and free text
+are erased at the end of their retention (retention.py); what stays is the record of what happened
+(states, transitions, hashes, the signed register).
 Design: docs/design/schema.md
 """
 
@@ -89,6 +90,8 @@ class Requisition(SQLModel, table=True):
     feedback_comment: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
     feedback_by: str = Field(default="", max_length=200)
     feedback_us: int | None = Field(default=None, sa_column=_us(True))
+    # Its personal fields were erased at the end of their retention (services/requisition/retention.py).
+    erased_us: int | None = Field(default=None, sa_column=_us(True))
 
 
 class RequestedRange(SQLModel, table=True):
@@ -254,6 +257,8 @@ class CitizenRequest(SQLModel, table=True):
     outcome_reason: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
     outcome_by: str = Field(default="", max_length=200)
     closed_us: int | None = Field(default=None, sa_column=_us(True))
+    # Its personal fields were erased at the end of their retention (services/requisition/retention.py).
+    erased_us: int | None = Field(default=None, sa_column=_us(True))
 
 
 class KioskSession(SQLModel, table=True):

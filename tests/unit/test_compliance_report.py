@@ -139,6 +139,27 @@ REPORT = {
             }
         ],
     },
+    "personal_data_retention": {
+        "available": True,
+        "kinds": [
+            {
+                "kind": "visitors",
+                "days": 365,
+                "cap_days": 365,
+                "basis": "CSI L.252-3 and L.251-4",
+                "last_erasure": {"at": "2026-11-30T03:00:00Z", "erased": 4, "up_to": "2025-11-30T03:00:00Z"},
+                "due": {"overdue": 0, "next_due_at": "2027-01-15T10:00:00Z"},
+            },
+            {
+                "kind": "requisitions",
+                "days": 1095,
+                "cap_days": 1095,
+                "basis": "CPP art. 60-1",
+                "last_erasure": None,
+                "due": None,
+            },
+        ],
+    },
 }
 
 
@@ -180,6 +201,12 @@ def test_pdf_carries_the_findings_and_every_section() -> None:
         "NON CONFORME",
         "25/11/2026 20:00",
         "picture 320x240 below the declared 704x576",
+        "11. Conservation des donn\xe9es personnelles",
+        "Registre des visiteurs",
+        "365 j (max 365)",
+        "CSI L.252-3 and L.251-4",
+        "4 le 30/11/2026 04:00",
+        "0 en retard ; prochain 15/01/2027",
     ]:
         assert expected in text, expected
 

@@ -16,7 +16,9 @@ What the platform can state about itself, gathered in one document:
 - the audit trail: chain verification, signed checkpoints, every signing key it names and from when;
 - the viewing-room register: declarations and their state;
 - the real streams: what each camera sends as ingest measures it, against its declared profile and
-  the arrêté's minimum for its use (operations/compliance_streams.py).
+  the arrêté's minimum for its use (operations/compliance_streams.py);
+- the retention of every other personal datum (operations/retention.py): period, hard cap and legal
+  basis per kind, the last erasure as the audit trail records it, what is overdue and due next.
 
 Each section is collected on its own: a service that cannot answer makes its section say so (and
 the findings list it) instead of failing the whole report. `findings` lists every problem found,
@@ -49,6 +51,7 @@ from services.gateway.backends import channel as backends_channel
 from services.gateway.federation import partners
 from services.gateway.models import AuditCheckpoint
 from services.gateway.operations import compliance_streams
+from services.gateway.operations import retention as personal_retention
 from services.gateway.operations.models import VisitorDeclaration
 from services.gateway.operations.timefmt import iso
 from services.gateway.roles import ACTIONS, ROLE_ACTIONS, TOTP_ROLES, VIDEO_ACTIONS
@@ -178,6 +181,9 @@ async def collect(b: Backends, generated_by: str) -> dict[str, Any]:
     access_section = await _section("access matrix", lambda: asyncio.to_thread(_access, b, now_us, findings), findings)
     audit_section = await _section("audit trail", lambda: asyncio.to_thread(_audit, b, findings), findings)
     register_section = await _section("viewing-room register", lambda: asyncio.to_thread(_register, b), findings)
+    personal_section = await _section(
+        "personal data retention", lambda: personal_retention.report(b, findings), findings
+    )
     if register_section.get("pending_not_mailed"):
         findings.append(
             f"viewing-room register: {register_section['pending_not_mailed']} declaration(s) not yet mailed to the "
@@ -198,6 +204,7 @@ async def collect(b: Backends, generated_by: str) -> dict[str, Any]:
         "audit_trail": audit_section,
         "viewing_room": register_section,
         "streams": streams,
+        "personal_data_retention": personal_section,
     }
 
 

@@ -262,4 +262,29 @@ def render(report: dict[str, Any], font_dirs: tuple[Path, ...] = FONT_DIRS) -> b
     streams = report["streams"]
     if not _unavailable(pdf, streams):
         compliance_streams.render(pdf, streams, _when)
+
+    pdf.heading("11. Conservation des données personnelles (hors images et journal d'audit)")
+    personal = report["personal_data_retention"]
+    if not _unavailable(pdf, personal):
+        names = {
+            "visitors": "Registre des visiteurs",
+            "bollard_plates": "Plaques (bornes)",
+            "intercom_calls": "Appels d'interphone",
+            "journal": "Main courante",
+            "citizen_requests": "Demandes d'accès",
+            "requisitions": "Réquisitions",
+        }
+        rows = []
+        for k in personal["kinds"]:
+            last, due = k["last_erasure"], k["due"]
+            rows.append(
+                [
+                    names.get(k["kind"], k["kind"]),
+                    f"{k['days']} j (max {k['cap_days']})",
+                    k["basis"],
+                    f"{last['erased']} le {_when(last['at'])} (avant {_day(last['up_to'])})" if last else "—",
+                    "—" if due is None else f"{due['overdue']} en retard ; prochain {_day(due['next_due_at'])}",
+                ]
+            )
+        pdf.grid(["Donnée", "Durée", "Fondement", "Dernier effacement", "À effacer"], rows, [30, 22, 0, 40, 34])
     return pdf.render()

@@ -2,7 +2,8 @@
 
 Times are integer microseconds since the epoch, UTC. Every table is the gateway's own
 (`gateway_*`, migration gateway_0002). Registers are never deleted from: a declaration is
-cancelled, a journal entry is amended by a later one, an alarm is acknowledged.
+cancelled, a journal entry is amended by a later one, an alarm is acknowledged — until the end of
+their retention, when their personal fields are erased (operations/retention.py, gateway_0010).
 """
 
 from sqlalchemy import JSON, BigInteger, Column, Index, Text
@@ -45,6 +46,8 @@ class VisitorDeclaration(SQLModel, table=True):
     answer_recorded_by: str = Field(default="", max_length=160)
     answer_recorded_us: int | None = Field(default=None, sa_column=Column(BigInteger))
     answer_comment: str = Field(default="", max_length=1000)
+    # When the visitor's identity was erased at the end of its retention (operations/retention.py).
+    erased_us: int | None = Field(default=None, sa_column=Column(BigInteger))
 
 
 class Bollard(SQLModel, table=True):
@@ -147,6 +150,8 @@ class JournalEntry(SQLModel, table=True):
     camera_ids: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     # An entry is never edited: a correction is a new entry that amends the earlier one.
     amends: int | None = None
+    # When its free text (mentions of people) was erased at the end of its retention (operations/retention.py).
+    erased_us: int | None = Field(default=None, sa_column=Column(BigInteger))
 
 
 class JournalBookmark(SQLModel, table=True):
@@ -160,3 +165,17 @@ class JournalBookmark(SQLModel, table=True):
     camera_id: str = Field(max_length=64)
     at_us: int = Field(sa_column=Column(BigInteger, nullable=False))
     label: str = Field(default="", max_length=200)
+
+
+class RetentionPeriod(SQLModel, table=True):
+    """A retention period the data protection officer chose, within its kind's hard cap.
+
+    No row: the kind's default (operations/retention.py, where each period's legal basis is).
+    """
+
+    __tablename__ = "gateway_retention_periods"
+
+    kind: str = Field(primary_key=True, max_length=32)
+    days: int
+    set_by: str = Field(max_length=160)
+    set_us: int = Field(sa_column=Column(BigInteger, nullable=False))

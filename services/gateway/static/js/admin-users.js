@@ -7,7 +7,7 @@ import { fmt } from "./time.js";
 import { buildForm } from "./forms.js";
 import { screenHeader, table, errorLine, toast } from "./ui.js";
 
-const ROLES = ["operator", "supervisor", "manager", "maintenance", "clerk", "auditor", "admin", "police_nationale"];
+const ROLES = ["operator", "supervisor", "manager", "maintenance", "clerk", "auditor", "admin", "police_nationale", "dpo"];
 const GROUP = "\\*|[a-z0-9][a-z0-9_-]{0,63}";
 
 function habilitationFields(user = {}) {

@@ -7,7 +7,7 @@ export default {
   "nav.bollards": "Bollards", "nav.requisitions": "Requisitions", "nav.register": "Register", "nav.citizens": "Right of access",
   "nav.cameras": "Cameras", "nav.masks": "Masks", "nav.users": "Users", "nav.audit": "Audit", "nav.screen2": "Screen 2",
   "role.operator": "operator", "role.supervisor": "supervisor", "role.manager": "CSU manager", "role.maintenance": "maintenance",
-  "role.clerk": "clerk", "role.auditor": "auditor", "role.admin": "administrator", "role.police_nationale": "police nationale",
+  "role.clerk": "clerk", "role.auditor": "auditor", "role.admin": "administrator", "role.police_nationale": "police nationale", "role.dpo": "data protection officer",
   "session.habilitationUntil": "Habilitation valid until {date}", "session.noExpiry": "Habilitation without expiry",
   "session.failedAttempts": "{count} login attempt(s) on your account failed since your last login (the account may have been locked). If it was not you, tell an administrator.",
   "session.password": "Password", "session.passwordTitle": "Change my password",

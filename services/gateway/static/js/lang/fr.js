@@ -7,7 +7,7 @@ export default {
   "nav.bollards": "Bornes", "nav.requisitions": "Réquisitions", "nav.register": "Registre", "nav.citizens": "Droit d'accès",
   "nav.cameras": "Caméras", "nav.masks": "Masques", "nav.users": "Utilisateurs", "nav.audit": "Audit", "nav.screen2": "Écran 2",
   "role.operator": "opérateur", "role.supervisor": "superviseur", "role.manager": "responsable du CSU", "role.maintenance": "maintenance",
-  "role.clerk": "agent d'accueil", "role.auditor": "auditeur", "role.admin": "administrateur", "role.police_nationale": "police nationale",
+  "role.clerk": "agent d'accueil", "role.auditor": "auditeur", "role.admin": "administrateur", "role.police_nationale": "police nationale", "role.dpo": "délégué à la protection des données",
   "session.habilitationUntil": "Habilitation valable jusqu'au {date}", "session.noExpiry": "Habilitation sans échéance",
   "session.failedAttempts": "{count} tentative(s) de connexion à votre compte ont échoué depuis votre dernière connexion (le compte a pu être verrouillé). Si ce n'était pas vous, prévenez un administrateur.",
   "session.password": "Mot de passe", "session.passwordTitle": "Changer mon mot de passe",
