@@ -154,7 +154,7 @@ def world(tmp_path_factory: pytest.TempPathFactory, nats_url: str, s3: S3Server)
                 "CSU_FEDERATION_KEY_FILE": str(server.key),
                 "CSU_FEDERATION_CA_FILE": str(ca.issued.cert),
                 # The matrix sends wrong kiosk codes from one address many times, on purpose.
-                "CSU_KIOSK_PAIR_MAX_FAILURES": "100000",
+                "CSU_KIOSK_PAIR_MAX_FAILURES": "1000",
             }
             platform.start(["ingest", "masking", "gateway"])
             try:
