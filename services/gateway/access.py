@@ -17,6 +17,7 @@ refusal is audited (with the real reason) for the auditors. Listings drop such c
 """
 
 import asyncio
+import re
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import NoReturn
@@ -145,14 +146,20 @@ def case_dependency[T](
     cameras_of: Callable[[T], Iterable[str]],
     target_of: Callable[[T], str],
     city_staff: bool = False,
+    id_pattern: str = r"[0-9a-f]{32}",
 ) -> Callable[[HTTPConnection], Awaitable[Case[T]]]:
     """FastAPI dependency: the caller and the case named by path parameter `param`, if the rule
     lets them see it; 403 when their role has none of `actions`; 404 (unknown) otherwise."""
     role = require_role(*actions, city_staff=city_staff)
+    well_formed = re.compile(id_pattern)
 
     async def dependency(connection: HTTPConnection) -> Case[T]:
         principal = await role(connection)
         case_id = connection.path_params[param]
+        # Dependencies run before FastAPI checks the path's own parameters: the id is checked
+        # here, so a malformed one is a 422 and never reaches a backend.
+        if not well_formed.fullmatch(case_id):
+            raise HTTPException(422, f"{param}: not a {kind} id (expected {id_pattern})")
         b: Backends = connection.app.state.backends
         try:
             case = await load(b, case_id, principal)

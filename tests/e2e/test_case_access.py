@@ -456,3 +456,12 @@ def test_a_request_on_two_groups_needs_both(world: World) -> None:
     with login(world.platform.gateway, "manager-both", Platform.USER_PASSWORD) as manager:
         assert manager.get(f"{R}/{rid}").status_code == 200
         assert rid in {r["id"] for r in manager.get(R).json()}
+
+
+def test_a_malformed_case_id_is_refused_at_the_door(world: World) -> None:
+    supervisor = world.user("supervisor", "*")
+    for path in (f"{R}/not-an-id", f"{C}/{'a' * 33}", "/api/v1/redactions/..%2F..%2Fetc"):
+        answer = supervisor.get(path)
+        assert answer.status_code in (404, 422), (path, answer.text)
+    answer = supervisor.get(f"{R}/{'z' * 32}")
+    assert answer.status_code == 422 and "request_id" in answer.text, answer.text
