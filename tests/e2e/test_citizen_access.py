@@ -138,10 +138,10 @@ def test_citizen_request_to_kiosk_viewing_and_closure(
     assert "full_name" not in seen and "contact" not in seen and seen["description"] == "manteau rouge, sac à dos"
     assert operator.get(f"/api/v1/citizen-requests/{rid}/identity-document").status_code == 403
     assert [r["id"] for r in operator.get("/api/v1/citizen-requests").json()] == [rid]
-    # An operator habilitated elsewhere does not see a request about this camera.
+    # An operator habilitated elsewhere does not see a request about this camera: it is unknown to them.
     elsewhere = platform.client("operator", ["another-district"])
     assert elsewhere.get("/api/v1/citizen-requests").json() == []
-    refused(elsewhere.get(f"/api/v1/citizen-requests/{rid}"), 403, "covers none of its cameras")
+    refused(elsewhere.get(f"/api/v1/citizen-requests/{rid}"), 404, f"unknown citizen request '{rid}'")
     refused(operator.post(f"/api/v1/citizen-requests/{rid}/redactions", json={
         "camera_id": CAM, "start": iso(T0_US + 2 * S), "end": iso(T0_US + 8 * S),
         "selection": [{"time": iso(T0_US + 3 * S), "x": 0.4, "y": 0.3, "width": 0.2, "height": 0.4}],

@@ -8,17 +8,18 @@ record "not found", and launch redaction jobs. Every step is audited before it h
 identity itself stays out of the audit trail (the request number points to it).
 """
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Request
 from fastapi.responses import Response
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from starlette.requests import HTTPConnection
 
 from services.common.clock import to_us
 from services.common.pb.csu.v1 import requisition_pb2
+from services.gateway.access import Case, case_dependency, may_see, require_role
 from services.gateway.backends import Backends, backends
-from services.gateway.operations.access import groups_by_camera, refuse, require_any, sees_camera
 from services.gateway.operations.fields import CAMERA_ID, text
 from services.gateway.operations.timefmt import checked_us, iso
 from services.gateway.routes.requisitions import (
@@ -36,6 +37,8 @@ from services.gateway.security import Principal, audit, require
 from services.gateway.timerange import parse_instant
 
 router = APIRouter(prefix="/api/v1/citizen-requests", tags=["citizens' access"])
+# Who may list and read requests: clerks, and operators (without the identity).
+READ_ACTIONS = ("citizen_requests", "playback")
 RequestId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$")]
 
 
@@ -146,6 +149,22 @@ def _target(c: requisition_pb2.CitizenRequest) -> str:
     return f"citizen_request:{c.number}"
 
 
+def _case_cameras(c: requisition_pb2.CitizenRequest) -> set[str]:
+    """Every camera of a request: those registered, those held, those redacted."""
+    return {*c.camera_ids, *(h.camera_id for h in c.holds), *(r.camera_id for r in c.redactions)}
+
+
+CitizenCase = Case[requisition_pb2.CitizenRequest]
+
+
+def on_case(*actions: str, city_staff: bool = False) -> Callable[[HTTPConnection], Awaitable[CitizenCase]]:
+    """FastAPI dependency: the caller and the request of path parameter `request_id`, under the
+    case rule (access.py) for `actions`; a request they may not see is unknown to them (404)."""
+    return case_dependency(
+        "citizen request", "request_id", actions, _get, _case_cameras, _target, city_staff=city_staff
+    )
+
+
 @router.post("", status_code=201, openapi_extra=UPLOAD_DOC)
 async def create(
     request: Request, principal: Principal = Depends(require("citizen_requests")), b: Backends = Depends(backends)
@@ -163,8 +182,9 @@ async def create(
     if start is None or end is None:
         raise HTTPException(422, "window_start and window_end are required (ISO 8601 with a zone)")
     start_us, end_us = checked_us("window_start", start), checked_us("window_end", end)
-    # The clerk names the cameras; that does not give them video (they never see footage here).
-    cameras = {c: await b.camera(c) for c in dict.fromkeys(camera_ids)}
+    # The clerk names the cameras; that does not give them video (they never see footage here),
+    # but they are cameras of the case: the case rule (access.py) must let the clerk see it.
+    cameras = await check_cameras(principal, b, list(dict.fromkeys(camera_ids)), ("citizen_requests",))
     await audit(
         principal,
         "citizen_request.create",
@@ -203,7 +223,7 @@ async def create(
 @router.get("")
 async def listing(
     state: str | None = None,
-    principal: Principal = Depends(require_any("citizen_requests", "playback")),
+    principal: Principal = Depends(require_role(*READ_ACTIONS)),
     b: Backends = Depends(backends),
 ) -> list[dict]:
     """Open requests by deadline ("open": everything not closed). Operators see no identities, and
@@ -215,39 +235,26 @@ async def listing(
             timeout=RPC_TIMEOUT_S,
         )
     now = to_us(b.clock.now())
-    requests = list(answer.requests)
-    if not principal.may("citizen_requests"):
-        groups = await groups_by_camera(principal)
-        requests = [
-            c
-            for c in requests
-            if not c.camera_ids or any(sees_camera(principal, ("playback",), cam, groups) for cam in c.camera_ids)
-        ]
+    requests = [c for c in answer.requests if await may_see(principal, READ_ACTIONS, _case_cameras(c))]
     return [citizen_out(c, now) for c in requests]
 
 
 @router.get("/{request_id}")
 async def get(
     request_id: RequestId,
-    principal: Principal = Depends(require_any("citizen_requests", "playback")),
+    case: CitizenCase = Depends(on_case(*READ_ACTIONS)),
     b: Backends = Depends(backends),
 ) -> dict:
-    current = await _get(b, request_id, principal)
-    if not principal.may("citizen_requests") and current.camera_ids:
-        groups = await groups_by_camera(principal)
-        if not any(sees_camera(principal, ("playback",), cam, groups) for cam in current.camera_ids):
-            await refuse(
-                principal, "citizen_request.read", _target(current), "your habilitation covers none of its cameras"
-            )
+    principal, current = case.principal, case.case
     await audit(principal, "citizen_request.read", _target(current))
     return citizen_out(current, to_us(b.clock.now()))
 
 
 @router.get("/{request_id}/identity-document")
 async def identity_document(
-    request_id: RequestId, principal: Principal = Depends(require("citizen_requests")), b: Backends = Depends(backends)
+    request_id: RequestId, case: CitizenCase = Depends(on_case("citizen_requests")), b: Backends = Depends(backends)
 ) -> Response:
-    current = await _get(b, request_id, principal)
+    principal, current = case.principal, case.case
     await audit(principal, "citizen_request.identity_document.read", _target(current))
     call = service(b).ReadCitizenDocument(
         requisition_pb2.CitizenRef(id=request_id, actor=actor_of(principal)), timeout=RPC_TIMEOUT_S
@@ -260,11 +267,11 @@ async def identity_document(
 async def search(
     request_id: RequestId,
     body: SearchIn,
-    principal: Principal = Depends(require_any("playback", city_staff=True)),
+    case: CitizenCase = Depends(on_case("playback", city_staff=True)),
     b: Backends = Depends(backends),
 ) -> dict:
     """The operator's finding: the requester appears (on these cameras) or was not found."""
-    current = await _get(b, request_id, principal)
+    principal, current = case.principal, case.case
     await check_cameras(principal, b, sorted({*current.camera_ids, *body.cameras}), ("playback",))
     await audit(
         principal,
@@ -291,11 +298,11 @@ async def search(
 async def redact(
     request_id: RequestId,
     body: RedactionIn,
-    principal: Principal = Depends(require_any("playback", city_staff=True)),
+    case: CitizenCase = Depends(on_case("playback", city_staff=True)),
     b: Backends = Depends(backends),
 ) -> dict:
     """Launch a redaction job (masking): only the requester, chosen by the boxes, stays visible."""
-    current = await _get(b, request_id, principal)
+    principal, current = case.principal, case.case
     await check_cameras(principal, b, [body.camera_id], ("playback",))
     start_us, end_us = checked_us("start", body.start), checked_us("end", body.end)
     await audit(
@@ -333,10 +340,10 @@ async def redact(
 
 @router.post("/{request_id}/kiosk-sessions", status_code=201)
 async def kiosk_session(
-    request_id: RequestId, principal: Principal = Depends(require("citizen_requests")), b: Backends = Depends(backends)
+    request_id: RequestId, case: CitizenCase = Depends(on_case("citizen_requests")), b: Backends = Depends(backends)
 ) -> dict:
     """A one-time code to type on the viewing-room kiosk (GET /kiosk), valid a few minutes."""
-    current = await _get(b, request_id, principal)
+    principal, current = case.principal, case.case
     await audit(principal, "citizen_request.kiosk_session", _target(current))
     async with requisition_errors():
         opened = await service(b).OpenKioskSession(
@@ -356,12 +363,12 @@ async def kiosk_session(
 async def outcome(
     request_id: RequestId,
     body: OutcomeIn,
-    principal: Principal = Depends(require("citizen_requests")),
+    case: CitizenCase = Depends(on_case("citizen_requests")),
     b: Backends = Depends(backends),
 ) -> dict:
     """Close the request: viewed, refused (with the legal ground) or not found. The identity
     document is deleted, the footage released, kiosk sessions ended."""
-    current = await _get(b, request_id, principal)
+    principal, current = case.principal, case.case
     await audit(
         principal,
         "citizen_request.outcome",

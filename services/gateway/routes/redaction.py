@@ -10,14 +10,15 @@ requester stays visible (scene redaction, the default) or every other detected p
   the original recording is never modified.
 """
 
-from fastapi import APIRouter, Depends, HTTPException
+from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
 from services.common.clock import from_us, to_us
 from services.common.pb.csu.v1 import masking_pb2
+from services.gateway.access import Case, case_dependency
 from services.gateway.backends import RPC_TIMEOUT_S, Backends, backends, service_errors
 from services.gateway.routes.masks import masking
-from services.gateway.security import Principal, audit, authenticate, require
+from services.gateway.security import Principal, audit, require
 from services.gateway.timerange import parse_instant
 
 router = APIRouter(prefix="/api/v1", tags=["redaction"])
@@ -151,29 +152,35 @@ async def list_redactions(
     return [_out(j) for j in answer.jobs]
 
 
-async def _job(job_id: str, principal: Principal, b: Backends) -> masking_pb2.RedactionJob:
-    """The job, if the principal may see it: playback on its camera, or the citizen-requests right."""
+async def _job(b: Backends, job_id: str, principal: Principal) -> masking_pb2.RedactionJob:
+    del principal
     async with service_errors("masking"):
-        job = await masking(b).GetRedaction(masking_pb2.RedactionRef(id=job_id), timeout=RPC_TIMEOUT_S)
-    camera = await b.camera(job.camera_id)
-    if not (principal.may("playback", camera.groups) or principal.may("citizen_requests")):
-        raise HTTPException(403, "this redaction needs playback on its camera or the citizen_requests right")
-    return job
+        return await masking(b).GetRedaction(masking_pb2.RedactionRef(id=job_id), timeout=RPC_TIMEOUT_S)
+
+
+# A job is seen by those who may play its camera back or who handle citizens' requests, under the
+# case rule (access.py): a job they may not see is unknown to them (404).
+on_job = case_dependency(
+    "redaction job",
+    "job_id",
+    ("playback", "citizen_requests"),
+    _job,
+    lambda job: [job.camera_id],
+    lambda job: f"camera:{job.camera_id}",
+)
 
 
 @router.get("/redactions/{job_id}", response_model=RedactionOut)
-async def get_redaction(
-    job_id: str, principal: Principal = Depends(authenticate), b: Backends = Depends(backends)
-) -> RedactionOut:
+async def get_redaction(job_id: str, case: Case[masking_pb2.RedactionJob] = Depends(on_job)) -> RedactionOut:
     """The job's status and progress, and the requester's tracked box on every frame."""
-    return _out(await _job(job_id, principal, b), track=True)
+    return _out(case.case, track=True)
 
 
 @router.post("/redactions/{job_id}/cancel", response_model=RedactionOut)
 async def cancel_redaction(
-    job_id: str, principal: Principal = Depends(authenticate), b: Backends = Depends(backends)
+    job_id: str, case: Case[masking_pb2.RedactionJob] = Depends(on_job), b: Backends = Depends(backends)
 ) -> RedactionOut:
-    job = await _job(job_id, principal, b)
+    principal, job = case.principal, case.case
     await audit(principal, "redaction.cancel", f"camera:{job.camera_id}", details={"job": job_id})
     async with service_errors("masking"):
         answer = await masking(b).CancelRedaction(

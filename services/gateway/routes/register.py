@@ -9,17 +9,20 @@ from fastapi.responses import Response
 from pydantic import AwareDatetime
 
 from services.common.pb.csu.v1 import requisition_pb2
+from services.gateway.access import may_see
 from services.gateway.backends import Backends, backends
+from services.gateway.operations.access import refuse
 from services.gateway.operations.timefmt import checked_us, iso
 from services.gateway.routes.requisitions import (
     RPC_TIMEOUT_S,
     actor_of,
+    case_cameras,
     file_response,
     read_stream,
     requisition_errors,
     service,
 )
-from services.gateway.security import Principal, audit, require
+from services.gateway.security import ALL_GROUPS, Principal, audit, require
 
 router = APIRouter(prefix="/api/v1/register", tags=["register"])
 
@@ -51,6 +54,22 @@ async def entries(
     b: Backends = Depends(backends),
 ) -> list[dict]:
     await audit(principal, "register.read", "register", details={"after": after, "request_id": request_id})
+    shown: list[requisition_pb2.RegisterEntry] = []
+    cursor = after
+    # Pages until `limit` entries the caller may see (or the end): an entry about a request they
+    # may not see is left out, as if it did not exist (its seq is a gap, the chain is verify's).
+    while len(shown) < limit:
+        page = await _page(b, cursor, limit, start, end, request_id or "")
+        shown += await _visible(principal, b, page)
+        if len(page) < limit:
+            break
+        cursor = page[-1].seq
+    return [entry_out(e) for e in shown[:limit]]
+
+
+async def _page(
+    b: Backends, after: int, limit: int, start: AwareDatetime | None, end: AwareDatetime | None, request_id: str = ""
+) -> list[requisition_pb2.RegisterEntry]:
     async with requisition_errors():
         answer = await service(b).ListRegister(
             requisition_pb2.ListRegisterRequest(
@@ -58,11 +77,27 @@ async def entries(
                 limit=limit,
                 start_us=checked_us("start", start) if start else 0,
                 end_us=checked_us("end", end) if end else 0,
-                request_id=request_id or "",
+                request_id=request_id,
             ),
             timeout=RPC_TIMEOUT_S,
         )
-    return [entry_out(e) for e in answer.entries]
+    return list(answer.entries)
+
+
+async def _visible(
+    principal: Principal, b: Backends, entries: list[requisition_pb2.RegisterEntry]
+) -> list[requisition_pb2.RegisterEntry]:
+    """The entries about requests the caller may see under the case rule (access.py)."""
+    if ALL_GROUPS in principal.camera_groups:
+        return entries
+    seen: dict[str, bool] = {}
+    for request_id in {e.request_id for e in entries if e.request_id}:
+        async with requisition_errors():
+            r = await service(b).GetRequisition(
+                requisition_pb2.RequisitionRef(id=request_id, actor=actor_of(principal)), timeout=RPC_TIMEOUT_S
+            )
+        seen[request_id] = await may_see(principal, ("register",), case_cameras(r))
+    return [e for e in entries if not e.request_id or seen[e.request_id]]
 
 
 @router.get("/verify")
@@ -90,6 +125,21 @@ async def export(
     principal: Principal = Depends(require("register")),
     b: Backends = Depends(backends),
 ) -> Response:
+    if ALL_GROUPS not in principal.camera_groups:
+        # The printed register is the whole period's; a caller who may not see some of its
+        # requests narrows the period or asks someone habilitated for every camera. (What those
+        # requests are is not said: the entries they may see are at GET /register.)
+        after = 0
+        while page := await _page(b, after, 2000, start, end):
+            if len(await _visible(principal, b, page)) < len(page):
+                await refuse(
+                    principal,
+                    "register",
+                    "register",
+                    "the register of this period records requests on cameras outside your habilitation: "
+                    "export it for a period you are cleared for, or ask someone cleared for every camera",
+                )
+            after = page[-1].seq
     await audit(principal, "register.export", "register", details={"format": format})
     call = service(b).RenderRegister(
         requisition_pb2.RenderRegisterRequest(

@@ -15,7 +15,7 @@ its error mapping, the caller as an `Actor`, and multipart form parsing for the 
 """
 
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from email.message import Message
 from typing import Annotated, Literal
@@ -24,10 +24,12 @@ import grpc
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from fastapi.responses import Response, StreamingResponse
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from starlette.requests import HTTPConnection
 
 from services.common.clock import to_us
 from services.common.pb.csu.v1 import requisition_pb2, requisition_pb2_grpc
 from services.gateway import login
+from services.gateway.access import Case, case_dependency, case_refusal, may_see, require_role
 from services.gateway.backends import Backends, backends, rpc_errors
 from services.gateway.backends import channel as backends_channel
 from services.gateway.operations.access import refuse, require_any
@@ -39,6 +41,8 @@ router = APIRouter(prefix="/api/v1/requisitions", tags=["requisitions"])
 RPC_TIMEOUT_S = 30.0
 # Extraction copies hours of footage and builds its clips; packaging hashes and zips them.
 LONG_RPC_TIMEOUT_S = 1800.0
+# Who may list and read requests (each one then under the case rule of access.py).
+LIST_ACTIONS = ("export", "playback", "register")
 RequestId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="the request's id")]
 _STUBS: dict[str, requisition_pb2_grpc.RequisitionServiceStub] = {}
 
@@ -404,6 +408,9 @@ async def _get(b: Backends, request_id: str, principal: Principal) -> requisitio
         )
 
 
+RequisitionCase = Case[requisition_pb2.Requisition]
+
+
 def _target(r: requisition_pb2.Requisition) -> str:
     return f"requisition:{r.number}"
 
@@ -413,15 +420,25 @@ def _cameras(r: requisition_pb2.Requisition) -> list[str]:
 
 
 async def check_cameras(principal: Principal, b: Backends, camera_ids: list[str], actions: tuple[str, ...]) -> dict:
-    """Every camera exists (404) and one of `actions` is held on it (403, audited); their facts."""
-    facts = {}
-    for camera_id in camera_ids:
-        camera = await b.camera(camera_id)
-        reasons = [principal.refusal(a, camera.groups) for a in actions]
-        if all(reasons):
-            await refuse(principal, actions[0], f"camera:{camera_id}", reasons[0] or "refused")
-        facts[camera_id] = camera
+    """Cameras named in a new request or finding: each exists (404) and the case rule (access.py)
+    allows one of `actions` on it (403, audited: the caller named the camera, nothing to hide); their facts."""
+    facts = {camera_id: await b.camera(camera_id) for camera_id in camera_ids}
+    for camera_id, camera in facts.items():
+        reason = case_refusal(principal, actions, {camera_id: list(camera.groups)})
+        if reason is not None:
+            await refuse(principal, actions[0], f"camera:{camera_id}", reason)
     return facts
+
+
+def case_cameras(r: requisition_pb2.Requisition) -> set[str]:
+    """Every camera of a request: the requested ranges and what was extracted."""
+    return {x.camera_id for x in r.ranges} | {p.camera_id for p in r.parts}
+
+
+def on_case(*actions: str) -> Callable[[HTTPConnection], Awaitable[RequisitionCase]]:
+    """FastAPI dependency: the caller and the request of path parameter `request_id`, under the
+    case rule (access.py) for `actions`; a request they may not see is unknown to them (404)."""
+    return case_dependency("requisition request", "request_id", actions, _get, case_cameras, _target)
 
 
 def _city_staff(principal: Principal, what: str) -> None:
@@ -488,19 +505,28 @@ async def listing(
     state: str | None = Query(None, max_length=32),
     before: AwareDatetime | None = Query(None, description="requests created before this instant"),
     limit: int = Query(100, ge=1, le=500),
-    principal: Principal = Depends(require_any("export", "playback", "register")),
+    principal: Principal = Depends(require_role(*LIST_ACTIONS)),
     b: Backends = Depends(backends),
 ) -> list[dict]:
     await audit(principal, "requisition.list", "requisitions", details={"state": state})
-    request = requisition_pb2.ListRequisitionsRequest(
-        state=state or "",
-        partner=principal.partner or "",
-        limit=limit,
-        before_us=checked_us("before", before) if before else 0,
-    )
-    async with requisition_errors():
-        answer = await service(b).ListRequisitions(request, timeout=RPC_TIMEOUT_S)
-    return [requisition_out(r) for r in answer.requisitions]
+    shown: list[requisition_pb2.Requisition] = []
+    cursor = checked_us("before", before) if before else 0
+    # Pages until `limit` requests the caller may see (or the end): the hidden ones are not
+    # counted, not hinted at; the next page starts before the last one looked at.
+    while len(shown) < limit:
+        request = requisition_pb2.ListRequisitionsRequest(
+            state=state or "", partner=principal.partner or "", limit=limit, before_us=cursor
+        )
+        async with requisition_errors():
+            answer = await service(b).ListRequisitions(request, timeout=RPC_TIMEOUT_S)
+        page = list(answer.requisitions)
+        for r in page:
+            if await may_see(principal, LIST_ACTIONS, case_cameras(r)):
+                shown.append(r)
+        if len(page) < limit:
+            break
+        cursor = page[-1].created_us
+    return [requisition_out(r) for r in shown[:limit]]
 
 
 @router.get("/statistics")
@@ -550,33 +576,33 @@ async def statistics(
 @router.get("/{request_id}")
 async def get(
     request_id: RequestId,
-    principal: Principal = Depends(require_any("export", "playback", "register")),
+    case: RequisitionCase = Depends(on_case(*LIST_ACTIONS)),
     b: Backends = Depends(backends),
 ) -> dict:
-    await audit(principal, "requisition.read", f"requisition:{request_id}")
-    return requisition_out(await _get(b, request_id, principal))
+    principal, current = case.principal, case.case
+    await audit(principal, "requisition.read", _target(current))
+    return requisition_out(current)
 
 
 @router.get("/{request_id}/progress")
 async def progress(
-    request_id: RequestId, principal: Principal = Depends(require_any("export")), b: Backends = Depends(backends)
+    request_id: RequestId, case: RequisitionCase = Depends(on_case("export")), b: Backends = Depends(backends)
 ) -> dict:
     """How far the running extraction and package build have got, 0 to 1 (null when none runs).
 
     Polled every second by the console while it waits, so not audited: it shows neither footage
     nor the case (the extraction and the build themselves are audited, and so is reading the request).
     """
-    return progress_out(await _get(b, request_id, principal))
+    return progress_out(case.case)
 
 
 @router.post("/{request_id}/extract")
 async def extract(
-    request_id: RequestId, principal: Principal = Depends(require_any("export")), b: Backends = Depends(backends)
+    request_id: RequestId, case: RequisitionCase = Depends(on_case("export")), b: Backends = Depends(backends)
 ) -> dict:
     """Copy the ranges into the extraction buffer (no re-encoding); the buffer's deadline starts."""
+    principal, current = case.principal, case.case
     _city_staff(principal, "extraction")
-    current = await _get(b, request_id, principal)
-    await check_cameras(principal, b, _cameras(current), ("export",))
     await audit(
         principal,
         "requisition.extract",
@@ -596,14 +622,14 @@ async def extract(
 async def receive(
     request_id: RequestId,
     request: Request,
-    principal: Principal = Depends(require_any("export")),
+    case: RequisitionCase = Depends(on_case("export")),
     b: Backends = Depends(backends),
 ) -> dict:
     """The signed requisition: multipart fields number, authority, authority_kind (magistrate|opj),
     issued_on (YYYY-MM-DD), and the file part `document` (PDF, JPEG or PNG, checked by content)."""
     form = await read_form(request)
     filename, data = form.file("document")
-    current = await _get(b, request_id, principal)
+    principal, current = case.principal, case.case
     await audit(
         principal,
         "requisition.receive",
@@ -634,11 +660,11 @@ async def receive(
 async def document(
     request_id: RequestId,
     document_id: Annotated[str, Path(pattern=r"^[0-9a-f]{32}$")],
-    principal: Principal = Depends(require_any("export", "sign", "register")),
+    case: RequisitionCase = Depends(on_case("export", "sign", "register")),
     b: Backends = Depends(backends),
 ) -> Response:
     """The signed requisition as received (what the manager reviews before approving)."""
-    current = await _get(b, request_id, principal)
+    principal, current = case.principal, case.case
     await audit(principal, "requisition.document.read", _target(current), details={"document_id": document_id})
     call = service(b).ReadDocument(
         requisition_pb2.DocumentRef(requisition_id=request_id, document_id=document_id, actor=actor_of(principal)),
@@ -652,11 +678,11 @@ async def document(
 async def approve(
     request_id: RequestId,
     body: ApproveIn,
-    principal: Principal = Depends(require("sign")),
+    case: RequisitionCase = Depends(on_case("sign")),
     b: Backends = Depends(backends),
 ) -> dict:
     """A manager approves: password and current TOTP again; the register entry is signed."""
-    current = await _get(b, request_id, principal)
+    principal, current = case.principal, case.case
     if current.state != "requisition_received":
         # Said before asking for the password: re-authenticating would not change the answer.
         raise HTTPException(
@@ -697,10 +723,10 @@ async def _reauth_refused(principal: Principal, current: requisition_pb2.Requisi
 async def refuse_request(
     request_id: RequestId,
     body: ReasonIn,
-    principal: Principal = Depends(require("sign")),
+    case: RequisitionCase = Depends(on_case("sign")),
     b: Backends = Depends(backends),
 ) -> dict:
-    current = await _get(b, request_id, principal)
+    principal, current = case.principal, case.case
     await audit(principal, "requisition.refuse", _target(current), justification=body.reason)
     async with requisition_errors():
         done = await service(b).Refuse(
@@ -714,10 +740,10 @@ async def refuse_request(
 async def cancel(
     request_id: RequestId,
     body: ReasonIn,
-    principal: Principal = Depends(require_any("export", "playback")),
+    case: RequisitionCase = Depends(on_case("export", "playback")),
     b: Backends = Depends(backends),
 ) -> dict:
-    current = await _get(b, request_id, principal)
+    principal, current = case.principal, case.case
     await audit(principal, "requisition.cancel", _target(current), justification=body.reason)
     async with requisition_errors():
         done = await service(b).Cancel(
@@ -731,12 +757,12 @@ async def cancel(
 async def build_package(
     request_id: RequestId,
     body: PackageIn | None = None,
-    principal: Principal = Depends(require_any("export")),
+    case: RequisitionCase = Depends(on_case("export")),
     b: Backends = Depends(backends),
 ) -> dict:
     """Build the export package (folder + zip, signed manifest, verifier); optional zip password."""
+    principal, current = case.principal, case.case
     _city_staff(principal, "packaging")
-    current = await _get(b, request_id, principal)
     password = body.password if body else ""
     await audit(
         principal,
@@ -755,10 +781,10 @@ async def build_package(
 
 @router.get("/{request_id}/package")
 async def download_package(
-    request_id: RequestId, principal: Principal = Depends(require_any("export")), b: Backends = Depends(backends)
+    request_id: RequestId, case: RequisitionCase = Depends(on_case("export")), b: Backends = Depends(backends)
 ) -> StreamingResponse:
     """The package's zip: for CSU staff to write on a USB medium, or for the requesting partner."""
-    current = await _get(b, request_id, principal)
+    principal, current = case.principal, case.case
     await audit(
         principal,
         "export.download",
@@ -800,12 +826,12 @@ async def download_package(
 async def deliver(
     request_id: RequestId,
     body: DeliveryIn,
-    principal: Principal = Depends(require_any("export")),
+    case: RequisitionCase = Depends(on_case("export")),
     b: Backends = Depends(backends),
 ) -> dict:
     """Record the handover: on USB by CSU staff (recipient's identity as checked), or the federated
     recipient's confirmation of their download. The package's SHA-256 must match."""
-    current = await _get(b, request_id, principal)
+    principal, current = case.principal, case.case
     recipient = (
         f"{principal.partner}:{principal.username}"
         if body.medium == "download"
@@ -841,11 +867,11 @@ async def deliver(
 @router.get("/{request_id}/receipt")
 async def receipt(
     request_id: RequestId,
-    principal: Principal = Depends(require_any("export", "register")),
+    case: RequisitionCase = Depends(on_case("export", "register")),
     b: Backends = Depends(backends),
 ) -> Response:
     """The delivery receipt (PDF)."""
-    current = await _get(b, request_id, principal)
+    principal, current = case.principal, case.case
     await audit(principal, "requisition.receipt.read", _target(current))
     call = service(b).ReadReceipt(
         requisition_pb2.RequisitionRef(id=request_id, actor=actor_of(principal)), timeout=RPC_TIMEOUT_S
@@ -858,11 +884,11 @@ async def receipt(
 async def close(
     request_id: RequestId,
     body: CloseIn | None = None,
-    principal: Principal = Depends(require_any("export")),
+    case: RequisitionCase = Depends(on_case("export")),
     b: Backends = Depends(backends),
 ) -> dict:
+    principal, current = case.principal, case.case
     _city_staff(principal, "closing a request")
-    current = await _get(b, request_id, principal)
     reason = body.reason if body else ""
     await audit(principal, "requisition.close", _target(current), justification=reason or None)
     async with requisition_errors():
@@ -877,11 +903,11 @@ async def close(
 async def feedback(
     request_id: RequestId,
     body: FeedbackIn,
-    principal: Principal = Depends(require_any("export", "playback")),
+    case: RequisitionCase = Depends(on_case("export", "playback")),
     b: Backends = Depends(backends),
 ) -> dict:
     """After delivery: was the footage useful to the investigation?"""
-    current = await _get(b, request_id, principal)
+    principal, current = case.principal, case.case
     await audit(principal, "requisition.feedback", _target(current), details={"useful": body.useful})
     async with requisition_errors():
         done = await service(b).RecordFeedback(
