@@ -121,7 +121,7 @@ def test_demonstration_operator_refused_outside_the_embedded_default(platform: P
     production log is read too late, if ever."""
     platform.env["CSU_DEMO_OPERATOR_PASSWORD"] = "Demo-operator-Passw0rd-here"
     with pytest.raises(RuntimeError, match="exited during start-up"):
-        platform.start(["gateway"], timeout=30)
+        platform.start(["gateway"], timeout=60)
     gateway = platform.processes["gateway"]
     assert gateway.process is not None and gateway.process.wait(10) == 2
     said = gateway.log_path.read_text()
