@@ -197,6 +197,7 @@ def _local_secrets(data_dir: Path, env: dict[str, str]) -> list[str]:
         )
     else:
         notes.append("Log in:       admin / the password in CSU_BOOTSTRAP_ADMIN_PASSWORD")
+    notes += _demo_operator(folder, env)
     if env.get("CSU_REQUIRE_TOTP", "true").lower() in ("0", "false", "no"):
         notes.append(
             "!!! TOTP second factor is OFF (CSU_REQUIRE_TOTP=false): development only, never in production !!!"
@@ -204,6 +205,37 @@ def _local_secrets(data_dir: Path, env: dict[str, str]) -> list[str]:
     else:
         notes.append("Second factor: at first login the page shows an otpauth:// URI for your authenticator app")
     return notes
+
+
+def _demo_operator(folder: Path, env: dict[str, str]) -> list[str]:
+    """The DEMONSTRATION operator's password, made once beside the admin's, when this run is the
+    embedded default; the gateway judges the same rule again (services/gateway/demo.py) and
+    refuses to start where it does not hold."""
+    from pydantic import ValidationError
+
+    from services.common.settings import Settings
+
+    if "CSU_DEMO_OPERATOR_PASSWORD" in env:
+        return ["DEMONSTRATION account: demo-operator / the password in CSU_DEMO_OPERATOR_PASSWORD"]
+    try:
+        # The services' own settings, from the environment they get (DATABASE_URL is not passed on).
+        reasons = Settings(CSU_DATABASE_URL=env.get("CSU_DATABASE_URL", "")).not_embedded_default()
+    except ValidationError:
+        return []  # the services will say what is wrong with their settings
+    if reasons:
+        return [f"No demonstration operator: {'; '.join(reasons)}"]
+    from services.gateway.accounts import generate_password
+    from services.gateway.demo import DISPLAY_NAME, USERNAME
+
+    password_file = folder / "demo-operator-password"
+    if not password_file.exists():
+        password_file.touch(mode=0o600)
+        password_file.write_text(generate_password(USERNAME, DISPLAY_NAME))
+    env["CSU_DEMO_OPERATOR_PASSWORD"] = password_file.read_text().strip()
+    return [
+        f"Watch video:  {USERNAME} / {env['CSU_DEMO_OPERATOR_PASSWORD']}  "
+        f"(DEMONSTRATION account — embedded default only; kept in {password_file})"
+    ]
 
 
 class EmbeddedNats:

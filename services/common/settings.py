@@ -303,6 +303,12 @@ class Settings(BaseSettings):
         SecretStr(""),
         description="Password of the first admin, created when no account exists (else random, printed once).",
     )
+    demo_operator_password: SecretStr = Field(
+        SecretStr(""),
+        description="`make run` only: password of the DEMONSTRATION operator `demo-operator` (all cameras), "
+        "created when absent. The gateway refuses to start with it outside the embedded default "
+        "(services/gateway/demo.py). Empty: no demonstration account.",
+    )
     session_idle_minutes: int = Field(15, ge=1, le=240, description="A session unused this long expires.")
     session_max_hours: float = Field(12.0, gt=0, le=24, description="A session ends this long after login.")
     login_max_failures: int = Field(
@@ -570,6 +576,23 @@ class Settings(BaseSettings):
     @cached_property
     def local_store_root(self) -> Path:
         return (self.store_local_dir or self.data_dir / "objects").resolve()
+
+    def not_embedded_default(self) -> list[str]:
+        """Why this is not the embedded default `make run` starts, in words; empty when it is.
+
+        The embedded default: SQLite in the data folder, the local-directory object store, the demo
+        cameras and the console on loopback only, i.e. one person's machine with no real footage.
+        """
+        reasons = []
+        if self.database_url:
+            reasons.append("the database is not the embedded SQLite (CSU_DATABASE_URL or DATABASE_URL is set)")
+        if self.store_backend != "local":
+            reasons.append("the object store is not the local directory (CSU_STORE_BACKEND)")
+        if self.cameras_file is not None:
+            reasons.append("the cameras are not the demo cameras (CSU_CAMERAS_FILE is set)")
+        if self.gateway_host not in ("127.0.0.1", "::1", "localhost"):
+            reasons.append(f"the console listens beyond this machine (CSU_GATEWAY_HOST={self.gateway_host})")
+        return reasons
 
 
 def _items(value: str) -> list[str]:

@@ -3,7 +3,7 @@
 from fastapi import Depends, FastAPI
 
 from services.common.service import Runtime, health_router
-from services.gateway import limits
+from services.gateway import demo, limits
 from services.gateway.audit_outcome import AuditOutcome
 from services.gateway.backends import Backends
 from services.gateway.routes import (
@@ -55,6 +55,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         # Every route's ids are bounded before anything uses them (limits.py).
         dependencies=[Depends(limits.bounded_ids)],
     )
+    demo.refuse_outside_embedded_default(runtime.settings)  # before anything opens: a refusal, not a half start
     app.state.backends = Backends(runtime.settings)
     # Innermost (added first): it sees the answer the handler decided, after the exception handlers.
     app.add_middleware(AuditOutcome)

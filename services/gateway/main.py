@@ -10,7 +10,7 @@ from services.common.clock import to_us
 from services.common.log import get_logger
 from services.common.pb.csu.v1 import ingest_pb2
 from services.common.service import Runtime
-from services.gateway import accounts, attempts, audit_log, audit_outcome, refusals, signing_key_audit
+from services.gateway import accounts, attempts, audit_log, audit_outcome, demo, refusals, signing_key_audit
 from services.gateway.backends import Backends
 from services.gateway.federation.tls import serve_federation
 from services.gateway.operations import retention
@@ -59,6 +59,7 @@ async def run(runtime: Runtime) -> None:
         return
     b.js = b.nats.jetstream()
     await bus.ensure_events_stream(b.js, settings.nats_prefix)
+    await demo.ensure_demo_operator(b)  # `make run` only (refused at start-up elsewhere)
     b.intents = await audit_outcome.open_intents(b.js, settings.nats_prefix)
     writer = asyncio.create_task(
         audit_log.AuditWriter(b.js, settings.nats_prefix, b.engine, b.signer, b.clock, b.cadence).run()

@@ -12,7 +12,7 @@ import pytest
 
 from services.common.cameras import DEMO_WINDOW_MASK
 from tests.e2e.test_console_login import console_login, frame_stats, screenshot
-from tests.e2e.test_console_wall import camera, playing
+from tests.e2e.test_console_wall import camera, empty_the_wall, playing
 from tests.support.browser import firefox, until
 from tests.support.platform import Platform, wait_for
 from tests.support.servers import free_port
@@ -46,6 +46,7 @@ def test_firefox_login_session_bar_and_four_tile_wall_playing_masked_video(platf
         assert page.inner_text("#session-habilitation") == f"Habilitation valable jusqu'au {expires:%d/%m/%Y}"
 
         page.wait_for_selector(".tree-camera[data-camera='cam-1']")
+        empty_the_wall(page, "cam-1,cam-2,cam-3,cam-4")
         page.click("#grid-0-4")
         # A click on a camera of the tree fills the next empty tile (a drop cannot be tested here: see below).
         for n in (1, 2, 3, 4):

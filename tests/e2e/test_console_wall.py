@@ -29,6 +29,17 @@ def playing(page, index: int) -> bool:  # type: ignore[no-untyped-def]
     return bool(second and second["time"] > first["time"] and second["stddev"] > 20 and second["width"] == 704)
 
 
+TILES = "[...document.querySelectorAll('.tile')].map(t => t.dataset.camera || '').join()"
+
+
+def empty_the_wall(page, first_four: str) -> None:  # type: ignore[no-untyped-def]
+    """A wall never arranged before opens on the user's first four cameras; clear it to arrange it."""
+    until(page, f"{TILES} === '{first_four}'", 20, "the wall opened on the user's first four cameras")
+    for index in range(4):
+        page.click(f".tile[data-index='{index}'] [data-tool='clear']")
+    until(page, f"{TILES} === ',,,'", 10, "an empty wall")
+
+
 def test_four_tile_wall_layouts_second_screen_and_offline_camera(platform: Platform) -> None:
     platform.set_cameras(
         [
@@ -55,6 +66,7 @@ def test_four_tile_wall_layouts_second_screen_and_offline_camera(platform: Platf
         page = context.new_page()
         console_login(page, base, "olivier")
         page.wait_for_selector(".tree-camera[data-camera='cam-1']")
+        empty_the_wall(page, "cam-1,cam-2,cam-3,cam-4")  # cam-dead comes fifth
         page.click("#grid-0-4")
         # Drag from the tree (by group) onto a tile; click fills the next empty tile.
         page.drag_and_drop(".tree-camera[data-camera='cam-1']", ".tile[data-index='0']")

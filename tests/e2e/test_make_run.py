@@ -1,5 +1,7 @@
 """`make run`'s launcher: comes up with embedded defaults, stops on Ctrl-C, resumes on its data; a second
-launcher on the same data says so; a SIGKILLed launcher leaves no process behind."""
+launcher on the same data says so; a SIGKILLed launcher leaves no process behind. A newcomer logs in
+as the DEMONSTRATION operator it prints and sees masked live video on a wall already filled, and a
+recording; the gateway refuses that account anywhere but the embedded default."""
 
 import os
 import re
@@ -11,7 +13,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from services.common.cameras import DEMO_WINDOW_MASK
+from tests.e2e.test_console_login import console_login, frame_stats, screenshot
+from tests.e2e.test_console_wall import TILES, playing
 from tests.support.accounts import login
+from tests.support.browser import chromium, until
 from tests.support.platform import Platform, wait_for
 from tests.support.servers import free_port
 
@@ -52,6 +58,7 @@ def test_launcher_runs_stops_and_resumes(tmp_path: Path) -> None:
         assert "otpauth://" in log.read_text() or "Second factor" in log.read_text()
         api = _operator(base, password)
         segments = wait_for(lambda: _segments(api), 60, "a first segment")
+        _newcomer_sees_video(base, log.read_text(), password)
         # A second `make run` on the same data: a clear refusal, not a traceback.
         duplicate = start(data, free_port(), tmp_path / "duplicate.log")
         assert duplicate.wait(60) == 2
@@ -77,6 +84,54 @@ def test_launcher_runs_stops_and_resumes(tmp_path: Path) -> None:
         second.wait()
     # Its children die with it (the kernel tells them): no service or NATS keeps running, or a port.
     wait_for(lambda: not _left_running(data), 60, "no process of the killed run left")
+
+
+def _newcomer_sees_video(base: str, printed: str, admin_password: str) -> None:
+    """What the README's quick start promises: the printed demonstration operator logs in to the
+    console (TOTP enrolled there), the wall opens on the demo cameras playing masked video, and the
+    recordings are there; the account's creation is in the audit trail."""
+    found = re.search(r"Watch video:\s+demo-operator / (\S+)\s+\(DEMONSTRATION account — embedded default", printed)
+    assert found, printed
+    with chromium() as browser:
+        page = browser.new_page(viewport={"width": 1500, "height": 950})
+        console_login(page, base, "demo-operator", found.group(1))
+        # No layout saved: the wall opens on the operator's cameras, not on empty tiles.
+        until(page, f"{TILES} === 'demo-1,demo-2,,'", 20, "the wall opened on the demo cameras")
+        for index in (0, 1):
+            wait_for(lambda i=index: playing(page, i), 120, f"live video in tile {index}")
+        (x0, y0), (x1, y1) = DEMO_WINDOW_MASK[0], DEMO_WINDOW_MASK[2]
+        assert frame_stats(page, ".tile[data-index='0'] video", [x0, y0, x1, y1])["maskWorst"] <= 8
+        screenshot(page, "make-run-demo-operator")
+        assert page.locator(".tile[data-index='0'] [data-tool='playback']").count() == 1  # its recordings, a click away
+    demo = login(base, "demo-operator", found.group(1))
+    assert _segments(demo), "the demonstration operator sees no recording"
+    me = demo.get("/api/v1/auth/me").json()
+    assert me["role"] == "operator", me
+    with login(base, "admin", admin_password) as admin:
+        users = {u["username"]: u for u in admin.get("/api/v1/users").json()}
+        assert users["demo-operator"]["prefecture_ref"].startswith("DEMONSTRATION"), users["demo-operator"]
+        created = admin.get("/api/v1/audit", params={"target": "user:demo-operator", "action": "users.create"})
+        assert [(e["actor"], e["action"]) for e in created.json()] == [("system", "users.create")], created.text
+
+
+def test_demonstration_operator_refused_outside_the_embedded_default(platform: Platform) -> None:
+    """The test platform's gateway runs on PostgreSQL: asked for the demonstration operator, it does
+    not start, says why in words, and creates nothing. Refused rather than ignored with a warning:
+    a known-password account seeing every camera must never reach real footage, and a warning in a
+    production log is read too late, if ever."""
+    platform.env["CSU_DEMO_OPERATOR_PASSWORD"] = "Demo-operator-Passw0rd-here"
+    with pytest.raises(RuntimeError, match="exited during start-up"):
+        platform.start(["gateway"], timeout=60)
+    gateway = platform.processes["gateway"]
+    assert gateway.process is not None and gateway.process.wait(10) == 2
+    said = gateway.log_path.read_text()
+    assert "CSU_DEMO_OPERATOR_PASSWORD is refused" in said and "not the embedded SQLite" in said, said
+    assert "Traceback" not in said, said
+    # Without it, the same gateway starts, and there is no such account.
+    del platform.env["CSU_DEMO_OPERATOR_PASSWORD"]
+    platform.start(["ingest", "gateway"])
+    with platform.admin() as admin:
+        assert "demo-operator" not in {u["username"] for u in admin.get("/api/v1/users").json()}
 
 
 def _left_running(data: Path) -> list[str]:

@@ -563,6 +563,8 @@ def test_settings_passed_to_the_services_exist() -> None:
                 names |= {e["name"] for e in container.get("env", [])}
         unknown = {n for n in names if n.startswith("CSU_")} - known - pending
         assert not unknown, f"the chart sets variables no setting reads: {unknown}"
+        # `make run`'s demonstration account is no deployment's (services/gateway/demo.py).
+        assert "CSU_DEMO_OPERATOR_PASSWORD" not in names
 
 
 def test_the_gateway_believes_forwarded_headers_from_the_ingress_only() -> None:

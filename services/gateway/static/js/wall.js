@@ -15,12 +15,19 @@ const channelName = () => `csu-wall-${session.me.username}`;
 
 function emptyScreen(grid = 4) { return { grid, tiles: Array(grid).fill(null) }; }
 
-function loadState() {
+function loadState(cameras = []) {
   try {
     const state = JSON.parse(localStorage.getItem(storeKey()));
     if (state && Array.isArray(state.screens) && state.screens.length === 2) return state;
   } catch { /* start afresh */ }
-  return { screens: [emptyScreen(4), emptyScreen(4)], layoutId: null };
+  return { screens: [firstScreen(cameras), emptyScreen(4)], layoutId: null };
+}
+
+// A wall never arranged before (no saved state for this user) opens on the first cameras the user
+// may see, in service, rather than on empty tiles: the first thing an operator sees is video.
+function firstScreen(cameras) {
+  const ids = cameras.filter((c) => !c.state || c.state === "in_service").slice(0, 4).map((c) => c.id);
+  return fit({ tiles: ids }, 4);
 }
 
 function fit(screen, grid) {
@@ -94,8 +101,8 @@ class Grid {
 }
 
 export async function mount(root) {
-  let state = loadState();
   let cameras = await listCameras(true);
+  let state = loadState(cameras);
   let layouts = [];
   let follower = { seen: 0 };
   const channel = new BroadcastChannel(channelName());
