@@ -7,7 +7,9 @@ import zlib
 from services.archive.index import proof_digest as archive_digest
 from services.archive.models import DeletionProof
 from services.common.pb.csu.v1 import archive_pb2, ingest_pb2
+from services.gateway.federation.partners import Partner
 from services.gateway.operations import compliance, compliance_pdf, compliance_streams
+from services.gateway.operations.room import RoomPresence
 
 REPORT = {
     "title": "Rapport de conformité — centre de supervision urbaine",
@@ -118,6 +120,28 @@ REPORT = {
         "declarations": 3,
         "by_status": {"pending": 1, "validated": 2, "refused": 0, "cancelled": 0},
         "pending_not_mailed": 1,
+        "agents_required": 2,
+        "agents_on_shift": ["operator-all"],
+        "inside": [
+            {"kind": "agent", "entered": "2026-11-25T06:00:00Z", "username": "operator-all"},
+            {
+                "kind": "visitor",
+                "entered": "2026-11-25T19:10:00Z",
+                "declaration_id": 12,
+                "declaration": "CSU-SV-000012",
+            },
+        ],
+        "period": {"from": "2026-10-25T20:00:00Z", "to": "2026-11-25T20:00:00Z"},
+        "visitors": [
+            {
+                "declaration_id": 9,
+                "declaration": "CSU-SV-000009",
+                "entered": "2026-11-02T13:00:00Z",
+                "entered_by": "supervisor-all",
+                "exited": "2026-11-02T14:30:00Z",
+                "exited_by": "operator-all",
+            }
+        ],
     },
     "streams": {
         "available": True,
@@ -157,6 +181,32 @@ REPORT = {
                 "basis": "CPP art. 60-1",
                 "last_erasure": None,
                 "due": None,
+            },
+        ],
+    },
+    "partner_conventions": {
+        "available": True,
+        "warning_days": 30,
+        "partners": [
+            {
+                "id": "pn-metz",
+                "name": "Police nationale — CSP Metz",
+                "active": True,
+                "convention_ref": "CONV-57-2026-014",
+                "camera_groups": ["centre"],
+                "actions": ["live", "ptz"],
+                "expires": "2026-11-20T11:00:00Z",
+                "status": "expired",
+            },
+            {
+                "id": "pn-old",
+                "name": "Ancien partenaire",
+                "active": True,
+                "convention_ref": None,
+                "camera_groups": [],
+                "actions": ["live"],
+                "expires": None,
+                "status": "none",
             },
         ],
     },
@@ -207,6 +257,19 @@ def test_pdf_carries_the_findings_and_every_section() -> None:
         "CSI L.252-3 and L.251-4",
         "4 le 30/11/2026 04:00",
         "0 en retard ; prochain 15/01/2027",
+        "9. Salle de visionnage",
+        "Agents en service dans la salle : 1 (exig\xe9s : 2)",
+        "operator-all",
+        "CSU-SV-000012",
+        "25/11/2026 20:10",  # the visitor inside, since (Paris time)
+        "du 25/10/2026 au 25/11/2026",
+        "CSU-SV-000009",
+        "02/11/2026 15:30",
+        "12. Conventions des partenaires",
+        "CONV-57-2026-014",
+        "20/11/2026",
+        "EXPIR\xc9E",
+        "AUCUNE",
     ]:
         assert expected in text, expected
 
@@ -298,3 +361,98 @@ def test_deletion_proof_digests_are_recomputed_as_the_archive_computes_them() ->
     proof.count = 1  # a proof altered after the fact
     summary = compliance._deletion_summary([proof], findings)
     assert summary["digests_verified"] == 0 and "digest does not match" in findings[0]
+
+
+DAY_US = 86_400_000_000
+NOW_US = 1_764_100_800_000_000  # 2025-11-25T20:00:00Z
+
+
+def _partner(pid: str, ref: str = "", expires_us: int | None = None, active: bool = True) -> Partner:
+    return Partner(
+        id=pid, name=pid.upper(), cert_sha256=pid, cert_subject=pid, cert_expires_us=NOW_US + 400 * DAY_US,
+        assertion_key_pem="", camera_groups=["centre"], actions=["ptz", "live"], created_by="admin",
+        created_us=NOW_US - 400 * DAY_US, active=active, convention_ref=ref, convention_expires_us=expires_us,
+    )  # fmt: skip
+
+
+def test_the_conventions_section_gives_each_partners_status_and_flags_the_registered_ones_without_one() -> None:
+    findings: list[str] = []
+    section = compliance.partner_conventions(
+        [
+            _partner("valid", "CONV-1", NOW_US + 90 * DAY_US),
+            _partner("soon", "CONV-2", NOW_US + 10 * DAY_US),
+            _partner("over", "CONV-3", NOW_US - DAY_US),
+            _partner("never"),
+            _partner("gone", "CONV-4", NOW_US - DAY_US, active=False),  # revoked: nothing left to do
+        ],
+        NOW_US,
+        findings,
+    )
+    rows = {p["id"]: p for p in section["partners"]}
+    assert {pid: p["status"] for pid, p in rows.items()} == {
+        "valid": "valid",
+        "soon": "expiring",
+        "over": "expired",
+        "never": "none",
+        "gone": "expired",
+    }
+    assert rows["valid"] == {
+        "id": "valid",
+        "name": "VALID",
+        "active": True,
+        "convention_ref": "CONV-1",
+        "camera_groups": ["centre"],
+        "actions": ["live", "ptz"],
+        "expires": "2026-02-23T20:00:00Z",
+        "status": "valid",
+    }
+    assert rows["never"]["convention_ref"] is None and rows["never"]["expires"] is None
+    assert section["warning_days"] == 30
+    assert findings == [
+        "partner soon: convention CONV-2 expires on 2025-12-05T20:00:00Z",
+        "partner over: convention CONV-3 expired on 2025-11-24T20:00:00Z and the partner is still registered "
+        "(renew the convention or revoke the partner)",
+        "partner never: registered without a convention with the city",
+    ]
+
+
+def test_the_room_section_shows_who_is_inside_and_names_visitors_by_their_declaration_only() -> None:
+    agent = RoomPresence(
+        id=1, kind="agent", username="operator-all", entered_us=NOW_US - 3600_000_000, entered_by="operator-all"
+    )
+    guest = RoomPresence(
+        id=2, kind="visitor", declaration_id=12, entered_us=NOW_US - 600_000_000, entered_by="operator-all"
+    )
+    left = RoomPresence(
+        id=3, kind="visitor", declaration_id=9, entered_us=NOW_US - 2 * DAY_US, entered_by="supervisor-all",
+        exited_us=NOW_US - 2 * DAY_US + 3600_000_000, exited_by="operator-all",
+    )  # fmt: skip
+    erased = RoomPresence(
+        id=4, kind="visitor", entered_us=NOW_US - 20 * DAY_US, entered_by="", exited_us=NOW_US - 20 * DAY_US
+    )
+    findings: list[str] = []
+    section = compliance.room_presence([agent, guest], [left, erased, guest], NOW_US, findings)
+    assert section["agents_on_shift"] == ["operator-all"] and section["agents_required"] == 2
+    assert section["inside"] == [
+        {"kind": "agent", "entered": "2025-11-25T19:00:00Z", "username": "operator-all"},
+        {"kind": "visitor", "entered": "2025-11-25T19:50:00Z", "declaration_id": 12, "declaration": "CSU-SV-000012"},
+    ]
+    assert section["period"] == {"from": "2025-10-25T20:00:00Z", "to": "2025-11-25T20:00:00Z"}
+    assert [(v["declaration"], v["entered_by"], v["exited"]) for v in section["visitors"]] == [
+        ("CSU-SV-000009", "supervisor-all", "2025-11-23T21:00:00Z"),
+        (None, "", "2025-11-05T20:00:00Z"),
+        ("CSU-SV-000012", "operator-all", None),
+    ]
+    assert findings == [
+        "viewing room: 1 agent(s) on shift now; the field report requires 2 agents on duty day and night"
+    ]
+    # Two agents on shift: no finding.
+    colleague = RoomPresence(
+        id=5, kind="agent", username="supervisor-all", entered_us=NOW_US, entered_by="supervisor-all"
+    )
+    findings.clear()
+    assert compliance.room_presence([agent, colleague], [], NOW_US, findings)["agents_on_shift"] == [
+        "operator-all",
+        "supervisor-all",
+    ]
+    assert findings == []

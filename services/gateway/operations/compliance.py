@@ -14,7 +14,10 @@ What the platform can state about itself, gathered in one document:
   the audit trail's erasure records (`recording.erase`, written by the archive at most
   CSU_ARCHIVE_ERASURE_AUDIT_INTERVAL_S after a sweep);
 - the audit trail: chain verification, signed checkpoints, every signing key it names and from when;
-- the viewing-room register: declarations and their state;
+- the viewing room: the register's declarations and their state; who is in the room now, the
+  agents on shift (the field report wants two, day and night), the visitors' stays over the last
+  ROOM_PERIOD with their declaration (its reference, never the visitor's name);
+- partners' conventions: per partner its convention, scope, expiry and status (federation/);
 - the real streams: what each camera sends as ingest measures it, against its declared profile and
   the arrêté's minimum for its use (operations/compliance_streams.py);
 - the retention of every other personal datum (operations/retention.py): period, hard cap and legal
@@ -50,7 +53,7 @@ from services.gateway.backends import RPC_TIMEOUT_S, Backends
 from services.gateway.backends import channel as backends_channel
 from services.gateway.federation import partners
 from services.gateway.models import AuditCheckpoint
-from services.gateway.operations import compliance_streams
+from services.gateway.operations import compliance_streams, room, visitors
 from services.gateway.operations import retention as personal_retention
 from services.gateway.operations.models import VisitorDeclaration
 from services.gateway.operations.timefmt import iso
@@ -60,6 +63,10 @@ from services.ingest.norms import profile_problem
 log = get_logger(__name__)
 # Habilitations expiring this soon are flagged, so their renewal is filed in time.
 EXPIRY_WARNING = timedelta(days=60)
+# The visitors' stays the report lists: the month before it (the report takes no period of its own).
+ROOM_PERIOD = timedelta(days=31)
+# The field report: two agents on duty in the viewing room, day and night.
+AGENTS_REQUIRED = 2
 # Mask queries run concurrently, a few at a time: one camera's two calls must not wait for all others'.
 MASK_CALLS_AT_ONCE = 8
 _MASKING: "weakref.WeakKeyDictionary[Backends, masking_pb2_grpc.MaskingServiceStub]" = weakref.WeakKeyDictionary()
@@ -180,7 +187,14 @@ async def collect(b: Backends, generated_by: str) -> dict[str, Any]:
     deletion_section = await _section("deletion proofs", deletion, findings)
     access_section = await _section("access matrix", lambda: asyncio.to_thread(_access, b, now_us, findings), findings)
     audit_section = await _section("audit trail", lambda: asyncio.to_thread(_audit, b, findings), findings)
-    register_section = await _section("viewing-room register", lambda: asyncio.to_thread(_register, b), findings)
+    register_section = await _section(
+        "viewing room", lambda: asyncio.to_thread(_viewing_room, b, now_us, findings), findings
+    )
+    conventions_section = await _section(
+        "partner conventions",
+        lambda: asyncio.to_thread(lambda: partner_conventions(partners.all_partners(b.engine), now_us, findings)),
+        findings,
+    )
     personal_section = await _section(
         "personal data retention", lambda: personal_retention.report(b, findings), findings
     )
@@ -205,6 +219,7 @@ async def collect(b: Backends, generated_by: str) -> dict[str, Any]:
         "viewing_room": register_section,
         "streams": streams,
         "personal_data_retention": personal_section,
+        "partner_conventions": conventions_section,
     }
 
 
@@ -461,6 +476,95 @@ def _audit(b: Backends, findings: list[str]) -> dict[str, Any]:
             for k in keys
         ],
     }
+
+
+def partner_conventions(partner_list: list[partners.Partner], now_us: int, findings: list[str]) -> dict[str, Any]:
+    """Each partner's convention: reference, scope, expiry, status. A partner still active whose
+    convention has ended or was never recorded is refused at the door (security.py), but is a
+    finding: its registration outlives the agreement it rests on."""
+    rows = []
+    for p in partner_list:
+        status = partners.convention_status(p, now_us)
+        if p.active and status == partners.CONVENTION_EXPIRED:
+            findings.append(
+                f"partner {p.id}: convention {p.convention_ref} expired on {iso(p.convention_expires_us)} and the "
+                "partner is still registered (renew the convention or revoke the partner)"
+            )
+        elif p.active and status == partners.NO_CONVENTION:
+            findings.append(f"partner {p.id}: registered without a convention with the city")
+        elif p.active and status == partners.CONVENTION_EXPIRING:
+            findings.append(f"partner {p.id}: convention {p.convention_ref} expires on {iso(p.convention_expires_us)}")
+        rows.append(
+            {
+                "id": p.id,
+                "name": p.name,
+                "active": p.active,
+                "convention_ref": p.convention_ref or None,
+                "camera_groups": list(p.camera_groups),
+                "actions": sorted(p.actions),
+                "expires": iso(p.convention_expires_us),
+                "status": status,
+            }
+        )
+    return {"warning_days": partners.CONVENTION_WARNING.days, "partners": rows}
+
+
+def room_presence(
+    inside: list[room.RoomPresence], stays: list[room.RoomPresence], now_us: int, findings: list[str]
+) -> dict[str, Any]:
+    """Who is in the room now and the visitors' stays of the period. Visitors are named by their
+    declaration's reference only: their identity is personal data, kept in the register (and erased
+    with it), which the reader can consult with the right to."""
+
+    def declaration(r: room.RoomPresence) -> dict[str, Any]:
+        # An erased stay points at no declaration any more (operations/retention.py).
+        ref = visitors.reference_of(r.declaration_id) if r.declaration_id is not None else None
+        return {"declaration_id": r.declaration_id, "declaration": ref}
+
+    agents = [r.username for r in inside if r.kind == room.AGENT]
+    if len(agents) < AGENTS_REQUIRED:
+        findings.append(
+            f"viewing room: {len(agents)} agent(s) on shift now; the field report requires {AGENTS_REQUIRED} agents "
+            "on duty day and night"
+        )
+    start_us = now_us - int(ROOM_PERIOD.total_seconds() * 1e6)
+    return {
+        "agents_required": AGENTS_REQUIRED,
+        "agents_on_shift": agents,
+        "inside": [
+            {"kind": r.kind, "entered": iso(r.entered_us)}
+            | ({"username": r.username} if r.kind == room.AGENT else declaration(r))
+            for r in inside
+        ],
+        "period": {"from": iso(start_us), "to": iso(now_us)},
+        "visitors": [
+            declaration(r)
+            | {
+                "entered": iso(r.entered_us),
+                "entered_by": r.entered_by,
+                "exited": iso(r.exited_us),
+                "exited_by": r.exited_by,
+            }
+            for r in stays
+        ],
+    }
+
+
+def _viewing_room(b: Backends, now_us: int, findings: list[str]) -> dict[str, Any]:
+    start_us = now_us - int(ROOM_PERIOD.total_seconds() * 1e6)
+    inside = [r for r, _ in room.inside(b.engine)]
+    presence = room.RoomPresence
+    with session(b.engine) as s:
+        # Every visitor's stay that overlaps the period: begun in it, or before it and not left before it.
+        stays = list(
+            s.exec(
+                select(presence)
+                .where(presence.kind == room.VISITOR, presence.entered_us <= now_us)
+                .where(presence.exited_us.is_(None) | (presence.exited_us >= start_us))  # type: ignore[union-attr, operator]
+                .order_by(presence.entered_us)
+            )
+        )
+    return _register(b) | room_presence(inside, stays, now_us, findings)
 
 
 def _register(b: Backends) -> dict[str, Any]:

@@ -247,7 +247,7 @@ def render(report: dict[str, Any], font_dirs: tuple[Path, ...] = FONT_DIRS) -> b
             [26, 100, 32, 28],
         )
 
-    pdf.heading("9. Registre de la salle de visionnage")
+    pdf.heading("9. Salle de visionnage : registre et présences")
     register = report["viewing_room"]
     if not _unavailable(pdf, register):
         by_status = register["by_status"]
@@ -256,6 +256,43 @@ def render(report: dict[str, Any], font_dirs: tuple[Path, ...] = FONT_DIRS) -> b
             f"{by_status['pending']} en attente, {by_status['refused']} refusée(s), "
             f"{by_status['cancelled']} annulée(s) ; "
             f"{register['pending_not_mailed']} pas encore transmise(s) à la préfecture."
+        )
+        agents = register["agents_on_shift"]
+        pdf.para(
+            f"Agents en service dans la salle : {len(agents)} (exigés : {register['agents_required']})"
+            + (f" — {', '.join(agents)}." if agents else ".")
+        )
+        pdf.para("Présents dans la salle :")
+        pdf.grid(
+            ["Qui", "Compte ou déclaration", "Entré le"],
+            [
+                [
+                    "agent" if p["kind"] == "agent" else "visiteur",
+                    p.get("username") or p.get("declaration") or "[effacé]",
+                    _when(p["entered"]),
+                ]
+                for p in register["inside"]
+            ],
+            [30, 80, 76],
+        )
+        period = register["period"]
+        pdf.para(
+            f"Visiteurs reçus du {_day(period['from'])} au {_day(period['to'])} "
+            "(désignés par leur déclaration, sans leur nom) :"
+        )
+        pdf.grid(
+            ["Déclaration", "Entré le", "Par", "Sorti le", "Par"],
+            [
+                [
+                    v["declaration"] or "[effacé]",
+                    _when(v["entered"]),
+                    v["entered_by"],
+                    _when(v["exited"]),
+                    v["exited_by"],
+                ]
+                for v in register["visitors"]
+            ],
+            [36, 38, 36, 38, 38],
         )
 
     pdf.heading("10. Flux réels et normes techniques (arrêté du 3 août 2007)")
@@ -268,6 +305,7 @@ def render(report: dict[str, Any], font_dirs: tuple[Path, ...] = FONT_DIRS) -> b
     if not _unavailable(pdf, personal):
         names = {
             "visitors": "Registre des visiteurs",
+            "room_presence": "Présences en salle",
             "bollard_plates": "Plaques (bornes)",
             "intercom_calls": "Appels d'interphone",
             "journal": "Main courante",
@@ -287,4 +325,27 @@ def render(report: dict[str, Any], font_dirs: tuple[Path, ...] = FONT_DIRS) -> b
                 ]
             )
         pdf.grid(["Donnée", "Durée", "Fondement", "Dernier effacement", "À effacer"], rows, [30, 22, 0, 40, 34])
+
+    pdf.heading("12. Conventions des partenaires (police nationale)")
+    conventions = report["partner_conventions"]
+    if not _unavailable(pdf, conventions):
+        status = {"valid": "en vigueur", "expiring": "expire bientôt", "expired": "EXPIRÉE", "none": "AUCUNE"}
+        pdf.para(f"Alerte {conventions['warning_days']} jours avant l'expiration ; accès refusé après.")
+        pdf.grid(
+            ["Partenaire", "Nom", "Convention", "Groupes", "Actions", "Expiration", "Statut", "Actif"],
+            [
+                [
+                    p["id"],
+                    p["name"],
+                    p["convention_ref"] or "—",
+                    ", ".join(p["camera_groups"]),
+                    ", ".join(p["actions"]),
+                    _day(p["expires"]),
+                    status.get(p["status"], p["status"]),
+                    "oui" if p["active"] else "révoqué",
+                ]
+                for p in conventions["partners"]
+            ],
+            [22, 32, 28, 24, 22, 20, 22, 16],
+        )
     return pdf.render()

@@ -15,8 +15,9 @@ requests and requisition cases are the requisition service's tables: it erases t
 gateway's call (EraseExpired), so the periods and the sweep stay in one place.
 
 What stays after erasure is what the supervision centre must still be able to show: that a visit
-was declared and answered, that a bollard was opened by whom and why, that a journal entry
-existed, a request's number, states and dates.
+was declared and answered, when the room's agents and visitors came and went (not who), that a
+bollard was opened by whom and why, that a journal entry existed, a request's number, states and
+dates.
 """
 
 import asyncio
@@ -44,6 +45,7 @@ from services.gateway.operations.models import (
     RetentionPeriod,
     VisitorDeclaration,
 )
+from services.gateway.operations.room import RoomPresence
 from services.gateway.operations.timefmt import iso
 
 log = get_logger(__name__)
@@ -77,6 +79,19 @@ POLICIES: dict[str, Policy] = {
             # 1 year: the departmental video-protection commission and the prefect may check who
             # entered the viewing room (CSI L.251-4, L.252-3: controls at any time); one year covers
             # their yearly control. CNIL guidance on visitor registers: no longer than that purpose.
+            "CSI L.252-3 and L.251-4 (controls of the commission and the prefect, yearly); CNIL guidance on "
+            "access-control and visitor registers",
+        ),
+        Policy(
+            "room_presence",
+            "viewing-room door: who entered and left (agents' accounts, the agents who let visitors in and out, "
+            "the visitor's declaration); the stay's kind and times stay, so the room's staffing can still be shown",
+            "the exit from the room (a stay still open is never erased)",
+            365,
+            365,
+            # Like the register it points to: the commission and the prefect check who was in the
+            # room (CSI L.251-4, L.252-3), yearly; an agent's presence is also working-time data,
+            # kept no longer than that control needs (CNIL guidance on access-control registers).
             "CSI L.252-3 and L.251-4 (controls of the commission and the prefect, yearly); CNIL guidance on "
             "access-control and visitor registers",
         ),
@@ -207,6 +222,13 @@ def _erase_local(b: Backends, kind: str, before_us: int, dry_run: bool) -> tuple
                 "status": case((VisitorDeclaration.status == "pending", "cancelled"), else_=VisitorDeclaration.status),
             }
             table = VisitorDeclaration
+        elif kind == "room_presence":
+            # Only closed stays: an open one is someone inside now. Erased, a stay names nobody and
+            # points at no declaration (the declaration may be kept longer, with its visitor's name).
+            start = RoomPresence.exited_us
+            pending = RoomPresence.exited_us.is_not(None) & (RoomPresence.entered_by != "")  # type: ignore[union-attr]
+            change = {"username": "", "declaration_id": None, "entered_by": "", "exited_by": ""}
+            table = RoomPresence
         elif kind == "journal":
             start, pending = JournalEntry.created_us, JournalEntry.erased_us.is_(None)  # type: ignore[union-attr]
             change = {"description": ERASED, "actions_note": "", "erased_us": now}

@@ -53,7 +53,13 @@ class VisitorError(Exception):
 
 def reference(declaration: VisitorDeclaration) -> str:
     """The reference the prefecture quotes in its answer."""
-    return f"CSU-SV-{declaration.id:06d}"
+    assert declaration.id is not None
+    return reference_of(declaration.id)
+
+
+def reference_of(declaration_id: int) -> str:
+    """A declaration's reference from its number alone (the compliance report names no visitor)."""
+    return f"CSU-SV-{declaration_id:06d}"
 
 
 @dataclass(frozen=True)
