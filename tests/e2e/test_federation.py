@@ -262,3 +262,19 @@ def test_access_stops_at_the_conventions_expiry_after_a_warning(platform: Platfo
         30,
         "the refusal in the audit trail",
     )
+
+    # The compliance report lists the convention, its scope and its end, and flags the partner
+    # still registered under an expired convention.
+    report = auditor.get("/api/v1/compliance/report")
+    assert report.status_code == 200, report.text
+    section = report.json()["partner_conventions"]
+    assert section["available"] is True
+    assert [
+        (p["id"], p["convention_ref"], p["camera_groups"], p["actions"], p["status"]) for p in section["partners"]
+    ] == [("pn-metz", "CONV-57-2027-002", ["default"], ["live"], "expired")]
+    assert section["partners"][0]["expires"][:19] == expires.astimezone(UTC).isoformat()[:19]
+    assert any(
+        f.startswith("partner pn-metz: convention CONV-57-2027-002 expired") for f in report.json()["findings"]
+    ), report.json()["findings"]
+    pdf = auditor.get("/api/v1/compliance/report.pdf")
+    assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")

@@ -130,3 +130,18 @@ def test_agents_and_visitors_at_the_door(platform: Platform) -> None:
         ]
     )
     wait_for(lambda: all(e in room_entries() for e in expected), 30, "the room's entries in the audit trail")
+
+    # The compliance report shows the room: one agent left on shift (a finding: two are required),
+    # and the visitor's stay of the period by its declaration only, never by name.
+    report = auditor.get("/api/v1/compliance/report")
+    assert report.status_code == 200, report.text
+    section = report.json()["viewing_room"]
+    assert section["available"] is True and section["agents_on_shift"] == ["supervisor-all"]
+    assert [(p["kind"], p["username"]) for p in section["inside"]] == [("agent", "supervisor-all")]
+    assert [(v["declaration_id"], v["declaration"], v["entered_by"], v["exited_by"]) for v in section["visitors"]] == [
+        (visitor["id"], visitor["reference"], "operator-all", "supervisor-all")
+    ]
+    assert "Dubois" not in str(section)
+    assert any("1 agent(s) on shift now" in f for f in report.json()["findings"]), report.json()["findings"]
+    pdf = auditor.get("/api/v1/compliance/report.pdf")
+    assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
