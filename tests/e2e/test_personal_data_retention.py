@@ -26,7 +26,7 @@ pytestmark = pytest.mark.e2e
 CAM = "cam-a"
 S = 1_000_000
 DAY = 86_400 * S
-KINDS = {"visitors", "bollard_plates", "intercom_calls", "journal", "citizen_requests", "requisitions"}
+KINDS = {"visitors", "room_presence", "bollard_plates", "intercom_calls", "journal", "citizen_requests", "requisitions"}
 
 
 def iso(us: int) -> str:
@@ -96,6 +96,10 @@ def test_personal_data_erased_at_retention_with_audit_report_cap_and_reminder(
         },
     )
     assert declared.status_code == 201, declared.text
+    # The room's door: one agent's shift over (erased at its end), one still on (someone inside: kept).
+    assert operator.post("/api/v1/room/shift/start").status_code == 201
+    assert operator.post("/api/v1/room/shift/end").status_code == 200
+    assert supervisor.post("/api/v1/room/shift/start").status_code == 201
     bollard = {"id": "b-sim", "name": "Borne", "camera_id": CAM, "driver": "simulated"}
     registered = admin.post("/api/v1/bollards", json=bollard)
     assert registered.status_code == 201, registered.text
@@ -156,6 +160,10 @@ def test_personal_data_erased_at_retention_with_audit_report_cap_and_reminder(
             ),
             {"d": 400 * DAY},
         )
+        db.execute(
+            text("UPDATE gateway_room_presence SET entered_us = entered_us - :d, exited_us = exited_us - :d"),
+            {"d": 366 * DAY},
+        )
         db.execute(text("UPDATE gateway_bollard_commands SET time_us = time_us - :d"), {"d": 21 * DAY})
         db.execute(text("UPDATE gateway_bollard_calls SET time_us = time_us - :d"), {"d": 31 * DAY})
         db.execute(text("UPDATE gateway_journal SET created_us = created_us - :d"), {"d": 366 * DAY})
@@ -181,6 +189,14 @@ def test_personal_data_erased_at_retention_with_audit_report_cap_and_reminder(
         visitor = db.execute(text("SELECT name, organisation, purpose, status, erased_us FROM gateway_visitors")).one()
         assert "Dubois" not in str(visitor) and "Inspection" not in str(visitor) and visitor.erased_us
         assert visitor.status == "cancelled"  # never answered: not to be mailed without its name
+        stays = db.execute(
+            text("SELECT kind, username, entered_by, exited_by, exited_us FROM gateway_room_presence ORDER BY id")
+        ).all()
+        assert [tuple(r)[:4] for r in stays] == [
+            ("agent", "", "", ""),
+            ("agent", "supervisor-all", "supervisor-all", ""),
+        ]
+        assert stays[0].exited_us and stays[1].exited_us is None  # when, not who; the open stay untouched
         assert db.execute(text("SELECT plate, reason FROM gateway_bollard_commands")).one() == ("", "livraison")
         assert db.execute(text("SELECT count(*) FROM gateway_bollard_calls")).scalar() == 0
         journal = db.execute(text("SELECT description, erased_us FROM gateway_journal")).one()
