@@ -7,6 +7,8 @@ and out against their declaration, which must have been validated by the prefect
 
 A row is one stay in the room: open (exited_us NULL) while the person is inside. Visitors' rows
 point at their declaration (the identity stays there, erased with it), agents' name their account.
+A closed stay keeps these names for its retention period (`room_presence`, operations/retention.py),
+then only its kind and times.
 Nobody is inside twice at once: partial unique indexes hold it, whichever replica writes.
 """
 
