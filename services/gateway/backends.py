@@ -29,6 +29,11 @@ RPC_TIMEOUT_S = 10.0
 CAMERA_CACHE_S = 5.0
 
 
+def unknown_camera(camera_id: str) -> HTTPException:
+    """The one answer for a camera the caller may not see or that does not exist (same status, same words)."""
+    return HTTPException(404, f"unknown camera {camera_id!r}")
+
+
 def channel(target: str) -> grpc.aio.Channel:
     """Every channel the gateway opens: a call made without a timeout gets RPC_TIMEOUT_S."""
     return rpc.channel(target, default_timeout_s=RPC_TIMEOUT_S)
@@ -75,7 +80,7 @@ class Backends:
                 )
             except grpc.aio.AioRpcError as exc:
                 if exc.code() == grpc.StatusCode.NOT_FOUND:
-                    raise HTTPException(404, f"unknown camera {camera_id!r}") from exc
+                    raise unknown_camera(camera_id) from exc
                 raise
         self._cameras[camera_id] = (time.monotonic(), camera)
         return camera

@@ -20,7 +20,7 @@ from starlette.requests import HTTPConnection
 
 from services.common.clock import from_us, to_us
 from services.gateway import accounts, audit_outcome, refusals, sessions
-from services.gateway.backends import Backends
+from services.gateway.backends import Backends, unknown_camera
 from services.gateway.federation import partners
 from services.gateway.roles import ACTIONS, CAMERA_ACTIONS, PTZ_PRIORITY, ROLE_ACTIONS, VIDEO_ACTIONS
 
@@ -53,16 +53,26 @@ class Principal:
 
     def refusal(self, action: str, groups: Iterable[str] = ()) -> str | None:
         """Why the action is refused, or None when it is allowed."""
+        reason = self.role_refusal(action)
+        if reason is None and not self.covers(action, groups):
+            return f"your habilitation does not cover this camera for {action}"
+        return reason
+
+    def role_refusal(self, action: str) -> str | None:
+        """Why the action is refused whatever the camera (role, agreement, habilitation), or None."""
         if action not in ROLE_ACTIONS.get(self.role, frozenset()):
             return f"the {self.role} role does not allow {action}"
         if self.allowed_actions is not None and action not in self.allowed_actions:
             return f"the agreement with partner {self.partner} does not allow {action}"
         if action in VIDEO_ACTIONS and self.habilitation_problem:
             return self.habilitation_problem
-        if action in CAMERA_ACTIONS and ALL_GROUPS not in self.camera_groups:
-            if not self.camera_groups.intersection(groups):
-                return f"your habilitation does not cover this camera for {action}"
         return None
+
+    def covers(self, action: str, groups: Iterable[str]) -> bool:
+        """Whether the caller's camera groups cover a camera in `groups` for `action`."""
+        if action not in CAMERA_ACTIONS or ALL_GROUPS in self.camera_groups:
+            return True
+        return bool(self.camera_groups.intersection(groups))
 
 
 def _token(connection: HTTPConnection) -> str | None:
@@ -206,13 +216,15 @@ async def authorize(connection: HTTPConnection, action: str, camera_id: str | No
     A refusal is itself audited: attempts to reach what one may not are what auditors look for.
     """
     principal = await authenticate(connection)
-    groups: list[str] = []
-    target = ""
-    if camera_id is not None:
+    target = f"camera:{camera_id}" if camera_id is not None else ""
+    reason = principal.role_refusal(action)
+    hidden = False
+    if reason is None and camera_id is not None:
         camera = await principal_backends(principal).camera(camera_id)
-        groups = list(camera.groups)
-        target = f"camera:{camera_id}"
-    reason = principal.refusal(action, groups)
+        if not principal.covers(action, camera.groups):
+            # A camera outside the caller's groups answers as an unknown one: which cameras exist
+            # elsewhere in the city is not the caller's to learn (issue 23). The trail keeps why.
+            reason, hidden = f"your habilitation does not cover this camera for {action}", True
     if reason is not None:
         try:
             await audit(
@@ -224,7 +236,7 @@ async def authorize(connection: HTTPConnection, action: str, camera_id: str | No
             )
         except HTTPException:
             pass  # the refusal stands whether or not it could be recorded
-        raise HTTPException(403, reason)
+        raise unknown_camera(camera_id) if hidden and camera_id is not None else HTTPException(403, reason)
     return principal
 
 

@@ -154,7 +154,11 @@ def test_habilitations_limit_video(platform: Platform) -> None:
         assert fragment in client.get("/api/v1/auth/me").json()["habilitation"]["problem"]
     north = login(platform.gateway, "north-only", platform.USER_PASSWORD)
     assert north.get("/api/v1/cameras").json() == []
-    assert north.get("/api/v1/cameras/demo-1/live").status_code == 403
+    # A camera outside one's groups answers exactly as one that does not exist: status and words.
+    for path in ("/live", "", "/segments", "/ptz"):
+        hidden, unknown = north.get(f"/api/v1/cameras/demo-1{path}"), north.get(f"/api/v1/cameras/no-such{path}")
+        assert hidden.status_code == unknown.status_code == 404, (path, hidden.text, unknown.text)
+        assert hidden.json()["detail"].replace("demo-1", "X") == unknown.json()["detail"].replace("no-such", "X")
     limited = platform.admin().patch(
         "/api/v1/users/north-only", json={"camera_groups": ["default"], "playback_days": 2}
     )

@@ -23,7 +23,7 @@ from pydantic import BaseModel, Field
 from services.common import commissioning as commissioning_gate
 from services.common.clock import from_us, to_us
 from services.common.pb.csu.v1 import ingest_pb2
-from services.gateway.backends import RPC_TIMEOUT_S, Backends, backends, service_errors
+from services.gateway.backends import RPC_TIMEOUT_S, Backends, backends, service_errors, unknown_camera
 from services.gateway.roles import CAMERA_ACTIONS
 from services.gateway.routes.masks import ensure_commissionable, masking
 from services.gateway.security import Principal, audit, authenticate, require
@@ -361,7 +361,7 @@ async def camera_details(
     camera = await b.camera(camera_id)
     groups = list(camera.groups)
     if not any(principal.may(a, groups) for a in CAMERA_ACTIONS):
-        raise HTTPException(403, "your habilitation does not cover this camera")
+        raise unknown_camera(camera_id)  # as an unknown one: security.authorize
     confidential = may_see_position(principal, groups)
     async with service_errors("ingest"):
         full = await b.ingest.GetCamera(
