@@ -30,18 +30,17 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import BinaryIO
-from zoneinfo import ZoneInfo
 
 import av
 from av.subtitles.subtitle import SubtitleSet
 
 from services.common.clock import from_us
 from services.common.log import get_logger
+from services.common.timefmt import PARIS
 
 log = get_logger(__name__)
 VIDEO_TB = Fraction(1, 90_000)
 TEXT_TB = Fraction(1, 1000)
-PARIS = ZoneInfo("Europe/Paris")
 # mov_text is encoded from ASS events; this header gives them a readable default style.
 ASS_HEADER = b"""[Script Info]
 ScriptType: v4.00+

@@ -23,7 +23,7 @@ from services.archive.holds import HoldBook, HoldError, UnknownHold
 from services.archive.ledger import Book
 from services.archive.models import DeletionProof, Hold, Segment
 from services.archive.ranges import CheckedRange, RangeError, check_range
-from services.archive.retention import DAY_US, RetentionPolicy
+from services.archive.retention import RetentionPolicy
 from services.archive.segmenter import ClosedSegment, OpenSegmentInfo
 from services.archive.sweeper import Sweeper
 from services.archive.timeline import KnownGap
@@ -34,6 +34,7 @@ from services.common.log import get_logger
 from services.common.objectstore import InvalidKey, ObjectNotFound, ObjectStore, StoreUnavailable, check_key
 from services.common.pb.csu.v1 import archive_pb2, archive_pb2_grpc
 from services.common.subjects import STREAMS, check_camera_id
+from services.common.timefmt import DAY_US
 
 log = get_logger(__name__)
 CHUNK = 512 * 1024

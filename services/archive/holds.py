@@ -18,11 +18,11 @@ from sqlalchemy import ColumnElement, Engine, and_, not_, or_
 from sqlmodel import select
 
 from services.archive.models import Hold, Segment
-from services.archive.retention import DAY_US
 from services.common.clock import Clock, to_us
 from services.common.db import session
 from services.common.settings import LEGAL_MAX_RETENTION_DAYS
 from services.common.subjects import check_camera_id
+from services.common.timefmt import DAY_US
 
 LEGAL_US = LEGAL_MAX_RETENTION_DAYS * DAY_US
 HOLD_ID = re.compile(r"^[A-Za-z0-9_:-]{1,128}$")

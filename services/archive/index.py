@@ -10,8 +10,8 @@ from sqlmodel import select
 from services.archive.models import DeletionProof, Gap, Segment
 from services.common.db import session
 from services.common.subjects import STREAMS
+from services.common.timefmt import HOUR_US
 
-HOUR_US = 3_600_000_000
 # No segment is longer than this (CSU_SEGMENT_DURATION_S is at most 600 s, and a segment ends on
 # the first keyframe after it, at most 2 s later): overlap queries then scan only a bounded slice
 # of the (camera_id, stream, start_us) index instead of every older row of the camera.

@@ -55,6 +55,7 @@ from services.common.log import get_logger
 from services.common.objectstore import make_store
 from services.common.settings import LEGAL_MAX_RETENTION_DAYS, Settings
 from services.common.signing import Keyring, Signer
+from services.common.timefmt import DAY_US
 
 log = get_logger(__name__)
 
@@ -65,8 +66,7 @@ LEDGER_EVERY_S = 5.0
 # Rows are looked for from this long before the newest one ledgered: a row's created_us is taken
 # before its transaction commits, so rows committed out of order within it are still found.
 MARGIN_US = 10 * 60 * 1_000_000
-_DAY_US = 86_400_000_000
-PURGE_AFTER_US = (LEGAL_MAX_RETENTION_DAYS + 2) * _DAY_US
+PURGE_AFTER_US = (LEGAL_MAX_RETENTION_DAYS + 2) * DAY_US
 # The fields of a row the ledger keeps and compares (created_us is when, not what).
 FIELDS = (
     "camera_id",
@@ -187,7 +187,7 @@ class _Removals:
 
     def accounted(self, entry: LedgerEntry) -> bool:
         days = min(self._retention_days(entry.camera_id), LEGAL_MAX_RETENTION_DAYS)
-        if entry.start_us < self._now_us - days * _DAY_US:
+        if entry.start_us < self._now_us - days * DAY_US:
             return True
         key = (entry.camera_id, entry.stream)
         if key not in self._known:

@@ -64,6 +64,7 @@ from services.common.objectstore import ObjectStore
 from services.common.pb.csu.v1 import ingest_pb2, ingest_pb2_grpc
 from services.common.pb.csu.v1.events_pb2 import SegmentsDeleted
 from services.common.settings import Settings
+from services.common.timefmt import HOUR_US
 
 log = get_logger(__name__)
 SPOOL_BYTES = Gauge("csu_archive_spool_bytes", "Bytes of segments in the local spool")
@@ -492,9 +493,9 @@ class ArchiveNode:
         now_us = to_us(clock.now())
         cameras = set(await asyncio.to_thread(index.camera_ids, engine)) | set(self.retention.known_cameras())
         cameras |= {key.split("/")[1] for key in self.recorder.pending_keys()}
-        window_us = int(self.settings.archive_reconcile_hours * 3_600_000_000)
+        window_us = int(self.settings.archive_reconcile_hours * HOUR_US)
         report = await asyncio.to_thread(
-            reconcile, engine, store, sorted(cameras), now_us - window_us, now_us + 3_600_000_000, now_us
+            reconcile, engine, store, sorted(cameras), now_us - window_us, now_us + HOUR_US, now_us
         )
         for row in report.removed:
             message = f"segment {row.id} ({row.object_key}) was indexed but its object is gone"

@@ -10,7 +10,7 @@ Rules, checked against the archive's Clock:
 
 from dataclasses import dataclass
 
-from services.common.clock import from_us
+from services.common.timefmt import HOUR_US, iso_seconds
 
 FUTURE_TOLERANCE_US = 10_000_000
 
@@ -25,10 +25,6 @@ class CheckedRange:
     end_us: int
 
 
-def _iso(us: int) -> str:
-    return from_us(us).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def check_range(
     start_us: int,
     end_us: int,
@@ -40,15 +36,15 @@ def check_range(
 ) -> CheckedRange:
     if start_us >= end_us:
         raise RangeError("start must be before end")
-    if end_us - start_us > max_hours * 3_600_000_000:
+    if end_us - start_us > max_hours * HOUR_US:
         raise RangeError(f"the range is wider than the maximum of {max_hours:g} hours")
     if start_us > now_us + FUTURE_TOLERANCE_US:
-        raise RangeError(f"the range starts in the future ({_iso(start_us)}; it is now {_iso(now_us)})")
+        raise RangeError(f"the range starts in the future ({iso_seconds(start_us)}; it is now {iso_seconds(now_us)})")
     if strict and end_us > now_us + FUTURE_TOLERANCE_US:
-        raise RangeError(f"the range ends in the future ({_iso(end_us)}; it is now {_iso(now_us)})")
+        raise RangeError(f"the range ends in the future ({iso_seconds(end_us)}; it is now {iso_seconds(now_us)})")
     if end_us <= cutoff_us or (strict and start_us < cutoff_us):
         raise RangeError(
             f"the range reaches beyond the camera's {retention_days}-day retention: nothing before "
-            f"{_iso(cutoff_us)} is kept"
+            f"{iso_seconds(cutoff_us)} is kept"
         )
     return CheckedRange(max(start_us, cutoff_us), min(end_us, now_us + FUTURE_TOLERANCE_US))

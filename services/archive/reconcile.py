@@ -24,9 +24,9 @@ from services.common.clock import from_us
 from services.common.log import get_logger
 from services.common.objectstore import ObjectInfo, ObjectNotFound, ObjectStore
 from services.common.subjects import STREAMS
+from services.common.timefmt import HOUR_US
 
 log = get_logger(__name__)
-HOUR_US = 3_600_000_000
 
 
 @dataclass

@@ -19,9 +19,9 @@ from services.common.db import session
 from services.common.log import get_logger
 from services.common.pb.csu.v1 import ingest_pb2, ingest_pb2_grpc
 from services.common.settings import LEGAL_MAX_RETENTION_DAYS
+from services.common.timefmt import DAY_US
 
 log = get_logger(__name__)
-DAY_US = 86_400_000_000
 
 
 def clamp_days(days: int) -> int:

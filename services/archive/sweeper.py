@@ -31,12 +31,13 @@ from sqlmodel import select
 from services.archive import index, lifecycle
 from services.archive.holds import HoldBook
 from services.archive.models import DeletionProof, Segment
-from services.archive.retention import DAY_US, RetentionPolicy
+from services.archive.retention import RetentionPolicy
 from services.common.clock import Clock, to_us
 from services.common.db import session
 from services.common.log import get_logger
 from services.common.objectstore import ObjectStore
 from services.common.settings import LEGAL_MAX_RETENTION_DAYS
+from services.common.timefmt import DAY_US
 
 log = get_logger(__name__)
 SWEPT = Counter("csu_archive_segments_swept_total", "Segments deleted by the retention sweeper", ["camera"])

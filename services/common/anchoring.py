@@ -92,11 +92,12 @@ from prometheus_client import Counter, Gauge
 from sqlalchemy import BigInteger
 from sqlmodel import Field, Session, SQLModel, select
 
-from services.common.clock import Clock, from_us
+from services.common.clock import Clock
 from services.common.hashchain import Verdict, canonical_json
 from services.common.log import get_logger
 from services.common.objectstore import ObjectStore
 from services.common.signing import Keyring, Signer
+from services.common.timefmt import iso
 
 log = get_logger(__name__)
 
@@ -135,10 +136,6 @@ class Cadence:
 
 def _duration(seconds: int) -> str:
     return f"{seconds // 60} min" if seconds % 60 == 0 else f"{seconds} s"
-
-
-def _when(us: int) -> str:
-    return from_us(us).isoformat().replace("+00:00", "Z")
 
 
 @dataclass(frozen=True)
@@ -420,7 +417,7 @@ class ChainCheck:
                 published = self.anchors.signed(claim, self.keyring)
                 if published is not None:
                     return self._unvouched(
-                        f"the head published outside the database at {_when(published.signed_us)} ({claim.where}) "
+                        f"the head published outside the database at {iso(published.signed_us)} ({claim.where}) "
                         f"says entry {seq} had hash {published.entry_hash[:16]}…, the database's chain has "
                         f"{entry_hash[:16]}… (rewritten at or before entry {seq})"
                     )
@@ -466,7 +463,7 @@ class ChainCheck:
                         self.count,
                         end + 1,
                         f"the chain ends at entry {end}, but the head published outside the database at "
-                        f"{_when(published.signed_us)} ({claim.where}) says it reached entry {published.seq}: "
+                        f"{iso(published.signed_us)} ({claim.where}) says it reached entry {published.seq}: "
                         f"entries {end + 1}-{published.seq} were removed",
                         self.vouched,
                         self.anchored,

@@ -24,10 +24,11 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from services.common.clock import from_us, to_us
+from services.common.clock import to_us
 from services.common.pb.csu.v1 import archive_pb2, archive_pb2_grpc
 from services.common.rpc import MAX_MESSAGE_BYTES
 from services.common.settings import Settings
+from services.common.timefmt import DAY_US, HOUR_US, iso_if_set
 
 app = typer.Typer(help="Recorded segments: integrity, listings, timeline, deletion proofs.", no_args_is_help=True)
 console = Console()
@@ -40,8 +41,6 @@ EndOption = Annotated[str | None, typer.Option("--end", help="ISO 8601 with a zo
 StreamOption = Annotated[str, typer.Option("--stream", help="main or sub.")]
 VERIFY_TIMEOUT_S = 3600.0
 TIMEOUT_S = 30.0
-DAY_US = 86_400_000_000
-HOUR_US = 3_600_000_000
 
 
 def _stub() -> tuple[grpc.Channel, archive_pb2_grpc.ArchiveServiceStub]:
@@ -66,10 +65,6 @@ def _range(start: str | None, end: str | None, default_span: timedelta) -> tuple
     end_us = _instant("--end", end) if end else to_us(datetime.now(UTC))
     start_us = _instant("--start", start) if start else end_us - int(default_span.total_seconds() * 1_000_000)
     return start_us, end_us
-
-
-def _iso(us: int) -> str:
-    return from_us(us).isoformat().replace("+00:00", "Z") if us else ""
 
 
 def _call(fn, request, timeout: float):  # type: ignore[no-untyped-def]
@@ -198,8 +193,8 @@ def list_segments(
     rows = [
         {
             "id": s.id,
-            "start": _iso(s.start_us),
-            "end": _iso(s.end_us),
+            "start": iso_if_set(s.start_us) or "",
+            "end": iso_if_set(s.end_us) or "",
             "bytes": s.bytes,
             "frames": s.frames,
             "sha256": s.sha256,
@@ -233,13 +228,19 @@ def timeline(
         response = _call(stub.GetTimeline, request, TIMEOUT_S)
     document = {
         "camera_id": camera,
-        "start": _iso(response.start_us),
-        "end": _iso(response.end_us),
+        "start": iso_if_set(response.start_us) or "",
+        "end": iso_if_set(response.end_us) or "",
         "covered": [
-            {"start": _iso(c.start_us), "end": _iso(c.end_us), "in_spool": c.recording} for c in response.covered
+            {"start": iso_if_set(c.start_us) or "", "end": iso_if_set(c.end_us) or "", "in_spool": c.recording}
+            for c in response.covered
         ],
         "gaps": [
-            {"start": _iso(g.start_us), "end": _iso(g.end_us), "reason": g.reason, "detail": g.detail}
+            {
+                "start": iso_if_set(g.start_us) or "",
+                "end": iso_if_set(g.end_us) or "",
+                "reason": g.reason,
+                "detail": g.detail,
+            }
             for g in response.gaps
         ],
     }
@@ -272,14 +273,14 @@ def proofs(
         {
             "camera_id": p.camera_id,
             "stream": p.stream,
-            "hour": _iso(p.hour_start_us),
+            "hour": iso_if_set(p.hour_start_us) or "",
             "count": p.count,
             "bytes": p.bytes,
-            "first": _iso(p.first_us),
-            "last": _iso(p.last_us),
+            "first": iso_if_set(p.first_us) or "",
+            "last": iso_if_set(p.last_us) or "",
             "sha256s": list(p.sha256s),
             "digest": p.digest,
-            "swept": _iso(p.swept_us),
+            "swept": iso_if_set(p.swept_us) or "",
             "retention_days": p.retention_days,
         }
         for p in response.proofs
@@ -338,17 +339,17 @@ def sweep(
             "camera_id": p.camera_id,
             "stream": p.stream,
             "retention_days": p.retention_days,
-            "cutoff": _iso(p.cutoff_us),
+            "cutoff": iso_if_set(p.cutoff_us) or "",
             "count": p.count,
             "bytes": p.bytes,
-            "oldest": _iso(p.oldest_us) or None,
-            "newest": _iso(p.newest_us) or None,
+            "oldest": iso_if_set(p.oldest_us),
+            "newest": iso_if_set(p.newest_us),
             "held": p.held,
         }
         for p in answer.cameras
     ]
     totals = {"count": sum(r["count"] for r in rows), "bytes": sum(r["bytes"] for r in rows)}
-    document = {"dry_run": True, "now": _iso(answer.now_us), "cameras": rows, "total": totals}
+    document = {"dry_run": True, "now": iso_if_set(answer.now_us) or "", "cameras": rows, "total": totals}
     if as_json:
         typer.echo(json.dumps(document, indent=2))
         return

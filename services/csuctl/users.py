@@ -26,7 +26,6 @@ import sys
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Annotated, Any
-from zoneinfo import ZoneInfo
 
 import typer
 from fastapi import HTTPException
@@ -38,6 +37,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from services.common import db
 from services.common.clock import SystemClock, to_us
 from services.common.settings import Settings, redact_url
+from services.common.timefmt import PARIS
 from services.csuctl.audit import actor, db_reason, fail, record_first, settings_or_exit
 from services.gateway import accounts, sessions
 from services.gateway.roles import ROLES
@@ -47,7 +47,6 @@ app = typer.Typer(help="Accounts and habilitations: create, list, change a habil
 console = Console()
 errors = Console(stderr=True, soft_wrap=True)
 JsonOption = Annotated[bool, typer.Option("--json", help="One JSON document on stdout, for scripts.")]
-PARIS = ZoneInfo("Europe/Paris")
 DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 NEVER = "never"
 

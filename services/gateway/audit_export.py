@@ -48,9 +48,10 @@ from sqlmodel import Session as DbSession
 
 from services.common import csvsafe
 from services.common.anchoring import Anchors, Cadence, ChainCheck, Checkpoint, Claim
-from services.common.clock import Clock, from_us, to_us
+from services.common.clock import Clock, to_us
 from services.common.hashchain import Verdict
 from services.common.signing import Keyring, Signer
+from services.common.timefmt import iso
 from services.gateway import audit_log
 from services.gateway.models import AuditCheckpoint, AuditEntry, AuditHead
 
@@ -73,10 +74,6 @@ CHECKPOINT, BEFORE, PUBLISHED, EXPORT = "checkpoint", "before", "published", "ex
 _TEXT = audit_log.TEXT_FIELDS
 
 
-def _iso(us: int) -> str:
-    return from_us(us).isoformat().replace("+00:00", "Z")
-
-
 @dataclass(frozen=True)
 class Plan:
     """What one export covers, decided before the first byte goes out."""
@@ -94,7 +91,7 @@ class Plan:
     def trailer(self) -> dict[str, Any]:
         return {
             "format": FORMAT,
-            "exported_at": _iso(self.exported_us),
+            "exported_at": iso(self.exported_us),
             "filters": self.filters,
             "first_seq": self.after_seq + 1 if self.last_seq is not None else None,
             "last_seq": self.last_seq,
@@ -116,7 +113,7 @@ def plan(
     """The range of an export. A verifiable one ends on a signed checkpoint: the first at or after
     the last entry of the range, or the head, signed now."""
     filters = {k: v for k, v in listing.items() if v} | {
-        k: _iso(v) for k, v in (("start", start_us), ("end", end_us)) if v is not None
+        k: iso(v) for k, v in (("start", start_us), ("end", end_us)) if v is not None
     }
     verifiable = not any(listing.values())
     with DbSession(engine) as s:
@@ -235,7 +232,7 @@ def newest_claim(anchors: Anchors | None, plan: Plan) -> int | None:
 def entry_fields(entry: AuditEntry) -> dict[str, Any]:
     return {
         "seq": entry.seq,
-        "time": _iso(entry.time_us),
+        "time": iso(entry.time_us),
         **{name: getattr(entry, name) for name in _TEXT},
         "details": json.loads(entry.details_json or "{}"),
         "entry_hash": entry.entry_hash,

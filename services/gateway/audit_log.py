@@ -33,6 +33,7 @@ from services.common.hashchain import Verdict, link_hash
 from services.common.log import get_logger
 from services.common.pb.csu.v1.audit_pb2 import AuditEvent
 from services.common.signing import Keyring, Signer, fingerprint
+from services.common.timefmt import DAY_US
 from services.gateway.models import AuditCheckpoint, AuditEntry, AuditHead
 
 log = get_logger(__name__)
@@ -167,7 +168,7 @@ def purge_expired(engine: Engine, clock: Clock, retention_days: int) -> tuple[in
     Only whole leading runs are removed, so the chain stays verifiable from the first kept entry.
     The caller records the purge in the trail itself.
     """
-    before_us = to_us(clock.now()) - retention_days * 86_400_000_000
+    before_us = to_us(clock.now()) - retention_days * DAY_US
     with DbSession(engine) as s, s.begin():
         last = s.execute(
             select(AuditEntry.seq).where(AuditEntry.time_us < before_us).order_by(AuditEntry.seq.desc()).limit(1)

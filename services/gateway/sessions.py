@@ -15,6 +15,7 @@ from sqlmodel import select
 
 from services.common.clock import Clock, to_us
 from services.common.db import session
+from services.common.timefmt import HOUR_US
 from services.gateway.models import Session
 
 
@@ -51,7 +52,7 @@ def issue(
         user_id=user_id,
         created_us=now,
         last_used_us=now,
-        expires_us=now + int(max_hours * 3_600_000_000),
+        expires_us=now + int(max_hours * HOUR_US),
         ip=ip,
         oidc_id_token_sealed=oidc_id_token_sealed,
     )

@@ -6,7 +6,6 @@ ingest refuses to start rather than store them in clear.
 """
 
 import asyncio
-from collections.abc import Callable
 
 from nats.aio.client import Client
 
@@ -38,8 +37,8 @@ async def run(runtime: Runtime) -> None:
     runtime.add_check("database", lambda: asyncio.to_thread(db.ping, engine))
     serving = runtime.add_step("grpc")
 
-    if not await _until_ok(
-        runtime, "database", lambda: db.migrate("ingest", engine) if settings.db_auto_migrate else None
+    if not await runtime.until_ok(
+        "database", lambda: db.migrate("ingest", engine) if settings.db_auto_migrate else None
     ):
         return
 
@@ -48,7 +47,7 @@ async def run(runtime: Runtime) -> None:
         if seeded:
             log.info("camera registry seeded", cameras=seeded, source=str(settings.cameras_file or "demo cameras"))
 
-    if not await _until_ok(runtime, "registry seed", seed):
+    if not await runtime.until_ok("registry seed", seed):
         return
     nc = await bus.connect_with_retry(settings, "ingest", runtime.stop)
     if nc is None:
@@ -67,20 +66,3 @@ async def run(runtime: Runtime) -> None:
     await nc.drain()
     await node.join_workers(settings.source_read_timeout_s + 2)
     engine.dispose()
-
-
-async def _until_ok(runtime: Runtime, what: str, action: Callable[[], object]) -> bool:
-    """Retry a start-up step until it works: dependencies (and other replicas) may be starting too."""
-    delay = 0.5
-    while not runtime.stop.is_set():
-        try:
-            await asyncio.to_thread(action)
-            return True
-        except Exception as exc:  # noqa: BLE001
-            log.warning(f"{what} not ready yet", error=str(exc))
-            try:
-                await asyncio.wait_for(runtime.stop.wait(), delay)
-            except TimeoutError:
-                pass
-            delay = min(delay * 2, 5.0)
-    return False

@@ -26,6 +26,7 @@ from services.common.pb.csu.v1 import masking_pb2 as pb
 from services.common.pb.csu.v1.events_pb2 import Alarm
 from services.common.settings import Settings
 from services.common.signing import verify
+from services.common.timefmt import DAY_US
 from services.masking import calibration
 from services.masking.models import CalibrationRow, MaskErrorRow, MaskSetRow, RedactionJobRow, StatementRow
 from services.masking.node import MaskingNode, preview_subject
@@ -42,7 +43,6 @@ PREVIEW_TIMEOUT_S = 8.0
 MAX_SELECTION = 200
 MODES = ("scene", "persons")
 EFFECTS = ("pixelate", "blur")
-DAY_US = 86_400_000_000
 CHUNK = 512 * 1024
 _CODES = {
     "not_found": grpc.StatusCode.NOT_FOUND,

@@ -13,12 +13,12 @@ Design: docs/design/time.md
 import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from zoneinfo import ZoneInfo
 
 import cv2
 import numpy as np
 
-PARIS = ZoneInfo("Europe/Paris")
+from services.common.timefmt import PARIS
+
 POSITIONS = ("top-left", "top-right", "bottom-left", "bottom-right")
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 # Text height about 1/36 of the image height: 30 px at 1080p, 8 px minimum (352x288 gives 8).

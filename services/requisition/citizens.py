@@ -34,12 +34,13 @@ from services.common.db import session
 from services.common.log import get_logger
 from services.common.pb.csu.v1 import archive_pb2, masking_pb2, requisition_pb2
 from services.common.subjects import check_camera_id
+from services.common.timefmt import DAY_US, HOUR_US, PARIS
 from services.requisition import documents, fields, transitions
 from services.requisition.context import Context
 from services.requisition.errors import Conflict, Denied, Invalid, NotFound, ServiceError, Unavailable
 from services.requisition.models import CitizenRequest, Document, KioskSession, Transition
 from services.requisition.numbering import next_number
-from services.requisition.timefmt import PARIS, paris_date, utc
+from services.requisition.timefmt import paris_date, utc
 
 log = get_logger(__name__)
 KIND = "citizen_request"
@@ -47,7 +48,6 @@ OPEN, FOUND, CLOSED = "open", "found", "closed"
 OUTCOMES = ("viewed", "refused", "not_found")
 RPC_TIMEOUT_S = 30.0
 MAX_CAMERAS = 16
-DAY_US = 86_400_000_000
 
 
 def deadline_after(registered_us: int) -> int:
@@ -158,7 +158,7 @@ def _validate(ctx: Context, meta: requisition_pb2.CitizenUploadMeta, now: int) -
     start, end = meta.window_start_us, meta.window_end_us
     if start >= end:
         raise Invalid("the time window's start must be before its end")
-    if end - start > ctx.settings.max_query_range_hours * 3_600_000_000:
+    if end - start > ctx.settings.max_query_range_hours * HOUR_US:
         raise Invalid(f"the time window is wider than {ctx.settings.max_query_range_hours:g} hours")
     if end > now + 10_000_000:
         raise Invalid("the time window ends in the future")

@@ -28,6 +28,7 @@ from services.common.db import session
 from services.common.log import get_logger
 from services.common.objectstore import ObjectStore
 from services.common.pb.csu.v1 import archive_pb2, requisition_pb2
+from services.common.timefmt import HOUR_US
 from services.requisition import register, workflow
 from services.requisition.context import Context
 from services.requisition.errors import Conflict, DataLoss, Denied, Invalid, NotFound, ServiceError, Unavailable
@@ -39,7 +40,7 @@ from services.requisition.timefmt import utc
 log = get_logger(__name__)
 ARCHIVE_TIMEOUT_S = 900.0
 # A claim older than this belongs to a crashed extraction and may be taken over.
-CLAIM_US = 3_600_000_000
+CLAIM_US = HOUR_US
 
 
 @dataclass
@@ -66,7 +67,7 @@ def prefix(request_id: str) -> str:
 
 
 def pieces(ranges: list[RequestedRange], max_hours: float) -> list[Piece]:
-    width = int(max_hours * 3_600_000_000)
+    width = int(max_hours * HOUR_US)
     found: list[Piece] = []
     for r in ranges:
         start = r.start_us

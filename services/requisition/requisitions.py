@@ -17,6 +17,7 @@ from services.common.clock import to_us
 from services.common.db import session
 from services.common.pb.csu.v1 import requisition_pb2
 from services.common.subjects import check_camera_id
+from services.common.timefmt import DAY_US
 from services.requisition import documents, fields, register, transitions, workflow
 from services.requisition.context import Context
 from services.requisition.errors import Conflict, Denied, Invalid, NotFound
@@ -31,7 +32,6 @@ from services.requisition.models import (
 from services.requisition.numbering import next_number
 from services.requisition.timefmt import paris_date, utc
 
-DAY_US = 86_400_000_000
 CHANNELS_LOCAL = ("phone", "email", "mail", "in_person")
 AUTHORITY_KINDS = ("magistrate", "opj")
 MAX_RANGES = 32

@@ -11,10 +11,10 @@ from sqlmodel import select
 from services.common.clock import from_us, to_us
 from services.common.db import session
 from services.common.pb.csu.v1 import requisition_pb2
+from services.common.timefmt import HOUR_US, PARIS
 from services.requisition import workflow
 from services.requisition.context import Context
 from services.requisition.models import CitizenRequest, Requisition, Transition
-from services.requisition.timefmt import PARIS
 
 STEPS = (
     (workflow.REQUESTED, workflow.EXTRACTED),
@@ -62,7 +62,7 @@ def compute(ctx: Context, request: requisition_pb2.StatisticsRequest) -> requisi
     )
     for first, then in STEPS:
         hours = [
-            (times[then] - times[first]) / 3_600_000_000
+            (times[then] - times[first]) / HOUR_US
             for times in reached.values()
             if first in times and then in times and times[then] >= times[first]
         ]

@@ -1,11 +1,9 @@
 """Times in documents: UTC inside (integer microseconds), ISO 8601 in files, Europe/Paris for people."""
 
 from datetime import date
-from zoneinfo import ZoneInfo
 
 from services.common.clock import from_us
-
-PARIS = ZoneInfo("Europe/Paris")
+from services.common.timefmt import PARIS
 
 
 def utc(us: int) -> str:

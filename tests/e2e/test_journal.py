@@ -121,7 +121,8 @@ def test_journal_entries_bookmarks_handover_and_counts(platform: Platform) -> No
     assert supervisor.get("/api/v1/cameras/demo-2/bookmarks", params=window).json()[0]["entry_id"] == ids[2]
     earlier = {"start": _iso(now - timedelta(hours=3)), "end": _iso(now - timedelta(hours=1))}
     assert supervisor.get("/api/v1/cameras/demo-1/bookmarks", params=earlier).json() == []
-    assert north.get("/api/v1/cameras/demo-1/bookmarks", params=window).status_code == 404  # outside the habilitation: as an unknown camera
+    # Outside the habilitation: answered as an unknown camera.
+    assert north.get("/api/v1/cameras/demo-1/bookmarks", params=window).status_code == 404
     assert auditor.get("/api/v1/cameras/demo-1/bookmarks", params=window).status_code == 403
 
     # The supervisor's handover: the shift's entries, counts, and what is still open.

@@ -26,12 +26,12 @@ from services.common.clock import Clock, to_us
 from services.common.db import session
 from services.common.log import get_logger
 from services.common.pb.csu.v1.events_pb2 import Alarm as AlarmEvent
+from services.common.timefmt import iso
 from services.gateway.backends import Backends
 from services.gateway.models import AuditEntry
 from services.gateway.operations import notifications
 from services.gateway.operations.access import groups_by_camera, sees_camera
 from services.gateway.operations.models import Alarm
-from services.gateway.operations.timefmt import iso
 from services.gateway.security import ALL_GROUPS, Principal
 
 log = get_logger(__name__)

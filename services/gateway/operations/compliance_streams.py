@@ -12,7 +12,7 @@ from typing import Any
 
 from services.common.pb.csu.v1 import ingest_pb2
 from services.common.pdf import Document
-from services.gateway.operations.timefmt import iso
+from services.common.timefmt import iso
 from services.ingest.norms import ARRETE, CLOSE_UP, STORED
 
 NON_COMPLIANT = "non_compliant"

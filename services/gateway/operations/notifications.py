@@ -24,9 +24,9 @@ from nats.aio.msg import Msg
 
 from services.common.clock import to_us
 from services.common.log import get_logger
+from services.common.timefmt import iso
 from services.gateway.backends import Backends
 from services.gateway.operations.access import role_refusal
-from services.gateway.operations.timefmt import iso
 from services.gateway.security import ALL_GROUPS, Principal
 
 log = get_logger(__name__)

@@ -20,9 +20,9 @@ from sqlmodel import Field, SQLModel, select
 
 from services.common.clock import Clock, to_us
 from services.common.db import session
+from services.common.timefmt import iso
 from services.gateway.operations import visitors
 from services.gateway.operations.models import VisitorDeclaration
-from services.gateway.operations.timefmt import iso
 
 AGENT, VISITOR = "agent", "visitor"
 # A visitor may be let in a little before the declared start (early at the door), not after the end.

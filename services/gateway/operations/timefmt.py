@@ -2,21 +2,20 @@
 mails and daily statistics (a "day" of the city's reports is a Paris day)."""
 
 from datetime import UTC, date, datetime, time, timedelta
-from zoneinfo import ZoneInfo
 
 from fastapi import HTTPException
 
 from services.common.clock import from_us, to_us
 
-PARIS = ZoneInfo("Europe/Paris")
+# Re-exported for the modules that still import them from here (compliance, compliance_pdf,
+# retention, routes/room); everything else imports services.common.timefmt itself.
+from services.common.timefmt import PARIS as PARIS
+from services.common.timefmt import iso as iso
+
 # Instants outside these bounds are refused as input: they are typing mistakes, and converting
 # them between zones can overflow.
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 LATEST = datetime(2100, 1, 1, tzinfo=UTC)
-
-
-def iso(us: int | None) -> str | None:
-    return from_us(us).isoformat().replace("+00:00", "Z") if us is not None else None
 
 
 def paris(us: int) -> str:

@@ -9,12 +9,12 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, HTTPException, Path, Query
 from pydantic import BaseModel, ConfigDict
 
+from services.common.timefmt import iso
 from services.gateway.backends import Backends, backends
 from services.gateway.operations import alarms, notifications
 from services.gateway.operations.access import refuse, require_any
 from services.gateway.operations.fields import MAX_ID, text
 from services.gateway.operations.models import Alarm
-from services.gateway.operations.timefmt import iso
 from services.gateway.security import Principal, audit
 
 router = APIRouter(prefix="/api/v1/alarms", tags=["alarms"])

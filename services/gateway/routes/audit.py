@@ -9,8 +9,9 @@ from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
-from services.common.clock import from_us, to_us
+from services.common.clock import to_us
 from services.common.objectstore import StoreUnavailable
+from services.common.timefmt import iso
 from services.gateway import audit_export, audit_log
 from services.gateway.backends import Backends, backends
 from services.gateway.models import AuditEntry
@@ -51,7 +52,7 @@ class VerifyOut(BaseModel):
 def out(entry: AuditEntry) -> AuditOut:
     return AuditOut(
         seq=entry.seq,
-        time=from_us(entry.time_us).isoformat().replace("+00:00", "Z"),
+        time=iso(entry.time_us),
         actor=entry.actor,
         role=entry.role,
         origin_ip=entry.origin_ip,

@@ -8,9 +8,9 @@ from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.common.clock import from_us
 from services.common.log import get_logger
 from services.common.secretbox import SecretBoxError
+from services.common.timefmt import iso
 from services.gateway import accounts, sessions
 from services.gateway import login as procedure
 from services.gateway.backends import Backends, backends
@@ -63,10 +63,6 @@ class LoginOut(BaseModel):
     failed_attempts: int = 0
 
 
-def _iso(us: int | None) -> str | None:
-    return from_us(us).isoformat().replace("+00:00", "Z") if us is not None else None
-
-
 def me_out(principal: Principal, user: object) -> MeOut:
     return MeOut(
         username=principal.username,
@@ -75,9 +71,9 @@ def me_out(principal: Principal, user: object) -> MeOut:
         partner=principal.partner,
         habilitation=HabilitationOut(
             camera_groups=sorted(principal.camera_groups),
-            expires=_iso(user.expires_us),  # type: ignore[attr-defined]
+            expires=iso(user.expires_us),  # type: ignore[attr-defined]
             prefecture_ref=user.prefecture_ref,  # type: ignore[attr-defined]
-            validated=_iso(user.prefecture_validated_us),  # type: ignore[attr-defined]
+            validated=iso(user.prefecture_validated_us),  # type: ignore[attr-defined]
             problem=principal.habilitation_problem,
         ),
     )
@@ -127,7 +123,7 @@ async def login(body: LoginIn, request: Request, response: Response, b: Backends
     return LoginOut(
         status="ok",
         access_token=issued.token,
-        expires_at=_iso(issued.expires_us),
+        expires_at=iso(issued.expires_us),
         user=me_out(principal, user),
         failed_attempts=outcome.failed_attempts,
     )

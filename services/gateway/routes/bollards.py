@@ -17,6 +17,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Request
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, field_validator
 
+from services.common.timefmt import iso
 from services.gateway.backends import Backends, backends
 from services.gateway.operations import bollards, notifications
 from services.gateway.operations.access import (
@@ -28,7 +29,7 @@ from services.gateway.operations.access import (
 from services.gateway.operations.bollard_drivers import DriverError
 from services.gateway.operations.fields import MAX_ID, line
 from services.gateway.operations.models import Bollard, BollardCall, BollardCommand
-from services.gateway.operations.timefmt import checked_us, iso
+from services.gateway.operations.timefmt import checked_us
 from services.gateway.security import Principal, audit, record
 from services.gateway.timerange import parse_instant
 

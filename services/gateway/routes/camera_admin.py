@@ -21,8 +21,9 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from services.common import commissioning as commissioning_gate
-from services.common.clock import from_us, to_us
+from services.common.clock import to_us
 from services.common.pb.csu.v1 import ingest_pb2
+from services.common.timefmt import iso
 from services.gateway.backends import RPC_TIMEOUT_S, Backends, backends, service_errors, unknown_camera
 from services.gateway.roles import CAMERA_ACTIONS
 from services.gateway.routes.masks import ensure_commissionable, masking
@@ -30,10 +31,6 @@ from services.gateway.security import Principal, audit, authenticate, require
 
 router = APIRouter(prefix="/api/v1", tags=["camera registry"])
 MAX_CSV_BYTES = 5 * 1024 * 1024
-
-
-def _iso(us: int) -> str:
-    return from_us(us).isoformat().replace("+00:00", "Z")
 
 
 # -- models ------------------------------------------------------------------------------------
@@ -185,7 +182,7 @@ def _details(c: ingest_pb2.Camera, confidential: bool) -> CameraDetails:
         state=c.state,
         status=c.status,
         status_reason=c.status_reason,
-        status_since=_iso(c.status_since_us),
+        status_since=iso(c.status_since_us),
         groups=list(c.groups),
         model=c.model,
         generation=c.generation,
@@ -279,9 +276,9 @@ def _check_groups(principal: Principal, groups: list[str]) -> None:
 def _authorisation(a: ingest_pb2.Authorisation, confidential: bool) -> AuthorisationOut:
     return AuthorisationOut(
         reference=a.reference,
-        decision=_iso(a.decision_us),
-        expiry=_iso(a.expiry_us),
-        warning_from=_iso(a.warning_from_us),
+        decision=iso(a.decision_us),
+        expiry=iso(a.expiry_us),
+        warning_from=iso(a.warning_from_us),
         status=a.status,
         purposes=list(a.purposes),
         max_retention_days=a.max_retention_days,

@@ -5,8 +5,9 @@ from datetime import datetime, timedelta
 from fastapi import APIRouter, Depends, HTTPException, Query
 from pydantic import BaseModel
 
-from services.common.clock import from_us, to_us
+from services.common.clock import to_us
 from services.common.pb.csu.v1 import archive_pb2, ingest_pb2
+from services.common.timefmt import iso
 from services.gateway.backends import RPC_TIMEOUT_S, Backends, backends, rpc_errors
 from services.gateway.roles import CAMERA_ACTIONS
 from services.gateway.security import Principal, authenticate, require
@@ -45,10 +46,6 @@ class SegmentOut(BaseModel):
     mask_version: str
 
 
-def _iso(us: int) -> str:
-    return from_us(us).isoformat().replace("+00:00", "Z")
-
-
 @router.get("/cameras", response_model=list[CameraOut])
 async def list_cameras(
     principal: Principal = Depends(authenticate), b: Backends = Depends(backends)
@@ -63,7 +60,7 @@ async def list_cameras(
             name=c.name,
             status=c.status,
             status_reason=c.status_reason,
-            status_since=_iso(c.status_since_us),
+            status_since=iso(c.status_since_us),
             retention_days=c.retention_days,
             groups=list(c.groups),
             state=c.state,
@@ -93,8 +90,8 @@ async def list_segments(
         SegmentOut(
             id=s.id,
             camera_id=s.camera_id,
-            start=_iso(s.start_us),
-            end=_iso(s.end_us),
+            start=iso(s.start_us),
+            end=iso(s.end_us),
             bytes=s.bytes,
             sha256=s.sha256,
             frames=s.frames,

@@ -18,10 +18,11 @@ from starlette.requests import HTTPConnection
 
 from services.common.clock import to_us
 from services.common.pb.csu.v1 import requisition_pb2
+from services.common.timefmt import DAY_US, iso
 from services.gateway.access import Case, case_dependency, may_see, require_role
 from services.gateway.backends import Backends, backends
 from services.gateway.operations.fields import CAMERA_ID, text
-from services.gateway.operations.timefmt import checked_us, iso
+from services.gateway.operations.timefmt import checked_us
 from services.gateway.routes.requisitions import (
     RPC_TIMEOUT_S,
     UPLOAD_DOC,
@@ -89,7 +90,7 @@ def citizen_out(c: requisition_pb2.CitizenRequest, now_us: int) -> dict:
         "created": iso(c.created_us),
         "created_by": c.created_by,
         "deadline": iso(c.deadline_us),
-        "days_left": max(0, (c.deadline_us - now_us) // 86_400_000_000) if not c.closed_us else None,
+        "days_left": max(0, (c.deadline_us - now_us) // DAY_US) if not c.closed_us else None,
         "overdue": c.overdue,
         "deadline_warned": c.deadline_warned,
         "search_note": c.search_note,

@@ -26,11 +26,11 @@ from sqlmodel import SQLModel, select
 
 from services.common.clock import to_us
 from services.common.db import session
+from services.common.timefmt import iso
 from services.gateway import accounts
 from services.gateway.backends import Backends, backends
 from services.gateway.operations.access import groups_by_camera, require_any, sees_camera
 from services.gateway.operations.fields import line
-from services.gateway.operations.timefmt import iso
 from services.gateway.roles import CAMERA_ACTIONS, ROLE_ACTIONS
 from services.gateway.security import Principal, audit, authenticate
 

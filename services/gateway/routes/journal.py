@@ -15,12 +15,13 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from services.common.clock import to_us
+from services.common.timefmt import DAY_US, iso
 from services.gateway.backends import Backends, backends
 from services.gateway.operations import alarms, bollards, journal
 from services.gateway.operations.access import camera_allowed, groups_by_camera, require_any, sees_camera
 from services.gateway.operations.fields import CAMERA_ID, MAX_ID, line, text
 from services.gateway.operations.models import Alarm, JournalBookmark, JournalEntry
-from services.gateway.operations.timefmt import checked_us, iso, paris_day_bounds
+from services.gateway.operations.timefmt import checked_us, paris_day_bounds
 from services.gateway.security import ALL_GROUPS, Principal, audit, require
 from services.gateway.timerange import parse_instant
 
@@ -336,6 +337,6 @@ async def camera_bookmarks(
     end_us = checked_us("end", parse_instant("end", end))
     if start_us >= end_us:
         raise HTTPException(422, "start must be before end")
-    if end_us - start_us > MAX_STATS_DAYS * 86_400_000_000:
+    if end_us - start_us > MAX_STATS_DAYS * DAY_US:
         raise HTTPException(422, f"at most {MAX_STATS_DAYS} days at once")
     return [bookmark_out(m) for m in await asyncio.to_thread(journal.bookmarks, b.engine, camera_id, start_us, end_us)]

@@ -23,9 +23,9 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.requests import HTTPConnection
 
 from services.common.pb.csu.v1 import requisition_pb2
+from services.common.timefmt import iso
 from services.gateway.attempts import AttemptLimiter
 from services.gateway.backends import Backends, backends
-from services.gateway.operations.timefmt import iso
 from services.gateway.routes.requisitions import RPC_TIMEOUT_S, requisition_errors, service
 from services.gateway.security import record
 

@@ -29,9 +29,10 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from services.common import commissioning as commissioning_gate
-from services.common.clock import from_us, to_us
+from services.common.clock import to_us
 from services.common.pb.csu.v1 import masking_pb2, masking_pb2_grpc
 from services.common.pb.csu.v1.frame_pb2 import PtzPosition
+from services.common.timefmt import iso_if_set
 from services.gateway.backends import RPC_TIMEOUT_S, Backends, backends, service_errors
 from services.gateway.backends import channel as backends_channel
 from services.gateway.security import Principal, audit, authenticate, require
@@ -47,10 +48,6 @@ def masking(b: Backends) -> masking_pb2_grpc.MaskingServiceStub:
     if stub is None:
         stub = _stubs[b] = masking_pb2_grpc.MaskingServiceStub(backends_channel(b.settings.masking_grpc))
     return stub
-
-
-def _iso(us: int) -> str | None:
-    return from_us(us).isoformat().replace("+00:00", "Z") if us else None
 
 
 # -- models ------------------------------------------------------------------------------------
@@ -226,10 +223,10 @@ def _set_out(m: masking_pb2.MaskSet) -> MaskSetOut:
         space=m.space,
         polygons=[PolygonOut(points=[(p.x, p.y) for p in poly.points], label=poly.label) for poly in m.polygons],
         author=m.author,
-        created=_iso(m.created_us),
+        created=iso_if_set(m.created_us),
         approver=m.approver,
-        approved=_iso(m.approved_us),
-        superseded=_iso(m.superseded_us),
+        approved=iso_if_set(m.approved_us),
+        superseded=iso_if_set(m.superseded_us),
         comment=m.comment,
         origin=m.origin,
         calibration_version=m.calibration_version or None,
@@ -259,7 +256,7 @@ def _calibration_out(c: masking_pb2.PtzCalibration) -> CalibrationOut:
         image_height=c.image_height,
         fitted=list(c.fitted),
         author=c.author,
-        created=_iso(c.created_us),
+        created=iso_if_set(c.created_us),
         comment=c.comment,
         problem=c.problem,
     )  # fmt: skip
@@ -273,10 +270,10 @@ def _report_out(r: masking_pb2.MaskErrorReport) -> ReportOut:
         description=r.description,
         snapshot_ref=r.snapshot_ref,
         mask_version=r.mask_version,
-        reported=_iso(r.reported_us),
+        reported=iso_if_set(r.reported_us),
         status=r.status,
         closed_by=r.closed_by,
-        closed=_iso(r.closed_us),
+        closed=iso_if_set(r.closed_us),
         resolution=r.resolution,
     )
 
@@ -286,12 +283,12 @@ def _statement_out(s: masking_pb2.NoPrivateAreaStatement, b: Backends) -> Statem
         camera_id=s.camera_id,
         supervisor=s.supervisor,
         text=s.text,
-        signed=_iso(s.signed_us),
+        signed=iso_if_set(s.signed_us),
         statement=bytes(s.statement).decode(errors="replace"),
         signature=s.signature,
         public_key_pem=s.public_key_pem,
         verified=commissioning_gate.statement_verifies(s, b.signer.keyring()),
-        withdrawn=_iso(s.withdrawn_us) if s.withdrawn_us else None,
+        withdrawn=iso_if_set(s.withdrawn_us),
         withdrawn_by=s.withdrawn_by,
     )
 
@@ -680,7 +677,7 @@ async def preview(
     headers = {
         "Cache-Control": "no-store",
         "X-Mask-Version": image.mask_version,
-        "X-Capture-Time": _iso(image.capture_time_us) or "",
+        "X-Capture-Time": iso_if_set(image.capture_time_us) or "",
         "X-Fully-Masked": "true" if image.fully_masked else "false",
     }
     if image.reason:

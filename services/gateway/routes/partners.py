@@ -5,8 +5,9 @@ import asyncio
 from fastapi import APIRouter, Depends, HTTPException
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from services.common.clock import from_us, to_us
+from services.common.clock import to_us
 from services.common.log import get_logger
+from services.common.timefmt import iso
 from services.gateway.backends import Backends, backends
 from services.gateway.federation import conventions, partners
 from services.gateway.federation.models import Partner
@@ -57,24 +58,20 @@ class PartnerOut(BaseModel):
     convention_status: str = Field(description='"valid", "expiring" (within a month), "expired" or "none"')
 
 
-def _iso(us: int | None) -> str | None:
-    return from_us(us).isoformat().replace("+00:00", "Z") if us is not None else None
-
-
 def out(p: Partner, now_us: int) -> PartnerOut:
     return PartnerOut(
         id=p.id,
         name=p.name,
         cert_sha256=p.cert_sha256,
         cert_subject=p.cert_subject,
-        cert_expires=_iso(p.cert_expires_us) or "",
+        cert_expires=iso(p.cert_expires_us) or "",
         camera_groups=list(p.camera_groups),
         actions=list(p.actions),
         ptz_priority=p.ptz_priority,
         active=p.active,
-        revoked=_iso(p.revoked_us),
+        revoked=iso(p.revoked_us),
         convention_ref=p.convention_ref,
-        convention_expires=_iso(p.convention_expires_us),
+        convention_expires=iso(p.convention_expires_us),
         convention_status=partners.convention_status(p, now_us),
     )
 
@@ -109,7 +106,7 @@ async def register(
             "actions": body.actions,
             "ptz_priority": body.ptz_priority,
             "convention": body.convention_ref,
-            "convention_expires": _iso(expires_us),
+            "convention_expires": iso(expires_us),
         },
     )
     try:
@@ -149,7 +146,7 @@ async def convention(
         f"partner:{partner_id}",
         details={
             "convention": body.convention_ref,
-            "convention_expires": _iso(expires_us),
+            "convention_expires": iso(expires_us),
             "camera_groups": body.camera_groups,
             "actions": body.actions,
         },

@@ -22,10 +22,11 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import FileResponse
 from pydantic import BaseModel
 
-from services.common.clock import from_us, to_us
+from services.common.clock import to_us
 from services.common.log import get_logger
 from services.common.pb.csu.v1 import archive_pb2, ingest_pb2
 from services.common.settings import LEGAL_MAX_RETENTION_DAYS, Settings
+from services.common.timefmt import DAY_US, iso
 from services.gateway.backends import RPC_TIMEOUT_S, Backends, backends, rpc_errors
 from services.gateway.routes.cameras import check_playback_window
 from services.gateway.security import Principal, audit, require
@@ -35,11 +36,6 @@ router = APIRouter(prefix="/api/v1", tags=["playback"])
 log = get_logger(__name__)
 # Building an hour of 1080p takes a while on a busy archive.
 CLIP_TIMEOUT_S = 300.0
-DAY_US = 86_400_000_000
-
-
-def _iso(us: int) -> str:
-    return from_us(us).isoformat().replace("+00:00", "Z")
 
 
 class IntervalOut(BaseModel):
@@ -113,16 +109,12 @@ async def timeline(
         )
     return TimelineOut(
         camera_id=camera_id,
-        start=_iso(answer.start_us),
-        end=_iso(answer.end_us),
-        covered=[
-            IntervalOut(start=_iso(c.start_us), end=_iso(c.end_us), recording=c.recording) for c in answer.covered
-        ],
-        gaps=[
-            GapOut(start=_iso(g.start_us), end=_iso(g.end_us), reason=g.reason, detail=g.detail) for g in answer.gaps
-        ],
+        start=iso(answer.start_us),
+        end=iso(answer.end_us),
+        covered=[IntervalOut(start=iso(c.start_us), end=iso(c.end_us), recording=c.recording) for c in answer.covered],
+        gaps=[GapOut(start=iso(g.start_us), end=iso(g.end_us), reason=g.reason, detail=g.detail) for g in answer.gaps],
         marks=[
-            GapOut(start=_iso(g.start_us), end=_iso(g.end_us), reason=g.reason, detail=g.detail) for g in answer.marks
+            GapOut(start=iso(g.start_us), end=iso(g.end_us), reason=g.reason, detail=g.detail) for g in answer.marks
         ],
     )
 
@@ -270,7 +262,7 @@ async def clip(
         media_type="video/mp4",
         filename=built.info.filename,
         content_disposition_type="inline",
-        headers={"Cache-Control": "private, no-store", "X-Clip-Start": _iso(built.info.start_us)},
+        headers={"Cache-Control": "private, no-store", "X-Clip-Start": iso(built.info.start_us)},
     )
 
 
@@ -295,14 +287,14 @@ async def deletion_proofs(
         DeletionProofOut(
             camera_id=p.camera_id,
             stream=p.stream,
-            hour_start=_iso(p.hour_start_us),
+            hour_start=iso(p.hour_start_us),
             count=p.count,
             bytes=p.bytes,
-            first=_iso(p.first_us),
-            last=_iso(p.last_us),
+            first=iso(p.first_us),
+            last=iso(p.last_us),
             sha256s=list(p.sha256s),
             digest=p.digest,
-            swept=_iso(p.swept_us),
+            swept=iso(p.swept_us),
             retention_days=p.retention_days,
         )
         for p in answer.proofs

@@ -12,8 +12,8 @@ from typing import Literal
 from fastapi import APIRouter, Depends, HTTPException
 from pydantic import BaseModel, Field
 
-from services.common.clock import from_us
 from services.common.pb.csu.v1 import ingest_pb2
+from services.common.timefmt import iso
 from services.gateway.backends import RPC_TIMEOUT_S, Backends, backends, service_errors
 from services.gateway.security import Principal, audit, require
 
@@ -84,10 +84,6 @@ class PtzOut(BaseModel):
     your_priority: int
 
 
-def _iso(us: int) -> str:
-    return from_us(us).isoformat().replace("+00:00", "Z")
-
-
 def _actor(principal: Principal) -> ingest_pb2.PtzActor:
     user = f"{principal.partner}:{principal.username}" if principal.partner else principal.username
     return ingest_pb2.PtzActor(user=user, priority=principal.ptz_priority, role=principal.role)
@@ -102,7 +98,7 @@ def _out(state: ingest_pb2.PtzState, principal: Principal) -> PtzOut:
             priority=s.priority,
             reserved=s.reserved,
             time_left_s=None if s.time_left_s < 0 else round(s.time_left_s, 1),
-            since=_iso(s.since_us),
+            since=iso(s.since_us),
             tour=s.tour,
         )
     p = state.position
@@ -111,7 +107,7 @@ def _out(state: ingest_pb2.PtzState, principal: Principal) -> PtzOut:
         driver=state.driver,
         driver_problem=state.driver_problem,
         position=Vector(pan=p.pan, tilt=p.tilt, zoom=p.zoom) if state.has_position else None,
-        position_read=_iso(p.read_time_us) if state.has_position else None,
+        position_read=iso(p.read_time_us) if state.has_position else None,
         moving=state.moving,
         session=session,
         presets=[

@@ -13,8 +13,9 @@ requester stays visible (scene redaction, the default) or every other detected p
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
-from services.common.clock import from_us, to_us
+from services.common.clock import to_us
 from services.common.pb.csu.v1 import masking_pb2
+from services.common.timefmt import iso_if_set
 from services.gateway.access import Case, case_dependency
 from services.gateway.backends import RPC_TIMEOUT_S, Backends, backends, service_errors
 from services.gateway.routes.masks import masking
@@ -23,10 +24,6 @@ from services.gateway.timerange import parse_instant
 
 router = APIRouter(prefix="/api/v1", tags=["redaction"])
 READ_TIMEOUT_S = 300.0
-
-
-def _iso(us: int) -> str | None:
-    return from_us(us).isoformat().replace("+00:00", "Z") if us else None
 
 
 class BoxIn(BaseModel):
@@ -78,16 +75,16 @@ class RedactionOut(BaseModel):
 
 def _box(b: masking_pb2.RedactionBox, with_size: bool = True) -> BoxOut:
     if not with_size:
-        return BoxOut(time=_iso(b.time_us))
-    return BoxOut(time=_iso(b.time_us), x=b.x, y=b.y, width=b.width, height=b.height)
+        return BoxOut(time=iso_if_set(b.time_us))
+    return BoxOut(time=iso_if_set(b.time_us), x=b.x, y=b.y, width=b.width, height=b.height)
 
 
 def _out(job: masking_pb2.RedactionJob, track: bool = False) -> RedactionOut:
     return RedactionOut(
         id=job.id,
         camera_id=job.camera_id,
-        start=_iso(job.start_us),
-        end=_iso(job.end_us),
+        start=iso_if_set(job.start_us),
+        end=iso_if_set(job.end_us),
         mode=job.mode,
         effect=job.effect,
         status=job.status,
@@ -95,9 +92,9 @@ def _out(job: masking_pb2.RedactionJob, track: bool = False) -> RedactionOut:
         error=job.error,
         frames=job.frames,
         size=job.size,
-        created=_iso(job.created_us),
-        finished=_iso(job.finished_us),
-        expires=_iso(job.expires_us),
+        created=iso_if_set(job.created_us),
+        finished=iso_if_set(job.finished_us),
+        expires=iso_if_set(job.expires_us),
         actor=job.actor,
         request_ref=job.request_ref,
         selection=[_box(s) for s in job.selection],

@@ -9,10 +9,11 @@ from fastapi.responses import Response
 from pydantic import AwareDatetime
 
 from services.common.pb.csu.v1 import requisition_pb2
+from services.common.timefmt import iso
 from services.gateway.access import may_see
 from services.gateway.backends import Backends, backends
 from services.gateway.operations.access import refuse
-from services.gateway.operations.timefmt import checked_us, iso
+from services.gateway.operations.timefmt import checked_us
 from services.gateway.routes.requisitions import (
     RPC_TIMEOUT_S,
     actor_of,

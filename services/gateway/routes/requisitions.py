@@ -28,13 +28,14 @@ from starlette.requests import HTTPConnection
 
 from services.common.clock import to_us
 from services.common.pb.csu.v1 import requisition_pb2, requisition_pb2_grpc
+from services.common.timefmt import iso
 from services.gateway import login
 from services.gateway.access import Case, case_dependency, case_refusal, may_see, require_role
 from services.gateway.backends import Backends, backends, rpc_errors
 from services.gateway.backends import channel as backends_channel
 from services.gateway.operations.access import refuse, require_any
 from services.gateway.operations.fields import CAMERA_ID, line, text
-from services.gateway.operations.timefmt import checked_us, iso
+from services.gateway.operations.timefmt import checked_us
 from services.gateway.security import Principal, audit, require
 
 router = APIRouter(prefix="/api/v1/requisitions", tags=["requisitions"])

@@ -7,7 +7,8 @@ from datetime import datetime
 from fastapi import APIRouter, Depends, HTTPException
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from services.common.clock import from_us, to_us
+from services.common.clock import to_us
+from services.common.timefmt import iso
 from services.gateway import accounts, sessions
 from services.gateway.backends import Backends, backends
 from services.gateway.models import User
@@ -65,10 +66,6 @@ class UserPatch(BaseModel):
     ptz_priority: int | None = Field(None, ge=0, le=100)
 
 
-def _iso(us: int | None) -> str | None:
-    return from_us(us).isoformat().replace("+00:00", "Z") if us is not None else None
-
-
 def _us(moment: datetime | None) -> int | None:
     return to_us(moment) if moment is not None else None
 
@@ -84,10 +81,10 @@ def out(user: User, now_us: int) -> UserOut:
         must_change_password=user.must_change_password,
         camera_groups=list(user.camera_groups),
         granted_by=user.granted_by,
-        granted=_iso(user.granted_us) or "",
-        expires=_iso(user.expires_us),
+        granted=iso(user.granted_us) or "",
+        expires=iso(user.expires_us),
         prefecture_ref=user.prefecture_ref,
-        prefecture_validated=_iso(user.prefecture_validated_us),
+        prefecture_validated=iso(user.prefecture_validated_us),
         playback_days=user.playback_days,
         ptz_priority=user.ptz_priority,
     )

@@ -16,12 +16,13 @@ from fastapi.responses import Response
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
 from services.common.clock import to_us
+from services.common.timefmt import iso
 from services.gateway.backends import Backends, backends
 from services.gateway.operations import visitors
 from services.gateway.operations.access import require_any
 from services.gateway.operations.fields import MAX_ID, csv_cell, line, text
 from services.gateway.operations.models import VisitorDeclaration
-from services.gateway.operations.timefmt import checked_us, iso
+from services.gateway.operations.timefmt import checked_us
 from services.gateway.security import Principal, audit, require
 from services.gateway.timerange import parse_instant
 
