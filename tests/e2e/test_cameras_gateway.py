@@ -87,7 +87,8 @@ def test_registry_rules_positions_secrets_csv_and_audit(platform: Platform) -> N
     assert maintenance.get("/api/v1/cameras.csv").status_code == 403
     assert maintenance.get("/api/v1/authorisations").status_code == 403
     outsider = platform.client("operator", ["other-district"])
-    assert outsider.get("/api/v1/cameras/cam-rep").status_code == 403
+    hidden, unknown = outsider.get("/api/v1/cameras/cam-rep"), outsider.get("/api/v1/cameras/cam-none")
+    assert hidden.status_code == unknown.status_code == 404  # another district's camera: as an unknown one
 
     # An unreachable camera is offline with the reason; credentials never appear in it.
     status = wait_for(

@@ -25,7 +25,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -169,6 +169,8 @@ def world(tmp_path_factory: pytest.TempPathFactory, nats_url: str, s3: S3Server)
                         "id": "pn-metz", "name": "Police nationale — CSP Metz", "client_certificate": client.cert_pem,
                         "assertion_public_key": public.decode(), "camera_groups": ["default"],
                         "actions": sorted(PARTNER_ACTIONS), "ptz_priority": 60,
+                        "convention_ref": "CONV-57-2026-021",
+                        "convention_expires": (datetime.now(UTC) + timedelta(days=365)).isoformat(),
                     },
                 )  # fmt: skip
                 assert registered.status_code == 201, registered.text

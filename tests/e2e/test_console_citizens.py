@@ -63,7 +63,7 @@ def test_intake_search_redaction_and_a_kiosk_that_keeps_nothing(
 ) -> None:
     platform, st, _ = env
     base = platform.gateway
-    platform.create_user("claire", "clerk", [])
+    platform.create_user("claire", "clerk", ["*"])  # a request is on cameras: her groups must cover them
     platform.create_user("oscar", "operator", ["*"])
 
     with chromium() as browser:
