@@ -339,24 +339,14 @@ async def calibrate(
     if body.save:
         await audit(principal, "mask.calibration.save", target, details=details)
     points = [masking_pb2.CalibrationPoint(**p.model_dump()) for p in body.points]
-    try:
-        async with service_errors("masking"):
-            answer = await masking(b).CalibratePtz(
-                masking_pb2.CalibratePtzRequest(
-                    camera_id=camera_id, points=points, save=body.save, actor=principal.username, comment=body.comment
-                ),
-                timeout=PREVIEW_TIMEOUT_S,
-            )
-    except HTTPException as exc:
-        if body.save and 400 <= exc.status_code < 500:
-            try:
-                await audit(
-                    principal, "mask.calibration.save.refused", target, details=details | {"reason": exc.detail},
-                    outcome="refused",
-                )  # fmt: skip
-            except HTTPException:
-                pass  # the refusal stands whether or not it could be recorded
-        raise
+    # A fit masking refuses (422) is the save's own audit entry, outcome refused with the reason.
+    async with service_errors("masking"):
+        answer = await masking(b).CalibratePtz(
+            masking_pb2.CalibratePtzRequest(
+                camera_id=camera_id, points=points, save=body.save, actor=principal.username, comment=body.comment
+            ),
+            timeout=PREVIEW_TIMEOUT_S,
+        )
     return _calibration_out(answer)
 
 
