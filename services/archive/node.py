@@ -221,10 +221,17 @@ class ArchiveNode:
         js = self._js = nc.jetstream()
         settings = self.settings
         await bus.ensure_events_stream(js, self.prefix)
-        try:
-            await bus.ensure_masked_stream(js, self.prefix, settings.masked_buffer_s, settings.masked_buffer_max_bytes)
-        except Exception as exc:  # noqa: BLE001 - masking defines it (the chart lets only masking): read it once there
-            log.info("masked-frame buffer not defined here", error=str(exc) or type(exc).__name__)
+        if settings.nats_user:
+            # Under the chart's per-service NATS users only masking may define the buffer: even asking
+            # is a permissions violation in NATS's log. The consumers open once masking has (_reopen).
+            log.info("masked-frame buffer defined by masking", user=settings.nats_user)
+        else:
+            try:  # one machine, one NATS user (make run, tests): whichever service starts first defines it
+                await bus.ensure_masked_stream(
+                    js, self.prefix, settings.masked_buffer_s, settings.masked_buffer_max_bytes
+                )
+            except Exception as exc:  # noqa: BLE001 - masking defines it too; the consumers wait for it
+                log.info("masked-frame buffer not defined here", error=str(exc) or type(exc).__name__)
         self.recorder.attach_events(js)
         self.leases = LeaseManager(js, f"{self.prefix}_archive_leases", self.replica_id, settings.lease_ttl_s)
         await self.leases.start()
