@@ -20,13 +20,12 @@ import asyncio
 import re
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import NoReturn
 
 from fastapi import HTTPException
 from starlette.requests import HTTPConnection
 
 from services.gateway.backends import Backends
-from services.gateway.security import ALL_GROUPS, Principal, audit, authenticate, principal_backends
+from services.gateway.security import ALL_GROUPS, Principal, authenticate, principal_backends, refuse
 
 
 def not_found(kind: str, case_id: str) -> HTTPException:
@@ -86,17 +85,7 @@ async def check_case(
     cameras = await camera_groups(principal_backends(principal), camera_ids)
     reason = case_refusal(principal, actions, cameras)
     if reason is not None:
-        await _refuse_unseen(principal, actions[0], kind, case_id, target, reason)
-
-
-async def _refuse_unseen(
-    principal: Principal, action: str, kind: str, case_id: str, target: str, reason: str
-) -> NoReturn:
-    try:
-        await audit(principal, f"{action}.refused", target, outcome="refused", details={"reason": reason})
-    except HTTPException:
-        pass  # the refusal stands whether or not it could be recorded
-    raise not_found(kind, case_id)
+        await refuse(principal, actions[0], target, reason, answer=not_found(kind, case_id))
 
 
 CITY_STAFF_ONLY = "this is done by the city's staff: not available to the police nationale"
@@ -115,18 +104,7 @@ def require_role(*actions: str, city_staff: bool = False) -> Callable[[HTTPConne
         if city_staff and (principal.role == "police_nationale" or principal.partner):
             reasons = [CITY_STAFF_ONLY]
         if all(reasons):
-            reason = reasons[0] or "refused"
-            try:
-                await audit(
-                    principal,
-                    f"{actions[0]}.refused",
-                    connection.url.path,
-                    outcome="refused",
-                    details={"reason": reason},
-                )
-            except HTTPException:
-                pass
-            raise HTTPException(403, reason)
+            await refuse(principal, actions[0], connection.url.path, reasons[0] or "refused")
         return principal
 
     return dependency

@@ -13,12 +13,13 @@ after accepting and close with 4000 + the status on refusal.
 import asyncio
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 from fastapi import HTTPException
 from starlette.requests import HTTPConnection
 
 from services.common.clock import from_us, to_us
+from services.common.pb.csu.v1 import ingest_pb2
 from services.gateway import accounts, audit_outcome, refusals, sessions
 from services.gateway.backends import Backends, unknown_camera
 from services.gateway.federation import partners
@@ -133,7 +134,7 @@ async def _federated(b: Backends, connection: HTTPConnection, tls: dict[str, Any
     partner = await asyncio.to_thread(partners.by_certificate, b.engine, chain[0]) if chain else None
     ip = _ip(connection)
 
-    async def refuse(reason: str, actor: str) -> HTTPException:
+    async def refused(reason: str, actor: str) -> HTTPException:
         try:
             await record(
                 b,
@@ -151,23 +152,23 @@ async def _federated(b: Backends, connection: HTTPConnection, tls: dict[str, Any
         return HTTPException(401, reason, headers={"WWW-Authenticate": "Bearer"})
 
     if partner is None:
-        raise await refuse("this client certificate belongs to no registered partner", "unknown-partner")
+        raise await refused("this client certificate belongs to no registered partner", "unknown-partner")
     if not partner.active:
-        raise await refuse(f"partner {partner.id} has been revoked", f"{partner.id}:?")
+        raise await refused(f"partner {partner.id} has been revoked", f"{partner.id}:?")
     # The one place a partner's convention is enforced: past its expiry (or without one), every
     # request of its users is refused, including the next message of an open live view.
     convention_refusal = partners.convention_refusal(partner, to_us(b.clock.now()))
     if convention_refusal is not None:
-        raise await refuse(convention_refusal, f"{partner.id}:?")
+        raise await refused(convention_refusal, f"{partner.id}:?")
     token = _token(connection)
     if not token:
-        raise await refuse("a signed user assertion is required (Authorization: Bearer <JWT>)", f"{partner.id}:?")
+        raise await refused("a signed user assertion is required (Authorization: Bearer <JWT>)", f"{partner.id}:?")
     try:
         assertion = partners.verify_assertion(
             partner, token, b.settings.federation_audience, b.settings.federation_max_assertion_s, b.clock
         )
     except partners.FederationError as exc:
-        raise await refuse(exc.message, f"{partner.id}:?") from exc
+        raise await refused(exc.message, f"{partner.id}:?") from exc
     now = to_us(b.clock.now())
     problem = None
     if not assertion.habilitation_ref or assertion.habilitation_expires_us is None:
@@ -216,28 +217,62 @@ async def authorize(connection: HTTPConnection, action: str, camera_id: str | No
     A refusal is itself audited: attempts to reach what one may not are what auditors look for.
     """
     principal = await authenticate(connection)
-    target = f"camera:{camera_id}" if camera_id is not None else ""
-    reason = principal.role_refusal(action)
-    hidden = False
-    if reason is None and camera_id is not None:
-        camera = await principal_backends(principal).camera(camera_id)
-        if not principal.covers(action, camera.groups):
-            # A camera outside the caller's groups answers as an unknown one: which cameras exist
-            # elsewhere in the city is not the caller's to learn (issue 23). The trail keeps why.
-            reason, hidden = f"your habilitation does not cover this camera for {action}", True
-    if reason is not None:
-        try:
-            await audit(
-                principal,
-                f"{action}.refused",
-                target or connection.url.path,
-                outcome="refused",
-                details={"reason": reason, "path": connection.url.path},
-            )
-        except HTTPException:
-            pass  # the refusal stands whether or not it could be recorded
-        raise unknown_camera(camera_id) if hidden and camera_id is not None else HTTPException(403, reason)
+    path = connection.url.path
+    if camera_id is None:
+        reason = principal.role_refusal(action)
+        if reason is not None:
+            await refuse(principal, action, path, reason, path=path)
+    else:
+        await check_camera(principal, action, camera_id, path=path)
     return principal
+
+
+async def refuse(
+    principal: Principal,
+    action: str,
+    target: str,
+    reason: str,
+    *,
+    path: str = "",
+    answer: HTTPException | None = None,
+) -> NoReturn:
+    """Audit the refusal (with its real reason) and answer it: 403 with the reason unless told otherwise."""
+    try:
+        details = {"reason": reason} | ({"path": path} if path else {})
+        await audit(principal, f"{action}.refused", target, outcome="refused", details=details)
+    except HTTPException:
+        pass  # the refusal stands whether or not it could be recorded
+    raise answer if answer is not None else HTTPException(403, reason)
+
+
+async def check_camera(
+    principal: Principal,
+    action: str | tuple[str, ...],
+    camera_id: str,
+    *,
+    path: str = "",
+    hidden: HTTPException | None = None,
+) -> ingest_pb2.Camera:
+    """The camera, if the principal may do `action` (or one of several) on it: the gateway's one camera rule.
+
+    The role (or agreement, or habilitation) refuses with 403 and its reason. A camera outside the
+    caller's groups answers exactly as an unknown one (404, same words): which cameras exist
+    elsewhere in the city is not the caller's to learn (issue 23). Reached through an object (a
+    bollard, an intercom call, a journal entry, an alarm), it answers as that object unknown:
+    `hidden`, so neither the object nor its camera is confirmed. The trail keeps the real reason.
+    """
+    actions = (action,) if isinstance(action, str) else action
+    target = f"camera:{camera_id}"
+    reasons = [principal.role_refusal(a) for a in actions]
+    if all(reasons):
+        await refuse(principal, actions[0], target, reasons[0] or "refused", path=path)
+    camera = await principal_backends(principal).camera(camera_id)
+    if not any(
+        reason is None and principal.covers(a, camera.groups) for a, reason in zip(actions, reasons, strict=True)
+    ):
+        reason = f"your habilitation does not cover this camera for {' or '.join(actions)}"
+        await refuse(principal, actions[0], target, reason, path=path, answer=hidden or unknown_camera(camera_id))
+    return camera
 
 
 def require(action: str, camera: str | None = None) -> Callable[[HTTPConnection], Awaitable[Principal]]:

@@ -173,12 +173,22 @@ def test_bollard_commands_calls_permissions_and_statistics(platform: Platform) -
             (operator, {"reason": "ok"}, 422),
             (operator, {"reason": "livraison", "plate": "AB 123 <script>"}, 422),
             (operator, {"reason": "livraison", "force": True}, 422),
-            (north, {"reason": "livraison"}, 403),
+            (north, {"reason": "livraison"}, 404),  # another district's bollard: as an unknown one
             (police, {"reason": "intervention"}, 403),
             (auditor, {"reason": "contrôle"}, 403),
         ]:
             answer = client.post(f"{url}/open", json=body)
             assert answer.status_code == status, (body, answer.status_code, answer.text)
+        # Not cleared for its camera: every route answers as for a bollard that does not exist.
+        unknown = operator.get("/api/v1/bollards/nowhere")
+        assert unknown.status_code == 404
+        for hidden in (
+            north.get(url),
+            north.get(f"{url}/commands"),
+            north.post(f"{url}/open", json={"reason": "livraison"}),
+        ):
+            assert hidden.status_code == 404, hidden.text
+            assert hidden.json()["detail"] == unknown.json()["detail"].replace("nowhere", b1["id"]), hidden.text
         assert "city's operations" in police.post(f"{url}/close", json={"reason": "x" * 5}).json()["detail"]
         assert len(relay.calls) == 1
         closed = operator.post(f"{url}/close", json={"reason": "fin de livraison"})
@@ -228,7 +238,10 @@ def test_bollard_commands_calls_permissions_and_statistics(platform: Platform) -
     assert closed_ws.value.rcvd is not None and closed_ws.value.rcvd.code == 4401
 
     call_id = call.json()["id"]
-    assert north.post(f"/api/v1/bollards/calls/{call_id}/answer").status_code == 403
+    hidden = north.post(f"/api/v1/bollards/calls/{call_id}/answer")  # at another district's bollard
+    unknown = north.post(f"/api/v1/bollards/calls/{call_id + 1000}/answer")
+    assert (hidden.status_code, unknown.status_code) == (404, 404), (hidden.text, unknown.text)
+    assert hidden.json()["detail"] == unknown.json()["detail"].replace(str(call_id + 1000), str(call_id))
     taken = operator.post(f"/api/v1/bollards/calls/{call_id}/answer")
     assert taken.status_code == 200 and taken.json()["answered_by"] == "operator-all"
     assert operator.post(f"/api/v1/bollards/calls/{call_id}/answer").status_code == 409

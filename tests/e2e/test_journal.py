@@ -61,8 +61,9 @@ def test_journal_entries_bookmarks_handover_and_counts(platform: Platform) -> No
     assert own.status_code == 201
 
     bad = {
-        "camera outside the habilitation": (north, {"camera_ids": ["demo-1"]}, 403),
-        "bookmark outside the habilitation": (north, {"bookmarks": [{"camera_id": "demo-2", "at": _iso(now)}]}, 403),
+        # Outside the habilitation: answered as an unknown camera (which cameras exist elsewhere is not told).
+        "camera outside the habilitation": (north, {"camera_ids": ["demo-1"]}, 404),
+        "bookmark outside the habilitation": (north, {"bookmarks": [{"camera_id": "demo-2", "at": _iso(now)}]}, 404),
         "unknown camera": (operator, {"camera_ids": ["nowhere"]}, 404),
         "in the future": (operator, {"occurred_at": _iso(now + timedelta(hours=2))}, 422),
         "too late": (operator, {"occurred_at": _iso(now - timedelta(days=8))}, 422),
@@ -99,7 +100,9 @@ def test_journal_entries_bookmarks_handover_and_counts(platform: Platform) -> No
     # Reading: the current shift by default; entries about cameras outside one's habilitation are not shown.
     assert [e["id"] for e in operator.get("/api/v1/journal").json()] == ids
     assert [e["id"] for e in north.get("/api/v1/journal").json()] == [ids[1], ids[3]]
-    assert north.get(f"/api/v1/journal/{entry['id']}").status_code == 403
+    hidden, unknown = north.get(f"/api/v1/journal/{entry['id']}"), north.get("/api/v1/journal/999999")
+    assert (hidden.status_code, unknown.status_code) == (404, 404), (hidden.text, unknown.text)
+    assert hidden.json()["detail"] == unknown.json()["detail"].replace("999999", str(entry["id"]))
     assert operator.get(f"/api/v1/journal/{entry['id']}").json()["description"].endswith("Un blessé au sol.")
     assert [e["id"] for e in operator.get("/api/v1/journal", params={"camera_id": "demo-1"}).json()] == [
         ids[0],

@@ -159,6 +159,26 @@ def test_habilitations_limit_video(platform: Platform) -> None:
         hidden, unknown = north.get(f"/api/v1/cameras/demo-1{path}"), north.get(f"/api/v1/cameras/no-such{path}")
         assert hidden.status_code == unknown.status_code == 404, (path, hidden.text, unknown.text)
         assert hidden.json()["detail"].replace("demo-1", "X") == unknown.json()["detail"].replace("no-such", "X")
+    # And every other route naming a camera, as the running gateway lists them: a sibling route
+    # that answers 403 for another district's camera (and 404 for none) tells which cameras exist.
+    schema = httpx.get(f"{platform.gateway}/openapi.json", timeout=30).json()
+    params = {"start": "2026-01-01T00:00:00Z", "end": "2026-01-01T01:00:00Z", "at": "2026-01-01T00:00:00Z"}
+    params |= {"justification": "probe", "stream": "main"}
+    checked = []
+    for template, methods in schema["paths"].items():
+        if "{camera_id}" not in template:
+            continue
+        for method in set(methods) & {"get", "post", "put", "patch", "delete"}:
+            answers = [
+                north.request(method, template.replace("{camera_id}", camera), params=params, json={})
+                for camera in ("demo-1", "no-such")
+            ]
+            hidden, unknown = (
+                (a.status_code, a.text.replace(c, "X")) for a, c in zip(answers, ("demo-1", "no-such"), strict=True)
+            )
+            assert hidden == unknown, (method, template, hidden, unknown)
+            checked.append((method, template, hidden[0]))
+    assert sum(status == 404 for *_, status in checked) >= 10, checked
     limited = platform.admin().patch(
         "/api/v1/users/north-only", json={"camera_groups": ["default"], "playback_days": 2}
     )

@@ -4,32 +4,23 @@
 - "any of these actions, somewhere": listing alarms or journal entries, whose rows are then
   filtered camera by camera (an operator habilitated for one district sees that district's);
 - "this action on the camera behind that object": a bollard's command needs "live" on the camera
-  that watches it;
+  that watches it; an object whose camera is outside one's groups answers as an unknown object;
 - city staff only: the journal and the bollards are the city's operations; the police nationale
   (federated or not) watch and steer cameras, they do not open the city's bollards or write its
   main courante.
-Every refusal is audited like the security module's own.
+Every refusal is audited by the security module's `refuse`.
 """
 
 from collections.abc import Awaitable, Callable, Iterable
-from typing import NoReturn
 
 from fastapi import HTTPException
 from starlette.requests import HTTPConnection
 
 from services.common.pb.csu.v1 import ingest_pb2
 from services.gateway.backends import RPC_TIMEOUT_S
-from services.gateway.security import ALL_GROUPS, Principal, audit, authenticate, principal_backends
+from services.gateway.security import ALL_GROUPS, Principal, authenticate, check_camera, principal_backends, refuse
 
 CITY_STAFF_ONLY = "journal and bollards are the city's operations: not available to the police nationale role"
-
-
-async def refuse(principal: Principal, action: str, target: str, reason: str) -> NoReturn:
-    try:
-        await audit(principal, f"{action}.refused", target, outcome="refused", details={"reason": reason})
-    except HTTPException:
-        pass  # the refusal stands whether or not it could be recorded
-    raise HTTPException(403, reason)
 
 
 def role_refusal(principal: Principal, actions: Iterable[str], city_staff: bool = False) -> str | None:
@@ -55,13 +46,12 @@ def require_any(*actions: str, city_staff: bool = False) -> Callable[[HTTPConnec
     return dependency
 
 
-async def camera_allowed(principal: Principal, action: str, camera_id: str) -> ingest_pb2.Camera:
-    """The camera, if the principal holds `action` on it; 404 unknown, 403 (audited) otherwise."""
-    camera = await principal_backends(principal).camera(camera_id)
-    reason = principal.refusal(action, camera.groups)
-    if reason is not None:
-        await refuse(principal, action, f"camera:{camera_id}", reason)
-    return camera
+async def camera_allowed(
+    principal: Principal, action: str, camera_id: str, hidden: HTTPException | None = None
+) -> ingest_pb2.Camera:
+    """The camera, if the principal holds `action` on it (the security module's one camera rule:
+    403 for the role, a camera outside one's groups answered as unknown, or as `hidden`)."""
+    return await check_camera(principal, action, camera_id, hidden=hidden)
 
 
 def sees(principal: Principal, actions: Iterable[str], groups: Iterable[str]) -> bool:

@@ -88,11 +88,16 @@ def store(engine: Engine, event: AlarmEvent, seq: int, now_us: int) -> Alarm | N
         return row
 
 
+def unknown(alarm_id: int) -> AlarmError:
+    """The one answer for an alarm that does not exist and for one about a camera the caller may not see."""
+    return AlarmError(404, f"unknown alarm {alarm_id}")
+
+
 def get(engine: Engine, alarm_id: int) -> Alarm:
     with session(engine) as s:
         row = s.get(Alarm, alarm_id)
     if row is None:
-        raise AlarmError(404, f"unknown alarm {alarm_id}")
+        raise unknown(alarm_id)
     return row
 
 
@@ -123,7 +128,7 @@ def acknowledge(engine: Engine, clock: Clock, alarm_id: int, actor: str, comment
     with session(engine) as s:
         row = s.get(Alarm, alarm_id, with_for_update=True)
         if row is None:
-            raise AlarmError(404, f"unknown alarm {alarm_id}")
+            raise unknown(alarm_id)
         if row.state != "open":
             raise AlarmError(409, f"alarm {alarm_id} was already acknowledged by {row.acked_by}")
         row.state, row.acked_by, row.acked_us, row.ack_comment = "acknowledged", actor, to_us(clock.now()), comment

@@ -104,7 +104,7 @@ def update(
     with session(engine) as s:
         row = s.get(Bollard, bollard_id)
         if row is None:
-            raise BollardError(404, f"unknown bollard {bollard_id!r}")
+            raise unknown_bollard(bollard_id)
         for name, value in fields.items():
             setattr(row, name, value)
         if set_http:
@@ -123,7 +123,7 @@ def new_intercom_token(engine: Engine, clock: Clock, bollard_id: str) -> str:
     with session(engine) as s:
         row = s.get(Bollard, bollard_id)
         if row is None:
-            raise BollardError(404, f"unknown bollard {bollard_id!r}")
+            raise unknown_bollard(bollard_id)
         row.intercom_token_sha256 = _digest(token)
         row.updated_us = to_us(clock.now())
         s.add(row)
@@ -131,11 +131,21 @@ def new_intercom_token(engine: Engine, clock: Clock, bollard_id: str) -> str:
     return token
 
 
+def unknown_bollard(bollard_id: str) -> BollardError:
+    """The one answer for a bollard that does not exist and for one whose camera the caller may not see."""
+    return BollardError(404, f"unknown bollard {bollard_id!r}")
+
+
+def unknown_call(call_id: int) -> BollardError:
+    """The one answer for an intercom call that does not exist or is at a bollard the caller may not see."""
+    return BollardError(404, f"unknown intercom call {call_id}")
+
+
 def get(engine: Engine, bollard_id: str) -> Bollard:
     with session(engine) as s:
         row = s.get(Bollard, bollard_id)
     if row is None:
-        raise BollardError(404, f"unknown bollard {bollard_id!r}")
+        raise unknown_bollard(bollard_id)
     return row
 
 
@@ -238,7 +248,7 @@ def get_call(engine: Engine, call_id: int) -> BollardCall:
     with session(engine) as s:
         call = s.get(BollardCall, call_id)
     if call is None:
-        raise BollardError(404, f"unknown intercom call {call_id}")
+        raise unknown_call(call_id)
     return call
 
 
@@ -246,7 +256,7 @@ def answer_call(engine: Engine, clock: Clock, call_id: int, actor: str) -> Bolla
     with session(engine) as s:
         call = s.get(BollardCall, call_id, with_for_update=True)
         if call is None:
-            raise BollardError(404, f"unknown intercom call {call_id}")
+            raise unknown_call(call_id)
         if call.answered_us is not None:
             raise BollardError(409, f"call {call_id} was already taken by {call.answered_by}")
         call.answered_by = actor

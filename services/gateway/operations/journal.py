@@ -102,11 +102,16 @@ def write(
         return entry, marks
 
 
+def unknown(entry_id: int) -> JournalError:
+    """The one answer for an entry that does not exist and for one about cameras the caller may not see."""
+    return JournalError(404, f"unknown journal entry {entry_id}")
+
+
 def get(engine: Engine, entry_id: int) -> tuple[JournalEntry, list[JournalBookmark]]:
     with session(engine) as s:
         entry = s.get(JournalEntry, entry_id)
         if entry is None:
-            raise JournalError(404, f"unknown journal entry {entry_id}")
+            raise unknown(entry_id)
         marks = list(s.exec(select(JournalBookmark).where(JournalBookmark.entry_id == entry_id)))
         return entry, marks
 

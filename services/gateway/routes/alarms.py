@@ -12,10 +12,10 @@ from pydantic import BaseModel, ConfigDict
 from services.common.timefmt import iso
 from services.gateway.backends import Backends, backends
 from services.gateway.operations import alarms, notifications
-from services.gateway.operations.access import refuse, require_any
+from services.gateway.operations.access import require_any
 from services.gateway.operations.fields import MAX_ID, text
 from services.gateway.operations.models import Alarm
-from services.gateway.security import Principal, audit
+from services.gateway.security import Principal, audit, refuse
 
 router = APIRouter(prefix="/api/v1/alarms", tags=["alarms"])
 AlarmId = Annotated[int, Path(ge=1, le=MAX_ID)]
@@ -89,8 +89,15 @@ async def _alarm(principal: Principal, b: Backends, alarm_id: int) -> Alarm:
     except alarms.AlarmError as exc:
         raise HTTPException(exc.status, exc.message) from exc
     if not await alarms.visible(principal, [row]):
+        # Answered as an unknown alarm, like a camera outside one's groups (security.check_camera).
+        unknown = alarms.unknown(alarm_id)
+        reason = "your habilitation does not cover this alarm's camera"
         await refuse(
-            principal, "camera_health", f"alarm:{alarm_id}", "your habilitation does not cover this alarm's camera"
+            principal,
+            "camera_health",
+            f"alarm:{alarm_id}",
+            reason,
+            answer=HTTPException(unknown.status, unknown.message),
         )
     return row
 

@@ -30,7 +30,7 @@ from services.gateway.operations.bollard_drivers import DriverError
 from services.gateway.operations.fields import MAX_ID, line
 from services.gateway.operations.models import Bollard, BollardCall, BollardCommand
 from services.gateway.operations.timefmt import checked_us
-from services.gateway.security import Principal, audit, record
+from services.gateway.security import Principal, audit, record, refuse
 from services.gateway.timerange import parse_instant
 
 router = APIRouter(prefix="/api/v1/bollards", tags=["bollards"])
@@ -201,7 +201,16 @@ async def _bollard(b: Backends, bollard_id: str) -> Bollard:
     try:
         return await asyncio.to_thread(bollards.get, b.engine, bollard_id)
     except bollards.BollardError as exc:
-        raise HTTPException(exc.status, exc.message) from exc
+        raise _http_error(exc) from exc
+
+
+def _http_error(exc: bollards.BollardError) -> HTTPException:
+    return HTTPException(exc.status, exc.message)
+
+
+def _unknown(bollard_id: str) -> HTTPException:
+    """A bollard whose camera the caller may not see answers as an unknown one (security.check_camera)."""
+    return _http_error(bollards.unknown_bollard(bollard_id))
 
 
 def _http(body: HttpIn | None) -> bollards.HttpConfig | None:
@@ -268,6 +277,7 @@ async def change(
     b: Backends = Depends(backends),
 ) -> BollardOut:
     row = await _bollard(b, bollard_id)
+    await camera_allowed(principal, "config", row.camera_id, hidden=_unknown(bollard_id))  # before telling anything
     given = body.model_dump(exclude_unset=True)
     cleared = sorted(
         k for k in ("name", "location", "camera_id", "driver", "active") if k in given and given[k] is None
@@ -279,7 +289,6 @@ async def change(
         raise HTTPException(422, "http settings only apply to the http driver")
     if driver == "http" and body.http is None and row.open_url_sealed is None:
         raise HTTPException(422, "the http driver needs the relay's URLs (http.open_url, http.close_url)")
-    await camera_allowed(principal, "config", row.camera_id)
     if body.camera_id and body.camera_id != row.camera_id:
         await camera_allowed(principal, "config", body.camera_id)
     await audit(principal, "bollard.update", f"bollard:{bollard_id}", details={"changes": sorted(given)})
@@ -307,7 +316,7 @@ async def renew_intercom_token(
 ) -> TokenOut:
     """A new token for the bollard's intercom (the old one stops working at once)."""
     row = await _bollard(b, bollard_id)
-    await camera_allowed(principal, "config", row.camera_id)
+    await camera_allowed(principal, "config", row.camera_id, hidden=_unknown(bollard_id))
     await audit(principal, "bollard.intercom_token", f"bollard:{bollard_id}")
     token = await asyncio.to_thread(bollards.new_intercom_token, b.engine, b.clock, bollard_id)
     return TokenOut(bollard_id=bollard_id, intercom_token=token)
@@ -375,7 +384,7 @@ async def answer_call(
         call = await asyncio.to_thread(bollards.get_call, b.engine, call_id)
     except bollards.BollardError as exc:
         raise HTTPException(exc.status, exc.message) from exc
-    await camera_allowed(principal, "live", call.camera_id)
+    await camera_allowed(principal, "live", call.camera_id, hidden=_http_error(bollards.unknown_call(call_id)))
     if call.answered_us is not None:
         raise HTTPException(409, f"call {call_id} was already taken by {call.answered_by}")
     await audit(principal, "bollard.call_answer", f"bollard:{call.bollard_id}", details={"call": call_id})
@@ -397,7 +406,8 @@ async def one(
 ) -> BollardOut:
     row = await _bollard(b, bollard_id)
     if bollard_id not in await _visible_ids(principal, [row]):
-        raise HTTPException(403, "your habilitation does not cover this bollard's camera")
+        reason = "your habilitation does not cover this bollard's camera"
+        await refuse(principal, "live", f"bollard:{bollard_id}", reason, answer=_unknown(bollard_id))
     return out(b, row)
 
 
@@ -412,7 +422,8 @@ async def list_commands(
 ) -> list[CommandOut]:
     row = await _bollard(b, bollard_id)
     if bollard_id not in await _visible_ids(principal, [row]):
-        raise HTTPException(403, "your habilitation does not cover this bollard's camera")
+        reason = "your habilitation does not cover this bollard's camera"
+        await refuse(principal, "live", f"bollard:{bollard_id}", reason, answer=_unknown(bollard_id))
     end_at = parse_instant("end", end) if end else b.clock.now()
     start_at = parse_instant("start", start) if start else end_at - timedelta(hours=24)
     start_us, end_us = checked_us("start", start_at), checked_us("end", end_at)
@@ -429,7 +440,7 @@ async def _command(principal: Principal, b: Backends, bollard_id: str, command: 
     row = await _bollard(b, bollard_id)
     if not row.active:
         raise HTTPException(409, f"bollard {bollard_id} is out of service")
-    await camera_allowed(principal, "live", row.camera_id)
+    await camera_allowed(principal, "live", row.camera_id, hidden=_unknown(bollard_id))
     plate = (body.plate or "").upper()
     async with _LOCKS.setdefault(bollard_id, asyncio.Lock()):
         try:

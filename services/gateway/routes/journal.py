@@ -22,7 +22,7 @@ from services.gateway.operations.access import camera_allowed, groups_by_camera,
 from services.gateway.operations.fields import CAMERA_ID, MAX_ID, line, text
 from services.gateway.operations.models import Alarm, JournalBookmark, JournalEntry
 from services.gateway.operations.timefmt import checked_us, paris_day_bounds
-from services.gateway.security import ALL_GROUPS, Principal, audit, require
+from services.gateway.security import ALL_GROUPS, Principal, audit, refuse, require
 from services.gateway.timerange import parse_instant
 
 router = APIRouter(prefix="/api/v1", tags=["shift journal"])
@@ -320,7 +320,12 @@ async def one(
     except journal.JournalError as exc:
         raise HTTPException(exc.status, exc.message) from exc
     if not await _readable(principal, [row]):
-        raise HTTPException(403, "your habilitation does not cover the cameras of this entry")
+        # Answered as an unknown entry, like a camera outside one's groups (security.check_camera).
+        unknown = journal.unknown(entry_id)
+        reason = "your habilitation does not cover the cameras of this entry"
+        await refuse(
+            principal, "live", f"journal:{entry_id}", reason, answer=HTTPException(unknown.status, unknown.message)
+        )
     return out(*row)
 
 

@@ -35,7 +35,7 @@ from services.common.pb.csu.v1.frame_pb2 import PtzPosition
 from services.common.timefmt import iso_if_set
 from services.gateway.backends import RPC_TIMEOUT_S, Backends, backends, service_errors
 from services.gateway.backends import channel as backends_channel
-from services.gateway.security import Principal, audit, authenticate, require
+from services.gateway.security import Principal, audit, authenticate, check_camera, require
 
 router = APIRouter(prefix="/api/v1", tags=["privacy masks"])
 PREVIEW_TIMEOUT_S = 20.0
@@ -505,9 +505,7 @@ async def commissioning_status(
     camera_id: str, principal: Principal = Depends(authenticate), b: Backends = Depends(backends)
 ) -> CommissioningOut:
     """Whether the camera may go into service (approved mask set, or signed statement), and why not."""
-    camera = await b.camera(camera_id)
-    if not (principal.may("mask_admin", camera.groups) or principal.may("config", camera.groups)):
-        raise HTTPException(403, "reading a camera's commissioning needs mask_admin or config on it")
+    await check_camera(principal, ("mask_admin", "config"), camera_id)
     status = await commissioning(b, camera_id)
     return CommissioningOut(
         camera_id=camera_id,
@@ -568,10 +566,8 @@ async def withdraw_statement(
 # -- mask-error reports ------------------------------------------------------------------------
 
 
-async def _watcher(camera_id: str, principal: Principal = Depends(authenticate), b: Backends = Depends(backends)):  # type: ignore[no-untyped-def]
-    camera = await b.camera(camera_id)
-    if not (principal.may("live", camera.groups) or principal.may("playback", camera.groups)):
-        raise HTTPException(403, "reporting a mask error needs live or playback on the camera")
+async def _watcher(camera_id: str, principal: Principal = Depends(authenticate)) -> Principal:
+    await check_camera(principal, ("live", "playback"), camera_id)
     return principal
 
 

@@ -18,8 +18,8 @@ from fastapi import APIRouter, Depends, HTTPException, WebSocket, WebSocketDisco
 from services.common.log import get_logger
 from services.gateway.backends import Backends, backends
 from services.gateway.operations import notifications
-from services.gateway.operations.access import refuse, role_refusal
-from services.gateway.security import Principal, authenticate
+from services.gateway.operations.access import role_refusal
+from services.gateway.security import Principal, authenticate, refuse
 
 router = APIRouter(tags=["console notifications"])
 log = get_logger(__name__)

@@ -30,13 +30,13 @@ from services.common.clock import to_us
 from services.common.pb.csu.v1 import requisition_pb2, requisition_pb2_grpc
 from services.common.timefmt import iso
 from services.gateway import login
-from services.gateway.access import Case, case_dependency, case_refusal, may_see, require_role
-from services.gateway.backends import Backends, backends, rpc_errors
+from services.gateway.access import Case, case_dependency, case_refusal, covers, may_see, require_role
+from services.gateway.backends import Backends, backends, rpc_errors, unknown_camera
 from services.gateway.backends import channel as backends_channel
-from services.gateway.operations.access import refuse, require_any
+from services.gateway.operations.access import require_any
 from services.gateway.operations.fields import CAMERA_ID, line, text
 from services.gateway.operations.timefmt import checked_us
-from services.gateway.security import Principal, audit, require
+from services.gateway.security import Principal, audit, refuse, require
 
 router = APIRouter(prefix="/api/v1/requisitions", tags=["requisitions"])
 RPC_TIMEOUT_S = 30.0
@@ -421,13 +421,15 @@ def _cameras(r: requisition_pb2.Requisition) -> list[str]:
 
 
 async def check_cameras(principal: Principal, b: Backends, camera_ids: list[str], actions: tuple[str, ...]) -> dict:
-    """Cameras named in a new request or finding: each exists (404) and the case rule (access.py)
-    allows one of `actions` on it (403, audited: the caller named the camera, nothing to hide); their facts."""
+    """Cameras named in a new request or finding: each exists and the case rule (access.py) allows
+    one of `actions` on it (audited refusals: 403 for the role; a camera outside one's groups
+    answers as an unknown one, 404, like every camera route); their facts."""
     facts = {camera_id: await b.camera(camera_id) for camera_id in camera_ids}
     for camera_id, camera in facts.items():
         reason = case_refusal(principal, actions, {camera_id: list(camera.groups)})
         if reason is not None:
-            await refuse(principal, actions[0], f"camera:{camera_id}", reason)
+            hidden = unknown_camera(camera_id) if not covers(principal, camera.groups) else None
+            await refuse(principal, actions[0], f"camera:{camera_id}", reason, answer=hidden)
     return facts
 
 
