@@ -1,6 +1,9 @@
 """Who is in the viewing room now: agents record their shifts, visitors are checked in and out at
 the door against a declaration the prefecture has validated, and the room's list follows."""
 
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -145,3 +148,51 @@ def test_agents_and_visitors_at_the_door(platform: Platform) -> None:
     assert any("1 agent(s) on shift now" in f for f in report.json()["findings"]), report.json()["findings"]
     pdf = auditor.get("/api/v1/compliance/report.pdf")
     assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
+
+
+def test_two_agents_at_the_door_at_once(platform: Platform) -> None:
+    """Two requests at the same instant: one shift starts, one visitor enters, once each; the other
+    request is refused (409), changes nothing, and the trail has one ok and one refused entry."""
+    platform.start(["ingest", "gateway"])
+    admin = platform.admin()
+    agent, colleague, auditor = (platform.client(r) for r in ("operator", "supervisor", "auditor"))
+
+    def at_once(*calls: Callable[[], httpx.Response]) -> list[int]:
+        barrier = threading.Barrier(len(calls))
+
+        def go(call: Callable[[], httpx.Response]) -> int:
+            barrier.wait()
+            return call().status_code
+
+        with ThreadPoolExecutor(len(calls)) as pool:
+            return sorted(pool.map(go, calls))
+
+    # The same agent's shift started twice at once (two consoles).
+    other_console = platform.client("operator")
+    shift = at_once(
+        lambda: agent.post("/api/v1/room/shift/start"), lambda: other_console.post("/api/v1/room/shift/start")
+    )
+    assert shift == [201, 409], shift
+    assert colleague.post("/api/v1/room/shift/start").status_code == 201
+
+    visitor = _declare(admin, "Claire Dubois")
+    answered_at = datetime.now(UTC).replace(microsecond=0).isoformat()
+    validated = admin.post(
+        f"/api/v1/visitors/{visitor['id']}/answer",
+        json={"decision": "validated", "prefecture_ref": "PREF-SV-2026-302", "answered_at": answered_at},
+    )
+    assert validated.status_code == 200, validated.text
+    body = {"declaration_id": visitor["id"]}
+    entered = at_once(
+        lambda: agent.post("/api/v1/room/visitors", json=body),
+        lambda: colleague.post("/api/v1/room/visitors", json=body),
+    )
+    assert entered == [201, 409], entered
+    assert _inside(auditor) == [("agent", "operator-all"), ("agent", "supervisor-all"), ("visitor", "Claire Dubois")]
+
+    def outcomes(action: str) -> list[str]:
+        return sorted(e["outcome"] for e in auditor.get("/api/v1/audit", params={"action": action}).json())
+
+    wait_for(lambda: outcomes("room.check_in") == ["ok", "refused"], 30, "one ok and one refused check-in")
+    # One shift started per agent (the second console's attempt is refused before or after its entry).
+    wait_for(lambda: outcomes("room.shift_start").count("ok") == 2, 30, "the shifts' entries")
