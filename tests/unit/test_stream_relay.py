@@ -6,11 +6,14 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import grpc
+import httpx
 import pytest
-from fastapi import HTTPException
+from fastapi import FastAPI, HTTPException
+from fastapi.responses import StreamingResponse
 
 from services.common import rpc
 from services.common.pb.csu.v1 import archive_pb2, archive_pb2_grpc
+from services.common.service import serve_http
 from services.gateway.backends import rpc_errors
 from services.gateway.streams import Relay, TransferAborted
 from tests.support.servers import free_port
@@ -101,3 +104,36 @@ async def test_backend_errors_map_as_before(archive) -> None:  # type: ignore[no
     with pytest.raises(HTTPException) as refused:
         await relay(stub, "gone").first(rpc_errors("archive"), "no clip")
     assert (refused.value.status_code, refused.value.detail) == (404, "nothing was recorded")
+
+
+async def test_a_stall_mid_response_is_a_truncated_http_transfer(archive) -> None:  # type: ignore[no-untyped-def]
+    """Served by the gateway's own HTTP server: the client never gets a body that looks complete."""
+    _, stub = archive
+    app = FastAPI()
+
+    @app.get("/clip/{camera_id}")
+    async def clip(camera_id: str) -> StreamingResponse:
+        stream = relay(stub, camera_id)
+        first = await stream.first(rpc_errors("archive"), "no clip")
+        return StreamingResponse(stream.body(), headers={"Content-Length": str(first.info.size)})
+
+    port, stop = free_port(), asyncio.Event()
+    server = asyncio.create_task(serve_http(app, "127.0.0.1", port, stop))
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+            for _ in range(100):  # until it listens
+                try:
+                    whole = await client.get("/clip/whole")
+                    break
+                except httpx.ConnectError:
+                    await asyncio.sleep(0.1)
+            assert whole.status_code == 200 and whole.content == b"abcdef"
+            async with client.stream("GET", "/clip/cut") as cut:
+                assert cut.status_code == 200
+                with pytest.raises(httpx.RemoteProtocolError):
+                    await cut.aread()
+            frozen = await client.get("/clip/frozen")
+            assert frozen.status_code == 504 and "did not answer" in frozen.json()["detail"]
+    finally:
+        stop.set()
+        await server
