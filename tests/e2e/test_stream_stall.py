@@ -2,11 +2,14 @@
 nothing answers) waited up to 300 s, and a segment's content whose object the archive cannot read
 from a store that does not answer waited for the store client's retries. Now the gateway answers
 504 naming the archive within CSU_STREAM_STALL_S, caches nothing, and the audit trail records the
-attempt as failed with that reason; thawed, the same request succeeds."""
+attempt as failed with that reason; thawed, the same request succeeds. A clip whose build takes
+longer than the bound is not cut: the archive sends progress while it builds."""
 
 import io
 import os
 import signal
+import time
+from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit
 
 import av
@@ -83,5 +86,23 @@ def test_frozen_archive_or_store_is_a_504_then_works_when_thawed(platform: Platf
         plays = [e for e in trail("playback.clip") if e["target"] == f"camera:{CAMERA}"]
         assert [e["outcome"] for e in plays] == ["failed", "ok"], plays
         assert NO_ANSWER in plays[0]["details"]["reason"]
+
+        # -- a clip whose build outlasts the bound (its segments wait for the store): the archive
+        # sends progress meanwhile, so the gateway does not take the work for silence.
+        longer = why | {"start": segments[1]["start"], "end": segments[2]["end"]}
+        with ThreadPoolExecutor(1) as pool:
+            store.hold()
+            try:
+                pending = pool.submit(api.get, f"/api/v1/cameras/{CAMERA}/clip", params=longer)
+                time.sleep(3 * STALL_S)  # the build waits for the store, well past the bound
+            finally:
+                store.release()
+            built = pending.result()
+        assert built.status_code == 200, built.text
+        with av.open(io.BytesIO(built.content)) as container:
+            assert container.streams.video
     finally:
+        # The services stop before the store's relay goes: the archive stores its spool on the way out.
+        killed = platform.stop()
         store.close()
+    assert not killed, f"ignored SIGTERM and were killed: {', '.join(killed)}"
