@@ -41,7 +41,8 @@ async def start_server(address: str, register: list[Callable[[grpc.aio.Server], 
 
 class _Deadline(grpc.aio.UnaryUnaryClientInterceptor, grpc.aio.StreamUnaryClientInterceptor):
     """Gives a call made without a timeout the channel's default one: no call waits forever on a
-    frozen peer. (Streams of media keep the deadline their caller sets.)"""
+    frozen peer. (Streams of media keep the deadline their caller sets; the gateway also bounds
+    their silence: services/gateway/streams.py.)"""
 
     def __init__(self, timeout_s: float) -> None:
         self.timeout_s = timeout_s
