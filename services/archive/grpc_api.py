@@ -29,6 +29,7 @@ from services.archive.sweeper import Sweeper
 from services.archive.timeline import KnownGap
 from services.archive.timeline import build as build_timeline
 from services.archive.verify import Problem, verify_chain
+from services.common import rpc
 from services.common.clock import Clock, SystemClock, from_us, to_us
 from services.common.log import get_logger
 from services.common.objectstore import InvalidKey, ObjectNotFound, ObjectStore, StoreUnavailable, check_key
@@ -275,8 +276,15 @@ class ArchiveApi(archive_pb2_grpc.ArchiveServiceServicer):
             ]
             name = self._retention.name_for(cam)
             out = folder / "clip.mp4"
+            # The build takes time in proportion to the range (segments fetched, remuxed): progress
+            # meanwhile, so a caller that bounds silence does not take the work for a frozen archive.
+            build = asyncio.ensure_future(
+                asyncio.to_thread(build_clip, sources, checked.start_us, checked.end_us, cam, name, out)
+            )
+            async for elapsed in rpc.while_working(build):
+                yield archive_pb2.ClipChunk(progress=archive_pb2.Preparing(elapsed_s=elapsed))
             try:
-                result = await asyncio.to_thread(build_clip, sources, checked.start_us, checked.end_us, cam, name, out)
+                result = build.result()
             except NothingRecorded as exc:
                 await context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
             except ObjectNotFound as exc:

@@ -1,6 +1,9 @@
 """gRPC plumbing shared by the services: one way to start a server and to open a channel."""
 
-from collections.abc import Callable
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import grpc
 
@@ -12,6 +15,11 @@ MAX_MESSAGE_BYTES = 8 * 1024 * 1024
 # delay, by default up to 120 s: a gateway would go on answering 503 for two minutes after a
 # backend that was restarted for a while is back. Inside the cluster a reconnect every 2 s is cheap.
 RECONNECT_BACKOFF_MS = (500, 2000)
+# A server-streaming call whose first byte takes real work (an hour of 1080p remuxed into a clip:
+# a minute or more on a busy archive) sends a progress message this often meanwhile: the gateway
+# takes 30 s of silence (CSU_STREAM_STALL_S) as a frozen peer, so 2 s leaves fifteen beats of
+# margin for a loaded event loop, for a message of a few bytes.
+PROGRESS_EVERY_S = 2.0
 _OPTIONS = [
     ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
     ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
@@ -33,7 +41,8 @@ async def start_server(address: str, register: list[Callable[[grpc.aio.Server], 
 
 class _Deadline(grpc.aio.UnaryUnaryClientInterceptor, grpc.aio.StreamUnaryClientInterceptor):
     """Gives a call made without a timeout the channel's default one: no call waits forever on a
-    frozen peer. (Streams of media keep the deadline their caller sets.)"""
+    frozen peer. (Streams of media keep the deadline their caller sets; the gateway also bounds
+    their silence: services/gateway/streams.py.)"""
 
     def __init__(self, timeout_s: float) -> None:
         self.timeout_s = timeout_s
@@ -58,3 +67,18 @@ def channel(target: str, default_timeout_s: float | None = None) -> grpc.aio.Cha
     if default_timeout_s is not None:
         interceptors.append(_Deadline(default_timeout_s))
     return grpc.aio.insecure_channel(target, options=_OPTIONS, interceptors=interceptors)
+
+
+async def while_working(work: "asyncio.Future[Any]", every_s: float = PROGRESS_EVERY_S) -> AsyncIterator[float]:
+    """The seconds elapsed, every `every_s` until `work` is done (then read work.result()): what a
+    streaming handler sends as progress while it prepares its first byte."""
+    started = time.monotonic()
+    try:
+        while True:
+            done, _ = await asyncio.wait({work}, timeout=every_s)
+            if done:
+                return
+            yield time.monotonic() - started
+    finally:
+        if not work.done():  # the caller went away (cancelled): what the work raises goes unread
+            work.add_done_callback(lambda w: w.cancelled() or w.exception())

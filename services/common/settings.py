@@ -287,6 +287,17 @@ class Settings(BaseSettings):
     archive_grpc: str = Field("127.0.0.1:50053", description="host:port of ArchiveService.")
     masking_grpc: str = Field("127.0.0.1:50052", description="host:port of MaskingService.")
     requisition_grpc: str = Field("127.0.0.1:50054", description="host:port of RequisitionService.")
+    # A stream's next 1 MiB chunk comes from a local file or the object store in well under a
+    # second, and a clip or kiosk clip being built sends progress every 2 s (rpc.PROGRESS_EVERY_S):
+    # 30 s of silence is a frozen backend, not a slow one, and a user waits at most that long for
+    # the 504 (instead of the 300 s of a clip's whole-call deadline).
+    stream_stall_s: float = Field(
+        30.0,
+        ge=1,
+        le=600,
+        description="Seconds the gateway waits for a backend stream's first or next message (clips, "
+        "segments, documents, packages) before answering 504 or cutting the transfer short.",
+    )
 
     # -- security (gateway) ------------------------------------------------------------------
     secrets_key_file: Path | None = Field(

@@ -175,6 +175,8 @@ async def _extract_piece(
     digest = hashlib.sha256()
     try:
         first = await call.read()
+        while first is not grpc.aio.EOF and first.HasField("progress"):  # the archive is building it
+            first = await call.read()
         if first is grpc.aio.EOF or not first.HasField("info"):
             raise Unavailable("the archive sent no clip")
         info = first.info

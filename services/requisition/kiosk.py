@@ -24,6 +24,7 @@ import av
 import grpc
 from sqlmodel import select
 
+from services.common import rpc
 from services.common.clock import to_us
 from services.common.db import session
 from services.common.log import get_logger
@@ -150,6 +151,30 @@ def session_info(ctx: Context, token: str) -> requisition_pb2.KioskSession:
     )
 
 
+async def _prepare(ctx: Context, job: masking_pb2.RedactionJob, kiosk_id: str, source: Path, target: Path) -> str:
+    """The redacted clip fetched from masking and fragmented into `target` (the play counted): its codec."""
+    assert ctx.masking is not None
+    call = ctx.masking.ReadRedaction(masking_pb2.RedactionRef(id=job.id, actor="kiosk"), timeout=RPC_TIMEOUT_S)
+    try:
+        with source.open("wb") as f:
+            async for chunk in call:
+                if chunk.data:
+                    await asyncio.to_thread(f.write, chunk.data)
+    except grpc.aio.AioRpcError as exc:
+        if exc.code() == grpc.StatusCode.NOT_FOUND:
+            raise NotFound("the redacted clip has expired") from exc
+        raise Unavailable("the masking service is unavailable; try again shortly") from exc
+    codec = await asyncio.to_thread(fragment, source, target)
+    source.unlink()
+    with session(ctx.engine) as s:
+        stored = s.get(KioskSession, kiosk_id)
+        if stored is not None:
+            stored.plays += 1
+            s.add(stored)
+            s.commit()
+    return codec
+
+
 def fragment(source: Path, target: Path) -> str:
     """Remux an MP4 into fragmented MP4 (no re-encode); returns the video's RFC 6381 codec string."""
     with av.open(str(source)) as inp:
@@ -174,28 +199,18 @@ async def clip(ctx: Context, request: requisition_pb2.KioskClipRequest) -> Async
     if request.clip >= len(jobs):
         raise NotFound(f"clip {request.clip} does not exist (this request has {len(jobs)})")
     job = jobs[request.clip]
-    assert ctx.masking is not None
     ctx.work_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="kiosk-", dir=ctx.work_dir) as tmp:
-        source, target = Path(tmp) / "redacted.mp4", Path(tmp) / "kiosk.mp4"
-        call = ctx.masking.ReadRedaction(masking_pb2.RedactionRef(id=job.id, actor="kiosk"), timeout=RPC_TIMEOUT_S)
+        target = Path(tmp) / "kiosk.mp4"
+        # Fetching the redacted clip and remuxing it take time in proportion to its length:
+        # progress meanwhile, so the gateway's bound on silence does not cut a long clip.
+        prepare = asyncio.ensure_future(_prepare(ctx, job, kiosk.id, Path(tmp) / "redacted.mp4", target))
         try:
-            with source.open("wb") as f:
-                async for chunk in call:
-                    if chunk.data:
-                        await asyncio.to_thread(f.write, chunk.data)
-        except grpc.aio.AioRpcError as exc:
-            if exc.code() == grpc.StatusCode.NOT_FOUND:
-                raise NotFound("the redacted clip has expired") from exc
-            raise Unavailable("the masking service is unavailable; try again shortly") from exc
-        codec = await asyncio.to_thread(fragment, source, target)
-        source.unlink()
-        with session(ctx.engine) as s:
-            stored = s.get(KioskSession, kiosk.id)
-            if stored is not None:
-                stored.plays += 1
-                s.add(stored)
-                s.commit()
+            async for elapsed in rpc.while_working(prepare):
+                yield requisition_pb2.KioskChunk(progress=requisition_pb2.KioskPreparing(elapsed_s=elapsed))
+        finally:
+            prepare.cancel()  # a no-op once done; else the caller went away
+        codec = prepare.result()
         size = target.stat().st_size
         yield requisition_pb2.KioskChunk(
             info=requisition_pb2.FileInfo(filename="", content_type="video/mp4", size=size), codec=codec

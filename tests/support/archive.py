@@ -290,11 +290,14 @@ def local_store(tmp_path: Path) -> LocalStore:
 
 
 class TcpProxy:
-    """A loopback TCP relay that can be cut (refuse and drop connections) and restored."""
+    """A loopback TCP relay that can be cut (refuse and drop connections) and restored, or held
+    (connections stay open and nothing passes, as with a peer frozen by SIGSTOP) and released."""
 
     def __init__(self, target_host: str, target_port: int) -> None:
         self.target = (target_host, target_port)
         self.port = free_port()
+        self._flowing = threading.Event()
+        self._flowing.set()
         self._lock = threading.Lock()
         self._open: set[socket.socket] = set()
         self._listener: socket.socket | None = None
@@ -331,7 +334,14 @@ class TcpProxy:
                 conn.close()
             self._open.clear()
 
+    def hold(self) -> None:
+        self._flowing.clear()
+
+    def release(self) -> None:
+        self._flowing.set()
+
     def close(self) -> None:
+        self.release()
         self.cut()
 
     def _accept(self, listener: socket.socket) -> None:
@@ -353,6 +363,7 @@ class TcpProxy:
     def _pump(self, source: socket.socket, sink: socket.socket) -> None:
         try:
             while data := source.recv(65536):
+                self._flowing.wait()
                 sink.sendall(data)
         except OSError:
             pass

@@ -260,7 +260,7 @@ async def identity_document(
     call = service(b).ReadCitizenDocument(
         requisition_pb2.CitizenRef(id=request_id, actor=actor_of(principal)), timeout=RPC_TIMEOUT_S
     )
-    info, data = await read_stream(call)
+    info, data = await read_stream(b, call)
     return file_response(info, data, inline=True)
 
 

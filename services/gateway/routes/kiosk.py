@@ -15,9 +15,7 @@ scoped to /api/v1/kiosk. From then on:
 
 import math
 import weakref
-from collections.abc import AsyncIterator
 
-import grpc
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.requests import HTTPConnection
@@ -28,6 +26,7 @@ from services.gateway.attempts import AttemptLimiter
 from services.gateway.backends import Backends, backends
 from services.gateway.routes.requisitions import RPC_TIMEOUT_S, requisition_errors, service
 from services.gateway.security import record
+from services.gateway.streams import Relay
 
 router = APIRouter(prefix="/api/v1/kiosk", tags=["kiosk"])
 COOKIE = "csu_kiosk"
@@ -187,24 +186,19 @@ async def clip(clip: str, request: Request, b: Backends = Depends(backends)) -> 
         actor=f"kiosk:{session.session_id}",
         details={"clip": int(clip)},
     )
-    call = service(b).ReadKioskClip(
-        requisition_pb2.KioskClipRequest(token=token, clip=int(clip), ip=_ip(request)), timeout=CLIP_TIMEOUT_S
+    # The requisition service fetches and remuxes the clip before its first byte, sending progress
+    # meanwhile: the bound on silence applies from the start.
+    relay = Relay(
+        service(b).ReadKioskClip(
+            requisition_pb2.KioskClipRequest(token=token, clip=int(clip), ip=_ip(request)), timeout=CLIP_TIMEOUT_S
+        ),
+        "requisition",
+        b.settings.stream_stall_s,
     )
-    async with requisition_errors():
-        first = await call.read()
-    if first is grpc.aio.EOF or not first.HasField("info"):
-        call.cancel()
-        raise HTTPException(502, "the requisition service sent no clip")
-
-    async def body() -> AsyncIterator[bytes]:
-        try:
-            while (chunk := await call.read()) is not grpc.aio.EOF:
-                yield chunk.data
-        finally:
-            call.cancel()
+    first = await relay.first(requisition_errors(), "the requisition service sent no clip")
 
     return StreamingResponse(
-        body(),
+        relay.body(),
         # Not video/mp4: nothing may treat this response as a playable or savable file.
         media_type="application/octet-stream",
         headers={

@@ -17,7 +17,6 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
-import grpc
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import FileResponse
 from pydantic import BaseModel
@@ -30,11 +29,13 @@ from services.common.timefmt import DAY_US, iso
 from services.gateway.backends import RPC_TIMEOUT_S, Backends, backends, rpc_errors
 from services.gateway.routes.cameras import check_playback_window
 from services.gateway.security import Principal, audit, require
+from services.gateway.streams import Relay
 from services.gateway.timerange import parse_instant
 
 router = APIRouter(prefix="/api/v1", tags=["playback"])
 log = get_logger(__name__)
-# Building an hour of 1080p takes a while on a busy archive.
+# Building an hour of 1080p takes a while on a busy archive; a frozen one is noticed sooner, by
+# the bound on silence between messages (streams.Relay, CSU_STREAM_STALL_S).
 CLIP_TIMEOUT_S = 300.0
 
 
@@ -198,21 +199,19 @@ class ClipCache:
             archive_pb2.ClipRequest(camera_id=camera_id, start_us=start_us, end_us=end_us, stream="main", actor=actor),
             timeout=CLIP_TIMEOUT_S,
         )
+        relay = Relay(call, "archive", b.settings.stream_stall_s)
         try:
+            info = (await relay.first(rpc_errors("archive"), "the archive sent no clip")).info
             async with rpc_errors("archive"):
-                first = await call.read()
-                if first is grpc.aio.EOF or not first.HasField("info"):
-                    raise HTTPException(502, "the archive sent no clip")
-                info = first.info
                 with partial.open("wb") as f:
-                    while (chunk := await call.read()) is not grpc.aio.EOF:
+                    async for chunk in relay.rest():
                         await asyncio.to_thread(f.write, chunk.data)
             if partial.stat().st_size != info.size:
                 raise HTTPException(502, "the archive's clip was cut short; try again")
             os.replace(partial, path)
         finally:
             partial.unlink(missing_ok=True)
-            call.cancel()
+            relay.cancel()
         return _Clip(path, info, camera_id, time.monotonic() + b.settings.clip_cache_ttl_s, set())
 
 
@@ -246,7 +245,15 @@ async def clip(
     key = (camera_id, start_us, end_us)
     # Built (and so validated by the archive) first: a refused range is a 4xx, not a consultation.
     # Nothing of it is shown before the audit record is written.
-    built = await _CACHE.get(b, key, principal.username)
+    asked = {"start_us": start_us, "end_us": end_us}
+    try:
+        built = await _CACHE.get(b, key, principal.username)
+    except HTTPException as exc:
+        if exc.status_code >= 500:
+            # The archive failed or did not answer (504): an attempted consultation, in the trail
+            # with outcome failed and the answer's reason (audit_outcome.py).
+            await audit(principal, "playback.clip", f"camera:{camera_id}", justification=justification, details=asked)
+        raise
     if principal.token not in built.viewers:
         # A browser's many range requests on one clip count as one consultation.
         await audit(
@@ -254,7 +261,7 @@ async def clip(
             "playback.clip",
             f"camera:{camera_id}",
             justification=justification,
-            details={"start_us": start_us, "end_us": end_us, "clip_start_us": built.info.start_us},
+            details=asked | {"clip_start_us": built.info.start_us},
         )
         built.viewers.add(principal.token)
     return FileResponse(

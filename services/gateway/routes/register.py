@@ -141,6 +141,10 @@ async def export(
                 )
             after = page[-1].seq
     await audit(principal, "register.export", "register", details={"format": format})
+    # The whole register is rendered (a PDF of thousands of entries: seconds to a minute) before
+    # the first message, which is bounded by the call's own deadline rather than by the bound on
+    # silence; the file is small, its messages follow at once.
+    render_timeout_s = RPC_TIMEOUT_S * 4
     call = service(b).RenderRegister(
         requisition_pb2.RenderRegisterRequest(
             format=format,
@@ -148,9 +152,9 @@ async def export(
             end_us=checked_us("end", end) if end else 0,
             actor=actor_of(principal),
         ),
-        timeout=RPC_TIMEOUT_S * 4,
+        timeout=render_timeout_s,
     )
-    info, data = await read_stream(call)
+    info, data = await read_stream(b, call, first_s=render_timeout_s)
     return file_response(info, data, inline=format == "pdf")
 
 

@@ -37,6 +37,7 @@ from services.gateway.operations.access import require_any
 from services.gateway.operations.fields import CAMERA_ID, line, text
 from services.gateway.operations.timefmt import checked_us
 from services.gateway.security import Principal, audit, refuse, require
+from services.gateway.streams import Relay
 
 router = APIRouter(prefix="/api/v1/requisitions", tags=["requisitions"])
 RPC_TIMEOUT_S = 30.0
@@ -88,15 +89,24 @@ def actor_of(principal: Principal) -> requisition_pb2.Actor:
     )
 
 
-async def read_stream(call: grpc.aio.UnaryStreamCall) -> tuple[requisition_pb2.FileInfo, bytes]:  # type: ignore[type-arg]
-    """A whole FileChunk stream (documents, receipts, register exports: small files)."""
+async def read_stream(
+    b: Backends,
+    call: grpc.aio.UnaryStreamCall,  # type: ignore[type-arg]
+    first_s: float | None = None,
+) -> tuple[requisition_pb2.FileInfo, bytes]:
+    """A whole FileChunk stream (documents, receipts, register exports: small files), each message
+    within CSU_STREAM_STALL_S (the first within `first_s` if given: streams.Relay)."""
     info = None
     data = bytearray()
-    async with requisition_errors():
-        async for chunk in call:
-            if chunk.HasField("info"):
-                info = chunk.info
-            data += chunk.data
+    relay = Relay(call, "requisition", b.settings.stream_stall_s, first_s)
+    try:
+        async with requisition_errors():
+            async for chunk in relay.rest():
+                if chunk.HasField("info"):
+                    info = chunk.info
+                data += chunk.data
+    finally:
+        relay.cancel()
     if info is None:
         raise HTTPException(502, "the requisition service sent no file")
     return info, bytes(data)
@@ -673,7 +683,7 @@ async def document(
         requisition_pb2.DocumentRef(requisition_id=request_id, document_id=document_id, actor=actor_of(principal)),
         timeout=RPC_TIMEOUT_S,
     )
-    info, data = await read_stream(call)
+    info, data = await read_stream(b, call)
     return file_response(info, data, inline=True)
 
 
@@ -796,25 +806,19 @@ async def download_package(
         recipient=f"{principal.partner}:{principal.username}" if principal.partner else current.requesting_service,
         details={"package_sha256": current.package.sha256, "cameras": _cameras(current)},
     )
-    call = service(b).ReadPackage(
-        requisition_pb2.RequisitionRef(id=request_id, actor=actor_of(principal)), timeout=LONG_RPC_TIMEOUT_S
+    # The package was built and stored by BuildPackage: its first byte is a read of the stored zip,
+    # no work in proportion to its size, so the bound on silence applies from the start.
+    relay = Relay(
+        service(b).ReadPackage(
+            requisition_pb2.RequisitionRef(id=request_id, actor=actor_of(principal)), timeout=LONG_RPC_TIMEOUT_S
+        ),
+        "requisition",
+        b.settings.stream_stall_s,
     )
-    async with requisition_errors():
-        first = await call.read()
-    if first is grpc.aio.EOF or not first.HasField("info"):
-        call.cancel()
-        raise HTTPException(502, "the requisition service sent no package")
+    first = await relay.first(requisition_errors(), "the requisition service sent no package")
     info = first.info
-
-    async def body() -> AsyncIterator[bytes]:
-        try:
-            while (chunk := await call.read()) is not grpc.aio.EOF:
-                yield chunk.data
-        finally:
-            call.cancel()
-
     return StreamingResponse(
-        body(),
+        relay.body(),
         media_type="application/zip",
         headers={
             "Content-Disposition": f'attachment; filename="{_ascii_name(info.filename)}"',
@@ -879,7 +883,7 @@ async def receipt(
     call = service(b).ReadReceipt(
         requisition_pb2.RequisitionRef(id=request_id, actor=actor_of(principal)), timeout=RPC_TIMEOUT_S
     )
-    info, data = await read_stream(call)
+    info, data = await read_stream(b, call)
     return file_response(info, data, inline=True)
 
 

@@ -2,9 +2,7 @@
 
 import re
 from collections import OrderedDict
-from collections.abc import AsyncIterator
 
-import grpc
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request
 from fastapi.responses import StreamingResponse
 
@@ -12,6 +10,7 @@ from services.common.pb.csu.v1 import archive_pb2
 from services.gateway.backends import RPC_TIMEOUT_S, Backends, backends, rpc_errors
 from services.gateway.routes.cameras import check_playback_window
 from services.gateway.security import Principal, audit, authenticate, authorize
+from services.gateway.streams import Relay
 
 router = APIRouter(prefix="/api/v1", tags=["segments"])
 # ASCII digits (\d takes "²", which int() refuses), and no more than a byte count can have: a range
@@ -71,32 +70,26 @@ async def segment_content(
             justification=justification,
             details={"segment": segment_id, "start_us": segment.start_us, "end_us": segment.end_us},
         )
-        _AUDITED[key] = None
-        while len(_AUDITED) > _AUDITED_MAX:
-            _AUDITED.popitem(last=False)
     size = segment.bytes
     wanted = parse_byte_range(range_header, size) if range_header else None
     first, last = wanted if wanted else (0, size - 1)
     headers = {"Accept-Ranges": "bytes", "Content-Length": str(last - first + 1), "Cache-Control": "no-store"}
     if wanted:
         headers["Content-Range"] = f"bytes {first}-{last}/{size}"
-    stream = b.archive.ReadSegment(
-        archive_pb2.ReadSegmentRequest(segment_id=segment_id, offset=first, length=last - first + 1)
+    relay = Relay(
+        b.archive.ReadSegment(
+            archive_pb2.ReadSegmentRequest(segment_id=segment_id, offset=first, length=last - first + 1)
+        ),
+        "archive",
+        b.settings.stream_stall_s,
     )
-    # Read the first chunk before answering, so a missing object is a clean error status rather
-    # than a response that breaks off after its headers.
-    async with rpc_errors("archive"):
-        try:
-            head = await stream.read()
-        except grpc.aio.AioRpcError:
-            stream.cancel()
-            raise
-
-    async def body() -> AsyncIterator[bytes]:
-        # gRPC forbids mixing read() with async iteration on one call: read() throughout.
-        chunk = head
-        while chunk is not grpc.aio.EOF:
-            yield chunk.data
-            chunk = await stream.read()
-
-    return StreamingResponse(body(), status_code=206 if wanted else 200, media_type="video/mp4", headers=headers)
+    # Read the first chunk before answering, so a missing object (or an archive that does not
+    # answer: 504) is a clean error status rather than a response that breaks off after its headers.
+    head = await relay.first(rpc_errors("archive"))
+    # Remembered once the archive answered: a consultation that failed is audited again when retried.
+    _AUDITED[key] = None
+    while len(_AUDITED) > _AUDITED_MAX:
+        _AUDITED.popitem(last=False)
+    return StreamingResponse(
+        relay.body(head), status_code=206 if wanted else 200, media_type="video/mp4", headers=headers
+    )
