@@ -45,10 +45,11 @@ from services.common.clock import ManualClock, to_us
 from services.common.objectstore.s3 import S3Store
 from services.common.pb.csu.v1.frame_pb2 import FramePacket
 from services.common.settings import Settings
+from services.common.timefmt import DAY_S, DAY_US
 from tests.support.ports import free_port
 
 CAMERAS, DAYS, SEGMENT_S = 128, 15, 60
-SEGMENTS_PER_DAY = 86_400 // SEGMENT_S
+SEGMENTS_PER_DAY = DAY_S // SEGMENT_S
 TIMELINE_SAMPLES = 300
 SWEEP_OBJECTS = 128 * SEGMENTS_PER_DAY // 10
 US = 1_000_000
@@ -124,7 +125,7 @@ def timeline_figures() -> dict[str, float | str]:
 
 
 T_END_US = to_us(datetime(2026, 11, 25, tzinfo=UTC))
-T_START_US = T_END_US - DAYS * 86_400 * US
+T_START_US = T_END_US - DAYS * DAY_US
 
 
 def _fill(url: str) -> int:
@@ -173,8 +174,8 @@ def _timeline_latency(engine: Engine) -> tuple[float, float]:
     for i in range(TIMELINE_SAMPLES + 20):
         cam = f"cam-{int(rng.integers(CAMERAS)):03d}"
         day = int(rng.integers(DAYS))
-        start = T_START_US + day * 86_400 * US
-        end = start + 86_400 * US
+        start = T_START_US + day * DAY_US
+        end = start + DAY_US
         t0 = time.perf_counter()
         spans = index.spans(engine, cam, "main", start, end)
         gaps = index.gaps(engine, cam, "main", start, end)

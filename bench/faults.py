@@ -41,6 +41,7 @@ from services.common import rpc
 from services.common.clock import to_us
 from services.common.leases import LeaseManager
 from services.common.pb.csu.v1 import archive_pb2, archive_pb2_grpc
+from services.common.timefmt import HOUR_US
 from services.launcher import ServiceProcess, health_url, wait_all_ready
 from tests.support.archive import TcpProxy, database_outage
 from tests.support.media import testdata_dir, transcode_h264
@@ -141,7 +142,7 @@ class Site:
 
     def stored_until(self, camera: str) -> int:
         now = _now_us()
-        request = archive_pb2.ListSegmentsRequest(camera_id=camera, start_us=now - 3_600_000_000, end_us=now)
+        request = archive_pb2.ListSegmentsRequest(camera_id=camera, start_us=now - HOUR_US, end_us=now)
         segments = self._archive("ListSegments", request).segments
         return max((s.end_us for s in segments), default=0)
 

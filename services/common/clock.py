@@ -43,8 +43,8 @@ def to_us(moment: datetime) -> int:
     """Microseconds since the Unix epoch of an aware datetime (the envelope's time unit)."""
     if moment.tzinfo is None:
         raise ValueError("naive datetime: every time inside the platform must carry its zone")
-    delta = moment - datetime(1970, 1, 1, tzinfo=UTC)
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+    # timedelta // timedelta is exact integer arithmetic (no float): every microsecond counts.
+    return (moment - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
 
 
 def from_us(us: int) -> datetime:

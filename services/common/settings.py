@@ -15,6 +15,8 @@ from urllib.parse import urlsplit
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from services.common.timefmt import DAY_S
+
 # The prefectoral order may allow at most 30 days; no setting anywhere may exceed it.
 LEGAL_MAX_RETENTION_DAYS = 30
 
@@ -168,7 +170,7 @@ class Settings(BaseSettings):
     )
     ptz_idle_timeout_s: float = Field(15.0, ge=3, le=600, description="A PTZ control session unused this long ends.")
     ptz_reservation_max_s: float = Field(
-        8 * 3600.0, ge=60, le=24 * 3600, description="Longest PTZ reservation a supervisor may take."
+        8 * 3600.0, ge=60, le=DAY_S, description="Longest PTZ reservation a supervisor may take."
     )
     ptz_tour_priority: int = Field(
         10, ge=0, le=1000, description="PTZ priority of guard tours (any operator above it takes over)."
@@ -269,7 +271,7 @@ class Settings(BaseSettings):
         10, ge=1, le=1000, description="Refused kiosk pairings from one address within the window that block it (429)."
     )
     kiosk_pair_window_s: float = Field(
-        300.0, gt=0, le=86_400, description="Window (seconds) of the kiosk pairing limit."
+        300.0, gt=0, le=DAY_S, description="Window (seconds) of the kiosk pairing limit."
     )
 
     # -- network endpoints -------------------------------------------------------------------
@@ -338,7 +340,7 @@ class Settings(BaseSettings):
         "(429 with Retry-After), counted in the database for every gateway replica.",
     )
     login_address_window_s: float = Field(
-        600.0, ge=10, le=86_400, description="Window (seconds) of the per-address login limit."
+        600.0, ge=10, le=DAY_S, description="Window (seconds) of the per-address login limit."
     )
     refusal_audit_window_s: float = Field(
         60.0,
@@ -364,7 +366,7 @@ class Settings(BaseSettings):
     retention_sweep_interval_s: float = Field(
         3600.0,
         gt=0,
-        le=86_400,
+        le=DAY_S,
         description="How often the gateway erases personal data past its retention (visitors, plates, intercom "
         "calls, journal, citizens' requests, requisitions); the periods are the data protection officer's, "
         "within hard caps (/api/v1/retention).",
@@ -476,7 +478,7 @@ class Settings(BaseSettings):
         description="Prefecture address(es), comma-separated, that receive viewing-room declarations.",
     )
     visitor_mail_retry_s: float = Field(
-        300.0, ge=1, le=86400, description="How often declarations not yet sent to the prefecture are retried."
+        300.0, ge=1, le=DAY_S, description="How often declarations not yet sent to the prefecture are retried."
     )
     bollard_http_timeout_s: float = Field(
         5.0, gt=0, le=60, description="Time allowed for a bollard's HTTP relay to answer a command."

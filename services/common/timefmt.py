@@ -8,17 +8,21 @@ calendar day has 23 to 25 hours: count such days with PARIS, never with DAY_US.
 
 The ISO writers differ on purpose, each kept for the outputs that already promise its form:
 `iso` (microseconds when there are any) for the HTTP API and the CLI, `iso_if_set` for protobuf
-fields where 0 means "unset", `iso_seconds` for messages people read in an error.
+fields where 0 means "unset", `iso_seconds` for messages people read in an error, `paris_minute`
+for mails and printed lines, `paris_day` for the city's daily statistics.
 Design: docs/design/time.md
 """
 
+from datetime import date, datetime, time, timedelta
 from typing import overload
 from zoneinfo import ZoneInfo
 
-from services.common.clock import from_us
+from services.common.clock import from_us, to_us
 
+# 24 hours of UTC: retention periods, deadlines, query windows and settings' bounds, not Paris
+# calendar days. DAY_S for what counts in seconds (settings, capacity sums), DAY_US for instants.
+DAY_S = 86_400
 HOUR_US = 3_600_000_000
-# 24 hours of UTC: retention periods, deadlines and query windows, not Paris calendar days.
 DAY_US = 24 * HOUR_US
 PARIS = ZoneInfo("Europe/Paris")
 
@@ -42,3 +46,20 @@ def iso_if_set(us: int) -> str | None:
 def iso_seconds(us: int) -> str:
     """'2026-11-25T20:10:05Z': truncated to the second, for messages a person reads."""
     return from_us(us).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def paris_minute(us: int) -> str:
+    """'25/11/2026 21:10' in Paris time, for people (mails, printed declarations)."""
+    return f"{from_us(us).astimezone(PARIS):%d/%m/%Y %H:%M}"
+
+
+def paris_day(us: int) -> str:
+    """'2026-11-25': the Paris calendar day of an instant, the unit of the city's daily statistics."""
+    return from_us(us).astimezone(PARIS).date().isoformat()
+
+
+def paris_day_bounds(first: date, last: date) -> tuple[int, int]:
+    """[start of `first`, end of `last`) in Paris, as microseconds (days have 23 to 25 hours)."""
+    start = datetime.combine(first, time(0), PARIS)
+    end = datetime.combine(last + timedelta(days=1), time(0), PARIS)
+    return to_us(start), to_us(end)

@@ -36,6 +36,7 @@ from rich.console import Console
 from rich.table import Table
 
 from services.common.settings import LEGAL_MAX_RETENTION_DAYS
+from services.common.timefmt import DAY_S
 from services.masking.encoding import AUTO, AUTO_PRESET
 
 app = typer.Typer(help="Plan cores, memory, network and storage for N cameras from the bench figures.")
@@ -152,7 +153,7 @@ def plan(figures: dict, cameras: int, profile: Profile, no_transcode: int = 0, r
         ServicePlan("archive", archive_cores, (REPLICA_BASE_MB + cameras * 8) / 1024, masked_bps * mbps,
                     masked_bps * mbps),
     ]  # fmt: skip
-    storage_tb = masked_bps / 8 * 86_400 * retention_days / 1e12
+    storage_tb = masked_bps / 8 * DAY_S * retention_days / 1e12
     notes = [
         f"burned in: {burn_ms:.1f} ms CPU per frame ({key}, masking path factor {masker_factor:.2f}, "
         f"service {service_ms:.2f} ms); not transcoded: {own_ms:.2f} ms (camera-masked at 1080p, checks included)",

@@ -1,10 +1,15 @@
-"""Time ranges in query strings: ISO 8601 with an explicit zone, validated before any backend call."""
+"""Times from requests: ISO 8601 with an explicit zone, validated before any backend call."""
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from fastapi import HTTPException
 
 from services.common.clock import to_us
+
+# Instants outside these bounds are refused as input: they are typing mistakes, and converting
+# them between zones can overflow.
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST = datetime(2100, 1, 1, tzinfo=UTC)
 
 
 def parse_instant(name: str, value: str) -> datetime:
@@ -34,3 +39,13 @@ def parse_range(
             f"the range spans {(end_at - start_at).days} days, wider than the camera's {retention_days}-day retention",
         )
     return to_us(start_at), to_us(end_at)
+
+
+def checked_us(name: str, moment: datetime) -> int:
+    """An aware datetime from a request body (parsed by pydantic), as microseconds; 422 when it has
+    no zone or is out of any sensible range."""
+    if moment.tzinfo is None:
+        raise HTTPException(422, f"{name} has no time zone: add Z or an offset such as +01:00")
+    if not EARLIEST <= moment <= LATEST:
+        raise HTTPException(422, f"{name} must be between 2000 and 2100")
+    return to_us(moment)

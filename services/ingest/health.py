@@ -3,7 +3,7 @@
     online    the main stream delivers what the recording profile asks
     non_compliant  it delivers, but its measured picture size (from the sequence parameter set)
               or frame rate (over WINDOW_S) is below the declared profile or the arrêté of 3 August
-              2007 for the camera's use (services/ingest/norms.py): recording goes on (losing the
+              2007 for the camera's use (services/common/technical_norms.py): recording goes on (losing the
               footage would be worse), an alarm is raised and the archive marks the span
     degraded  it delivers, but stalls, drops repeatedly, or its sub stream or PTZ driver fails
     offline   nothing is delivered: the source fails (the reason says how), or the camera may not
@@ -19,7 +19,7 @@ import time
 from collections import deque
 from dataclasses import dataclass
 
-from services.ingest.norms import stream_problem
+from services.common.technical_norms import stream_problem
 
 ONLINE, DEGRADED, OFFLINE, CONNECTING = "online", "degraded", "offline", "connecting"
 NON_COMPLIANT = "non_compliant"

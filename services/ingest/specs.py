@@ -14,8 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_vali
 
 from services.common.settings import LEGAL_MAX_RETENTION_DAYS
 from services.common.subjects import check_camera_id
+from services.common.technical_norms import profile_problem
 from services.ingest.authorisations import REFERENCE_PATTERN
-from services.ingest.norms import profile_problem
 
 COMMISSIONING, IN_SERVICE, MAINTENANCE, DECOMMISSIONED = "commissioning", "in_service", "maintenance", "decommissioned"
 STATES = (COMMISSIONING, IN_SERVICE, MAINTENANCE, DECOMMISSIONED)

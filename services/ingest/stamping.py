@@ -94,7 +94,7 @@ class SessionStamper:
                     self._reconfigured(sets.annexb(), sets.width, sets.height)
                 elif sets.width and (sets.width, sets.height) != (self._health.width, self._health.height):
                     # The stream's own sequence parameter set is the truth about its picture size
-                    # (held to the norms, services/ingest/norms.py), whatever was announced.
+                    # (held to the norms, services/common/technical_norms.py), whatever was announced.
                     self._health.resized(sets.width, sets.height)
                 self._known_sets = sets
         ts = packet.pts_s if packet.pts_s is not None else packet.dts_s

@@ -1,13 +1,24 @@
 """services.common.timefmt: the exact strings the API, the CLI and error messages already promise."""
 
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from services.common.clock import to_us
-from services.common.timefmt import DAY_US, HOUR_US, PARIS, iso, iso_if_set, iso_seconds
+from services.common.timefmt import (
+    DAY_S,
+    DAY_US,
+    HOUR_US,
+    PARIS,
+    iso,
+    iso_if_set,
+    iso_seconds,
+    paris_day,
+    paris_day_bounds,
+    paris_minute,
+)
 
-SERVICES = Path(__file__).resolve().parents[2] / "services"
+ROOT = Path(__file__).resolve().parents[2]
 WHOLE = to_us(datetime(2026, 11, 25, 20, 10, 5, tzinfo=UTC))
 
 
@@ -35,6 +46,23 @@ def test_iso_seconds_truncates_rather_than_rounds() -> None:
 def test_day_and_hour_lengths() -> None:
     assert HOUR_US == 3_600_000_000
     assert DAY_US == 86_400_000_000 == to_us(datetime(1970, 1, 2, tzinfo=UTC))
+    assert DAY_S == 86_400 == timedelta(days=1).total_seconds()
+
+
+def test_paris_minute_and_day_are_those_of_the_wall_clock_in_paris() -> None:
+    assert paris_minute(WHOLE) == "25/11/2026 21:10"  # UTC+1 in winter
+    assert paris_minute(to_us(datetime(2026, 7, 15, 22, 30, 59, tzinfo=UTC))) == "16/07/2026 00:30"  # UTC+2
+    # 23:30 UTC on 25 November is already the 26th in Paris: the day a daily statistic counts it in.
+    assert paris_day(to_us(datetime(2026, 11, 25, 23, 30, tzinfo=UTC))) == "2026-11-26"
+    assert paris_day(to_us(datetime(2026, 11, 25, 22, 59, 59, tzinfo=UTC))) == "2026-11-25"
+
+
+def test_paris_day_bounds_follow_the_clock_changes() -> None:
+    start, end = paris_day_bounds(date(2026, 3, 29), date(2026, 3, 29))
+    assert start == to_us(datetime(2026, 3, 28, 23, tzinfo=UTC))
+    assert end - start == 23 * HOUR_US  # the clocks go forward
+    start, end = paris_day_bounds(date(2026, 10, 24), date(2026, 10, 25))
+    assert end - start == 49 * HOUR_US  # a day of 24 hours, then one of 25
 
 
 def test_paris_follows_summer_time() -> None:
@@ -48,20 +76,20 @@ def test_paris_follows_summer_time() -> None:
 
 
 def test_no_service_writes_its_own_copy() -> None:
-    """The zone and the ISO-with-Z writer exist once; a new copy would drift from the others."""
+    """The zone, the ISO-with-Z writer and the day's length exist once; a copy would drift from the others."""
     copies = {
         "the Paris zone": re.compile(r'ZoneInfo\(\s*"Europe/Paris"\s*\)'),
         "an ISO-with-Z writer": re.compile(r'isoformat\([^)]*\)\s*\.replace\(\s*"\+00:00",\s*"Z"\s*\)'),
         "a day in microseconds": re.compile(r"\b86_?400_?000_?000\b"),
+        "a day in seconds": re.compile(r"\b86_?400\b|\b24 ?\* ?3_?600\b|\b24 ?\* ?60 ?\* ?60\b"),
+        "an hour in microseconds": re.compile(r"\b3_?600_?000_?000\b"),
     }
-    # Still holding its own DAY_US while another change reworks it (issue 28).
-    pending = {("services/gateway/operations/retention.py", "a day in microseconds")}
     requisition_ms = "services/requisition/timefmt.py"  # milliseconds, a different format on purpose
     found = []
-    for path in sorted(SERVICES.rglob("*.py")):
-        name = str(path.relative_to(SERVICES.parent))
+    for path in sorted([*(ROOT / "services").rglob("*.py"), *(ROOT / "bench").rglob("*.py")]):
+        name = str(path.relative_to(ROOT))
         if name in ("services/common/timefmt.py", requisition_ms):
             continue
         text = path.read_text(encoding="utf-8")
         found += [(name, what) for what, pattern in copies.items() if pattern.search(text)]
-    assert [copy for copy in found if copy not in pending] == []
+    assert found == []

@@ -23,9 +23,9 @@ from services.common.clock import Clock, to_us
 from services.common.db import session
 from services.common.secretbox import SecretBox
 from services.common.settings import Settings, redact_url
+from services.common.timefmt import paris_day, paris_day_bounds
 from services.gateway.operations.bollard_drivers import SIMULATED, BollardDriver, Command, HttpRelay
 from services.gateway.operations.models import Bollard, BollardCall, BollardCommand
-from services.gateway.operations.timefmt import paris_day, paris_day_bounds
 
 
 class BollardError(Exception):

@@ -48,6 +48,8 @@ from services.common.log import get_logger
 from services.common.objectstore import StoreUnavailable
 from services.common.pb.csu.v1 import archive_pb2, ingest_pb2, masking_pb2, masking_pb2_grpc
 from services.common.settings import LEGAL_MAX_RETENTION_DAYS
+from services.common.technical_norms import profile_problem
+from services.common.timefmt import iso
 from services.gateway import accounts, audit_log, signing_key_audit
 from services.gateway.backends import RPC_TIMEOUT_S, Backends
 from services.gateway.backends import channel as backends_channel
@@ -56,9 +58,7 @@ from services.gateway.models import AuditCheckpoint
 from services.gateway.operations import compliance_streams, room, visitors
 from services.gateway.operations import retention as personal_retention
 from services.gateway.operations.models import VisitorDeclaration
-from services.gateway.operations.timefmt import iso
 from services.gateway.roles import ACTIONS, ROLE_ACTIONS, TOTP_ROLES, VIDEO_ACTIONS
-from services.ingest.norms import profile_problem
 
 log = get_logger(__name__)
 # Habilitations expiring this soon are flagged, so their renewal is filed in time.

@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from services.common.pdf import FONT_DIRS, Document
+from services.common.timefmt import PARIS
 from services.gateway.operations import compliance_streams
-from services.gateway.operations.timefmt import PARIS
 
 
 def _when(value: str | None) -> str:

@@ -3,7 +3,7 @@
 The cameras section says whether each declared recording profile meets the norms; this one says
 whether what each camera really sends does. Ingest measures the main stream (picture size from its
 sequence parameter set, frame rate over a 5 s window) and marks a stream below its profile or below
-the minimum for its use "non_compliant" (services/ingest/norms.py), with the finding and since when;
+the minimum for its use "non_compliant" (services/common/technical_norms.py), with the finding and since when;
 the figures here are those of the report's moment. A camera not streaming cannot be measured: it
 is listed as such, not as compliant.
 """
@@ -12,8 +12,8 @@ from typing import Any
 
 from services.common.pb.csu.v1 import ingest_pb2
 from services.common.pdf import Document
+from services.common.technical_norms import ARRETE, CLOSE_UP, STORED
 from services.common.timefmt import iso
-from services.ingest.norms import ARRETE, CLOSE_UP, STORED
 
 NON_COMPLIANT = "non_compliant"
 # Statuses in which the main stream flows, so its measure means something.

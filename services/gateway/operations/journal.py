@@ -18,9 +18,8 @@ from sqlmodel import select
 
 from services.common.clock import Clock, from_us, to_us
 from services.common.db import session
-from services.common.timefmt import PARIS
+from services.common.timefmt import PARIS, paris_day
 from services.gateway.operations.models import JournalBookmark, JournalEntry
-from services.gateway.operations.timefmt import paris_day
 
 CATEGORIES: dict[str, str] = {
     "disturbance": "trouble à l'ordre public",

@@ -35,6 +35,7 @@ from services.common.clock import to_us
 from services.common.db import session
 from services.common.log import get_logger
 from services.common.pb.csu.v1 import requisition_pb2
+from services.common.timefmt import DAY_US, iso
 from services.gateway.backends import RPC_TIMEOUT_S, Backends
 from services.gateway.models import AuditEntry
 from services.gateway.operations.models import (
@@ -46,12 +47,10 @@ from services.gateway.operations.models import (
     VisitorDeclaration,
 )
 from services.gateway.operations.room import RoomPresence
-from services.gateway.operations.timefmt import iso
 
 log = get_logger(__name__)
 ERASE_ACTION = "retention.erase"
 SET_ACTION = "retention.set"
-DAY_US = 86_400_000_000
 # What a personal text that must stay non-empty holds once erased (a name, a journal's description).
 ERASED = "[effacé]"
 

@@ -25,9 +25,9 @@ from services.common.clock import Clock, from_us, to_us
 from services.common.db import session
 from services.common.log import get_logger
 from services.common.settings import Settings
+from services.common.timefmt import paris_minute
 from services.gateway.operations import mailer
 from services.gateway.operations.models import VisitorDeclaration
-from services.gateway.operations.timefmt import paris
 
 log = get_logger(__name__)
 ROLES: dict[str, str] = {
@@ -201,8 +201,9 @@ def message(row: VisitorDeclaration, sender: str, recipients: str, now_us: int) 
         f"  Organisme : {row.organisation}\n"
         f"  Qualité : {quality}\n"
         f"  Objet de la présence : {row.purpose}\n"
-        f"  Présence prévue : du {paris(row.expected_start_us)} au {paris(row.expected_end_us)} (heure de Paris)\n"
-        f"  Déclarée par : {row.declared_by}, le {paris(row.declared_us)}\n\n"
+        f"  Présence prévue : du {paris_minute(row.expected_start_us)} "
+        f"au {paris_minute(row.expected_end_us)} (heure de Paris)\n"
+        f"  Déclarée par : {row.declared_by}, le {paris_minute(row.declared_us)}\n\n"
         f"Merci de nous faire connaître votre décision en rappelant la référence {ref}.\n\n"
         "-- \nCentre de supervision urbaine (message automatique)\n"
     )

@@ -22,7 +22,6 @@ from services.common.timefmt import DAY_US, iso
 from services.gateway.access import Case, case_dependency, may_see, require_role
 from services.gateway.backends import Backends, backends
 from services.gateway.operations.fields import CAMERA_ID, text
-from services.gateway.operations.timefmt import checked_us
 from services.gateway.routes.requisitions import (
     RPC_TIMEOUT_S,
     UPLOAD_DOC,
@@ -35,7 +34,7 @@ from services.gateway.routes.requisitions import (
     service,
 )
 from services.gateway.security import Principal, audit, require
-from services.gateway.timerange import parse_instant
+from services.gateway.timerange import checked_us, parse_instant
 
 router = APIRouter(prefix="/api/v1/citizen-requests", tags=["citizens' access"])
 # Who may list and read requests: clerks, and operators (without the identity).

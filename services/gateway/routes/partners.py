@@ -11,8 +11,8 @@ from services.common.timefmt import iso
 from services.gateway.backends import Backends, backends
 from services.gateway.federation import conventions, partners
 from services.gateway.federation.models import Partner
-from services.gateway.operations.timefmt import checked_us
 from services.gateway.security import Principal, audit, require
+from services.gateway.timerange import checked_us
 
 router = APIRouter(prefix="/api/v1/partners", tags=["federation"])
 log = get_logger(__name__)

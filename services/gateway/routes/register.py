@@ -12,7 +12,6 @@ from services.common.pb.csu.v1 import requisition_pb2
 from services.common.timefmt import iso
 from services.gateway.access import may_see
 from services.gateway.backends import Backends, backends
-from services.gateway.operations.timefmt import checked_us
 from services.gateway.routes.requisitions import (
     RPC_TIMEOUT_S,
     actor_of,
@@ -23,6 +22,7 @@ from services.gateway.routes.requisitions import (
     service,
 )
 from services.gateway.security import ALL_GROUPS, Principal, audit, refuse, require
+from services.gateway.timerange import checked_us
 
 router = APIRouter(prefix="/api/v1/register", tags=["register"])
 

@@ -11,12 +11,12 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Path
 from pydantic import BaseModel, ConfigDict, Field
 
+from services.common.timefmt import iso
 from services.gateway.backends import Backends, backends
 from services.gateway.operations import room, visitors
 from services.gateway.operations.access import require_any
 from services.gateway.operations.fields import MAX_ID
 from services.gateway.operations.models import VisitorDeclaration
-from services.gateway.operations.timefmt import iso
 from services.gateway.security import Principal, audit
 
 router = APIRouter(prefix="/api/v1/room", tags=["viewing room"])

@@ -22,9 +22,8 @@ from services.gateway.operations import visitors
 from services.gateway.operations.access import require_any
 from services.gateway.operations.fields import MAX_ID, csv_cell, line, text
 from services.gateway.operations.models import VisitorDeclaration
-from services.gateway.operations.timefmt import checked_us
 from services.gateway.security import Principal, audit, require
-from services.gateway.timerange import parse_instant
+from services.gateway.timerange import checked_us, parse_instant
 
 router = APIRouter(prefix="/api/v1/visitors", tags=["viewing-room register"])
 MAX_VISIT = timedelta(days=31)

@@ -3,6 +3,10 @@
 Stored streams must be at least 352x288 (CIF) at 6 images per second; a close-up camera filming
 people must reach 704x576 (4CIF) at 12 images per second, enough to recognise someone. A profile
 below them cannot be saved: the footage would be useless as evidence.
+
+Shared, because two services apply the same figures: ingest refuses a profile below them and marks
+a stream that falls below them non-compliant (services/ingest/specs.py, health.py), and the
+gateway's compliance report states them beside each camera (operations/compliance_streams.py).
 """
 
 from dataclasses import dataclass

@@ -1,0 +1,118 @@
+"""No service imports another service's modules: they talk over gRPC and NATS, and share only
+services.common (with the generated protobuf modules in services.common.pb).
+
+A service reaching into another's package couples two deployments that are scaled, upgraded and
+permissioned apart (the chart gives each its own NATS user and database role): the compliance
+report reading ingest's norms module, for one, would judge profiles by whatever version of ingest
+the gateway image happens to carry. What two services both need lives in services.common.
+
+The allowed edges, and why:
+- a service -> itself, services.common, and `services` (the package's __init__, which turns off
+  gRPC's fork handlers before any service loads gRPC);
+- services.common -> services.common and `services` only: the shared part depends on no service;
+- the two entry points that are not services, services.csuctl (the operators' command line, run
+  beside the database and the key files) and services.launcher (`make run`, which starts every
+  service on one machine), -> any service: they assemble the platform rather than belong to it;
+- nothing but those two entry points themselves imports services.csuctl or services.launcher.
+"""
+
+import ast
+from collections.abc import Iterator
+from pathlib import Path
+
+SERVICES = Path(__file__).resolve().parents[2] / "services"
+SHARED = "common"
+ENTRY_POINTS = ("csuctl", "launcher")
+
+
+def _imports(path: Path, root: Path) -> Iterator[tuple[int, str]]:
+    """(line, module) for every import in the file, lazy ones inside functions included, with
+    relative imports resolved and `from services import x` read as services.x."""
+    package = path.relative_to(root.parent).parts[:-1]  # a module's package, or an __init__'s own
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+        if isinstance(node, ast.Import):
+            yield from ((node.lineno, alias.name) for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = ".".join(package[: len(package) - node.level + 1]) if node.level else ""
+            module = ".".join(part for part in (base, node.module or "") if part)
+            if module == "services":
+                yield from ((node.lineno, f"services.{alias.name}") for alias in node.names)
+            else:
+                yield node.lineno, module
+
+
+def _owner(path: Path, root: Path) -> str:
+    """The top-level part of services/ a file belongs to: a service, common, csuctl or launcher
+    ("" for services/__init__.py, which imports nothing of the platform)."""
+    top = path.relative_to(root).parts[0]
+    return "" if top == "__init__.py" else top.removesuffix(".py")
+
+
+def _allowed(owner: str, target: str) -> bool:
+    if owner in ENTRY_POINTS:
+        return True
+    return target in ("", SHARED, owner)
+
+
+def _crossings(root: Path) -> list[str]:
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        owner = _owner(path, root)
+        for line, module in sorted(_imports(path, root)):
+            parts = module.split(".")
+            if parts[0] != "services":
+                continue
+            target = parts[1] if len(parts) > 1 else ""
+            if not _allowed(owner, target):
+                found.append(f"{path.relative_to(root.parent)}:{line} imports {module}")
+    return found
+
+
+def test_no_service_imports_another_services_modules() -> None:
+    assert _crossings(SERVICES) == []
+
+
+def test_every_top_level_part_is_known() -> None:
+    """A new service is checked as one; a new shared entry point must be named above on purpose."""
+    services = {p.name for p in SERVICES.iterdir() if (p / "__init__.py").exists()} - {SHARED, *ENTRY_POINTS}
+    assert services == {"archive", "gateway", "ingest", "masking", "requisition"}
+
+
+def test_the_check_sees_a_crossing_in_each_form(tmp_path: Path) -> None:
+    """The scanner itself: absolute, from-package, relative and lazy imports across services are all
+    caught, and the allowed edges are not."""
+    root = tmp_path / "services"
+    for package in ("gateway/operations", "ingest", "common", "csuctl"):
+        (root / package).mkdir(parents=True)
+        (root / package / "__init__.py").write_text("")
+    (root / "__init__.py").write_text("")
+    bad = root / "gateway" / "operations" / "report.py"
+    bad.write_text(
+        "import services.ingest.norms\n"
+        "from services import ingest\n"
+        "from ...ingest.norms import ARRETE\n"
+        "def lazy():\n"
+        "    from services.ingest import norms\n"
+    )
+    good = root / "gateway" / "operations" / "fine.py"
+    good.write_text(
+        "import services\n"
+        "from services.common import timefmt\n"
+        "from services.gateway.operations import report\n"
+        "from . import report as r\n"
+        "from .. import backends\n"
+    )
+    common = root / "common" / "shared.py"
+    common.write_text("from services.gateway import app\n")
+    cli = root / "csuctl" / "users.py"
+    cli.write_text("from services.gateway import accounts\n")
+    gateway_to_cli = root / "gateway" / "uses_cli.py"
+    gateway_to_cli.write_text("from services.csuctl import users\n")
+    assert _crossings(root) == [
+        "services/common/shared.py:1 imports services.gateway",
+        "services/gateway/operations/report.py:1 imports services.ingest.norms",
+        "services/gateway/operations/report.py:2 imports services.ingest",
+        "services/gateway/operations/report.py:3 imports services.ingest.norms",
+        "services/gateway/operations/report.py:5 imports services.ingest",
+        "services/gateway/uses_cli.py:1 imports services.csuctl",
+    ]
