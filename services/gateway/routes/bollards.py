@@ -29,9 +29,8 @@ from services.gateway.operations.access import (
 from services.gateway.operations.bollard_drivers import DriverError
 from services.gateway.operations.fields import MAX_ID, line
 from services.gateway.operations.models import Bollard, BollardCall, BollardCommand
-from services.gateway.operations.timefmt import checked_us
 from services.gateway.security import Principal, audit, record, refuse
-from services.gateway.timerange import parse_instant
+from services.gateway.timerange import checked_us, parse_instant
 
 router = APIRouter(prefix="/api/v1/bollards", tags=["bollards"])
 BollardId = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]

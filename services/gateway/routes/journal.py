@@ -15,15 +15,14 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from services.common.clock import to_us
-from services.common.timefmt import DAY_US, iso
+from services.common.timefmt import DAY_US, iso, paris_day_bounds
 from services.gateway.backends import Backends, backends
 from services.gateway.operations import alarms, bollards, journal
 from services.gateway.operations.access import camera_allowed, groups_by_camera, require_any, sees_camera
 from services.gateway.operations.fields import CAMERA_ID, MAX_ID, line, text
 from services.gateway.operations.models import Alarm, JournalBookmark, JournalEntry
-from services.gateway.operations.timefmt import checked_us, paris_day_bounds
 from services.gateway.security import ALL_GROUPS, Principal, audit, refuse, require
-from services.gateway.timerange import parse_instant
+from services.gateway.timerange import checked_us, parse_instant
 
 router = APIRouter(prefix="/api/v1", tags=["shift journal"])
 EntryId = Annotated[int, Path(ge=1, le=MAX_ID)]

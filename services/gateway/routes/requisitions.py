@@ -35,9 +35,9 @@ from services.gateway.backends import Backends, backends, rpc_errors, unknown_ca
 from services.gateway.backends import channel as backends_channel
 from services.gateway.operations.access import require_any
 from services.gateway.operations.fields import CAMERA_ID, line, text
-from services.gateway.operations.timefmt import checked_us
 from services.gateway.security import Principal, audit, refuse, require
 from services.gateway.streams import Relay
+from services.gateway.timerange import checked_us
 
 router = APIRouter(prefix="/api/v1/requisitions", tags=["requisitions"])
 RPC_TIMEOUT_S = 30.0
