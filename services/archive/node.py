@@ -416,6 +416,7 @@ class ArchiveNode:
                 self.spool.root,
                 self.settings.segment_duration_s,
                 self.settings.segment_gap_s,
+                self.retention.name_for,
             )
         if self.monitor.full:
             # The spool is full (the store has been away too long): stop recording rather than

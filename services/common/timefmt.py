@@ -8,7 +8,8 @@ calendar day has 23 to 25 hours: count such days with PARIS, never with DAY_US.
 
 The ISO writers differ on purpose, each kept for the outputs that already promise its form:
 `iso` (microseconds when there are any) for the HTTP API and the CLI, `iso_if_set` for protobuf
-fields where 0 means "unset", `iso_seconds` for messages people read in an error.
+fields where 0 means "unset", `iso_seconds` for messages people read in an error. `paris_stamp` is
+the date and time every image carries (burned in by masking, the segments' text track).
 Design: docs/design/time.md
 """
 
@@ -42,3 +43,10 @@ def iso_if_set(us: int) -> str | None:
 def iso_seconds(us: int) -> str:
     """'2026-11-25T20:10:05Z': truncated to the second, for messages a person reads."""
     return from_us(us).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def paris_stamp(us: int) -> str:
+    """'2026-12-07 15:04:05 CET': Paris time to the second, with the zone's abbreviation (CET/CEST)
+    so the hour repeated when summer time ends is not ambiguous."""
+    local = from_us(us - us % 1_000_000).astimezone(PARIS)
+    return f"{local:%Y-%m-%d %H:%M:%S} {local.tzname()}"
