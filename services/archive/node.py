@@ -299,6 +299,10 @@ class ArchiveNode:
             return
         self.cameras = {c.id for c in answer.cameras if c.state != "decommissioned"}
         self.ingest_answered = True
+        # The cameras' names (each new segment's text track) and retention, within REFRESH_S of
+        # ingest answering rather than at the next sweep (60 s): until then a segment names its
+        # camera by its id.
+        await asyncio.to_thread(self.retention.update, answer.cameras)
 
     async def _camera_loop(self) -> None:
         last = time.monotonic()
