@@ -299,6 +299,10 @@ class ArchiveNode:
             return
         self.cameras = {c.id for c in answer.cameras if c.state != "decommissioned"}
         self.ingest_answered = True
+        # The cameras' names (each new segment's text track) and retention, within REFRESH_S of
+        # ingest answering rather than at the next sweep (60 s): until then a segment names its
+        # camera by its id.
+        await asyncio.to_thread(self.retention.update, answer.cameras)
 
     async def _camera_loop(self) -> None:
         last = time.monotonic()
@@ -416,6 +420,7 @@ class ArchiveNode:
                 self.spool.root,
                 self.settings.segment_duration_s,
                 self.settings.segment_gap_s,
+                self.retention.name_for,
             )
         if self.monitor.full:
             # The spool is full (the store has been away too long): stop recording rather than

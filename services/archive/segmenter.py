@@ -9,6 +9,9 @@ A segment starts on a keyframe and is written to the spool as it grows. It ends:
 - when the capture times jump forward by more than the gap threshold, or when no packet has
   arrived for that long (the camera went silent): the hole is a gap in the index.
 A closed segment's bytes and description stay in the spool until they are stored and indexed.
+Besides the video, a segment carries a text track with the Paris date and time and the camera's
+name, one sample a second (fmp4_text.py): the date, time and camera identity the arrêté du 3 août
+2007 wants on every recorded image, in the stored object itself (it is hashed with it).
 A segment cut on a keyframe ends exactly where the next one starts (its last frame lasts until
 that keyframe), so a recording resumed from that keyframe touches it.
 
@@ -31,6 +34,7 @@ import json
 import os
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -38,6 +42,7 @@ from prometheus_client import Counter
 
 from services.common import h264
 from services.common.fmp4 import Fmp4Writer, scan
+from services.common.fmp4_text import TimedText
 from services.common.pb.csu.v1.frame_pb2 import FramePacket
 
 DROPPED = Counter("csu_archive_dropped_packets_total", "Masked packets not recorded", ["camera", "reason"])
@@ -118,7 +123,7 @@ class _HashingFile:
 
 
 class _OpenSegment:
-    def __init__(self, spool: Path, first: FramePacket, ack: str) -> None:
+    def __init__(self, spool: Path, first: FramePacket, ack: str, camera_name: str) -> None:
         self.id = uuid.uuid4().hex
         self.path = spool / f"{self.id}.mp4"
         self.marker = open_marker_path(spool, self.id)
@@ -134,7 +139,7 @@ class _OpenSegment:
             )
         )
         self.file = _HashingFile(self.path)
-        self.writer = Fmp4Writer(self.file, first)
+        self.writer = Fmp4Writer(TimedText(self.file, first.capture_time_us, camera_name), first)
         self.session = first.source_session
         self.mask_version = first.mask_version
         self.fully_masked = first.fully_masked
@@ -156,8 +161,19 @@ class _OpenSegment:
 
 
 class SegmentBuilder:
-    def __init__(self, camera_id: str, stream: str, spool: Path, duration_s: float, gap_s: float) -> None:
+    def __init__(
+        self,
+        camera_id: str,
+        stream: str,
+        spool: Path,
+        duration_s: float,
+        gap_s: float,
+        name_for: Callable[[str], str] | None = None,
+    ) -> None:
+        """name_for: the camera's name now (read as each segment opens: a renamed camera's next
+        segment carries its new name); the camera's id without it."""
         self.camera_id = camera_id
+        self._name_for = name_for
         self.stream = stream
         self._spool = spool
         self._duration_us = int(duration_s * 1_000_000)
@@ -188,7 +204,8 @@ class SegmentBuilder:
         if not (packet.keyframe and h264.has_parameter_sets(packet.data)):
             DROPPED.labels(self.camera_id, "waiting_for_keyframe").inc()
             return closed
-        self._open = _OpenSegment(self._spool, packet, ack)
+        name = self._name_for(self.camera_id) if self._name_for is not None else self.camera_id
+        self._open = _OpenSegment(self._spool, packet, ack, name)
         return closed
 
     def close_if_idle(self) -> ClosedSegment | None:

@@ -156,7 +156,7 @@ def _child(data: bytes, start: int, end: int, kind: bytes) -> tuple[int, int] | 
 
 
 def _header_defaults(moov: bytes) -> tuple[int, int]:
-    """(track timescale from mdhd, default sample duration from trex) of a one-track moov."""
+    """(timescale from mdhd, default sample duration from trex) of the moov's first track (the video)."""
     timescale, default_duration = 90_000, 0
     trak = _child(moov, 0, len(moov), b"trak")
     mdia = _child(moov, *trak, b"mdia") if trak else None
@@ -172,7 +172,7 @@ def _header_defaults(moov: bytes) -> tuple[int, int]:
 
 
 def _fragment_timing(moof: bytes, trex_duration: int) -> tuple[int, int, int]:
-    """(base decode time, summed duration, sample count) of a one-track moof."""
+    """(base decode time, summed duration, sample count) of the moof's first traf (the video)."""
     traf = _child(moof, 0, len(moof), b"traf")
     if traf is None:
         raise ValueError("moof without traf")

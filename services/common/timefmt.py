@@ -9,7 +9,8 @@ calendar day has 23 to 25 hours: count such days with PARIS, never with DAY_US.
 The ISO writers differ on purpose, each kept for the outputs that already promise its form:
 `iso` (microseconds when there are any) for the HTTP API and the CLI, `iso_if_set` for protobuf
 fields where 0 means "unset", `iso_seconds` for messages people read in an error, `paris_minute`
-for mails and printed lines, `paris_day` for the city's daily statistics.
+for mails and printed lines, `paris_day` for the city's daily statistics. `paris_stamp` is the date
+and time every image carries (burned in by masking, the segments' text track).
 Design: docs/design/time.md
 """
 
@@ -63,3 +64,10 @@ def paris_day_bounds(first: date, last: date) -> tuple[int, int]:
     start = datetime.combine(first, time(0), PARIS)
     end = datetime.combine(last + timedelta(days=1), time(0), PARIS)
     return to_us(start), to_us(end)
+
+
+def paris_stamp(us: int) -> str:
+    """'2026-12-07 15:04:05 CET': Paris time to the second, with the zone's abbreviation (CET/CEST)
+    so the hour repeated when summer time ends is not ambiguous."""
+    local = from_us(us - us % 1_000_000).astimezone(PARIS)
+    return f"{local:%Y-%m-%d %H:%M:%S} {local.tzname()}"

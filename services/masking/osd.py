@@ -12,12 +12,11 @@ Design: docs/design/time.md
 
 import unicodedata
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 import cv2
 import numpy as np
 
-from services.common.timefmt import PARIS
+from services.common.timefmt import paris_stamp
 
 POSITIONS = ("top-left", "top-right", "bottom-left", "bottom-right")
 FONT = cv2.FONT_HERSHEY_SIMPLEX
@@ -50,8 +49,7 @@ class Osd:
         self._bitmap: np.ndarray | None = None
 
     def text(self, capture_us: int) -> str:
-        local = datetime.fromtimestamp(capture_us // 1_000_000, UTC).astimezone(PARIS)
-        return f"{local:%Y-%m-%d %H:%M:%S} {local.tzname()}  {self.label}"
+        return f"{paris_stamp(capture_us)}  {self.label}"
 
     def _render(self, capture_us: int, width: int, height: int) -> np.ndarray:
         text = self.text(capture_us)

@@ -67,7 +67,7 @@ def test_a_camera_that_sends_sound_leaves_none_anywhere(
     why = {"justification": "no-audio test"}
 
     for camera_id in CAMERAS:
-        # Storage: every stored segment is video only.
+        # Storage: every stored segment is video and its timestamp text, nothing else.
         segments = wait_for(
             lambda c=camera_id: (s := supervisor.get(f"/api/v1/cameras/{c}/segments").json()) and len(s) >= 2 and s,
             90,
@@ -75,7 +75,8 @@ def test_a_camera_that_sends_sound_leaves_none_anywhere(
         )
         for segment in segments:
             content = supervisor.get(f"/api/v1/segments/{segment['id']}/content", params=why)
-            assert content.status_code == 200 and _stream_kinds(content.content) == ["video"], camera_id
+            kinds = _stream_kinds(content.content)
+            assert content.status_code == 200 and kinds == ["video", "subtitle"], (camera_id, kinds)
 
         # Playback: a clip of the range has the video and the timestamp subtitles, no sound.
         start = datetime.fromisoformat(segments[0]["start"])
@@ -88,7 +89,7 @@ def test_a_camera_that_sends_sound_leaves_none_anywhere(
         kinds = _stream_kinds(clip.content)
         assert "video" in kinds and "audio" not in kinds, kinds
 
-    # The live view: the fMP4 over WebSocket carries one video track.
+    # The live view: the fMP4 over WebSocket carries one video track and its timestamp text.
     url = platform.gateway.replace("http://", "ws://") + "/api/v1/cameras/cam-sound-tcp/live/stream"
     chunks: list[bytes] = []
     with ws_connect(
@@ -98,7 +99,7 @@ def test_a_camera_that_sends_sound_leaves_none_anywhere(
         deadline = datetime.now(UTC) + timedelta(seconds=2)
         while datetime.now(UTC) < deadline:
             chunks.append(ws.recv(timeout=10))
-    assert _stream_kinds(b"".join(chunks)) == ["video"]
+    assert _stream_kinds(b"".join(chunks)) == ["video", "subtitle"]
 
     # A requisition's extraction: the clip its export package carries is video (and subtitles) only.
     start = datetime.fromisoformat(segments[0]["start"])

@@ -18,6 +18,7 @@ from prometheus_client import Gauge
 
 from services.common import h264, subjects
 from services.common.fmp4 import Fmp4Writer
+from services.common.fmp4_text import TimedText
 from services.common.log import get_logger
 from services.common.pb.csu.v1.frame_pb2 import FramePacket
 from services.gateway.backends import Backends, backends
@@ -103,7 +104,9 @@ async def live_stream(
                     }
                 )
             )
-            state["writer"] = Fmp4Writer(outbox, packet, live=True)
+            # The text track: Paris date and time and the camera's name on every image (fmp4_text.py).
+            stamped = TimedText(outbox, packet.capture_time_us, camera.name or camera.id)
+            state["writer"] = Fmp4Writer(stamped, packet, live=True)
             return
         writer.write(packet)
         if outbox.backlog > MAX_BACKLOG_BYTES:
