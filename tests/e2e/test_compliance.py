@@ -99,6 +99,16 @@ def test_compliance_report_json_pdf_access_and_gaps(platform: Platform, database
     assert report["viewing_room"]["pending_not_mailed"] == 1
     assert any("not yet mailed to the prefecture" in f for f in report["findings"])
 
+    # Date, time and camera identity on every image: the demo cameras are burned in by masking.
+    identity = report["image_identity"]
+    assert identity["available"] is True and "timed-text track" in identity["text_track"]
+    assert {(c["camera_id"], c["overlay"], c["carried"]) for c in identity["cameras"]} == {
+        ("demo-1", True, True),
+        ("demo-2", True, True),
+    }
+    assert not [f for f in report["findings"] if "no date, time or camera identity" in f]
+    assert "test_no_audio" in report["no_sound_no_biometrics"]["audio"]
+
     pdf = auditor.get("/api/v1/compliance/report.pdf")
     assert pdf.status_code == 200 and pdf.headers["content-type"] == "application/pdf"
     assert pdf.content.startswith(b"%PDF-") and b"/Type /Page" in pdf.content and len(pdf.content) > 2000

@@ -22,6 +22,9 @@ What the platform can state about itself, gathered in one document:
   the arrêté's minimum for its use (operations/compliance_streams.py);
 - the retention of every other personal datum (operations/retention.py): period, hard cap and legal
   basis per kind, the last erasure as the audit trail records it, what is overdue and due next.
+- date, time and camera identity on every image (burned in by masking, or the camera's own
+  declared on-screen display), and what the build guarantees of sound and biometrics
+  (operations/compliance_identity.py).
 
 Each section is collected on its own: a service that cannot answer makes its section say so (and
 the findings list it) instead of failing the whole report. `findings` lists every problem found,
@@ -55,7 +58,7 @@ from services.gateway.backends import RPC_TIMEOUT_S, Backends
 from services.gateway.backends import channel as backends_channel
 from services.gateway.federation import partners
 from services.gateway.models import AuditCheckpoint
-from services.gateway.operations import compliance_streams, room, visitors
+from services.gateway.operations import compliance_identity, compliance_streams, room, visitors
 from services.gateway.operations import retention as personal_retention
 from services.gateway.operations.models import VisitorDeclaration
 from services.gateway.roles import ACTIONS, ROLE_ACTIONS, TOTP_ROLES, VIDEO_ACTIONS
@@ -166,6 +169,11 @@ async def collect(b: Backends, generated_by: str) -> dict[str, Any]:
         if camera_section["available"]
         else {"available": False, "problem": "streams: the camera list could not be obtained"}
     )
+    image_identity = (
+        {"available": True} | compliance_identity.collect(cameras_pb, findings)
+        if camera_section["available"]
+        else {"available": False, "problem": "image identity: the camera list could not be obtained"}
+    )
 
     async def deletion() -> dict[str, Any]:
         answer = await b.archive.ListDeletionProofs(archive_pb2.DeletionProofsRequest(), timeout=RPC_TIMEOUT_S)
@@ -220,6 +228,8 @@ async def collect(b: Backends, generated_by: str) -> dict[str, Any]:
         "streams": streams,
         "personal_data_retention": personal_section,
         "partner_conventions": conventions_section,
+        "image_identity": image_identity,
+        "no_sound_no_biometrics": compliance_identity.no_sound_no_biometrics(),
     }
 
 

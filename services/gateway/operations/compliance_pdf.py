@@ -10,7 +10,7 @@ from typing import Any
 
 from services.common.pdf import FONT_DIRS, Document
 from services.common.timefmt import PARIS
-from services.gateway.operations import compliance_streams
+from services.gateway.operations import compliance_identity, compliance_streams
 
 
 def _when(value: str | None) -> str:
@@ -348,4 +348,12 @@ def render(report: dict[str, Any], font_dirs: tuple[Path, ...] = FONT_DIRS) -> b
             ],
             [22, 32, 28, 24, 22, 20, 22, 16],
         )
+
+    pdf.heading("13. Date, heure et identité de la caméra sur les images (arrêté du 3 août 2007)")
+    identity = report["image_identity"]
+    if not _unavailable(pdf, identity):
+        compliance_identity.render_identity(pdf, identity)
+
+    pdf.heading("14. Ni son ni biométrie")
+    compliance_identity.render_no_sound(pdf)
     return pdf.render()
