@@ -210,6 +210,29 @@ REPORT = {
             },
         ],
     },
+    "image_identity": {
+        "available": True,
+        "text_track": "segments and live view carry a timed-text track",
+        "cameras": [
+            {
+                "camera_id": "parvis-01",
+                "name": "Parvis de la mairie",
+                "overlay": True,
+                "overlay_position": "top-left",
+                "camera_osd": False,
+                "carried": True,
+            },
+            {
+                "camera_id": "quai-07",
+                "name": "Quai",
+                "overlay": False,
+                "overlay_position": "bottom-right",
+                "camera_osd": False,
+                "carried": False,
+            },
+        ],
+    },
+    "no_sound_no_biometrics": {"audio": "never stored", "biometrics": "none"},
 }
 
 
@@ -270,6 +293,10 @@ def test_pdf_carries_the_findings_and_every_section() -> None:
         "20/11/2026",
         "EXPIR\xc9E",
         "AUCUNE",
+        "13. Date, heure et identit\xe9 de la cam\xe9ra",
+        "quai-07",
+        "bottom-right",
+        "14. Ni son ni biom\xe9trie",
     ]:
         assert expected in text, expected
 
