@@ -152,7 +152,7 @@ def expired(engine: Engine, camera_id: str, stream: str, cutoff_us: int, limit: 
 
 def delete_rows(engine: Engine, segment_ids: Sequence[str]) -> None:
     with session(engine) as s:
-        s.exec(delete(Segment).where(Segment.id.in_(segment_ids)))  # type: ignore[attr-defined,call-overload]
+        s.exec(delete(Segment).where(Segment.id.in_(segment_ids)))  # type: ignore[attr-defined]
         s.commit()
 
 
@@ -198,7 +198,7 @@ def delete_with_proofs(
         by_hour.setdefault((row.camera_id, row.stream, row.start_us - row.start_us % HOUR_US), []).append(row)
     proofs: list[DeletionProof] = []
     with session(engine) as s:
-        s.exec(delete(Segment).where(Segment.id.in_([r.id for r in rows])))  # type: ignore[attr-defined,call-overload]
+        s.exec(delete(Segment).where(Segment.id.in_([r.id for r in rows])))  # type: ignore[attr-defined]
         for (camera_id, stream, hour), deleted in by_hour.items():
             proof = s.exec(
                 select(DeletionProof).where(
@@ -309,7 +309,7 @@ def lost_hashes(engine: Engine, camera_id: str, stream: str) -> set[str]:
 def delete_gaps_before(engine: Engine, camera_id: str, cutoff_us: int) -> int:
     """Gap records wholly older than retention go with the footage they describe."""
     with session(engine) as s:
-        result = s.exec(delete(Gap).where(Gap.camera_id == camera_id, Gap.end_us < cutoff_us))  # type: ignore[call-overload]
+        result = s.exec(delete(Gap).where(Gap.camera_id == camera_id, Gap.end_us < cutoff_us))
         s.commit()
         return int(result.rowcount or 0)
 

@@ -155,8 +155,8 @@ def purge(engine: Engine, clock: Clock) -> int:
         through = (kept - 1) if kept is not None else head.seq
         if through <= head.purged_through:
             return 0
-        gone = s.exec(delete(LedgerEntry).where(LedgerEntry.seq <= through))  # type: ignore[call-overload]
-        s.exec(delete(LedgerCheckpoint).where(LedgerCheckpoint.seq < through))  # type: ignore[call-overload]
+        gone = s.exec(delete(LedgerEntry).where(LedgerEntry.seq <= through))
+        s.exec(delete(LedgerCheckpoint).where(LedgerCheckpoint.seq < through))
         head.purged_through = through
         s.add(head)
         return int(gone.rowcount or 0)

@@ -141,5 +141,5 @@ class Sweeper:
         size = func.coalesce(func.sum(Segment.bytes), 0)
         query = select(func.count(), size, func.min(Segment.start_us), func.max(Segment.start_us)).where(condition)
         with session(self._engine) as s:
-            count, total, oldest, newest = s.exec(query).one()  # type: ignore[call-overload]
+            count, total, oldest, newest = s.exec(query).one()
         return int(count), int(total), oldest, newest

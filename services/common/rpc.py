@@ -54,10 +54,10 @@ class _Deadline(grpc.aio.UnaryUnaryClientInterceptor, grpc.aio.StreamUnaryClient
             details.method, self.timeout_s, details.metadata, details.credentials, details.wait_for_ready
         )
 
-    async def intercept_unary_unary(self, continuation, client_call_details, request):  # type: ignore[no-untyped-def]
+    async def intercept_unary_unary(self, continuation, client_call_details, request):
         return await continuation(self._bounded(client_call_details), request)
 
-    async def intercept_stream_unary(self, continuation, client_call_details, request_iterator):  # type: ignore[no-untyped-def]
+    async def intercept_stream_unary(self, continuation, client_call_details, request_iterator):
         return await continuation(self._bounded(client_call_details), request_iterator)
 
 

@@ -46,7 +46,7 @@ def _stub() -> tuple[grpc.Channel, ingest_pb2_grpc.IngestServiceStub]:
 
 
 def _fail(exc: grpc.RpcError) -> typer.Exit:
-    errors.print(f"[red]ingest refused or unreachable:[/red] {exc.details() or exc.code().name}")  # type: ignore[attr-defined]
+    errors.print(f"[red]ingest refused or unreachable:[/red] {exc.details() or exc.code().name}")
     return typer.Exit(2)
 
 

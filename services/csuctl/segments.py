@@ -67,12 +67,12 @@ def _range(start: str | None, end: str | None, default_span: timedelta) -> tuple
     return start_us, end_us
 
 
-def _call(fn, request, timeout: float):  # type: ignore[no-untyped-def]
+def _call(fn, request, timeout: float):
     try:
         return fn(request, timeout=timeout)
     except grpc.RpcError as exc:
-        code = exc.code()  # type: ignore[attr-defined]
-        errors.print(f"[red]archive: {code.name}: {exc.details()}[/red]")  # type: ignore[attr-defined]
+        code = exc.code()
+        errors.print(f"[red]archive: {code.name}: {exc.details()}[/red]")
         raise typer.Exit(2) from None
 
 

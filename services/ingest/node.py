@@ -182,7 +182,7 @@ class IngestNode:
         for thread in threads:
             await asyncio.to_thread(thread.join, max(0.0, deadline - time.monotonic()))
 
-    async def _bucket(self, name: str):  # type: ignore[no-untyped-def]
+    async def _bucket(self, name: str):
         try:
             return await self.js.key_value(name)
         except BucketNotFoundError:
@@ -476,7 +476,7 @@ class IngestNode:
                 value["status"], value["reason"], value["since_us"], self.replica_id, now_us, value["metrics"]
             )
             try:
-                await self._status_kv.put(unit.record.id, json.dumps(value).encode())  # type: ignore[union-attr]
+                await self._status_kv.put(unit.record.id, json.dumps(value).encode())
             except Exception as exc:  # noqa: BLE001
                 log.warning("camera status not written", camera=unit.record.id, error=str(exc))
 
@@ -484,7 +484,7 @@ class IngestNode:
         """Keep every camera's reported status from the bucket (all replicas write there)."""
         while True:
             try:
-                watcher = await self._status_kv.watchall()  # type: ignore[union-attr]
+                watcher = await self._status_kv.watchall()
                 async for entry in watcher:
                     if entry is None or entry.value is None or entry.operation:
                         continue

@@ -165,21 +165,21 @@ class CameraRouter:
         return self._version(self.way or BURN_IN)
 
     @property
-    def planner(self):  # type: ignore[no-untyped-def]
+    def planner(self):
         return self.masker.planner
 
     @property
-    def still(self):  # type: ignore[no-untyped-def]
+    def still(self):
         return self.masker.still
 
     @property
-    def position_stills(self):  # type: ignore[no-untyped-def]
+    def position_stills(self):
         return self.masker.position_stills
 
-    def set_masks(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+    def set_masks(self, *args, **kwargs) -> None:
         self.masker.set_masks(*args, **kwargs)
 
-    def set_ptz_model(self, model) -> None:  # type: ignore[no-untyped-def]
+    def set_ptz_model(self, model) -> None:
         self.masker.set_ptz_model(model)
 
     def flush(self) -> list[FramePacket]:

@@ -309,7 +309,7 @@ class MaskStore:
             s.commit()
             return row, previous
 
-    def _draft(self, s, camera_id: str, version: int) -> MaskSetRow:  # type: ignore[no-untyped-def]
+    def _draft(self, s, camera_id: str, version: int) -> MaskSetRow:
         row = s.exec(select(MaskSetRow).where(MaskSetRow.camera_id == camera_id, MaskSetRow.version == version)).first()
         if row is None:
             raise GovernanceError("not_found", f"camera {camera_id!r} has no mask set version {version}")

@@ -58,8 +58,8 @@ def purge(ctx: Context, request_id: str, actor: str) -> dict | None:
             "clips": [p.clip_sha256 for p in parts if p.clip_sha256],
             "package_sha256": row.package_sha256 if package_key else "",
         }
-        s.exec(delete(ExtractSegment).where(ExtractSegment.request_id == request_id))  # type: ignore[call-overload]
-        s.exec(delete(ExtractPart).where(ExtractPart.request_id == request_id))  # type: ignore[call-overload]
+        s.exec(delete(ExtractSegment).where(ExtractSegment.request_id == request_id))
+        s.exec(delete(ExtractPart).where(ExtractPart.request_id == request_id))
         if row.extracted_us is not None or package_key or objects:
             register.append(
                 s,

@@ -33,11 +33,11 @@ SYSTEM = requisition_pb2.Actor(username="system", role="system")
 ERASED = ""  # what a personal text field holds once erased
 
 
-def _citizen_start():  # type: ignore[no-untyped-def]
+def _citizen_start():
     return func.coalesce(CitizenRequest.closed_us, CitizenRequest.deadline_us)
 
 
-def _requisition_due(before_us: int):  # type: ignore[no-untyped-def]
+def _requisition_due(before_us: int):
     return select(Requisition).where(
         Requisition.erased_us.is_(None),  # type: ignore[union-attr]
         Requisition.state.in_(purge.PURGED_STATES),  # type: ignore[attr-defined]

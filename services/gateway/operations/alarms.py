@@ -117,7 +117,7 @@ def search(
     if state:
         query = query.where(Alarm.state == state)
     if kind:
-        query = query.where((Alarm.kind == kind) | Alarm.kind.startswith(kind + "."))  # type: ignore[attr-defined]
+        query = query.where((Alarm.kind == kind) | Alarm.kind.startswith(kind + "."))
     if camera_id:
         query = query.where(Alarm.camera_id == camera_id)
     with session(engine) as s:

@@ -241,16 +241,16 @@ def _erase_local(b: Backends, kind: str, before_us: int, dry_run: bool) -> tuple
         due = (pending, start < before_us)
         count = 0
         if dry_run:
-            count = s.exec(select(func.count()).select_from(table).where(*due)).one()  # type: ignore[arg-type]
+            count = s.exec(select(func.count()).select_from(table).where(*due)).one()
         elif kind == "intercom_calls":
-            count = s.exec(delete(table).where(*due)).rowcount  # type: ignore[call-overload]
+            count = s.exec(delete(table).where(*due)).rowcount
         else:
             if kind == "journal":
                 ids = select(JournalEntry.id).where(*due)
-                s.exec(update(JournalBookmark).where(JournalBookmark.entry_id.in_(ids)).values(label=""))  # type: ignore[call-overload, attr-defined]
-            count = s.exec(update(table).where(*due).values(**change)).rowcount  # type: ignore[call-overload]
+                s.exec(update(JournalBookmark).where(JournalBookmark.entry_id.in_(ids)).values(label=""))  # type: ignore[attr-defined]
+            count = s.exec(update(table).where(*due).values(**change)).rowcount
         s.commit()
-        oldest = s.exec(select(func.min(start)).select_from(table).where(pending)).one()  # type: ignore[arg-type]
+        oldest = s.exec(select(func.min(start)).select_from(table).where(pending)).one()
     return int(count), int(oldest or 0)
 
 

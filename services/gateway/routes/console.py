@@ -260,9 +260,7 @@ def _owner(principal: Principal) -> str:
 
 def _list(b: Backends, owner: str) -> list[ConsoleLayout]:
     with session(b.engine) as s:
-        rows = s.exec(
-            select(ConsoleLayout).where((ConsoleLayout.owner == owner) | (ConsoleLayout.shared.is_(True)))  # type: ignore[union-attr]
-        )
+        rows = s.exec(select(ConsoleLayout).where((ConsoleLayout.owner == owner) | (ConsoleLayout.shared.is_(True))))
         return sorted(rows, key=lambda r: (r.owner != owner, r.name.lower()))
 
 

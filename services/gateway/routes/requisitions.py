@@ -91,7 +91,7 @@ def actor_of(principal: Principal) -> requisition_pb2.Actor:
 
 async def read_stream(
     b: Backends,
-    call: grpc.aio.UnaryStreamCall,  # type: ignore[type-arg]
+    call: grpc.aio.UnaryStreamCall,
     first_s: float | None = None,
 ) -> tuple[requisition_pb2.FileInfo, bytes]:
     """A whole FileChunk stream (documents, receipts, register exports: small files), each message

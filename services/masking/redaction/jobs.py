@@ -104,7 +104,7 @@ class RedactionJobs:
                 .limit(5)
             ).all()
             for job_id in candidates:
-                result = s.exec(  # type: ignore[call-overload]
+                result = s.exec(
                     update(RedactionJobRow)
                     .where(RedactionJobRow.id == job_id, RedactionJobRow.status == QUEUED)
                     .values(status=RUNNING, worker=worker, heartbeat_us=self.now(), progress=0.0)
@@ -143,7 +143,7 @@ class RedactionJobs:
     def requeue_stale(self) -> int:
         limit = self.now() - int(STALE_S * 1e6)
         with db.session(self.engine) as s:
-            result = s.exec(  # type: ignore[call-overload]
+            result = s.exec(
                 update(RedactionJobRow)
                 .where(RedactionJobRow.status == RUNNING, RedactionJobRow.heartbeat_us < limit)
                 .values(status=QUEUED, worker="", progress=0.0)
