@@ -123,7 +123,7 @@ class ArchiveNode:
         holds: HoldBook,
         clock: Clock,
         stop: asyncio.Event,
-        ingest: ingest_pb2_grpc.IngestServiceStub | None = None,
+        ingest: "ingest_pb2_grpc.IngestServiceAsyncStub | None" = None,
         replica_id: str | None = None,
     ) -> None:
         self.settings = settings

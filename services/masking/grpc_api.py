@@ -168,8 +168,8 @@ class MaskingApi(masking_pb2_grpc.MaskingServiceServicer):
         store: MaskStore,
         jobs: RedactionJobs,
         node: MaskingNode,
-        ingest: ingest_pb2_grpc.IngestServiceStub,
-        archive: archive_pb2_grpc.ArchiveServiceStub,
+        ingest: "ingest_pb2_grpc.IngestServiceAsyncStub",
+        archive: "archive_pb2_grpc.ArchiveServiceAsyncStub",
         redactions: ObjectStore,
         public_key_pem: str | None,
     ) -> None:

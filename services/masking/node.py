@@ -71,7 +71,7 @@ class MaskingNode:
         settings: Settings,
         store: MaskStore,
         nc: Client,
-        ingest: ingest_pb2_grpc.IngestServiceStub,
+        ingest: "ingest_pb2_grpc.IngestServiceAsyncStub",
         replica_id: str | None = None,
         public_key_pem: str | None = None,
     ) -> None:

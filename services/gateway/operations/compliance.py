@@ -72,10 +72,10 @@ ROOM_PERIOD = timedelta(days=31)
 AGENTS_REQUIRED = 2
 # Mask queries run concurrently, a few at a time: one camera's two calls must not wait for all others'.
 MASK_CALLS_AT_ONCE = 8
-_MASKING: "weakref.WeakKeyDictionary[Backends, masking_pb2_grpc.MaskingServiceStub]" = weakref.WeakKeyDictionary()
+_MASKING: "weakref.WeakKeyDictionary[Backends, masking_pb2_grpc.MaskingServiceAsyncStub]" = weakref.WeakKeyDictionary()
 
 
-def _masking(b: Backends) -> masking_pb2_grpc.MaskingServiceStub:
+def _masking(b: Backends) -> "masking_pb2_grpc.MaskingServiceAsyncStub":
     """This gateway's MaskingService stub (one channel, opened on first use, kept for the process)."""
     stub = _MASKING.get(b)
     if stub is None:
@@ -266,7 +266,7 @@ def _retention(
 
 
 async def _masks(
-    stub: masking_pb2_grpc.MaskingServiceStub, cameras: list[ingest_pb2.Camera], findings: list[str]
+    stub: "masking_pb2_grpc.MaskingServiceAsyncStub", cameras: list[ingest_pb2.Camera], findings: list[str]
 ) -> dict[str, Any]:
     """Per camera: the approved mask set (who drew it, who approved it), or the supervisor's signed
     statement that no private area is in view; pending drafts; open mask-error reports."""

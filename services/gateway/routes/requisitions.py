@@ -46,13 +46,13 @@ LONG_RPC_TIMEOUT_S = 1800.0
 # Who may list and read requests (each one then under the case rule of access.py).
 LIST_ACTIONS = ("export", "playback", "register")
 RequestId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="the request's id")]
-_STUBS: dict[str, requisition_pb2_grpc.RequisitionServiceStub] = {}
+_STUBS: "dict[str, requisition_pb2_grpc.RequisitionServiceAsyncStub]" = {}
 
 
 # -- shared with citizen_requests, kiosk and register ------------------------------------------------
 
 
-def service(b: Backends) -> requisition_pb2_grpc.RequisitionServiceStub:
+def service(b: Backends) -> "requisition_pb2_grpc.RequisitionServiceAsyncStub":
     """The RequisitionService stub (one channel per target, opened on first use in the event loop)."""
     target = b.settings.requisition_grpc
     stub = _STUBS.get(target)
