@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
-from sqlmodel import select
+from sqlmodel import col, select
 
 from services.common.clock import from_us, to_us
 from services.common.db import session
@@ -92,7 +92,11 @@ def _claim(ctx: Context, request_id: str, actor: requisition_pb2.Actor) -> tuple
         s.add(row)
         s.commit()
         ranges = list(
-            s.exec(select(RequestedRange).where(RequestedRange.request_id == row.id).order_by(RequestedRange.position))
+            s.exec(
+                select(RequestedRange)
+                .where(col(RequestedRange.request_id) == row.id)
+                .order_by(col(RequestedRange.position))
+            )
         )
         return row, ranges
 

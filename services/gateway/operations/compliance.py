@@ -42,7 +42,7 @@ from typing import Any
 
 import grpc
 from sqlalchemy import Engine
-from sqlmodel import select
+from sqlmodel import col, select
 
 from services.common import audit
 from services.common.clock import to_us
@@ -569,9 +569,9 @@ def _viewing_room(b: Backends, now_us: int, findings: list[str]) -> dict[str, An
         stays = list(
             s.exec(
                 select(presence)
-                .where(presence.kind == room.VISITOR, presence.entered_us <= now_us)
-                .where(presence.exited_us.is_(None) | (presence.exited_us >= start_us))  # type: ignore[union-attr, operator]
-                .order_by(presence.entered_us)
+                .where(col(presence.kind) == room.VISITOR, col(presence.entered_us) <= now_us)
+                .where(col(presence.exited_us).is_(None) | (col(presence.exited_us) >= start_us))
+                .order_by(col(presence.entered_us))
             )
         )
     return _register(b) | room_presence(inside, stays, now_us, findings)

@@ -16,7 +16,7 @@ from datetime import timedelta
 
 from sqlalchemy import BigInteger, Column, Engine
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Field, SQLModel, select
+from sqlmodel import Field, SQLModel, col, select
 
 from services.common.clock import Clock, to_us
 from services.common.db import session
@@ -54,7 +54,7 @@ def inside(engine: Engine) -> list[tuple[RoomPresence, VisitorDeclaration | None
     with session(engine) as s:
         rows = list(
             s.exec(
-                select(RoomPresence).where(RoomPresence.exited_us == None).order_by(RoomPresence.entered_us)  # noqa: E711
+                select(RoomPresence).where(col(RoomPresence.exited_us) == None).order_by(col(RoomPresence.entered_us))  # noqa: E711
             )
         )
         return [(r, s.get(VisitorDeclaration, r.declaration_id) if r.declaration_id else None) for r in rows]
