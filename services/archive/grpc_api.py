@@ -159,7 +159,7 @@ class ArchiveApi(archive_pb2_grpc.ArchiveServiceServicer):
         rows = await self._rows(request.camera_id, stream, checked.start_us, checked.end_us)
         return archive_pb2.ListSegmentsResponse(segments=[to_message(r) for r in rows])
 
-    async def _row(self, segment_id: str, context) -> Segment:
+    async def _row(self, segment_id: str, context: grpc.aio.ServicerContext) -> Segment:
         row = await asyncio.to_thread(index.get, self._engine, segment_id)
         if row is None:
             await context.abort(grpc.StatusCode.NOT_FOUND, f"unknown segment {segment_id!r}")
@@ -177,15 +177,14 @@ class ArchiveApi(archive_pb2_grpc.ArchiveServiceServicer):
             await context.abort(grpc.StatusCode.OUT_OF_RANGE, f"offset {request.offset} is past the end ({row.bytes})")
         length = request.length or None
         chunks = self._store.iter_chunks(row.object_key, request.offset, length, CHUNK)
-        done = object()
         while True:
             try:
-                chunk = await asyncio.to_thread(next, chunks, done)
+                chunk = await asyncio.to_thread(next, chunks, None)
             except ObjectNotFound:
                 await context.abort(grpc.StatusCode.NOT_FOUND, f"segment {row.id} has no object")
             except StoreUnavailable as exc:
                 await context.abort(grpc.StatusCode.UNAVAILABLE, f"object store unavailable: {exc}")
-            if chunk is done:
+            if chunk is None:
                 return
             yield archive_pb2.Chunk(data=chunk)
 
