@@ -28,6 +28,7 @@ Design: docs/design/masking.md
 
 import math
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 
@@ -81,7 +82,10 @@ class Optics:
 
     @classmethod
     def from_dict(cls, values: dict[str, float]) -> "Optics":
-        return cls(**{k: (int(v) if k.endswith("direction") else float(v)) for k, v in values.items() if k in _FIELDS})
+        fields: dict[str, Any] = {
+            k: (int(v) if k.endswith("direction") else float(v)) for k, v in values.items() if k in _FIELDS
+        }
+        return cls(**fields)
 
     # -- zoom ----------------------------------------------------------------------------------
 
