@@ -24,6 +24,7 @@ import secrets
 import uuid
 from calendar import monthrange
 from datetime import date, datetime, time, timedelta
+from typing import Any
 
 import grpc
 from sqlalchemy.exc import IntegrityError
@@ -133,7 +134,7 @@ async def release_holds(ctx: Context, ids: list[str], actor: str) -> bool:
 
 
 def _validate(ctx: Context, meta: requisition_pb2.CitizenUploadMeta, now: int) -> dict:
-    values = {
+    values: dict[str, Any] = {
         "full_name": fields.line("full_name", meta.full_name, 200),
         "id_document_kind": fields.line("id_document_kind", meta.id_document_kind, 100),
         "id_document_number": fields.line("id_document_number", meta.id_document_number, 64),

@@ -97,7 +97,7 @@ def _ranges(ctx: Context, wanted: list[requisition_pb2.CameraRange], now_us: int
                 f"{days} days, nothing before {utc(oldest)} exists any more"
             )
         ranges.append(
-            RequestedRange(
+            RequestedRange(  # type: ignore[call-arg]  # request_id: create() sets it once the requisition has one
                 position=i,
                 camera_id=r.camera_id,
                 camera_name=(r.camera_name or r.camera_id)[:128],

@@ -175,7 +175,7 @@ def claim_notice(engine: Engine, partner: Partner, before: str, after: str) -> b
     """Move the partner's last convention notice from `before` to `after` for its current
     convention; False if another replica (or a renewal) changed it first."""
     with session(engine) as s:
-        result = s.execute(
+        result = s.exec(
             update(Partner)
             .where(col(Partner.id) == partner.id)
             .where(col(Partner.convention_notice) == before)

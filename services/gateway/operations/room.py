@@ -17,6 +17,7 @@ from datetime import timedelta
 from sqlalchemy import BigInteger, Column, Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field, SQLModel, col, select
+from sqlmodel.sql.expression import SelectOfScalar
 
 from services.common.clock import Clock, to_us
 from services.common.db import session
@@ -127,9 +128,9 @@ def presence(engine: Engine, presence_id: int) -> RoomPresence:
     return row
 
 
-def _leave(engine: Engine, clock: Clock, query: object, by: str, missing: str) -> RoomPresence:
+def _leave(engine: Engine, clock: Clock, query: SelectOfScalar[RoomPresence], by: str, missing: str) -> RoomPresence:
     with session(engine) as s:
-        row = s.exec(query.with_for_update()).first()  # type: ignore[attr-defined]
+        row = s.exec(query.with_for_update()).first()
         if row is None:
             raise RoomError(409, missing)
         row.exited_us, row.exited_by = to_us(clock.now()), by

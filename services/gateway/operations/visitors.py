@@ -223,7 +223,7 @@ def _mail_problem(settings: Settings) -> str | None:
 def _claim(engine: Engine, declaration_id: int, now_us: int, sender: str) -> VisitorDeclaration | None:
     """Hold an unsent, pending declaration for this sender; None if it needs no mail or is held."""
     with session(engine) as s:
-        claimed = s.execute(
+        claimed = s.exec(
             update(VisitorDeclaration)
             .where(col(VisitorDeclaration.id) == declaration_id)
             .where(col(VisitorDeclaration.status) == "pending")

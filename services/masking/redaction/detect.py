@@ -17,7 +17,7 @@ DETECT_EVERY = 5
 class PersonDetector:
     def __init__(self) -> None:
         self.hog = cv2.HOGDescriptor()
-        self.hog.setSVMDetector(cv2.HOGDescriptor_getDefaultPeopleDetector())
+        self.hog.setSVMDetector(np.asarray(cv2.HOGDescriptor.getDefaultPeopleDetector(), np.float32))
 
     def detect(self, image: np.ndarray) -> list[Box]:
         # People smaller than the 128-pixel window are found by looking at the image enlarged.
