@@ -77,7 +77,7 @@ class Optics:
         tele = math.degrees(2 * math.atan(math.tan(math.radians(hfov_wide_deg) / 2) / zoom_ratio))
         return cls(hfov_wide_deg, tele, 1.0, 0.0, 0.0, 1, 1, pan_range_deg, tilt_range_deg)
 
-    def as_dict(self) -> dict[str, float]:
+    def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
