@@ -12,7 +12,7 @@ import asyncio
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import grpc
 import typer
@@ -59,7 +59,7 @@ def list_cameras(as_json: JsonOption = False) -> None:
             answer = stub.ListCameras(ingest_pb2.ListCamerasRequest(), timeout=TIMEOUT_S)
         except grpc.RpcError as exc:
             raise _fail(exc) from exc
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "id": c.id,
             "name": c.name,

@@ -16,7 +16,7 @@ import json
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from typing import Annotated
+from typing import Annotated, Any
 
 import grpc
 import typer
@@ -226,7 +226,7 @@ def timeline(
     with channel:
         request = archive_pb2.TimelineRequest(camera_id=camera, start_us=start_us, end_us=end_us, stream=stream)
         response = _call(stub.GetTimeline, request, TIMEOUT_S)
-    document = {
+    document: dict[str, Any] = {
         "camera_id": camera,
         "start": iso_if_set(response.start_us) or "",
         "end": iso_if_set(response.end_us) or "",

@@ -464,7 +464,7 @@ def verify(export: Export, keyring: Keyring, default_cadence: Cadence = audit_lo
     anchors = Anchors(audit_log.CHAIN, export.published, lambda claim: [])
     check = ChainCheck(audit_log.CHAIN, keyring, default_cadence, export.checkpoints, anchors, export.before)
     prev = export.entries[0][0].prev_hash
-    expected = first
+    expected = export.entries[0][0].seq  # first
     for readings in export.entries:
         entry = next((r for r in readings if audit_log.entry_hash(prev, r) == r.entry_hash), readings[0])
         if entry.seq != expected:

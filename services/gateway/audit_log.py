@@ -253,6 +253,7 @@ def verify_chain(
                         return check.broken(
                             entry.seq - 1, f"entries up to {entry.seq - 1} are missing and no purge of them is recorded"
                         )
+                assert expected_seq is not None  # set with prev, just above
                 if entry.seq != expected_seq:
                     return check.broken(expected_seq, f"entry {expected_seq} is missing")
                 if entry.prev_hash != prev or entry_hash(prev, entry) != entry.entry_hash:
@@ -265,7 +266,7 @@ def verify_chain(
             after = entries[-1].seq
             if progress is not None:
                 progress(len(entries))
-        if last is not None and check.count and last != expected_seq - 1:
+        if last is not None and check.count and expected_seq is not None and last != expected_seq - 1:
             return check.broken(last, "the chain head points past the last entry")
         return check.finish(expected_seq - 1 if expected_seq is not None else None)
 

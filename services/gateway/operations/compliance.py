@@ -292,7 +292,8 @@ async def _masks(
         if open_reports[camera.id]:
             findings.append(f"camera {camera.id}: {open_reports[camera.id]} open mask error report(s)")
         uncalibrated = (
-            bool(camera.ptz_driver and approved and approved.space == "ptz" and approved.polygons)
+            approved is not None
+            and bool(camera.ptz_driver and approved.space == "ptz" and approved.polygons)
             and not approved.calibration_version
         )
         if uncalibrated and camera.state != "decommissioned":

@@ -183,8 +183,8 @@ async def read_form(request: Request, max_fields: int = 40) -> Form:
             raise HTTPException(400, "malformed multipart part (no header end)")
         headers = {}
         for raw in head.decode("latin-1").split("\r\n"):
-            name, _, value = raw.partition(":")
-            headers[name.strip().lower()] = value.strip()
+            key, _, value = raw.partition(":")
+            headers[key.strip().lower()] = value.strip()
         disposition = _header_params(headers.get("content-disposition", ""))
         name = disposition.get_param("name", header="content-disposition")
         if not isinstance(name, str) or not name:
