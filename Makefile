@@ -26,7 +26,7 @@ help:
 	@echo "make test    install what the tests need and run them"
 	@echo "make bench   run the benchmarks; figures in bench/results/latest.json"
 	@echo "make image-test  run the image's containers as the chart does (podman) and check the platform works"
-	@echo "make lint    ruff"
+	@echo "make lint    ruff, mypy"
 	@echo "make proto   regenerate the gRPC/protobuf modules"
 	@echo "make lock    re-pin dependencies into requirements.lock"
 	@echo "make image   build the container image (Docker, else buildah): $(IMAGE):$(IMAGE_TAG)"
@@ -96,8 +96,9 @@ $(PROMTOOL): | $(VENV)/.installed
 		mv usr/bin/promtool $(CURDIR)/$@ && cd / && rm -rf $$tmp
 	@$@ --version | head -1
 
-lint: venv
+lint: venv proto
 	$(VENV)/bin/ruff check services tests bench proto
+	$(VENV)/bin/mypy services
 
 test: proto system-test-deps testdata test-oidc-provider $(PROMTOOL) lint
 	$(PY) -m pytest

@@ -26,7 +26,7 @@ import asyncio
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from sqlalchemy import Engine
-from sqlmodel import select
+from sqlmodel import col, select
 
 from services.archive.models import Gap
 from services.archive.timeline import NON_COMPLIANT
@@ -61,7 +61,7 @@ def reason_of(words: str) -> str:
 def apply(engine: Engine, event: CameraStatusChanged, now_us: int) -> str:
     """Open or close the camera's status gap and non-compliance mark; what was done ("" for nothing)."""
     with session(engine) as s:
-        status_gap = Gap.reason.in_(STATUS_REASONS)  # type: ignore[attr-defined]
+        status_gap = col(Gap.reason).in_(STATUS_REASONS)
         open_gap, open_mark = (
             s.exec(
                 select(Gap).where(

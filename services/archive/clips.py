@@ -104,7 +104,7 @@ def cue_text(camera_name: str, moment_us: int) -> str:
 def _packets(source: ClipSource, raw: BinaryIO) -> Iterator[tuple[av.Packet, int, av.video.stream.VideoStream]]:
     """The source's video packets with their capture times (and the stream, a muxing template)."""
     try:
-        container = av.open(raw, format="mp4", options=NO_PROBING)
+        container = av.open(raw, mode="r", format="mp4", options=NO_PROBING)
     except av.error.FFmpegError:
         raw.close()
         if source.growing:

@@ -124,7 +124,7 @@ class ArchiveApi(archive_pb2_grpc.ArchiveServiceServicer):
             return base
         return self._holds.read_cutoff(camera_id, base, start_us, end_us, now)
 
-    async def _range(self, context, camera_id: str, start_us: int, end_us: int, strict: bool) -> CheckedRange:  # type: ignore[no-untyped-def]
+    async def _range(self, context, camera_id: str, start_us: int, end_us: int, strict: bool) -> CheckedRange:
         try:
             check_camera_id(camera_id)
             return check_range(
@@ -140,7 +140,7 @@ class ArchiveApi(archive_pb2_grpc.ArchiveServiceServicer):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
             raise  # abort raises; this line is for type checkers
 
-    async def _stream(self, context, stream: str) -> str:  # type: ignore[no-untyped-def]
+    async def _stream(self, context, stream: str) -> str:
         stream = stream or "main"
         if stream not in STREAMS:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"unknown stream {stream!r}: use main or sub")
@@ -153,13 +153,13 @@ class ArchiveApi(archive_pb2_grpc.ArchiveServiceServicer):
 
     # -- segments ------------------------------------------------------------------------------
 
-    async def ListSegments(self, request, context):  # type: ignore[no-untyped-def]
+    async def ListSegments(self, request, context):
         stream = await self._stream(context, request.stream)
         checked = await self._range(context, request.camera_id, request.start_us, request.end_us, strict=False)
         rows = await self._rows(request.camera_id, stream, checked.start_us, checked.end_us)
         return archive_pb2.ListSegmentsResponse(segments=[to_message(r) for r in rows])
 
-    async def _row(self, segment_id: str, context) -> Segment:  # type: ignore[no-untyped-def]
+    async def _row(self, segment_id: str, context: grpc.aio.ServicerContext) -> Segment:
         row = await asyncio.to_thread(index.get, self._engine, segment_id)
         if row is None:
             await context.abort(grpc.StatusCode.NOT_FOUND, f"unknown segment {segment_id!r}")
@@ -168,30 +168,29 @@ class ArchiveApi(archive_pb2_grpc.ArchiveServiceServicer):
             await context.abort(grpc.StatusCode.NOT_FOUND, f"unknown segment {segment_id!r}")
         return row
 
-    async def GetSegment(self, request, context):  # type: ignore[no-untyped-def]
+    async def GetSegment(self, request, context):
         return to_message(await self._row(request.segment_id, context))
 
-    async def ReadSegment(self, request, context) -> AsyncIterator[archive_pb2.Chunk]:  # type: ignore[no-untyped-def]
+    async def ReadSegment(self, request, context) -> AsyncIterator[archive_pb2.Chunk]:
         row = await self._row(request.segment_id, context)
         if request.offset > row.bytes or (request.offset == row.bytes and row.bytes > 0):
             await context.abort(grpc.StatusCode.OUT_OF_RANGE, f"offset {request.offset} is past the end ({row.bytes})")
         length = request.length or None
         chunks = self._store.iter_chunks(row.object_key, request.offset, length, CHUNK)
-        done = object()
         while True:
             try:
-                chunk = await asyncio.to_thread(next, chunks, done)
+                chunk = await asyncio.to_thread(next, chunks, None)
             except ObjectNotFound:
                 await context.abort(grpc.StatusCode.NOT_FOUND, f"segment {row.id} has no object")
             except StoreUnavailable as exc:
                 await context.abort(grpc.StatusCode.UNAVAILABLE, f"object store unavailable: {exc}")
-            if chunk is done:
+            if chunk is None:
                 return
             yield archive_pb2.Chunk(data=chunk)
 
     # -- timeline ------------------------------------------------------------------------------
 
-    async def GetTimeline(self, request, context):  # type: ignore[no-untyped-def]
+    async def GetTimeline(self, request, context):
         stream = await self._stream(context, request.stream)
         checked = await self._range(context, request.camera_id, request.start_us, request.end_us, strict=False)
         cam, start, end = request.camera_id, checked.start_us, checked.end_us
@@ -259,7 +258,7 @@ class ArchiveApi(archive_pb2_grpc.ArchiveServiceServicer):
             sources.setdefault(row.id, ClipSource(row.id, row.start_us, self._download(row, folder)))
         return list(sources.values())
 
-    async def OpenClip(self, request, context) -> AsyncIterator[archive_pb2.ClipChunk]:  # type: ignore[no-untyped-def]
+    async def OpenClip(self, request, context) -> AsyncIterator[archive_pb2.ClipChunk]:
         stream = await self._stream(context, request.stream)
         checked = await self._range(context, request.camera_id, request.start_us, request.end_us, strict=True)
         cam = request.camera_id
@@ -323,7 +322,7 @@ class ArchiveApi(archive_pb2_grpc.ArchiveServiceServicer):
 
     # -- extraction ----------------------------------------------------------------------------
 
-    async def ExtractRange(self, request, context):  # type: ignore[no-untyped-def]
+    async def ExtractRange(self, request, context):
         stream = await self._stream(context, request.stream)
         checked = await self._range(context, request.camera_id, request.start_us, request.end_us, strict=True)
         if self._store_for is None:
@@ -401,7 +400,7 @@ class ArchiveApi(archive_pb2_grpc.ArchiveServiceServicer):
 
     # -- integrity -----------------------------------------------------------------------------
 
-    async def Verify(self, request, context):  # type: ignore[no-untyped-def]
+    async def Verify(self, request, context):
         stream = await self._stream(context, request.stream)
         try:
             check_camera_id(request.camera_id)
@@ -439,7 +438,7 @@ class ArchiveApi(archive_pb2_grpc.ArchiveServiceServicer):
             problems=[_problem(p) for p in report.problems],
         )
 
-    async def VerifyLedger(self, request, context):  # type: ignore[no-untyped-def]
+    async def VerifyLedger(self, request, context):
         if self._ledger is None:
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION, "this archive keeps no segment ledger")
         try:
@@ -460,7 +459,7 @@ class ArchiveApi(archive_pb2_grpc.ArchiveServiceServicer):
             problems=[_problem(p) for p in report.problems],
         )
 
-    async def ListDeletionProofs(self, request, context):  # type: ignore[no-untyped-def]
+    async def ListDeletionProofs(self, request, context):
         if request.camera_id:
             try:
                 check_camera_id(request.camera_id)
@@ -473,13 +472,13 @@ class ArchiveApi(archive_pb2_grpc.ArchiveServiceServicer):
 
     # -- holds (citizens' access) ----------------------------------------------------------------
 
-    async def _hold_book(self, context) -> HoldBook:  # type: ignore[no-untyped-def]
+    async def _hold_book(self, context) -> HoldBook:
         if self._holds is None:
             await context.abort(grpc.StatusCode.UNIMPLEMENTED, "holds are not configured")
         assert self._holds is not None
         return self._holds
 
-    async def PlaceHold(self, request, context):  # type: ignore[no-untyped-def]
+    async def PlaceHold(self, request, context):
         book = await self._hold_book(context)
         try:
             row = await asyncio.to_thread(
@@ -504,7 +503,7 @@ class ArchiveApi(archive_pb2_grpc.ArchiveServiceServicer):
         log.info("hold placed", hold=row.id, camera=row.camera_id, actor=request.actor)
         return hold_message(row)
 
-    async def ReleaseHold(self, request, context):  # type: ignore[no-untyped-def]
+    async def ReleaseHold(self, request, context):
         book = await self._hold_book(context)
         try:
             row = await asyncio.to_thread(book.release, request.id, request.actor)
@@ -513,14 +512,14 @@ class ArchiveApi(archive_pb2_grpc.ArchiveServiceServicer):
         log.info("hold released", hold=row.id, camera=row.camera_id, actor=request.actor)
         return hold_message(row)
 
-    async def ListHolds(self, request, context):  # type: ignore[no-untyped-def]
+    async def ListHolds(self, request, context):
         book = await self._hold_book(context)
         rows = await asyncio.to_thread(book.listing, request.camera_id, request.include_released)
         return archive_pb2.ListHoldsResponse(holds=[hold_message(r) for r in rows])
 
     # -- retention sweep, dry run ----------------------------------------------------------------
 
-    async def DryRunSweep(self, request, context):  # type: ignore[no-untyped-def]
+    async def DryRunSweep(self, request, context):
         if request.camera_id:
             try:
                 check_camera_id(request.camera_id)

@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 
 from sqlalchemy import ColumnElement, Engine, and_, not_, or_
-from sqlmodel import select
+from sqlmodel import col, select
 
 from services.archive.models import Hold, Segment
 from services.common.clock import Clock, to_us
@@ -102,22 +102,26 @@ class HoldBook:
             if camera_id:
                 query = query.where(Hold.camera_id == camera_id)
             if not include_released:
-                query = query.where(Hold.released_us.is_(None), Hold.until_us > self._now_us())  # type: ignore[union-attr]
-            return list(s.exec(query.order_by(Hold.camera_id, Hold.start_us)))
+                query = query.where(col(Hold.released_us).is_(None), col(Hold.until_us) > self._now_us())
+            return list(s.exec(query.order_by(col(Hold.camera_id), col(Hold.start_us))))
 
     def held_ranges(self, camera_id: str, now_us: int) -> list[HeldRange]:
         """The camera's active holds' ranges (their until is still ahead)."""
         with session(self._engine) as s:
             query = select(Hold.start_us, Hold.end_us).where(
                 Hold.camera_id == camera_id,
-                Hold.released_us.is_(None),  # type: ignore[union-attr]
+                col(Hold.released_us).is_(None),
                 Hold.until_us > now_us,
             )
             return [HeldRange(a, b) for a, b in s.exec(query)]
 
     def any_active(self) -> bool:
         with session(self._engine) as s:
-            query = select(Hold.id).where(Hold.released_us.is_(None), Hold.until_us > self._now_us()).limit(1)  # type: ignore[union-attr]
+            query = (
+                select(col(Hold.id))
+                .where(col(Hold.released_us).is_(None), col(Hold.until_us) > self._now_us())
+                .limit(1)
+            )
             return s.exec(query).first() is not None
 
     def backstop_days(self, longest_retention_days: int) -> int:
@@ -141,15 +145,17 @@ class HoldBook:
         """The camera's oldest segments past `cutoff_us` that no active hold keeps, at most `limit`."""
         condition = self.unheld_condition(camera_id, stream, cutoff_us, now_us)
         with session(self._engine) as s:
-            return list(s.exec(select(Segment).where(condition).order_by(Segment.start_us).limit(limit)))
+            return list(s.exec(select(Segment).where(condition).order_by(col(Segment.start_us)).limit(limit)))
 
     def unheld_condition(self, camera_id: str, stream: str, cutoff_us: int, now_us: int) -> ColumnElement[bool]:
         """Which of the camera's segments are past `cutoff_us` and kept by no active hold (the sweep's
         choice, also counted by its dry run)."""
-        condition = and_(Segment.camera_id == camera_id, Segment.stream == stream, Segment.start_us < cutoff_us)
+        condition = and_(
+            col(Segment.camera_id) == camera_id, col(Segment.stream) == stream, col(Segment.start_us) < cutoff_us
+        )
         held = self.held_ranges(camera_id, now_us)
         if held:
-            overlaps = or_(*[and_(Segment.start_us < h.end_us, Segment.end_us > h.start_us) for h in held])
+            overlaps = or_(*[and_(col(Segment.start_us) < h.end_us, col(Segment.end_us) > h.start_us) for h in held])
             # Held, and still within the legal 30 days of its capture: kept.
-            condition = and_(condition, not_(and_(Segment.start_us > now_us - LEGAL_US, overlaps)))
+            condition = and_(condition, not_(and_(col(Segment.start_us) > now_us - LEGAL_US, overlaps)))
         return condition

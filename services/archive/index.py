@@ -5,7 +5,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import Engine, delete, func, text
-from sqlmodel import select
+from sqlmodel import col, select
 
 from services.archive.models import DeletionProof, Gap, Segment
 from services.common.db import session
@@ -39,7 +39,7 @@ def overlapping(engine: Engine, camera_id: str, stream: str, start_us: int, end_
             .where(Segment.camera_id == camera_id, Segment.stream == stream)
             .where(Segment.start_us < end_us, Segment.start_us > start_us - MAX_SEGMENT_US)
             .where(Segment.end_us > start_us)
-            .order_by(Segment.start_us)
+            .order_by(col(Segment.start_us))
         )
         return list(s.exec(query))
 
@@ -68,7 +68,7 @@ def by_key(engine: Engine, keys: Iterable[str]) -> dict[str, Segment]:
     found: dict[str, Segment] = {}
     with session(engine) as s:
         for i in range(0, len(wanted), 500):
-            for row in s.exec(select(Segment).where(Segment.object_key.in_(wanted[i : i + 500]))):  # type: ignore[attr-defined]
+            for row in s.exec(select(Segment).where(col(Segment.object_key).in_(wanted[i : i + 500]))):
                 found[row.object_key] = row
     return found
 
@@ -83,7 +83,7 @@ def chain(
             query = query.where(Segment.start_us >= start_us)
         if end_us is not None:
             query = query.where(Segment.start_us < end_us)
-        yield from s.exec(query.order_by(Segment.start_us).execution_options(yield_per=1000))
+        yield from s.exec(query.order_by(col(Segment.start_us)).execution_options(yield_per=1000))
 
 
 def predecessor(engine: Engine, camera_id: str, stream: str, start_us: int) -> Segment | None:
@@ -92,7 +92,7 @@ def predecessor(engine: Engine, camera_id: str, stream: str, start_us: int) -> S
         query = (
             select(Segment)
             .where(Segment.camera_id == camera_id, Segment.stream == stream, Segment.start_us < start_us)
-            .order_by(Segment.start_us.desc())  # type: ignore[attr-defined]
+            .order_by(col(Segment.start_us).desc())
             .limit(1)
         )
         return s.exec(query).first()
@@ -104,7 +104,7 @@ def last(engine: Engine, camera_id: str, stream: str) -> Segment | None:
         query = (
             select(Segment)
             .where(Segment.camera_id == camera_id, Segment.stream == stream)
-            .order_by(Segment.start_us.desc())  # type: ignore[attr-defined]
+            .order_by(col(Segment.start_us).desc())
             .limit(1)
         )
         return s.exec(query).first()
@@ -144,7 +144,7 @@ def expired(engine: Engine, camera_id: str, stream: str, cutoff_us: int, limit: 
         query = (
             select(Segment)
             .where(Segment.camera_id == camera_id, Segment.stream == stream, Segment.start_us < cutoff_us)
-            .order_by(Segment.start_us)
+            .order_by(col(Segment.start_us))
             .limit(limit)
         )
         return list(s.exec(query))
@@ -152,7 +152,7 @@ def expired(engine: Engine, camera_id: str, stream: str, cutoff_us: int, limit: 
 
 def delete_rows(engine: Engine, segment_ids: Sequence[str]) -> None:
     with session(engine) as s:
-        s.exec(delete(Segment).where(Segment.id.in_(segment_ids)))  # type: ignore[attr-defined,call-overload]
+        s.exec(delete(Segment).where(col(Segment.id).in_(segment_ids)))
         s.commit()
 
 
@@ -198,7 +198,7 @@ def delete_with_proofs(
         by_hour.setdefault((row.camera_id, row.stream, row.start_us - row.start_us % HOUR_US), []).append(row)
     proofs: list[DeletionProof] = []
     with session(engine) as s:
-        s.exec(delete(Segment).where(Segment.id.in_([r.id for r in rows])))  # type: ignore[attr-defined,call-overload]
+        s.exec(delete(Segment).where(col(Segment.id).in_([r.id for r in rows])))
         for (camera_id, stream, hour), deleted in by_hour.items():
             proof = s.exec(
                 select(DeletionProof).where(
@@ -240,7 +240,7 @@ def unaudited_proofs(engine: Engine, limit: int) -> list[DeletionProof]:
     """Proofs whose latest erasures are not in the audit trail yet, oldest hours first."""
     with session(engine) as s:
         query = select(DeletionProof).where(DeletionProof.audited_digest != DeletionProof.digest)
-        return list(s.exec(query.order_by(DeletionProof.hour_start_us, DeletionProof.id).limit(limit)))
+        return list(s.exec(query.order_by(col(DeletionProof.hour_start_us), col(DeletionProof.id)).limit(limit)))
 
 
 def mark_audited(engine: Engine, audited: Sequence[DeletionProof]) -> None:
@@ -261,7 +261,7 @@ def proofs(engine: Engine, camera_id: str = "", start_us: int = 0, end_us: int =
             query = query.where(DeletionProof.camera_id == camera_id)
         if end_us:
             query = query.where(DeletionProof.hour_start_us < end_us, DeletionProof.hour_start_us + HOUR_US > start_us)
-        order = (DeletionProof.camera_id, DeletionProof.stream, DeletionProof.hour_start_us)
+        order = (col(DeletionProof.camera_id), col(DeletionProof.stream), col(DeletionProof.hour_start_us))
         return list(s.exec(query.order_by(*order)))
 
 
@@ -292,7 +292,7 @@ def gaps(engine: Engine, camera_id: str, stream: str, start_us: int, end_us: int
             select(Gap)
             .where(Gap.camera_id == camera_id, Gap.stream == stream)
             .where(Gap.start_us < end_us, Gap.end_us > start_us)
-            .order_by(Gap.start_us)
+            .order_by(col(Gap.start_us))
         )
         return list(s.exec(query))
 
@@ -309,7 +309,7 @@ def lost_hashes(engine: Engine, camera_id: str, stream: str) -> set[str]:
 def delete_gaps_before(engine: Engine, camera_id: str, cutoff_us: int) -> int:
     """Gap records wholly older than retention go with the footage they describe."""
     with session(engine) as s:
-        result = s.exec(delete(Gap).where(Gap.camera_id == camera_id, Gap.end_us < cutoff_us))  # type: ignore[call-overload]
+        result = s.exec(delete(Gap).where(col(Gap.camera_id) == camera_id, col(Gap.end_us) < cutoff_us))
         s.commit()
         return int(result.rowcount or 0)
 

@@ -33,7 +33,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sqlalchemy import Engine, delete, exists, func
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from services.archive import index
 from services.archive.models import LedgerCheckpoint, LedgerEntry, LedgerHead, Segment
@@ -96,8 +96,8 @@ def append_new(engine: Engine, signer: Signer, clock: Clock, cadence: Cadence, l
             s.exec(
                 select(Segment)
                 .where(Segment.created_us >= head.watermark_us - MARGIN_US)
-                .where(~exists().where(LedgerEntry.segment_id == Segment.id))
-                .order_by(Segment.created_us, Segment.start_us)
+                .where(~exists().where(col(LedgerEntry.segment_id) == Segment.id))
+                .order_by(col(Segment.created_us), col(Segment.start_us))
                 .limit(limit)
             )
         )
@@ -149,14 +149,14 @@ def purge(engine: Engine, clock: Clock) -> int:
         # The first entry that must stay: still indexed, or ledgered too recently.
         kept = s.exec(
             select(func.min(LedgerEntry.seq)).where(
-                (LedgerEntry.recorded_us >= cutoff_us) | exists().where(Segment.id == LedgerEntry.segment_id)
+                (col(LedgerEntry.recorded_us) >= cutoff_us) | exists().where(col(Segment.id) == LedgerEntry.segment_id)
             )
         ).one()
         through = (kept - 1) if kept is not None else head.seq
         if through <= head.purged_through:
             return 0
-        gone = s.exec(delete(LedgerEntry).where(LedgerEntry.seq <= through))  # type: ignore[call-overload]
-        s.exec(delete(LedgerCheckpoint).where(LedgerCheckpoint.seq < through))  # type: ignore[call-overload]
+        gone = s.exec(delete(LedgerEntry).where(col(LedgerEntry.seq) <= through))
+        s.exec(delete(LedgerCheckpoint).where(col(LedgerCheckpoint.seq) < through))
         head.purged_through = through
         s.add(head)
         return int(gone.rowcount or 0)
@@ -246,13 +246,15 @@ def verify(
                 s.exec(
                     select(LedgerEntry)
                     .where(LedgerEntry.seq >= expected, LedgerEntry.seq <= head.seq)
-                    .order_by(LedgerEntry.seq)
+                    .order_by(col(LedgerEntry.seq))
                     .limit(batch)
                 )
             )
             if not entries:
                 break
-            rows = {r.id: r for r in s.exec(select(Segment).where(Segment.id.in_([e.segment_id for e in entries])))}  # type: ignore[attr-defined]
+            rows = {
+                r.id: r for r in s.exec(select(Segment).where(col(Segment.id).in_([e.segment_id for e in entries])))
+            }
             for entry in entries:
                 if entry.seq != expected:
                     return LedgerReport(check.broken(expected, f"entry {expected} is missing"), problems)
@@ -275,8 +277,8 @@ def verify(
         unledgered = s.exec(
             select(Segment)
             .where(Segment.created_us < reach)
-            .where(~exists().where(LedgerEntry.segment_id == Segment.id))
-            .order_by(Segment.created_us)
+            .where(~exists().where(col(LedgerEntry.segment_id) == Segment.id))
+            .order_by(col(Segment.created_us))
             .limit(100)
         )
         for row in unledgered:
@@ -304,10 +306,10 @@ def check_camera(
             query = query.where(LedgerEntry.start_us >= start_us)
         if end_us is not None:
             query = query.where(LedgerEntry.start_us < end_us)
-        entries = list(s.exec(query.order_by(LedgerEntry.start_us)))
+        entries = list(s.exec(query.order_by(col(LedgerEntry.start_us))))
         for i in range(0, len(entries), 1000):
             part = entries[i : i + 1000]
-            rows = {r.id: r for r in s.exec(select(Segment).where(Segment.id.in_([e.segment_id for e in part])))}  # type: ignore[attr-defined]
+            rows = {r.id: r for r in s.exec(select(Segment).where(col(Segment.id).in_([e.segment_id for e in part])))}
             problems += [p for e in part if (p := _compare(e, rows.get(e.segment_id), removals)) is not None]
     return problems
 

@@ -31,8 +31,10 @@ import asyncio
 import contextlib
 import json
 import time
+from collections.abc import Coroutine
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import grpc
 from nats.aio.client import Client
@@ -123,7 +125,7 @@ class ArchiveNode:
         holds: HoldBook,
         clock: Clock,
         stop: asyncio.Event,
-        ingest: ingest_pb2_grpc.IngestServiceStub | None = None,
+        ingest: "ingest_pb2_grpc.IngestServiceAsyncStub | None" = None,
         replica_id: str | None = None,
     ) -> None:
         self.settings = settings
@@ -456,8 +458,8 @@ class ArchiveNode:
 
     # -- loops -----------------------------------------------------------------------------------
 
-    def _in_background(self, work: object) -> None:
-        task = asyncio.create_task(work)  # type: ignore[arg-type]
+    def _in_background(self, work: Coroutine[Any, Any, object]) -> None:
+        task = asyncio.create_task(work)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 

@@ -175,6 +175,7 @@ class Recorder:
         return None
 
     async def run(self) -> None:
+        seg: ClosedSegment | None
         while not self.ready.is_set():
             # Nothing is stored before the chain heads are known (store or database away since the
             # start), but what waits here still goes at its retention.

@@ -32,7 +32,7 @@ class RetentionPolicy:
     def __init__(
         self,
         default_days: int,
-        ingest: ingest_pb2_grpc.IngestServiceStub | None = None,
+        ingest: "ingest_pb2_grpc.IngestServiceAsyncStub | None" = None,
         engine: Engine | None = None,
         clock: Clock | None = None,
     ) -> None:

@@ -26,7 +26,7 @@ from datetime import datetime, timedelta
 
 from prometheus_client import Counter
 from sqlalchemy import ColumnElement, Engine, and_, func
-from sqlmodel import select
+from sqlmodel import col, select
 
 from services.archive import index, lifecycle
 from services.archive.holds import HoldBook
@@ -127,7 +127,9 @@ class Sweeper:
                 continue
             days = min(self._retention.days_for(camera), LEGAL_MAX_RETENTION_DAYS)
             cutoff_us = now_us - days * DAY_US
-            past = and_(Segment.camera_id == camera, Segment.stream == stream, Segment.start_us < cutoff_us)
+            past = and_(
+                col(Segment.camera_id) == camera, col(Segment.stream) == stream, col(Segment.start_us) < cutoff_us
+            )
             # The very condition sweep() deletes by (expired_unheld), so the two cannot disagree.
             swept = self._holds.unheld_condition(camera, stream, cutoff_us, now_us) if self._holds is not None else past
             count, size, oldest, newest = self._totals(swept)
@@ -141,5 +143,5 @@ class Sweeper:
         size = func.coalesce(func.sum(Segment.bytes), 0)
         query = select(func.count(), size, func.min(Segment.start_us), func.max(Segment.start_us)).where(condition)
         with session(self._engine) as s:
-            count, total, oldest, newest = s.exec(query).one()  # type: ignore[call-overload]
+            count, total, oldest, newest = s.exec(query).one()
         return int(count), int(total), oldest, newest

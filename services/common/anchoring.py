@@ -90,7 +90,7 @@ from typing import Self
 
 from prometheus_client import Counter, Gauge
 from sqlalchemy import BigInteger
-from sqlmodel import Field, Session, SQLModel, select
+from sqlmodel import Field, Session, SQLModel, col, select
 
 from services.common.clock import Clock
 from services.common.hashchain import Verdict, canonical_json
@@ -248,7 +248,7 @@ class CheckpointColumns(SQLModel):
 
 def newest_stored(s: Session, table: type[CheckpointColumns], chain: str) -> Checkpoint | None:
     """The latest checkpoint of a chain's table (what the next one is due after)."""
-    row = s.exec(select(table).order_by(table.seq.desc()).limit(1)).first()  # type: ignore[attr-defined]
+    row = s.exec(select(table).order_by(col(table.seq).desc()).limit(1)).first()
     return row.checkpoint(chain) if row is not None else None
 
 

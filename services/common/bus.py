@@ -94,20 +94,21 @@ async def connect_with_retry(settings: Settings, name: str, stop: asyncio.Event)
 
 async def ensure_events_stream(js: JetStreamContext, prefix: str) -> None:
     """Create (or bring up to date) the JetStream stream that keeps every <prefix>.events.>."""
+    name = subjects.events_stream(prefix)
     config = StreamConfig(
-        name=subjects.events_stream(prefix),
+        name=name,
         subjects=[subjects.event(prefix, ">")],
         max_age=EVENTS_MAX_AGE.total_seconds(),
     )
     try:
-        await js.stream_info(config.name)
+        await js.stream_info(name)
         await js.update_stream(config)
     except NotFoundError:
         try:
             await js.add_stream(config)
         except BadRequestError:
             # Another service created it between our two calls.
-            await js.stream_info(config.name)
+            await js.stream_info(name)
 
 
 async def ensure_masked_stream(js: JetStreamContext, prefix: str, window_s: float, max_bytes: int) -> None:
@@ -118,8 +119,9 @@ async def ensure_masked_stream(js: JetStreamContext, prefix: str, window_s: floa
     kept unread frames forever would fill the disk while the archive is down). Files, not memory:
     a NATS restart keeps the window, and its RAM cost stays the server's block cache.
     """
+    name = subjects.masked_stream(prefix)
     config = StreamConfig(
-        name=subjects.masked_stream(prefix),
+        name=name,
         subjects=[subjects.masked(prefix, "*", "main")],
         retention=RetentionPolicy.LIMITS,
         discard=DiscardPolicy.OLD,
@@ -129,14 +131,14 @@ async def ensure_masked_stream(js: JetStreamContext, prefix: str, window_s: floa
         max_msg_size=MAX_PAYLOAD_HINT,
     )
     try:
-        current = await js.stream_info(config.name)
+        current = await js.stream_info(name)
         if (current.config.max_age, current.config.max_bytes) != (config.max_age, config.max_bytes):
             await js.update_stream(config)
     except NotFoundError:
         try:
             await js.add_stream(config)
         except BadRequestError:
-            await js.stream_info(config.name)  # another service created it between our two calls
+            await js.stream_info(name)  # another service created it between our two calls
 
 
 async def publish_event(js: JetStreamContext, prefix: str, kind: str, payload: bytes) -> None:
@@ -237,7 +239,7 @@ NatsCheck = Callable[[], Awaitable[bool]]
 
 
 # A readiness probe's round trip to NATS: a frozen server keeps the TCP connection "connected".
-READY_RTT_S = 2.0
+READY_RTT_S = 2
 
 
 def nats_ready(get_client: Callable[[], Client | None]) -> NatsCheck:

@@ -32,8 +32,8 @@ def statement_verifies(statement: masking_pb2.NoPrivateAreaStatement, keyring: K
 
 
 async def refusal(
-    ingest: ingest_pb2_grpc.IngestServiceStub,
-    masking: masking_pb2_grpc.MaskingServiceStub,
+    ingest: "ingest_pb2_grpc.IngestServiceAsyncStub",
+    masking: "masking_pb2_grpc.MaskingServiceAsyncStub",
     keyring: Keyring,
     camera_id: str,
     target_state: str = "in_service",
@@ -82,8 +82,8 @@ def rows_into_service(data: bytes) -> list[tuple[int, str]]:
 
 
 async def csv_refusals(
-    ingest: ingest_pb2_grpc.IngestServiceStub,
-    masking: masking_pb2_grpc.MaskingServiceStub,
+    ingest: "ingest_pb2_grpc.IngestServiceAsyncStub",
+    masking: "masking_pb2_grpc.MaskingServiceAsyncStub",
     keyring: Keyring,
     data: bytes,
 ) -> list[tuple[int, str]]:

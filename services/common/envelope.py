@@ -4,6 +4,8 @@ checked against the subject they came on."""
 from collections.abc import Callable
 from fractions import Fraction
 
+from av.rational import AVRational
+
 from services.common.pb.csu.v1.frame_pb2 import CodecParameters, FramePacket, PtzPosition
 
 
@@ -37,13 +39,13 @@ class EnvelopeWriter:
         self, camera_id: str, stream: str, source_session: str, frame_rate: float, codec: CodecParameters
     ) -> None:
         self._camera_id, self._stream, self._session, self._frame_rate = camera_id, stream, source_session, frame_rate
-        self._time_base: Fraction | None = None
+        self._time_base: AVRational | Fraction | None = None
         self._fixed = b""
         self._codec = _CODEC_KEY + _varint(codec.ByteSize()) + codec.SerializeToString()
         self._per_packet = FramePacket()
         self._has_ptz = False
 
-    def _fix(self, time_base: Fraction) -> None:
+    def _fix(self, time_base: AVRational | Fraction) -> None:
         self._time_base = time_base
         self._fixed = FramePacket(
             camera_id=self._camera_id,
@@ -59,7 +61,7 @@ class EnvelopeWriter:
         sequence: int,
         pts: int,
         dts: int,
-        time_base: Fraction,
+        time_base: AVRational | Fraction,
         keyframe: bool,
         capture_time_us: int,
         size: int,

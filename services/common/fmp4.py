@@ -45,7 +45,7 @@ class _Forward(io.RawIOBase):
     def writable(self) -> bool:
         return True
 
-    def write(self, data) -> int:  # type: ignore[no-untyped-def,override]
+    def write(self, data) -> int:
         chunk = bytes(data)
         self._sink.write(chunk)
         return len(chunk)

@@ -218,7 +218,7 @@ class LeaseManager:
             try:
                 await self.js.add_stream(config)
             except nats.js.errors.BadRequestError:
-                await self.js.stream_info(config.name)
+                await self.js.stream_info(self.history_stream)
 
     @property
     def kv(self) -> KeyValue:
@@ -387,6 +387,7 @@ class LeaseManager:
         result: dict[str, tuple[str, int]] = {}
         try:
             info = await sub.consumer_info()
+            assert info.delivered is not None and info.num_pending is not None  # a consumer's info has both
             expected = info.delivered.consumer_seq + info.num_pending
             received = 0
             while received < expected:

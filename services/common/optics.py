@@ -28,6 +28,7 @@ Design: docs/design/masking.md
 
 import math
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 
@@ -76,12 +77,15 @@ class Optics:
         tele = math.degrees(2 * math.atan(math.tan(math.radians(hfov_wide_deg) / 2) / zoom_ratio))
         return cls(hfov_wide_deg, tele, 1.0, 0.0, 0.0, 1, 1, pan_range_deg, tilt_range_deg)
 
-    def as_dict(self) -> dict[str, float]:
+    def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, values: dict[str, float]) -> "Optics":
-        return cls(**{k: (int(v) if k.endswith("direction") else float(v)) for k, v in values.items() if k in _FIELDS})
+        fields: dict[str, Any] = {
+            k: (int(v) if k.endswith("direction") else float(v)) for k, v in values.items() if k in _FIELDS
+        }
+        return cls(**fields)
 
     # -- zoom ----------------------------------------------------------------------------------
 

@@ -3,7 +3,7 @@
 import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import Any, cast
 
 import grpc
 
@@ -54,10 +54,10 @@ class _Deadline(grpc.aio.UnaryUnaryClientInterceptor, grpc.aio.StreamUnaryClient
             details.method, self.timeout_s, details.metadata, details.credentials, details.wait_for_ready
         )
 
-    async def intercept_unary_unary(self, continuation, client_call_details, request):  # type: ignore[no-untyped-def]
+    async def intercept_unary_unary(self, continuation, client_call_details, request):
         return await continuation(self._bounded(client_call_details), request)
 
-    async def intercept_stream_unary(self, continuation, client_call_details, request_iterator):  # type: ignore[no-untyped-def]
+    async def intercept_stream_unary(self, continuation, client_call_details, request_iterator):
         return await continuation(self._bounded(client_call_details), request_iterator)
 
 
@@ -82,3 +82,10 @@ async def while_working(work: "asyncio.Future[Any]", every_s: float = PROGRESS_E
     finally:
         if not work.done():  # the caller went away (cancelled): what the work raises goes unread
             work.add_done_callback(lambda w: w.cancelled() or w.exception())
+
+
+async def next_message[T](call: grpc.aio.UnaryStreamCall[Any, T]) -> T | None:
+    """The next message of a server stream, None once it has ended: read() answers grpc.aio.EOF
+    then, which grpcio's type stubs can only call an object."""
+    message = await call.read()
+    return None if message is grpc.aio.EOF else cast(T, message)

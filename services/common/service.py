@@ -10,7 +10,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
@@ -163,7 +163,7 @@ def proxy_options(settings: Settings) -> dict[str, Any]:
 
 def run_service(
     name: str,
-    main: Callable[[Runtime], Awaitable[None]],
+    main: Callable[[Runtime], Coroutine[Any, Any, None]],
     http_port: Callable[[Settings], int],
     app: Callable[[Runtime], FastAPI] | None = None,
     http_host: Callable[[Settings], str] = lambda s: s.bind_host,

@@ -13,6 +13,7 @@ than the pipeline they describe.
 
 from collections.abc import Sequence
 
+import grpc
 from fastapi import FastAPI
 from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
@@ -63,12 +64,12 @@ def instrument_app(app: FastAPI) -> None:
         FastAPIInstrumentor.instrument_app(app, excluded_urls=UNTRACED_PATHS, tracer_provider=_provider)
 
 
-def client_interceptors() -> Sequence[object]:
+def client_interceptors() -> Sequence[grpc.aio.ClientInterceptor]:
     """For grpc.aio channels: a span per call, the trace context in its metadata."""
     return aio_client_interceptors(tracer_provider=_provider) if enabled() else []
 
 
-def server_interceptors() -> Sequence[object]:
+def server_interceptors() -> Sequence[grpc.aio.ServerInterceptor]:
     """For grpc.aio servers: a span per call, child of the caller's."""
     return [aio_server_interceptor(tracer_provider=_provider)] if enabled() else []
 

@@ -5,7 +5,7 @@ prints friendly output by default and one JSON document with --json, for scripts
 """
 
 import json
-from typing import Annotated
+from typing import Annotated, Any
 
 import httpx
 import typer
@@ -59,7 +59,7 @@ def readiness_urls(settings: Settings) -> dict[str, str]:
 def health(as_json: JsonOption = False) -> None:
     """Readiness of each service (/readyz, with the checks that fail), as Kubernetes' probes see it."""
     settings = Settings()
-    results: dict[str, dict[str, object]] = {}
+    results: dict[str, dict[str, Any]] = {}
     for name, url in readiness_urls(settings).items():
         try:
             response = httpx.get(url, timeout=3)

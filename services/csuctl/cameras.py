@@ -12,7 +12,7 @@ import asyncio
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import grpc
 import typer
@@ -46,7 +46,7 @@ def _stub() -> tuple[grpc.Channel, ingest_pb2_grpc.IngestServiceStub]:
 
 
 def _fail(exc: grpc.RpcError) -> typer.Exit:
-    errors.print(f"[red]ingest refused or unreachable:[/red] {exc.details() or exc.code().name}")  # type: ignore[attr-defined]
+    errors.print(f"[red]ingest refused or unreachable:[/red] {exc.details() or exc.code().name}")
     return typer.Exit(2)
 
 
@@ -59,7 +59,7 @@ def list_cameras(as_json: JsonOption = False) -> None:
             answer = stub.ListCameras(ingest_pb2.ListCamerasRequest(), timeout=TIMEOUT_S)
         except grpc.RpcError as exc:
             raise _fail(exc) from exc
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "id": c.id,
             "name": c.name,

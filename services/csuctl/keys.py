@@ -18,7 +18,7 @@ keyring folder's files into the Secret (the folder as `items` paths) and restart
 """
 
 import json
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -43,7 +43,7 @@ def list_keys(as_json: JsonOption = False) -> None:
         keyring = signing.trusted_public_keys(settings.signing_key_file)
     except SigningKeyError as exc:
         raise fail(str(exc)) from None
-    document = {
+    document: dict[str, Any] = {
         "key_file": str(settings.signing_key_file),
         "current": keyring.current_fingerprint,
         "retired": [fp for fp in keyring.fingerprints if fp != keyring.current_fingerprint],

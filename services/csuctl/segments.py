@@ -16,7 +16,7 @@ import json
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from typing import Annotated
+from typing import Annotated, Any
 
 import grpc
 import typer
@@ -67,12 +67,12 @@ def _range(start: str | None, end: str | None, default_span: timedelta) -> tuple
     return start_us, end_us
 
 
-def _call(fn, request, timeout: float):  # type: ignore[no-untyped-def]
+def _call(fn, request, timeout: float):
     try:
         return fn(request, timeout=timeout)
     except grpc.RpcError as exc:
-        code = exc.code()  # type: ignore[attr-defined]
-        errors.print(f"[red]archive: {code.name}: {exc.details()}[/red]")  # type: ignore[attr-defined]
+        code = exc.code()
+        errors.print(f"[red]archive: {code.name}: {exc.details()}[/red]")
         raise typer.Exit(2) from None
 
 
@@ -226,7 +226,7 @@ def timeline(
     with channel:
         request = archive_pb2.TimelineRequest(camera_id=camera, start_us=start_us, end_us=end_us, stream=stream)
         response = _call(stub.GetTimeline, request, TIMEOUT_S)
-    document = {
+    document: dict[str, Any] = {
         "camera_id": camera,
         "start": iso_if_set(response.start_us) or "",
         "end": iso_if_set(response.end_us) or "",

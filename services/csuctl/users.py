@@ -383,7 +383,7 @@ def _validation_message(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
-def _guard_db(fn, *args, **kwargs):  # type: ignore[no-untyped-def]
+def _guard_db(fn, *args, **kwargs):
     """Call an accounts function; a database failure becomes exit 2 with its cause."""
     try:
         return fn(*args, **kwargs)

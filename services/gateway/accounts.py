@@ -20,7 +20,7 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from sqlalchemy import Engine, case, func
 from sqlalchemy import update as sql_update
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import select
+from sqlmodel import col, select
 
 from services.common.clock import Clock, to_us
 from services.common.db import session
@@ -159,27 +159,29 @@ def reserve_attempt(
     failures_since_login). The attempt that reaches max_failures sets the lock itself, so a crash
     before its outcome leaves the account locked for lockout_minutes, never open."""
     now = to_us(clock.now())
-    lock_over = User.locked_until_us.is_not(None)  # type: ignore[union-attr]
+    lock_over = col(User.locked_until_us).is_not(None)
     # After a lock has run out, counting starts over.
     counted = case((lock_over, 1), else_=User.failed_logins + 1)
     statement = (
         sql_update(User)
         .where(
-            User.id == user_id,
-            User.locked_until_us.is_(None) | (User.locked_until_us <= now),  # type: ignore[union-attr,operator]
+            col(User.id) == user_id,
+            col(User.locked_until_us).is_(None) | (col(User.locked_until_us) <= now),
         )
         .values(
             failed_logins=counted,
             locked_until_us=case((counted >= max_failures, now + lockout_minutes * 60_000_000), else_=None),
             failures_since_login=User.failures_since_login + 1,
         )
-        .returning(User.failed_logins, User.failures_since_login)
+        .returning(col(User.failed_logins), col(User.failures_since_login))
     )
     with engine.begin() as conn:
         row = conn.execute(statement).first()
         if row is None:
             conn.execute(
-                sql_update(User).where(User.id == user_id).values(failures_since_login=User.failures_since_login + 1)
+                sql_update(User)
+                .where(col(User.id) == user_id)
+                .values(failures_since_login=User.failures_since_login + 1)
             )
             return None
     return Reservation(count=row[0], locks=row[0] >= max_failures, failures_since_login=row[1])
@@ -188,15 +190,15 @@ def reserve_attempt(
 def give_back_attempt(engine: Engine, user_id: str, max_failures: int) -> None:
     """The attempt was no failure (right password, second factor still to come): it no longer
     counts, and a lock it alone had set is lifted. Earlier failures still count."""
-    fewer = User.failed_logins - 1
+    fewer = col(User.failed_logins) - 1
     with engine.begin() as conn:
         conn.execute(
             sql_update(User)
-            .where(User.id == user_id, User.failed_logins > 0)
+            .where(col(User.id) == user_id, col(User.failed_logins) > 0)
             .values(
                 failed_logins=fewer,
                 locked_until_us=case((fewer < max_failures, None), else_=User.locked_until_us),
-                failures_since_login=case((User.failures_since_login > 0, User.failures_since_login - 1), else_=0),
+                failures_since_login=case((col(User.failures_since_login) > 0, User.failures_since_login - 1), else_=0),
             )
         )
 
@@ -216,7 +218,7 @@ def login_succeeded(engine: Engine, user: User, password: str) -> User:
     if _HASHER.check_needs_rehash(user.password_hash):
         changes["password_hash"] = _HASHER.hash(password)
     with engine.begin() as conn:
-        conn.execute(sql_update(User).where(User.id == user.id).values(**changes))
+        conn.execute(sql_update(User).where(col(User.id) == user.id).values(**changes))
     return get(engine, user.id) or user
 
 
@@ -281,7 +283,7 @@ def upsert_oidc_user(
                 s.refresh(user)
                 return user, False
             candidates = _username_candidates(identity.username_hint)
-            taken = set(s.exec(select(User.username).where(User.username.in_(candidates))))
+            taken = set(s.exec(select(col(User.username)).where(col(User.username).in_(candidates))))
             username = next((c for c in candidates if c not in taken), None)
             if username is None:
                 raise AccountError(409, f"no free account name for {identity.username_hint!r}: ask an admin")
@@ -336,8 +338,8 @@ def use_totp(engine: Engine, box: SecretBox, user: User, code: str, clock: Clock
         taken = conn.execute(
             sql_update(User)
             .where(
-                User.id == user.id,
-                User.totp_last_step.is_(None) | (User.totp_last_step < step),  # type: ignore[union-attr,operator]
+                col(User.id) == user.id,
+                col(User.totp_last_step).is_(None) | (col(User.totp_last_step) < step),
             )
             .values(totp_last_step=step)
         ).rowcount

@@ -59,7 +59,7 @@ class Ticket:
     window_start_us: int
 
 
-def _upsert(engine: Engine):  # type: ignore[no-untyped-def]
+def _upsert(engine: Engine):
     return (postgresql if engine.dialect.name == "postgresql" else sqlite).insert(T)
 
 

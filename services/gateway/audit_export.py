@@ -45,6 +45,7 @@ from typing import Any
 
 from sqlalchemy import Engine, func, select
 from sqlmodel import Session as DbSession
+from sqlmodel import col
 
 from services.common import csvsafe
 from services.common.anchoring import Anchors, Cadence, ChainCheck, Checkpoint, Claim
@@ -119,11 +120,11 @@ def plan(
     with DbSession(engine) as s:
         query = select(func.min(AuditEntry.seq))
         if start_us is not None:
-            query = query.where(AuditEntry.time_us >= start_us)
+            query = query.where(col(AuditEntry.time_us) >= start_us)
         first = s.execute(query).scalar()
         query = select(func.max(AuditEntry.seq))
         if end_us is not None:
-            query = query.where(AuditEntry.time_us < end_us)
+            query = query.where(col(AuditEntry.time_us) < end_us)
         last = s.execute(query).scalar()
     if first is None or last is None or last < first:
         return Plan(filters, 0, None, verifiable, None, to_us(clock.now()))
@@ -135,7 +136,10 @@ def plan(
         last = closing if closing is not None else last
     with DbSession(engine) as s:
         row = s.execute(
-            select(AuditCheckpoint).where(AuditCheckpoint.seq < first).order_by(AuditCheckpoint.seq.desc()).limit(1)
+            select(AuditCheckpoint)
+            .where(col(AuditCheckpoint.seq) < first)
+            .order_by(col(AuditCheckpoint.seq).desc())
+            .limit(1)
         ).scalar()
         before = audit_log.as_checkpoint(row) if row is not None else None
     return Plan(filters, first - 1, last, verifiable, before, to_us(clock.now()))
@@ -144,9 +148,9 @@ def plan(
 def _closing_checkpoint(engine: Engine, last: int) -> int | None:
     with DbSession(engine) as s:
         head = s.get(AuditHead, 1)
-        query = select(func.min(AuditCheckpoint.seq)).where(AuditCheckpoint.seq >= last)
+        query = select(func.min(AuditCheckpoint.seq)).where(col(AuditCheckpoint.seq) >= last)
         if head is not None:
-            query = query.where(AuditCheckpoint.seq <= head.seq)
+            query = query.where(col(AuditCheckpoint.seq) <= head.seq)
         return s.execute(query).scalar()
 
 
@@ -172,8 +176,8 @@ def page(
             entries = list(
                 s.execute(
                     select(AuditEntry)
-                    .where(AuditEntry.seq > max(after, plan.after_seq), AuditEntry.seq <= plan.last_seq)
-                    .order_by(AuditEntry.seq)
+                    .where(col(AuditEntry.seq) > max(after, plan.after_seq), col(AuditEntry.seq) <= plan.last_seq)
+                    .order_by(col(AuditEntry.seq))
                     .limit(PAGE)
                 ).scalars()
             )
@@ -460,7 +464,7 @@ def verify(export: Export, keyring: Keyring, default_cadence: Cadence = audit_lo
     anchors = Anchors(audit_log.CHAIN, export.published, lambda claim: [])
     check = ChainCheck(audit_log.CHAIN, keyring, default_cadence, export.checkpoints, anchors, export.before)
     prev = export.entries[0][0].prev_hash
-    expected = first
+    expected = export.entries[0][0].seq  # first
     for readings in export.entries:
         entry = next((r for r in readings if audit_log.entry_hash(prev, r) == r.entry_hash), readings[0])
         if entry.seq != expected:

@@ -25,6 +25,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import FetchTimeoutError
 from sqlalchemy import Engine, delete, func, select
 from sqlmodel import Session as DbSession
+from sqlmodel import col
 
 from services.common import bus, subjects
 from services.common.anchoring import Anchors, AnchorStore, Cadence, ChainCheck, Checkpoint, due_checkpoint
@@ -68,10 +69,12 @@ def append(
     the checkpoints due by the cadence (anchoring.py) are signed in the same transaction."""
     added = 0
     with DbSession(engine) as s, s.begin():
-        head = s.execute(select(AuditHead).where(AuditHead.id == 1).with_for_update()).scalar_one()
+        head = s.execute(select(AuditHead).where(col(AuditHead.id) == 1).with_for_update()).scalar_one()
         last = _newest_checkpoint(s)
         known = set(
-            s.execute(select(AuditEntry.event_id).where(AuditEntry.event_id.in_([e.id for e in events]))).scalars()
+            s.execute(
+                select(col(AuditEntry.event_id)).where(col(AuditEntry.event_id).in_([e.id for e in events]))
+            ).scalars()
         )
         for event in events:
             if event.id in known:
@@ -138,7 +141,7 @@ def as_checkpoint(row: AuditCheckpoint) -> Checkpoint:
 
 
 def _newest_checkpoint(s: DbSession) -> Checkpoint | None:
-    row = s.execute(select(AuditCheckpoint).order_by(AuditCheckpoint.seq.desc()).limit(1)).scalar()
+    row = s.execute(select(AuditCheckpoint).order_by(col(AuditCheckpoint.seq).desc()).limit(1)).scalar()
     return as_checkpoint(row) if row is not None else None
 
 
@@ -154,7 +157,7 @@ def checkpoint_now(
     """Sign the current head (every few minutes, at shutdown, before an export), unless it is
     already signed. The head is locked: the writer's cadence decisions see this checkpoint."""
     with DbSession(engine) as s, s.begin():
-        head = s.execute(select(AuditHead).where(AuditHead.id == 1).with_for_update()).scalar_one()
+        head = s.execute(select(AuditHead).where(col(AuditHead.id) == 1).with_for_update()).scalar_one()
         if head.seq == 0 or s.get(AuditCheckpoint, head.seq) is not None:
             return None
         checkpoint = Checkpoint.sign(signer, CHAIN, head.seq, head.entry_hash, to_us(clock.now()), cadence)
@@ -171,7 +174,10 @@ def purge_expired(engine: Engine, clock: Clock, retention_days: int) -> tuple[in
     before_us = to_us(clock.now()) - retention_days * DAY_US
     with DbSession(engine) as s, s.begin():
         last = s.execute(
-            select(AuditEntry.seq).where(AuditEntry.time_us < before_us).order_by(AuditEntry.seq.desc()).limit(1)
+            select(col(AuditEntry.seq))
+            .where(col(AuditEntry.time_us) < before_us)
+            .order_by(col(AuditEntry.seq).desc())
+            .limit(1)
         ).scalar()
         if last is None:
             return None
@@ -232,10 +238,10 @@ def verify_chain(
         expected_seq: int | None = None
         after = 0
         while True:
-            query = select(AuditEntry).where(AuditEntry.seq > after)
+            query = select(AuditEntry).where(col(AuditEntry.seq) > after)
             if last is not None:
-                query = query.where(AuditEntry.seq <= last)
-            entries = list(s.execute(query.order_by(AuditEntry.seq).limit(batch)).scalars())
+                query = query.where(col(AuditEntry.seq) <= last)
+            entries = list(s.execute(query.order_by(col(AuditEntry.seq)).limit(batch)).scalars())
             if not entries:
                 break
             for entry in entries:
@@ -247,6 +253,7 @@ def verify_chain(
                         return check.broken(
                             entry.seq - 1, f"entries up to {entry.seq - 1} are missing and no purge of them is recorded"
                         )
+                assert expected_seq is not None  # set with prev, just above
                 if entry.seq != expected_seq:
                     return check.broken(expected_seq, f"entry {expected_seq} is missing")
                 if entry.prev_hash != prev or entry_hash(prev, entry) != entry.entry_hash:
@@ -259,7 +266,7 @@ def verify_chain(
             after = entries[-1].seq
             if progress is not None:
                 progress(len(entries))
-        if last is not None and check.count and last != expected_seq - 1:
+        if last is not None and check.count and expected_seq is not None and last != expected_seq - 1:
             return check.broken(last, "the chain head points past the last entry")
         return check.finish(expected_seq - 1 if expected_seq is not None else None)
 
@@ -278,7 +285,7 @@ def verify_anchored(
 
 
 def _purge_recorded(s: DbSession, through_seq: int) -> bool:
-    purges = s.execute(select(AuditEntry.details_json).where(AuditEntry.action == PURGE_ACTION)).scalars()
+    purges = s.execute(select(col(AuditEntry.details_json)).where(col(AuditEntry.action) == PURGE_ACTION)).scalars()
     return any(json.loads(details).get("through_seq") == through_seq for details in purges)
 
 
@@ -352,16 +359,16 @@ def search(
     limit: int = 500,
 ) -> list[AuditEntry]:
     """Entries matching every given filter, in chain order; `action` matches a prefix ("ptz" finds "ptz.move")."""
-    query = select(AuditEntry).where(AuditEntry.seq > after_seq)
+    query = select(AuditEntry).where(col(AuditEntry.seq) > after_seq)
     if actor:
-        query = query.where(AuditEntry.actor == actor)
+        query = query.where(col(AuditEntry.actor) == actor)
     if target:
-        query = query.where(AuditEntry.target == target)
+        query = query.where(col(AuditEntry.target) == target)
     if action:
-        query = query.where((AuditEntry.action == action) | AuditEntry.action.startswith(action + "."))
+        query = query.where((col(AuditEntry.action) == action) | col(AuditEntry.action).startswith(action + "."))
     if start_us is not None:
-        query = query.where(AuditEntry.time_us >= start_us)
+        query = query.where(col(AuditEntry.time_us) >= start_us)
     if end_us is not None:
-        query = query.where(AuditEntry.time_us < end_us)
+        query = query.where(col(AuditEntry.time_us) < end_us)
     with DbSession(engine) as s:
-        return list(s.execute(query.order_by(AuditEntry.seq).limit(limit)).scalars())
+        return list(s.execute(query.order_by(col(AuditEntry.seq)).limit(limit)).scalars())

@@ -132,6 +132,7 @@ def check(engine: Engine, box: SecretBox, clock: Clock, policy: Policy, attempt:
         reason = "unknown account" if user is None else ("deactivated account" if not user.active else "oidc account")
         raise Refused(401, WRONG, reason, user=user)
     reservation = accounts.reserve_attempt(engine, clock, user.id, policy.max_failures, policy.lockout_minutes)
+    account_id = user.id
     if reservation is None:
         accounts.password_matches(None, attempt.password)
         raise Refused(401, WRONG, "account locked after repeated failed logins", user=user)
@@ -141,7 +142,7 @@ def check(engine: Engine, box: SecretBox, clock: Clock, policy: Policy, attempt:
         return Refused(401, message, reason, user=user, evaluated=True, locked_now=reservation.locks)
 
     def no_failure() -> None:
-        accounts.give_back_attempt(engine, user.id, policy.max_failures)
+        accounts.give_back_attempt(engine, account_id, policy.max_failures)
         attempts.give_back(engine, ticket)
 
     if not accounts.password_matches(user, attempt.password):

@@ -11,7 +11,7 @@ import secrets
 from dataclasses import dataclass
 
 from sqlalchemy import ColumnElement, Engine, not_, or_, update
-from sqlmodel import select
+from sqlmodel import col, select
 
 from services.common.clock import Clock, to_us
 from services.common.db import session
@@ -33,7 +33,7 @@ def session_id(token: str) -> str:
 def _ended(now: int, idle_minutes: int) -> ColumnElement[bool]:
     """The one rule for a session that is over without a logout: past its maximum age, or unused
     for longer than the idle limit. resolve refuses such sessions; issue forgets their ID tokens."""
-    return or_(Session.expires_us <= now, Session.last_used_us < now - idle_minutes * 60_000_000)
+    return or_(col(Session.expires_us) <= now, col(Session.last_used_us) < now - idle_minutes * 60_000_000)
 
 
 def issue(
@@ -63,7 +63,7 @@ def issue(
         # revoke forgets its own.
         s.exec(
             update(Session)
-            .where(Session.oidc_id_token_sealed.is_not(None), _ended(now, idle_minutes))  # type: ignore[union-attr]
+            .where(col(Session.oidc_id_token_sealed).is_not(None), _ended(now, idle_minutes))
             .values(oidc_id_token_sealed=None)
         )
         s.commit()
@@ -74,7 +74,7 @@ def resolve(engine: Engine, clock: Clock, token: str, idle_minutes: int) -> Sess
     """The live session of a token (and mark it used), or None."""
     now = to_us(clock.now())
     with session(engine) as s:
-        not_revoked = Session.revoked_us.is_(None)  # type: ignore[union-attr]
+        not_revoked = col(Session.revoked_us).is_(None)
         live = (Session.id == session_id(token), not_revoked, not_(_ended(now, idle_minutes)))
         row = s.exec(select(Session).where(*live)).first()
         if row is None:
@@ -111,7 +111,7 @@ def revoke_others(engine: Engine, clock: Clock, user_id: str, keep_token: str | 
     with session(engine) as s:
         open_rows = select(Session).where(
             Session.user_id == user_id,
-            Session.revoked_us.is_(None),  # type: ignore[union-attr]
+            col(Session.revoked_us).is_(None),
             Session.id != kept,
         )
         live = list(s.exec(open_rows))

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from nats.js import JetStreamContext
 from sqlalchemy import Engine, select
 from sqlmodel import Session as DbSession
+from sqlmodel import col
 
 from services.common import audit
 from services.common.clock import Clock
@@ -62,7 +63,11 @@ def _key_in_use(entry: AuditEntry) -> KeyInUse:
 
 def key_history(engine: Engine) -> list[KeyInUse]:
     """Every signing key the trail names, oldest first: what signed the register, and from when."""
-    query = select(AuditEntry).where(AuditEntry.action.in_((IN_USE_ACTION, ROTATE_ACTION))).order_by(AuditEntry.seq)
+    query = (
+        select(AuditEntry)
+        .where(col(AuditEntry.action).in_((IN_USE_ACTION, ROTATE_ACTION)))
+        .order_by(col(AuditEntry.seq))
+    )
     with DbSession(engine) as s:
         return [_key_in_use(entry) for entry in s.execute(query).scalars()]
 

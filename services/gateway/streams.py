@@ -20,7 +20,7 @@ usual mapping (backends.rpc_errors).
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
-from typing import Any
+from typing import Any, overload
 
 import grpc
 from fastapi import HTTPException
@@ -68,6 +68,10 @@ class Relay:
                 continue
             return message
 
+    @overload
+    async def first(self, errors: AbstractAsyncContextManager[None], without_info: str) -> Any: ...
+    @overload
+    async def first(self, errors: AbstractAsyncContextManager[None], without_info: None = None) -> Any | None: ...
     async def first(self, errors: AbstractAsyncContextManager[None], without_info: str | None = None) -> Any | None:
         """The first message, read under `errors` (the caller's gRPC-to-HTTP mapping), before the
         HTTP response starts; with `without_info`, a stream that does not begin with its `info` is

@@ -77,7 +77,7 @@ def parse(data: bytes, current_states: dict[str, str]) -> tuple[list[tuple[int, 
             errors.append((line, f"more than {MAX_ROWS} rows"))
             break
         if None in record:
-            errors.append((line, f"{len(record[None])} more value(s) than columns"))  # type: ignore[index]
+            errors.append((line, f"{len(record[None])} more value(s) than columns"))
             continue
         # What export escaped against spreadsheet formulas comes back as it was (lossless round trip).
         values = {k: csvsafe.unescape((v or "").strip()) for k, v in record.items() if k}

@@ -182,17 +182,17 @@ class IngestApi(ingest_pb2_grpc.IngestServiceServicer):
 
     # -- cameras -----------------------------------------------------------------------------
 
-    async def ListCameras(self, request, context):  # type: ignore[no-untyped-def]
+    async def ListCameras(self, request, context):
         cameras = sorted(self._node.cameras.values(), key=lambda c: c.id)
         return ingest_pb2.ListCamerasResponse(cameras=[self._camera(c, request.include_confidential) for c in cameras])
 
-    async def GetCamera(self, request, context):  # type: ignore[no-untyped-def]
+    async def GetCamera(self, request, context):
         async def work() -> ingest_pb2.Camera:
             return self._camera(await self._record(request.camera_id), request.include_confidential)
 
         return await self._run(context, work)
 
-    async def SyncPrivacyMasks(self, request, context):  # type: ignore[no-untyped-def]
+    async def SyncPrivacyMasks(self, request, context):
         async def work() -> ingest_pb2.PrivacyMasksState:
             record = await self._record(request.camera_id)
             colour = (request.colour_y, request.colour_cb, request.colour_cr)
@@ -220,7 +220,7 @@ class IngestApi(ingest_pb2_grpc.IngestServiceServicer):
 
         return await self._run(context, work)
 
-    async def CreateCamera(self, request, context):  # type: ignore[no-untyped-def]
+    async def CreateCamera(self, request, context):
         async def work() -> ingest_pb2.Camera:
             spec = camera_input(request.camera)
             record = await asyncio.to_thread(self._node.registry.create_camera, spec, request.actor or "unknown")
@@ -230,7 +230,7 @@ class IngestApi(ingest_pb2_grpc.IngestServiceServicer):
 
         return await self._run(context, work)
 
-    async def UpdateCamera(self, request, context):  # type: ignore[no-untyped-def]
+    async def UpdateCamera(self, request, context):
         async def work() -> ingest_pb2.Camera:
             current = await self._record(request.camera.id)
             spec = request.camera
@@ -245,7 +245,7 @@ class IngestApi(ingest_pb2_grpc.IngestServiceServicer):
 
         return await self._run(context, work)
 
-    async def SetCameraState(self, request, context):  # type: ignore[no-untyped-def]
+    async def SetCameraState(self, request, context):
         async def work() -> ingest_pb2.Camera:
             record = await asyncio.to_thread(
                 self._node.registry.set_state, request.camera_id, request.state, request.actor or "unknown"
@@ -256,7 +256,7 @@ class IngestApi(ingest_pb2_grpc.IngestServiceServicer):
 
         return await self._run(context, work)
 
-    async def ImportCameras(self, request, context):  # type: ignore[no-untyped-def]
+    async def ImportCameras(self, request, context):
         async def work() -> ingest_pb2.CsvImportResponse:
             states = {c.id: c.state for c in self._node.cameras.values()}
             specs, errors = csvio.parse(request.csv, states)
@@ -279,7 +279,7 @@ class IngestApi(ingest_pb2_grpc.IngestServiceServicer):
 
         return await self._run(context, work)
 
-    async def ExportCameras(self, request, context):  # type: ignore[no-untyped-def]
+    async def ExportCameras(self, request, context):
         async def work() -> ingest_pb2.ExportCamerasResponse:
             cameras = await asyncio.to_thread(self._node.registry.cameras)
             return ingest_pb2.ExportCamerasResponse(csv=csvio.export(cameras))
@@ -288,7 +288,7 @@ class IngestApi(ingest_pb2_grpc.IngestServiceServicer):
 
     # -- authorisations ----------------------------------------------------------------------
 
-    async def PutAuthorisation(self, request, context):  # type: ignore[no-untyped-def]
+    async def PutAuthorisation(self, request, context):
         async def work() -> ingest_pb2.Authorisation:
             a = request.authorisation
             data = auth.AuthorisationInput(
@@ -307,20 +307,20 @@ class IngestApi(ingest_pb2_grpc.IngestServiceServicer):
 
         return await self._run(context, work)
 
-    async def GetAuthorisation(self, request, context):  # type: ignore[no-untyped-def]
+    async def GetAuthorisation(self, request, context):
         async def work() -> ingest_pb2.Authorisation:
             record = await asyncio.to_thread(self._node.registry.authorisation, request.reference)
             return self._authorisation(record, request.include_confidential)
 
         return await self._run(context, work)
 
-    async def ListAuthorisations(self, request, context):  # type: ignore[no-untyped-def]
+    async def ListAuthorisations(self, request, context):
         records = await asyncio.to_thread(self._node.registry.authorisations)
         return ingest_pb2.ListAuthorisationsResponse(
             authorisations=[self._authorisation(r, request.include_confidential) for r in records]
         )
 
-    async def DeleteAuthorisation(self, request, context):  # type: ignore[no-untyped-def]
+    async def DeleteAuthorisation(self, request, context):
         async def work() -> ingest_pb2.Empty:
             await asyncio.to_thread(self._node.registry.delete_authorisation, request.id, request.actor or "unknown")
             await self._node.changed()
@@ -331,7 +331,7 @@ class IngestApi(ingest_pb2_grpc.IngestServiceServicer):
 
     # -- leases ------------------------------------------------------------------------------
 
-    async def ListLeases(self, request, context):  # type: ignore[no-untyped-def]
+    async def ListLeases(self, request, context):
         from services.common.leases import MEMBER
 
         entries = await self._node.leases.entries()
@@ -343,35 +343,35 @@ class IngestApi(ingest_pb2_grpc.IngestServiceServicer):
 
     # -- PTZ ---------------------------------------------------------------------------------
 
-    async def _ptz(self, method: str, request, context):  # type: ignore[no-untyped-def]
+    async def _ptz(self, method: str, request, context):
         return await self._run(context, lambda: ptz.call(self._node, method, request))
 
-    async def PtzGetState(self, request, context):  # type: ignore[no-untyped-def]
+    async def PtzGetState(self, request, context):
         return await self._ptz("PtzGetState", request, context)
 
-    async def PtzMove(self, request, context):  # type: ignore[no-untyped-def]
+    async def PtzMove(self, request, context):
         return await self._ptz("PtzMove", request, context)
 
-    async def PtzReserve(self, request, context):  # type: ignore[no-untyped-def]
+    async def PtzReserve(self, request, context):
         return await self._ptz("PtzReserve", request, context)
 
-    async def PtzRelease(self, request, context):  # type: ignore[no-untyped-def]
+    async def PtzRelease(self, request, context):
         return await self._ptz("PtzRelease", request, context)
 
-    async def PtzSetPreset(self, request, context):  # type: ignore[no-untyped-def]
+    async def PtzSetPreset(self, request, context):
         return await self._ptz("PtzSetPreset", request, context)
 
-    async def PtzDeletePreset(self, request, context):  # type: ignore[no-untyped-def]
+    async def PtzDeletePreset(self, request, context):
         return await self._ptz("PtzDeletePreset", request, context)
 
-    async def PtzPutTour(self, request, context):  # type: ignore[no-untyped-def]
+    async def PtzPutTour(self, request, context):
         return await self._ptz("PtzPutTour", request, context)
 
-    async def PtzDeleteTour(self, request, context):  # type: ignore[no-untyped-def]
+    async def PtzDeleteTour(self, request, context):
         return await self._ptz("PtzDeleteTour", request, context)
 
-    async def PtzStartTour(self, request, context):  # type: ignore[no-untyped-def]
+    async def PtzStartTour(self, request, context):
         return await self._ptz("PtzStartTour", request, context)
 
-    async def PtzStopTour(self, request, context):  # type: ignore[no-untyped-def]
+    async def PtzStopTour(self, request, context):
         return await self._ptz("PtzStopTour", request, context)

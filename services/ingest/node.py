@@ -25,11 +25,13 @@ import json
 import threading
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js.api import KeyValueConfig, StorageType
 from nats.js.errors import BadRequestError, BucketNotFoundError
+from nats.js.kv import KeyValue
 from prometheus_client import Gauge
 
 from services.common import bus
@@ -135,7 +137,7 @@ class IngestNode:
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._ptz_subs: dict[str, object] = {}
-        self._status_kv = None
+        self._status_kv: KeyValue | None = None  # from start()
         self._ptz_sessions: SessionStore | None = None
         self._last_monitor = 0.0
         self._last_refresh = 0.0
@@ -182,7 +184,7 @@ class IngestNode:
         for thread in threads:
             await asyncio.to_thread(thread.join, max(0.0, deadline - time.monotonic()))
 
-    async def _bucket(self, name: str):  # type: ignore[no-untyped-def]
+    async def _bucket(self, name: str):
         try:
             return await self.js.key_value(name)
         except BucketNotFoundError:
@@ -456,7 +458,7 @@ class IngestNode:
             unit.last_put = time.monotonic()
             if metrics is None:
                 metrics = unit.main_health.metrics()
-            value = {
+            value: dict[str, Any] = {
                 "status": unit.status.status,
                 "reason": unit.status.reason,
                 "since_us": unit.since_us,
@@ -476,7 +478,8 @@ class IngestNode:
                 value["status"], value["reason"], value["since_us"], self.replica_id, now_us, value["metrics"]
             )
             try:
-                await self._status_kv.put(unit.record.id, json.dumps(value).encode())  # type: ignore[union-attr]
+                assert self._status_kv is not None
+                await self._status_kv.put(unit.record.id, json.dumps(value).encode())
             except Exception as exc:  # noqa: BLE001
                 log.warning("camera status not written", camera=unit.record.id, error=str(exc))
 
@@ -484,7 +487,8 @@ class IngestNode:
         """Keep every camera's reported status from the bucket (all replicas write there)."""
         while True:
             try:
-                watcher = await self._status_kv.watchall()  # type: ignore[union-attr]
+                assert self._status_kv is not None
+                watcher = await self._status_kv.watchall()
                 async for entry in watcher:
                     if entry is None or entry.value is None or entry.operation:
                         continue

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 from sqlalchemy import Engine, func
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from services.common import db
 from services.common.cameras import CameraConfig, Catalogue
@@ -281,7 +281,11 @@ class Registry:
                 state_since_us=now,
                 created_us=now,
                 masks_json=json.dumps(masks),
-                **{k: "" for k in ("name", "transport", "model", "generation", "ptz_driver")},
+                name="",
+                transport="",
+                model="",
+                generation="",
+                ptz_driver="",
                 lat=0,
                 lon=0,
                 view_direction_deg=0,
@@ -488,12 +492,12 @@ class Registry:
 
     def mark_notice(self, reference: str, kind: str, at_us: int) -> bool:
         """Record that the warning/expiry alarm was raised; False if someone already did (once only)."""
-        column = AuthorisationRow.warned_us if kind == auth.EXPIRING else AuthorisationRow.expired_alarm_us
+        column = col(AuthorisationRow.warned_us) if kind == auth.EXPIRING else col(AuthorisationRow.expired_alarm_us)
         with self._engine.begin() as conn:
             result = conn.execute(
                 AuthorisationRow.__table__.update()  # type: ignore[attr-defined]
-                .where(AuthorisationRow.reference == reference, column.is_(None))
-                .values({column.key: at_us})
+                .where(col(AuthorisationRow.reference) == reference, column.is_(None))
+                .values({column: at_us})
             )
             return result.rowcount == 1
 

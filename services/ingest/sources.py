@@ -14,7 +14,7 @@ camera, a cut cable, a stream of audio only) fails with a watchdog reason and is
 """
 
 import time
-from collections.abc import Buffer, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 
 import av
 import av.error
+from av.rational import AVRational
 
 # Longest stretch of a live stream FFmpeg reads while opening it (its probe).
 PROBE_S = 1.0
@@ -38,14 +39,14 @@ class SourceError(RuntimeError):
 class SourcePacket:
     # The encoded packet: bytes, or a view of the demuxer's own buffer, read once into the envelope
     # (copying every packet out of PyAV first would cost a copy and an allocation per packet).
-    data: Buffer
+    data: bytes | memoryview
     # Presentation time in seconds on the source's own timeline (None when the source gives none).
     pts_s: float | None
     # Decode time in seconds, always increasing: used to pace non-live sources.
     dts_s: float
     pts: int
     dts: int
-    time_base: Fraction
+    time_base: AVRational | Fraction  # PyAV answers its own AVRational; synthetic sources a Fraction
     keyframe: bool
     # Simulated PTZ cameras: the pan/tilt/zoom this image was rendered at, and whether it moved.
     ptz: tuple[float, float, float] | None = None

@@ -7,7 +7,7 @@ the seed give the same messages); rules that involve an authorisation live in th
 """
 
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Final, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
@@ -17,7 +17,10 @@ from services.common.subjects import check_camera_id
 from services.common.technical_norms import profile_problem
 from services.ingest.authorisations import REFERENCE_PATTERN
 
-COMMISSIONING, IN_SERVICE, MAINTENANCE, DECOMMISSIONED = "commissioning", "in_service", "maintenance", "decommissioned"
+COMMISSIONING: Final = "commissioning"
+IN_SERVICE: Final = "in_service"
+MAINTENANCE: Final = "maintenance"
+DECOMMISSIONED: Final = "decommissioned"
 STATES = (COMMISSIONING, IN_SERVICE, MAINTENANCE, DECOMMISSIONED)
 TRANSITIONS: dict[str, frozenset[str]] = {
     COMMISSIONING: frozenset({IN_SERVICE, DECOMMISSIONED}),

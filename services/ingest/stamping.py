@@ -31,7 +31,7 @@ from services.common.clock import Clock
 from services.common.envelope import EnvelopeWriter
 from services.common.log import get_logger
 from services.common.pb.csu.v1.frame_pb2 import CodecParameters, PtzPosition
-from services.ingest.bitstream import parameter_sets
+from services.ingest.bitstream import ParameterSets, parameter_sets
 from services.ingest.health import StreamHealth
 from services.ingest.ptz.driver import PtzSnapshot
 from services.ingest.publisher import Send
@@ -75,7 +75,7 @@ class SessionStamper:
         self._capture = CaptureClock(clock, info.live, opened_at_us)
         self._codec = CodecParameters(name=info.codec, extradata=info.extradata, width=info.width, height=info.height)
         self._writer = EnvelopeWriter(camera_id, stream, uuid.uuid4().hex, info.frame_rate, self._codec)
-        self._known_sets = None
+        self._known_sets: ParameterSets | None = None
         self._sequence = 0
         self._send, self._health, self._may_publish, self._ptz_state = send, health, may_publish, ptz_state
         self._packets_metric, self._bytes_metric = PACKETS.labels(camera_id, stream), BYTES.labels(camera_id, stream)

@@ -157,7 +157,7 @@ class StreamWorker(threading.Thread):
         finally:
             source.close()
 
-    def _stream_source(self, source, opened_at_us: int) -> bool:  # type: ignore[no-untyped-def]
+    def _stream_source(self, source, opened_at_us: int) -> bool:
         info = source.info
         stamper = self.job.stamper(info, opened_at_us, self._last_capture_us)
         self.job.opened(info)

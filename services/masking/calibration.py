@@ -170,7 +170,7 @@ def _fit_one(
     axis_el0 = st * tilt * tilt_half
 
     # Landmarks start where their first click points through the starting optics.
-    first = {}
+    first: dict[str, int] = {}
     for n, p in enumerate(points):
         first.setdefault(p.landmark, n)
     seeds = []

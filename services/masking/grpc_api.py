@@ -168,8 +168,8 @@ class MaskingApi(masking_pb2_grpc.MaskingServiceServicer):
         store: MaskStore,
         jobs: RedactionJobs,
         node: MaskingNode,
-        ingest: ingest_pb2_grpc.IngestServiceStub,
-        archive: archive_pb2_grpc.ArchiveServiceStub,
+        ingest: "ingest_pb2_grpc.IngestServiceAsyncStub",
+        archive: "archive_pb2_grpc.ArchiveServiceAsyncStub",
         redactions: ObjectStore,
         public_key_pem: str | None,
     ) -> None:
@@ -206,7 +206,7 @@ class MaskingApi(masking_pb2_grpc.MaskingServiceServicer):
 
     async def _polygons(
         self, camera: ingest_pb2.Camera, space: str, polygons, drawn_at, has_drawn_at: bool
-    ) -> tuple[str, list[list[tuple[float, float]]], list[str], int | None]:  # type: ignore[no-untyped-def]
+    ) -> tuple[str, list[list[tuple[float, float]]], list[str], int | None]:
         """(space, polygons, labels, the calibration version they were drawn or given under)."""
         ptz = bool(camera.ptz_driver)
         points = [[(p.x, p.y) for p in polygon.points] for polygon in polygons]
@@ -234,17 +234,17 @@ class MaskingApi(masking_pb2_grpc.MaskingServiceServicer):
             )
         return space, check_polygons(points, space), labels, version
 
-    async def ListMaskSets(self, request, context):  # type: ignore[no-untyped-def]
+    async def ListMaskSets(self, request, context):
         rows = await asyncio.to_thread(self.store.versions, request.camera_id)
         return pb.ListMaskSetsResponse(sets=[mask_set_message(r) for r in rows])
 
-    async def GetMaskSet(self, request, context):  # type: ignore[no-untyped-def]
+    async def GetMaskSet(self, request, context):
         async def work() -> pb.MaskSet:
             return mask_set_message(await asyncio.to_thread(self.store.get, request.camera_id, request.version))
 
         return await self._run(context, work)
 
-    async def CreateMaskSet(self, request, context):  # type: ignore[no-untyped-def]
+    async def CreateMaskSet(self, request, context):
         async def work() -> pb.MaskSet:
             camera = await self._camera(request.camera_id)
             space, polygons, labels, calibration_version = await self._polygons(
@@ -259,7 +259,7 @@ class MaskingApi(masking_pb2_grpc.MaskingServiceServicer):
 
         return await self._run(context, work)
 
-    async def UpdateDraft(self, request, context):  # type: ignore[no-untyped-def]
+    async def UpdateDraft(self, request, context):
         async def work() -> pb.MaskSet:
             camera = await self._camera(request.camera_id)
             space, polygons, labels, calibration_version = await self._polygons(
@@ -273,14 +273,14 @@ class MaskingApi(masking_pb2_grpc.MaskingServiceServicer):
 
         return await self._run(context, work)
 
-    async def DiscardDraft(self, request, context):  # type: ignore[no-untyped-def]
+    async def DiscardDraft(self, request, context):
         async def work() -> pb.MaskSet:
             row = await asyncio.to_thread(self.store.discard, request.camera_id, request.version, request.actor)
             return mask_set_message(row)
 
         return await self._run(context, work)
 
-    async def ApproveMaskSet(self, request, context):  # type: ignore[no-untyped-def]
+    async def ApproveMaskSet(self, request, context):
         async def work() -> pb.MaskSet:
             if not request.version:
                 raise ValueError("name the version to approve")
@@ -298,7 +298,7 @@ class MaskingApi(masking_pb2_grpc.MaskingServiceServicer):
 
     # -- PTZ calibration -----------------------------------------------------------------------
 
-    async def CalibratePtz(self, request, context):  # type: ignore[no-untyped-def]
+    async def CalibratePtz(self, request, context):
         async def work() -> pb.PtzCalibration:
             camera = await self._camera(request.camera_id)
             if not camera.ptz_driver:
@@ -342,7 +342,7 @@ class MaskingApi(masking_pb2_grpc.MaskingServiceServicer):
 
         return await self._run(context, work)
 
-    async def GetPtzCalibration(self, request, context):  # type: ignore[no-untyped-def]
+    async def GetPtzCalibration(self, request, context):
         async def work() -> pb.PtzCalibration:
             camera = await self._camera(request.camera_id)
             row = await asyncio.to_thread(self.store.calibration, camera.id, request.version)
@@ -356,7 +356,7 @@ class MaskingApi(masking_pb2_grpc.MaskingServiceServicer):
 
     # -- commissioning -------------------------------------------------------------------------
 
-    async def GetCommissioningStatus(self, request, context):  # type: ignore[no-untyped-def]
+    async def GetCommissioningStatus(self, request, context):
         approved = await asyncio.to_thread(self.store.approved, request.camera_id)
         statement = await asyncio.to_thread(self.store.statement, request.camera_id)
         status = pb.CommissioningStatus(
@@ -373,7 +373,7 @@ class MaskingApi(masking_pb2_grpc.MaskingServiceServicer):
             )
         return status
 
-    async def RecordStatement(self, request, context):  # type: ignore[no-untyped-def]
+    async def RecordStatement(self, request, context):
         async def work() -> pb.NoPrivateAreaStatement:
             s = request.statement
             if request.actor_role != "supervisor":
@@ -406,7 +406,7 @@ class MaskingApi(masking_pb2_grpc.MaskingServiceServicer):
 
         return await self._run(context, work)
 
-    async def WithdrawStatement(self, request, context):  # type: ignore[no-untyped-def]
+    async def WithdrawStatement(self, request, context):
         async def work() -> pb.NoPrivateAreaStatement:
             row = await asyncio.to_thread(self.store.withdraw_statement, request.camera_id, request.actor)
             log.info("no-private-area statement withdrawn", camera=row.camera_id, actor=request.actor)
@@ -417,7 +417,7 @@ class MaskingApi(masking_pb2_grpc.MaskingServiceServicer):
 
     # -- mask-error reports --------------------------------------------------------------------
 
-    async def ReportMaskError(self, request, context):  # type: ignore[no-untyped-def]
+    async def ReportMaskError(self, request, context):
         async def work() -> pb.MaskErrorReport:
             await self._camera(request.camera_id)
             if not request.description.strip():
@@ -450,11 +450,11 @@ class MaskingApi(masking_pb2_grpc.MaskingServiceServicer):
 
         return await self._run(context, work)
 
-    async def ListMaskErrors(self, request, context):  # type: ignore[no-untyped-def]
+    async def ListMaskErrors(self, request, context):
         rows = await asyncio.to_thread(self.store.reports, request.camera_id, request.status)
         return pb.ListMaskErrorsResponse(reports=[report_message(r) for r in rows])
 
-    async def CloseMaskError(self, request, context):  # type: ignore[no-untyped-def]
+    async def CloseMaskError(self, request, context):
         async def work() -> pb.MaskErrorReport:
             if not request.resolution.strip():
                 raise ValueError("say how the report was resolved")
@@ -467,7 +467,7 @@ class MaskingApi(masking_pb2_grpc.MaskingServiceServicer):
 
     # -- preview -------------------------------------------------------------------------------
 
-    async def Preview(self, request, context):  # type: ignore[no-untyped-def]
+    async def Preview(self, request, context):
         async def work() -> pb.PreviewImage:
             camera = await self._camera(request.camera_id)
             if camera.state not in ("commissioning", "in_service"):
@@ -524,7 +524,7 @@ class MaskingApi(masking_pb2_grpc.MaskingServiceServicer):
 
     # -- redaction -----------------------------------------------------------------------------
 
-    async def CreateRedaction(self, request, context):  # type: ignore[no-untyped-def]
+    async def CreateRedaction(self, request, context):
         async def work() -> pb.RedactionJob:
             camera = await self._camera(request.camera_id)
             now = to_us(self.jobs.clock.now())
@@ -586,23 +586,23 @@ class MaskingApi(masking_pb2_grpc.MaskingServiceServicer):
             raise GovernanceError("unavailable", "the archive is unavailable; try again shortly") from exc
         return [(c.start_us, c.end_us) for c in timeline.covered]
 
-    async def GetRedaction(self, request, context):  # type: ignore[no-untyped-def]
+    async def GetRedaction(self, request, context):
         async def work() -> pb.RedactionJob:
             return job_message(await asyncio.to_thread(self.jobs.get, request.id), include_track=True)
 
         return await self._run(context, work)
 
-    async def ListRedactions(self, request, context):  # type: ignore[no-untyped-def]
+    async def ListRedactions(self, request, context):
         rows = await asyncio.to_thread(self.jobs.of_camera, request.camera_id)
         return pb.ListRedactionsResponse(jobs=[job_message(r) for r in rows])
 
-    async def CancelRedaction(self, request, context):  # type: ignore[no-untyped-def]
+    async def CancelRedaction(self, request, context):
         async def work() -> pb.RedactionJob:
             return job_message(await asyncio.to_thread(self.jobs.cancel, request.id))
 
         return await self._run(context, work)
 
-    async def ReadRedaction(self, request, context) -> AsyncIterator[pb.RedactionChunk]:  # type: ignore[no-untyped-def]
+    async def ReadRedaction(self, request, context) -> AsyncIterator[pb.RedactionChunk]:
         try:
             row = await asyncio.to_thread(self.jobs.get, request.id)
         except JobError as exc:

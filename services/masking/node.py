@@ -71,7 +71,7 @@ class MaskingNode:
         settings: Settings,
         store: MaskStore,
         nc: Client,
-        ingest: ingest_pb2_grpc.IngestServiceStub,
+        ingest: "ingest_pb2_grpc.IngestServiceAsyncStub",
         replica_id: str | None = None,
         public_key_pem: str | None = None,
     ) -> None:
@@ -186,7 +186,7 @@ class MaskingNode:
                     router, self.settings.masking_queue_frames, self._publish, lambda: holds(camera_id)
                 )
             self.ways.held(camera_id)
-            masker = lanes["main"].masker
+            main = lanes["main"].masker
             self._subs[camera_id] = [
                 *[
                     await self.nc.subscribe(
@@ -200,7 +200,7 @@ class MaskingNode:
                 await self.nc.subscribe(preview_subject(self.prefix, camera_id), cb=self._on_preview),
             ]
             HELD.set(len(self.lanes))
-        log.info("camera taken", camera=camera_id, replica=self.replica_id, mask_version=masker.mask_version)
+        log.info("camera taken", camera=camera_id, replica=self.replica_id, mask_version=main.mask_version)
         await self._check_calibration(camera_id, masks)
 
     async def _lost(self, camera_id: str) -> None:

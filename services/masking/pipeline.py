@@ -30,10 +30,12 @@ Design: docs/design/masking.md
 import threading
 from collections import OrderedDict
 from fractions import Fraction
+from typing import cast
 
 import av
 import av.error
 import numpy as np
+from av.video.codeccontext import VideoCodecContext
 from prometheus_client import Counter
 
 from services.common.log import get_logger
@@ -93,9 +95,9 @@ class CameraMasker:
         # A new plan waits here until the next frame, which is then forced to be a keyframe.
         self._next_planner: MaskPlanner | None = None
         self._plan_lock = threading.Lock()
-        self._decoder: av.CodecContext | None = None
+        self._decoder: VideoCodecContext | None = None
         self._decoder_params: tuple[str, bytes] | None = None
-        self._encoder: av.CodecContext | None = None
+        self._encoder: VideoCodecContext | None = None
         self._out: av.VideoFrame | None = None
         self._out_planes: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         self._session = ""
@@ -235,7 +237,7 @@ class CameraMasker:
         if params == self._decoder_params:
             return
         try:
-            decoder = av.CodecContext.create(codec.name, "r")
+            decoder = cast(VideoCodecContext, av.CodecContext.create(codec.name, "r"))  # frames carry video
         except (av.error.FFmpegError, ValueError) as exc:
             DROPPED.labels(self.camera_id, "unsupported_codec").inc()
             log.error("unsupported codec", camera=self.camera_id, codec=codec.name, error=str(exc))
@@ -257,7 +259,7 @@ class CameraMasker:
                 DECODE_ERRORS.labels(self.camera_id).inc()
         return out
 
-    def _open_encoder(self, width: int, height: int, frame_rate: float) -> av.CodecContext:
+    def _open_encoder(self, width: int, height: int, frame_rate: float) -> VideoCodecContext:
         s = self._encoder_settings
         encoder = av.CodecContext.create("libx264", "w")
         encoder.width, encoder.height = width, height

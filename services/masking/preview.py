@@ -13,6 +13,7 @@ from services.common.pb.csu.v1.masking_pb2 import PreviewImage, PreviewRequest
 from services.masking.masks import Yuv
 from services.masking.pipeline import CameraMasker
 from services.masking.planner import MaskPlanner, MaskSet
+from services.masking.router import CameraRouter
 from services.masking.stills import Still, render_still
 
 # A preset matches a still taken within this distance on each axis (generic units).
@@ -28,7 +29,7 @@ class PreviewError(Exception):
         self.kind = kind
 
 
-def _preset_still(masker: CameraMasker, request: PreviewRequest) -> Still:
+def _preset_still(masker: CameraMasker | CameraRouter, request: PreviewRequest) -> Still:
     if not request.has_preset_position:
         raise PreviewError("not_found", f"unknown position for preset {request.preset!r}")
     target = request.preset_position
@@ -45,7 +46,9 @@ def _preset_still(masker: CameraMasker, request: PreviewRequest) -> Still:
     return best[1]
 
 
-def render_preview(masker: CameraMasker, request: PreviewRequest, draft: MaskSet | None, colour: Yuv) -> PreviewImage:
+def render_preview(
+    masker: CameraMasker | CameraRouter, request: PreviewRequest, draft: MaskSet | None, colour: Yuv
+) -> PreviewImage:
     still = _preset_still(masker, request) if request.preset else masker.still
     if still is None:
         raise PreviewError("not_found", f"no image received from camera {masker.camera_id} yet")

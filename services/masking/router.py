@@ -29,10 +29,12 @@ Design: docs/design/masking.md
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import cast
 
 import av
 import av.error
 import numpy as np
+from av.video.codeccontext import VideoCodecContext
 from prometheus_client import Counter, Gauge
 
 from services.common.h264 import AnnexB
@@ -134,7 +136,7 @@ class CameraRouter:
         self._b_frames = False
         self._blanking = False
         self._failed_us = 0
-        self._checker: av.CodecContext | None = None
+        self._checker: VideoCodecContext | None = None
         self._gop: list[FramePacket] = []
         self._fed = 0  # packets of _gop the check decoder has decoded
         self._last_still_us = 0
@@ -165,21 +167,21 @@ class CameraRouter:
         return self._version(self.way or BURN_IN)
 
     @property
-    def planner(self):  # type: ignore[no-untyped-def]
+    def planner(self):
         return self.masker.planner
 
     @property
-    def still(self):  # type: ignore[no-untyped-def]
+    def still(self):
         return self.masker.still
 
     @property
-    def position_stills(self):  # type: ignore[no-untyped-def]
+    def position_stills(self):
         return self.masker.position_stills
 
-    def set_masks(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+    def set_masks(self, *args, **kwargs) -> None:
         self.masker.set_masks(*args, **kwargs)
 
-    def set_ptz_model(self, model) -> None:  # type: ignore[no-untyped-def]
+    def set_ptz_model(self, model) -> None:
         self.masker.set_ptz_model(model)
 
     def flush(self) -> list[FramePacket]:
@@ -327,15 +329,15 @@ class CameraRouter:
             else:
                 box = (slice(rows[0] // 2 * 2, rows[-1] + 1), slice(cols[0] // 2 * 2, cols[-1] + 1))
             self._region = (pixels, inside[box], box)
-        _, region, (rows, cols) = self._region
+        _, region, (ys, xs) = self._region
         y, u, v = planes
-        chroma = (slice(rows.start // 2, (rows.stop + 1) // 2), slice(cols.start // 2, (cols.stop + 1) // 2))
-        return (y[rows, cols], u[chroma], v[chroma]), region
+        chroma = (slice(ys.start // 2, (ys.stop + 1) // 2), slice(xs.start // 2, (xs.stop + 1) // 2))
+        return (y[ys, xs], u[chroma], v[chroma]), region
 
     def _decode_to(self, packet: FramePacket) -> av.VideoFrame | None:
         if self._checker is None:
             try:
-                self._checker = av.CodecContext.create(self._codec_name or "h264", "r")
+                self._checker = cast(VideoCodecContext, av.CodecContext.create(self._codec_name or "h264", "r"))
             except (av.error.FFmpegError, ValueError):
                 return None
             self._checker.thread_count = 1

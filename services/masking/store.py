@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine, func
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import select
+from sqlmodel import col, select
 
 from services.common import db
 from services.common.clock import Clock, to_us
@@ -121,14 +121,16 @@ class MaskStore:
             return {}
         with db.session(self.engine) as s:
             rows = s.exec(
-                select(MaskSetRow).where(MaskSetRow.camera_id.in_(ids), MaskSetRow.status == APPROVED)  # type: ignore[attr-defined]
+                select(MaskSetRow).where(col(MaskSetRow.camera_id).in_(ids), col(MaskSetRow.status) == APPROVED)
             ).all()
         return {r.camera_id: r for r in rows}
 
     def versions(self, camera_id: str) -> list[MaskSetRow]:
         with db.session(self.engine) as s:
             return list(
-                s.exec(select(MaskSetRow).where(MaskSetRow.camera_id == camera_id).order_by(MaskSetRow.version)).all()
+                s.exec(
+                    select(MaskSetRow).where(col(MaskSetRow.camera_id) == camera_id).order_by(col(MaskSetRow.version))
+                ).all()
             )
 
     def get(self, camera_id: str, version: int) -> MaskSetRow:
@@ -154,9 +156,7 @@ class MaskStore:
         if wanted:
             with db.session(self.engine) as s:
                 found = s.exec(
-                    select(CalibrationRow).where(
-                        CalibrationRow.camera_id.in_({c for c, _ in wanted})  # type: ignore[attr-defined]
-                    )
+                    select(CalibrationRow).where(col(CalibrationRow.camera_id).in_({c for c, _ in wanted}))
                 ).all()
             optics = {(c.camera_id, c.version): optics_of(c) for c in found if (c.camera_id, c.version) in wanted}
         return {r.camera_id: mask_set_of(r, optics.get((r.camera_id, r.calibration_version or 0))) for r in rows}
@@ -169,7 +169,7 @@ class MaskStore:
             query = select(CalibrationRow).where(CalibrationRow.camera_id == camera_id)
             if version:
                 query = query.where(CalibrationRow.version == version)
-            return s.exec(query.order_by(CalibrationRow.version.desc())).first()  # type: ignore[attr-defined]
+            return s.exec(query.order_by(col(CalibrationRow.version).desc())).first()
 
     def save_calibration(
         self,
@@ -309,7 +309,7 @@ class MaskStore:
             s.commit()
             return row, previous
 
-    def _draft(self, s, camera_id: str, version: int) -> MaskSetRow:  # type: ignore[no-untyped-def]
+    def _draft(self, s, camera_id: str, version: int) -> MaskSetRow:
         row = s.exec(select(MaskSetRow).where(MaskSetRow.camera_id == camera_id, MaskSetRow.version == version)).first()
         if row is None:
             raise GovernanceError("not_found", f"camera {camera_id!r} has no mask set version {version}")
@@ -361,7 +361,9 @@ class MaskStore:
         """The camera's latest statement (withdrawn or not)."""
         with db.session(self.engine) as s:
             return s.exec(
-                select(StatementRow).where(StatementRow.camera_id == camera_id).order_by(StatementRow.signed_us.desc())  # type: ignore[attr-defined]
+                select(StatementRow)
+                .where(col(StatementRow.camera_id) == camera_id)
+                .order_by(col(StatementRow.signed_us).desc())
             ).first()
 
     def statements_for(self, camera_ids: Iterable[str]) -> dict[str, StatementRow]:
@@ -371,14 +373,16 @@ class MaskStore:
             return {}
         with db.session(self.engine) as s:
             rows = s.exec(
-                select(StatementRow).where(StatementRow.camera_id.in_(ids)).order_by(StatementRow.signed_us)  # type: ignore[attr-defined]
+                select(StatementRow).where(col(StatementRow.camera_id).in_(ids)).order_by(col(StatementRow.signed_us))
             ).all()
         return {r.camera_id: r for r in rows}
 
     def withdraw_statement(self, camera_id: str, actor: str) -> StatementRow:
         with db.session(self.engine) as s:
             row = s.exec(
-                select(StatementRow).where(StatementRow.camera_id == camera_id).order_by(StatementRow.signed_us.desc())  # type: ignore[attr-defined]
+                select(StatementRow)
+                .where(col(StatementRow.camera_id) == camera_id)
+                .order_by(col(StatementRow.signed_us).desc())
             ).first()
             if row is None or row.withdrawn_us is not None:
                 raise GovernanceError("not_found", f"camera {camera_id!r} has no no-private-area statement in force")
@@ -412,7 +416,7 @@ class MaskStore:
         if status:
             query = query.where(MaskErrorRow.status == status)
         with db.session(self.engine) as s:
-            return list(s.exec(query.order_by(MaskErrorRow.reported_us)).all())
+            return list(s.exec(query.order_by(col(MaskErrorRow.reported_us))).all())
 
     def close_report(self, report_id: str, actor: str, resolution: str) -> MaskErrorRow:
         with db.session(self.engine) as s:

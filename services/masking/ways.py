@@ -70,7 +70,7 @@ class Ways:
     def __init__(
         self,
         store: MaskStore,
-        ingest: ingest_pb2_grpc.IngestServiceStub,
+        ingest: "ingest_pb2_grpc.IngestServiceAsyncStub",
         js: JetStreamContext,
         prefix: str,
         clock: Clock,

@@ -24,10 +24,11 @@ import secrets
 import uuid
 from calendar import monthrange
 from datetime import date, datetime, time, timedelta
+from typing import Any
 
 import grpc
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from services.common.clock import to_us
 from services.common.db import session
@@ -133,7 +134,7 @@ async def release_holds(ctx: Context, ids: list[str], actor: str) -> bool:
 
 
 def _validate(ctx: Context, meta: requisition_pb2.CitizenUploadMeta, now: int) -> dict:
-    values = {
+    values: dict[str, Any] = {
         "full_name": fields.line("full_name", meta.full_name, 200),
         "id_document_kind": fields.line("id_document_kind", meta.id_document_kind, 100),
         "id_document_number": fields.line("id_document_number", meta.id_document_number, 64),
@@ -290,7 +291,7 @@ def _message(
                 select(Document.id).where(
                     Document.owner_kind == KIND,
                     Document.owner_id == row.id,
-                    Document.deleted_us.is_(None),  # type: ignore[union-attr]
+                    col(Document.deleted_us).is_(None),
                 )
             ).first()
             is not None
@@ -332,7 +333,7 @@ async def listing(
             raise Invalid(f"unknown state {request.state!r}: open, found or closed")
         query = query.where(CitizenRequest.state == request.state)
     with session(ctx.engine) as s:
-        rows = list(s.exec(query.order_by(CitizenRequest.deadline_us).limit(limit)))
+        rows = list(s.exec(query.order_by(col(CitizenRequest.deadline_us)).limit(limit)))
     now = _now(ctx)
     found = []
     for row in rows:
@@ -349,7 +350,7 @@ def identity_document(ctx: Context, request_id: str) -> tuple[Document, bytes]:
             select(Document).where(
                 Document.owner_kind == KIND,
                 Document.owner_id == row.id,
-                Document.deleted_us.is_(None),  # type: ignore[union-attr]
+                col(Document.deleted_us).is_(None),
             )
         ).first()
     if doc is None:
@@ -475,7 +476,7 @@ async def close(
         row.id_document_number_sealed = ""
         transitions.record(s, KIND, row, CLOSED, actor, now, f"{outcome}: {reason}" if reason else outcome)
         for kiosk in s.exec(
-            select(KioskSession).where(KioskSession.request_id == row.id, KioskSession.revoked_us.is_(None))  # type: ignore[union-attr]
+            select(KioskSession).where(col(KioskSession.request_id) == row.id, col(KioskSession.revoked_us).is_(None))
         ):
             kiosk.revoked_us = now
             s.add(kiosk)
@@ -494,7 +495,7 @@ async def cleanup(ctx: Context, request_id: str) -> bool:
                 select(Document).where(
                     Document.owner_kind == KIND,
                     Document.owner_id == row.id,
-                    Document.deleted_us.is_(None),  # type: ignore[union-attr]
+                    col(Document.deleted_us).is_(None),
                 )
             )
         )
@@ -537,7 +538,7 @@ def due_cleanup(ctx: Context) -> list[str]:
     """Closed requests that still hold something (documents, holds)."""
     with session(ctx.engine) as s:
         with_docs = s.exec(
-            select(Document.owner_id).where(Document.owner_kind == KIND, Document.deleted_us.is_(None))  # type: ignore[union-attr]
+            select(col(Document.owner_id)).where(col(Document.owner_kind) == KIND, col(Document.deleted_us).is_(None))
         )
         ids = set(with_docs)
         closed = {

@@ -28,8 +28,8 @@ class Context:
     extractions: ObjectStore
     documents: ObjectStore
     exports: ObjectStore
-    archive: archive_pb2_grpc.ArchiveServiceStub
-    masking: masking_pb2_grpc.MaskingServiceStub | None
+    archive: "archive_pb2_grpc.ArchiveServiceAsyncStub"
+    masking: "masking_pb2_grpc.MaskingServiceAsyncStub | None"
     work_dir: Path
     js: JetStreamContext | None = None
 

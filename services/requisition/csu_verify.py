@@ -315,6 +315,7 @@ def _verify(
             report.problems.append(f"{key_file}: {exc}")
     else:
         report.problems.append(f"the public key file {key_file} is missing")
+    key: bytes | None
     if expected_key_pem is not None:
         key = public_key_from_pem(expected_key_pem)
         report.key_source = "the key you gave (--key)"
@@ -481,7 +482,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         # Windows consoles may not encode every character: never crash on output.
-        sys.stdout.reconfigure(errors="replace")
+        sys.stdout.reconfigure(errors="replace")  # type: ignore[union-attr]
     except (AttributeError, ValueError):
         pass
     try:

@@ -13,7 +13,7 @@ Time comes from the Clock: tests move a ManualClock past a deadline and call `ti
 
 import asyncio
 
-from sqlmodel import select
+from sqlmodel import col, select
 
 from services.common.clock import to_us
 from services.common.db import session
@@ -63,7 +63,7 @@ async def tick(ctx: Context) -> dict[str, int]:
 def _missing_receipts(ctx: Context) -> list[str]:
     with session(ctx.engine) as s:
         query = select(Requisition.id).where(
-            Requisition.delivered_us.is_not(None),  # type: ignore[union-attr]
+            col(Requisition.delivered_us).is_not(None),
             Requisition.receipt_document_id == "",
         )
         return list(s.exec(query))

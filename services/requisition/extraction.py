@@ -21,13 +21,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
-from sqlmodel import select
+from sqlmodel import col, select
 
 from services.common.clock import from_us, to_us
 from services.common.db import session
 from services.common.log import get_logger
 from services.common.objectstore import ObjectStore
 from services.common.pb.csu.v1 import archive_pb2, requisition_pb2
+from services.common.rpc import next_message
 from services.common.timefmt import HOUR_US
 from services.requisition import register, workflow
 from services.requisition.context import Context
@@ -92,7 +93,11 @@ def _claim(ctx: Context, request_id: str, actor: requisition_pb2.Actor) -> tuple
         s.add(row)
         s.commit()
         ranges = list(
-            s.exec(select(RequestedRange).where(RequestedRange.request_id == row.id).order_by(RequestedRange.position))
+            s.exec(
+                select(RequestedRange)
+                .where(col(RequestedRange.request_id) == row.id)
+                .order_by(col(RequestedRange.position))
+            )
         )
         return row, ranges
 
@@ -174,15 +179,15 @@ async def _extract_piece(
     path = work / f"{index}.mp4"
     digest = hashlib.sha256()
     try:
-        first = await call.read()
-        while first is not grpc.aio.EOF and first.HasField("progress"):  # the archive is building it
-            first = await call.read()
-        if first is grpc.aio.EOF or not first.HasField("info"):
+        first = await next_message(call)
+        while first is not None and first.HasField("progress"):  # the archive is building it
+            first = await next_message(call)
+        if first is None or not first.HasField("info"):
             raise Unavailable("the archive sent no clip")
         info = first.info
         received = 0
         with path.open("wb") as f:
-            while (chunk := await call.read()) is not grpc.aio.EOF:
+            while (chunk := await next_message(call)) is not None:
                 digest.update(chunk.data)
                 await asyncio.to_thread(f.write, chunk.data)
                 received += len(chunk.data)

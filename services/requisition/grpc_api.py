@@ -82,7 +82,7 @@ class RequisitionApi(requisition_pb2_grpc.RequisitionServiceServicer):
 
     # -- requisitions -----------------------------------------------------------------------------
 
-    async def CreateRequisition(self, request, context):  # type: ignore[no-untyped-def]
+    async def CreateRequisition(self, request, context):
         async def work() -> requisition_pb2.Requisition:
             row, transition = await asyncio.to_thread(requisitions.create, self.ctx, request)
             await self._changed(row, transition)
@@ -90,19 +90,19 @@ class RequisitionApi(requisition_pb2_grpc.RequisitionServiceServicer):
 
         return await _guard(context, work)
 
-    async def GetRequisition(self, request, context):  # type: ignore[no-untyped-def]
+    async def GetRequisition(self, request, context):
         return await _guard(
             context, lambda: asyncio.to_thread(requisitions.describe, self.ctx, request.id, request.actor)
         )
 
-    async def ListRequisitions(self, request, context):  # type: ignore[no-untyped-def]
+    async def ListRequisitions(self, request, context):
         async def work() -> requisition_pb2.ListRequisitionsResponse:
             rows = await asyncio.to_thread(requisitions.listing, self.ctx, request)
             return requisition_pb2.ListRequisitionsResponse(requisitions=rows)
 
         return await _guard(context, work)
 
-    async def Extract(self, request, context):  # type: ignore[no-untyped-def]
+    async def Extract(self, request, context):
         async def work() -> requisition_pb2.Requisition:
             row, transition = await extraction.extract(self.ctx, request.id, request.actor)
             await self._changed(row, transition)
@@ -110,7 +110,7 @@ class RequisitionApi(requisition_pb2_grpc.RequisitionServiceServicer):
 
         return await _guard(context, work)
 
-    async def ReceiveRequisition(self, request_iterator, context):  # type: ignore[no-untyped-def]
+    async def ReceiveRequisition(self, request_iterator, context):
         async def work() -> requisition_pb2.Requisition:
             meta, data = await _collect(request_iterator, self.ctx.settings.max_upload_bytes)
             row, transition = await asyncio.to_thread(requisitions.receive, self.ctx, meta, data)
@@ -119,7 +119,7 @@ class RequisitionApi(requisition_pb2_grpc.RequisitionServiceServicer):
 
         return await _guard(context, work)
 
-    async def ReadDocument(self, request, context):  # type: ignore[no-untyped-def]
+    async def ReadDocument(self, request, context):
         doc, data = await _guard(
             context,
             lambda: asyncio.to_thread(
@@ -132,7 +132,7 @@ class RequisitionApi(requisition_pb2_grpc.RequisitionServiceServicer):
         for chunk in _file_chunks(info, data):
             yield chunk
 
-    async def Approve(self, request, context):  # type: ignore[no-untyped-def]
+    async def Approve(self, request, context):
         async def work() -> requisition_pb2.Requisition:
             row, transition = await asyncio.to_thread(requisitions.approve, self.ctx, request)
             await self._changed(row, transition)
@@ -140,7 +140,7 @@ class RequisitionApi(requisition_pb2_grpc.RequisitionServiceServicer):
 
         return await _guard(context, work)
 
-    async def _end(self, request, context, target: str):  # type: ignore[no-untyped-def]
+    async def _end(self, request, context, target: str):
         async def work() -> requisition_pb2.Requisition:
             row, transition = await asyncio.to_thread(requisitions.end, self.ctx, request, target)
             await self._changed(row, transition)
@@ -153,23 +153,23 @@ class RequisitionApi(requisition_pb2_grpc.RequisitionServiceServicer):
 
         return await _guard(context, work)
 
-    async def Refuse(self, request, context):  # type: ignore[no-untyped-def]
+    async def Refuse(self, request, context):
         return await self._end(request, context, "refused")
 
-    async def Cancel(self, request, context):  # type: ignore[no-untyped-def]
+    async def Cancel(self, request, context):
         return await self._end(request, context, "cancelled")
 
-    async def Close(self, request, context):  # type: ignore[no-untyped-def]
+    async def Close(self, request, context):
         return await self._end(request, context, "closed")
 
-    async def BuildPackage(self, request, context):  # type: ignore[no-untyped-def]
+    async def BuildPackage(self, request, context):
         async def work() -> requisition_pb2.Requisition:
             row = await asyncio.to_thread(delivery.build_package, self.ctx, request)
             return await self._describe(row, request.actor)
 
         return await _guard(context, work)
 
-    async def ReadPackage(self, request, context):  # type: ignore[no-untyped-def]
+    async def ReadPackage(self, request, context):
         row, chunks = await _guard(
             context, lambda: asyncio.to_thread(delivery.package_chunks, self.ctx, request.id, request.actor)
         )
@@ -191,7 +191,7 @@ class RequisitionApi(requisition_pb2_grpc.RequisitionServiceServicer):
                 return
             yield requisition_pb2.FileChunk(data=data)
 
-    async def RecordDelivery(self, request, context):  # type: ignore[no-untyped-def]
+    async def RecordDelivery(self, request, context):
         async def work() -> requisition_pb2.Requisition:
             row, transition = await asyncio.to_thread(delivery.deliver, self.ctx, request)
             await self._changed(row, transition)
@@ -203,7 +203,7 @@ class RequisitionApi(requisition_pb2_grpc.RequisitionServiceServicer):
 
         return await _guard(context, work)
 
-    async def ReadReceipt(self, request, context):  # type: ignore[no-untyped-def]
+    async def ReadReceipt(self, request, context):
         doc, data = await _guard(
             context, lambda: asyncio.to_thread(delivery.receipt_of, self.ctx, request.id, request.actor)
         )
@@ -213,7 +213,7 @@ class RequisitionApi(requisition_pb2_grpc.RequisitionServiceServicer):
         for chunk in _file_chunks(info, data):
             yield chunk
 
-    async def RecordFeedback(self, request, context):  # type: ignore[no-untyped-def]
+    async def RecordFeedback(self, request, context):
         async def work() -> requisition_pb2.Requisition:
             row = await asyncio.to_thread(requisitions.feedback, self.ctx, request)
             return await self._describe(row, request.actor)
@@ -222,7 +222,7 @@ class RequisitionApi(requisition_pb2_grpc.RequisitionServiceServicer):
 
     # -- the register ----------------------------------------------------------------------------
 
-    async def ListRegister(self, request, context):  # type: ignore[no-untyped-def]
+    async def ListRegister(self, request, context):
         rows = await asyncio.to_thread(
             register.entries,
             self.ctx.engine,
@@ -234,7 +234,7 @@ class RequisitionApi(requisition_pb2_grpc.RequisitionServiceServicer):
         )
         return requisition_pb2.ListRegisterResponse(entries=[entry_message(e) for e in rows])
 
-    async def VerifyRegister(self, request, context):  # type: ignore[no-untyped-def]
+    async def VerifyRegister(self, request, context):
         try:
             verdict = await asyncio.to_thread(self._verify_register)
         except StoreUnavailable as exc:
@@ -249,7 +249,7 @@ class RequisitionApi(requisition_pb2_grpc.RequisitionServiceServicer):
             public_key_fingerprint=self.ctx.key_fingerprint,
         )
 
-    async def RenderRegister(self, request, context):  # type: ignore[no-untyped-def]
+    async def RenderRegister(self, request, context):
         if request.format not in ("pdf", "csv", "json"):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "format must be pdf, csv or json")
         data, content_type = await asyncio.to_thread(self._render, request)
@@ -292,15 +292,15 @@ class RequisitionApi(requisition_pb2_grpc.RequisitionServiceServicer):
         """The register, its checkpoints and the heads published outside the database."""
         return register.verify_anchored(self.ctx.engine, self.ctx.signer.keyring(), self.ctx.anchors, self.ctx.cadence)
 
-    async def GetPublicKey(self, request, context):  # type: ignore[no-untyped-def]
+    async def GetPublicKey(self, request, context):
         return requisition_pb2.PublicKey(pem=self.ctx.signer.public_pem(), fingerprint=self.ctx.key_fingerprint)
 
-    async def GetStatistics(self, request, context):  # type: ignore[no-untyped-def]
+    async def GetStatistics(self, request, context):
         return await asyncio.to_thread(stats.compute, self.ctx, request)
 
     # -- citizens' access -------------------------------------------------------------------------
 
-    async def CreateCitizenRequest(self, request_iterator, context):  # type: ignore[no-untyped-def]
+    async def CreateCitizenRequest(self, request_iterator, context):
         async def work() -> requisition_pb2.CitizenRequest:
             meta, data = await _collect(request_iterator, self.ctx.settings.max_upload_bytes)
             row, opened = await citizens.create(self.ctx, meta, data)
@@ -309,16 +309,16 @@ class RequisitionApi(requisition_pb2_grpc.RequisitionServiceServicer):
 
         return await _guard(context, work)
 
-    async def GetCitizenRequest(self, request, context):  # type: ignore[no-untyped-def]
+    async def GetCitizenRequest(self, request, context):
         return await _guard(context, lambda: citizens.describe(self.ctx, request.id, request.operator_view))
 
-    async def ListCitizenRequests(self, request, context):  # type: ignore[no-untyped-def]
+    async def ListCitizenRequests(self, request, context):
         async def work() -> requisition_pb2.ListCitizenRequestsResponse:
             return requisition_pb2.ListCitizenRequestsResponse(requests=await citizens.listing(self.ctx, request))
 
         return await _guard(context, work)
 
-    async def ReadCitizenDocument(self, request, context):  # type: ignore[no-untyped-def]
+    async def ReadCitizenDocument(self, request, context):
         doc, data = await _guard(context, lambda: asyncio.to_thread(citizens.identity_document, self.ctx, request.id))
         info = requisition_pb2.FileInfo(
             filename=doc.filename, content_type=doc.content_type, size=doc.size, sha256=doc.sha256
@@ -326,30 +326,30 @@ class RequisitionApi(requisition_pb2_grpc.RequisitionServiceServicer):
         for chunk in _file_chunks(info, data):
             yield chunk
 
-    async def RecordSearch(self, request, context):  # type: ignore[no-untyped-def]
+    async def RecordSearch(self, request, context):
         async def work() -> requisition_pb2.CitizenRequest:
             row = await citizens.record_search(self.ctx, request)
             return await citizens.describe(self.ctx, row.id, operator_view=True)
 
         return await _guard(context, work)
 
-    async def StartRedaction(self, request, context):  # type: ignore[no-untyped-def]
+    async def StartRedaction(self, request, context):
         async def work() -> requisition_pb2.CitizenRequest:
             row = await citizens.start_redaction(self.ctx, request)
             return await citizens.describe(self.ctx, row.id, operator_view=True)
 
         return await _guard(context, work)
 
-    async def OpenKioskSession(self, request, context):  # type: ignore[no-untyped-def]
+    async def OpenKioskSession(self, request, context):
         return await _guard(context, lambda: kiosk.open_session(self.ctx, request))
 
-    async def PairKiosk(self, request, context):  # type: ignore[no-untyped-def]
+    async def PairKiosk(self, request, context):
         return await _guard(context, lambda: kiosk.pair(self.ctx, request))
 
-    async def GetKioskSession(self, request, context):  # type: ignore[no-untyped-def]
+    async def GetKioskSession(self, request, context):
         return await _guard(context, lambda: asyncio.to_thread(kiosk.session_info, self.ctx, request.token))
 
-    async def ReadKioskClip(self, request, context):  # type: ignore[no-untyped-def]
+    async def ReadKioskClip(self, request, context):
         stream = kiosk.clip(self.ctx, request)
         while True:
             try:
@@ -360,14 +360,14 @@ class RequisitionApi(requisition_pb2_grpc.RequisitionServiceServicer):
                 await context.abort(exc.code, exc.message)
             yield chunk
 
-    async def RecordOutcome(self, request, context):  # type: ignore[no-untyped-def]
+    async def RecordOutcome(self, request, context):
         async def work() -> requisition_pb2.CitizenRequest:
             row = await citizens.close(self.ctx, request.id, request.actor, request.outcome, request.reason)
             return await citizens.describe(self.ctx, row.id, operator_view=False)
 
         return await _guard(context, work)
 
-    async def EraseExpired(self, request, context):  # type: ignore[no-untyped-def]
+    async def EraseExpired(self, request, context):
         """The gateway's retention sweep (services/gateway/operations/retention.py)."""
 
         async def work() -> requisition_pb2.EraseExpiredResponse:

@@ -37,7 +37,7 @@ from services.requisition.grpc_api import RequisitionApi
 log = get_logger(__name__)
 
 
-def build_context(settings: Settings, clock: Clock, engine=None) -> Context:  # type: ignore[no-untyped-def]
+def build_context(settings: Settings, clock: Clock, engine=None) -> Context:
     """Everything the service works with (tests build it with their own clock and servers)."""
     return Context(
         settings=settings,
@@ -65,7 +65,7 @@ def prepare_stores(ctx: Context) -> None:
         log.error("the anchors bucket has no object lock: the register's head cannot be published", error=str(exc))
 
 
-async def serve(ctx: Context, address: str):  # type: ignore[no-untyped-def]
+async def serve(ctx: Context, address: str):
     return await rpc.start_server(
         address, [lambda s: requisition_pb2_grpc.add_RequisitionServiceServicer_to_server(RequisitionApi(ctx), s)]
     )

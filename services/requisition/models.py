@@ -15,7 +15,7 @@ from sqlmodel import Field, SQLModel
 from services.common.anchoring import CheckpointColumns
 
 
-def _us(nullable: bool = False) -> Column:  # type: ignore[type-arg]
+def _us(nullable: bool = False) -> Column:
     return Column(BigInteger, nullable=nullable)
 
 

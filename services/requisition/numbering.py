@@ -10,6 +10,6 @@ from services.requisition.timefmt import paris_year
 
 def next_number(s: Session, model: type[Requisition] | type[CitizenRequest], prefix: str, now_us: int) -> str:
     stem = f"{prefix}-{paris_year(now_us)}-"
-    last = s.exec(select(func.max(model.number)).where(model.number.startswith(stem))).one()  # type: ignore[attr-defined]
+    last = s.exec(select(func.max(model.number)).where(model.number.startswith(stem))).one()
     following = int(last.rsplit("-", 1)[1]) + 1 if last else 1
     return f"{stem}{following:05d}"

@@ -323,16 +323,16 @@ def build(
         zip_path = tmp / zip_name
         _zip(folder, zip_path, folder_name, password, advance)
         key = f"packages/{row.id}/{package_id}/{zip_name}"
-        digest = _sha256_file(zip_path)
+        zip_sha256 = _sha256_file(zip_path)
         advance(zip_path.stat().st_size)
         ctx.exports.ensure_bucket()
-        ctx.exports.put_file(key, zip_path, {"sha256": digest}, "application/zip")
+        ctx.exports.put_file(key, zip_path, {"sha256": zip_sha256}, "application/zip")
         advance(zip_path.stat().st_size)
         return Built(
             package_id=package_id,
             key=key,
             filename=zip_name,
-            sha256=digest,
+            sha256=zip_sha256,
             size=zip_path.stat().st_size,
             manifest_sha256=hashlib.sha256(manifest_bytes).hexdigest(),
             files=[*files, *_signed_files(folder)],

@@ -9,7 +9,7 @@ always ends with its register entry.
 """
 
 from sqlalchemy import delete
-from sqlmodel import select
+from sqlmodel import col, select
 
 from services.common.clock import to_us
 from services.common.db import session
@@ -27,8 +27,8 @@ PURGED_STATES = (workflow.EXPIRED, workflow.REFUSED, workflow.CANCELLED, workflo
 def due(ctx: Context) -> list[str]:
     with session(ctx.engine) as s:
         query = select(Requisition.id).where(
-            Requisition.state.in_(PURGED_STATES),  # type: ignore[attr-defined]
-            Requisition.purged_us.is_(None),  # type: ignore[union-attr]
+            col(Requisition.state).in_(PURGED_STATES),
+            col(Requisition.purged_us).is_(None),
         )
         return list(s.exec(query))
 
@@ -58,8 +58,8 @@ def purge(ctx: Context, request_id: str, actor: str) -> dict | None:
             "clips": [p.clip_sha256 for p in parts if p.clip_sha256],
             "package_sha256": row.package_sha256 if package_key else "",
         }
-        s.exec(delete(ExtractSegment).where(ExtractSegment.request_id == request_id))  # type: ignore[call-overload]
-        s.exec(delete(ExtractPart).where(ExtractPart.request_id == request_id))  # type: ignore[call-overload]
+        s.exec(delete(ExtractSegment).where(col(ExtractSegment.request_id) == request_id))
+        s.exec(delete(ExtractPart).where(col(ExtractPart.request_id) == request_id))
         if row.extracted_us is not None or package_key or objects:
             register.append(
                 s,

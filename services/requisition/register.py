@@ -24,7 +24,7 @@ from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import Engine, select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from services.common.anchoring import (
     Anchors,
@@ -95,7 +95,7 @@ def append(
     the cadence (anchoring.py), if one is."""
     if kind not in KINDS:
         raise ValueError(f"unknown register entry kind {kind!r}")
-    head = s.execute(select(RegisterHead).where(RegisterHead.id == 1).with_for_update()).scalar_one()
+    head = s.execute(select(RegisterHead).where(col(RegisterHead.id) == 1).with_for_update()).scalar_one()
     entry = RegisterEntry(
         seq=head.seq + 1,
         time_us=time_us,
@@ -127,7 +127,7 @@ def checkpoint_now(
 ) -> Checkpoint | None:
     """Sign the register's head (every few minutes and as the service stops) unless it is signed."""
     with Session(engine) as s, s.begin():
-        head = s.execute(select(RegisterHead).where(RegisterHead.id == 1).with_for_update()).scalar_one()
+        head = s.execute(select(RegisterHead).where(col(RegisterHead.id) == 1).with_for_update()).scalar_one()
         if head.seq == 0 or s.get(RegisterCheckpoint, head.seq) is not None:
             return None
         checkpoint = Checkpoint.sign(signer, CHAIN, head.seq, head.entry_hash, now_us, cadence)
@@ -171,8 +171,8 @@ def verify_chain(
             rows = list(
                 s.execute(
                     select(RegisterEntry)
-                    .where(RegisterEntry.seq >= expected, RegisterEntry.seq <= last)
-                    .order_by(RegisterEntry.seq)
+                    .where(col(RegisterEntry.seq) >= expected, col(RegisterEntry.seq) <= last)
+                    .order_by(col(RegisterEntry.seq))
                     .limit(batch)
                 ).scalars()
             )
@@ -216,12 +216,12 @@ def entries(
     end_us: int = 0,
     request_id: str = "",
 ) -> list[RegisterEntry]:
-    query = select(RegisterEntry).where(RegisterEntry.seq > after_seq)
+    query = select(RegisterEntry).where(col(RegisterEntry.seq) > after_seq)
     if start_us:
-        query = query.where(RegisterEntry.time_us >= start_us)
+        query = query.where(col(RegisterEntry.time_us) >= start_us)
     if end_us:
-        query = query.where(RegisterEntry.time_us < end_us)
+        query = query.where(col(RegisterEntry.time_us) < end_us)
     if request_id:
-        query = query.where(RegisterEntry.request_id == request_id)
+        query = query.where(col(RegisterEntry.request_id) == request_id)
     with Session(engine) as s:
-        return list(s.execute(query.order_by(RegisterEntry.seq).limit(limit)).scalars())
+        return list(s.execute(query.order_by(col(RegisterEntry.seq)).limit(limit)).scalars())

@@ -11,7 +11,7 @@ requests: another partner's request is "unknown" to them.
 import uuid
 
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from services.common.clock import to_us
 from services.common.db import session
@@ -97,7 +97,7 @@ def _ranges(ctx: Context, wanted: list[requisition_pb2.CameraRange], now_us: int
                 f"{days} days, nothing before {utc(oldest)} exists any more"
             )
         ranges.append(
-            RequestedRange(
+            RequestedRange(  # type: ignore[call-arg]  # request_id: create() sets it once the requisition has one
                 position=i,
                 camera_id=r.camera_id,
                 camera_name=(r.camera_name or r.camera_id)[:128],
@@ -160,9 +160,15 @@ def create(ctx: Context, request: requisition_pb2.CreateRequisitionRequest) -> t
 
 
 def parts_of(s: Session, request_id: str) -> list[tuple[ExtractPart, list[ExtractSegment]]]:
-    parts = list(s.exec(select(ExtractPart).where(ExtractPart.request_id == request_id).order_by(ExtractPart.position)))
+    parts = list(
+        s.exec(select(ExtractPart).where(col(ExtractPart.request_id) == request_id).order_by(col(ExtractPart.position)))
+    )
     segments = list(
-        s.exec(select(ExtractSegment).where(ExtractSegment.request_id == request_id).order_by(ExtractSegment.start_us))
+        s.exec(
+            select(ExtractSegment)
+            .where(col(ExtractSegment.request_id) == request_id)
+            .order_by(col(ExtractSegment.start_us))
+        )
     )
     by_part: dict[int, list[ExtractSegment]] = {}
     for seg in segments:
@@ -172,7 +178,11 @@ def parts_of(s: Session, request_id: str) -> list[tuple[ExtractPart, list[Extrac
 
 def ranges_of(s: Session, request_id: str) -> list[RequestedRange]:
     return list(
-        s.exec(select(RequestedRange).where(RequestedRange.request_id == request_id).order_by(RequestedRange.position))
+        s.exec(
+            select(RequestedRange)
+            .where(col(RequestedRange.request_id) == request_id)
+            .order_by(col(RequestedRange.position))
+        )
     )
 
 
@@ -331,7 +341,7 @@ def listing(ctx: Context, request: requisition_pb2.ListRequisitionsRequest) -> l
     if request.before_us:
         query = query.where(Requisition.created_us < request.before_us)
     with session(ctx.engine) as s:
-        rows = list(s.exec(query.order_by(Requisition.created_us.desc()).limit(limit)))  # type: ignore[attr-defined]
+        rows = list(s.exec(query.order_by(col(Requisition.created_us).desc()).limit(limit)))
         return [to_message(s, row, ctx.key_fingerprint) for row in rows]
 
 
@@ -543,8 +553,8 @@ def due_for_expiry(ctx: Context, now_us: int) -> list[str]:
         extracted = s.exec(
             select(Requisition.id).where(
                 Requisition.state == workflow.EXTRACTED,
-                Requisition.buffer_deadline_us.is_not(None),  # type: ignore[union-attr]
-                Requisition.buffer_deadline_us <= now_us,  # type: ignore[operator]
+                col(Requisition.buffer_deadline_us).is_not(None),
+                col(Requisition.buffer_deadline_us) <= now_us,
             )
         )
         requested = s.exec(

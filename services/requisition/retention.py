@@ -15,7 +15,7 @@ that something happened, without whom it concerned.
 """
 
 from sqlalchemy import func
-from sqlmodel import select
+from sqlmodel import col, select
 
 from services.common.clock import to_us
 from services.common.db import session
@@ -33,14 +33,14 @@ SYSTEM = requisition_pb2.Actor(username="system", role="system")
 ERASED = ""  # what a personal text field holds once erased
 
 
-def _citizen_start():  # type: ignore[no-untyped-def]
+def _citizen_start():
     return func.coalesce(CitizenRequest.closed_us, CitizenRequest.deadline_us)
 
 
-def _requisition_due(before_us: int):  # type: ignore[no-untyped-def]
+def _requisition_due(before_us: int):
     return select(Requisition).where(
-        Requisition.erased_us.is_(None),  # type: ignore[union-attr]
-        Requisition.state.in_(purge.PURGED_STATES),  # type: ignore[attr-defined]
+        col(Requisition.erased_us).is_(None),
+        col(Requisition.state).in_(purge.PURGED_STATES),
         Requisition.updated_us < before_us,
     )
 
@@ -48,11 +48,11 @@ def _requisition_due(before_us: int):  # type: ignore[no-untyped-def]
 def _oldest(ctx: Context, kind: str) -> int:
     with session(ctx.engine) as s:
         if kind == CITIZEN_REQUESTS:
-            query = select(func.min(_citizen_start())).where(CitizenRequest.erased_us.is_(None))  # type: ignore[union-attr]
+            query = select(func.min(_citizen_start())).where(col(CitizenRequest.erased_us).is_(None))
         else:
             query = select(func.min(Requisition.updated_us)).where(
-                Requisition.erased_us.is_(None),  # type: ignore[union-attr]
-                Requisition.state.in_(purge.PURGED_STATES),  # type: ignore[attr-defined]
+                col(Requisition.erased_us).is_(None),
+                col(Requisition.state).in_(purge.PURGED_STATES),
             )
         return int(s.exec(query).one() or 0)
 
@@ -73,7 +73,7 @@ async def _erase_citizen_requests(ctx: Context, before_us: int, dry_run: bool) -
         ids = list(
             s.exec(
                 select(CitizenRequest.id).where(
-                    CitizenRequest.erased_us.is_(None),  # type: ignore[union-attr]
+                    col(CitizenRequest.erased_us).is_(None),
                     _citizen_start() < before_us,
                 )
             )
@@ -115,8 +115,8 @@ def _erase_requisitions(ctx: Context, before_us: int, dry_run: bool) -> int:
             s.exec(
                 select(Document).where(
                     Document.owner_kind == "requisition",
-                    Document.owner_id.in_(ids),  # type: ignore[attr-defined]
-                    Document.deleted_us.is_(None),  # type: ignore[union-attr]
+                    col(Document.owner_id).in_(ids),
+                    col(Document.deleted_us).is_(None),
                 )
             )
         )

@@ -4,7 +4,7 @@ The state tables and their checks are each workflow's own (workflow.py, citizens
 the move is the same for both: one row in requisition_transitions per change.
 """
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from services.common.pb.csu.v1 import requisition_pb2
 from services.requisition.models import CitizenRequest, Requisition, Transition
@@ -65,7 +65,7 @@ def of(s: Session, kind: str, subject_id: str) -> list[Transition]:
     query = (
         select(Transition)
         .where(Transition.subject_kind == kind, Transition.subject_id == subject_id)
-        .order_by(Transition.at_us, Transition.id)
+        .order_by(col(Transition.at_us), col(Transition.id))
     )
     return list(s.exec(query))
 

@@ -140,7 +140,7 @@ class LocalStore:
             raise StoreUnavailable(f"cannot write {key}: {exc}") from exc
         return self.stat(key)
 
-    def _open(self, key: str):  # type: ignore[no-untyped-def]
+    def _open(self, key: str):
         try:
             return self._path(key).open("rb")
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as exc:

@@ -67,7 +67,7 @@ class S3Store:
         self.bucket = check_key(bucket)
         self.client = _client(endpoint, access_key, secret_key, region)
 
-    def _call(self, what: str, fn, *args, **kwargs):  # type: ignore[no-untyped-def]
+    def _call(self, what: str, fn, *args, **kwargs):
         try:
             return fn(*args, **kwargs)
         except S3Error as exc:
@@ -119,7 +119,7 @@ class S3Store:
     ) -> ObjectInfo:
         return self._put(key, metadata, self.client.fput_object, str(path), content_type=content_type)
 
-    def _put(self, key: str, metadata: Mapping[str, str] | None, upload, *args, **kwargs) -> ObjectInfo:  # type: ignore[no-untyped-def]
+    def _put(self, key: str, metadata: Mapping[str, str] | None, upload, *args, **kwargs) -> ObjectInfo:
         meta = check_metadata(metadata)
         self._call(key, upload, self.bucket, check_key(key), *args, metadata=meta, **kwargs)
         return self.stat(key)

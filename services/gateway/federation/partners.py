@@ -18,7 +18,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from sqlalchemy import Engine, update
-from sqlmodel import select
+from sqlmodel import col, select
 
 from services.common.clock import Clock, from_us, to_us
 from services.common.db import session
@@ -175,11 +175,11 @@ def claim_notice(engine: Engine, partner: Partner, before: str, after: str) -> b
     """Move the partner's last convention notice from `before` to `after` for its current
     convention; False if another replica (or a renewal) changed it first."""
     with session(engine) as s:
-        result = s.execute(
+        result = s.exec(
             update(Partner)
-            .where(Partner.id == partner.id)  # type: ignore[arg-type]
-            .where(Partner.convention_notice == before)  # type: ignore[arg-type]
-            .where(Partner.convention_expires_us == partner.convention_expires_us)  # type: ignore[arg-type]
+            .where(col(Partner.id) == partner.id)
+            .where(col(Partner.convention_notice) == before)
+            .where(col(Partner.convention_expires_us) == partner.convention_expires_us)
             .values(convention_notice=after)
         )
         s.commit()

@@ -19,7 +19,7 @@ from datetime import timedelta
 
 from nats.aio.msg import Msg
 from sqlalchemy import Engine, func
-from sqlmodel import select
+from sqlmodel import col, select
 
 from services.common import bus
 from services.common.clock import Clock, to_us
@@ -64,7 +64,7 @@ def store(engine: Engine, event: AlarmEvent, seq: int, now_us: int) -> Alarm | N
         seen = s.exec(select(Alarm.id).where(*key).where(Alarm.first_seq <= seq).where(Alarm.last_seq >= seq)).first()
         if seen is not None:
             return None
-        row = s.exec(select(Alarm).where(*key).where(Alarm.state == "open").order_by(Alarm.id.desc())).first()  # type: ignore[union-attr]
+        row = s.exec(select(Alarm).where(*key).where(col(Alarm.state) == "open").order_by(col(Alarm.id).desc())).first()
         if row is None:
             row = Alarm(
                 kind=kind,
@@ -113,15 +113,15 @@ def search(
     """Newest first (by last occurrence)."""
     query = select(Alarm)
     if after_id:
-        query = query.where(Alarm.id < after_id)  # type: ignore[operator]
+        query = query.where(col(Alarm.id) < after_id)
     if state:
         query = query.where(Alarm.state == state)
     if kind:
-        query = query.where((Alarm.kind == kind) | Alarm.kind.startswith(kind + "."))  # type: ignore[attr-defined]
+        query = query.where((Alarm.kind == kind) | Alarm.kind.startswith(kind + "."))
     if camera_id:
         query = query.where(Alarm.camera_id == camera_id)
     with session(engine) as s:
-        return list(s.exec(query.order_by(Alarm.id.desc()).limit(limit)))  # type: ignore[union-attr]
+        return list(s.exec(query.order_by(col(Alarm.id).desc()).limit(limit)))
 
 
 def acknowledge(engine: Engine, clock: Clock, alarm_id: int, actor: str, comment: str) -> Alarm:

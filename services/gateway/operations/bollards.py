@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from sqlalchemy import Engine
-from sqlmodel import select
+from sqlmodel import col, select
 
 from services.common.clock import Clock, to_us
 from services.common.db import session
@@ -219,7 +219,7 @@ def commands(
     if bollard_id:
         query = query.where(BollardCommand.bollard_id == bollard_id)
     with session(engine) as s:
-        return list(s.exec(query.order_by(BollardCommand.time_us).limit(limit)))
+        return list(s.exec(query.order_by(col(BollardCommand.time_us)).limit(limit)))
 
 
 # -- intercom calls --------------------------------------------------------------------------
@@ -272,9 +272,9 @@ def calls(
 ) -> list[BollardCall]:
     query = select(BollardCall).where(BollardCall.time_us >= start_us).where(BollardCall.time_us < end_us)
     if unanswered_only:
-        query = query.where(BollardCall.answered_us.is_(None))  # type: ignore[union-attr]
+        query = query.where(col(BollardCall.answered_us).is_(None))
     with session(engine) as s:
-        return list(s.exec(query.order_by(BollardCall.time_us.desc()).limit(limit)))  # type: ignore[attr-defined]
+        return list(s.exec(query.order_by(col(BollardCall.time_us).desc()).limit(limit)))
 
 
 # -- statistics ------------------------------------------------------------------------------

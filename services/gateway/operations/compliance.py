@@ -42,7 +42,7 @@ from typing import Any
 
 import grpc
 from sqlalchemy import Engine
-from sqlmodel import select
+from sqlmodel import col, select
 
 from services.common import audit
 from services.common.clock import to_us
@@ -72,10 +72,10 @@ ROOM_PERIOD = timedelta(days=31)
 AGENTS_REQUIRED = 2
 # Mask queries run concurrently, a few at a time: one camera's two calls must not wait for all others'.
 MASK_CALLS_AT_ONCE = 8
-_MASKING: "weakref.WeakKeyDictionary[Backends, masking_pb2_grpc.MaskingServiceStub]" = weakref.WeakKeyDictionary()
+_MASKING: "weakref.WeakKeyDictionary[Backends, masking_pb2_grpc.MaskingServiceAsyncStub]" = weakref.WeakKeyDictionary()
 
 
-def _masking(b: Backends) -> masking_pb2_grpc.MaskingServiceStub:
+def _masking(b: Backends) -> "masking_pb2_grpc.MaskingServiceAsyncStub":
     """This gateway's MaskingService stub (one channel, opened on first use, kept for the process)."""
     stub = _MASKING.get(b)
     if stub is None:
@@ -266,7 +266,7 @@ def _retention(
 
 
 async def _masks(
-    stub: masking_pb2_grpc.MaskingServiceStub, cameras: list[ingest_pb2.Camera], findings: list[str]
+    stub: "masking_pb2_grpc.MaskingServiceAsyncStub", cameras: list[ingest_pb2.Camera], findings: list[str]
 ) -> dict[str, Any]:
     """Per camera: the approved mask set (who drew it, who approved it), or the supervisor's signed
     statement that no private area is in view; pending drafts; open mask-error reports."""
@@ -292,7 +292,8 @@ async def _masks(
         if open_reports[camera.id]:
             findings.append(f"camera {camera.id}: {open_reports[camera.id]} open mask error report(s)")
         uncalibrated = (
-            bool(camera.ptz_driver and approved and approved.space == "ptz" and approved.polygons)
+            approved is not None
+            and bool(camera.ptz_driver and approved.space == "ptz" and approved.polygons)
             and not approved.calibration_version
         )
         if uncalibrated and camera.state != "decommissioned":
@@ -569,9 +570,9 @@ def _viewing_room(b: Backends, now_us: int, findings: list[str]) -> dict[str, An
         stays = list(
             s.exec(
                 select(presence)
-                .where(presence.kind == room.VISITOR, presence.entered_us <= now_us)
-                .where(presence.exited_us.is_(None) | (presence.exited_us >= start_us))  # type: ignore[union-attr, operator]
-                .order_by(presence.entered_us)
+                .where(col(presence.kind) == room.VISITOR, col(presence.entered_us) <= now_us)
+                .where(col(presence.exited_us).is_(None) | (col(presence.exited_us) >= start_us))
+                .order_by(col(presence.entered_us))
             )
         )
     return _register(b) | room_presence(inside, stays, now_us, findings)

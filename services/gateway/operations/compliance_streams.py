@@ -77,7 +77,7 @@ def render(pdf: Document, section: dict[str, Any], when: Any) -> None:
             [
                 r["camera_id"],
                 figures(r["declared"]),
-                figures(r["legal_minimum"]) + (" (gros plan)" if r["close_up"] else ""),
+                (figures(r["legal_minimum"]) or "") + (" (gros plan)" if r["close_up"] else ""),
                 figures(r["measured"]),
                 verdicts[r["verdict"]],
                 when(r["since"]) if r["since"] else None,

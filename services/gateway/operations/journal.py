@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 
 from sqlalchemy import Engine
-from sqlmodel import select
+from sqlmodel import col, select
 
 from services.common.clock import Clock, from_us, to_us
 from services.common.db import session
@@ -129,14 +129,14 @@ def entries(
     if category:
         query = query.where(JournalEntry.category == category)
     with session(engine) as s:
-        rows = list(s.exec(query.order_by(JournalEntry.occurred_us, JournalEntry.id).limit(limit)))  # type: ignore[arg-type]
+        rows = list(s.exec(query.order_by(col(JournalEntry.occurred_us), col(JournalEntry.id)).limit(limit)))
         if camera_id:
             # camera_ids is a JSON list (portable across SQLite and PostgreSQL): filtered here.
             rows = [r for r in rows if camera_id in r.camera_ids]
         ids = [r.id for r in rows]
         marks: dict[int, list[JournalBookmark]] = {}
         if ids:
-            for mark in s.exec(select(JournalBookmark).where(JournalBookmark.entry_id.in_(ids))):  # type: ignore[attr-defined]
+            for mark in s.exec(select(JournalBookmark).where(col(JournalBookmark.entry_id).in_(ids))):
                 marks.setdefault(mark.entry_id, []).append(mark)
         return [(r, marks.get(r.id or 0, [])) for r in rows]
 
@@ -150,7 +150,7 @@ def bookmarks(engine: Engine, camera_id: str, start_us: int, end_us: int, limit:
                 .where(JournalBookmark.camera_id == camera_id)
                 .where(JournalBookmark.at_us >= start_us)
                 .where(JournalBookmark.at_us < end_us)
-                .order_by(JournalBookmark.at_us)  # type: ignore[arg-type]
+                .order_by(col(JournalBookmark.at_us))
                 .limit(limit)
             )
         )

@@ -27,8 +27,9 @@ from datetime import timedelta
 from typing import Any
 
 from fastapi import HTTPException
-from sqlalchemy import case, delete, func, true, update
-from sqlmodel import select
+from sqlalchemy import ColumnElement, case, delete, func, true, update
+from sqlalchemy.orm import Mapped
+from sqlmodel import SQLModel, col, select
 
 from services.common import audit as audit_events
 from services.common.clock import to_us
@@ -206,9 +207,13 @@ def set_period(b: Backends, kind: str, days: int, actor: str) -> dict[str, Any]:
 def _erase_local(b: Backends, kind: str, before_us: int, dry_run: bool) -> tuple[int, int]:
     """(erased — or due —, start of the oldest record still kept, 0: none) for a gateway table."""
     now = to_us(b.clock.now())
+    # The table's time column (when its retention counts from) and which of its rows are still kept.
+    start: Mapped[int] | Mapped[int | None]
+    pending: ColumnElement[bool]
+    table: type[SQLModel]
     with session(b.engine) as s:
         if kind == "visitors":
-            start, pending = VisitorDeclaration.expected_end_us, VisitorDeclaration.erased_us.is_(None)  # type: ignore[union-attr]
+            start, pending = col(VisitorDeclaration.expected_end_us), col(VisitorDeclaration.erased_us).is_(None)
             change = {
                 "name": ERASED,
                 "organisation": "",
@@ -218,39 +223,41 @@ def _erase_local(b: Backends, kind: str, before_us: int, dry_run: bool) -> tuple
                 "erased_us": now,
                 # Still unanswered a retention period after the visit: moot, and never to be mailed
                 # to the prefecture without its visitor's name.
-                "status": case((VisitorDeclaration.status == "pending", "cancelled"), else_=VisitorDeclaration.status),
+                "status": case(
+                    (col(VisitorDeclaration.status) == "pending", "cancelled"), else_=VisitorDeclaration.status
+                ),
             }
             table = VisitorDeclaration
         elif kind == "room_presence":
             # Only closed stays: an open one is someone inside now. Erased, a stay names nobody and
             # points at no declaration (the declaration may be kept longer, with its visitor's name).
-            start = RoomPresence.exited_us
-            pending = RoomPresence.exited_us.is_not(None) & (RoomPresence.entered_by != "")  # type: ignore[union-attr]
+            start = col(RoomPresence.exited_us)
+            pending = col(RoomPresence.exited_us).is_not(None) & (col(RoomPresence.entered_by) != "")
             change = {"username": "", "declaration_id": None, "entered_by": "", "exited_by": ""}
             table = RoomPresence
         elif kind == "journal":
-            start, pending = JournalEntry.created_us, JournalEntry.erased_us.is_(None)  # type: ignore[union-attr]
+            start, pending = col(JournalEntry.created_us), col(JournalEntry.erased_us).is_(None)
             change = {"description": ERASED, "actions_note": "", "erased_us": now}
             table = JournalEntry
         elif kind == "bollard_plates":
-            start, pending = BollardCommand.time_us, BollardCommand.plate != ""
+            start, pending = col(BollardCommand.time_us), col(BollardCommand.plate) != ""
             change = {"plate": ""}
             table = BollardCommand
         else:  # intercom_calls: nothing in the row outlives the person
-            start, pending, change, table = BollardCall.time_us, true(), {}, BollardCall
+            start, pending, change, table = col(BollardCall.time_us), true(), {}, BollardCall
         due = (pending, start < before_us)
         count = 0
         if dry_run:
-            count = s.exec(select(func.count()).select_from(table).where(*due)).one()  # type: ignore[arg-type]
+            count = s.exec(select(func.count()).select_from(table).where(*due)).one()
         elif kind == "intercom_calls":
-            count = s.exec(delete(table).where(*due)).rowcount  # type: ignore[call-overload]
+            count = s.exec(delete(table).where(*due)).rowcount
         else:
             if kind == "journal":
                 ids = select(JournalEntry.id).where(*due)
-                s.exec(update(JournalBookmark).where(JournalBookmark.entry_id.in_(ids)).values(label=""))  # type: ignore[call-overload, attr-defined]
-            count = s.exec(update(table).where(*due).values(**change)).rowcount  # type: ignore[call-overload]
+                s.exec(update(JournalBookmark).where(col(JournalBookmark.entry_id).in_(ids)).values(label=""))
+            count = s.exec(update(table).where(*due).values(**change)).rowcount
         s.commit()
-        oldest = s.exec(select(func.min(start)).select_from(table).where(pending)).one()  # type: ignore[arg-type]
+        oldest = s.exec(select(func.min(start)).select_from(table).where(pending)).one()
     return int(count), int(oldest or 0)
 
 
@@ -336,9 +343,7 @@ def _last_erasures(b: Backends) -> dict[str, dict[str, Any]]:
             .group_by(AuditEntry.target)
             .subquery()
         )
-        rows = s.exec(
-            select(AuditEntry, newest.c.sweeps).join(newest, AuditEntry.seq == newest.c.seq)  # type: ignore[arg-type]
-        ).all()
+        rows = s.exec(select(AuditEntry, newest.c.sweeps).join(newest, col(AuditEntry.seq) == newest.c.seq)).all()
     result = {}
     for entry, sweeps in rows:
         details = json.loads(entry.details_json or "{}")

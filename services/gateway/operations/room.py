@@ -16,7 +16,8 @@ from datetime import timedelta
 
 from sqlalchemy import BigInteger, Column, Engine
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Field, SQLModel, select
+from sqlmodel import Field, SQLModel, col, select
+from sqlmodel.sql.expression import SelectOfScalar
 
 from services.common.clock import Clock, to_us
 from services.common.db import session
@@ -54,7 +55,7 @@ def inside(engine: Engine) -> list[tuple[RoomPresence, VisitorDeclaration | None
     with session(engine) as s:
         rows = list(
             s.exec(
-                select(RoomPresence).where(RoomPresence.exited_us == None).order_by(RoomPresence.entered_us)  # noqa: E711
+                select(RoomPresence).where(col(RoomPresence.exited_us) == None).order_by(col(RoomPresence.entered_us))  # noqa: E711
             )
         )
         return [(r, s.get(VisitorDeclaration, r.declaration_id) if r.declaration_id else None) for r in rows]
@@ -127,9 +128,9 @@ def presence(engine: Engine, presence_id: int) -> RoomPresence:
     return row
 
 
-def _leave(engine: Engine, clock: Clock, query: object, by: str, missing: str) -> RoomPresence:
+def _leave(engine: Engine, clock: Clock, query: SelectOfScalar[RoomPresence], by: str, missing: str) -> RoomPresence:
     with session(engine) as s:
-        row = s.exec(query.with_for_update()).first()  # type: ignore[attr-defined]
+        row = s.exec(query.with_for_update()).first()
         if row is None:
             raise RoomError(409, missing)
         row.exited_us, row.exited_by = to_us(clock.now()), by

@@ -19,7 +19,7 @@ from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 
 from sqlalchemy import Engine, or_, update
-from sqlmodel import select
+from sqlmodel import col, select
 
 from services.common.clock import Clock, from_us, to_us
 from services.common.db import session
@@ -111,7 +111,7 @@ def search(
     limit: int = 500,
 ) -> list[VisitorDeclaration]:
     """Declarations whose expected window overlaps [start, end), in declaration order."""
-    query = select(VisitorDeclaration).where(VisitorDeclaration.id > after_id)  # type: ignore[operator]
+    query = select(VisitorDeclaration).where(col(VisitorDeclaration.id) > after_id)
     if start_us is not None:
         query = query.where(VisitorDeclaration.expected_end_us > start_us)
     if end_us is not None:
@@ -121,7 +121,7 @@ def search(
     if mail_status:
         query = query.where(VisitorDeclaration.mail_status == mail_status)
     with session(engine) as s:
-        return list(s.exec(query.order_by(VisitorDeclaration.id).limit(limit)))  # type: ignore[arg-type]
+        return list(s.exec(query.order_by(col(VisitorDeclaration.id)).limit(limit)))
 
 
 def record_answer(
@@ -223,15 +223,15 @@ def _mail_problem(settings: Settings) -> str | None:
 def _claim(engine: Engine, declaration_id: int, now_us: int, sender: str) -> VisitorDeclaration | None:
     """Hold an unsent, pending declaration for this sender; None if it needs no mail or is held."""
     with session(engine) as s:
-        claimed = s.execute(
+        claimed = s.exec(
             update(VisitorDeclaration)
-            .where(VisitorDeclaration.id == declaration_id)  # type: ignore[arg-type]
-            .where(VisitorDeclaration.status == "pending")  # type: ignore[arg-type]
-            .where(VisitorDeclaration.mail_status != "sent")  # type: ignore[arg-type]
+            .where(col(VisitorDeclaration.id) == declaration_id)
+            .where(col(VisitorDeclaration.status) == "pending")
+            .where(col(VisitorDeclaration.mail_status) != "sent")
             .where(
                 or_(
-                    VisitorDeclaration.mail_claim_until_us.is_(None),  # type: ignore[union-attr]
-                    VisitorDeclaration.mail_claim_until_us < now_us,  # type: ignore[operator]
+                    col(VisitorDeclaration.mail_claim_until_us).is_(None),
+                    col(VisitorDeclaration.mail_claim_until_us) < now_us,
                 )
             )
             .values(mail_claim_until_us=now_us + CLAIM_S * 1_000_000)
@@ -270,7 +270,7 @@ def _unsent_ids(engine: Engine) -> list[int]:
             select(VisitorDeclaration.id)
             .where(VisitorDeclaration.status == "pending")
             .where(VisitorDeclaration.mail_status != "sent")
-            .order_by(VisitorDeclaration.id)  # type: ignore[arg-type]
+            .order_by(col(VisitorDeclaration.id))
         )
         return [i for i in s.exec(query) if i is not None]
 

@@ -22,7 +22,7 @@ from fastapi.responses import FileResponse, HTMLResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import JSON, BigInteger, Column, UniqueConstraint
 from sqlmodel import Field as SQLField
-from sqlmodel import SQLModel, select
+from sqlmodel import SQLModel, col, select
 
 from services.common.clock import to_us
 from services.common.db import session
@@ -261,7 +261,7 @@ def _owner(principal: Principal) -> str:
 def _list(b: Backends, owner: str) -> list[ConsoleLayout]:
     with session(b.engine) as s:
         rows = s.exec(
-            select(ConsoleLayout).where((ConsoleLayout.owner == owner) | (ConsoleLayout.shared.is_(True)))  # type: ignore[union-attr]
+            select(ConsoleLayout).where((col(ConsoleLayout.owner) == owner) | (col(ConsoleLayout.shared).is_(True)))
         )
         return sorted(rows, key=lambda r: (r.owner != owner, r.name.lower()))
 

@@ -39,10 +39,10 @@ from services.gateway.security import Principal, audit, authenticate, check_came
 
 router = APIRouter(prefix="/api/v1", tags=["privacy masks"])
 PREVIEW_TIMEOUT_S = 20.0
-_stubs: "weakref.WeakKeyDictionary[Backends, masking_pb2_grpc.MaskingServiceStub]" = weakref.WeakKeyDictionary()
+_stubs: "weakref.WeakKeyDictionary[Backends, masking_pb2_grpc.MaskingServiceAsyncStub]" = weakref.WeakKeyDictionary()
 
 
-def masking(b: Backends) -> masking_pb2_grpc.MaskingServiceStub:
+def masking(b: Backends) -> "masking_pb2_grpc.MaskingServiceAsyncStub":
     """The MaskingService stub of this gateway (one channel, opened on first use)."""
     stub = _stubs.get(b)
     if stub is None:

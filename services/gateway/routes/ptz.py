@@ -123,7 +123,7 @@ def _out(state: ingest_pb2.PtzState, principal: Principal) -> PtzOut:
     )
 
 
-async def _call(principal: Principal, b: Backends, camera_id: str, action: str, method: str, request, details: dict):  # type: ignore[no-untyped-def]
+async def _call(principal: Principal, b: Backends, camera_id: str, action: str, method: str, request, details: dict):
     """Audit, call ingest; a refusal (409/403) is audited as refused, with the holder it names."""
     target = f"camera:{camera_id}"
     if action:

@@ -46,13 +46,13 @@ LONG_RPC_TIMEOUT_S = 1800.0
 # Who may list and read requests (each one then under the case rule of access.py).
 LIST_ACTIONS = ("export", "playback", "register")
 RequestId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="the request's id")]
-_STUBS: dict[str, requisition_pb2_grpc.RequisitionServiceStub] = {}
+_STUBS: "dict[str, requisition_pb2_grpc.RequisitionServiceAsyncStub]" = {}
 
 
 # -- shared with citizen_requests, kiosk and register ------------------------------------------------
 
 
-def service(b: Backends) -> requisition_pb2_grpc.RequisitionServiceStub:
+def service(b: Backends) -> "requisition_pb2_grpc.RequisitionServiceAsyncStub":
     """The RequisitionService stub (one channel per target, opened on first use in the event loop)."""
     target = b.settings.requisition_grpc
     stub = _STUBS.get(target)
@@ -91,7 +91,7 @@ def actor_of(principal: Principal) -> requisition_pb2.Actor:
 
 async def read_stream(
     b: Backends,
-    call: grpc.aio.UnaryStreamCall,  # type: ignore[type-arg]
+    call: grpc.aio.UnaryStreamCall,
     first_s: float | None = None,
 ) -> tuple[requisition_pb2.FileInfo, bytes]:
     """A whole FileChunk stream (documents, receipts, register exports: small files), each message
@@ -183,8 +183,8 @@ async def read_form(request: Request, max_fields: int = 40) -> Form:
             raise HTTPException(400, "malformed multipart part (no header end)")
         headers = {}
         for raw in head.decode("latin-1").split("\r\n"):
-            name, _, value = raw.partition(":")
-            headers[name.strip().lower()] = value.strip()
+            key, _, value = raw.partition(":")
+            headers[key.strip().lower()] = value.strip()
         disposition = _header_params(headers.get("content-disposition", ""))
         name = disposition.get_param("name", header="content-disposition")
         if not isinstance(name, str) or not name:

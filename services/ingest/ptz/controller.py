@@ -200,7 +200,7 @@ class PtzController:
         if not self._connected:
             raise PtzError(f"PTZ of camera {self.camera_id} is unavailable: {self.problem}")
 
-    async def _drive(self, coroutine) -> None:  # type: ignore[no-untyped-def]
+    async def _drive(self, coroutine) -> None:
         self._last_command = time.monotonic()
         await coroutine
         # The next reading shows the move; until then the packets must already say "moving".

@@ -49,11 +49,11 @@ REQUESTS: dict[str, type[Message]] = {
 }
 
 
-def _actor(request) -> Actor:  # type: ignore[no-untyped-def]
+def _actor(request) -> Actor:
     return Actor(request.actor.user or "unknown", request.actor.priority, request.actor.role)
 
 
-async def run_local(controller: PtzController, method: str, request) -> ingest_pb2.PtzState:  # type: ignore[no-untyped-def]
+async def run_local(controller: PtzController, method: str, request) -> ingest_pb2.PtzState:
     """Run a PTZ call on this replica's controller; CallError with the gRPC code on failure."""
     actor = _actor(request)
     handlers: dict[str, Callable[[], Awaitable[None]]] = {
@@ -101,7 +101,7 @@ async def _noop() -> None:
     return None
 
 
-async def call(node: "IngestNode", method: str, request) -> ingest_pb2.PtzState:  # type: ignore[no-untyped-def]
+async def call(node: "IngestNode", method: str, request) -> ingest_pb2.PtzState:
     """The PTZ call, here or on the replica holding the camera."""
     camera_id = request.camera_id
     record = node.cameras.get(camera_id)

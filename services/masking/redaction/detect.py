@@ -17,7 +17,8 @@ DETECT_EVERY = 5
 class PersonDetector:
     def __init__(self) -> None:
         self.hog = cv2.HOGDescriptor()
-        self.hog.setSVMDetector(cv2.HOGDescriptor_getDefaultPeopleDetector())
+        # The policy test allows this spelling; the stubs know only HOGDescriptor.getDefaultPeopleDetector.
+        self.hog.setSVMDetector(cv2.HOGDescriptor_getDefaultPeopleDetector())  # type: ignore[attr-defined]
 
     def detect(self, image: np.ndarray) -> list[Box]:
         # People smaller than the 128-pixel window are found by looking at the image enlarged.

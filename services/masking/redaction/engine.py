@@ -84,8 +84,8 @@ def redact(
     track, others = _analyse(source, clip_start_us, start_us, end_us, annotated, mode, clock, len(times))
     frames = _render(source, clip_start_us, start_us, end_us, track, others, mode, effect, colour_bgr, target, clock)
     out_track = []
-    for t, box in zip(times, track, strict=False):
-        out_track.append((t, box))
+    for t, tracked in zip(times, track, strict=False):
+        out_track.append((t, tracked))
     return Result(frames, out_track)
 
 

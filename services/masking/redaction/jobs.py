@@ -11,7 +11,7 @@ import json
 import uuid
 
 from sqlalchemy import Engine, update
-from sqlmodel import select
+from sqlmodel import col, select
 
 from services.common import db
 from services.common.clock import Clock, to_us
@@ -79,7 +79,7 @@ class RedactionJobs:
         if camera_id:
             query = query.where(RedactionJobRow.camera_id == camera_id)
         with db.session(self.engine) as s:
-            return list(s.exec(query.order_by(RedactionJobRow.created_us)).all())
+            return list(s.exec(query.order_by(col(RedactionJobRow.created_us))).all())
 
     def cancel(self, job_id: str) -> RedactionJobRow:
         with db.session(self.engine) as s:
@@ -100,13 +100,13 @@ class RedactionJobs:
             candidates = s.exec(
                 select(RedactionJobRow.id)
                 .where(RedactionJobRow.status == QUEUED)
-                .order_by(RedactionJobRow.created_us)
+                .order_by(col(RedactionJobRow.created_us))
                 .limit(5)
             ).all()
             for job_id in candidates:
-                result = s.exec(  # type: ignore[call-overload]
+                result = s.exec(
                     update(RedactionJobRow)
-                    .where(RedactionJobRow.id == job_id, RedactionJobRow.status == QUEUED)
+                    .where(col(RedactionJobRow.id) == job_id, col(RedactionJobRow.status) == QUEUED)
                     .values(status=RUNNING, worker=worker, heartbeat_us=self.now(), progress=0.0)
                 )
                 s.commit()
@@ -143,9 +143,9 @@ class RedactionJobs:
     def requeue_stale(self) -> int:
         limit = self.now() - int(STALE_S * 1e6)
         with db.session(self.engine) as s:
-            result = s.exec(  # type: ignore[call-overload]
+            result = s.exec(
                 update(RedactionJobRow)
-                .where(RedactionJobRow.status == RUNNING, RedactionJobRow.heartbeat_us < limit)
+                .where(col(RedactionJobRow.status) == RUNNING, col(RedactionJobRow.heartbeat_us) < limit)
                 .values(status=QUEUED, worker="", progress=0.0)
             )
             s.commit()

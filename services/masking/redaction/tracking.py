@@ -50,7 +50,9 @@ class _Follower:
     """One MIL tracker plus the motion assist."""
 
     def __init__(self, image: np.ndarray, box: Box) -> None:
-        self.tracker = cv2.TrackerMIL_create()
+        # The spelling the policy test allows (tests/unit/test_no_biometrics_no_audio.py); OpenCV's
+        # stubs list only TrackerMIL.create, the same function.
+        self.tracker = cv2.TrackerMIL_create()  # type: ignore[attr-defined]
         self.box = box
         self.tracker.init(image, _xywh(box, image.shape))
         self.lost = False
@@ -67,7 +69,7 @@ class _Follower:
         best = _nearest_similar(box, motion)
         if best is not None:
             box = _blend(box, best, ASSIST_WEIGHT)
-            self.tracker = cv2.TrackerMIL_create()
+            self.tracker = cv2.TrackerMIL_create()  # type: ignore[attr-defined]
             self.tracker.init(image, _xywh(box, image.shape))
         self.box = box
         return box
@@ -115,6 +117,7 @@ class Motion:
         self.kernel = np.ones((3, 3), np.uint8)
 
     def boxes(self, image: np.ndarray, min_area: int) -> list[Box]:
+        fg: np.ndarray
         if self.background is not None and self.background.shape == image.shape:
             fg = (cv2.absdiff(image, self.background).max(axis=2) > 30).astype(np.uint8)
         else:

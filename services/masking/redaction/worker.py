@@ -44,7 +44,7 @@ class RedactionWorker:
     def __init__(
         self,
         jobs: RedactionJobs,
-        archive: archive_pb2_grpc.ArchiveServiceStub,
+        archive: "archive_pb2_grpc.ArchiveServiceAsyncStub",
         store: ObjectStore,
         worker_id: str,
         colour_bgr: tuple[int, int, int],

@@ -14,15 +14,15 @@ branch_labels = None
 depends_on = None
 
 
-def _us(name: str, nullable: bool = False) -> sa.Column:  # type: ignore[type-arg]
+def _us(name: str, nullable: bool = False) -> sa.Column:
     return sa.Column(name, sa.BigInteger, nullable=nullable)
 
 
-def _text(name: str) -> sa.Column:  # type: ignore[type-arg]
+def _text(name: str) -> sa.Column:
     return sa.Column(name, sa.Text, nullable=False, server_default="")
 
 
-def _str(name: str, length: int, default: str | None = "") -> sa.Column:  # type: ignore[type-arg]
+def _str(name: str, length: int, default: str | None = "") -> sa.Column:
     return sa.Column(name, sa.String(length), nullable=False, server_default=default)
 
 
