@@ -12,6 +12,10 @@ the same 90 kHz time base), cut at every second of capture time (seconds are the
 in Paris). The sink receives whole fragments, so what it hashes is the object stored; readers that
 know only the video (fmp4.scan, salvage, clips) find it as the first `trak` and `traf`.
 
+Never at the footage's cost: a muxer output this code does not expect (or a text it cannot write)
+leaves the fragment as the muxer wrote it, video only (a track may have no samples in a fragment),
+with a warning; a moov it cannot extend leaves the whole segment without the track.
+
 The `mfra` index FFmpeg appends at the end is dropped: its offsets would point into the moved
 boxes, it is optional, and a sealed segment never had one. Cost: about 60 bytes a second in a
 segment (a sample of ~45 bytes and its 8-byte `trun` entry, ~60 bytes of `traf` a GOP), ~100 bytes
@@ -22,7 +26,10 @@ second at 4 Mbit/s: well under a millisecond).
 import struct
 
 from services.common.fmp4 import Sink, _boxes, _child, _fragment_timing, _header_defaults
+from services.common.log import get_logger
 from services.common.timefmt import paris_stamp
+
+log = get_logger(__name__)
 
 # Capture time in units of 1/9 us: exact for the 90 kHz ticks (1 tick = 100/9 us).
 _NINTHS_PER_S = 9_000_000
@@ -75,7 +82,7 @@ class TimedText:
         self._origin_us = origin_us
         self._name = camera_name
         self._pending = bytearray()
-        self._moof: bytes | None = None
+        self._moof: tuple[bytes, int] | None = None  # the box as written, its header size
         self._track_id = 0
         self._trex_duration = 0
 
@@ -99,16 +106,31 @@ class TimedText:
 
     def _on_box(self, kind: bytes, box: bytes, header: int) -> None:
         if kind == b"moov":
-            self._sink.write(self._moov(box[header:]))
+            try:
+                self._sink.write(self._moov(box[header:]))
+            except Exception as exc:  # noqa: BLE001 - the text must never cost the footage: video only
+                self._without_text("moov", exc)
+                self._sink.write(box)
         elif kind == b"moof":
-            self._moof = box[header:]
+            self._moof = (box, header)
         elif kind == b"mdat":
-            if self._moof is None:
-                raise ValueError("mdat without its moof")
-            self._sink.write(self._fragment(self._moof, box[header:], header))
-            self._moof = None
-        elif kind != b"mfra":
+            moof, self._moof = self._moof, None
+            if moof is None or self._track_id == 0:
+                self._sink.write((moof[0] if moof else b"") + box)  # no text track: as the muxer wrote it
+                return
+            try:
+                fragment = self._fragment(moof[0][moof[1] :], box[header:], header)
+            except Exception as exc:  # noqa: BLE001 - as above: this fragment without text (a track may skip one)
+                self._without_text("fragment", exc)
+                fragment = moof[0] + box
+            self._sink.write(fragment)
+        elif kind != b"mfra" or self._track_id == 0:
             self._sink.write(box)
+
+    def _without_text(self, where: str, exc: Exception) -> None:
+        log.warning("segment text track not written", where=where, error=str(exc)[:200] or type(exc).__name__)
+        if where == "moov":
+            self._track_id = 0
 
     def _moov(self, moov: bytes) -> bytes:
         mvhd = _child(moov, 0, len(moov), b"mvhd")

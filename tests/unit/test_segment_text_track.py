@@ -76,3 +76,18 @@ def test_a_renamed_camera_s_next_segment_carries_its_new_name(tmp_path: Path) ->
     _, new, _ = tracks(closed[1].media_path(tmp_path).read_bytes())
     assert {c.text.split(" \u00b7 ")[1] for c in old} == {"Ancien nom"}
     assert {c.text.split(" \u00b7 ")[1] for c in new} == {"Nouveau nom"}
+
+
+def test_a_text_it_cannot_write_costs_the_text_not_the_footage(tmp_path: Path) -> None:
+    # A name longer than a tx3g sample holds (65,535 bytes): each fragment is stored as the muxer
+    # wrote it, video only, and the segment is whole, hashed as stored and playable.
+    builder = SegmentBuilder("cam-t", "main", tmp_path, 60, 3, name_for=lambda _: "x" * 70_000)
+    feed(builder, h264_packets(25, fps=10, gop=10, start_us=AUTUMN_US))
+    segment = builder.close()
+    assert segment is not None and segment.frames == 25
+    data = segment.media_path(tmp_path).read_bytes()
+    assert segment.sha256 == hashlib.sha256(data).hexdigest() and segment.bytes == len(data)
+    found = scan(io.BytesIO(data))
+    assert (found.frames, found.complete_bytes) == (25, len(data))
+    with av.open(io.BytesIO(data)) as container:
+        assert sum(1 for _ in container.decode(container.streams.video[0])) == 25
