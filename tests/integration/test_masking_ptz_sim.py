@@ -173,7 +173,10 @@ def test_ptz_masks_stay_on_the_scene_area_while_the_camera_moves() -> None:
             allowed = np.zeros((H, W), bool)
             for k in range(max(1, n - reach), min(len(truth), n + reach + 1)):
                 allowed |= _grown(truth[k], 48) | _near_windows(positions[k], 48)
-                speed = (np.array(positions[k]) - np.array(positions[k - 1])) * FPS
+                # The speed as masking estimates it: between the positions' read times (frames paced
+                # late, then early to catch up, under load are not 1/FPS apart).
+                dt = (packets[k].ptz.read_time_us - packets[k - 1].ptz.read_time_us) / 1e6
+                speed = (np.array(positions[k]) - np.array(positions[k - 1])) / max(dt, 1e-3)
                 for sign in (-1, 1):
                     allowed |= _near_windows(tuple(np.array(positions[k]) + sign * speed * window_s), 48)
             elsewhere = grey & ~allowed
