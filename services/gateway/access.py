@@ -33,11 +33,6 @@ def not_found(kind: str, case_id: str) -> HTTPException:
     return HTTPException(404, f"unknown {kind} {case_id!r}")
 
 
-def covers(principal: Principal, groups: Iterable[str]) -> bool:
-    """Whether the caller's habilitation covers a camera of these groups."""
-    return ALL_GROUPS in principal.camera_groups or bool(principal.camera_groups.intersection(groups))
-
-
 def case_refusal(principal: Principal, actions: Iterable[str], cameras: dict[str, list[str]]) -> str | None:
     """Why the caller may not act on a case whose cameras have these groups, or None (the rule)."""
     actions = list(actions)
@@ -45,7 +40,7 @@ def case_refusal(principal: Principal, actions: Iterable[str], cameras: dict[str
         reasons = [principal.refusal(a, principal.camera_groups) for a in actions]
         return None if not all(reasons) else reasons[0]
     for camera_id, groups in sorted(cameras.items()):
-        if not covers(principal, groups):
+        if not principal.in_groups(groups):
             return f"your habilitation does not cover camera {camera_id}"
         reasons = [principal.refusal(a, groups) for a in actions]
         if all(reasons):

@@ -71,9 +71,11 @@ class Principal:
 
     def covers(self, action: str, groups: Iterable[str]) -> bool:
         """Whether the caller's camera groups cover a camera in `groups` for `action`."""
-        if action not in CAMERA_ACTIONS or ALL_GROUPS in self.camera_groups:
-            return True
-        return bool(self.camera_groups.intersection(groups))
+        return action not in CAMERA_ACTIONS or self.in_groups(groups)
+
+    def in_groups(self, groups: Iterable[str]) -> bool:
+        """Whether the caller's camera groups cover a camera of `groups`, whatever the action."""
+        return ALL_GROUPS in self.camera_groups or bool(self.camera_groups.intersection(groups))
 
 
 def _token(connection: HTTPConnection) -> str | None:

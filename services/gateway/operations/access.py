@@ -3,8 +3,9 @@
 `security.require(action, camera=...)` covers a camera named in the request. Operations also need:
 - "any of these actions, somewhere": listing alarms or journal entries, whose rows are then
   filtered camera by camera (an operator habilitated for one district sees that district's);
-- "this action on the camera behind that object": a bollard's command needs "live" on the camera
-  that watches it; an object whose camera is outside one's groups answers as an unknown object;
+- "this action on the camera behind that object" is the security module's one camera rule,
+  `check_camera(..., hidden=...)`: a bollard's command needs "live" on the camera that watches
+  it; an object whose camera is outside one's groups answers as an unknown object;
 - city staff only: the journal and the bollards are the city's operations; the police nationale
   (federated or not) watch and steer cameras, they do not open the city's bollards or write its
   main courante.
@@ -13,12 +14,11 @@ Every refusal is audited by the security module's `refuse`.
 
 from collections.abc import Awaitable, Callable, Iterable
 
-from fastapi import HTTPException
 from starlette.requests import HTTPConnection
 
 from services.common.pb.csu.v1 import ingest_pb2
 from services.gateway.backends import RPC_TIMEOUT_S
-from services.gateway.security import ALL_GROUPS, Principal, authenticate, check_camera, principal_backends, refuse
+from services.gateway.security import ALL_GROUPS, Principal, authenticate, principal_backends, refuse
 
 CITY_STAFF_ONLY = "journal and bollards are the city's operations: not available to the police nationale role"
 
@@ -44,14 +44,6 @@ def require_any(*actions: str, city_staff: bool = False) -> Callable[[HTTPConnec
         return principal
 
     return dependency
-
-
-async def camera_allowed(
-    principal: Principal, action: str, camera_id: str, hidden: HTTPException | None = None
-) -> ingest_pb2.Camera:
-    """The camera, if the principal holds `action` on it (the security module's one camera rule:
-    403 for the role, a camera outside one's groups answered as unknown, or as `hidden`)."""
-    return await check_camera(principal, action, camera_id, hidden=hidden)
 
 
 def sees(principal: Principal, actions: Iterable[str], groups: Iterable[str]) -> bool:

@@ -21,7 +21,6 @@ from services.common.timefmt import iso
 from services.gateway.backends import Backends, backends
 from services.gateway.operations import bollards, notifications
 from services.gateway.operations.access import (
-    camera_allowed,
     groups_by_camera,
     require_any,
     sees_camera,
@@ -29,7 +28,7 @@ from services.gateway.operations.access import (
 from services.gateway.operations.bollard_drivers import DriverError
 from services.gateway.operations.fields import MAX_ID, line
 from services.gateway.operations.models import Bollard, BollardCall, BollardCommand
-from services.gateway.security import Principal, audit, record, refuse
+from services.gateway.security import Principal, audit, check_camera, record, refuse
 from services.gateway.timerange import checked_us, parse_instant
 
 router = APIRouter(prefix="/api/v1/bollards", tags=["bollards"])
@@ -246,7 +245,7 @@ async def register(
         raise HTTPException(422, "the http driver needs the relay's URLs (http.open_url, http.close_url)")
     if body.driver == "simulated" and body.http is not None:
         raise HTTPException(422, "http settings only apply to the http driver")
-    await camera_allowed(principal, "config", body.camera_id)
+    await check_camera(principal, "config", body.camera_id)
     await audit(
         principal,
         "bollard.register",
@@ -276,7 +275,7 @@ async def change(
     b: Backends = Depends(backends),
 ) -> BollardOut:
     row = await _bollard(b, bollard_id)
-    await camera_allowed(principal, "config", row.camera_id, hidden=_unknown(bollard_id))  # before telling anything
+    await check_camera(principal, "config", row.camera_id, hidden=_unknown(bollard_id))  # before telling anything
     given = body.model_dump(exclude_unset=True)
     cleared = sorted(
         k for k in ("name", "location", "camera_id", "driver", "active") if k in given and given[k] is None
@@ -289,7 +288,7 @@ async def change(
     if driver == "http" and body.http is None and row.open_url_sealed is None:
         raise HTTPException(422, "the http driver needs the relay's URLs (http.open_url, http.close_url)")
     if body.camera_id and body.camera_id != row.camera_id:
-        await camera_allowed(principal, "config", body.camera_id)
+        await check_camera(principal, "config", body.camera_id)
     await audit(principal, "bollard.update", f"bollard:{bollard_id}", details={"changes": sorted(given)})
     # A simulated bollard keeps no relay URLs; an http one keeps its URLs unless new ones are given.
     set_http = driver == "simulated" or body.http is not None
@@ -315,7 +314,7 @@ async def renew_intercom_token(
 ) -> TokenOut:
     """A new token for the bollard's intercom (the old one stops working at once)."""
     row = await _bollard(b, bollard_id)
-    await camera_allowed(principal, "config", row.camera_id, hidden=_unknown(bollard_id))
+    await check_camera(principal, "config", row.camera_id, hidden=_unknown(bollard_id))
     await audit(principal, "bollard.intercom_token", f"bollard:{bollard_id}")
     token = await asyncio.to_thread(bollards.new_intercom_token, b.engine, b.clock, bollard_id)
     return TokenOut(bollard_id=bollard_id, intercom_token=token)
@@ -383,7 +382,7 @@ async def answer_call(
         call = await asyncio.to_thread(bollards.get_call, b.engine, call_id)
     except bollards.BollardError as exc:
         raise HTTPException(exc.status, exc.message) from exc
-    await camera_allowed(principal, "live", call.camera_id, hidden=_http_error(bollards.unknown_call(call_id)))
+    await check_camera(principal, "live", call.camera_id, hidden=_http_error(bollards.unknown_call(call_id)))
     if call.answered_us is not None:
         raise HTTPException(409, f"call {call_id} was already taken by {call.answered_by}")
     await audit(principal, "bollard.call_answer", f"bollard:{call.bollard_id}", details={"call": call_id})
@@ -439,7 +438,7 @@ async def _command(principal: Principal, b: Backends, bollard_id: str, command: 
     row = await _bollard(b, bollard_id)
     if not row.active:
         raise HTTPException(409, f"bollard {bollard_id} is out of service")
-    await camera_allowed(principal, "live", row.camera_id, hidden=_unknown(bollard_id))
+    await check_camera(principal, "live", row.camera_id, hidden=_unknown(bollard_id))
     plate = (body.plate or "").upper()
     async with _LOCKS.setdefault(bollard_id, asyncio.Lock()):
         try:

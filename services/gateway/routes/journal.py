@@ -18,10 +18,10 @@ from services.common.clock import to_us
 from services.common.timefmt import DAY_US, iso, paris_day_bounds
 from services.gateway.backends import Backends, backends
 from services.gateway.operations import alarms, bollards, journal
-from services.gateway.operations.access import camera_allowed, groups_by_camera, require_any, sees_camera
+from services.gateway.operations.access import groups_by_camera, require_any, sees_camera
 from services.gateway.operations.fields import CAMERA_ID, MAX_ID, line, text
 from services.gateway.operations.models import Alarm, JournalBookmark, JournalEntry
-from services.gateway.security import ALL_GROUPS, Principal, audit, refuse, require
+from services.gateway.security import ALL_GROUPS, Principal, audit, check_camera, refuse, require
 from services.gateway.timerange import checked_us, parse_instant
 
 router = APIRouter(prefix="/api/v1", tags=["shift journal"])
@@ -190,7 +190,7 @@ async def write(
     if len(cameras) > 20:
         raise HTTPException(422, "an entry names at most 20 cameras")
     for camera_id in cameras:
-        await camera_allowed(principal, "live", camera_id)
+        await check_camera(principal, "live", camera_id)
     if body.amends is not None:
         try:
             await asyncio.to_thread(journal.get, b.engine, body.amends)

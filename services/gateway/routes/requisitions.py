@@ -30,7 +30,7 @@ from services.common.clock import to_us
 from services.common.pb.csu.v1 import requisition_pb2, requisition_pb2_grpc
 from services.common.timefmt import iso
 from services.gateway import login
-from services.gateway.access import Case, case_dependency, case_refusal, covers, may_see, require_role
+from services.gateway.access import Case, case_dependency, case_refusal, may_see, require_role
 from services.gateway.backends import Backends, backends, rpc_errors, unknown_camera
 from services.gateway.backends import channel as backends_channel
 from services.gateway.operations.access import require_any
@@ -438,7 +438,7 @@ async def check_cameras(principal: Principal, b: Backends, camera_ids: list[str]
     for camera_id, camera in facts.items():
         reason = case_refusal(principal, actions, {camera_id: list(camera.groups)})
         if reason is not None:
-            hidden = unknown_camera(camera_id) if not covers(principal, camera.groups) else None
+            hidden = unknown_camera(camera_id) if not principal.in_groups(camera.groups) else None
             await refuse(principal, actions[0], f"camera:{camera_id}", reason, answer=hidden)
     return facts
 
