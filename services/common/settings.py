@@ -7,6 +7,7 @@ conventionally pass without a prefix (DATABASE_URL, NATS_URL) are accepted as al
 
 import ipaddress
 import re
+from collections.abc import Iterable
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
@@ -21,6 +22,17 @@ from services.common.timefmt import DAY_S
 LEGAL_MAX_RETENTION_DAYS = 30
 
 
+# A camera group's name ("*": every camera), in habilitations, the catalogue and OIDC grants.
+CAMERA_GROUP = re.compile(r"\*|[a-z0-9][a-z0-9_-]{0,63}")
+
+
+def check_camera_groups(groups: Iterable[str]) -> None:
+    """ValueError naming the first invalid camera group name, if any."""
+    for group in groups:
+        if not CAMERA_GROUP.fullmatch(group):
+            raise ValueError(f"invalid camera group {group!r}")
+
+
 class OidcGrant(BaseModel):
     """What one group of the OIDC provider grants: a role, and the camera groups of the habilitation."""
 
@@ -33,9 +45,7 @@ class OidcGrant(BaseModel):
     @field_validator("camera_groups")
     @classmethod
     def _groups(cls, value: list[str]) -> list[str]:
-        for group in value:
-            if not re.fullmatch(r"\*|[a-z0-9][a-z0-9_-]{0,63}", group):
-                raise ValueError(f"invalid camera group {group!r}")
+        check_camera_groups(value)
         return value
 
 

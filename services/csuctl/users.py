@@ -2,10 +2,11 @@
 from a prefecture's decision, an admin locked out of the console).
 
 Works on the gateway's accounts table (CSU_DATABASE_URL) with the gateway's own code: the API's
-request models and checks (services/gateway/routes/users.py: username and group patterns, known
-roles, bounds) and accounts.py for the writes, so an account made here is exactly one the API
-would have made. Every change is recorded in the audit trail first, as `csuctl:<os user>` with the
-API's action names (users.create, users.update): if the trail cannot be written, nothing is done.
+request models (services/gateway/account_models.py: username pattern, bounds), its checks
+(accounts.check_habilitation: known roles, group names) and accounts.py for the writes, so an
+account made here is exactly one the API would have made. Every change is recorded in the audit
+trail first, as `csuctl:<os user>` with the API's action names (users.create, users.update): if
+the trail cannot be written, nothing is done.
 
 The initial password is generated and printed once on stdout (or read from --password-file, then
 not printed); it is never logged nor audited. The user enrols a TOTP authenticator at first login.
@@ -28,7 +29,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from fastapi import HTTPException
 from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
@@ -39,9 +39,9 @@ from services.common.clock import SystemClock, to_us
 from services.common.settings import Settings, redact_url
 from services.common.timefmt import PARIS
 from services.csuctl.audit import actor, db_reason, fail, record_first, settings_or_exit
+from services.gateway import account_models as api
 from services.gateway import accounts, sessions
 from services.gateway.roles import ROLES
-from services.gateway.routes import users as api
 
 app = typer.Typer(help="Accounts and habilitations: create, list, change a habilitation.", no_args_is_help=True)
 console = Console()
@@ -115,12 +115,10 @@ def create(
             playback_days=playback_days,
             ptz_priority=ptz_priority,
         )
-        api._check(body.role, body.camera_groups)  # the API's own role and group checks
+        accounts.check_habilitation(body.role, body.camera_groups)  # the API's own role and group checks
         accounts.check_password_strength(body.password, body.username, body.display_name)
     except ValidationError as exc:
         raise fail(_validation_message(exc)) from None
-    except HTTPException as exc:
-        raise fail(str(exc.detail)) from None
     except accounts.AccountError as exc:
         raise fail(exc.message) from None
     grantor = _grantor(granted_by)
@@ -243,11 +241,11 @@ def habilitation(
     _check_dates(now, given.get("expires"), given.get("prefecture_validated"))
     try:
         patch = api.UserPatch(**given)
-        api._check(None, patch.camera_groups)  # the API's own group check
+        accounts.check_habilitation(None, patch.camera_groups)  # the API's own group check
     except ValidationError as exc:
         raise fail(_validation_message(exc)) from None
-    except HTTPException as exc:
-        raise fail(str(exc.detail)) from None
+    except accounts.AccountError as exc:
+        raise fail(exc.message) from None
     grantor = _grantor(granted_by)
     engine = db.make_engine(settings)
     try:

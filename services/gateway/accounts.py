@@ -11,6 +11,7 @@ import re
 import secrets
 import unicodedata
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -25,6 +26,7 @@ from sqlmodel import col, select
 from services.common.clock import Clock, to_us
 from services.common.db import session
 from services.common.secretbox import SecretBox
+from services.common.settings import check_camera_groups
 from services.gateway import passwords
 from services.gateway.models import User
 from services.gateway.roles import ROLES
@@ -60,6 +62,16 @@ class Habilitation:
     ptz_priority: int | None = None
 
 
+def check_habilitation(role: str | None, camera_groups: Iterable[str] | None) -> None:
+    """AccountError (422) for an unknown role or an invalid camera group name (None: not given)."""
+    if role is not None and role not in ROLES:
+        raise AccountError(422, f"unknown role {role!r}; roles: {', '.join(sorted(ROLES))}")
+    try:
+        check_camera_groups(camera_groups or [])
+    except ValueError as exc:
+        raise AccountError(422, str(exc)) from None
+
+
 def check_password_strength(password: str, username: str, display_name: str = "") -> None:
     """422 when the password is too easy to guess (services/gateway/passwords.py)."""
     problem = passwords.weakness(password, [username, display_name])
@@ -82,8 +94,7 @@ def create_user(
     password: str,
     habilitation: Habilitation,
 ) -> User:
-    if role not in ROLES:
-        raise AccountError(422, f"unknown role {role!r}; roles: {', '.join(sorted(ROLES))}")
+    check_habilitation(role, habilitation.camera_groups)
     check_password_strength(password, username, display_name)
     now = to_us(clock.now())
     user = User(

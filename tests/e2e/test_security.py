@@ -125,9 +125,18 @@ def test_totp_lockout_and_sessions(platform: Platform) -> None:
     assert weak.status_code == 422 and "at least 12" in weak.json()["detail"]
     bad_role = admin.post(
         "/api/v1/users",
-        json={"username": "r", "display_name": "R", "role": "superuser", "password": "a-long-Passw0rd-x"},
+        json={"username": "rolex", "display_name": "R", "role": "superuser", "password": "a-long-Passw0rd-x"},
     )
-    assert bad_role.status_code == 422
+    assert bad_role.status_code == 422 and "unknown role 'superuser'" in bad_role.json()["detail"]
+    bad_group = admin.post(
+        "/api/v1/users",
+        json={"username": "groupx", "display_name": "G", "role": "operator", "password": "a-long-Passw0rd-x",
+              "camera_groups": ["Centre!"]},
+    )  # fmt: skip
+    assert bad_group.status_code == 422 and "invalid camera group 'Centre!'" in bad_group.json()["detail"]
+    patched = admin.patch(f"/api/v1/users/{credentials['username']}", json={"camera_groups": ["north", "Nord Est"]})
+    assert patched.status_code == 422 and "invalid camera group 'Nord Est'" in patched.json()["detail"]
+    assert {u["username"] for u in admin.get("/api/v1/users").json()}.isdisjoint({"rolex", "groupx"})
     extra = admin.post(
         "/api/v1/users",
         json={

@@ -1,101 +1,23 @@
 """Accounts and habilitations (admin): nominative accounts, their role, groups, expiry, validation."""
 
 import asyncio
-import re
 from datetime import datetime
 
 from fastapi import APIRouter, Depends, HTTPException
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel
 
 from services.common.clock import to_us
-from services.common.timefmt import iso
 from services.gateway import accounts, sessions
+from services.gateway.account_models import UserIn, UserOut, UserPatch, out
 from services.gateway.backends import Backends, backends
 from services.gateway.models import User
-from services.gateway.roles import ROLES
 from services.gateway.security import Principal, audit, require
 
 router = APIRouter(prefix="/api/v1/users", tags=["users"])
-USERNAME = r"^[a-z0-9][a-z0-9._-]{1,63}$"
-GROUP = r"^(\*|[a-z0-9][a-z0-9_-]{0,63})$"
-
-
-class UserOut(BaseModel):
-    username: str
-    display_name: str
-    role: str
-    active: bool
-    totp_enrolled: bool
-    locked: bool
-    # An admin reset the password: the single-use one must be replaced at the next login.
-    must_change_password: bool = False
-    camera_groups: list[str]
-    granted_by: str
-    granted: str
-    expires: str | None
-    prefecture_ref: str | None
-    prefecture_validated: str | None
-    playback_days: int | None
-    ptz_priority: int | None
-
-
-class UserIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    username: str = Field(pattern=USERNAME)
-    display_name: str = Field(min_length=1, max_length=128)
-    role: str
-    password: str = Field(min_length=1, max_length=256)
-    camera_groups: list[str] = Field(default_factory=list, max_length=100)
-    expires: AwareDatetime | None = None
-    prefecture_ref: str | None = Field(None, max_length=128)
-    prefecture_validated: AwareDatetime | None = None
-    playback_days: int | None = Field(None, ge=1, le=30)
-    ptz_priority: int | None = Field(None, ge=0, le=100)
-
-
-class UserPatch(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    display_name: str | None = Field(None, min_length=1, max_length=128)
-    role: str | None = None
-    active: bool | None = None
-    camera_groups: list[str] | None = Field(None, max_length=100)
-    expires: AwareDatetime | None = None
-    prefecture_ref: str | None = Field(None, max_length=128)
-    prefecture_validated: AwareDatetime | None = None
-    playback_days: int | None = Field(None, ge=1, le=30)
-    ptz_priority: int | None = Field(None, ge=0, le=100)
 
 
 def _us(moment: datetime | None) -> int | None:
     return to_us(moment) if moment is not None else None
-
-
-def out(user: User, now_us: int) -> UserOut:
-    return UserOut(
-        username=user.username,
-        display_name=user.display_name,
-        role=user.role,
-        active=user.active,
-        totp_enrolled=user.totp_confirmed,
-        locked=bool(user.locked_until_us and user.locked_until_us > now_us),
-        must_change_password=user.must_change_password,
-        camera_groups=list(user.camera_groups),
-        granted_by=user.granted_by,
-        granted=iso(user.granted_us) or "",
-        expires=iso(user.expires_us),
-        prefecture_ref=user.prefecture_ref,
-        prefecture_validated=iso(user.prefecture_validated_us),
-        playback_days=user.playback_days,
-        ptz_priority=user.ptz_priority,
-    )
-
-
-def _check(role: str | None, groups: list[str] | None) -> None:
-    if role is not None and role not in ROLES:
-        raise HTTPException(422, f"unknown role {role!r}; roles: {', '.join(sorted(ROLES))}")
-    for group in groups or []:
-        if not re.fullmatch(GROUP, group):
-            raise HTTPException(422, f"invalid camera group {group!r}")
 
 
 async def _user(b: Backends, username: str) -> User:
@@ -117,8 +39,8 @@ async def list_users(
 async def create_user(
     body: UserIn, principal: Principal = Depends(require("users")), b: Backends = Depends(backends)
 ) -> UserOut:
-    _check(body.role, body.camera_groups)
     try:
+        accounts.check_habilitation(body.role, body.camera_groups)
         accounts.check_password_strength(body.password, body.username, body.display_name)
     except accounts.AccountError as exc:
         raise HTTPException(exc.status, exc.message) from exc
@@ -157,7 +79,10 @@ async def create_user(
 async def update_user(
     username: str, body: UserPatch, principal: Principal = Depends(require("users")), b: Backends = Depends(backends)
 ) -> UserOut:
-    _check(body.role, body.camera_groups)
+    try:
+        accounts.check_habilitation(body.role, body.camera_groups)
+    except accounts.AccountError as exc:
+        raise HTTPException(exc.status, exc.message) from exc
     user = await _user(b, username)
     given = body.model_dump(exclude_unset=True)
     # null clears an optional fact (expiry, validation, limits); these facts cannot be cleared.
