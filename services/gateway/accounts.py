@@ -28,6 +28,7 @@ from services.common.db import session
 from services.common.secretbox import SecretBox
 from services.common.settings import check_camera_groups
 from services.gateway import passwords
+from services.gateway.errors import Refusal
 from services.gateway.models import User
 from services.gateway.roles import ROLES
 
@@ -42,13 +43,8 @@ OIDC = "oidc"
 _USERNAME_CHARS = re.compile(r"[^a-z0-9._-]+")
 
 
-class AccountError(Exception):
+class AccountError(Refusal):
     """A refusal a user can act on; status is the HTTP status to answer with."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
 
 
 @dataclass(frozen=True)

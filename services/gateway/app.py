@@ -3,7 +3,7 @@
 from fastapi import Depends, FastAPI
 
 from services.common.service import Runtime, health_router
-from services.gateway import demo, limits
+from services.gateway import demo, errors, limits
 from services.gateway.audit_outcome import AuditOutcome
 from services.gateway.backends import Backends
 from services.gateway.routes import (
@@ -60,6 +60,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     # Innermost (added first): it sees the answer the handler decided, after the exception handlers.
     app.add_middleware(AuditOutcome)
     limits.install(app, runtime.settings)
+    errors.install(app)  # a domain module's refusal answers with its status and message
     app.state.runtime = runtime
     app.include_router(health_router(runtime))
     for module in (*CORE, *PRIVACY, *OPERATIONS, *CASEWORK):

@@ -40,6 +40,7 @@ from joserfc.jwk import KeySet
 from services.common.clock import Clock, to_us
 from services.common.secretbox import SecretBox, SecretBoxError
 from services.common.settings import Settings
+from services.gateway.errors import Refusal
 from services.gateway.roles import ROLES
 
 CALLBACK_PATH = "/api/v1/auth/oidc/callback"
@@ -65,13 +66,8 @@ ASYMMETRIC_ALGORITHMS = (
 )
 
 
-class OidcError(Exception):
+class OidcError(Refusal):
     """A refused or failed OIDC login; status is the HTTP status to answer with, message names why."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
 
 
 @dataclass(frozen=True)

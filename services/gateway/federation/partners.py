@@ -22,6 +22,7 @@ from sqlmodel import col, select
 
 from services.common.clock import Clock, from_us, to_us
 from services.common.db import session
+from services.gateway.errors import Refusal
 from services.gateway.federation.models import Partner
 
 FEDERATED_ACTIONS = frozenset({"live", "ptz", "export"})
@@ -31,11 +32,8 @@ CONVENTION_WARNING = timedelta(days=30)
 NO_CONVENTION, CONVENTION_VALID, CONVENTION_EXPIRING, CONVENTION_EXPIRED = "none", "valid", "expiring", "expired"
 
 
-class FederationError(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
+class FederationError(Refusal):
+    """A refusal of this domain (errors.Refusal: status and message)."""
 
 
 @dataclass(frozen=True)

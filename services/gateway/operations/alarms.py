@@ -28,6 +28,7 @@ from services.common.log import get_logger
 from services.common.pb.csu.v1.events_pb2 import Alarm as AlarmEvent
 from services.common.timefmt import iso
 from services.gateway.backends import Backends
+from services.gateway.errors import Refusal
 from services.gateway.models import AuditEntry
 from services.gateway.operations import notifications
 from services.gateway.operations.access import groups_by_camera, sees_camera
@@ -42,11 +43,8 @@ BURST_CHECK_S = 15.0
 READERS = ("camera_health",)
 
 
-class AlarmError(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
+class AlarmError(Refusal):
+    """A refusal of this domain (errors.Refusal: status and message)."""
 
 
 def _clean(value: str, length: int) -> str:

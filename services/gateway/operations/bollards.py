@@ -24,15 +24,13 @@ from services.common.db import session
 from services.common.secretbox import SecretBox
 from services.common.settings import Settings, redact_url
 from services.common.timefmt import paris_day, paris_day_bounds
+from services.gateway.errors import Refusal
 from services.gateway.operations.bollard_drivers import SIMULATED, BollardDriver, Command, HttpRelay
 from services.gateway.operations.models import Bollard, BollardCall, BollardCommand
 
 
-class BollardError(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
+class BollardError(Refusal):
+    """A refusal of this domain (errors.Refusal: status and message)."""
 
 
 def _digest(token: str) -> str:

@@ -19,6 +19,7 @@ from sqlmodel import col, select
 from services.common.clock import Clock, from_us, to_us
 from services.common.db import session
 from services.common.timefmt import PARIS, paris_day
+from services.gateway.errors import Refusal
 from services.gateway.operations.models import JournalBookmark, JournalEntry
 
 CATEGORIES: dict[str, str] = {
@@ -42,11 +43,8 @@ ACTIONS: dict[str, str] = {
 }
 
 
-class JournalError(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
+class JournalError(Refusal):
+    """A refusal of this domain (errors.Refusal: status and message)."""
 
 
 @dataclass(frozen=True)

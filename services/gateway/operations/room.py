@@ -22,6 +22,7 @@ from sqlmodel.sql.expression import SelectOfScalar
 from services.common.clock import Clock, to_us
 from services.common.db import session
 from services.common.timefmt import iso
+from services.gateway.errors import Refusal
 from services.gateway.operations import visitors
 from services.gateway.operations.models import VisitorDeclaration
 
@@ -43,11 +44,8 @@ class RoomPresence(SQLModel, table=True):
     exited_by: str = Field(default="", max_length=160)
 
 
-class RoomError(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
+class RoomError(Refusal):
+    """A refusal of this domain (errors.Refusal: status and message)."""
 
 
 def inside(engine: Engine) -> list[tuple[RoomPresence, VisitorDeclaration | None]]:

@@ -26,6 +26,7 @@ from services.common.db import session
 from services.common.log import get_logger
 from services.common.settings import Settings
 from services.common.timefmt import paris_minute
+from services.gateway.errors import Refusal
 from services.gateway.operations import mailer
 from services.gateway.operations.models import VisitorDeclaration
 
@@ -44,11 +45,8 @@ MAIL_STATUSES = ("queued", "sent", "not_sent")
 CLAIM_S = 120
 
 
-class VisitorError(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
+class VisitorError(Refusal):
+    """A refusal of this domain (errors.Refusal: status and message)."""
 
 
 def reference(declaration: VisitorDeclaration) -> str:

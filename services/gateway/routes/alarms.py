@@ -84,10 +84,7 @@ async def list_alarms(
 
 
 async def _alarm(principal: Principal, b: Backends, alarm_id: int) -> Alarm:
-    try:
-        row = await asyncio.to_thread(alarms.get, b.engine, alarm_id)
-    except alarms.AlarmError as exc:
-        raise HTTPException(exc.status, exc.message) from exc
+    row = await asyncio.to_thread(alarms.get, b.engine, alarm_id)
     if not await alarms.visible(principal, [row]):
         # Answered as an unknown alarm, like a camera outside one's groups (security.check_camera).
         unknown = alarms.unknown(alarm_id)
@@ -127,10 +124,7 @@ async def acknowledge(
         f"alarm:{alarm_id}",
         details={"kind": row.kind, "camera_id": row.camera_id, "comment": comment},
     )
-    try:
-        row = await asyncio.to_thread(alarms.acknowledge, b.engine, b.clock, alarm_id, principal.username, comment)
-    except alarms.AlarmError as exc:
-        raise HTTPException(exc.status, exc.message) from exc
+    row = await asyncio.to_thread(alarms.acknowledge, b.engine, b.clock, alarm_id, principal.username, comment)
     await notifications.publish(
         b, "alarm.acknowledged", row.camera_id, await alarms.groups_of(b, row.camera_id), alarms.notification(row)
     )

@@ -196,10 +196,7 @@ def call_out(c: BollardCall) -> CallOut:
 
 
 async def _bollard(b: Backends, bollard_id: str) -> Bollard:
-    try:
-        return await asyncio.to_thread(bollards.get, b.engine, bollard_id)
-    except bollards.BollardError as exc:
-        raise _http_error(exc) from exc
+    return await asyncio.to_thread(bollards.get, b.engine, bollard_id)
 
 
 def _http_error(exc: bollards.BollardError) -> HTTPException:
@@ -260,10 +257,7 @@ async def register(
         driver=body.driver,
         http=_http(body.http),
     )
-    try:
-        row, token = await asyncio.to_thread(bollards.create, b.engine, b.clock, b.box, new, principal.username)
-    except bollards.BollardError as exc:
-        raise HTTPException(exc.status, exc.message) from exc
+    row, token = await asyncio.to_thread(bollards.create, b.engine, b.clock, b.box, new, principal.username)
     return RegisteredOut(**out(b, row).model_dump(), intercom_token=token)
 
 
@@ -292,19 +286,16 @@ async def change(
     await audit(principal, "bollard.update", f"bollard:{bollard_id}", details={"changes": sorted(given)})
     # A simulated bollard keeps no relay URLs; an http one keeps its URLs unless new ones are given.
     set_http = driver == "simulated" or body.http is not None
-    try:
-        row = await asyncio.to_thread(
-            bollards.update,
-            b.engine,
-            b.clock,
-            b.box,
-            bollard_id,
-            fields={k: v for k, v in given.items() if k != "http"},
-            http=_http(body.http),
-            set_http=set_http,
-        )
-    except bollards.BollardError as exc:
-        raise HTTPException(exc.status, exc.message) from exc
+    row = await asyncio.to_thread(
+        bollards.update,
+        b.engine,
+        b.clock,
+        b.box,
+        bollard_id,
+        fields={k: v for k, v in given.items() if k != "http"},
+        http=_http(body.http),
+        set_http=set_http,
+    )
     return out(b, row)
 
 
@@ -378,18 +369,12 @@ async def answer_call(
     b: Backends = Depends(backends),
 ) -> CallOut:
     """Take an intercom call (the other consoles see it is taken)."""
-    try:
-        call = await asyncio.to_thread(bollards.get_call, b.engine, call_id)
-    except bollards.BollardError as exc:
-        raise HTTPException(exc.status, exc.message) from exc
+    call = await asyncio.to_thread(bollards.get_call, b.engine, call_id)
     await check_camera(principal, "live", call.camera_id, hidden=_http_error(bollards.unknown_call(call_id)))
     if call.answered_us is not None:
         raise HTTPException(409, f"call {call_id} was already taken by {call.answered_by}")
     await audit(principal, "bollard.call_answer", f"bollard:{call.bollard_id}", details={"call": call_id})
-    try:
-        call = await asyncio.to_thread(bollards.answer_call, b.engine, b.clock, call_id, principal.username)
-    except bollards.BollardError as exc:
-        raise HTTPException(exc.status, exc.message) from exc
+    call = await asyncio.to_thread(bollards.answer_call, b.engine, b.clock, call_id, principal.username)
     return call_out(call)
 
 
@@ -441,10 +426,7 @@ async def _command(principal: Principal, b: Backends, bollard_id: str, command: 
     await check_camera(principal, "live", row.camera_id, hidden=_unknown(bollard_id))
     plate = (body.plate or "").upper()
     async with _LOCKS.setdefault(bollard_id, asyncio.Lock()):
-        try:
-            driver = bollards.driver_for(row, b.box, b.settings)
-        except bollards.BollardError as exc:
-            raise HTTPException(exc.status, exc.message) from exc
+        driver = bollards.driver_for(row, b.box, b.settings)
         await audit(
             principal,
             f"bollard.{command}",

@@ -212,12 +212,7 @@ async def write(
         bookmarks=marks,
         amends=body.amends,
     )
-    try:
-        entry, saved = await asyncio.to_thread(
-            journal.write, b.engine, b.clock, new, principal.username, principal.role
-        )
-    except journal.JournalError as exc:
-        raise HTTPException(exc.status, exc.message) from exc
+    entry, saved = await asyncio.to_thread(journal.write, b.engine, b.clock, new, principal.username, principal.role)
     return out(entry, saved)
 
 
@@ -314,10 +309,7 @@ async def one(
     principal: Principal = Depends(require_any(*WATCH, city_staff=True)),
     b: Backends = Depends(backends),
 ) -> EntryOut:
-    try:
-        row = await asyncio.to_thread(journal.get, b.engine, entry_id)
-    except journal.JournalError as exc:
-        raise HTTPException(exc.status, exc.message) from exc
+    row = await asyncio.to_thread(journal.get, b.engine, entry_id)
     if not await _readable(principal, [row]):
         # Answered as an unknown entry, like a camera outside one's groups (security.check_camera).
         unknown = journal.unknown(entry_id)

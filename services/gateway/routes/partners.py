@@ -2,7 +2,7 @@
 
 import asyncio
 
-from fastapi import APIRouter, Depends, HTTPException
+from fastapi import APIRouter, Depends
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from services.common.clock import to_us
@@ -109,24 +109,21 @@ async def register(
             "convention_expires": iso(expires_us),
         },
     )
-    try:
-        partner = await asyncio.to_thread(
-            partners.register,
-            b.engine,
-            b.clock,
-            partner_id=body.id,
-            name=body.name,
-            cert_pem=body.client_certificate,
-            key_pem=body.assertion_public_key,
-            camera_groups=body.camera_groups,
-            actions=body.actions,
-            ptz_priority=body.ptz_priority,
-            created_by=principal.username,
-            convention_ref=body.convention_ref,
-            convention_expires_us=expires_us,
-        )
-    except partners.FederationError as exc:
-        raise HTTPException(exc.status, exc.message) from exc
+    partner = await asyncio.to_thread(
+        partners.register,
+        b.engine,
+        b.clock,
+        partner_id=body.id,
+        name=body.name,
+        cert_pem=body.client_certificate,
+        key_pem=body.assertion_public_key,
+        camera_groups=body.camera_groups,
+        actions=body.actions,
+        ptz_priority=body.ptz_priority,
+        created_by=principal.username,
+        convention_ref=body.convention_ref,
+        convention_expires_us=expires_us,
+    )
     await _warn(b)
     return out(partner, to_us(b.clock.now()))
 
@@ -151,19 +148,16 @@ async def convention(
             "actions": body.actions,
         },
     )
-    try:
-        partner = await asyncio.to_thread(
-            partners.renew_convention,
-            b.engine,
-            b.clock,
-            partner_id,
-            convention_ref=body.convention_ref,
-            convention_expires_us=expires_us,
-            camera_groups=body.camera_groups,
-            actions=body.actions,
-        )
-    except partners.FederationError as exc:
-        raise HTTPException(exc.status, exc.message) from exc
+    partner = await asyncio.to_thread(
+        partners.renew_convention,
+        b.engine,
+        b.clock,
+        partner_id,
+        convention_ref=body.convention_ref,
+        convention_expires_us=expires_us,
+        camera_groups=body.camera_groups,
+        actions=body.actions,
+    )
     await _warn(b)
     return out(partner, to_us(b.clock.now()))
 
@@ -174,7 +168,4 @@ async def revoke(
 ) -> PartnerOut:
     """Cuts every session of the partner at once: its next request and open live views are refused."""
     await audit(principal, "partners.revoke", f"partner:{partner_id}")
-    try:
-        return out(await asyncio.to_thread(partners.revoke, b.engine, b.clock, partner_id), to_us(b.clock.now()))
-    except partners.FederationError as exc:
-        raise HTTPException(exc.status, exc.message) from exc
+    return out(await asyncio.to_thread(partners.revoke, b.engine, b.clock, partner_id), to_us(b.clock.now()))

@@ -61,10 +61,7 @@ def out(row: room.RoomPresence, declaration: VisitorDeclaration | None = None) -
 
 
 async def _do(call: object, *args: object) -> room.RoomPresence:
-    try:
-        return await asyncio.to_thread(call, *args)  # type: ignore[arg-type]
-    except room.RoomError as exc:
-        raise HTTPException(exc.status, exc.message) from exc
+    return await asyncio.to_thread(call, *args)  # type: ignore[arg-type]
 
 
 @router.get("/now", response_model=list[PresenceOut])

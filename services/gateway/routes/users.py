@@ -39,11 +39,8 @@ async def list_users(
 async def create_user(
     body: UserIn, principal: Principal = Depends(require("users")), b: Backends = Depends(backends)
 ) -> UserOut:
-    try:
-        accounts.check_habilitation(body.role, body.camera_groups)
-        accounts.check_password_strength(body.password, body.username, body.display_name)
-    except accounts.AccountError as exc:
-        raise HTTPException(exc.status, exc.message) from exc
+    accounts.check_habilitation(body.role, body.camera_groups)
+    accounts.check_password_strength(body.password, body.username, body.display_name)
     await audit(
         principal,
         "users.create",
@@ -59,19 +56,16 @@ async def create_user(
         playback_days=body.playback_days,
         ptz_priority=body.ptz_priority,
     )
-    try:
-        user = await asyncio.to_thread(
-            accounts.create_user,
-            b.engine,
-            b.clock,
-            username=body.username,
-            display_name=body.display_name,
-            role=body.role,
-            password=body.password,
-            habilitation=habilitation,
-        )
-    except accounts.AccountError as exc:
-        raise HTTPException(exc.status, exc.message) from exc
+    user = await asyncio.to_thread(
+        accounts.create_user,
+        b.engine,
+        b.clock,
+        username=body.username,
+        display_name=body.display_name,
+        role=body.role,
+        password=body.password,
+        habilitation=habilitation,
+    )
     return out(user, to_us(b.clock.now()))
 
 
@@ -79,10 +73,7 @@ async def create_user(
 async def update_user(
     username: str, body: UserPatch, principal: Principal = Depends(require("users")), b: Backends = Depends(backends)
 ) -> UserOut:
-    try:
-        accounts.check_habilitation(body.role, body.camera_groups)
-    except accounts.AccountError as exc:
-        raise HTTPException(exc.status, exc.message) from exc
+    accounts.check_habilitation(body.role, body.camera_groups)
     user = await _user(b, username)
     given = body.model_dump(exclude_unset=True)
     # null clears an optional fact (expiry, validation, limits); these facts cannot be cleared.

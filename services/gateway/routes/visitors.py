@@ -130,15 +130,8 @@ def out(row: VisitorDeclaration) -> DeclarationOut:
     )
 
 
-def _errors(exc: visitors.VisitorError) -> HTTPException:
-    return HTTPException(exc.status, exc.message)
-
-
 async def _existing(b: Backends, declaration_id: int) -> VisitorDeclaration:
-    try:
-        return await asyncio.to_thread(visitors.get, b.engine, declaration_id)
-    except visitors.VisitorError as exc:
-        raise _errors(exc) from exc
+    return await asyncio.to_thread(visitors.get, b.engine, declaration_id)
 
 
 @router.post("", response_model=DeclarationOut, status_code=201)
@@ -278,20 +271,17 @@ async def answer(
         f"visitor:{declaration_id}",
         details={"prefecture_ref": body.prefecture_ref, "answered_at": iso(answer_us), "name": row.name},
     )
-    try:
-        row = await asyncio.to_thread(
-            visitors.record_answer,
-            b.engine,
-            b.clock,
-            declaration_id,
-            validated=body.decision == "validated",
-            prefecture_ref=body.prefecture_ref,
-            answer_us=answer_us,
-            comment=body.comment,
-            recorded_by=principal.username,
-        )
-    except visitors.VisitorError as exc:
-        raise _errors(exc) from exc
+    row = await asyncio.to_thread(
+        visitors.record_answer,
+        b.engine,
+        b.clock,
+        declaration_id,
+        validated=body.decision == "validated",
+        prefecture_ref=body.prefecture_ref,
+        answer_us=answer_us,
+        comment=body.comment,
+        recorded_by=principal.username,
+    )
     return out(row)
 
 
@@ -307,12 +297,7 @@ async def cancel(
     if row.status in ("cancelled", "refused"):
         raise HTTPException(409, f"declaration {visitors.reference(row)} is already {row.status}")
     await audit(principal, "visitors.cancel", f"visitor:{declaration_id}", details={"comment": body.comment})
-    try:
-        row = await asyncio.to_thread(
-            visitors.cancel, b.engine, b.clock, declaration_id, body.comment, principal.username
-        )
-    except visitors.VisitorError as exc:
-        raise _errors(exc) from exc
+    row = await asyncio.to_thread(visitors.cancel, b.engine, b.clock, declaration_id, body.comment, principal.username)
     return out(row)
 
 
