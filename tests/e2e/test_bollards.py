@@ -182,13 +182,19 @@ def test_bollard_commands_calls_permissions_and_statistics(platform: Platform) -
         # Not cleared for its camera: every route answers as for a bollard that does not exist.
         unknown = operator.get("/api/v1/bollards/nowhere")
         assert unknown.status_code == 404
+        north_admin = platform.client("admin", groups=("north",))  # may configure bollards, not this one
+        before = admin.get(url).json()
         for hidden in (
             north.get(url),
             north.get(f"{url}/commands"),
             north.post(f"{url}/open", json={"reason": "livraison"}),
+            north_admin.patch(url, json={"name": "Renamed from the north"}),
+            north_admin.patch(url, json={"driver": "http"}),  # a 422 for its own camera: nothing told here
+            north_admin.post(f"{url}/intercom-token"),
         ):
             assert hidden.status_code == 404, hidden.text
             assert hidden.json()["detail"] == unknown.json()["detail"].replace("nowhere", b1["id"]), hidden.text
+        assert admin.get(url).json() == before
         assert "city's operations" in police.post(f"{url}/close", json={"reason": "x" * 5}).json()["detail"]
         assert len(relay.calls) == 1
         closed = operator.post(f"{url}/close", json={"reason": "fin de livraison"})
