@@ -3,6 +3,7 @@
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import cached_property
 
 import grpc
 from fastapi import HTTPException
@@ -16,7 +17,13 @@ from services.common import db, rpc
 from services.common.anchoring import AnchorStore, Cadence
 from services.common.clock import Clock, SystemClock
 from services.common.objectstore import make_store
-from services.common.pb.csu.v1 import archive_pb2_grpc, ingest_pb2, ingest_pb2_grpc
+from services.common.pb.csu.v1 import (
+    archive_pb2_grpc,
+    ingest_pb2,
+    ingest_pb2_grpc,
+    masking_pb2_grpc,
+    requisition_pb2_grpc,
+)
 from services.common.secretbox import SecretBox
 from services.common.settings import Settings
 from services.common.signing import Signer
@@ -62,10 +69,27 @@ class Backends:
         # The optional single sign-on provider (CSU_OIDC_*); a misconfigured one stops the gateway here.
         self.oidc = OidcClient(settings)
         self._cameras: dict[str, tuple[float, ingest_pb2.Camera]] = {}
+        # Masking and requisition serve some routes only: their channels open on first use (in the
+        # event loop), one each for the process, like the two above.
+        self._lazy: list[grpc.aio.Channel] = []
+
+    def _open(self, target: str) -> grpc.aio.Channel:
+        self._lazy.append(channel(target))
+        return self._lazy[-1]
+
+    @cached_property
+    def masking(self) -> "masking_pb2_grpc.MaskingServiceAsyncStub":
+        return masking_pb2_grpc.MaskingServiceStub(self._open(self.settings.masking_grpc))
+
+    @cached_property
+    def requisition(self) -> "requisition_pb2_grpc.RequisitionServiceAsyncStub":
+        return requisition_pb2_grpc.RequisitionServiceStub(self._open(self.settings.requisition_grpc))
 
     async def close(self) -> None:
         await self._ingest_channel.close()
         await self._archive_channel.close()
+        for lazy in self._lazy:
+            await lazy.close()
         self.engine.dispose()
 
     async def camera(self, camera_id: str) -> ingest_pb2.Camera:

@@ -34,7 +34,6 @@ for the reader who has no time for the tables.
 import asyncio
 import hashlib
 import json
-import weakref
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
@@ -55,7 +54,6 @@ from services.common.technical_norms import profile_problem
 from services.common.timefmt import iso
 from services.gateway import accounts, audit_log, signing_key_audit
 from services.gateway.backends import RPC_TIMEOUT_S, Backends
-from services.gateway.backends import channel as backends_channel
 from services.gateway.federation import partners
 from services.gateway.models import AuditCheckpoint
 from services.gateway.operations import compliance_identity, compliance_streams, room, visitors
@@ -72,15 +70,6 @@ ROOM_PERIOD = timedelta(days=31)
 AGENTS_REQUIRED = 2
 # Mask queries run concurrently, a few at a time: one camera's two calls must not wait for all others'.
 MASK_CALLS_AT_ONCE = 8
-_MASKING: "weakref.WeakKeyDictionary[Backends, masking_pb2_grpc.MaskingServiceAsyncStub]" = weakref.WeakKeyDictionary()
-
-
-def _masking(b: Backends) -> "masking_pb2_grpc.MaskingServiceAsyncStub":
-    """This gateway's MaskingService stub (one channel, opened on first use, kept for the process)."""
-    stub = _MASKING.get(b)
-    if stub is None:
-        stub = _MASKING[b] = masking_pb2_grpc.MaskingServiceStub(backends_channel(b.settings.masking_grpc))
-    return stub
 
 
 def proof_digest(p: archive_pb2.DeletionProof) -> str:
@@ -189,7 +178,7 @@ async def collect(b: Backends, generated_by: str) -> dict[str, Any]:
     async def masks() -> dict[str, Any]:
         if not camera_section["available"]:
             raise RuntimeError("the camera list is needed to ask for each camera's masks")
-        return await _masks(_masking(b), cameras_pb, findings)
+        return await _masks(b.masking, cameras_pb, findings)
 
     mask_section = await _section("masks", masks, findings)
     deletion_section = await _section("deletion proofs", deletion, findings)

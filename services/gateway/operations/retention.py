@@ -263,9 +263,7 @@ def _erase_local(b: Backends, kind: str, before_us: int, dry_run: bool) -> tuple
 
 async def _erase(b: Backends, kind: str, before_us: int, dry_run: bool) -> tuple[int, int]:
     if kind in REQUISITION_KINDS:
-        from services.gateway.routes.requisitions import service  # the gateway's one requisition stub
-
-        answer = await service(b).EraseExpired(
+        answer = await b.requisition.EraseExpired(
             requisition_pb2.EraseExpiredRequest(kind=kind, before_us=before_us, dry_run=dry_run),
             timeout=RPC_TIMEOUT_S,
         )

@@ -26,7 +26,7 @@ from services.common.pb.csu.v1 import ingest_pb2
 from services.common.timefmt import iso
 from services.gateway.backends import RPC_TIMEOUT_S, Backends, backends, service_errors, unknown_camera
 from services.gateway.roles import CAMERA_ACTIONS
-from services.gateway.routes.masks import ensure_commissionable, masking
+from services.gateway.routes.masks import ensure_commissionable
 from services.gateway.security import Principal, audit, authenticate, require
 
 router = APIRouter(prefix="/api/v1", tags=["camera registry"])
@@ -345,7 +345,7 @@ async def import_cameras(
 async def _commissioning_errors(b: Backends, data: bytes) -> list[tuple[int, str]]:
     """The commissioning gate for every CSV row that asks for in_service, as (line, message)."""
     try:
-        return await commissioning_gate.csv_refusals(b.ingest, masking(b), b.signer.keyring(), data)
+        return await commissioning_gate.csv_refusals(b.ingest, b.masking, b.signer.keyring(), data)
     except commissioning_gate.GateUnavailable as exc:
         raise HTTPException(503, str(exc)) from exc
 

@@ -31,7 +31,6 @@ from services.gateway.routes.requisitions import (
     read_form,
     read_stream,
     requisition_errors,
-    service,
 )
 from services.gateway.security import Principal, audit, require
 from services.gateway.timerange import checked_us, parse_instant
@@ -137,7 +136,7 @@ def _operator_view(principal: Principal) -> bool:
 
 async def _get(b: Backends, request_id: str, principal: Principal) -> requisition_pb2.CitizenRequest:
     async with requisition_errors():
-        return await service(b).GetCitizenRequest(
+        return await b.requisition.GetCitizenRequest(
             requisition_pb2.CitizenRef(
                 id=request_id, actor=actor_of(principal), operator_view=_operator_view(principal)
             ),
@@ -216,7 +215,7 @@ async def create(
             yield requisition_pb2.CitizenUpload(data=data[i : i + 1024 * 1024])
 
     async with requisition_errors():
-        created = await service(b).CreateCitizenRequest(messages(), timeout=RPC_TIMEOUT_S)
+        created = await b.requisition.CreateCitizenRequest(messages(), timeout=RPC_TIMEOUT_S)
     return citizen_out(created, to_us(b.clock.now()))
 
 
@@ -230,7 +229,7 @@ async def listing(
     only requests still without cameras or about a camera they may play back; clerks see all."""
     await audit(principal, "citizen_request.list", "citizen_requests", details={"state": state})
     async with requisition_errors():
-        answer = await service(b).ListCitizenRequests(
+        answer = await b.requisition.ListCitizenRequests(
             requisition_pb2.ListCitizenRequestsRequest(state=state or "", operator_view=_operator_view(principal)),
             timeout=RPC_TIMEOUT_S,
         )
@@ -256,7 +255,7 @@ async def identity_document(
 ) -> Response:
     principal, current = case.principal, case.case
     await audit(principal, "citizen_request.identity_document.read", _target(current))
-    call = service(b).ReadCitizenDocument(
+    call = b.requisition.ReadCitizenDocument(
         requisition_pb2.CitizenRef(id=request_id, actor=actor_of(principal)), timeout=RPC_TIMEOUT_S
     )
     info, data = await read_stream(b, call)
@@ -281,7 +280,7 @@ async def search(
         details={"found": body.found, "cameras": body.cameras},
     )
     async with requisition_errors():
-        done = await service(b).RecordSearch(
+        done = await b.requisition.RecordSearch(
             requisition_pb2.SearchResultRequest(
                 id=request_id,
                 actor=actor_of(principal),
@@ -313,7 +312,7 @@ async def redact(
         details={"start": iso(start_us), "end": iso(end_us), "mode": body.mode, "boxes": len(body.selection)},
     )
     async with requisition_errors():
-        done = await service(b).StartRedaction(
+        done = await b.requisition.StartRedaction(
             requisition_pb2.StartRedactionRequest(
                 id=request_id,
                 actor=actor_of(principal),
@@ -346,7 +345,7 @@ async def kiosk_session(
     principal, current = case.principal, case.case
     await audit(principal, "citizen_request.kiosk_session", _target(current))
     async with requisition_errors():
-        opened = await service(b).OpenKioskSession(
+        opened = await b.requisition.OpenKioskSession(
             requisition_pb2.CitizenRef(id=request_id, actor=actor_of(principal)), timeout=RPC_TIMEOUT_S
         )
     return {
@@ -377,7 +376,7 @@ async def outcome(
         details={"outcome": body.outcome},
     )
     async with requisition_errors():
-        done = await service(b).RecordOutcome(
+        done = await b.requisition.RecordOutcome(
             requisition_pb2.OutcomeRequest(
                 id=request_id, actor=actor_of(principal), outcome=body.outcome, reason=body.reason
             ),

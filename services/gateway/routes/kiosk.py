@@ -24,7 +24,7 @@ from services.common.pb.csu.v1 import requisition_pb2
 from services.common.timefmt import iso
 from services.gateway.attempts import AttemptLimiter
 from services.gateway.backends import Backends, backends
-from services.gateway.routes.requisitions import RPC_TIMEOUT_S, requisition_errors, service
+from services.gateway.routes.requisitions import RPC_TIMEOUT_S, requisition_errors
 from services.gateway.security import record
 from services.gateway.streams import Relay
 
@@ -68,7 +68,7 @@ async def _session(request: Request, b: Backends) -> tuple[str, requisition_pb2.
         raise HTTPException(401, "this is served to the viewing-room kiosk only: no kiosk session")
     try:
         async with requisition_errors():
-            session = await service(b).GetKioskSession(
+            session = await b.requisition.GetKioskSession(
                 requisition_pb2.KioskClipRequest(token=token, ip=_ip(request)), timeout=RPC_TIMEOUT_S
             )
     except HTTPException as exc:
@@ -109,7 +109,7 @@ async def pair(request: Request, b: Backends = Depends(backends)) -> JSONRespons
         raise HTTPException(401, "unknown or expired kiosk code")
     try:
         async with requisition_errors():
-            paired = await service(b).PairKiosk(
+            paired = await b.requisition.PairKiosk(
                 requisition_pb2.PairKioskRequest(code=code, ip=_ip(request)), timeout=RPC_TIMEOUT_S
             )
     except HTTPException as exc:
@@ -189,7 +189,7 @@ async def clip(clip: str, request: Request, b: Backends = Depends(backends)) -> 
     # The requisition service fetches and remuxes the clip before its first byte, sending progress
     # meanwhile: the bound on silence applies from the start.
     relay = Relay(
-        service(b).ReadKioskClip(
+        b.requisition.ReadKioskClip(
             requisition_pb2.KioskClipRequest(token=token, clip=int(clip), ip=_ip(request)), timeout=CLIP_TIMEOUT_S
         ),
         "requisition",

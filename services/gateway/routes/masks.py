@@ -21,7 +21,6 @@ set or a signed statement that verifies with this deployment's key.
 """
 
 import json
-import weakref
 from typing import Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query
@@ -30,24 +29,14 @@ from pydantic import BaseModel, Field
 
 from services.common import commissioning as commissioning_gate
 from services.common.clock import to_us
-from services.common.pb.csu.v1 import masking_pb2, masking_pb2_grpc
+from services.common.pb.csu.v1 import masking_pb2
 from services.common.pb.csu.v1.frame_pb2 import PtzPosition
 from services.common.timefmt import iso_if_set
 from services.gateway.backends import RPC_TIMEOUT_S, Backends, backends, service_errors
-from services.gateway.backends import channel as backends_channel
 from services.gateway.security import Principal, audit, authenticate, check_camera, require
 
 router = APIRouter(prefix="/api/v1", tags=["privacy masks"])
 PREVIEW_TIMEOUT_S = 20.0
-_stubs: "weakref.WeakKeyDictionary[Backends, masking_pb2_grpc.MaskingServiceAsyncStub]" = weakref.WeakKeyDictionary()
-
-
-def masking(b: Backends) -> "masking_pb2_grpc.MaskingServiceAsyncStub":
-    """The MaskingService stub of this gateway (one channel, opened on first use)."""
-    stub = _stubs.get(b)
-    if stub is None:
-        stub = _stubs[b] = masking_pb2_grpc.MaskingServiceStub(backends_channel(b.settings.masking_grpc))
-    return stub
 
 
 # -- models ------------------------------------------------------------------------------------
@@ -318,7 +307,7 @@ async def get_calibration(
     """The camera's latest calibration (calibrated false: never calibrated, the defaults are shown)."""
     del principal
     async with service_errors("masking"):
-        answer = await masking(b).GetPtzCalibration(
+        answer = await b.masking.GetPtzCalibration(
             masking_pb2.PtzCalibrationRef(camera_id=camera_id), timeout=RPC_TIMEOUT_S
         )
     return _calibration_out(answer)
@@ -341,7 +330,7 @@ async def calibrate(
     points = [masking_pb2.CalibrationPoint(**p.model_dump()) for p in body.points]
     # A fit masking refuses (422) is the save's own audit entry, outcome refused with the reason.
     async with service_errors("masking"):
-        answer = await masking(b).CalibratePtz(
+        answer = await b.masking.CalibratePtz(
             masking_pb2.CalibratePtzRequest(
                 camera_id=camera_id, points=points, save=body.save, actor=principal.username, comment=body.comment
             ),
@@ -362,7 +351,7 @@ async def list_masks(
     """Every version of the camera's mask set: drafts, the approved one, superseded and discarded ones."""
     del principal
     async with service_errors("masking"):
-        answer = await masking(b).ListMaskSets(
+        answer = await b.masking.ListMaskSets(
             masking_pb2.ListMaskSetsRequest(camera_id=camera_id), timeout=RPC_TIMEOUT_S
         )
     return [_set_out(m) for m in answer.sets]
@@ -378,7 +367,7 @@ async def get_mask(
     """One version (a number, or "current" for the approved set)."""
     del principal
     async with service_errors("masking"):
-        answer = await masking(b).GetMaskSet(
+        answer = await b.masking.GetMaskSet(
             masking_pb2.MaskSetRef(camera_id=camera_id, version=_version(version, allow_current=True)),
             timeout=RPC_TIMEOUT_S,
         )
@@ -405,7 +394,7 @@ async def create_mask(
     await audit(principal, "mask.draft.create", f"camera:{camera_id}", details=body.model_dump(mode="json"))
     drawn_at, has = _drawn_at(body)
     async with service_errors("masking"):
-        answer = await masking(b).CreateMaskSet(
+        answer = await b.masking.CreateMaskSet(
             masking_pb2.CreateMaskSetRequest(
                 camera_id=camera_id, space=body.space, polygons=_polygons(body), comment=body.comment,
                 drawn_at=drawn_at, has_drawn_at=has, actor=principal.username,
@@ -433,7 +422,7 @@ async def update_mask(
     )
     drawn_at, has = _drawn_at(body)
     async with service_errors("masking"):
-        answer = await masking(b).UpdateDraft(
+        answer = await b.masking.UpdateDraft(
             masking_pb2.UpdateDraftRequest(
                 camera_id=camera_id, version=number, space=body.space, polygons=_polygons(body),
                 comment=body.comment, drawn_at=drawn_at, has_drawn_at=has, actor=principal.username,
@@ -454,7 +443,7 @@ async def discard_mask(
     number = _version(version)
     await audit(principal, "mask.draft.discard", f"camera:{camera_id}", details={"version": number})
     async with service_errors("masking"):
-        answer = await masking(b).DiscardDraft(
+        answer = await b.masking.DiscardDraft(
             masking_pb2.MaskSetRef(camera_id=camera_id, version=number, actor=principal.username),
             timeout=RPC_TIMEOUT_S,
         )
@@ -472,7 +461,7 @@ async def approve_mask(
     number = _version(version)
     await audit(principal, "mask.approve", f"camera:{camera_id}", details={"version": number})
     async with service_errors("masking"):
-        answer = await masking(b).ApproveMaskSet(
+        answer = await b.masking.ApproveMaskSet(
             masking_pb2.MaskSetRef(camera_id=camera_id, version=number, actor=principal.username),
             timeout=RPC_TIMEOUT_S,
         )
@@ -484,7 +473,7 @@ async def approve_mask(
 
 async def commissioning(b: Backends, camera_id: str) -> masking_pb2.CommissioningStatus:
     async with service_errors("masking"):
-        return await masking(b).GetCommissioningStatus(
+        return await b.masking.GetCommissioningStatus(
             masking_pb2.CommissioningStatusRequest(camera_id=camera_id), timeout=RPC_TIMEOUT_S
         )
 
@@ -493,7 +482,7 @@ async def ensure_commissionable(b: Backends, camera_id: str, target_state: str =
     """The commissioning gate (services.common.commissioning) as HTTP: 409 with the reason, 503 when
     ingest or masking cannot say (fail closed)."""
     try:
-        reason = await commissioning_gate.refusal(b.ingest, masking(b), b.signer.keyring(), camera_id, target_state)
+        reason = await commissioning_gate.refusal(b.ingest, b.masking, b.signer.keyring(), camera_id, target_state)
     except commissioning_gate.GateUnavailable as exc:
         raise HTTPException(503, str(exc)) from exc
     if reason:
@@ -536,7 +525,7 @@ async def sign_statement(
         signature=b.signer.sign(data), public_key_pem=b.signer.public_pem(),
     )  # fmt: skip
     async with service_errors("masking"):
-        answer = await masking(b).RecordStatement(
+        answer = await b.masking.RecordStatement(
             masking_pb2.RecordStatementRequest(
                 statement=statement, actor=principal.username, actor_role=principal.role
             ),
@@ -556,7 +545,7 @@ async def withdraw_statement(
     await b.camera(camera_id)
     await audit(principal, "mask.statement.withdraw", f"camera:{camera_id}")
     async with service_errors("masking"):
-        answer = await masking(b).WithdrawStatement(
+        answer = await b.masking.WithdrawStatement(
             masking_pb2.WithdrawStatementRequest(camera_id=camera_id, actor=principal.username),
             timeout=RPC_TIMEOUT_S,
         )
@@ -581,7 +570,7 @@ async def report_mask_error(
         details={"description": body.description, "snapshot_ref": body.snapshot_ref},
     )  # fmt: skip
     async with service_errors("masking"):
-        answer = await masking(b).ReportMaskError(
+        answer = await b.masking.ReportMaskError(
             masking_pb2.ReportMaskErrorRequest(
                 camera_id=camera_id, description=body.description, snapshot_ref=body.snapshot_ref,
                 actor=principal.username,
@@ -600,7 +589,7 @@ async def list_mask_errors(
 ) -> list[ReportOut]:
     del principal
     async with service_errors("masking"):
-        answer = await masking(b).ListMaskErrors(
+        answer = await b.masking.ListMaskErrors(
             masking_pb2.ListMaskErrorsRequest(camera_id=camera_id, status=status), timeout=RPC_TIMEOUT_S
         )
     return [_report_out(r) for r in answer.reports]
@@ -615,7 +604,7 @@ async def close_mask_error(
     b: Backends = Depends(backends),
 ) -> ReportOut:
     async with service_errors("masking"):
-        reports = await masking(b).ListMaskErrors(
+        reports = await b.masking.ListMaskErrors(
             masking_pb2.ListMaskErrorsRequest(camera_id=camera_id), timeout=RPC_TIMEOUT_S
         )
     if report_id not in {r.id for r in reports.reports}:
@@ -627,7 +616,7 @@ async def close_mask_error(
         details={"report": report_id, "resolution": body.resolution},
     )
     async with service_errors("masking"):
-        answer = await masking(b).CloseMaskError(
+        answer = await b.masking.CloseMaskError(
             masking_pb2.CloseMaskErrorRequest(id=report_id, resolution=body.resolution, actor=principal.username),
             timeout=RPC_TIMEOUT_S,
         )
@@ -654,7 +643,7 @@ async def preview(
     number = _version(version, allow_current=True)
     await audit(principal, "mask.preview", f"camera:{camera_id}", details={"version": version, "preset": preset})
     async with service_errors("masking"):
-        image = await masking(b).Preview(
+        image = await b.masking.Preview(
             masking_pb2.PreviewRequest(
                 camera_id=camera_id, version=number, preset=preset, max_width=max_width, actor=principal.username
             ),

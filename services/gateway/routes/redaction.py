@@ -18,7 +18,6 @@ from services.common.pb.csu.v1 import masking_pb2
 from services.common.timefmt import iso_if_set
 from services.gateway.access import Case, case_dependency
 from services.gateway.backends import RPC_TIMEOUT_S, Backends, backends, service_errors
-from services.gateway.routes.masks import masking
 from services.gateway.security import Principal, audit, require
 from services.gateway.timerange import parse_instant
 
@@ -125,7 +124,7 @@ async def create_redaction(
         details={"start": body.start, "end": body.end, "mode": body.mode, "effect": body.effect, "boxes": len(boxes)},
     )  # fmt: skip
     async with service_errors("masking"):
-        job = await masking(b).CreateRedaction(
+        job = await b.masking.CreateRedaction(
             masking_pb2.CreateRedactionRequest(
                 camera_id=camera_id, start_us=start_us, end_us=end_us, selection=boxes, mode=body.mode,
                 effect=body.effect, expires_us=expires_us, request_ref=body.request_ref, actor=principal.username,
@@ -143,7 +142,7 @@ async def list_redactions(
 ) -> list[RedactionOut]:
     del principal
     async with service_errors("masking"):
-        answer = await masking(b).ListRedactions(
+        answer = await b.masking.ListRedactions(
             masking_pb2.ListRedactionsRequest(camera_id=camera_id), timeout=RPC_TIMEOUT_S
         )
     return [_out(j) for j in answer.jobs]
@@ -152,7 +151,7 @@ async def list_redactions(
 async def _job(b: Backends, job_id: str, principal: Principal) -> masking_pb2.RedactionJob:
     del principal
     async with service_errors("masking"):
-        return await masking(b).GetRedaction(masking_pb2.RedactionRef(id=job_id), timeout=RPC_TIMEOUT_S)
+        return await b.masking.GetRedaction(masking_pb2.RedactionRef(id=job_id), timeout=RPC_TIMEOUT_S)
 
 
 # A job is seen by those who may play its camera back or who handle citizens' requests, under the
@@ -180,7 +179,7 @@ async def cancel_redaction(
     principal, job = case.principal, case.case
     await audit(principal, "redaction.cancel", f"camera:{job.camera_id}", details={"job": job_id})
     async with service_errors("masking"):
-        answer = await masking(b).CancelRedaction(
+        answer = await b.masking.CancelRedaction(
             masking_pb2.RedactionRef(id=job_id, actor=principal.username), timeout=RPC_TIMEOUT_S
         )
     return _out(answer)

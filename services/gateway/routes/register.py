@@ -19,7 +19,6 @@ from services.gateway.routes.requisitions import (
     file_response,
     read_stream,
     requisition_errors,
-    service,
 )
 from services.gateway.security import ALL_GROUPS, Principal, audit, refuse, require
 from services.gateway.timerange import checked_us
@@ -71,7 +70,7 @@ async def _page(
     b: Backends, after: int, limit: int, start: AwareDatetime | None, end: AwareDatetime | None, request_id: str = ""
 ) -> list[requisition_pb2.RegisterEntry]:
     async with requisition_errors():
-        answer = await service(b).ListRegister(
+        answer = await b.requisition.ListRegister(
             requisition_pb2.ListRegisterRequest(
                 after_seq=after,
                 limit=limit,
@@ -93,7 +92,7 @@ async def _visible(
     seen: dict[str, bool] = {}
     for request_id in {e.request_id for e in entries if e.request_id}:
         async with requisition_errors():
-            r = await service(b).GetRequisition(
+            r = await b.requisition.GetRequisition(
                 requisition_pb2.RequisitionRef(id=request_id, actor=actor_of(principal)), timeout=RPC_TIMEOUT_S
             )
         seen[request_id] = await may_see(principal, ("register",), case_cameras(r))
@@ -105,7 +104,7 @@ async def verify(principal: Principal = Depends(require("register")), b: Backend
     """Recompute every hash and check every signature from the first entry."""
     await audit(principal, "register.verify", "register")
     async with requisition_errors():
-        verdict = await service(b).VerifyRegister(
+        verdict = await b.requisition.VerifyRegister(
             requisition_pb2.VerifyRegisterRequest(actor=actor_of(principal)), timeout=RPC_TIMEOUT_S * 4
         )
     return {
@@ -145,7 +144,7 @@ async def export(
     # the first message, which is bounded by the call's own deadline rather than by the bound on
     # silence; the file is small, its messages follow at once.
     render_timeout_s = RPC_TIMEOUT_S * 4
-    call = service(b).RenderRegister(
+    call = b.requisition.RenderRegister(
         requisition_pb2.RenderRegisterRequest(
             format=format,
             start_us=checked_us("start", start) if start else 0,
@@ -162,5 +161,5 @@ async def export(
 async def public_key(principal: Principal = Depends(require("register")), b: Backends = Depends(backends)) -> dict:
     """The deployment's public key and its fingerprint (what recipients compare when verifying)."""
     async with requisition_errors():
-        key = await service(b).GetPublicKey(requisition_pb2.PublicKeyRequest(), timeout=RPC_TIMEOUT_S)
+        key = await b.requisition.GetPublicKey(requisition_pb2.PublicKeyRequest(), timeout=RPC_TIMEOUT_S)
     return {"pem": key.pem, "fingerprint": key.fingerprint}

@@ -27,12 +27,11 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from starlette.requests import HTTPConnection
 
 from services.common.clock import to_us
-from services.common.pb.csu.v1 import requisition_pb2, requisition_pb2_grpc
+from services.common.pb.csu.v1 import requisition_pb2
 from services.common.timefmt import iso
 from services.gateway import login
 from services.gateway.access import Case, case_dependency, case_refusal, may_see, require_role
 from services.gateway.backends import Backends, backends, rpc_errors, unknown_camera
-from services.gateway.backends import channel as backends_channel
 from services.gateway.operations.access import require_any
 from services.gateway.operations.fields import CAMERA_ID, line, text
 from services.gateway.security import Principal, audit, refuse, require
@@ -46,19 +45,9 @@ LONG_RPC_TIMEOUT_S = 1800.0
 # Who may list and read requests (each one then under the case rule of access.py).
 LIST_ACTIONS = ("export", "playback", "register")
 RequestId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="the request's id")]
-_STUBS: "dict[str, requisition_pb2_grpc.RequisitionServiceAsyncStub]" = {}
 
 
 # -- shared with citizen_requests, kiosk and register ------------------------------------------------
-
-
-def service(b: Backends) -> "requisition_pb2_grpc.RequisitionServiceAsyncStub":
-    """The RequisitionService stub (one channel per target, opened on first use in the event loop)."""
-    target = b.settings.requisition_grpc
-    stub = _STUBS.get(target)
-    if stub is None:
-        stub = _STUBS[target] = requisition_pb2_grpc.RequisitionServiceStub(backends_channel(target))
-    return stub
 
 
 @asynccontextmanager
@@ -414,7 +403,7 @@ def requisition_out(r: requisition_pb2.Requisition) -> dict:
 
 async def _get(b: Backends, request_id: str, principal: Principal) -> requisition_pb2.Requisition:
     async with requisition_errors():
-        return await service(b).GetRequisition(
+        return await b.requisition.GetRequisition(
             requisition_pb2.RequisitionRef(id=request_id, actor=actor_of(principal)), timeout=RPC_TIMEOUT_S
         )
 
@@ -509,7 +498,7 @@ async def create(
         actor=actor_of(principal),
     )
     async with requisition_errors():
-        created = await service(b).CreateRequisition(request, timeout=RPC_TIMEOUT_S)
+        created = await b.requisition.CreateRequisition(request, timeout=RPC_TIMEOUT_S)
     return requisition_out(created)
 
 
@@ -531,7 +520,7 @@ async def listing(
             state=state or "", partner=principal.partner or "", limit=limit, before_us=cursor
         )
         async with requisition_errors():
-            answer = await service(b).ListRequisitions(request, timeout=RPC_TIMEOUT_S)
+            answer = await b.requisition.ListRequisitions(request, timeout=RPC_TIMEOUT_S)
         page = list(answer.requisitions)
         for r in page:
             if await may_see(principal, LIST_ACTIONS, case_cameras(r)):
@@ -555,7 +544,7 @@ async def statistics(
         start_us=checked_us("start", start) if start else 0, end_us=checked_us("end", end) if end else 0
     )
     async with requisition_errors():
-        s = await service(b).GetStatistics(request, timeout=RPC_TIMEOUT_S)
+        s = await b.requisition.GetStatistics(request, timeout=RPC_TIMEOUT_S)
     counts = [{"period": c.period, "requesting_service": c.requesting_service, "count": c.count} for c in s.per_month]
     return {
         "per_month": counts,
@@ -625,7 +614,7 @@ async def extract(
         details={"cameras": _cameras(current), "case_reference": current.case_reference},
     )
     async with requisition_errors():
-        done = await service(b).Extract(
+        done = await b.requisition.Extract(
             requisition_pb2.RequisitionRef(id=request_id, actor=actor_of(principal)), timeout=LONG_RPC_TIMEOUT_S
         )
     return requisition_out(done)
@@ -665,7 +654,7 @@ async def receive(
             yield requisition_pb2.RequisitionUpload(data=data[i : i + 1024 * 1024])
 
     async with requisition_errors():
-        done = await service(b).ReceiveRequisition(messages(), timeout=RPC_TIMEOUT_S)
+        done = await b.requisition.ReceiveRequisition(messages(), timeout=RPC_TIMEOUT_S)
     return requisition_out(done)
 
 
@@ -679,7 +668,7 @@ async def document(
     """The signed requisition as received (what the manager reviews before approving)."""
     principal, current = case.principal, case.case
     await audit(principal, "requisition.document.read", _target(current), details={"document_id": document_id})
-    call = service(b).ReadDocument(
+    call = b.requisition.ReadDocument(
         requisition_pb2.DocumentRef(requisition_id=request_id, document_id=document_id, actor=actor_of(principal)),
         timeout=RPC_TIMEOUT_S,
     )
@@ -714,7 +703,7 @@ async def approve(
         details={"requisition_number": current.requisition.number, "reauthenticated": True},
     )
     async with requisition_errors():
-        done = await service(b).Approve(
+        done = await b.requisition.Approve(
             requisition_pb2.ApproveRequest(
                 id=request_id, actor=actor_of(principal), comment=body.comment, reauthenticated_us=to_us(b.clock.now())
             ),
@@ -742,7 +731,7 @@ async def refuse_request(
     principal, current = case.principal, case.case
     await audit(principal, "requisition.refuse", _target(current), justification=body.reason)
     async with requisition_errors():
-        done = await service(b).Refuse(
+        done = await b.requisition.Refuse(
             requisition_pb2.ReasonRequest(id=request_id, actor=actor_of(principal), reason=body.reason),
             timeout=RPC_TIMEOUT_S,
         )
@@ -759,7 +748,7 @@ async def cancel(
     principal, current = case.principal, case.case
     await audit(principal, "requisition.cancel", _target(current), justification=body.reason)
     async with requisition_errors():
-        done = await service(b).Cancel(
+        done = await b.requisition.Cancel(
             requisition_pb2.ReasonRequest(id=request_id, actor=actor_of(principal), reason=body.reason),
             timeout=RPC_TIMEOUT_S,
         )
@@ -785,7 +774,7 @@ async def build_package(
         details={"encrypted": bool(password), "cameras": _cameras(current)},
     )
     async with requisition_errors():
-        done = await service(b).BuildPackage(
+        done = await b.requisition.BuildPackage(
             requisition_pb2.BuildPackageRequest(id=request_id, actor=actor_of(principal), password=password),
             timeout=LONG_RPC_TIMEOUT_S,
         )
@@ -809,7 +798,7 @@ async def download_package(
     # The package was built and stored by BuildPackage: its first byte is a read of the stored zip,
     # no work in proportion to its size, so the bound on silence applies from the start.
     relay = Relay(
-        service(b).ReadPackage(
+        b.requisition.ReadPackage(
             requisition_pb2.RequisitionRef(id=request_id, actor=actor_of(principal)), timeout=LONG_RPC_TIMEOUT_S
         ),
         "requisition",
@@ -856,7 +845,7 @@ async def deliver(
         },
     )
     async with requisition_errors():
-        done = await service(b).RecordDelivery(
+        done = await b.requisition.RecordDelivery(
             requisition_pb2.DeliveryRequest(
                 id=request_id,
                 actor=actor_of(principal),
@@ -880,7 +869,7 @@ async def receipt(
     """The delivery receipt (PDF)."""
     principal, current = case.principal, case.case
     await audit(principal, "requisition.receipt.read", _target(current))
-    call = service(b).ReadReceipt(
+    call = b.requisition.ReadReceipt(
         requisition_pb2.RequisitionRef(id=request_id, actor=actor_of(principal)), timeout=RPC_TIMEOUT_S
     )
     info, data = await read_stream(b, call)
@@ -899,7 +888,7 @@ async def close(
     reason = body.reason if body else ""
     await audit(principal, "requisition.close", _target(current), justification=reason or None)
     async with requisition_errors():
-        done = await service(b).Close(
+        done = await b.requisition.Close(
             requisition_pb2.ReasonRequest(id=request_id, actor=actor_of(principal), reason=reason),
             timeout=RPC_TIMEOUT_S,
         )
@@ -917,7 +906,7 @@ async def feedback(
     principal, current = case.principal, case.case
     await audit(principal, "requisition.feedback", _target(current), details={"useful": body.useful})
     async with requisition_errors():
-        done = await service(b).RecordFeedback(
+        done = await b.requisition.RecordFeedback(
             requisition_pb2.FeedbackRequest(
                 id=request_id, actor=actor_of(principal), useful=body.useful, comment=body.comment
             ),
