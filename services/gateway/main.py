@@ -10,12 +10,11 @@ from services.common.clock import to_us
 from services.common.log import get_logger
 from services.common.pb.csu.v1 import ingest_pb2
 from services.common.service import Runtime
-from services.gateway import accounts, attempts, audit_log, audit_outcome, demo, refusals, signing_key_audit
+from services.gateway import accounts, attempts, audit_log, audit_outcome, clip_cache, demo, refusals, signing_key_audit
 from services.gateway.backends import Backends
 from services.gateway.federation.tls import serve_federation
 from services.gateway.operations import retention
 from services.gateway.operations import runner as operations_runner
-from services.gateway.routes import playback
 
 log = get_logger(__name__)
 
@@ -37,7 +36,7 @@ async def run(runtime: Runtime) -> None:
     ):
         return
     # Clips a killed run was building are footage: they must not linger past their cache lifetime.
-    await asyncio.to_thread(playback.clear_clip_cache, settings)
+    await asyncio.to_thread(clip_cache.clear_clip_cache, settings)
     bootstrap = settings.bootstrap_admin_password.get_secret_value() or None
     try:
         generated = await asyncio.to_thread(accounts.ensure_first_admin, b.engine, b.clock, bootstrap)

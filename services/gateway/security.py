@@ -13,6 +13,7 @@ after accepting and close with 4000 + the status on refusal.
 import asyncio
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any, NoReturn
 
 from fastapi import HTTPException
@@ -339,3 +340,9 @@ async def record(b: Backends, **fields: Any) -> None:
     default outcome "ok" is written once the handler has decided, as ok, refused or failed.
     """
     await audit_outcome.record(b, fields)
+
+
+def check_playback_window(principal: Principal, start_us: int, now: datetime) -> None:
+    """A habilitation may limit playback to the last N days."""
+    if principal.playback_days is not None and start_us < to_us(now - timedelta(days=principal.playback_days)):
+        raise HTTPException(403, f"your habilitation limits playback to the last {principal.playback_days} days")

@@ -116,3 +116,32 @@ def test_the_check_sees_a_crossing_in_each_form(tmp_path: Path) -> None:
         "services/gateway/operations/report.py:5 imports services.ingest",
         "services/gateway/uses_cli.py:1 imports services.csuctl",
     ]
+
+
+def _route_imports(root: Path) -> list[str]:
+    """Imports of the gateway's route modules from anywhere but the application that mounts them
+    (`from services.gateway.routes import x` reads as services.gateway.routes: a route too)."""
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        if path == root / "gateway" / "app.py":
+            continue
+        for line, module in sorted(_imports(path, root)):
+            if module.split(".")[:3] == ["services", "gateway", "routes"]:
+                found.append(f"{path.relative_to(root.parent)}:{line} imports {module}")
+    return found
+
+
+def test_route_modules_are_leaves(tmp_path: Path) -> None:
+    """No route module imports another, and nothing but app.py imports a route: what two routes
+    share, or what csuctl or start-up need, is a module of its own (casework/, commissioning.py,
+    clip_cache.py, page_headers.py, account_models.py...), so a route is read and changed alone."""
+    assert _route_imports(SERVICES) == []
+    root = tmp_path / "services"
+    (root / "gateway" / "routes").mkdir(parents=True)
+    (root / "gateway" / "app.py").write_text("from services.gateway.routes import users\n")
+    (root / "gateway" / "routes" / "kiosk.py").write_text("from .requisitions import service\n")
+    (root / "gateway" / "main.py").write_text("from services.gateway.routes import playback\n")
+    assert _route_imports(root) == [
+        "services/gateway/main.py:1 imports services.gateway.routes",
+        "services/gateway/routes/kiosk.py:1 imports services.gateway.routes.requisitions",
+    ]

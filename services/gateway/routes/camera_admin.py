@@ -25,8 +25,8 @@ from services.common.clock import to_us
 from services.common.pb.csu.v1 import ingest_pb2
 from services.common.timefmt import iso
 from services.gateway.backends import RPC_TIMEOUT_S, Backends, backends, service_errors, unknown_camera
+from services.gateway.commissioning import ensure_commissionable
 from services.gateway.roles import CAMERA_ACTIONS
-from services.gateway.routes.masks import ensure_commissionable
 from services.gateway.security import Principal, audit, authenticate, require
 
 router = APIRouter(prefix="/api/v1", tags=["camera registry"])

@@ -1,25 +1,18 @@
 """Cameras and their recorded segments."""
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 
-from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
 
-from services.common.clock import to_us
 from services.common.pb.csu.v1 import archive_pb2, ingest_pb2
 from services.common.timefmt import iso
 from services.gateway.backends import RPC_TIMEOUT_S, Backends, backends, rpc_errors
 from services.gateway.roles import CAMERA_ACTIONS
-from services.gateway.security import Principal, authenticate, require
+from services.gateway.security import Principal, authenticate, check_playback_window, require
 from services.gateway.timerange import parse_range
 
 router = APIRouter(prefix="/api/v1", tags=["cameras"])
-
-
-def check_playback_window(principal: Principal, start_us: int, now: datetime) -> None:
-    """A habilitation may limit playback to the last N days."""
-    if principal.playback_days is not None and start_us < to_us(now - timedelta(days=principal.playback_days)):
-        raise HTTPException(403, f"your habilitation limits playback to the last {principal.playback_days} days")
 
 
 class CameraOut(BaseModel):

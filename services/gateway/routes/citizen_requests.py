@@ -21,17 +21,16 @@ from services.common.pb.csu.v1 import requisition_pb2
 from services.common.timefmt import DAY_US, iso
 from services.gateway.access import Case, case_dependency, may_see, require_role
 from services.gateway.backends import Backends, backends
-from services.gateway.operations.fields import CAMERA_ID, text
-from services.gateway.routes.requisitions import (
+from services.gateway.casework.client import (
     RPC_TIMEOUT_S,
-    UPLOAD_DOC,
     actor_of,
     check_cameras,
     file_response,
-    read_form,
     read_stream,
     requisition_errors,
 )
+from services.gateway.casework.forms import UPLOAD_DOC, read_form
+from services.gateway.operations.fields import CAMERA_ID, text
 from services.gateway.security import Principal, audit, require
 from services.gateway.timerange import checked_us, parse_instant
 

@@ -12,7 +12,6 @@ managers) with everyone who watches; a layout never names to a user a camera the
 """
 
 import asyncio
-import re
 import uuid
 from pathlib import Path
 from typing import Annotated, Any
@@ -31,6 +30,7 @@ from services.gateway import accounts
 from services.gateway.backends import Backends, backends
 from services.gateway.operations.access import groups_by_camera, require_any, sees_camera
 from services.gateway.operations.fields import line
+from services.gateway.page_headers import page_headers
 from services.gateway.roles import CAMERA_ACTIONS, ROLE_ACTIONS
 from services.gateway.security import Principal, audit, authenticate
 
@@ -69,33 +69,10 @@ FEATURES = {
     "audit": "/api/v1/audit",
     "partners": "/api/v1/partners",
 }
-_HOST = re.compile(r"^[A-Za-z0-9.\-]+(:[0-9]{1,5})?$|^\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?$")
-
-
-def content_security_policy(request: Request) -> str:
-    """Same origin only; WebSockets to this very host (the live view, notifications)."""
-    host = request.headers.get("host", "")
-    sockets = f" ws://{host} wss://{host}" if _HOST.match(host) else ""
-    return (
-        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
-        f"media-src 'self' blob:; connect-src 'self'{sockets}; worker-src 'self' blob:; font-src 'self'; "
-        "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
-    )
-
-
-def _headers(request: Request) -> dict[str, str]:
-    return {
-        "Content-Security-Policy": content_security_policy(request),
-        "X-Content-Type-Options": "nosniff",
-        "X-Frame-Options": "DENY",
-        "Referrer-Policy": "no-referrer",
-        # The page itself is tiny and changes with each release: always revalidated.
-        "Cache-Control": "no-cache",
-    }
 
 
 def _page(request: Request, name: str) -> HTMLResponse:
-    return HTMLResponse((STATIC / name).read_text(encoding="utf-8"), headers=_headers(request))
+    return HTMLResponse((STATIC / name).read_text(encoding="utf-8"), headers=page_headers(request))
 
 
 @router.get("/", response_class=HTMLResponse, include_in_schema=False)
@@ -115,7 +92,7 @@ async def asset(path: str, request: Request) -> Response:
     target = (STATIC / path).resolve()
     if not target.is_relative_to(STATIC) or not target.is_file() or target.suffix not in TYPES:
         raise HTTPException(404, "no such file")
-    headers = _headers(request)
+    headers = page_headers(request)
     return FileResponse(target, media_type=TYPES[target.suffix], headers=headers)
 
 

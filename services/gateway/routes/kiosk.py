@@ -24,7 +24,7 @@ from services.common.pb.csu.v1 import requisition_pb2
 from services.common.timefmt import iso
 from services.gateway.attempts import AttemptLimiter
 from services.gateway.backends import Backends, backends
-from services.gateway.routes.requisitions import RPC_TIMEOUT_S, requisition_errors
+from services.gateway.casework.client import RPC_TIMEOUT_S, requisition_errors
 from services.gateway.security import record
 from services.gateway.streams import Relay
 

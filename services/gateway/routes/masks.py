@@ -15,9 +15,9 @@ Who may do what:
 Every change, every preview (it shows video) and every report is audited before it happens.
 Masking's refusals keep their message: 404 unknown, 422 a bad polygon, 409 a governance rule.
 
-`ensure_commissionable(b, camera_id, target_state)` is the commissioning gate for the camera
-lifecycle route: a camera may leave `commissioning` for `in_service` only with an approved mask
-set or a signed statement that verifies with this deployment's key.
+The commissioning gate for the camera lifecycle (a camera leaves `commissioning` for `in_service`
+only with an approved mask set or a signed statement that verifies with this deployment's key) is
+services/gateway/commissioning.py; its status route is here.
 """
 
 import json
@@ -476,17 +476,6 @@ async def commissioning(b: Backends, camera_id: str) -> masking_pb2.Commissionin
         return await b.masking.GetCommissioningStatus(
             masking_pb2.CommissioningStatusRequest(camera_id=camera_id), timeout=RPC_TIMEOUT_S
         )
-
-
-async def ensure_commissionable(b: Backends, camera_id: str, target_state: str = "in_service") -> None:
-    """The commissioning gate (services.common.commissioning) as HTTP: 409 with the reason, 503 when
-    ingest or masking cannot say (fail closed)."""
-    try:
-        reason = await commissioning_gate.refusal(b.ingest, b.masking, b.signer.keyring(), camera_id, target_state)
-    except commissioning_gate.GateUnavailable as exc:
-        raise HTTPException(503, str(exc)) from exc
-    if reason:
-        raise HTTPException(409, reason)
 
 
 @router.get("/cameras/{camera_id}/commissioning", response_model=CommissioningOut)

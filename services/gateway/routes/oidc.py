@@ -30,7 +30,7 @@ from services.common.log import get_logger
 from services.gateway import accounts, sessions
 from services.gateway.backends import Backends, backends
 from services.gateway.oidc import CALLBACK_PATH, LOGIN_PATH, LOGIN_WINDOW_S, OidcClient, OidcError, Transaction
-from services.gateway.routes.console import content_security_policy
+from services.gateway.page_headers import page_headers
 from services.gateway.security import COOKIE, principal_for, record
 
 log = get_logger(__name__)
@@ -65,13 +65,7 @@ def _refusal(request: Request, status: int, message: str) -> Response:
             f'<p class="error" role="alert" id="oidc-error">{escape(message)}</p>'
             '<p><a href="/">Retour à la console / Back to the console</a></p></div></section></body></html>'
         )
-        headers = {
-            "Content-Security-Policy": content_security_policy(request),
-            "X-Content-Type-Options": "nosniff",
-            "X-Frame-Options": "DENY",
-            "Referrer-Policy": "no-referrer",
-            "Cache-Control": "no-store",
-        }
+        headers = page_headers(request, cache_control="no-store")
         response: Response = HTMLResponse(page, status_code=status, headers=headers)
     else:
         response = JSONResponse({"detail": message}, status_code=status, headers={"Cache-Control": "no-store"})

@@ -12,7 +12,7 @@ from services.common.pb.csu.v1 import requisition_pb2
 from services.common.timefmt import iso
 from services.gateway.access import may_see
 from services.gateway.backends import Backends, backends
-from services.gateway.routes.requisitions import (
+from services.gateway.casework.client import (
     RPC_TIMEOUT_S,
     actor_of,
     case_cameras,

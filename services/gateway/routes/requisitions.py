@@ -10,17 +10,13 @@ uploaded by CSU staff or the requesting partner; a manager ("sign") approves —
 password and current TOTP — or refuses; the requesting partner downloads the package through the
 federation door and confirms its SHA-256. Every step is audited before it happens.
 
-This module also holds what the other requisition-side routes share: the RequisitionService stub,
-its error mapping, the caller as an `Actor`, and multipart form parsing for the uploads.
+What the casework routes share (the requisition service's errors, the caller as an `Actor`, files
+and uploads) is services/gateway/casework/.
 """
 
-import re
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
-from email.message import Message
 from typing import Annotated, Literal
 
-import grpc
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from fastapi.responses import Response, StreamingResponse
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
@@ -30,168 +26,31 @@ from services.common.clock import to_us
 from services.common.pb.csu.v1 import requisition_pb2
 from services.common.timefmt import iso
 from services.gateway import login
-from services.gateway.access import Case, case_dependency, case_refusal, may_see, require_role
-from services.gateway.backends import Backends, backends, rpc_errors, unknown_camera
+from services.gateway.access import Case, case_dependency, may_see, require_role
+from services.gateway.backends import Backends, backends
+from services.gateway.casework.client import (
+    RPC_TIMEOUT_S,
+    actor_of,
+    ascii_filename,
+    case_cameras,
+    check_cameras,
+    file_response,
+    read_stream,
+    requisition_errors,
+)
+from services.gateway.casework.forms import UPLOAD_DOC, read_form
 from services.gateway.operations.access import require_any
 from services.gateway.operations.fields import CAMERA_ID, line, text
-from services.gateway.security import Principal, audit, refuse, require
+from services.gateway.security import Principal, audit, require
 from services.gateway.streams import Relay
 from services.gateway.timerange import checked_us
 
 router = APIRouter(prefix="/api/v1/requisitions", tags=["requisitions"])
-RPC_TIMEOUT_S = 30.0
 # Extraction copies hours of footage and builds its clips; packaging hashes and zips them.
 LONG_RPC_TIMEOUT_S = 1800.0
 # Who may list and read requests (each one then under the case rule of access.py).
 LIST_ACTIONS = ("export", "playback", "register")
 RequestId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="the request's id")]
-
-
-# -- shared with citizen_requests, kiosk and register ------------------------------------------------
-
-
-@asynccontextmanager
-async def requisition_errors() -> AsyncIterator[None]:
-    """The requisition service's refusals as HTTP errors that name the problem."""
-    async with rpc_errors("requisition"):
-        try:
-            yield
-        except grpc.aio.AioRpcError as exc:
-            code = exc.code()
-            if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
-                raise HTTPException(413, exc.details() or "too large") from exc
-            if code == grpc.StatusCode.UNAUTHENTICATED:
-                raise HTTPException(401, exc.details() or "not authenticated") from exc
-            if code == grpc.StatusCode.DATA_LOSS:
-                raise HTTPException(502, exc.details() or "stored footage does not match its hash") from exc
-            raise  # the usual mapping (404, 400, 409, 403, 503)
-
-
-def actor_of(principal: Principal) -> requisition_pb2.Actor:
-    username = f"{principal.partner}:{principal.username}" if principal.partner else principal.username
-    return requisition_pb2.Actor(
-        username=username,
-        display_name=principal.display_name,
-        role=principal.role,
-        partner=principal.partner or "",
-        ip=principal.ip,
-    )
-
-
-async def read_stream(
-    b: Backends,
-    call: grpc.aio.UnaryStreamCall,
-    first_s: float | None = None,
-) -> tuple[requisition_pb2.FileInfo, bytes]:
-    """A whole FileChunk stream (documents, receipts, register exports: small files), each message
-    within CSU_STREAM_STALL_S (the first within `first_s` if given: streams.Relay)."""
-    info = None
-    data = bytearray()
-    relay = Relay(call, "requisition", b.settings.stream_stall_s, first_s)
-    try:
-        async with requisition_errors():
-            async for chunk in relay.rest():
-                if chunk.HasField("info"):
-                    info = chunk.info
-                data += chunk.data
-    finally:
-        relay.cancel()
-    if info is None:
-        raise HTTPException(502, "the requisition service sent no file")
-    return info, bytes(data)
-
-
-def file_response(info: requisition_pb2.FileInfo, data: bytes, inline: bool = False) -> Response:
-    disposition = "inline" if inline else "attachment"
-    headers = {
-        "Content-Disposition": f'{disposition}; filename="{_ascii_name(info.filename)}"',
-        "Cache-Control": "private, no-store",
-        "X-Content-Type-Options": "nosniff",
-    }
-    if info.sha256:
-        headers["X-Content-SHA256"] = info.sha256
-    return Response(data, media_type=info.content_type or "application/octet-stream", headers=headers)
-
-
-def _ascii_name(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._()-]", "_", name) or "document"
-
-
-class Form:
-    """A multipart/form-data body: text fields and files (the uploads' only format)."""
-
-    def __init__(self, fields: dict[str, list[str]], files: dict[str, tuple[str, bytes]]) -> None:
-        self.fields = fields
-        self.files = files
-
-    def get(self, name: str, default: str = "") -> str:
-        values = self.fields.get(name)
-        return values[0] if values else default
-
-    def all(self, name: str) -> list[str]:
-        return [v for value in self.fields.get(name, []) for v in value.split(",") if v.strip()]
-
-    def file(self, name: str) -> tuple[str, bytes]:
-        if name not in self.files:
-            raise HTTPException(422, f"the form has no file part named {name!r}")
-        return self.files[name]
-
-
-def _header_params(value: str) -> Message:
-    message = Message()
-    message["content-disposition"] = value
-    return message
-
-
-async def read_form(request: Request, max_fields: int = 40) -> Form:
-    """Parse multipart/form-data exactly (binary-safe). 415 for anything else, 400 if malformed."""
-    content_type = request.headers.get("content-type", "")
-    kind = content_type.partition(";")[0]
-    if kind.strip().lower() != "multipart/form-data":
-        raise HTTPException(415, "send the document as multipart/form-data (fields and a file part)")
-    holder = Message()
-    holder["content-type"] = content_type
-    boundary = holder.get_param("boundary")
-    if not isinstance(boundary, str) or not boundary or len(boundary) > 200:
-        raise HTTPException(400, "the multipart body has no boundary")
-    body = await request.body()
-    delimiter = b"--" + boundary.encode("latin-1")
-    pieces = body.split(b"\r\n" + delimiter)
-    if not pieces or not pieces[0].startswith(delimiter):
-        raise HTTPException(400, "the multipart body does not start with its boundary")
-    pieces[0] = pieces[0][len(delimiter) :]
-    fields: dict[str, list[str]] = {}
-    files: dict[str, tuple[str, bytes]] = {}
-    for piece in pieces:
-        if piece.startswith(b"--"):
-            break  # the closing delimiter
-        if not piece.startswith(b"\r\n"):
-            raise HTTPException(400, "malformed multipart body")
-        head, sep, content = piece[2:].partition(b"\r\n\r\n")
-        if not sep:
-            raise HTTPException(400, "malformed multipart part (no header end)")
-        headers = {}
-        for raw in head.decode("latin-1").split("\r\n"):
-            key, _, value = raw.partition(":")
-            headers[key.strip().lower()] = value.strip()
-        disposition = _header_params(headers.get("content-disposition", ""))
-        name = disposition.get_param("name", header="content-disposition")
-        if not isinstance(name, str) or not name:
-            raise HTTPException(400, "a multipart part has no name")
-        filename = disposition.get_param("filename", header="content-disposition")
-        if filename is not None:
-            files[name] = (str(filename), content)
-        else:
-            try:
-                fields.setdefault(name, []).append(content.decode("utf-8"))
-            except UnicodeDecodeError:
-                raise HTTPException(400, f"the form field {name!r} is not UTF-8 text") from None
-        if len(fields) + len(files) > max_fields:
-            raise HTTPException(400, "too many form fields")
-    return Form(fields, files)
-
-
-UPLOAD_DOC = {"requestBody": {"content": {"multipart/form-data": {"schema": {"type": "object"}}}}}
 
 
 # -- bodies ------------------------------------------------------------------------------------------
@@ -417,24 +276,6 @@ def _target(r: requisition_pb2.Requisition) -> str:
 
 def _cameras(r: requisition_pb2.Requisition) -> list[str]:
     return sorted({x.camera_id for x in r.ranges})
-
-
-async def check_cameras(principal: Principal, b: Backends, camera_ids: list[str], actions: tuple[str, ...]) -> dict:
-    """Cameras named in a new request or finding: each exists and the case rule (access.py) allows
-    one of `actions` on it (audited refusals: 403 for the role; a camera outside one's groups
-    answers as an unknown one, 404, like every camera route); their facts."""
-    facts = {camera_id: await b.camera(camera_id) for camera_id in camera_ids}
-    for camera_id, camera in facts.items():
-        reason = case_refusal(principal, actions, {camera_id: list(camera.groups)})
-        if reason is not None:
-            hidden = unknown_camera(camera_id) if not principal.in_groups(camera.groups) else None
-            await refuse(principal, actions[0], f"camera:{camera_id}", reason, answer=hidden)
-    return facts
-
-
-def case_cameras(r: requisition_pb2.Requisition) -> set[str]:
-    """Every camera of a request: the requested ranges and what was extracted."""
-    return {x.camera_id for x in r.ranges} | {p.camera_id for p in r.parts}
 
 
 def on_case(*actions: str) -> Callable[[HTTPConnection], Awaitable[RequisitionCase]]:
@@ -810,7 +651,7 @@ async def download_package(
         relay.body(),
         media_type="application/zip",
         headers={
-            "Content-Disposition": f'attachment; filename="{_ascii_name(info.filename)}"',
+            "Content-Disposition": f'attachment; filename="{ascii_filename(info.filename)}"',
             "Content-Length": str(info.size),
             "X-Package-SHA256": info.sha256,
             "Cache-Control": "private, no-store",

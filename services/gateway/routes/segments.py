@@ -8,8 +8,7 @@ from fastapi.responses import StreamingResponse
 
 from services.common.pb.csu.v1 import archive_pb2
 from services.gateway.backends import RPC_TIMEOUT_S, Backends, backends, rpc_errors
-from services.gateway.routes.cameras import check_playback_window
-from services.gateway.security import Principal, audit, authenticate, authorize
+from services.gateway.security import Principal, audit, authenticate, authorize, check_playback_window
 from services.gateway.streams import Relay
 
 router = APIRouter(prefix="/api/v1", tags=["segments"])
