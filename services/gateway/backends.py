@@ -4,9 +4,10 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import cached_property
+from typing import Annotated
 
 import grpc
-from fastapi import HTTPException
+from fastapi import Depends, HTTPException
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.kv import KeyValue
@@ -113,6 +114,10 @@ class Backends:
 async def backends(connection: HTTPConnection) -> Backends:
     """FastAPI dependency; HTTPConnection so HTTP routes and WebSockets share it."""
     return connection.app.state.backends
+
+
+# A route's backends: `b: BackendsDep`.
+BackendsDep = Annotated[Backends, Depends(backends)]
 
 
 # Backends whose refusals name the rule broken or who holds what (ingest's registry and PTZ,

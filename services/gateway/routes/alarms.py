@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query
 from pydantic import BaseModel, ConfigDict
 
 from services.common.timefmt import iso
-from services.gateway.backends import Backends, backends
+from services.gateway.backends import Backends, BackendsDep
 from services.gateway.operations import alarms, notifications
 from services.gateway.operations.access import require_any
 from services.gateway.operations.fields import MAX_ID, text
@@ -62,13 +62,13 @@ def out(row: Alarm) -> AlarmOut:
 
 @router.get("", response_model=list[AlarmOut])
 async def list_alarms(
+    b: BackendsDep,
     state: Literal["open", "acknowledged", "all"] = Query("open"),
     kind: str | None = Query(None, max_length=64, description='a kind or its prefix, e.g. "archive"'),
     camera_id: str | None = Query(None, pattern=r"^[A-Za-z0-9_-]{1,64}$"),
     before: int = Query(0, ge=0, le=MAX_ID, description="continue with alarms older than this id"),
     limit: int = Query(200, ge=1, le=1000),
     principal: Principal = Depends(require_any(*ACTIONS)),
-    b: Backends = Depends(backends),
 ) -> list[AlarmOut]:
     """Newest first."""
     rows = await asyncio.to_thread(
@@ -100,18 +100,16 @@ async def _alarm(principal: Principal, b: Backends, alarm_id: int) -> Alarm:
 
 
 @router.get("/{alarm_id}", response_model=AlarmOut)
-async def one(
-    alarm_id: AlarmId, principal: Principal = Depends(require_any(*ACTIONS)), b: Backends = Depends(backends)
-) -> AlarmOut:
+async def one(alarm_id: AlarmId, b: BackendsDep, principal: Principal = Depends(require_any(*ACTIONS))) -> AlarmOut:
     return out(await _alarm(principal, b, alarm_id))
 
 
 @router.post("/{alarm_id}/ack", response_model=AlarmOut)
 async def acknowledge(
     alarm_id: AlarmId,
+    b: BackendsDep,
     body: AckIn | None = None,
     principal: Principal = Depends(require_any(*ACTIONS)),
-    b: Backends = Depends(backends),
 ) -> AlarmOut:
     """Acknowledge an alarm (someone is on it); a repeat after this opens a new alarm."""
     row = await _alarm(principal, b, alarm_id)

@@ -13,7 +13,7 @@ from services.common.clock import to_us
 from services.common.objectstore import StoreUnavailable
 from services.common.timefmt import iso
 from services.gateway import audit_export, audit_log
-from services.gateway.backends import Backends, backends
+from services.gateway.backends import Backends, BackendsDep
 from services.gateway.models import AuditEntry
 from services.gateway.security import Principal, audit, require
 from services.gateway.timerange import parse_instant
@@ -92,6 +92,7 @@ async def _search(
 
 @router.get("", response_model=list[AuditOut])
 async def search(
+    b: BackendsDep,
     actor: str | None = Query(None, max_length=160),
     target: str | None = Query(None, max_length=256, description='e.g. "camera:cam-42", "user:jdupont"'),
     action: str | None = Query(None, max_length=64, description='an action or its prefix, e.g. "ptz"'),
@@ -100,7 +101,6 @@ async def search(
     after: int = Query(0, ge=0, le=2**62, description="continue after this sequence number"),
     limit: int = Query(200, ge=1, le=1000),
     principal: Principal = Depends(require("audit")),
-    b: Backends = Depends(backends),
 ) -> list[AuditOut]:
     await audit(principal, "audit.search", "audit", details={"actor": actor, "target": target, "action": action})
     return [out(e) for e in await _search(b, actor, target, action, start, end, after, limit)]
@@ -108,6 +108,7 @@ async def search(
 
 @router.get("/export")
 async def export(
+    b: BackendsDep,
     format: str = Query("csv", pattern="^(csv|json)$"),
     actor: str | None = Query(None, max_length=160),
     target: str | None = Query(None, max_length=256),
@@ -115,7 +116,6 @@ async def export(
     start: str | None = Query(None),
     end: str | None = Query(None),
     principal: Principal = Depends(require("audit")),
-    b: Backends = Depends(backends),
 ) -> StreamingResponse:
     """The trail as CSV or JSON, streamed page by page, with the signed checkpoints and the heads
     published outside the database, so `csuctl audit verify --export FILE` checks it offline
@@ -160,7 +160,7 @@ async def export(
 
 
 @router.get("/verify", response_model=VerifyOut)
-async def verify(principal: Principal = Depends(require("audit")), b: Backends = Depends(backends)) -> VerifyOut:
+async def verify(b: BackendsDep, principal: Principal = Depends(require("audit"))) -> VerifyOut:
     """The chain, its signed checkpoints at their cadence, and the heads published outside the
     database; on failure, the first entry it can no longer vouch for and why."""
     await audit(principal, "audit.verify", "audit")

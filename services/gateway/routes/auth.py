@@ -13,7 +13,7 @@ from services.common.secretbox import SecretBoxError
 from services.common.timefmt import iso
 from services.gateway import accounts, sessions
 from services.gateway import login as procedure
-from services.gateway.backends import Backends, backends
+from services.gateway.backends import Backends, BackendsDep
 from services.gateway.oidc import OidcError
 from services.gateway.security import COOKIE, Principal, audit, authenticate, principal_for, record
 
@@ -80,7 +80,7 @@ def me_out(principal: Principal, user: object) -> MeOut:
 
 
 @router.post("/login", response_model=LoginOut, responses={429: {"description": "Too many failed logins"}})
-async def login(body: LoginIn, request: Request, response: Response, b: Backends = Depends(backends)) -> LoginOut:
+async def login(body: LoginIn, request: Request, response: Response, b: BackendsDep) -> LoginOut:
     s = b.settings
     ip = request.client.host if request.client else ""
     attempt = procedure.Attempt(body.username, body.password, ip, body.totp, body.new_password)
@@ -142,7 +142,7 @@ class PasswordOut(BaseModel):
 
 @router.post("/password", response_model=PasswordOut, responses={429: {"description": "Too many failed logins"}})
 async def change_password(
-    body: PasswordIn, principal: Principal = Depends(authenticate), b: Backends = Depends(backends)
+    body: PasswordIn, b: BackendsDep, principal: Principal = Depends(authenticate)
 ) -> PasswordOut:
     """Change one's own password: the current one is checked like a login (same limits and lock);
     the account's other sessions end."""
@@ -178,7 +178,7 @@ class LogoutOut(BaseModel):
     status_code=204,
     responses={200: {"model": LogoutOut, "description": "A session opened through the OIDC provider"}},
 )
-async def logout(request: Request, response: Response, b: Backends = Depends(backends)) -> Response:
+async def logout(request: Request, response: Response, b: BackendsDep) -> Response:
     principal = await authenticate(request)
     await audit(principal, "auth.logout", f"user:{principal.username}")
     sealed = await asyncio.to_thread(sessions.revoke, b.engine, b.clock, principal.token)
@@ -207,7 +207,7 @@ async def _provider_logout(b: Backends, sealed: str) -> LogoutOut:
 
 
 @router.get("/me", response_model=MeOut)
-async def me(request: Request, b: Backends = Depends(backends)) -> MeOut:
+async def me(request: Request, b: BackendsDep) -> MeOut:
     principal = await authenticate(request)
     user = await asyncio.to_thread(accounts.get, b.engine, principal.user_id)
     return me_out(principal, user)

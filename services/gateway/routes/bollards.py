@@ -18,7 +18,7 @@ from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Requ
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, field_validator
 
 from services.common.timefmt import iso
-from services.gateway.backends import Backends, backends
+from services.gateway.backends import Backends, BackendsDep
 from services.gateway.operations import bollards, notifications
 from services.gateway.operations.access import (
     groups_by_camera,
@@ -226,7 +226,7 @@ async def _visible_ids(principal: Principal, rows: list[Bollard]) -> set[str]:
 
 @router.get("", response_model=list[BollardOut])
 async def list_bollards(
-    principal: Principal = Depends(require_any("live", "config", "audit")), b: Backends = Depends(backends)
+    b: BackendsDep, principal: Principal = Depends(require_any("live", "config", "audit"))
 ) -> list[BollardOut]:
     rows = await asyncio.to_thread(bollards.all_bollards, b.engine)
     visible = await _visible_ids(principal, rows)
@@ -235,7 +235,7 @@ async def list_bollards(
 
 @router.post("", response_model=RegisteredOut, status_code=201)
 async def register(
-    body: BollardIn, principal: Principal = Depends(require_any("config")), b: Backends = Depends(backends)
+    body: BollardIn, b: BackendsDep, principal: Principal = Depends(require_any("config"))
 ) -> RegisteredOut:
     """Register a bollard; the answer carries its intercom token, shown this once."""
     if body.driver == "http" and body.http is None:
@@ -265,8 +265,8 @@ async def register(
 async def change(
     bollard_id: BollardId,
     body: BollardPatch,
+    b: BackendsDep,
     principal: Principal = Depends(require_any("config")),
-    b: Backends = Depends(backends),
 ) -> BollardOut:
     row = await _bollard(b, bollard_id)
     await check_camera(principal, "config", row.camera_id, hidden=_unknown(bollard_id))  # before telling anything
@@ -301,7 +301,7 @@ async def change(
 
 @router.post("/{bollard_id}/intercom-token", response_model=TokenOut)
 async def renew_intercom_token(
-    bollard_id: BollardId, principal: Principal = Depends(require_any("config")), b: Backends = Depends(backends)
+    bollard_id: BollardId, b: BackendsDep, principal: Principal = Depends(require_any("config"))
 ) -> TokenOut:
     """A new token for the bollard's intercom (the old one stops working at once)."""
     row = await _bollard(b, bollard_id)
@@ -316,10 +316,10 @@ async def renew_intercom_token(
 
 @router.get("/stats", response_model=StatsOut)
 async def stats(
+    b: BackendsDep,
     start: date = Query(description="First day (Europe/Paris), e.g. 2026-11-01"),
     end: date = Query(description="Last day, included"),
     principal: Principal = Depends(require_any("live", "config", "audit")),
-    b: Backends = Depends(backends),
 ) -> StatsOut:
     """Per day and bollard: openings, closings, failed commands, commands with a plate, intercom calls."""
     if end < start:
@@ -341,12 +341,12 @@ async def stats(
 
 @router.get("/calls", response_model=list[CallOut])
 async def list_calls(
+    b: BackendsDep,
     start: str | None = Query(None, description="ISO 8601 with zone; default: 24 hours before end"),
     end: str | None = Query(None, description="ISO 8601 with zone; default: now"),
     unanswered: bool = Query(False, description="only calls nobody took yet"),
     limit: int = Query(200, ge=1, le=1000),
     principal: Principal = Depends(require_any("live", "config", "audit")),
-    b: Backends = Depends(backends),
 ) -> list[CallOut]:
     now = b.clock.now()
     end_at = parse_instant("end", end) if end else now
@@ -365,8 +365,8 @@ async def list_calls(
 @router.post("/calls/{call_id}/answer", response_model=CallOut)
 async def answer_call(
     call_id: CallId,
+    b: BackendsDep,
     principal: Principal = Depends(require_any("live", city_staff=True)),
-    b: Backends = Depends(backends),
 ) -> CallOut:
     """Take an intercom call (the other consoles see it is taken)."""
     call = await asyncio.to_thread(bollards.get_call, b.engine, call_id)
@@ -384,8 +384,8 @@ async def answer_call(
 @router.get("/{bollard_id}", response_model=BollardOut)
 async def one(
     bollard_id: BollardId,
+    b: BackendsDep,
     principal: Principal = Depends(require_any("live", "config", "audit")),
-    b: Backends = Depends(backends),
 ) -> BollardOut:
     row = await _bollard(b, bollard_id)
     if bollard_id not in await _visible_ids(principal, [row]):
@@ -397,11 +397,11 @@ async def one(
 @router.get("/{bollard_id}/commands", response_model=list[CommandOut])
 async def list_commands(
     bollard_id: BollardId,
+    b: BackendsDep,
     start: str | None = Query(None, description="ISO 8601 with zone; default: 24 hours before end"),
     end: str | None = Query(None, description="ISO 8601 with zone; default: now"),
     limit: int = Query(200, ge=1, le=1000),
     principal: Principal = Depends(require_any("live", "config", "audit")),
-    b: Backends = Depends(backends),
 ) -> list[CommandOut]:
     row = await _bollard(b, bollard_id)
     if bollard_id not in await _visible_ids(principal, [row]):
@@ -461,8 +461,8 @@ async def _command(principal: Principal, b: Backends, bollard_id: str, command: 
 async def open_bollard(
     bollard_id: BollardId,
     body: CommandIn,
+    b: BackendsDep,
     principal: Principal = Depends(require_any("live", city_staff=True)),
-    b: Backends = Depends(backends),
 ) -> CommandOut:
     """Lower the bollard (let a vehicle through): a reason is required, the plate when there is one."""
     return await _command(principal, b, bollard_id, "open", body)
@@ -472,8 +472,8 @@ async def open_bollard(
 async def close_bollard(
     bollard_id: BollardId,
     body: CommandIn,
+    b: BackendsDep,
     principal: Principal = Depends(require_any("live", city_staff=True)),
-    b: Backends = Depends(backends),
 ) -> CommandOut:
     return await _command(principal, b, bollard_id, "close", body)
 
@@ -510,7 +510,7 @@ async def intercom(
 
 
 @router.post("/{bollard_id}/calls", response_model=CallOut, status_code=201)
-async def intercom_call(row: Bollard = Depends(intercom), b: Backends = Depends(backends)) -> CallOut:
+async def intercom_call(b: BackendsDep, row: Bollard = Depends(intercom)) -> CallOut:
     """The bollard's intercom reports a call: stored, and its camera pops up on operators' consoles."""
     call = await asyncio.to_thread(bollards.record_call, b.engine, b.clock, row)
     try:

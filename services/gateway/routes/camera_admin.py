@@ -24,7 +24,7 @@ from services.common import commissioning as commissioning_gate
 from services.common.clock import to_us
 from services.common.pb.csu.v1 import ingest_pb2
 from services.common.timefmt import iso
-from services.gateway.backends import RPC_TIMEOUT_S, Backends, backends, service_errors, unknown_camera
+from services.gateway.backends import RPC_TIMEOUT_S, Backends, BackendsDep, service_errors, unknown_camera
 from services.gateway.commissioning import ensure_commissionable
 from services.gateway.roles import CAMERA_ACTIONS
 from services.gateway.security import Principal, audit, authenticate, require
@@ -296,9 +296,7 @@ def _day_us(day: date) -> int:
 
 
 @router.get("/cameras.csv", response_class=Response)
-async def export_cameras(
-    principal: Principal = Depends(require("config")), b: Backends = Depends(backends)
-) -> Response:
+async def export_cameras(b: BackendsDep, principal: Principal = Depends(require("config"))) -> Response:
     """The camera list as CSV (positions included, credentials never): the import format."""
     await audit(principal, "config.cameras.export", "cameras")
     async with service_errors("ingest"):
@@ -313,9 +311,9 @@ async def export_cameras(
 @router.post("/cameras.csv", response_model=ImportOut)
 async def import_cameras(
     request: Request,
+    b: BackendsDep,
     dry_run: bool = Query(False, description="Check every line, change nothing."),
     principal: Principal = Depends(require("config")),
-    b: Backends = Depends(backends),
 ) -> ImportOut:
     """Create or update cameras from CSV (text/csv body): all of them, or none with each line's errors."""
     data = await request.body()
@@ -351,9 +349,7 @@ async def _commissioning_errors(b: Backends, data: bytes) -> list[tuple[int, str
 
 
 @router.get("/cameras/{camera_id}", response_model=CameraDetails)
-async def camera_details(
-    camera_id: str, principal: Principal = Depends(authenticate), b: Backends = Depends(backends)
-) -> CameraDetails:
+async def camera_details(camera_id: str, b: BackendsDep, principal: Principal = Depends(authenticate)) -> CameraDetails:
     """A camera's settings and health; position and sources only with "config" or "live" on it."""
     camera = await b.camera(camera_id)
     groups = list(camera.groups)
@@ -370,7 +366,7 @@ async def camera_details(
 
 @router.post("/cameras", response_model=CameraDetails, status_code=201)
 async def create_camera(
-    body: CameraCreate, principal: Principal = Depends(require("config")), b: Backends = Depends(backends)
+    body: CameraCreate, b: BackendsDep, principal: Principal = Depends(require("config"))
 ) -> CameraDetails:
     _check_groups(principal, body.groups)
     await ensure_commissionable(b, body.id, body.state)
@@ -387,8 +383,8 @@ async def create_camera(
 async def update_camera(
     camera_id: str,
     body: CameraIn,
+    b: BackendsDep,
     principal: Principal = Depends(require("config", camera="camera_id")),
-    b: Backends = Depends(backends),
 ) -> CameraDetails:
     """Change a camera (all fields; empty URLs keep the stored ones). Moving it outside its perimeter: 409."""
     _check_groups(principal, body.groups)
@@ -405,8 +401,8 @@ async def update_camera(
 async def set_state(
     camera_id: str,
     body: StateIn,
+    b: BackendsDep,
     principal: Principal = Depends(require("config", camera="camera_id")),
-    b: Backends = Depends(backends),
 ) -> CameraDetails:
     """Lifecycle: commissioning -> in_service <-> maintenance -> decommissioned.
 
@@ -432,7 +428,7 @@ async def _reader(request: Request) -> Principal:
 
 
 @router.get("/authorisations", response_model=list[AuthorisationOut])
-async def list_authorisations(principal: Principal = Depends(_reader), b: Backends = Depends(backends)) -> list:
+async def list_authorisations(b: BackendsDep, principal: Principal = Depends(_reader)) -> list:
     """Every prefectoral authorisation with its status (valid, expiring, expired, not_yet_valid)."""
     confidential = principal.may("config")
     async with service_errors("ingest"):
@@ -444,7 +440,7 @@ async def list_authorisations(principal: Principal = Depends(_reader), b: Backen
 
 @router.get("/authorisations/{reference}", response_model=AuthorisationOut)
 async def get_authorisation(
-    reference: str, principal: Principal = Depends(_reader), b: Backends = Depends(backends)
+    reference: str, b: BackendsDep, principal: Principal = Depends(_reader)
 ) -> AuthorisationOut:
     confidential = principal.may("config")
     async with service_errors("ingest"):
@@ -459,8 +455,8 @@ async def get_authorisation(
 async def put_authorisation(
     reference: str,
     body: AuthorisationIn,
+    b: BackendsDep,
     principal: Principal = Depends(require("config")),
-    b: Backends = Depends(backends),
 ) -> AuthorisationOut:
     """Record (or correct) a prefectoral order. A perimeter leaving a camera outside is refused (409)."""
     await audit(
@@ -485,7 +481,7 @@ async def put_authorisation(
 
 @router.delete("/authorisations/{reference}", status_code=204)
 async def delete_authorisation(
-    reference: str, principal: Principal = Depends(require("config")), b: Backends = Depends(backends)
+    reference: str, b: BackendsDep, principal: Principal = Depends(require("config"))
 ) -> Response:
     await audit(principal, "config.authorisation.delete", f"authorisation:{reference}")
     async with service_errors("ingest"):
@@ -499,7 +495,7 @@ async def delete_authorisation(
 
 
 @router.get("/ingest/leases", response_model=LeasesOut)
-async def leases(principal: Principal = Depends(require("config")), b: Backends = Depends(backends)) -> LeasesOut:
+async def leases(b: BackendsDep, principal: Principal = Depends(require("config"))) -> LeasesOut:
     """Which ingest replica holds which camera."""
     del principal
     async with service_errors("ingest"):

@@ -7,7 +7,7 @@ from pydantic import BaseModel
 
 from services.common.pb.csu.v1 import archive_pb2, ingest_pb2
 from services.common.timefmt import iso
-from services.gateway.backends import RPC_TIMEOUT_S, Backends, backends, rpc_errors
+from services.gateway.backends import RPC_TIMEOUT_S, BackendsDep, rpc_errors
 from services.gateway.roles import CAMERA_ACTIONS
 from services.gateway.security import Principal, authenticate, check_playback_window, require
 from services.gateway.timerange import parse_range
@@ -40,9 +40,7 @@ class SegmentOut(BaseModel):
 
 
 @router.get("/cameras", response_model=list[CameraOut])
-async def list_cameras(
-    principal: Principal = Depends(authenticate), b: Backends = Depends(backends)
-) -> list[CameraOut]:
+async def list_cameras(b: BackendsDep, principal: Principal = Depends(authenticate)) -> list[CameraOut]:
     """The cameras the caller may do anything with; the others are not even named."""
     async with rpc_errors("ingest"):
         response = await b.ingest.ListCameras(ingest_pb2.ListCamerasRequest(), timeout=RPC_TIMEOUT_S)
@@ -66,10 +64,10 @@ async def list_cameras(
 @router.get("/cameras/{camera_id}/segments", response_model=list[SegmentOut])
 async def list_segments(
     camera_id: str,
+    b: BackendsDep,
     start: str | None = Query(None, description="ISO 8601 with zone; default: one hour before end"),
     end: str | None = Query(None, description="ISO 8601 with zone; default: now"),
     principal: Principal = Depends(require("playback", camera="camera_id")),
-    b: Backends = Depends(backends),
 ) -> list[SegmentOut]:
     camera = await b.camera(camera_id)
     start_us, end_us = parse_range(start, end, b.clock.now(), camera.retention_days, timedelta(hours=1))

@@ -20,7 +20,7 @@ from services.common.clock import to_us
 from services.common.pb.csu.v1 import requisition_pb2
 from services.common.timefmt import DAY_US, iso
 from services.gateway.access import Case, case_dependency, may_see, require_role
-from services.gateway.backends import Backends, backends
+from services.gateway.backends import Backends, BackendsDep
 from services.gateway.casework.client import (
     RPC_TIMEOUT_S,
     actor_of,
@@ -164,9 +164,7 @@ def on_case(*actions: str, city_staff: bool = False) -> Callable[[HTTPConnection
 
 
 @router.post("", status_code=201, openapi_extra=UPLOAD_DOC)
-async def create(
-    request: Request, principal: Principal = Depends(require("citizen_requests")), b: Backends = Depends(backends)
-) -> dict:
+async def create(request: Request, b: BackendsDep, principal: Principal = Depends(require("citizen_requests"))) -> dict:
     """Register a request: multipart fields full_name, birth_date (YYYY-MM-DD), id_document_kind,
     id_document_number, contact, place, camera_ids (comma-separated or repeated), window_start and
     window_end (ISO 8601 with zone), description; file part `identity_document` (PDF/JPEG/PNG)."""
@@ -220,9 +218,9 @@ async def create(
 
 @router.get("")
 async def listing(
+    b: BackendsDep,
     state: str | None = None,
     principal: Principal = Depends(require_role(*READ_ACTIONS)),
-    b: Backends = Depends(backends),
 ) -> list[dict]:
     """Open requests by deadline ("open": everything not closed). Operators see no identities, and
     only requests still without cameras or about a camera they may play back; clerks see all."""
@@ -240,8 +238,8 @@ async def listing(
 @router.get("/{request_id}")
 async def get(
     request_id: RequestId,
+    b: BackendsDep,
     case: CitizenCase = Depends(on_case(*READ_ACTIONS)),
-    b: Backends = Depends(backends),
 ) -> dict:
     principal, current = case.principal, case.case
     await audit(principal, "citizen_request.read", _target(current))
@@ -250,7 +248,7 @@ async def get(
 
 @router.get("/{request_id}/identity-document")
 async def identity_document(
-    request_id: RequestId, case: CitizenCase = Depends(on_case("citizen_requests")), b: Backends = Depends(backends)
+    request_id: RequestId, b: BackendsDep, case: CitizenCase = Depends(on_case("citizen_requests"))
 ) -> Response:
     principal, current = case.principal, case.case
     await audit(principal, "citizen_request.identity_document.read", _target(current))
@@ -265,8 +263,8 @@ async def identity_document(
 async def search(
     request_id: RequestId,
     body: SearchIn,
+    b: BackendsDep,
     case: CitizenCase = Depends(on_case("playback", city_staff=True)),
-    b: Backends = Depends(backends),
 ) -> dict:
     """The operator's finding: the requester appears (on these cameras) or was not found."""
     principal, current = case.principal, case.case
@@ -296,8 +294,8 @@ async def search(
 async def redact(
     request_id: RequestId,
     body: RedactionIn,
+    b: BackendsDep,
     case: CitizenCase = Depends(on_case("playback", city_staff=True)),
-    b: Backends = Depends(backends),
 ) -> dict:
     """Launch a redaction job (masking): only the requester, chosen by the boxes, stays visible."""
     principal, current = case.principal, case.case
@@ -338,7 +336,7 @@ async def redact(
 
 @router.post("/{request_id}/kiosk-sessions", status_code=201)
 async def kiosk_session(
-    request_id: RequestId, case: CitizenCase = Depends(on_case("citizen_requests")), b: Backends = Depends(backends)
+    request_id: RequestId, b: BackendsDep, case: CitizenCase = Depends(on_case("citizen_requests"))
 ) -> dict:
     """A one-time code to type on the viewing-room kiosk (GET /kiosk), valid a few minutes."""
     principal, current = case.principal, case.case
@@ -361,8 +359,8 @@ async def kiosk_session(
 async def outcome(
     request_id: RequestId,
     body: OutcomeIn,
+    b: BackendsDep,
     case: CitizenCase = Depends(on_case("citizen_requests")),
-    b: Backends = Depends(backends),
 ) -> dict:
     """Close the request: viewed, refused (with the legal ground) or not found. The identity
     document is deleted, the footage released, kiosk sessions ended."""

@@ -6,7 +6,7 @@ import asyncio
 from fastapi import APIRouter, Depends
 from fastapi.responses import Response
 
-from services.gateway.backends import Backends, backends
+from services.gateway.backends import BackendsDep
 from services.gateway.operations import compliance, compliance_pdf
 from services.gateway.security import Principal, audit, require
 
@@ -14,14 +14,14 @@ router = APIRouter(prefix="/api/v1/compliance", tags=["compliance"])
 
 
 @router.get("/report")
-async def report(principal: Principal = Depends(require("audit")), b: Backends = Depends(backends)) -> dict:
+async def report(b: BackendsDep, principal: Principal = Depends(require("audit"))) -> dict:
     """Cameras and authorisations, retention, access matrix, masks, deletion proofs, audit chain, findings."""
     await audit(principal, "compliance.report", "compliance", details={"format": "json"})
     return await compliance.collect(b, principal.username)
 
 
 @router.get("/report.pdf", response_class=Response, responses={200: {"content": {"application/pdf": {}}}})
-async def report_pdf(principal: Principal = Depends(require("audit")), b: Backends = Depends(backends)) -> Response:
+async def report_pdf(b: BackendsDep, principal: Principal = Depends(require("audit"))) -> Response:
     """The same report, printable."""
     await audit(principal, "compliance.report", "compliance", details={"format": "pdf"})
     data = await compliance.collect(b, principal.username)

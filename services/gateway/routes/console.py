@@ -27,7 +27,7 @@ from services.common.clock import to_us
 from services.common.db import session
 from services.common.timefmt import iso
 from services.gateway import accounts
-from services.gateway.backends import Backends, backends
+from services.gateway.backends import Backends, BackendsDep
 from services.gateway.operations.access import groups_by_camera, require_any, sees_camera
 from services.gateway.operations.fields import line
 from services.gateway.page_headers import page_headers
@@ -127,7 +127,7 @@ def _features(request: Request) -> list[str]:
 
 
 @router.get("/api/v1/console/me", response_model=ConsoleMeOut, tags=["console"])
-async def console_me(request: Request, b: Backends = Depends(backends)) -> ConsoleMeOut:
+async def console_me(request: Request, b: BackendsDep) -> ConsoleMeOut:
     """The signed-in user with the actions their role grants, to build menus (the API still decides)."""
     principal = await authenticate(request)
     actions = ROLE_ACTIONS.get(principal.role, frozenset())
@@ -292,16 +292,14 @@ WATCHERS = require_any("live")
 
 
 @router.get("/api/v1/console/layouts", response_model=list[LayoutOut])
-async def list_layouts(principal: Principal = Depends(WATCHERS), b: Backends = Depends(backends)) -> list[LayoutOut]:
+async def list_layouts(b: BackendsDep, principal: Principal = Depends(WATCHERS)) -> list[LayoutOut]:
     """Your layouts, then those shared with everyone (cameras you may not see are left empty)."""
     rows = await asyncio.to_thread(_list, b, _owner(principal))
     return await _visible_tiles(principal, rows)
 
 
 @router.post("/api/v1/console/layouts", response_model=LayoutOut, status_code=201)
-async def create_layout(
-    body: LayoutIn, principal: Principal = Depends(WATCHERS), b: Backends = Depends(backends)
-) -> LayoutOut:
+async def create_layout(body: LayoutIn, b: BackendsDep, principal: Principal = Depends(WATCHERS)) -> LayoutOut:
     _check_tiles(body)
     _check_sharing(principal, body)
     if body.shared:
@@ -312,7 +310,7 @@ async def create_layout(
 
 @router.put("/api/v1/console/layouts/{layout_id}", response_model=LayoutOut)
 async def update_layout(
-    layout_id: str, body: LayoutIn, principal: Principal = Depends(WATCHERS), b: Backends = Depends(backends)
+    layout_id: str, body: LayoutIn, b: BackendsDep, principal: Principal = Depends(WATCHERS)
 ) -> LayoutOut:
     _check_tiles(body)
     _check_sharing(principal, body)
@@ -323,8 +321,6 @@ async def update_layout(
 
 
 @router.delete("/api/v1/console/layouts/{layout_id}", status_code=204)
-async def delete_layout(
-    layout_id: str, principal: Principal = Depends(WATCHERS), b: Backends = Depends(backends)
-) -> Response:
+async def delete_layout(layout_id: str, b: BackendsDep, principal: Principal = Depends(WATCHERS)) -> Response:
     await asyncio.to_thread(_delete, b, _owner(principal), layout_id)
     return Response(status_code=204)

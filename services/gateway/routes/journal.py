@@ -16,7 +16,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from services.common.clock import to_us
 from services.common.timefmt import DAY_US, iso, paris_day_bounds
-from services.gateway.backends import Backends, backends
+from services.gateway.backends import Backends, BackendsDep
 from services.gateway.operations import alarms, bollards, journal
 from services.gateway.operations.access import groups_by_camera, require_any, sees_camera
 from services.gateway.operations.fields import CAMERA_ID, MAX_ID, line, text
@@ -168,8 +168,8 @@ def _range(b: Backends, start: str | None, end: str | None) -> tuple[int, int]:
 @router.post("/journal", response_model=EntryOut, status_code=201)
 async def write(
     body: EntryIn,
+    b: BackendsDep,
     principal: Principal = Depends(require_any(*WATCH, city_staff=True)),
-    b: Backends = Depends(backends),
 ) -> EntryOut:
     """Log what was seen and done; an entry is never changed (write another that `amends` it)."""
     now = b.clock.now()
@@ -218,13 +218,13 @@ async def write(
 
 @router.get("/journal", response_model=list[EntryOut])
 async def read(
+    b: BackendsDep,
     start: str | None = Query(None, description="ISO 8601 with zone; default (with end): the current shift"),
     end: str | None = Query(None, description="ISO 8601 with zone"),
     category: Category | None = Query(None),
     camera_id: str | None = Query(None, pattern=r"^[A-Za-z0-9_-]{1,64}$"),
     limit: int = Query(500, ge=1, le=1000),
     principal: Principal = Depends(require_any(*WATCH, city_staff=True)),
-    b: Backends = Depends(backends),
 ) -> list[EntryOut]:
     """Entries whose event happened in the range, oldest first."""
     start_us, end_us = _range(b, start, end)
@@ -236,9 +236,9 @@ async def read(
 
 @router.get("/journal/handover", response_model=HandoverOut)
 async def handover(
+    b: BackendsDep,
     at: str | None = Query(None, description="An instant of the shift (ISO 8601 with zone); default: now"),
     principal: Principal = Depends(require_any(*WATCH, city_staff=True)),
-    b: Backends = Depends(backends),
 ) -> HandoverOut:
     """For the supervisor taking over: the shift's entries and counts, and what is still open."""
     at_us = checked_us("at", parse_instant("at", at)) if at else to_us(b.clock.now())
@@ -280,10 +280,10 @@ async def handover(
 
 @router.get("/journal/stats", response_model=StatsOut)
 async def stats(
+    b: BackendsDep,
     start: date = Query(description="First day (Europe/Paris)"),
     end: date = Query(description="Last day, included"),
     principal: Principal = Depends(require_any("live", "audit", city_staff=True)),
-    b: Backends = Depends(backends),
 ) -> StatsOut:
     """Entries per category over whole days, for the city's reports (counts only, no content)."""
     if end < start:
@@ -306,8 +306,8 @@ async def stats(
 @router.get("/journal/{entry_id}", response_model=EntryOut)
 async def one(
     entry_id: EntryId,
+    b: BackendsDep,
     principal: Principal = Depends(require_any(*WATCH, city_staff=True)),
-    b: Backends = Depends(backends),
 ) -> EntryOut:
     row = await asyncio.to_thread(journal.get, b.engine, entry_id)
     if not await _readable(principal, [row]):
@@ -323,10 +323,10 @@ async def one(
 @router.get("/cameras/{camera_id}/bookmarks", response_model=list[BookmarkOut])
 async def camera_bookmarks(
     camera_id: str,
+    b: BackendsDep,
     start: str = Query(description="ISO 8601 with zone"),
     end: str = Query(description="ISO 8601 with zone"),
     principal: Principal = Depends(require("playback", camera="camera_id")),
-    b: Backends = Depends(backends),
 ) -> list[BookmarkOut]:
     """The journal's bookmarks on this camera in [start, end), for the playback timeline."""
     start_us = checked_us("start", parse_instant("start", start))

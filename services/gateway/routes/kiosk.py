@@ -16,14 +16,14 @@ scoped to /api/v1/kiosk. From then on:
 import math
 import weakref
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.requests import HTTPConnection
 
 from services.common.pb.csu.v1 import requisition_pb2
 from services.common.timefmt import iso
 from services.gateway.attempts import AttemptLimiter
-from services.gateway.backends import Backends, backends
+from services.gateway.backends import Backends, BackendsDep
 from services.gateway.casework.client import RPC_TIMEOUT_S, requisition_errors
 from services.gateway.security import record
 from services.gateway.streams import Relay
@@ -81,7 +81,7 @@ async def _session(request: Request, b: Backends) -> tuple[str, requisition_pb2.
 
 
 @router.post("/pair")
-async def pair(request: Request, b: Backends = Depends(backends)) -> JSONResponse:
+async def pair(request: Request, b: BackendsDep) -> JSONResponse:
     """Trade the clerk's one-time code for the kiosk session (an HttpOnly cookie).
 
     Too many refused codes from one address: 429 until the window lets it try again."""
@@ -151,7 +151,7 @@ async def pair(request: Request, b: Backends = Depends(backends)) -> JSONRespons
 
 
 @router.get("/session")
-async def session_info(request: Request, b: Backends = Depends(backends)) -> JSONResponse:
+async def session_info(request: Request, b: BackendsDep) -> JSONResponse:
     """What the page shows and burns into the picture: the request number, and when the session ends."""
     _, session = await _session(request, b)
     return JSONResponse(
@@ -171,7 +171,7 @@ async def end(request: Request) -> JSONResponse:
 
 
 @router.post("/clips/{clip}")
-async def clip(clip: str, request: Request, b: Backends = Depends(backends)) -> StreamingResponse:
+async def clip(clip: str, request: Request, b: BackendsDep) -> StreamingResponse:
     """The redacted clip, as fragmented MP4 for the kiosk page's Media Source (codec in X-Codec)."""
     token, session = await _session(request, b)
     if request.headers.get(PAGE_HEADER) != "1":

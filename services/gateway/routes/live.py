@@ -21,7 +21,7 @@ from services.common.fmp4 import Fmp4Writer
 from services.common.fmp4_text import TimedText
 from services.common.log import get_logger
 from services.common.pb.csu.v1.frame_pb2 import FramePacket
-from services.gateway.backends import Backends, backends
+from services.gateway.backends import BackendsDep
 from services.gateway.security import Principal, audit, authorize, require
 
 router = APIRouter(prefix="/api/v1", tags=["live"])
@@ -36,7 +36,7 @@ REVALIDATE_S = 5.0
 
 @router.get("/cameras/{camera_id}/live", response_class=HTMLResponse)
 async def live_page(
-    camera_id: str, principal: Principal = Depends(require("live", camera="camera_id")), b: Backends = Depends(backends)
+    camera_id: str, b: BackendsDep, principal: Principal = Depends(require("live", camera="camera_id"))
 ) -> HTMLResponse:
     camera = await b.camera(camera_id)
     page = PAGE.replace("{{camera_id}}", json.dumps(camera.id)).replace("{{camera_name}}", _html(camera.name))
@@ -61,9 +61,7 @@ class _Outbox:
 
 
 @router.websocket("/cameras/{camera_id}/live/stream")
-async def live_stream(
-    websocket: WebSocket, camera_id: str, stream: str = "main", b: Backends = Depends(backends)
-) -> None:
+async def live_stream(websocket: WebSocket, camera_id: str, b: BackendsDep, stream: str = "main") -> None:
     """?stream=sub: the camera's sub-stream for grid tiles (the main stream when it has none)."""
     try:
         principal = await authorize(websocket, "live", camera_id)

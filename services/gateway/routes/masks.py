@@ -32,7 +32,7 @@ from services.common.clock import to_us
 from services.common.pb.csu.v1 import masking_pb2
 from services.common.pb.csu.v1.frame_pb2 import PtzPosition
 from services.common.timefmt import iso_if_set
-from services.gateway.backends import RPC_TIMEOUT_S, Backends, backends, service_errors
+from services.gateway.backends import RPC_TIMEOUT_S, Backends, BackendsDep, service_errors
 from services.gateway.security import Principal, audit, authenticate, check_camera, require
 
 router = APIRouter(prefix="/api/v1", tags=["privacy masks"])
@@ -301,8 +301,8 @@ def _drawn_at(body: MaskSetIn) -> tuple[PtzPosition | None, bool]:
 @router.get("/cameras/{camera_id}/ptz-calibration", response_model=CalibrationOut)
 async def get_calibration(
     camera_id: str,
+    b: BackendsDep,
     principal: Principal = Depends(require("mask_admin", camera="camera_id")),
-    b: Backends = Depends(backends),
 ) -> CalibrationOut:
     """The camera's latest calibration (calibrated false: never calibrated, the defaults are shown)."""
     del principal
@@ -317,8 +317,8 @@ async def get_calibration(
 async def calibrate(
     camera_id: str,
     body: CalibrationIn,
+    b: BackendsDep,
     principal: Principal = Depends(require("mask_admin", camera="camera_id")),
-    b: Backends = Depends(backends),
 ) -> CalibrationOut:
     """Fit the PTZ camera's optics to the reference points and show each point's residual; with
     save, store the fit as the camera's next calibration (refused, 422, when it does not fit within
@@ -345,8 +345,8 @@ async def calibrate(
 @router.get("/cameras/{camera_id}/masks", response_model=list[MaskSetOut])
 async def list_masks(
     camera_id: str,
+    b: BackendsDep,
     principal: Principal = Depends(require("mask_admin", camera="camera_id")),
-    b: Backends = Depends(backends),
 ) -> list[MaskSetOut]:
     """Every version of the camera's mask set: drafts, the approved one, superseded and discarded ones."""
     del principal
@@ -361,8 +361,8 @@ async def list_masks(
 async def get_mask(
     camera_id: str,
     version: str,
+    b: BackendsDep,
     principal: Principal = Depends(require("mask_admin", camera="camera_id")),
-    b: Backends = Depends(backends),
 ) -> MaskSetOut:
     """One version (a number, or "current" for the approved set)."""
     del principal
@@ -387,8 +387,8 @@ def _version(value: str, allow_current: bool = False) -> int:
 async def create_mask(
     camera_id: str,
     body: MaskSetIn,
+    b: BackendsDep,
     principal: Principal = Depends(require("mask_admin", camera="camera_id")),
-    b: Backends = Depends(backends),
 ) -> MaskSetOut:
     """A new draft version; it applies to nothing until another mask administrator approves it."""
     await audit(principal, "mask.draft.create", f"camera:{camera_id}", details=body.model_dump(mode="json"))
@@ -409,8 +409,8 @@ async def update_mask(
     camera_id: str,
     version: str,
     body: MaskSetIn,
+    b: BackendsDep,
     principal: Principal = Depends(require("mask_admin", camera="camera_id")),
-    b: Backends = Depends(backends),
 ) -> MaskSetOut:
     """Change a draft (only drafts change); its last editor counts as its author for four-eyes."""
     number = _version(version)
@@ -436,8 +436,8 @@ async def update_mask(
 async def discard_mask(
     camera_id: str,
     version: str,
+    b: BackendsDep,
     principal: Principal = Depends(require("mask_admin", camera="camera_id")),
-    b: Backends = Depends(backends),
 ) -> MaskSetOut:
     """Discard a draft (kept, marked discarded, for the record)."""
     number = _version(version)
@@ -454,8 +454,8 @@ async def discard_mask(
 async def approve_mask(
     camera_id: str,
     version: str,
+    b: BackendsDep,
     principal: Principal = Depends(require("mask_admin", camera="camera_id")),
-    b: Backends = Depends(backends),
 ) -> MaskSetOut:
     """Approve a draft (four-eyes: not its author). It is burned into the stream from the next keyframe on."""
     number = _version(version)
@@ -480,7 +480,7 @@ async def commissioning(b: Backends, camera_id: str) -> masking_pb2.Commissionin
 
 @router.get("/cameras/{camera_id}/commissioning", response_model=CommissioningOut)
 async def commissioning_status(
-    camera_id: str, principal: Principal = Depends(authenticate), b: Backends = Depends(backends)
+    camera_id: str, b: BackendsDep, principal: Principal = Depends(authenticate)
 ) -> CommissioningOut:
     """Whether the camera may go into service (approved mask set, or signed statement), and why not."""
     await check_camera(principal, ("mask_admin", "config"), camera_id)
@@ -498,8 +498,8 @@ async def commissioning_status(
 async def sign_statement(
     camera_id: str,
     body: StatementIn,
+    b: BackendsDep,
     principal: Principal = Depends(require("mask_admin", camera="camera_id")),
-    b: Backends = Depends(backends),
 ) -> StatementOut:
     """A supervisor states, signed, that no private area is in the camera's view (instead of masks)."""
     if principal.role != "supervisor":
@@ -526,8 +526,8 @@ async def sign_statement(
 @router.delete("/cameras/{camera_id}/no-private-area-statement", response_model=StatementOut)
 async def withdraw_statement(
     camera_id: str,
+    b: BackendsDep,
     principal: Principal = Depends(require("mask_admin", camera="camera_id")),
-    b: Backends = Depends(backends),
 ) -> StatementOut:
     """Withdraw the statement in force: the camera is burned in again from its next keyframe (whole
     image masked until an approved mask set or a new statement)."""
@@ -551,7 +551,7 @@ async def _watcher(camera_id: str, principal: Principal = Depends(authenticate))
 
 @router.post("/cameras/{camera_id}/mask-errors", response_model=ReportOut, status_code=201)
 async def report_mask_error(
-    camera_id: str, body: ReportIn, principal: Principal = Depends(_watcher), b: Backends = Depends(backends)
+    camera_id: str, body: ReportIn, b: BackendsDep, principal: Principal = Depends(_watcher)
 ) -> ReportOut:
     """Report a mask that hides too little (or too much); it stays open until a mask administrator closes it."""
     await audit(
@@ -572,9 +572,9 @@ async def report_mask_error(
 @router.get("/cameras/{camera_id}/mask-errors", response_model=list[ReportOut])
 async def list_mask_errors(
     camera_id: str,
+    b: BackendsDep,
     status: Literal["", "open", "closed"] = Query(""),
     principal: Principal = Depends(require("mask_admin", camera="camera_id")),
-    b: Backends = Depends(backends),
 ) -> list[ReportOut]:
     del principal
     async with service_errors("masking"):
@@ -589,8 +589,8 @@ async def close_mask_error(
     camera_id: str,
     report_id: str,
     body: CloseIn,
+    b: BackendsDep,
     principal: Principal = Depends(require("mask_admin", camera="camera_id")),
-    b: Backends = Depends(backends),
 ) -> ReportOut:
     async with service_errors("masking"):
         reports = await b.masking.ListMaskErrors(
@@ -618,6 +618,7 @@ async def close_mask_error(
 @router.get("/cameras/{camera_id}/masks-preview", response_class=Response)
 async def preview(
     camera_id: str,
+    b: BackendsDep,
     version: str = Query(
         "current",
         description='"current" (the set applied now, as the frames get it) or a version number: that set as drawn '
@@ -626,7 +627,6 @@ async def preview(
     preset: str = Query("", max_length=100, description="PTZ cameras: the view of this preset, as last seen."),
     max_width: int = Query(1280, ge=64, le=3840),
     principal: Principal = Depends(require("mask_admin", camera="camera_id")),
-    b: Backends = Depends(backends),
 ) -> Response:
     """A masked still (JPEG) for the mask editor: the latest keyframe, with the set applied now or a draft."""
     number = _version(version, allow_current=True)

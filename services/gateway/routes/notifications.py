@@ -13,10 +13,10 @@ what it missed when it reconnects. The session is re-checked while the socket is
 
 import asyncio
 
-from fastapi import APIRouter, Depends, HTTPException, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, HTTPException, WebSocket, WebSocketDisconnect
 
 from services.common.log import get_logger
-from services.gateway.backends import Backends, backends
+from services.gateway.backends import BackendsDep
 from services.gateway.operations import notifications
 from services.gateway.operations.access import role_refusal
 from services.gateway.security import Principal, authenticate, refuse
@@ -35,7 +35,7 @@ async def _principal(websocket: WebSocket) -> Principal:
 
 
 @router.websocket("/api/v1/notifications")
-async def console(websocket: WebSocket, b: Backends = Depends(backends)) -> None:
+async def console(websocket: WebSocket, b: BackendsDep) -> None:
     try:
         principal = await _principal(websocket)
     except HTTPException as exc:

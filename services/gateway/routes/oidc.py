@@ -21,14 +21,14 @@ import asyncio
 from html import escape
 from typing import Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from prometheus_client import Counter
 from pydantic import BaseModel
 
 from services.common.log import get_logger
 from services.gateway import accounts, sessions
-from services.gateway.backends import Backends, backends
+from services.gateway.backends import BackendsDep
 from services.gateway.oidc import CALLBACK_PATH, LOGIN_PATH, LOGIN_WINDOW_S, OidcClient, OidcError, Transaction
 from services.gateway.page_headers import page_headers
 from services.gateway.security import COOKIE, principal_for, record
@@ -89,7 +89,7 @@ def router_for(client: OidcClient) -> APIRouter:
         return MethodsOut(password=True, oidc=oidc)
 
     @router.get("/oidc/login", include_in_schema=False)
-    async def oidc_login(request: Request, b: Backends = Depends(backends)) -> Response:
+    async def oidc_login(request: Request, b: BackendsDep) -> Response:
         provider = enabled()
         tx = Transaction.new(b.clock)
         try:
@@ -113,12 +113,12 @@ def router_for(client: OidcClient) -> APIRouter:
     @router.get("/oidc/callback", include_in_schema=False)
     async def oidc_callback(
         request: Request,
+        b: BackendsDep,
         code: str | None = Query(None, max_length=2048),
         state: str | None = Query(None, max_length=512),
         error: str | None = Query(None, max_length=256),
         error_description: str | None = Query(None, max_length=2048),
         iss: str | None = Query(None, max_length=2048),
-        b: Backends = Depends(backends),
     ) -> Response:
         provider = enabled()
         ip = _ip(request)

@@ -8,7 +8,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from services.common.clock import to_us
 from services.common.log import get_logger
 from services.common.timefmt import iso
-from services.gateway.backends import Backends, backends
+from services.gateway.backends import Backends, BackendsDep
 from services.gateway.federation import conventions, partners
 from services.gateway.federation.models import Partner
 from services.gateway.security import Principal, audit, require
@@ -85,17 +85,13 @@ async def _warn(b: Backends) -> None:
 
 
 @router.get("", response_model=list[PartnerOut])
-async def list_partners(
-    principal: Principal = Depends(require("users")), b: Backends = Depends(backends)
-) -> list[PartnerOut]:
+async def list_partners(b: BackendsDep, principal: Principal = Depends(require("users"))) -> list[PartnerOut]:
     now_us = to_us(b.clock.now())
     return [out(p, now_us) for p in await asyncio.to_thread(partners.all_partners, b.engine)]
 
 
 @router.post("", response_model=PartnerOut, status_code=201)
-async def register(
-    body: PartnerIn, principal: Principal = Depends(require("users")), b: Backends = Depends(backends)
-) -> PartnerOut:
+async def register(body: PartnerIn, b: BackendsDep, principal: Principal = Depends(require("users"))) -> PartnerOut:
     expires_us = checked_us("convention_expires", body.convention_expires)
     await audit(
         principal,
@@ -132,8 +128,8 @@ async def register(
 async def convention(
     partner_id: str,
     body: ConventionIn,
+    b: BackendsDep,
     principal: Principal = Depends(require("users")),
-    b: Backends = Depends(backends),
 ) -> PartnerOut:
     """Record the partner's new or renewed convention (reference, expiry, scope)."""
     expires_us = checked_us("convention_expires", body.convention_expires)
@@ -163,9 +159,7 @@ async def convention(
 
 
 @router.post("/{partner_id}/revoke", response_model=PartnerOut)
-async def revoke(
-    partner_id: str, principal: Principal = Depends(require("users")), b: Backends = Depends(backends)
-) -> PartnerOut:
+async def revoke(partner_id: str, b: BackendsDep, principal: Principal = Depends(require("users"))) -> PartnerOut:
     """Cuts every session of the partner at once: its next request and open live views are refused."""
     await audit(principal, "partners.revoke", f"partner:{partner_id}")
     return out(await asyncio.to_thread(partners.revoke, b.engine, b.clock, partner_id), to_us(b.clock.now()))

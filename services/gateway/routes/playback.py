@@ -13,7 +13,7 @@ from services.common.clock import to_us
 from services.common.log import get_logger
 from services.common.pb.csu.v1 import archive_pb2
 from services.common.timefmt import iso
-from services.gateway.backends import RPC_TIMEOUT_S, Backends, backends, rpc_errors
+from services.gateway.backends import RPC_TIMEOUT_S, BackendsDep, rpc_errors
 from services.gateway.clip_cache import ClipCache, retention_cutoff_us
 from services.gateway.security import Principal, audit, check_playback_window, require
 from services.gateway.timerange import parse_instant
@@ -67,10 +67,10 @@ def _instants(start: str, end: str) -> tuple[int, int]:
 @router.get("/cameras/{camera_id}/timeline", response_model=TimelineOut)
 async def timeline(
     camera_id: str,
+    b: BackendsDep,
     start: str = Query(description="ISO 8601 with zone"),
     end: str = Query(description="ISO 8601 with zone"),
     principal: Principal = Depends(require("playback", camera="camera_id")),
-    b: Backends = Depends(backends),
 ) -> TimelineOut:
     """What was recorded in the range, the gaps (with their reason when known), and the recorded spans
     marked non-compliant (the stream measured below its profile or the norms)."""
@@ -100,11 +100,11 @@ _CACHE = ClipCache()
 async def clip(
     request: Request,
     camera_id: str,
+    b: BackendsDep,
     start: str = Query(description="ISO 8601 with zone; the clip begins at the keyframe at or before it"),
     end: str = Query(description="ISO 8601 with zone"),
     justification: str = Query(min_length=5, max_length=500, description="Why this footage is viewed (audited)"),
     principal: Principal = Depends(require("playback", camera="camera_id")),
-    b: Backends = Depends(backends),
 ) -> FileResponse:
     """An MP4 of the range (H.264 as recorded, a subtitle track with UTC and Paris time), with
     HTTP range support so a browser can seek. Built on the first request, then cached briefly."""
@@ -144,11 +144,11 @@ async def clip(
 
 @router.get("/archive/deletion-proofs", response_model=list[DeletionProofOut])
 async def deletion_proofs(
+    b: BackendsDep,
     camera_id: str = Query("", description="A camera id; empty for every camera"),
     start: str | None = Query(None, description="ISO 8601 with zone: proofs of the hours from then"),
     end: str | None = Query(None, description="ISO 8601 with zone"),
     principal: Principal = Depends(require("audit")),
-    b: Backends = Depends(backends),
 ) -> list[DeletionProofOut]:
     """What the retention sweeper deleted, per camera and hour, with the hashes of the segments."""
     start_us = to_us(parse_instant("start", start)) if start else 0

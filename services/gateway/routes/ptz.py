@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 
 from services.common.pb.csu.v1 import ingest_pb2
 from services.common.timefmt import iso
-from services.gateway.backends import RPC_TIMEOUT_S, Backends, backends, service_errors
+from services.gateway.backends import RPC_TIMEOUT_S, Backends, BackendsDep, service_errors
 from services.gateway.security import Principal, audit, require
 
 router = APIRouter(prefix="/api/v1/cameras/{camera_id}/ptz", tags=["ptz"])
@@ -144,7 +144,7 @@ async def _call(principal: Principal, b: Backends, camera_id: str, action: str, 
 
 @router.get("", response_model=PtzOut)
 async def ptz_state(
-    camera_id: str, principal: Principal = Depends(require("ptz", camera="camera_id")), b: Backends = Depends(backends)
+    camera_id: str, b: BackendsDep, principal: Principal = Depends(require("ptz", camera="camera_id"))
 ) -> PtzOut:
     """Position, who holds the control session (priority, time left), presets and tours."""
     request = ingest_pb2.PtzCameraRequest(camera_id=camera_id, actor=_actor(principal))
@@ -155,8 +155,8 @@ async def ptz_state(
 async def move(
     camera_id: str,
     body: MoveIn,
+    b: BackendsDep,
     principal: Principal = Depends(require("ptz", camera="camera_id")),
-    b: Backends = Depends(backends),
 ) -> PtzOut:
     """Steer the camera; opens or refreshes your control session. 409 names the holder if outranked."""
     if body.kind == "preset" and not body.preset:
@@ -175,8 +175,8 @@ async def move(
 async def reserve(
     camera_id: str,
     body: ReserveIn,
+    b: BackendsDep,
     principal: Principal = Depends(require("ptz", camera="camera_id")),
-    b: Backends = Depends(backends),
 ) -> PtzOut:
     """Supervisors: hold the camera (no idle timeout) for duration_s; lower priorities cannot take it."""
     if principal.role != "supervisor":
@@ -187,7 +187,7 @@ async def reserve(
 
 @router.post("/release", response_model=PtzOut)
 async def release(
-    camera_id: str, principal: Principal = Depends(require("ptz", camera="camera_id")), b: Backends = Depends(backends)
+    camera_id: str, b: BackendsDep, principal: Principal = Depends(require("ptz", camera="camera_id"))
 ) -> PtzOut:
     """End your own control session or reservation."""
     request = ingest_pb2.PtzReleaseRequest(camera_id=camera_id, actor=_actor(principal))
@@ -197,8 +197,8 @@ async def release(
 @router.post("/force-release", response_model=PtzOut)
 async def force_release(
     camera_id: str,
+    b: BackendsDep,
     principal: Principal = Depends(require("config", camera="camera_id")),
-    b: Backends = Depends(backends),
 ) -> PtzOut:
     """Administrators: end whoever's session or reservation holds the camera."""
     request = ingest_pb2.PtzReleaseRequest(camera_id=camera_id, actor=_actor(principal), force=True)
@@ -210,8 +210,8 @@ async def put_preset(
     camera_id: str,
     name: str,
     body: PresetIn,
+    b: BackendsDep,
     principal: Principal = Depends(require("ptz", camera="camera_id")),
-    b: Backends = Depends(backends),
 ) -> PtzOut:
     request = ingest_pb2.PtzPresetRequest(camera_id=camera_id, actor=_actor(principal), name=name)
     if body.position is not None:
@@ -225,8 +225,8 @@ async def put_preset(
 async def delete_preset(
     camera_id: str,
     name: str,
+    b: BackendsDep,
     principal: Principal = Depends(require("ptz", camera="camera_id")),
-    b: Backends = Depends(backends),
 ) -> PtzOut:
     request = ingest_pb2.PtzPresetRequest(camera_id=camera_id, actor=_actor(principal), name=name)
     return await _call(principal, b, camera_id, "ptz.preset.delete", "PtzDeletePreset", request, {"preset": name})
@@ -237,8 +237,8 @@ async def put_tour(
     camera_id: str,
     name: str,
     body: TourIn,
+    b: BackendsDep,
     principal: Principal = Depends(require("ptz", camera="camera_id")),
-    b: Backends = Depends(backends),
 ) -> PtzOut:
     """A guard tour: presets visited in order, each held dwell_s seconds, round and round."""
     tour = ingest_pb2.PtzTour(
@@ -254,8 +254,8 @@ async def put_tour(
 async def delete_tour(
     camera_id: str,
     name: str,
+    b: BackendsDep,
     principal: Principal = Depends(require("ptz", camera="camera_id")),
-    b: Backends = Depends(backends),
 ) -> PtzOut:
     request = ingest_pb2.PtzTourRequest(
         camera_id=camera_id, actor=_actor(principal), tour=ingest_pb2.PtzTour(name=name)
@@ -267,8 +267,8 @@ async def delete_tour(
 async def start_tour(
     camera_id: str,
     name: str,
+    b: BackendsDep,
     principal: Principal = Depends(require("ptz", camera="camera_id")),
-    b: Backends = Depends(backends),
 ) -> PtzOut:
     """Run the tour at the guard-tour priority: any operator who takes the camera stops it."""
     request = ingest_pb2.PtzTourRequest(
@@ -279,7 +279,7 @@ async def start_tour(
 
 @router.post("/tours/stop", response_model=PtzOut)
 async def stop_tour(
-    camera_id: str, principal: Principal = Depends(require("ptz", camera="camera_id")), b: Backends = Depends(backends)
+    camera_id: str, b: BackendsDep, principal: Principal = Depends(require("ptz", camera="camera_id"))
 ) -> PtzOut:
     request = ingest_pb2.PtzCameraRequest(camera_id=camera_id, actor=_actor(principal))
     return await _call(principal, b, camera_id, "ptz.tour.stop", "PtzStopTour", request, {})

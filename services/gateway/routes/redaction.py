@@ -17,7 +17,7 @@ from services.common.clock import to_us
 from services.common.pb.csu.v1 import masking_pb2
 from services.common.timefmt import iso_if_set
 from services.gateway.access import Case, case_dependency
-from services.gateway.backends import RPC_TIMEOUT_S, Backends, backends, service_errors
+from services.gateway.backends import RPC_TIMEOUT_S, Backends, BackendsDep, service_errors
 from services.gateway.security import Principal, audit, require
 from services.gateway.timerange import parse_instant
 
@@ -105,8 +105,8 @@ def _out(job: masking_pb2.RedactionJob, track: bool = False) -> RedactionOut:
 async def create_redaction(
     camera_id: str,
     body: RedactionIn,
+    b: BackendsDep,
     principal: Principal = Depends(require("playback", camera="camera_id")),
-    b: Backends = Depends(backends),
 ) -> RedactionOut:
     """Queue a redaction of a recorded range; poll the job for progress, then view its clip."""
     start_us = to_us(parse_instant("start", body.start))
@@ -137,8 +137,8 @@ async def create_redaction(
 @router.get("/cameras/{camera_id}/redactions", response_model=list[RedactionOut])
 async def list_redactions(
     camera_id: str,
+    b: BackendsDep,
     principal: Principal = Depends(require("playback", camera="camera_id")),
-    b: Backends = Depends(backends),
 ) -> list[RedactionOut]:
     del principal
     async with service_errors("masking"):
@@ -174,7 +174,7 @@ async def get_redaction(job_id: str, case: Case[masking_pb2.RedactionJob] = Depe
 
 @router.post("/redactions/{job_id}/cancel", response_model=RedactionOut)
 async def cancel_redaction(
-    job_id: str, case: Case[masking_pb2.RedactionJob] = Depends(on_job), b: Backends = Depends(backends)
+    job_id: str, b: BackendsDep, case: Case[masking_pb2.RedactionJob] = Depends(on_job)
 ) -> RedactionOut:
     principal, job = case.principal, case.case
     await audit(principal, "redaction.cancel", f"camera:{job.camera_id}", details={"job": job_id})

@@ -11,7 +11,7 @@ from pydantic import AwareDatetime
 from services.common.pb.csu.v1 import requisition_pb2
 from services.common.timefmt import iso
 from services.gateway.access import may_see
-from services.gateway.backends import Backends, backends
+from services.gateway.backends import Backends, BackendsDep
 from services.gateway.casework.client import (
     RPC_TIMEOUT_S,
     actor_of,
@@ -44,13 +44,13 @@ def entry_out(e: requisition_pb2.RegisterEntry) -> dict:
 
 @router.get("")
 async def entries(
+    b: BackendsDep,
     after: int = Query(0, ge=0, le=2**62, description="continue after this entry number"),
     limit: int = Query(500, ge=1, le=2000),
     start: AwareDatetime | None = Query(None),
     end: AwareDatetime | None = Query(None),
     request_id: str | None = Query(None, pattern=r"^[0-9a-f]{32}$"),
     principal: Principal = Depends(require("register")),
-    b: Backends = Depends(backends),
 ) -> list[dict]:
     await audit(principal, "register.read", "register", details={"after": after, "request_id": request_id})
     shown: list[requisition_pb2.RegisterEntry] = []
@@ -100,7 +100,7 @@ async def _visible(
 
 
 @router.get("/verify")
-async def verify(principal: Principal = Depends(require("register")), b: Backends = Depends(backends)) -> dict:
+async def verify(b: BackendsDep, principal: Principal = Depends(require("register"))) -> dict:
     """Recompute every hash and check every signature from the first entry."""
     await audit(principal, "register.verify", "register")
     async with requisition_errors():
@@ -118,11 +118,11 @@ async def verify(principal: Principal = Depends(require("register")), b: Backend
 
 @router.get("/export")
 async def export(
+    b: BackendsDep,
     format: str = Query("pdf", pattern="^(pdf|csv|json)$", description="pdf (printable), csv or json"),
     start: AwareDatetime | None = Query(None),
     end: AwareDatetime | None = Query(None),
     principal: Principal = Depends(require("register")),
-    b: Backends = Depends(backends),
 ) -> Response:
     if ALL_GROUPS not in principal.camera_groups:
         # The printed register is the whole period's; a caller who may not see some of its
@@ -158,7 +158,7 @@ async def export(
 
 
 @router.get("/public-key")
-async def public_key(principal: Principal = Depends(require("register")), b: Backends = Depends(backends)) -> dict:
+async def public_key(b: BackendsDep, principal: Principal = Depends(require("register"))) -> dict:
     """The deployment's public key and its fingerprint (what recipients compare when verifying)."""
     async with requisition_errors():
         key = await b.requisition.GetPublicKey(requisition_pb2.PublicKeyRequest(), timeout=RPC_TIMEOUT_S)

@@ -27,7 +27,7 @@ from services.common.pb.csu.v1 import requisition_pb2
 from services.common.timefmt import iso
 from services.gateway import login
 from services.gateway.access import Case, case_dependency, may_see, require_role
-from services.gateway.backends import Backends, backends
+from services.gateway.backends import Backends, BackendsDep
 from services.gateway.casework.client import (
     RPC_TIMEOUT_S,
     actor_of,
@@ -295,8 +295,8 @@ def _city_staff(principal: Principal, what: str) -> None:
 @router.post("", status_code=201)
 async def create(
     body: RequisitionIn,
+    b: BackendsDep,
     principal: Principal = Depends(require_any("export", "playback")),
-    b: Backends = Depends(backends),
 ) -> dict:
     """Record a request: by a federated police user, or by CSU staff taking a phone/e-mail request."""
     ranges = []
@@ -345,11 +345,11 @@ async def create(
 
 @router.get("")
 async def listing(
+    b: BackendsDep,
     state: str | None = Query(None, max_length=32),
     before: AwareDatetime | None = Query(None, description="requests created before this instant"),
     limit: int = Query(100, ge=1, le=500),
     principal: Principal = Depends(require_role(*LIST_ACTIONS)),
-    b: Backends = Depends(backends),
 ) -> list[dict]:
     await audit(principal, "requisition.list", "requisitions", details={"state": state})
     shown: list[requisition_pb2.Requisition] = []
@@ -374,10 +374,10 @@ async def listing(
 
 @router.get("/statistics")
 async def statistics(
+    b: BackendsDep,
     start: AwareDatetime | None = Query(None),
     end: AwareDatetime | None = Query(None),
     principal: Principal = Depends(require("register")),
-    b: Backends = Depends(backends),
 ) -> dict:
     """Requisitions per month/year and requesting service, lead times, outcomes, usefulness."""
     await audit(principal, "requisition.statistics", "requisitions")
@@ -419,8 +419,8 @@ async def statistics(
 @router.get("/{request_id}")
 async def get(
     request_id: RequestId,
+    b: BackendsDep,
     case: RequisitionCase = Depends(on_case(*LIST_ACTIONS)),
-    b: Backends = Depends(backends),
 ) -> dict:
     principal, current = case.principal, case.case
     await audit(principal, "requisition.read", _target(current))
@@ -428,9 +428,7 @@ async def get(
 
 
 @router.get("/{request_id}/progress")
-async def progress(
-    request_id: RequestId, case: RequisitionCase = Depends(on_case("export")), b: Backends = Depends(backends)
-) -> dict:
+async def progress(request_id: RequestId, b: BackendsDep, case: RequisitionCase = Depends(on_case("export"))) -> dict:
     """How far the running extraction and package build have got, 0 to 1 (null when none runs).
 
     Polled every second by the console while it waits, so not audited: it shows neither footage
@@ -440,9 +438,7 @@ async def progress(
 
 
 @router.post("/{request_id}/extract")
-async def extract(
-    request_id: RequestId, case: RequisitionCase = Depends(on_case("export")), b: Backends = Depends(backends)
-) -> dict:
+async def extract(request_id: RequestId, b: BackendsDep, case: RequisitionCase = Depends(on_case("export"))) -> dict:
     """Copy the ranges into the extraction buffer (no re-encoding); the buffer's deadline starts."""
     principal, current = case.principal, case.case
     _city_staff(principal, "extraction")
@@ -465,8 +461,8 @@ async def extract(
 async def receive(
     request_id: RequestId,
     request: Request,
+    b: BackendsDep,
     case: RequisitionCase = Depends(on_case("export")),
-    b: Backends = Depends(backends),
 ) -> dict:
     """The signed requisition: multipart fields number, authority, authority_kind (magistrate|opj),
     issued_on (YYYY-MM-DD), and the file part `document` (PDF, JPEG or PNG, checked by content)."""
@@ -503,8 +499,8 @@ async def receive(
 async def document(
     request_id: RequestId,
     document_id: Annotated[str, Path(pattern=r"^[0-9a-f]{32}$")],
+    b: BackendsDep,
     case: RequisitionCase = Depends(on_case("export", "sign", "register")),
-    b: Backends = Depends(backends),
 ) -> Response:
     """The signed requisition as received (what the manager reviews before approving)."""
     principal, current = case.principal, case.case
@@ -521,8 +517,8 @@ async def document(
 async def approve(
     request_id: RequestId,
     body: ApproveIn,
+    b: BackendsDep,
     case: RequisitionCase = Depends(on_case("sign")),
-    b: Backends = Depends(backends),
 ) -> dict:
     """A manager approves: password and current TOTP again; the register entry is signed."""
     principal, current = case.principal, case.case
@@ -566,8 +562,8 @@ async def _reauth_refused(principal: Principal, current: requisition_pb2.Requisi
 async def refuse_request(
     request_id: RequestId,
     body: ReasonIn,
+    b: BackendsDep,
     case: RequisitionCase = Depends(on_case("sign")),
-    b: Backends = Depends(backends),
 ) -> dict:
     principal, current = case.principal, case.case
     await audit(principal, "requisition.refuse", _target(current), justification=body.reason)
@@ -583,8 +579,8 @@ async def refuse_request(
 async def cancel(
     request_id: RequestId,
     body: ReasonIn,
+    b: BackendsDep,
     case: RequisitionCase = Depends(on_case("export", "playback")),
-    b: Backends = Depends(backends),
 ) -> dict:
     principal, current = case.principal, case.case
     await audit(principal, "requisition.cancel", _target(current), justification=body.reason)
@@ -599,9 +595,9 @@ async def cancel(
 @router.post("/{request_id}/package")
 async def build_package(
     request_id: RequestId,
+    b: BackendsDep,
     body: PackageIn | None = None,
     case: RequisitionCase = Depends(on_case("export")),
-    b: Backends = Depends(backends),
 ) -> dict:
     """Build the export package (folder + zip, signed manifest, verifier); optional zip password."""
     principal, current = case.principal, case.case
@@ -624,7 +620,7 @@ async def build_package(
 
 @router.get("/{request_id}/package")
 async def download_package(
-    request_id: RequestId, case: RequisitionCase = Depends(on_case("export")), b: Backends = Depends(backends)
+    request_id: RequestId, b: BackendsDep, case: RequisitionCase = Depends(on_case("export"))
 ) -> StreamingResponse:
     """The package's zip: for CSU staff to write on a USB medium, or for the requesting partner."""
     principal, current = case.principal, case.case
@@ -663,8 +659,8 @@ async def download_package(
 async def deliver(
     request_id: RequestId,
     body: DeliveryIn,
+    b: BackendsDep,
     case: RequisitionCase = Depends(on_case("export")),
-    b: Backends = Depends(backends),
 ) -> dict:
     """Record the handover: on USB by CSU staff (recipient's identity as checked), or the federated
     recipient's confirmation of their download. The package's SHA-256 must match."""
@@ -704,8 +700,8 @@ async def deliver(
 @router.get("/{request_id}/receipt")
 async def receipt(
     request_id: RequestId,
+    b: BackendsDep,
     case: RequisitionCase = Depends(on_case("export", "register")),
-    b: Backends = Depends(backends),
 ) -> Response:
     """The delivery receipt (PDF)."""
     principal, current = case.principal, case.case
@@ -720,9 +716,9 @@ async def receipt(
 @router.post("/{request_id}/close")
 async def close(
     request_id: RequestId,
+    b: BackendsDep,
     body: CloseIn | None = None,
     case: RequisitionCase = Depends(on_case("export")),
-    b: Backends = Depends(backends),
 ) -> dict:
     principal, current = case.principal, case.case
     _city_staff(principal, "closing a request")
@@ -740,8 +736,8 @@ async def close(
 async def feedback(
     request_id: RequestId,
     body: FeedbackIn,
+    b: BackendsDep,
     case: RequisitionCase = Depends(on_case("export", "playback")),
-    b: Backends = Depends(backends),
 ) -> dict:
     """After delivery: was the footage useful to the investigation?"""
     principal, current = case.principal, case.case

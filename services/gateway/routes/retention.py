@@ -7,7 +7,7 @@ import asyncio
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict
 
-from services.gateway.backends import Backends, backends
+from services.gateway.backends import BackendsDep
 from services.gateway.operations import retention
 from services.gateway.security import Principal, audit, require
 
@@ -21,14 +21,14 @@ class PeriodIn(BaseModel):
 
 
 @router.get("")
-async def list_periods(_: Principal = Depends(require("audit")), b: Backends = Depends(backends)) -> list[dict]:
+async def list_periods(b: BackendsDep, _: Principal = Depends(require("audit"))) -> list[dict]:
     """Each kind of personal datum: period in force, default, hard cap, legal basis, who set it."""
     return list((await asyncio.to_thread(retention.periods, b)).values())
 
 
 @router.put("/{kind}")
 async def set_period(
-    kind: str, body: PeriodIn, principal: Principal = Depends(require("retention")), b: Backends = Depends(backends)
+    kind: str, body: PeriodIn, b: BackendsDep, principal: Principal = Depends(require("retention"))
 ) -> dict:
     """The DPO's period for `kind`; above its hard cap it is refused (422) and nothing changes."""
     retention.check_period(kind, body.days)  # refused before anything is recorded or changed

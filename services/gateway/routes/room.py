@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, HTTPException, Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.common.timefmt import iso
-from services.gateway.backends import Backends, backends
+from services.gateway.backends import BackendsDep
 from services.gateway.operations import room, visitors
 from services.gateway.operations.access import require_any
 from services.gateway.operations.fields import MAX_ID
@@ -66,8 +66,8 @@ async def _do(call: object, *args: object) -> room.RoomPresence:
 
 @router.get("/now", response_model=list[PresenceOut])
 async def now(
+    b: BackendsDep,
     principal: Principal = Depends(require_any(*AGENTS, "audit", "users", city_staff=True)),
-    b: Backends = Depends(backends),
 ) -> list[PresenceOut]:
     """Everyone inside the room now, first in first."""
     return [out(r, d) for r, d in await asyncio.to_thread(room.inside, b.engine)]
@@ -75,7 +75,7 @@ async def now(
 
 @router.post("/shift/start", response_model=PresenceOut, status_code=201)
 async def start_shift(
-    principal: Principal = Depends(require_any(*AGENTS, city_staff=True)), b: Backends = Depends(backends)
+    b: BackendsDep, principal: Principal = Depends(require_any(*AGENTS, city_staff=True))
 ) -> PresenceOut:
     """The calling agent enters the room at the start of their shift."""
     refusal = await asyncio.to_thread(room.shift_refusal, b.engine, principal.username, True)
@@ -87,7 +87,7 @@ async def start_shift(
 
 @router.post("/shift/end", response_model=PresenceOut)
 async def end_shift(
-    principal: Principal = Depends(require_any(*AGENTS, city_staff=True)), b: Backends = Depends(backends)
+    b: BackendsDep, principal: Principal = Depends(require_any(*AGENTS, city_staff=True))
 ) -> PresenceOut:
     """The calling agent leaves the room at the end of their shift."""
     refusal = await asyncio.to_thread(room.shift_refusal, b.engine, principal.username, False)
@@ -100,8 +100,8 @@ async def end_shift(
 @router.post("/visitors", response_model=PresenceOut, status_code=201)
 async def check_in(
     body: CheckInIn,
+    b: BackendsDep,
     principal: Principal = Depends(require_any(*AGENTS, city_staff=True)),
-    b: Backends = Depends(backends),
 ) -> PresenceOut:
     """Let a declared visitor in: their declaration must be validated by the prefecture and for now."""
     target = f"visitor:{body.declaration_id}"
@@ -123,8 +123,8 @@ async def check_in(
 @router.post("/presences/{presence_id}/exit", response_model=PresenceOut)
 async def check_out(
     presence_id: PresenceId,
+    b: BackendsDep,
     principal: Principal = Depends(require_any(*AGENTS, city_staff=True)),
-    b: Backends = Depends(backends),
 ) -> PresenceOut:
     """A visitor leaves the room (agents end their own shift instead)."""
     row = await _do(room.leaving, b.engine, presence_id)

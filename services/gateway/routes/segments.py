@@ -7,7 +7,7 @@ from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request
 from fastapi.responses import StreamingResponse
 
 from services.common.pb.csu.v1 import archive_pb2
-from services.gateway.backends import RPC_TIMEOUT_S, Backends, backends, rpc_errors
+from services.gateway.backends import RPC_TIMEOUT_S, BackendsDep, rpc_errors
 from services.gateway.security import Principal, audit, authenticate, authorize, check_playback_window
 from services.gateway.streams import Relay
 
@@ -49,10 +49,10 @@ _AUDITED_MAX = 10_000
 async def segment_content(
     request: Request,
     segment_id: str,
+    b: BackendsDep,
     _: Principal = Depends(authenticate),  # first: strangers learn nothing, not even whether it exists
     justification: str = Query(min_length=5, max_length=500, description="Why this footage is viewed (audited)"),
     range_header: str | None = Header(None, alias="Range"),
-    b: Backends = Depends(backends),
 ) -> StreamingResponse:
     async with rpc_errors("archive"):
         segment = await b.archive.GetSegment(

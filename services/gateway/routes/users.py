@@ -9,7 +9,7 @@ from pydantic import BaseModel
 from services.common.clock import to_us
 from services.gateway import accounts, sessions
 from services.gateway.account_models import UserIn, UserOut, UserPatch, out
-from services.gateway.backends import Backends, backends
+from services.gateway.backends import Backends, BackendsDep
 from services.gateway.models import User
 from services.gateway.security import Principal, audit, require
 
@@ -28,17 +28,13 @@ async def _user(b: Backends, username: str) -> User:
 
 
 @router.get("", response_model=list[UserOut])
-async def list_users(
-    principal: Principal = Depends(require("users")), b: Backends = Depends(backends)
-) -> list[UserOut]:
+async def list_users(b: BackendsDep, principal: Principal = Depends(require("users"))) -> list[UserOut]:
     now = to_us(b.clock.now())
     return [out(u, now) for u in await asyncio.to_thread(accounts.all_users, b.engine)]
 
 
 @router.post("", response_model=UserOut, status_code=201)
-async def create_user(
-    body: UserIn, principal: Principal = Depends(require("users")), b: Backends = Depends(backends)
-) -> UserOut:
+async def create_user(body: UserIn, b: BackendsDep, principal: Principal = Depends(require("users"))) -> UserOut:
     accounts.check_habilitation(body.role, body.camera_groups)
     accounts.check_password_strength(body.password, body.username, body.display_name)
     await audit(
@@ -71,7 +67,7 @@ async def create_user(
 
 @router.patch("/{username}", response_model=UserOut)
 async def update_user(
-    username: str, body: UserPatch, principal: Principal = Depends(require("users")), b: Backends = Depends(backends)
+    username: str, body: UserPatch, b: BackendsDep, principal: Principal = Depends(require("users"))
 ) -> UserOut:
     accounts.check_habilitation(body.role, body.camera_groups)
     user = await _user(b, username)
@@ -111,7 +107,7 @@ async def update_user(
 
 @router.post("/{username}/revoke-sessions", status_code=200)
 async def revoke_sessions(
-    username: str, principal: Principal = Depends(require("users")), b: Backends = Depends(backends)
+    username: str, b: BackendsDep, principal: Principal = Depends(require("users"))
 ) -> dict[str, int]:
     user = await _user(b, username)
     await audit(principal, "users.revoke_sessions", f"user:{username}")
@@ -119,9 +115,7 @@ async def revoke_sessions(
 
 
 @router.post("/{username}/reset-totp", status_code=200)
-async def reset_totp(
-    username: str, principal: Principal = Depends(require("users")), b: Backends = Depends(backends)
-) -> dict[str, str]:
+async def reset_totp(username: str, b: BackendsDep, principal: Principal = Depends(require("users"))) -> dict[str, str]:
     """The user enrols a new authenticator at their next login (lost phone)."""
     user = await _user(b, username)
     await audit(principal, "users.reset_totp", f"user:{username}")
@@ -139,7 +133,7 @@ class PasswordResetOut(BaseModel):
 
 @router.post("/{username}/reset-password", response_model=PasswordResetOut)
 async def reset_password(
-    username: str, principal: Principal = Depends(require("users")), b: Backends = Depends(backends)
+    username: str, b: BackendsDep, principal: Principal = Depends(require("users"))
 ) -> PasswordResetOut:
     """A forgotten password: a new single-use one (replaced at the next login), the lock lifted,
     every session of the account ended. The password is in no log nor audit entry."""

@@ -17,7 +17,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict
 
 from services.common.clock import to_us
 from services.common.timefmt import iso
-from services.gateway.backends import Backends, backends
+from services.gateway.backends import Backends, BackendsDep
 from services.gateway.operations import visitors
 from services.gateway.operations.access import require_any
 from services.gateway.operations.fields import MAX_ID, csv_cell, line, text
@@ -136,7 +136,7 @@ async def _existing(b: Backends, declaration_id: int) -> VisitorDeclaration:
 
 @router.post("", response_model=DeclarationOut, status_code=201)
 async def declare(
-    body: DeclarationIn, principal: Principal = Depends(require("users")), b: Backends = Depends(backends)
+    body: DeclarationIn, b: BackendsDep, principal: Principal = Depends(require("users"))
 ) -> DeclarationOut:
     """Declare a person expected in the viewing room; the declaration is mailed to the prefecture."""
     start_us = checked_us("expected_start", body.expected_start)
@@ -180,6 +180,7 @@ async def declare(
 
 @router.get("", response_model=list[DeclarationOut])
 async def search(
+    b: BackendsDep,
     start: str | None = Query(None, description="ISO 8601 with zone: presences still expected from then"),
     end: str | None = Query(None, description="ISO 8601 with zone: presences expected before then"),
     status: Literal["pending", "validated", "refused", "cancelled"] | None = Query(None),
@@ -187,7 +188,6 @@ async def search(
     after: int = Query(0, ge=0, le=MAX_ID, description="continue after this declaration id"),
     limit: int = Query(200, ge=1, le=1000),
     principal: Principal = Depends(require_any("audit", "users")),
-    b: Backends = Depends(backends),
 ) -> list[DeclarationOut]:
     start_us = checked_us("start", parse_instant("start", start)) if start else None
     end_us = checked_us("end", parse_instant("end", end)) if end else None
@@ -207,10 +207,10 @@ async def search(
 
 @router.get("/export")
 async def export(
+    b: BackendsDep,
     start: str | None = Query(None, description="ISO 8601 with zone"),
     end: str | None = Query(None, description="ISO 8601 with zone"),
     principal: Principal = Depends(require_any("audit", "users")),
-    b: Backends = Depends(backends),
 ) -> Response:
     """The register as CSV (UTF-8 with a BOM, so spreadsheet software shows accents)."""
     start_us = checked_us("start", parse_instant("start", start)) if start else None
@@ -241,8 +241,8 @@ async def export(
 @router.get("/{declaration_id}", response_model=DeclarationOut)
 async def one(
     declaration_id: DeclarationId,
+    b: BackendsDep,
     principal: Principal = Depends(require_any("audit", "users")),
-    b: Backends = Depends(backends),
 ) -> DeclarationOut:
     row = await _existing(b, declaration_id)
     await audit(principal, "visitors.consult", f"visitor:{declaration_id}")
@@ -253,8 +253,8 @@ async def one(
 async def answer(
     declaration_id: DeclarationId,
     body: AnswerIn,
+    b: BackendsDep,
     principal: Principal = Depends(require("users")),
-    b: Backends = Depends(backends),
 ) -> DeclarationOut:
     """Record the prefecture's answer: validated (with its reference) or refused."""
     answer_us = checked_us("answered_at", body.answered_at)
@@ -289,8 +289,8 @@ async def answer(
 async def cancel(
     declaration_id: DeclarationId,
     body: CancelIn,
+    b: BackendsDep,
     principal: Principal = Depends(require("users")),
-    b: Backends = Depends(backends),
 ) -> DeclarationOut:
     """The visit will not happen; the declaration stays in the register, cancelled."""
     row = await _existing(b, declaration_id)
@@ -303,7 +303,7 @@ async def cancel(
 
 @router.post("/{declaration_id}/resend", response_model=DeclarationOut)
 async def resend(
-    declaration_id: DeclarationId, principal: Principal = Depends(require("users")), b: Backends = Depends(backends)
+    declaration_id: DeclarationId, b: BackendsDep, principal: Principal = Depends(require("users"))
 ) -> DeclarationOut:
     """Try the mail to the prefecture again now (it is retried on its own too)."""
     row = await _existing(b, declaration_id)
