@@ -84,8 +84,24 @@ async def while_working(work: "asyncio.Future[Any]", every_s: float = PROGRESS_E
             work.add_done_callback(lambda w: w.cancelled() or w.exception())
 
 
-async def next_message[T](call: grpc.aio.UnaryStreamCall[Any, T]) -> T | None:
+class StreamStalled(RuntimeError):
+    """A server stream said nothing for its bound on silence; the call was cancelled."""
+
+
+async def next_message[T](call: grpc.aio.UnaryStreamCall[Any, T], stall_s: float | None = None) -> T | None:
     """The next message of a server stream, None once it has ended: read() answers grpc.aio.EOF
-    then, which grpcio's type stubs can only call an object."""
-    message = await call.read()
+    then, which grpcio's type stubs can only call an object.
+
+    With `stall_s`, a stream silent that long is cancelled and StreamStalled raised: a frozen peer
+    (SIGSTOP, a hung disk) keeps its connection up, so only silence shows it, and the whole call's
+    deadline (15 to 30 minutes for a clip) is far too long to wait. Streams that build before their
+    first byte send progress messages (every 2 s) to stay under the bound."""
+    if stall_s is None:
+        message = await call.read()
+    else:
+        try:
+            message = await asyncio.wait_for(call.read(), stall_s)
+        except TimeoutError:
+            call.cancel()
+            raise StreamStalled(f"nothing received for {stall_s:g} s") from None
     return None if message is grpc.aio.EOF else cast(T, message)

@@ -121,7 +121,7 @@ async def run(runtime: Runtime) -> None:
     grey = _bgr(settings.mask_colour)
     worker = RedactionWorker(
         jobs, archive, redactions, node.replica_id, grey, settings.redaction_max_days,
-        Path(settings.data_dir) / "masking-work",
+        Path(settings.data_dir) / "masking-work", settings.stream_stall_s,
     )  # fmt: skip
     api = MaskingApi(settings, store, jobs, node, ingest, archive, redactions, _public_key(settings))
     tasks = [asyncio.create_task(_serve_grpc(runtime, api, serving)), asyncio.create_task(_worker(runtime, worker))]

@@ -28,7 +28,7 @@ from services.common.db import session
 from services.common.log import get_logger
 from services.common.objectstore import ObjectStore
 from services.common.pb.csu.v1 import archive_pb2, requisition_pb2
-from services.common.rpc import next_message
+from services.common.rpc import StreamStalled, next_message
 from services.common.timefmt import HOUR_US
 from services.requisition import register, workflow
 from services.requisition.context import Context
@@ -178,22 +178,27 @@ async def _extract_piece(
     )
     path = work / f"{index}.mp4"
     digest = hashlib.sha256()
+    stall_s = ctx.settings.stream_stall_s
     try:
-        first = await next_message(call)
+        first = await next_message(call, stall_s)
         while first is not None and first.HasField("progress"):  # the archive is building it
-            first = await next_message(call)
+            first = await next_message(call, stall_s)
         if first is None or not first.HasField("info"):
             raise Unavailable("the archive sent no clip")
         info = first.info
         received = 0
         with path.open("wb") as f:
-            while (chunk := await next_message(call)) is not None:
+            while (chunk := await next_message(call, stall_s)) is not None:
                 digest.update(chunk.data)
                 await asyncio.to_thread(f.write, chunk.data)
                 received += len(chunk.data)
                 await progress.at(index, 0.5 + 0.5 * received / max(info.size, 1))
     except grpc.aio.AioRpcError as exc:
         raise _archive_error(exc, piece) from exc
+    except StreamStalled as exc:
+        where = f"camera {piece.camera_id} from {utc(piece.start_us)} to {utc(piece.end_us)}"
+        message = f"the archive stopped answering while sending the clip of {where} ({exc}); try again"
+        raise Unavailable(message) from exc
     size = path.stat().st_size
     if size != info.size:
         raise Unavailable("the archive's clip was cut short; try the extraction again")

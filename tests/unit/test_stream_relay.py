@@ -137,3 +137,36 @@ async def test_a_stall_mid_response_is_a_truncated_http_transfer(archive) -> Non
     finally:
         stop.set()
         await server
+
+
+# -- service to service: rpc.next_message with a bound on silence (requisition's extraction and
+# masking's redaction reading the archive's clips) ---------------------------------------------
+
+
+async def _read_all(stub: archive_pb2_grpc.ArchiveServiceStub, camera_id: str) -> list[archive_pb2.ClipChunk]:
+    call = stub.OpenClip(archive_pb2.ClipRequest(camera_id=camera_id), timeout=60)
+    messages = []
+    while (message := await rpc.next_message(call, STALL_S)) is not None:
+        messages.append(message)
+    return messages
+
+
+async def test_a_silent_service_stream_is_cancelled_after_its_bound(archive) -> None:  # type: ignore[no-untyped-def]
+    servicer, stub = archive
+    for camera_id in ("frozen", "cut"):  # silent from the start, or after its first bytes
+        servicer.cancelled.clear()
+        started = asyncio.get_running_loop().time()
+        with pytest.raises(rpc.StreamStalled, match=f"nothing received for {STALL_S:g} s"):
+            await _read_all(stub, camera_id)
+        assert asyncio.get_running_loop().time() - started < 30  # not the call's 60 s deadline
+        await asyncio.wait_for(servicer.cancelled.wait(), 10)  # the archive's handler was told
+
+
+async def test_progress_keeps_a_service_stream_alive_and_errors_pass_unchanged(archive) -> None:  # type: ignore[no-untyped-def]
+    _, stub = archive
+    messages = await _read_all(stub, "slow")  # builds for twice the bound, saying so every 0.1 s
+    assert [m.data for m in messages if m.data] == [b"abc", b"def"]
+    assert any(m.HasField("progress") for m in messages) and messages[-3] == INFO
+    with pytest.raises(grpc.aio.AioRpcError) as gone:
+        await _read_all(stub, "gone")
+    assert gone.value.code() == grpc.StatusCode.NOT_FOUND

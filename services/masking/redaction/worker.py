@@ -23,6 +23,7 @@ from prometheus_client import Counter
 from services.common.log import get_logger
 from services.common.objectstore import ExpiryRule, ObjectStore
 from services.common.pb.csu.v1 import archive_pb2, archive_pb2_grpc
+from services.common.rpc import StreamStalled, next_message
 from services.masking.models import RedactionJobRow
 from services.masking.redaction import engine
 from services.masking.redaction.jobs import CANCELLED, DONE, FAILED, RedactionJobs
@@ -50,6 +51,7 @@ class RedactionWorker:
         colour_bgr: tuple[int, int, int],
         max_days: int,
         work_dir: Path,
+        stall_s: float = 30.0,
     ) -> None:
         self.jobs = jobs
         self.archive = archive
@@ -58,6 +60,8 @@ class RedactionWorker:
         self.colour_bgr = colour_bgr
         self.max_days = max_days
         self.work_dir = work_dir
+        # A frozen archive is noticed after this much silence, not at the clip's 600 s deadline.
+        self.stall_s = stall_s
 
     def prepare(self) -> None:
         """The bucket, and on S3 its lifecycle backstop (blocking: run on a thread)."""
@@ -149,15 +153,18 @@ class RedactionWorker:
             actor=f"redaction:{row.actor}",
         )  # fmt: skip
         start_us = 0
+        call = self.archive.OpenClip(request, timeout=600)
         try:
             with path.open("wb") as f:
-                async for chunk in self.archive.OpenClip(request, timeout=600):
+                while (chunk := await next_message(call, self.stall_s)) is not None:
                     if chunk.HasField("info"):
                         start_us = chunk.info.start_us
                     if chunk.data:
                         await asyncio.to_thread(f.write, chunk.data)
         except grpc.aio.AioRpcError as exc:
             raise _SourceError(f"the recording could not be read: {exc.details() or exc.code().name}") from exc
+        except StreamStalled as exc:
+            raise _SourceError(f"the archive stopped answering while sending the recording ({exc})") from exc
         return start_us
 
 
