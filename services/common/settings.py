@@ -307,8 +307,10 @@ class Settings(BaseSettings):
         30.0,
         ge=1,
         le=600,
-        description="Seconds the gateway waits for a backend stream's first or next message (clips, "
-        "segments, documents, packages) before answering 504 or cutting the transfer short.",
+        description="Seconds a stream between services may stay silent: the gateway waits this long for a "
+        "backend stream's first or next message (clips, segments, documents, packages) before answering 504 or "
+        "cutting the transfer short; requisition's extraction and masking's redaction, reading the archive's "
+        "clips, fail the piece with a clear message.",
     )
 
     # -- security (gateway) ------------------------------------------------------------------
