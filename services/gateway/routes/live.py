@@ -11,7 +11,7 @@ import asyncio
 import json
 from pathlib import Path
 
-from fastapi import APIRouter, Depends, HTTPException, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, Depends, HTTPException, WebSocket
 from fastapi.responses import HTMLResponse
 from nats.aio.msg import Msg
 from prometheus_client import Gauge
@@ -21,8 +21,10 @@ from services.common.fmp4 import Fmp4Writer
 from services.common.fmp4_text import TimedText
 from services.common.log import get_logger
 from services.common.pb.csu.v1.frame_pb2 import FramePacket
+from services.gateway import websocket_session
 from services.gateway.backends import BackendsDep
 from services.gateway.security import Principal, audit, authorize, require
+from services.gateway.websocket_session import Stop
 
 router = APIRouter(prefix="/api/v1", tags=["live"])
 log = get_logger(__name__)
@@ -30,7 +32,8 @@ VIEWERS = Gauge("csu_gateway_live_viewers", "Open live-view WebSockets")
 PAGE = (Path(__file__).resolve().parent.parent / "static" / "live.html").read_text()
 # A viewer this far behind (bytes not yet sent) is cut off; its player reconnects at the present.
 MAX_BACKLOG_BYTES = 16 * 1024 * 1024
-# How often an open live view re-checks that its viewer may still watch.
+# How often an open live view re-checks that its viewer may still watch: video is what a revoked
+# viewer must stop seeing first (notifications re-check every 15 s).
 REVALIDATE_S = 5.0
 
 
@@ -69,10 +72,7 @@ async def live_stream(websocket: WebSocket, camera_id: str, b: BackendsDep, stre
         stream = "sub" if stream == "sub" and camera.has_sub_stream else "main"
         await audit(principal, "live.start", f"camera:{camera_id}")
     except HTTPException as exc:
-        # Closing before accepting can only say "403"; accept, then close with 4000 + the HTTP
-        # status and the reason, so the page can tell "unknown camera" from "try again".
-        await websocket.accept()
-        await websocket.close(code=4000 + exc.status_code, reason=str(exc.detail)[:120])
+        await websocket_session.refused(websocket, exc)  # "unknown camera" told apart from "try again"
         return
     await websocket.accept()
     if b.nats is None or not b.nats.is_connected:
@@ -118,34 +118,13 @@ async def live_stream(websocket: WebSocket, camera_id: str, b: BackendsDep, stre
             outbox.backlog -= len(data)
             await websocket.send_bytes(data)
 
-    async def receive() -> None:
-        while True:
-            await websocket.receive_text()  # the page sends nothing; this notices it leave
+    async def recheck() -> None:
+        await authorize(websocket, "live", camera_id)
 
-    async def still_allowed() -> None:
-        # A revoked session or partner, or an expired assertion, ends an open live view too.
-        while True:
-            await asyncio.sleep(REVALIDATE_S)
-            try:
-                await authorize(websocket, "live", camera_id)
-            except HTTPException as exc:
-                revoked["reason"] = str(exc.detail)[:120]
-                return
-
-    revoked: dict[str, str] = {}
-    tasks = [
-        asyncio.create_task(send()),
-        asyncio.create_task(receive()),
-        asyncio.create_task(lagging.wait()),
-        asyncio.create_task(still_allowed()),
-    ]
     try:
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-    except WebSocketDisconnect:
-        pass
+        too_slow = Stop(lagging, 1013, "viewer too slow")
+        how = await websocket_session.supervise(websocket, send, recheck, (too_slow,), REVALIDATE_S)
     finally:
-        for task in tasks:
-            task.cancel()
         await subscription.unsubscribe()
         writer = state["writer"]
         if writer is not None:
@@ -155,7 +134,4 @@ async def live_stream(websocket: WebSocket, camera_id: str, b: BackendsDep, stre
             await audit(principal, "live.end", f"camera:{camera_id}")
         except HTTPException:
             log.error("live session end could not be audited", camera=camera_id, user=principal.username)
-        if revoked:
-            await websocket.close(code=4401, reason=revoked["reason"])
-        elif lagging.is_set():
-            await websocket.close(code=1013, reason="viewer too slow")
+    await websocket_session.close(websocket, how)

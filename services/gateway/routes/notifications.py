@@ -11,19 +11,18 @@ Open to holders of "live" or "camera_health". Refusals close the socket with 400
 what it missed when it reconnects. The session is re-checked while the socket is open.
 """
 
-import asyncio
-
-from fastapi import APIRouter, HTTPException, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, HTTPException, WebSocket
 
 from services.common.log import get_logger
+from services.gateway import websocket_session
 from services.gateway.backends import BackendsDep
 from services.gateway.operations import notifications
 from services.gateway.operations.access import role_refusal
 from services.gateway.security import Principal, authenticate, refuse
+from services.gateway.websocket_session import Stop
 
 router = APIRouter(tags=["console notifications"])
 log = get_logger(__name__)
-REVALIDATE_S = 15.0
 
 
 async def _principal(websocket: WebSocket) -> Principal:
@@ -39,8 +38,7 @@ async def console(websocket: WebSocket, b: BackendsDep) -> None:
     try:
         principal = await _principal(websocket)
     except HTTPException as exc:
-        await websocket.accept()
-        await websocket.close(code=4000 + exc.status_code, reason=str(exc.detail)[:120])
+        await websocket_session.refused(websocket, exc)
         return
     await websocket.accept()
     hub = notifications.hub(b)
@@ -49,41 +47,14 @@ async def console(websocket: WebSocket, b: BackendsDep) -> None:
         return
     with hub.listen(principal) as listener:
         await websocket.send_json({"type": "hello", "user": principal.username})
-        ended: dict[str, tuple[int, str]] = {}
 
         async def send() -> None:
             while True:
                 await websocket.send_json(await listener.queue.get())
 
-        async def receive() -> None:
-            while True:
-                await websocket.receive_text()  # the console sends nothing; this notices it leave
+        async def recheck() -> None:
+            listener.principal = await _principal(websocket)
 
-        async def still_allowed() -> None:
-            while True:
-                await asyncio.sleep(REVALIDATE_S)
-                try:
-                    listener.principal = await _principal(websocket)
-                except HTTPException as exc:
-                    ended["reason"] = (4000 + exc.status_code, str(exc.detail)[:120])
-                    return
-
-        async def overflow() -> None:
-            await listener.overflowed.wait()
-            ended["reason"] = (1013, "console too slow: reconnect and list alarms and calls")
-
-        tasks = [asyncio.create_task(t()) for t in (send, receive, still_allowed, overflow)]
-        try:
-            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-        except WebSocketDisconnect:
-            pass
-        finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-        if "reason" in ended:
-            code, reason = ended["reason"]
-            try:
-                await websocket.close(code=code, reason=reason)
-            except RuntimeError:
-                pass  # already closed by the other side
+        too_slow = Stop(listener.overflowed, 1013, "console too slow: reconnect and list alarms and calls")
+        how = await websocket_session.supervise(websocket, send, recheck, (too_slow,))
+        await websocket_session.close(websocket, how)
