@@ -22,7 +22,8 @@ from services.common.timefmt import DAY_S
 LEGAL_MAX_RETENTION_DAYS = 30
 
 
-# A camera group's name ("*": every camera), in habilitations, the catalogue and OIDC grants.
+# A camera group a habilitation or an OIDC grant covers ("*": every camera). A camera's own groups
+# follow the same pattern without "*" (services/common/cameras.py).
 CAMERA_GROUP = re.compile(r"\*|[a-z0-9][a-z0-9_-]{0,63}")
 
 

@@ -51,7 +51,7 @@ class RedactionWorker:
         colour_bgr: tuple[int, int, int],
         max_days: int,
         work_dir: Path,
-        stall_s: float = 30.0,
+        stall_s: float,
     ) -> None:
         self.jobs = jobs
         self.archive = archive
@@ -60,7 +60,8 @@ class RedactionWorker:
         self.colour_bgr = colour_bgr
         self.max_days = max_days
         self.work_dir = work_dir
-        # A frozen archive is noticed after this much silence, not at the clip's 600 s deadline.
+        # A frozen archive is noticed after this much silence (CSU_STREAM_STALL_S), not at the clip's
+        # 600 s deadline.
         self.stall_s = stall_s
 
     def prepare(self) -> None:
