@@ -21,7 +21,7 @@ from fastapi import HTTPException, WebSocket, WebSocketDisconnect
 # A right withdrawn while a socket is open ends it within this delay (15 s: one revocation check
 # per open socket, far below the cost of the frames or messages it carries).
 REVALIDATE_S = 15.0
-MAX_REASON = 120  # a WebSocket close reason is at most 123 bytes
+MAX_REASON_BYTES = 123  # a WebSocket close frame's reason, UTF-8 (RFC 6455: 125 bytes less the code)
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,10 @@ class Stop:
 
 
 def close_for(exc: HTTPException) -> tuple[int, str]:
-    return 4000 + exc.status_code, str(exc.detail)[:MAX_REASON]
+    """4000 + the status, and the detail cut to what a close frame carries (in bytes: a French
+    reason with accents cut at 120 characters could overflow it and fail the close)."""
+    reason = str(exc.detail).encode()[:MAX_REASON_BYTES].decode(errors="ignore")
+    return 4000 + exc.status_code, reason
 
 
 async def refused(websocket: WebSocket, exc: HTTPException) -> None:
