@@ -16,7 +16,9 @@ from services.gateway.backends import Backends, rpc_errors, unknown_camera
 from services.gateway.security import Principal, refuse
 from services.gateway.streams import Relay
 
-RPC_TIMEOUT_S = 30.0
+# The requisition service signs, hashes and stores documents inside its calls: a longer deadline
+# than the 10 s every other gateway call gets (backends.RPC_TIMEOUT_S).
+REQUISITION_TIMEOUT_S = 30.0
 
 
 @asynccontextmanager

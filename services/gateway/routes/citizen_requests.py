@@ -22,7 +22,7 @@ from services.common.timefmt import DAY_US, iso
 from services.gateway.access import Case, case_dependency, may_see, require_role
 from services.gateway.backends import Backends, BackendsDep
 from services.gateway.casework.client import (
-    RPC_TIMEOUT_S,
+    REQUISITION_TIMEOUT_S,
     actor_of,
     check_cameras,
     file_response,
@@ -139,7 +139,7 @@ async def _get(b: Backends, request_id: str, principal: Principal) -> requisitio
             requisition_pb2.CitizenRef(
                 id=request_id, actor=actor_of(principal), operator_view=_operator_view(principal)
             ),
-            timeout=RPC_TIMEOUT_S,
+            timeout=REQUISITION_TIMEOUT_S,
         )
 
 
@@ -212,7 +212,7 @@ async def create(request: Request, b: BackendsDep, principal: Principal = Depend
             yield requisition_pb2.CitizenUpload(data=data[i : i + 1024 * 1024])
 
     async with requisition_errors():
-        created = await b.requisition.CreateCitizenRequest(messages(), timeout=RPC_TIMEOUT_S)
+        created = await b.requisition.CreateCitizenRequest(messages(), timeout=REQUISITION_TIMEOUT_S)
     return citizen_out(created, to_us(b.clock.now()))
 
 
@@ -228,7 +228,7 @@ async def listing(
     async with requisition_errors():
         answer = await b.requisition.ListCitizenRequests(
             requisition_pb2.ListCitizenRequestsRequest(state=state or "", operator_view=_operator_view(principal)),
-            timeout=RPC_TIMEOUT_S,
+            timeout=REQUISITION_TIMEOUT_S,
         )
     now = to_us(b.clock.now())
     requests = [c for c in answer.requests if await may_see(principal, READ_ACTIONS, _case_cameras(c))]
@@ -253,7 +253,7 @@ async def identity_document(
     principal, current = case.principal, case.case
     await audit(principal, "citizen_request.identity_document.read", _target(current))
     call = b.requisition.ReadCitizenDocument(
-        requisition_pb2.CitizenRef(id=request_id, actor=actor_of(principal)), timeout=RPC_TIMEOUT_S
+        requisition_pb2.CitizenRef(id=request_id, actor=actor_of(principal)), timeout=REQUISITION_TIMEOUT_S
     )
     info, data = await read_stream(b, call)
     return file_response(info, data, inline=True)
@@ -285,7 +285,7 @@ async def search(
                 note=body.note,
                 cameras=[requisition_pb2.CameraRange(camera_id=c) for c in body.cameras],
             ),
-            timeout=RPC_TIMEOUT_S,
+            timeout=REQUISITION_TIMEOUT_S,
         )
     return citizen_out(done, to_us(b.clock.now()))
 
@@ -329,7 +329,7 @@ async def redact(
                 mode=body.mode,
                 effect=body.effect,
             ),
-            timeout=RPC_TIMEOUT_S,
+            timeout=REQUISITION_TIMEOUT_S,
         )
     return citizen_out(done, to_us(b.clock.now()))
 
@@ -343,7 +343,7 @@ async def kiosk_session(
     await audit(principal, "citizen_request.kiosk_session", _target(current))
     async with requisition_errors():
         opened = await b.requisition.OpenKioskSession(
-            requisition_pb2.CitizenRef(id=request_id, actor=actor_of(principal)), timeout=RPC_TIMEOUT_S
+            requisition_pb2.CitizenRef(id=request_id, actor=actor_of(principal)), timeout=REQUISITION_TIMEOUT_S
         )
     return {
         "session_id": opened.session_id,
@@ -377,6 +377,6 @@ async def outcome(
             requisition_pb2.OutcomeRequest(
                 id=request_id, actor=actor_of(principal), outcome=body.outcome, reason=body.reason
             ),
-            timeout=RPC_TIMEOUT_S,
+            timeout=REQUISITION_TIMEOUT_S,
         )
     return citizen_out(done, to_us(b.clock.now()))

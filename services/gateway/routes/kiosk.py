@@ -24,7 +24,7 @@ from services.common.pb.csu.v1 import requisition_pb2
 from services.common.timefmt import iso
 from services.gateway.attempts import AttemptLimiter
 from services.gateway.backends import Backends, BackendsDep
-from services.gateway.casework.client import RPC_TIMEOUT_S, requisition_errors
+from services.gateway.casework.client import REQUISITION_TIMEOUT_S, requisition_errors
 from services.gateway.security import record
 from services.gateway.streams import Relay
 
@@ -69,7 +69,7 @@ async def _session(request: Request, b: Backends) -> tuple[str, requisition_pb2.
     try:
         async with requisition_errors():
             session = await b.requisition.GetKioskSession(
-                requisition_pb2.KioskClipRequest(token=token, ip=_ip(request)), timeout=RPC_TIMEOUT_S
+                requisition_pb2.KioskClipRequest(token=token, ip=_ip(request)), timeout=REQUISITION_TIMEOUT_S
             )
     except HTTPException as exc:
         if exc.status_code == 401:
@@ -110,7 +110,7 @@ async def pair(request: Request, b: BackendsDep) -> JSONResponse:
     try:
         async with requisition_errors():
             paired = await b.requisition.PairKiosk(
-                requisition_pb2.PairKioskRequest(code=code, ip=_ip(request)), timeout=RPC_TIMEOUT_S
+                requisition_pb2.PairKioskRequest(code=code, ip=_ip(request)), timeout=REQUISITION_TIMEOUT_S
             )
     except HTTPException as exc:
         if exc.status_code in (400, 401):

@@ -13,7 +13,7 @@ from services.common.timefmt import iso
 from services.gateway.access import may_see
 from services.gateway.backends import Backends, BackendsDep
 from services.gateway.casework.client import (
-    RPC_TIMEOUT_S,
+    REQUISITION_TIMEOUT_S,
     actor_of,
     case_cameras,
     file_response,
@@ -78,7 +78,7 @@ async def _page(
                 end_us=checked_us("end", end) if end else 0,
                 request_id=request_id,
             ),
-            timeout=RPC_TIMEOUT_S,
+            timeout=REQUISITION_TIMEOUT_S,
         )
     return list(answer.entries)
 
@@ -93,7 +93,7 @@ async def _visible(
     for request_id in {e.request_id for e in entries if e.request_id}:
         async with requisition_errors():
             r = await b.requisition.GetRequisition(
-                requisition_pb2.RequisitionRef(id=request_id, actor=actor_of(principal)), timeout=RPC_TIMEOUT_S
+                requisition_pb2.RequisitionRef(id=request_id, actor=actor_of(principal)), timeout=REQUISITION_TIMEOUT_S
             )
         seen[request_id] = await may_see(principal, ("register",), case_cameras(r))
     return [e for e in entries if not e.request_id or seen[e.request_id]]
@@ -105,7 +105,7 @@ async def verify(b: BackendsDep, principal: Principal = Depends(require("registe
     await audit(principal, "register.verify", "register")
     async with requisition_errors():
         verdict = await b.requisition.VerifyRegister(
-            requisition_pb2.VerifyRegisterRequest(actor=actor_of(principal)), timeout=RPC_TIMEOUT_S * 4
+            requisition_pb2.VerifyRegisterRequest(actor=actor_of(principal)), timeout=REQUISITION_TIMEOUT_S * 4
         )
     return {
         "ok": verdict.ok,
@@ -143,7 +143,7 @@ async def export(
     # The whole register is rendered (a PDF of thousands of entries: seconds to a minute) before
     # the first message, which is bounded by the call's own deadline rather than by the bound on
     # silence; the file is small, its messages follow at once.
-    render_timeout_s = RPC_TIMEOUT_S * 4
+    render_timeout_s = REQUISITION_TIMEOUT_S * 4
     call = b.requisition.RenderRegister(
         requisition_pb2.RenderRegisterRequest(
             format=format,
@@ -161,5 +161,5 @@ async def export(
 async def public_key(b: BackendsDep, principal: Principal = Depends(require("register"))) -> dict:
     """The deployment's public key and its fingerprint (what recipients compare when verifying)."""
     async with requisition_errors():
-        key = await b.requisition.GetPublicKey(requisition_pb2.PublicKeyRequest(), timeout=RPC_TIMEOUT_S)
+        key = await b.requisition.GetPublicKey(requisition_pb2.PublicKeyRequest(), timeout=REQUISITION_TIMEOUT_S)
     return {"pem": key.pem, "fingerprint": key.fingerprint}

@@ -29,7 +29,7 @@ from services.gateway import login
 from services.gateway.access import Case, case_dependency, may_see, require_role
 from services.gateway.backends import Backends, BackendsDep
 from services.gateway.casework.client import (
-    RPC_TIMEOUT_S,
+    REQUISITION_TIMEOUT_S,
     actor_of,
     ascii_filename,
     case_cameras,
@@ -263,7 +263,7 @@ def requisition_out(r: requisition_pb2.Requisition) -> dict:
 async def _get(b: Backends, request_id: str, principal: Principal) -> requisition_pb2.Requisition:
     async with requisition_errors():
         return await b.requisition.GetRequisition(
-            requisition_pb2.RequisitionRef(id=request_id, actor=actor_of(principal)), timeout=RPC_TIMEOUT_S
+            requisition_pb2.RequisitionRef(id=request_id, actor=actor_of(principal)), timeout=REQUISITION_TIMEOUT_S
         )
 
 
@@ -339,7 +339,7 @@ async def create(
         actor=actor_of(principal),
     )
     async with requisition_errors():
-        created = await b.requisition.CreateRequisition(request, timeout=RPC_TIMEOUT_S)
+        created = await b.requisition.CreateRequisition(request, timeout=REQUISITION_TIMEOUT_S)
     return requisition_out(created)
 
 
@@ -361,7 +361,7 @@ async def listing(
             state=state or "", partner=principal.partner or "", limit=limit, before_us=cursor
         )
         async with requisition_errors():
-            answer = await b.requisition.ListRequisitions(request, timeout=RPC_TIMEOUT_S)
+            answer = await b.requisition.ListRequisitions(request, timeout=REQUISITION_TIMEOUT_S)
         page = list(answer.requisitions)
         for r in page:
             if await may_see(principal, LIST_ACTIONS, case_cameras(r)):
@@ -385,7 +385,7 @@ async def statistics(
         start_us=checked_us("start", start) if start else 0, end_us=checked_us("end", end) if end else 0
     )
     async with requisition_errors():
-        s = await b.requisition.GetStatistics(request, timeout=RPC_TIMEOUT_S)
+        s = await b.requisition.GetStatistics(request, timeout=REQUISITION_TIMEOUT_S)
     counts = [{"period": c.period, "requesting_service": c.requesting_service, "count": c.count} for c in s.per_month]
     return {
         "per_month": counts,
@@ -491,7 +491,7 @@ async def receive(
             yield requisition_pb2.RequisitionUpload(data=data[i : i + 1024 * 1024])
 
     async with requisition_errors():
-        done = await b.requisition.ReceiveRequisition(messages(), timeout=RPC_TIMEOUT_S)
+        done = await b.requisition.ReceiveRequisition(messages(), timeout=REQUISITION_TIMEOUT_S)
     return requisition_out(done)
 
 
@@ -507,7 +507,7 @@ async def document(
     await audit(principal, "requisition.document.read", _target(current), details={"document_id": document_id})
     call = b.requisition.ReadDocument(
         requisition_pb2.DocumentRef(requisition_id=request_id, document_id=document_id, actor=actor_of(principal)),
-        timeout=RPC_TIMEOUT_S,
+        timeout=REQUISITION_TIMEOUT_S,
     )
     info, data = await read_stream(b, call)
     return file_response(info, data, inline=True)
@@ -544,7 +544,7 @@ async def approve(
             requisition_pb2.ApproveRequest(
                 id=request_id, actor=actor_of(principal), comment=body.comment, reauthenticated_us=to_us(b.clock.now())
             ),
-            timeout=RPC_TIMEOUT_S,
+            timeout=REQUISITION_TIMEOUT_S,
         )
     return requisition_out(done)
 
@@ -570,7 +570,7 @@ async def refuse_request(
     async with requisition_errors():
         done = await b.requisition.Refuse(
             requisition_pb2.ReasonRequest(id=request_id, actor=actor_of(principal), reason=body.reason),
-            timeout=RPC_TIMEOUT_S,
+            timeout=REQUISITION_TIMEOUT_S,
         )
     return requisition_out(done)
 
@@ -587,7 +587,7 @@ async def cancel(
     async with requisition_errors():
         done = await b.requisition.Cancel(
             requisition_pb2.ReasonRequest(id=request_id, actor=actor_of(principal), reason=body.reason),
-            timeout=RPC_TIMEOUT_S,
+            timeout=REQUISITION_TIMEOUT_S,
         )
     return requisition_out(done)
 
@@ -707,7 +707,7 @@ async def receipt(
     principal, current = case.principal, case.case
     await audit(principal, "requisition.receipt.read", _target(current))
     call = b.requisition.ReadReceipt(
-        requisition_pb2.RequisitionRef(id=request_id, actor=actor_of(principal)), timeout=RPC_TIMEOUT_S
+        requisition_pb2.RequisitionRef(id=request_id, actor=actor_of(principal)), timeout=REQUISITION_TIMEOUT_S
     )
     info, data = await read_stream(b, call)
     return file_response(info, data, inline=True)
@@ -727,7 +727,7 @@ async def close(
     async with requisition_errors():
         done = await b.requisition.Close(
             requisition_pb2.ReasonRequest(id=request_id, actor=actor_of(principal), reason=reason),
-            timeout=RPC_TIMEOUT_S,
+            timeout=REQUISITION_TIMEOUT_S,
         )
     return requisition_out(done)
 
@@ -747,6 +747,6 @@ async def feedback(
             requisition_pb2.FeedbackRequest(
                 id=request_id, actor=actor_of(principal), useful=body.useful, comment=body.comment
             ),
-            timeout=RPC_TIMEOUT_S,
+            timeout=REQUISITION_TIMEOUT_S,
         )
     return requisition_out(done)
