@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -22,7 +23,7 @@ from services.common.settings import Settings
 from services.common.signing import Signer
 from services.requisition import register
 from tests.support.platform import Platform, wait_for
-from tests.support.servers import unique
+from tests.support.servers import database, unique
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 ROOT = Path(__file__).resolve().parents[2]
@@ -40,6 +41,17 @@ def csuctl(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
 def libpq(url: str) -> str:
     """The URL as pg_dump reads it (SQLAlchemy's driver suffix removed)."""
     return url.replace("postgresql+psycopg://", "postgresql://")
+
+
+# The backup is pg_dump's: without DATABASE_URL (a plain `make test`), this machine's PostgreSQL,
+# the server .ci/run names by default.
+MACHINE_POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+@pytest.fixture
+def database_url(tmp_path: Path) -> Iterator[str]:
+    with database(tmp_path, os.environ.get("DATABASE_URL") or MACHINE_POSTGRES) as url:
+        yield url
 
 
 def count(url: str, table: str) -> int:

@@ -101,9 +101,10 @@ class RestartableNats:
 
 
 @contextmanager
-def database(workdir: Path) -> Iterator[str]:
-    """A database of its own: a new PostgreSQL database when DATABASE_URL is set, else SQLite."""
-    base = os.environ.get("DATABASE_URL")
+def database(workdir: Path, base: str | None = None) -> Iterator[str]:
+    """A database of its own: a new PostgreSQL database on `base` (default: DATABASE_URL) when one
+    is given, else SQLite."""
+    base = base or os.environ.get("DATABASE_URL")
     if not base:
         yield f"sqlite:///{workdir / 'csu.db'}"
         return
