@@ -70,6 +70,9 @@ DEFERRED = Counter("csu_archive_deferred_total", "Stored segments whose index ro
 BACKLOG = Gauge("csu_archive_backlog_segments", "Closed segments waiting to be stored")
 PENDING = Gauge("csu_archive_pending_segments", "Stored segments not yet indexed or announced")
 EXPIRED = Counter("csu_archive_spool_expired_total", "Spooled segments deleted unstored at retention", ["camera"])
+# Owed proofs written per transaction: a spool's debt after a long outage (a day of one camera in
+# 2 s segments is 43,200) goes in bounded transactions, each a few hundred rows.
+PROOF_BATCH = 500
 UNPROVED = Gauge("csu_archive_unproved_deletions", "Segments deleted whose deletion proof waits for the database")
 DUPLICATES = Counter(
     "csu_archive_duplicate_segments_total", "Segments not stored: the camera was already recorded from that instant"
@@ -227,7 +230,7 @@ class Recorder:
         if seg.start_us >= cutoff_us:
             return False
         try:
-            await asyncio.to_thread(self._prove, seg, now_us)
+            await asyncio.to_thread(self._prove, [(seg, now_us)])
         except Exception as exc:  # noqa: BLE001 - the database is away
             if seg.start_us >= now_us - LEGAL_US:
                 return False  # it goes with its proof once the database is back
@@ -239,27 +242,46 @@ class Recorder:
         self._waiting.pop(seg.id, None)
         return True
 
-    def _prove(self, seg: ClosedSegment, deleted_us: int) -> None:
-        """Add a segment deleted unstored to its camera-hour's deletion proof (once)."""
-        for proof in index.proofs(self._engine, seg.camera_id, seg.start_us, seg.start_us + 1):
-            if proof.stream == seg.stream and seg.sha256 in proof.sha256s.split():
-                return  # proved by a run that stopped before it could forget the debt
-        row = row_for(seg, segment_key(seg.camera_id, seg.start_us), "", deleted_us)
-        days = self._retention.days_for(seg.camera_id)
-        index.delete_with_proofs(self._engine, [row], deleted_us, days)
+    def _prove(self, owed: list[tuple[ClosedSegment, int]]) -> None:
+        """Add segments of one camera deleted unstored to their camera-hours' deletion proofs, each
+        once, in one transaction: the trail's next summary (erasure_audit.py) then names each proof
+        whole, not once per segment as it grows."""
+        camera_id = owed[0][0].camera_id
+        first_us = min(seg.start_us for seg, _ in owed)
+        last_us = max(seg.start_us for seg, _ in owed)
+        # Proved by a run that stopped before it could forget the debt: not twice.
+        proved = {
+            (proof.stream, sha)
+            for proof in index.proofs(self._engine, camera_id, first_us, last_us + 1)
+            for sha in proof.sha256s.split()
+        }
+        rows = [
+            row_for(seg, segment_key(seg.camera_id, seg.start_us), "", deleted_us)
+            for seg, deleted_us in owed
+            if (seg.stream, seg.sha256) not in proved
+        ]
+        deleted_us = max(when for _, when in owed)
+        index.delete_with_proofs(self._engine, rows, deleted_us, self._retention.days_for(camera_id))
 
     async def flush_unproved(self) -> int:
         """Write the deletion proofs owed for segments deleted with the database away; the count done."""
         owed = self._spool.unproved()
-        done = 0
+        batches: dict[str, list[tuple[ClosedSegment, int]]] = {}
         for seg, deleted_us in owed:
-            try:
-                await asyncio.to_thread(self._prove, seg, deleted_us)
-            except Exception as exc:  # noqa: BLE001 - still away; try again later
-                log.info("deletion proofs wait for the database", error=str(exc) or type(exc).__name__)
-                break
-            self._spool.drop_unproved(seg.id)
-            done += 1
+            batches.setdefault(seg.camera_id, []).append((seg, deleted_us))
+        done = 0
+        for camera_owed in batches.values():
+            for start in range(0, len(camera_owed), PROOF_BATCH):
+                batch = camera_owed[start : start + PROOF_BATCH]
+                try:
+                    await asyncio.to_thread(self._prove, batch)
+                except Exception as exc:  # noqa: BLE001 - still away; try again later
+                    log.info("deletion proofs wait for the database", error=str(exc) or type(exc).__name__)
+                    UNPROVED.set(len(owed) - done)
+                    return done
+                for seg, _ in batch:
+                    self._spool.drop_unproved(seg.id)
+                done += len(batch)
         UNPROVED.set(len(owed) - done)
         return done
 
