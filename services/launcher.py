@@ -224,8 +224,8 @@ def _demo_operator(folder: Path, env: dict[str, str]) -> list[str]:
         return []  # the services will say what is wrong with their settings
     if reasons:
         return [f"No demonstration operator: {'; '.join(reasons)}"]
-    from services.gateway.accounts import generate_password
     from services.gateway.demo import DISPLAY_NAME, USERNAME
+    from services.gateway.identity.accounts import generate_password
 
     password_file = folder / "demo-operator-password"
     if not password_file.exists():

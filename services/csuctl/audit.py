@@ -1,7 +1,7 @@
 """csuctl audit: check the hash-chained audit trail, and record csuctl's own actions in it.
 
 `verify` walks the gateway's audit table (CSU_DATABASE_URL) with the gateway's own verifier
-(services/gateway/audit_log.py): every entry's hash and link, the retention purges, each signed
+(services/gateway/identity/audit_log.py): every entry's hash and link, the retention purges, each signed
 checkpoint against the deployment's keyring (CSU_SIGNING_KEY_FILE: the current key and the keys
 retired by `csuctl keys rotate`) or the public keys given with --public-key, the checkpoints' cadence
 (a missing one is a failure), and the heads published outside the database (CSU_BUCKET_ANCHORS).
@@ -38,7 +38,7 @@ from services.common.hashchain import Verdict
 from services.common.objectstore import StoreUnavailable, make_store
 from services.common.settings import Settings, redact_url
 from services.common.signing import Keyring, SigningKeyError, trusted_public_keys
-from services.gateway import audit_export, audit_log
+from services.gateway.identity import audit_export, audit_log
 
 app = typer.Typer(help="The audit trail: verify its hash chain and signed checkpoints.", no_args_is_help=True)
 console = Console()

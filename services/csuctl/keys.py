@@ -28,7 +28,7 @@ from rich.table import Table
 from services.common import signing
 from services.common.signing import SigningKeyError
 from services.csuctl.audit import fail, record_first, settings_or_exit
-from services.gateway import signing_key_audit
+from services.gateway.identity import signing_key_audit
 
 app = typer.Typer(help="The signing key: list the trusted keys, rotate.", no_args_is_help=True)
 console = Console()

@@ -2,7 +2,7 @@
 from a prefecture's decision, an admin locked out of the console).
 
 Works on the gateway's accounts table (CSU_DATABASE_URL) with the gateway's own code: the API's
-request models (services/gateway/account_models.py: username pattern, bounds), its checks
+request models (services/gateway/identity/account_models.py: username pattern, bounds), its checks
 (accounts.check_habilitation: known roles, group names) and accounts.py for the writes, so an
 account made here is exactly one the API would have made. Every change is recorded in the audit
 trail first, as `csuctl:<os user>` with the API's action names (users.create, users.update): if
@@ -39,9 +39,9 @@ from services.common.clock import SystemClock, to_us
 from services.common.settings import Settings, redact_url
 from services.common.timefmt import PARIS
 from services.csuctl.audit import actor, db_reason, fail, record_first, settings_or_exit
-from services.gateway import account_models as api
-from services.gateway import accounts, sessions
-from services.gateway.roles import ROLES
+from services.gateway.identity import account_models as api
+from services.gateway.identity import accounts, sessions
+from services.gateway.identity.roles import ROLES
 
 app = typer.Typer(help="Accounts and habilitations: create, list, change a habilitation.", no_args_is_help=True)
 console = Console()

@@ -3,43 +3,28 @@
 from fastapi import Depends, FastAPI
 
 from services.common.service import Runtime, health_router
-from services.gateway import demo, errors, limits
+from services.gateway import console, demo, errors, limits
 from services.gateway.audit_outcome import AuditOutcome
 from services.gateway.backends import Backends
-from services.gateway.routes import (
+from services.gateway.casework.routes import citizen_requests, kiosk, register, requisitions
+from services.gateway.identity.routes import audit, auth, oidc, partners, users
+from services.gateway.operations.routes import (
     alarms,
-    audit,
-    auth,
     bollards,
-    camera_admin,
-    cameras,
-    citizen_requests,
     compliance,
-    console,
     journal,
-    kiosk,
-    live,
-    masks,
     notifications,
-    oidc,
-    partners,
-    playback,
-    ptz,
-    redaction,
-    register,
-    requisitions,
     retention,
     room,
-    segments,
-    users,
     visitors,
 )
+from services.gateway.video.routes import camera_admin, cameras, live, masks, playback, ptz, redaction, segments
 
-# The routers, by area.
-# sign-in, accounts, audit, cameras, PTZ, recordings, live view
-CORE = (auth, users, partners, audit, cameras, camera_admin, ptz, segments, playback, live, console)
-# privacy masks and redaction for citizens' access
-PRIVACY = (masks, redaction)
+# The routers, by area (each area's package: its domain modules, and its routes in `routes/`).
+# sign-in, accounts, partners (federation) and the audit trail
+IDENTITY = (auth, users, partners, audit)
+# cameras and their administration, PTZ, recordings, live view, privacy masks, redaction for citizens
+VIDEO = (cameras, camera_admin, ptz, segments, playback, live, masks, redaction)
 # viewing-room register and door, bollards, alarms, shift journal, compliance and retention, pop-ups
 OPERATIONS = (visitors, room, bollards, alarms, journal, compliance, retention, notifications)
 # requisitions, the register, citizens' access and the kiosk
@@ -63,7 +48,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     errors.install(app)  # a domain module's refusal answers with its status and message
     app.state.runtime = runtime
     app.include_router(health_router(runtime))
-    for module in (*CORE, *PRIVACY, *OPERATIONS, *CASEWORK):
+    for module in (*IDENTITY, *VIDEO, *OPERATIONS, *CASEWORK, console):
         app.include_router(module.router)
     app.include_router(oidc.router_for(app.state.backends.oidc))  # optional single sign-on (CSU_OIDC_*)
     return app

@@ -28,7 +28,7 @@ from services.common.pb.csu.v1 import (
 from services.common.secretbox import SecretBox
 from services.common.settings import Settings
 from services.common.signing import Signer
-from services.gateway.oidc import OidcClient
+from services.gateway.identity.oidc import OidcClient
 
 # Every call the gateway makes has a deadline: a stuck backend must not hang a user's request.
 RPC_TIMEOUT_S = 10.0

@@ -14,8 +14,8 @@ from services.common import audit as audit_events
 from services.common.clock import to_us
 from services.common.log import get_logger
 from services.common.settings import Settings
-from services.gateway import accounts
 from services.gateway.backends import Backends
+from services.gateway.identity import accounts
 
 log = get_logger(__name__)
 USERNAME = "demo-operator"

@@ -100,7 +100,7 @@ async def _answer(send: Send, status: int, detail: str) -> None:
 
 
 async def _record_refusal(scope: Scope, action: str, details: dict[str, Any]) -> None:
-    from services.gateway.security import record
+    from services.gateway.identity.security import record
 
     backends = _backends(scope)
     if backends is None:
@@ -207,7 +207,7 @@ class OriginCheck:
         return (bool(host) and origin in own) or origin in self.extra
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send, headers: dict[bytes, bytes]) -> None:
-        from services.gateway import refusals
+        from services.gateway.identity import refusals
 
         sent = (headers.get(b"origin") or headers.get(b"referer") or b"(none)").decode("latin-1")[:200]
         backends = _backends(scope)

@@ -10,11 +10,13 @@ from services.common.clock import to_us
 from services.common.log import get_logger
 from services.common.pb.csu.v1 import ingest_pb2
 from services.common.service import Runtime
-from services.gateway import accounts, attempts, audit_log, audit_outcome, clip_cache, demo, refusals, signing_key_audit
+from services.gateway import audit_outcome, demo
 from services.gateway.backends import Backends
-from services.gateway.federation.tls import serve_federation
+from services.gateway.identity import accounts, attempts, audit_log, refusals, signing_key_audit
+from services.gateway.identity.federation.tls import serve_federation
 from services.gateway.operations import retention
 from services.gateway.operations import runner as operations_runner
+from services.gateway.video import clip_cache
 
 log = get_logger(__name__)
 

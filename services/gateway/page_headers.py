@@ -1,4 +1,5 @@
-"""The security headers of every page the gateway serves (the console, the OIDC refusal page).
+"""The pages the gateway serves (the console, the live view, the OIDC refusal page): where their files
+are, and the security headers of every one.
 
 Same origin only, no framing, no referrer; WebSockets to this very host for the live view and the
 notifications. The Host header is used only when it is a plain host[:port] (a forged one is left out
@@ -6,9 +7,12 @@ of the policy, never quoted into it).
 """
 
 import re
+from pathlib import Path
 
 from starlette.requests import Request
 
+# The console's files (HTML, scripts, styles), served by console.py and live.py.
+STATIC = Path(__file__).resolve().parent / "static"
 _HOST = re.compile(r"^[A-Za-z0-9.\-]+(:[0-9]{1,5})?$|^\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?$")
 
 

@@ -35,8 +35,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from services.common.clock import from_us
-from services.gateway.roles import ROLE_ACTIONS
-from services.gateway.routes import citizen_requests, kiosk, redaction, register, requisitions
+from services.gateway.casework.routes import citizen_requests, kiosk, register, requisitions
+from services.gateway.identity.roles import ROLE_ACTIONS
+from services.gateway.video.routes import redaction
 from tests.support.accounts import login
 from tests.support.archive import START, T0_US
 from tests.support.pki import TestCA

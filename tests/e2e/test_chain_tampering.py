@@ -116,7 +116,7 @@ def test_a_deleted_checkpoint_is_a_failure(platform: Platform) -> None:
 
 
 def read_export(path: Path):  # type: ignore[no-untyped-def]
-    from services.gateway import audit_export
+    from services.gateway.identity import audit_export
 
     return audit_export.read(path)
 

@@ -99,7 +99,7 @@ def test_totp_login_session_bar_headers_language_and_errors(platform: Platform) 
     assert "default-src 'self'" in csp and "script-src 'self'" in csp and "'unsafe-inline'" not in csp
     assert f"ws://127.0.0.1:{platform.gateway_port}" in csp and "img-src 'self' data: blob:" in csp
     assert "<script>" not in page_answer.text and "<script " in page_answer.text  # module files only
-    assert httpx.get(f"{base}/static/../routes/console.py", timeout=10).status_code == 404
+    assert httpx.get(f"{base}/static/../console.py", timeout=10).status_code == 404
     assert httpx.get(f"{base}/static/js/app.js", timeout=10).headers["content-type"].startswith("text/javascript")
 
     with chromium() as browser:

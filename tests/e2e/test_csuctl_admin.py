@@ -23,7 +23,7 @@ from services.common.hashchain import link_hash
 from services.common.settings import Settings
 from services.common.signing import Signer
 from services.csuctl.app import app
-from services.gateway import audit_log
+from services.gateway.identity import audit_log
 from services.requisition import register
 from services.requisition.models import RegisterEntry, RegisterHead
 from tests.support.accounts import login

@@ -20,7 +20,7 @@ from services.common import subjects
 from services.common.pb.csu.v1.events_pb2 import Alarm
 from services.common.settings import Settings
 from services.gateway.backends import Backends
-from services.gateway.commissioning import ensure_commissionable
+from services.gateway.video.commissioning import ensure_commissionable
 from tests.support.media import MASK_GREY, VTEST_SIZE, VTEST_WINDOWS, VTEST_WINDOWS_PX, decode_rgb, polygon_mask
 from tests.support.platform import Platform, wait_for
 from tests.support.servers import free_port

@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from sqlalchemy import create_engine, text
 
 from services.common.settings import Settings
-from services.gateway.oidc import OidcClient
+from services.gateway.identity.oidc import OidcClient
 from tests.support.browser import ARTIFACTS, chromium, until
 from tests.support.oidc import OidcProvider, browse_login
 from tests.support.platform import Platform, wait_for

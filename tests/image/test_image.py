@@ -43,12 +43,12 @@ ADMIN_PASSWORD = "Image-test-Passw0rd-" + secrets.token_hex(4)
 USER_PASSWORD = "a-long-Passw0rd-for-tests"
 
 
-
 def service_workloads(cluster: Cluster) -> dict[str, dict]:
     """The services' workloads by pod name: their Deployments, and the archive's StatefulSet (a spool
     per replica; its first pod is <name>-0). NATS, the other StatefulSet, runs apart."""
     sets = {f"{n}-0": w for n, w in cluster.kind("StatefulSet").items() if n != "city-csu-nats"}
     return cluster.kind("Deployment") | sets
+
 
 def image() -> str:
     name = os.environ.get("CSU_IMAGE", "")

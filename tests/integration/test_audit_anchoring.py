@@ -16,7 +16,7 @@ from services.common.objectstore.s3 import S3Store
 from services.common.pb.csu.v1.audit_pb2 import AuditEvent
 from services.common.settings import Settings
 from services.common.signing import Keyring, Signer
-from services.gateway import audit_export, audit_log
+from services.gateway.identity import audit_export, audit_log
 from tests.support.servers import S3Server, unique
 from tests.support.tampering import rewrite_audit_from, rewrite_export, truncate_audit
 

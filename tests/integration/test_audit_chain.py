@@ -12,7 +12,7 @@ from services.common.pb.csu.v1 import archive_pb2
 from services.common.pb.csu.v1.audit_pb2 import AuditEvent
 from services.common.settings import Settings
 from services.common.signing import Signer
-from services.gateway import audit_log
+from services.gateway.identity import audit_log
 from services.gateway.operations import compliance
 
 START = datetime(2023, 1, 1, tzinfo=UTC)

@@ -13,8 +13,8 @@ from sqlalchemy import Engine
 from services.common import db
 from services.common.clock import ManualClock
 from services.common.settings import Settings
-from services.gateway import sessions
-from services.gateway.models import Session
+from services.gateway.identity import sessions
+from services.gateway.identity.models import Session
 
 IDLE_MINUTES, MAX_HOURS = 30, 12
 

@@ -25,8 +25,8 @@ from services.common.secretbox import SecretBox
 from services.common.settings import Settings
 from services.common.signing import Signer
 from services.csuctl.app import app
-from services.gateway import audit_log, signing_key_audit
 from services.gateway.backends import Backends
+from services.gateway.identity import audit_log, signing_key_audit
 from services.requisition import register
 from services.requisition.models import RegisterEntry, RegisterHead
 from tests.support.audit import audit_events

@@ -18,8 +18,8 @@ from services.common import db
 from services.common.clock import ManualClock
 from services.common.secretbox import SecretBox
 from services.common.settings import Settings
-from services.gateway import accounts, attempts, login
-from services.gateway.login import Attempt, Policy, Refused
+from services.gateway.identity import accounts, attempts, login
+from services.gateway.identity.login import Attempt, Policy, Refused
 from tests.support.together import at_once
 
 PASSWORD = "a-long-Passw0rd-for-tests"

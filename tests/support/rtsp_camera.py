@@ -75,9 +75,7 @@ class FileFeeder:
     the previous one ended (or now, if the rewind took longer): RTP timestamps only ever increase.
     """
 
-    def __init__(
-        self, path: str, appsrc: GstApp.AppSrc, loop: bool, codec: str = "h264", masks_file: str = ""
-    ) -> None:
+    def __init__(self, path: str, appsrc: GstApp.AppSrc, loop: bool, codec: str = "h264", masks_file: str = "") -> None:
         self.appsrc = appsrc
         self.media_type = f"video/x-{codec}"
         # This GStreamer's rtph265pay takes Annex B only (MP4 files carry hvc1/hev1).

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine, text
 
-from services.gateway import audit_log
+from services.gateway.identity import audit_log
 
 
 def rewrite_audit_from(engine: Engine, seq: int, actor: str) -> None:
@@ -58,7 +58,7 @@ def cut_register(engine: Engine, seq: int) -> None:
 def rewrite_export(source: Path, target: Path, fmt: str, seq: int) -> None:
     """The same rewrite done to an export file: one actor changed, the links recomputed from there,
     the checkpoints from there dropped (no key to sign them again)."""
-    from services.gateway import audit_export  # (the attacks above run against any version)
+    from services.gateway.identity import audit_export
 
     export = audit_export.read(source)
     prev = ""

@@ -1,6 +1,6 @@
 """The per-address limit on refused attempts (kiosk pairing codes)."""
 
-from services.gateway.attempts import AttemptLimiter
+from services.gateway.identity.attempts import AttemptLimiter
 
 
 class Ticks:

@@ -7,7 +7,7 @@ import zlib
 from services.archive.index import proof_digest as archive_digest
 from services.archive.models import DeletionProof
 from services.common.pb.csu.v1 import archive_pb2, ingest_pb2
-from services.gateway.federation.partners import Partner
+from services.gateway.identity.federation.partners import Partner
 from services.gateway.operations import compliance, compliance_pdf, compliance_streams
 from services.gateway.operations.room import RoomPresence
 

@@ -4,7 +4,7 @@ import pytest
 from pydantic import ValidationError
 
 from services.common.settings import OidcGrant
-from services.gateway import accounts
+from services.gateway.identity import accounts
 
 
 @pytest.mark.parametrize("group", ["Centre!", "Nord Est", "", "-north", "a" * 65, "**", "nord\n"])

@@ -1,8 +1,8 @@
 """Aggregated unauthenticated refusals: one entry at once per address and window, then a summary;
 bounded memory; and the address unit the login budget counts."""
 
-from services.gateway.attempts import address_key
-from services.gateway.refusals import MANY, RefusalAggregator
+from services.gateway.identity.attempts import address_key
+from services.gateway.identity.refusals import MANY, RefusalAggregator
 
 
 class Ticks:

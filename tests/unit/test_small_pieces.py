@@ -11,8 +11,8 @@ from services.common import h264
 from services.common.cameras import demo_cameras, parse_cameras
 from services.common.clock import ManualClock, from_us, to_us
 from services.common.settings import Settings, redact_url
-from services.gateway.routes.segments import parse_byte_range
-from services.gateway.timerange import parse_range
+from services.gateway.video.routes.segments import parse_byte_range
+from services.gateway.video.timerange import parse_range
 from tests.support.frames import h264_packets
 
 NOW = datetime(2026, 11, 25, 20, 0, tzinfo=UTC)

@@ -11,9 +11,9 @@ from fastapi import HTTPException
 from fastapi.responses import Response
 
 from services.common.pb.csu.v1 import requisition_pb2
-from services.gateway.access import case_refusal
 from services.gateway.backends import Backends, rpc_errors, unknown_camera
-from services.gateway.security import Principal, refuse
+from services.gateway.identity.access import case_refusal
+from services.gateway.identity.security import Principal, refuse
 from services.gateway.streams import Relay
 
 # The requisition service signs, hashes and stores documents inside its calls: a longer deadline

@@ -18,7 +18,7 @@ from starlette.requests import HTTPConnection
 
 from services.common.pb.csu.v1 import ingest_pb2
 from services.gateway.backends import RPC_TIMEOUT_S
-from services.gateway.security import ALL_GROUPS, Principal, authenticate, principal_backends, refuse
+from services.gateway.identity.security import ALL_GROUPS, Principal, authenticate, principal_backends, refuse
 
 CITY_STAFF_ONLY = "journal and bollards are the city's operations: not available to the police nationale role"
 

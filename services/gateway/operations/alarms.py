@@ -29,11 +29,11 @@ from services.common.pb.csu.v1.events_pb2 import Alarm as AlarmEvent
 from services.common.timefmt import iso
 from services.gateway.backends import Backends
 from services.gateway.errors import Refusal
-from services.gateway.models import AuditEntry
+from services.gateway.identity.models import AuditEntry
+from services.gateway.identity.security import ALL_GROUPS, Principal
 from services.gateway.operations import notifications
 from services.gateway.operations.access import groups_by_camera, sees_camera
 from services.gateway.operations.models import Alarm
-from services.gateway.security import ALL_GROUPS, Principal
 
 log = get_logger(__name__)
 DURABLE = "gateway-alarms"
@@ -196,7 +196,7 @@ async def consume(b: Backends, stop: asyncio.Event) -> None:
 
 def refused_logins(engine: Engine, since_us: int) -> tuple[int, list[str]]:
     """How many logins were refused since then, and from which addresses. An aggregated entry
-    (services/gateway/refusals.py) stands for the count of refusals it summarises."""
+    (services/gateway/identity/refusals.py) stands for the count of refusals it summarises."""
     refused = (AuditEntry.action == "auth.login") & (AuditEntry.outcome == "refused") & (AuditEntry.time_us >= since_us)
     with session(engine) as s:
         count = s.exec(select(func.count()).select_from(AuditEntry).where(refused)).one()

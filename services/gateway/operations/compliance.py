@@ -52,14 +52,14 @@ from services.common.pb.csu.v1 import archive_pb2, ingest_pb2, masking_pb2, mask
 from services.common.settings import LEGAL_MAX_RETENTION_DAYS
 from services.common.technical_norms import profile_problem
 from services.common.timefmt import iso
-from services.gateway import accounts, audit_log, signing_key_audit
 from services.gateway.backends import RPC_TIMEOUT_S, Backends
-from services.gateway.federation import partners
-from services.gateway.models import AuditCheckpoint
+from services.gateway.identity import accounts, audit_log, signing_key_audit
+from services.gateway.identity.federation import partners
+from services.gateway.identity.models import AuditCheckpoint
+from services.gateway.identity.roles import ACTIONS, ROLE_ACTIONS, TOTP_ROLES, VIDEO_ACTIONS
 from services.gateway.operations import compliance_identity, compliance_streams, room, visitors
 from services.gateway.operations import retention as personal_retention
 from services.gateway.operations.models import VisitorDeclaration
-from services.gateway.roles import ACTIONS, ROLE_ACTIONS, TOTP_ROLES, VIDEO_ACTIONS
 
 log = get_logger(__name__)
 # Habilitations expiring this soon are flagged, so their renewal is filed in time.

@@ -26,8 +26,8 @@ from services.common.clock import to_us
 from services.common.log import get_logger
 from services.common.timefmt import iso
 from services.gateway.backends import Backends
+from services.gateway.identity.security import ALL_GROUPS, Principal
 from services.gateway.operations.access import role_refusal
-from services.gateway.security import ALL_GROUPS, Principal
 
 log = get_logger(__name__)
 # A console this far behind is disconnected (it reconnects and lists what it missed).

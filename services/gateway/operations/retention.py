@@ -38,7 +38,7 @@ from services.common.log import get_logger
 from services.common.pb.csu.v1 import requisition_pb2
 from services.common.timefmt import DAY_US, iso
 from services.gateway.backends import RPC_TIMEOUT_S, Backends
-from services.gateway.models import AuditEntry
+from services.gateway.identity.models import AuditEntry
 from services.gateway.operations.models import (
     BollardCall,
     BollardCommand,

@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 
 from services.common.log import get_logger
 from services.gateway.backends import Backends
-from services.gateway.federation import conventions
+from services.gateway.identity.federation import conventions
 from services.gateway.operations import alarms, notifications, visitors
 
 log = get_logger(__name__)
