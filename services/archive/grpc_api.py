@@ -12,7 +12,7 @@ import shutil
 import tempfile
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import BinaryIO, NoReturn, Protocol
 
 import grpc
 from sqlalchemy import Engine
@@ -29,7 +29,7 @@ from services.archive.sweeper import Sweeper
 from services.archive.timeline import KnownGap
 from services.archive.timeline import build as build_timeline
 from services.archive.verify import Problem, verify_chain
-from services.common import rpc
+from services.common import refusals, rpc
 from services.common.clock import Clock, SystemClock, from_us, to_us
 from services.common.log import get_logger
 from services.common.objectstore import InvalidKey, ObjectNotFound, ObjectStore, StoreUnavailable, check_key
@@ -38,6 +38,15 @@ from services.common.subjects import STREAMS, check_camera_id
 from services.common.timefmt import DAY_US
 
 log = get_logger(__name__)
+
+
+async def _store_unavailable(context: grpc.aio.ServicerContext, exc: StoreUnavailable) -> NoReturn:
+    """The store's own error goes to the log, not to the caller: it names endpoints and buckets, and
+    the gateway shows a service's words to the user."""
+    log.warning("object store unavailable", error=str(exc))
+    await refusals.abort(context, refusals.Unavailable("the object store is unavailable; try again shortly"))
+
+
 CHUNK = 512 * 1024
 
 
@@ -183,7 +192,7 @@ class ArchiveApi(archive_pb2_grpc.ArchiveServiceServicer):
             except ObjectNotFound:
                 await context.abort(grpc.StatusCode.NOT_FOUND, f"segment {row.id} has no object")
             except StoreUnavailable as exc:
-                await context.abort(grpc.StatusCode.UNAVAILABLE, f"object store unavailable: {exc}")
+                await _store_unavailable(context, exc)
             if chunk is None:
                 return
             yield archive_pb2.Chunk(data=chunk)
@@ -289,7 +298,7 @@ class ArchiveApi(archive_pb2_grpc.ArchiveServiceServicer):
             except ObjectNotFound as exc:
                 await context.abort(grpc.StatusCode.NOT_FOUND, f"a segment of the range has no object: {exc}")
             except StoreUnavailable as exc:
-                await context.abort(grpc.StatusCode.UNAVAILABLE, f"object store unavailable: {exc}")
+                await _store_unavailable(context, exc)
             log.info(
                 "clip built",
                 camera=cam,
@@ -348,7 +357,7 @@ class ArchiveApi(archive_pb2_grpc.ArchiveServiceServicer):
         except ObjectNotFound as exc:
             await context.abort(grpc.StatusCode.DATA_LOSS, f"a segment of the range has no object: {exc}")
         except StoreUnavailable as exc:
-            await context.abort(grpc.StatusCode.UNAVAILABLE, f"object store unavailable: {exc}")
+            await _store_unavailable(context, exc)
         log.info(
             "range extracted",
             camera=request.camera_id,
@@ -416,7 +425,7 @@ class ArchiveApi(archive_pb2_grpc.ArchiveServiceServicer):
                 verify_chain, self._engine, self._store, request.camera_id, stream, start, end, pending
             )
         except StoreUnavailable as exc:
-            await context.abort(grpc.StatusCode.UNAVAILABLE, f"object store unavailable: {exc}")
+            await _store_unavailable(context, exc)
         if self._ledger is not None:
             # A row rewritten with its object (database and bucket) still disagrees with the ledger.
             report.problems += await asyncio.to_thread(

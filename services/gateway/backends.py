@@ -25,6 +25,7 @@ from services.common.pb.csu.v1 import (
     masking_pb2_grpc,
     requisition_pb2_grpc,
 )
+from services.common.refusals import HTTP_STATUS
 from services.common.secretbox import SecretBox
 from services.common.settings import Settings
 from services.common.signing import Signer
@@ -120,60 +121,34 @@ async def backends(connection: HTTPConnection) -> Backends:
 BackendsDep = Annotated[Backends, Depends(backends)]
 
 
-# Backends whose refusals name the rule broken or who holds what (ingest's registry and PTZ,
-# masking's governance): their message is the user's answer, and a broken rule is a 422.
-_KEEP_MESSAGE = {
-    grpc.StatusCode.NOT_FOUND: 404,
-    grpc.StatusCode.INVALID_ARGUMENT: 422,
-    grpc.StatusCode.OUT_OF_RANGE: 422,
-    grpc.StatusCode.FAILED_PRECONDITION: 409,
-    grpc.StatusCode.ALREADY_EXISTS: 409,
-    grpc.StatusCode.ABORTED: 409,
-    grpc.StatusCode.PERMISSION_DENIED: 403,
-}
-
-
 # A backend's message is bounded before it reaches a user: it may quote what the request carried.
 MAX_DETAIL = 300
+# gRPC's own words when the channel, not the service, failed ("failed to connect to all addresses;
+# last error: ... ipv4:10.0.0.7:50051 ..."): they name internal addresses, so the user gets ours.
+_TRANSPORT_WORDS = ("connect", "socket", "ipv4:", "ipv6:", "dns:", "unix:", "http2")
 
 
-def _said(exc: grpc.aio.AioRpcError, default: str) -> str:
-    detail = exc.details() or default
+def _said(exc: grpc.aio.AioRpcError) -> str:
+    detail = exc.details() or exc.code().name.lower().replace("_", " ")
     return detail if len(detail) <= MAX_DETAIL else detail[:MAX_DETAIL] + "…"
 
 
 @asynccontextmanager
-async def service_errors(service: str) -> AsyncIterator[None]:
-    """Like rpc_errors, keeping the backend's own words: 422 for a rule broken, 409 a conflict, and
-    its message when it says why it cannot answer (a PTZ driver out of reach, say)."""
-    try:
-        yield
-    except grpc.aio.AioRpcError as exc:
-        code, detail = exc.code(), _said(exc, "")
-        if code in _KEEP_MESSAGE:
-            raise HTTPException(_KEEP_MESSAGE[code], detail or code.name.lower()) from exc
-        if code == grpc.StatusCode.UNAVAILABLE and detail and "connect" not in detail.lower():
-            raise HTTPException(503, detail) from exc
-        if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
-            raise HTTPException(503, f"the {service} service is unavailable; try again shortly") from exc
-        raise HTTPException(502, f"the {service} service failed: {code.name}") from exc
-
-
-@asynccontextmanager
 async def rpc_errors(service: str) -> AsyncIterator[None]:
-    """Turn a backend's gRPC failure into the HTTP error a user can act on."""
+    """A backend's refusal as the HTTP error a user can act on, for every backend alike: the status
+    from services/common/refusals.HTTP_STATUS (404, 422 a rule broken, 409 a conflict, 403, 413,
+    401...), in the backend's own words, bounded. A backend out of reach is a 503 naming only the
+    service; a backend's failure (INTERNAL, UNKNOWN...) a 502 naming only the service."""
     try:
         yield
     except grpc.aio.AioRpcError as exc:
-        code = exc.code()
-        if code == grpc.StatusCode.NOT_FOUND:
-            raise HTTPException(404, _said(exc, "not found")) from exc
-        if code in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.OUT_OF_RANGE):
-            raise HTTPException(400, _said(exc, "invalid request")) from exc
-        if code == grpc.StatusCode.FAILED_PRECONDITION:
-            raise HTTPException(409, _said(exc, "conflict")) from exc
-        if code == grpc.StatusCode.PERMISSION_DENIED:
-            raise HTTPException(403, _said(exc, "refused")) from exc
-        if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+        code, detail = exc.code(), _said(exc)
+        out_of_reach = code == grpc.StatusCode.DEADLINE_EXCEEDED or (
+            code == grpc.StatusCode.UNAVAILABLE
+            and (not exc.details() or any(word in detail.lower() for word in _TRANSPORT_WORDS))
+        )
+        if out_of_reach:
             raise HTTPException(503, f"the {service} service is unavailable; try again shortly") from exc
+        if code in HTTP_STATUS:
+            raise HTTPException(HTTP_STATUS[code], detail) from exc
         raise HTTPException(502, f"the {service} service failed: {code.name}") from exc

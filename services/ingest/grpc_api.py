@@ -12,25 +12,18 @@ from typing import Any, TypeVar
 import grpc
 from pydantic import ValidationError
 
+from services.common import refusals
 from services.common.clock import to_us
 from services.common.log import get_logger
 from services.common.pb.csu.v1 import ingest_pb2, ingest_pb2_grpc
+from services.common.refusals import NotFound, Refusal
 from services.common.secretbox import SecretBoxError
 from services.ingest import authorisations as auth
 from services.ingest import csvio, onvif_masks
 from services.ingest.node import IngestNode
 from services.ingest.onvif_masks import CameraMask
 from services.ingest.ptz import service as ptz
-from services.ingest.registry import (
-    AuthorisationRecord,
-    CameraRecord,
-    Conflict,
-    Exists,
-    Invalid,
-    NotFound,
-    RegistryError,
-    masked_url,
-)
+from services.ingest.registry import AuthorisationRecord, CameraRecord, masked_url
 from services.ingest.specs import CameraInput, first_error
 
 log = get_logger(__name__)
@@ -89,18 +82,10 @@ class IngestApi(ingest_pb2_grpc.IngestServiceServicer):
             return await work()
         except ValidationError as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, first_error(exc))
-        except (Invalid, ValueError) as exc:
+        except Refusal as exc:
+            await refusals.abort(context, exc)
+        except ValueError as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        except NotFound as exc:
-            await context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
-        except Exists as exc:
-            await context.abort(grpc.StatusCode.ALREADY_EXISTS, str(exc))
-        except Conflict as exc:
-            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
-        except RegistryError as exc:
-            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
-        except ptz.CallError as exc:
-            await context.abort(exc.code, str(exc))
         except SecretBoxError as exc:
             log.error("camera secrets unreadable", error=str(exc))
             await context.abort(grpc.StatusCode.INTERNAL, "stored camera credentials cannot be decrypted")

@@ -20,6 +20,7 @@ from sqlmodel import Session, col, select
 from services.common import db
 from services.common.cameras import CameraConfig, Catalogue
 from services.common.clock import Clock, to_us
+from services.common.refusals import Conflict, Exists, Invalid, NotFound, Refusal
 from services.common.secretbox import SecretBox
 from services.ingest import authorisations as auth
 from services.ingest.models import AuthorisationRow, CameraRow, PresetRow, TourRow
@@ -32,26 +33,6 @@ from services.ingest.specs import (
     first_error,
     transition_problem,
 )
-
-
-class RegistryError(Exception):
-    """A refused change; the message is for the person who asked."""
-
-
-class NotFound(RegistryError):
-    pass
-
-
-class Invalid(RegistryError):
-    """A value breaks a rule on its own (maps to INVALID_ARGUMENT / HTTP 422)."""
-
-
-class Conflict(RegistryError):
-    """The change conflicts with the registry's state (maps to FAILED_PRECONDITION / HTTP 409)."""
-
-
-class Exists(RegistryError):
-    pass
 
 
 @dataclass(frozen=True)
@@ -424,7 +405,7 @@ class Registry:
                         self._check_against(s, spec, "placing")
                         self._write_camera(s, None, spec, actor, [])
                         created += 1
-                except RegistryError as exc:
+                except Refusal as exc:
                     errors.append((line, str(exc)))
             if errors or dry_run:
                 s.rollback()

@@ -16,7 +16,7 @@ import grpc
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
 
-from services.common import bus
+from services.common import bus, refusals
 from services.common.clock import to_us
 from services.common.log import get_logger
 from services.common.objectstore import ObjectNotFound, ObjectStore
@@ -24,16 +24,16 @@ from services.common.optics import Optics
 from services.common.pb.csu.v1 import archive_pb2, archive_pb2_grpc, ingest_pb2, ingest_pb2_grpc, masking_pb2_grpc
 from services.common.pb.csu.v1 import masking_pb2 as pb
 from services.common.pb.csu.v1.events_pb2 import Alarm
+from services.common.refusals import Conflict, NotFound, Refusal, Unavailable
 from services.common.settings import Settings
 from services.common.signing import verify
 from services.common.timefmt import DAY_US
 from services.masking import calibration
 from services.masking.models import CalibrationRow, MaskErrorRow, MaskSetRow, RedactionJobRow, StatementRow
 from services.masking.node import MaskingNode, preview_subject
-from services.masking.preview import PreviewError
 from services.masking.projection import Position, SphericalModel
-from services.masking.redaction.jobs import DONE, JobError, RedactionJobs
-from services.masking.store import GovernanceError, MaskStore, optics_of, points_of, polygons_of, version_label
+from services.masking.redaction.jobs import DONE, RedactionJobs
+from services.masking.store import MaskStore, optics_of, points_of, polygons_of, version_label
 from services.masking.validation import InvalidMask, check_box, check_polygons
 
 log = get_logger(__name__)
@@ -44,13 +44,9 @@ MAX_SELECTION = 200
 MODES = ("scene", "persons")
 EFFECTS = ("pixelate", "blur")
 CHUNK = 512 * 1024
-_CODES = {
-    "not_found": grpc.StatusCode.NOT_FOUND,
-    "conflict": grpc.StatusCode.FAILED_PRECONDITION,
-    "forbidden": grpc.StatusCode.FAILED_PRECONDITION,
-    "unavailable": grpc.StatusCode.UNAVAILABLE,
-}
-_INGEST_REFUSALS = {grpc.StatusCode.NOT_FOUND: "not_found", grpc.StatusCode.FAILED_PRECONDITION: "conflict"}
+# Ingest's refusals of a preset lookup that are the caller's to fix (no such camera, no PTZ now);
+# any other failure is ingest being unavailable, not a server fault of ours.
+_INGEST_REFUSALS = (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.FAILED_PRECONDITION)
 
 
 def mask_set_message(row: MaskSetRow) -> pb.MaskSet:
@@ -185,22 +181,20 @@ class MaskingApi(masking_pb2_grpc.MaskingServiceServicer):
     async def _run(self, context: grpc.aio.ServicerContext, work: Callable[[], Awaitable[T]]) -> T:
         try:
             return await work()
-        except GovernanceError as exc:
-            await context.abort(_CODES.get(exc.kind, grpc.StatusCode.FAILED_PRECONDITION), str(exc))
-        except JobError as exc:
-            await context.abort(_CODES.get(exc.kind, grpc.StatusCode.FAILED_PRECONDITION), str(exc))
+        except Refusal as exc:
+            await refusals.abort(context, exc)
         except (InvalidMask, ValueError) as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         raise AssertionError("unreachable")
 
     async def _camera(self, camera_id: str) -> ingest_pb2.Camera:
-        """The camera from ingest's registry; NOT_FOUND (as GovernanceError) when unknown."""
+        """The camera from ingest's registry; NotFound when unknown."""
         try:
             return await self.ingest.GetCamera(ingest_pb2.GetCameraRequest(camera_id=camera_id), timeout=RPC_TIMEOUT_S)
         except grpc.aio.AioRpcError as exc:
             if exc.code() == grpc.StatusCode.NOT_FOUND:
-                raise GovernanceError("not_found", f"unknown camera {camera_id!r}") from exc
-            raise GovernanceError("unavailable", "the camera registry (ingest) is unavailable; try again") from exc
+                raise NotFound(f"unknown camera {camera_id!r}") from exc
+            raise Unavailable("the camera registry (ingest) is unavailable; try again") from exc
 
     # -- mask sets -----------------------------------------------------------------------------
 
@@ -302,10 +296,10 @@ class MaskingApi(masking_pb2_grpc.MaskingServiceServicer):
         async def work() -> pb.PtzCalibration:
             camera = await self._camera(request.camera_id)
             if not camera.ptz_driver:
-                raise GovernanceError("conflict", f"camera {camera.id} has no PTZ: nothing to calibrate")
+                raise Conflict(f"camera {camera.id} has no PTZ: nothing to calibrate")
             width, height = camera.profile.width, camera.profile.height
             if not (width and height):
-                raise GovernanceError("conflict", f"camera {camera.id} has no recording profile (image size)")
+                raise Conflict(f"camera {camera.id} has no recording profile (image size)")
             points = [calibration.ReferencePoint(p.landmark, p.pan, p.tilt, p.zoom, p.x, p.y) for p in request.points]
             try:
                 result = await asyncio.to_thread(calibration.fit, points, width, height, self.node.optics)
@@ -347,7 +341,7 @@ class MaskingApi(masking_pb2_grpc.MaskingServiceServicer):
             camera = await self._camera(request.camera_id)
             row = await asyncio.to_thread(self.store.calibration, camera.id, request.version)
             if row is None and request.version:
-                raise GovernanceError("not_found", f"camera {camera.id} has no calibration version {request.version}")
+                raise NotFound(f"camera {camera.id} has no calibration version {request.version}")
             if row is None:
                 return pb.PtzCalibration(camera_id=camera.id, optics=optics_message(self.node.optics))
             return calibration_message(row)
@@ -472,7 +466,7 @@ class MaskingApi(masking_pb2_grpc.MaskingServiceServicer):
             camera = await self._camera(request.camera_id)
             if camera.state not in ("commissioning", "in_service"):
                 # Not streamed (maintenance, decommissioned): no replica holds an image of it.
-                raise GovernanceError("conflict", f"camera {camera.id} is {camera.state}: it sends no image to preview")
+                raise Conflict(f"camera {camera.id} is {camera.state}: it sends no image to preview")
             if request.version:
                 await asyncio.to_thread(self.store.get, request.camera_id, request.version)
             if request.preset and not request.has_preset_position:
@@ -480,10 +474,7 @@ class MaskingApi(masking_pb2_grpc.MaskingServiceServicer):
                     raise ValueError(f"camera {camera.id} has no PTZ: it has no presets to preview")
                 await self._preset_position(request)
             if request.camera_id in self.node.lanes:
-                try:
-                    return await self.node.preview(request)
-                except PreviewError as exc:
-                    raise GovernanceError(exc.kind, str(exc)) from exc
+                return await self.node.preview(request)
             try:
                 reply = await self.node.nc.request(
                     preview_subject(self.settings.nats_prefix, request.camera_id),
@@ -491,13 +482,14 @@ class MaskingApi(masking_pb2_grpc.MaskingServiceServicer):
                     timeout=PREVIEW_TIMEOUT_S,
                 )
             except (NoRespondersError, NatsTimeout) as exc:
-                raise GovernanceError(
-                    "unavailable", f"no masking replica holds camera {request.camera_id} now; try again shortly"
+                raise Unavailable(
+                    f"no masking replica holds camera {request.camera_id} now; try again shortly"
                 ) from exc
             if reply.data.startswith(b"ok"):
                 return pb.PreviewImage.FromString(reply.data[2:])
-            kind, _, message = reply.data.decode(errors="replace").partition(":")
-            raise GovernanceError(kind if kind in _CODES else "unavailable", message)
+            name, _, message = reply.data.decode(errors="replace").partition(":")
+            code = grpc.StatusCode.__members__.get(name, grpc.StatusCode.UNAVAILABLE)
+            raise refusals.from_code(code, message)
 
         return await self._run(context, work)
 
@@ -511,8 +503,8 @@ class MaskingApi(masking_pb2_grpc.MaskingServiceServicer):
             )
         except grpc.aio.AioRpcError as exc:
             # Ingest's refusals (no such camera, no PTZ now) are the caller's to fix, not a server fault.
-            kind = _INGEST_REFUSALS.get(exc.code(), "unavailable")
-            raise GovernanceError(kind, f"the camera's presets are unavailable: {exc.details()}") from exc
+            code = exc.code() if exc.code() in _INGEST_REFUSALS else grpc.StatusCode.UNAVAILABLE
+            raise refusals.from_code(code, f"the camera's presets are unavailable: {exc.details()}") from exc
         for preset in state.presets:
             if preset.name == request.preset:
                 p = preset.position
@@ -520,7 +512,7 @@ class MaskingApi(masking_pb2_grpc.MaskingServiceServicer):
                 request.preset_position.zoom = p.zoom
                 request.has_preset_position = True
                 return
-        raise GovernanceError("not_found", f"camera {request.camera_id} has no preset {request.preset!r}")
+        raise NotFound(f"camera {request.camera_id} has no preset {request.preset!r}")
 
     # -- redaction -----------------------------------------------------------------------------
 
@@ -550,7 +542,7 @@ class MaskingApi(masking_pb2_grpc.MaskingServiceServicer):
                 raise ValueError(f"at most {MAX_SELECTION} boxes")
             covered = await self._covered(camera.id, start, end)
             if not covered:
-                raise GovernanceError("conflict", "nothing was recorded in that range")
+                raise Conflict("nothing was recorded in that range")
             selection = []
             for n, box in enumerate(request.selection, start=1):
                 check_box(box.x, box.y, box.width, box.height, f"box {n}")
@@ -583,7 +575,7 @@ class MaskingApi(masking_pb2_grpc.MaskingServiceServicer):
         except grpc.aio.AioRpcError as exc:
             if exc.code() in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.OUT_OF_RANGE):
                 raise ValueError(exc.details() or "invalid range") from exc
-            raise GovernanceError("unavailable", "the archive is unavailable; try again shortly") from exc
+            raise Unavailable("the archive is unavailable; try again shortly") from exc
         return [(c.start_us, c.end_us) for c in timeline.covered]
 
     async def GetRedaction(self, request, context):
@@ -605,8 +597,8 @@ class MaskingApi(masking_pb2_grpc.MaskingServiceServicer):
     async def ReadRedaction(self, request, context) -> AsyncIterator[pb.RedactionChunk]:
         try:
             row = await asyncio.to_thread(self.jobs.get, request.id)
-        except JobError as exc:
-            await context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
+        except Refusal as exc:
+            await refusals.abort(context, exc)
         if row.status != DONE or not row.object_key:
             code = grpc.StatusCode.NOT_FOUND if row.status == "expired" else grpc.StatusCode.FAILED_PRECONDITION
             await context.abort(code, f"job {row.id} is {row.status}: no clip to read")

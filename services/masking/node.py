@@ -38,13 +38,14 @@ from services.common.pb.csu.v1 import ingest_pb2, ingest_pb2_grpc
 from services.common.pb.csu.v1.events_pb2 import Alarm
 from services.common.pb.csu.v1.frame_pb2 import FramePacket
 from services.common.pb.csu.v1.masking_pb2 import PreviewImage, PreviewRequest
+from services.common.refusals import Refusal, Unavailable
 from services.common.settings import Settings
 from services.masking.lanes import CameraLane
 from services.masking.masks import rgb_hex_to_yuv
 from services.masking.osd import Osd
 from services.masking.pipeline import DROPPED, CameraMasker, EncoderSettings, PtzPolicy
 from services.masking.planner import NO_APPROVED_SET, SET_UNAVAILABLE, MaskSet
-from services.masking.preview import PreviewError, render_preview
+from services.masking.preview import render_preview
 from services.masking.projection import PtzModel, default_optics, model_for
 from services.masking.router import CameraRouter
 from services.masking.store import MaskStore
@@ -225,7 +226,7 @@ class MaskingNode:
             return None, NO_APPROVED_SET
         try:
             return (await asyncio.to_thread(self.store.mask_sets, [row]))[camera_id], NO_APPROVED_SET
-        except (ValueError, KeyError, TypeError) as exc:
+        except (Refusal, ValueError, KeyError, TypeError) as exc:
             log.error("mask set unreadable: camera masked whole", camera=camera_id, error=str(exc))
             return None, SET_UNAVAILABLE
 
@@ -247,7 +248,7 @@ class MaskingNode:
                 masks = (await asyncio.to_thread(self.store.mask_sets, [row]))[camera_id] if row else None
                 for lane in self._lanes_of(camera_id):
                     lane.masker.set_masks(masks, NO_APPROVED_SET)
-            except (ValueError, KeyError, TypeError) as exc:
+            except (Refusal, ValueError, KeyError, TypeError) as exc:
                 log.error("mask set unreadable: camera masked whole", camera=camera_id, error=str(exc))
                 for lane in self._lanes_of(camera_id):
                     lane.masker.set_masks(None, SET_UNAVAILABLE)
@@ -329,8 +330,9 @@ class MaskingNode:
             request = PreviewRequest.FromString(msg.data)
             image = await self.preview(request)
             await msg.respond(b"ok" + image.SerializeToString())
-        except PreviewError as exc:
-            await msg.respond(f"{exc.kind}:{exc}".encode())
+        except Refusal as exc:
+            # The asking replica answers its caller with the same kind (refusals.from_code).
+            await msg.respond(f"{exc.code.name}:{exc.message}".encode())
         except Exception as exc:
             log.exception("preview failed", error=str(exc))
             await msg.respond(f"internal:preview failed: {type(exc).__name__}".encode())
@@ -338,7 +340,7 @@ class MaskingNode:
     async def preview(self, request: PreviewRequest) -> PreviewImage:
         lane = self.lanes.get(request.camera_id)
         if lane is None or not self.leases.holds(request.camera_id):
-            raise PreviewError("unavailable", f"this replica does not hold camera {request.camera_id}")
+            raise Unavailable(f"this replica does not hold camera {request.camera_id}")
         draft = None
         if request.version:
             row = await asyncio.to_thread(self.store.get, request.camera_id, request.version)

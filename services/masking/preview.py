@@ -10,6 +10,7 @@ import cv2
 
 from services.common.pb.csu.v1.frame_pb2 import PtzPosition
 from services.common.pb.csu.v1.masking_pb2 import PreviewImage, PreviewRequest
+from services.common.refusals import NotFound, Unavailable
 from services.masking.masks import Yuv
 from services.masking.pipeline import CameraMasker
 from services.masking.planner import MaskPlanner, MaskSet
@@ -21,17 +22,9 @@ PRESET_TOLERANCE = 0.01
 JPEG_QUALITY = 85
 
 
-class PreviewError(Exception):
-    """No preview can be given; kind is "not_found" or "unavailable"."""
-
-    def __init__(self, kind: str, message: str) -> None:
-        super().__init__(message)
-        self.kind = kind
-
-
 def _preset_still(masker: CameraMasker | CameraRouter, request: PreviewRequest) -> Still:
     if not request.has_preset_position:
-        raise PreviewError("not_found", f"unknown position for preset {request.preset!r}")
+        raise NotFound(f"unknown position for preset {request.preset!r}")
     target = request.preset_position
     best: tuple[float, Still] | None = None
     for key, still in list(masker.position_stills.items()):
@@ -39,8 +32,7 @@ def _preset_still(masker: CameraMasker | CameraRouter, request: PreviewRequest) 
         if distance <= PRESET_TOLERANCE and (best is None or distance < best[0]):
             best = (distance, still)
     if best is None:
-        raise PreviewError(
-            "not_found",
+        raise NotFound(
             f"no image of preset {request.preset!r} seen yet: send the camera there once, then ask again",
         )
     return best[1]
@@ -51,7 +43,7 @@ def render_preview(
 ) -> PreviewImage:
     still = _preset_still(masker, request) if request.preset else masker.still
     if still is None:
-        raise PreviewError("not_found", f"no image received from camera {masker.camera_id} yet")
+        raise NotFound(f"no image received from camera {masker.camera_id} yet")
     current = masker.planner
     # A planner of its own: the frame path's caches are not shared across threads. A draft drawn
     # before the camera was calibrated is shown through the default optics, so that its author can
@@ -63,7 +55,7 @@ def render_preview(
     image, decision = render_still(still, planner, colour, request.max_width)
     ok, jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
     if not ok:
-        raise PreviewError("unavailable", "the preview could not be encoded")
+        raise Unavailable("the preview could not be encoded")
     answer = PreviewImage(
         jpeg=jpeg.tobytes(),
         mask_version=planner.version,

@@ -1,7 +1,8 @@
 """Mask governance in masking's database: versioned mask sets, four-eyes approval, PTZ cameras'
 calibrations, statements, mask-error reports.
 
-Rules (each broken rule raises GovernanceError with a message for the user, and changes nothing):
+Rules (each broken rule raises a refusal, services/common/refusals.py, with a message for the user,
+and changes nothing):
 - A camera's mask sets are numbered 1, 2, 3...; a new set starts as a draft. Only drafts change.
 - A draft is approved by someone other than its author (four-eyes). Approving supersedes the
   previously approved set in the same transaction, so a camera never has two approved sets.
@@ -29,6 +30,7 @@ from sqlmodel import col, select
 from services.common import db
 from services.common.clock import Clock, to_us
 from services.common.optics import Optics
+from services.common.refusals import Conflict, NotFound
 from services.common.signing import verify
 from services.masking.calibration import Fit, ReferencePoint
 from services.masking.models import CalibrationRow, MaskErrorRow, MaskSetRow, StatementRow
@@ -39,14 +41,6 @@ OPEN, CLOSED = "open", "closed"
 CATALOGUE = "catalogue"
 
 Point = tuple[float, float]
-
-
-class GovernanceError(ValueError):
-    """A rule of mask governance refuses the change (kind: not_found, conflict, forbidden)."""
-
-    def __init__(self, kind: str, message: str) -> None:
-        super().__init__(message)
-        self.kind = kind
 
 
 @dataclass(frozen=True)
@@ -138,14 +132,14 @@ class MaskStore:
         if version == 0:
             row = self.approved(camera_id)
             if row is None:
-                raise GovernanceError("not_found", f"camera {camera_id!r} has no approved mask set")
+                raise NotFound(f"camera {camera_id!r} has no approved mask set")
             return row
         with db.session(self.engine) as s:
             row = s.exec(
                 select(MaskSetRow).where(MaskSetRow.camera_id == camera_id, MaskSetRow.version == version)
             ).first()
         if row is None:
-            raise GovernanceError("not_found", f"camera {camera_id!r} has no mask set version {version}")
+            raise NotFound(f"camera {camera_id!r} has no mask set version {version}")
         return row
 
     def mask_sets(self, rows: Iterable[MaskSetRow]) -> dict[str, MaskSet]:
@@ -214,7 +208,7 @@ class MaskStore:
                     s.rollback()
                     continue
                 return row
-        raise GovernanceError("conflict", "the calibration could not be numbered; try again")
+        raise Conflict("the calibration could not be numbered; try again")
 
     # -- changing ------------------------------------------------------------------------------
 
@@ -251,7 +245,7 @@ class MaskStore:
                     s.rollback()
                     continue
                 return row
-        raise GovernanceError("conflict", "the mask set could not be numbered; try again")
+        raise Conflict("the mask set could not be numbered; try again")
 
     def update_draft(
         self,
@@ -291,8 +285,8 @@ class MaskStore:
         with db.session(self.engine) as s:
             row = self._draft(s, camera_id, version)
             if row.author == actor:
-                raise GovernanceError(
-                    "forbidden", f"four-eyes rule: {actor} authored version {version}; another mask administrator "
+                raise Conflict(
+                    f"four-eyes rule: {actor} authored version {version}; another mask administrator "
                     "must approve it",
                 )  # fmt: skip
             now = self._now()
@@ -312,9 +306,9 @@ class MaskStore:
     def _draft(self, s, camera_id: str, version: int) -> MaskSetRow:
         row = s.exec(select(MaskSetRow).where(MaskSetRow.camera_id == camera_id, MaskSetRow.version == version)).first()
         if row is None:
-            raise GovernanceError("not_found", f"camera {camera_id!r} has no mask set version {version}")
+            raise NotFound(f"camera {camera_id!r} has no mask set version {version}")
         if row.status != DRAFT:
-            raise GovernanceError("conflict", f"version {version} is {row.status}: only drafts can change")
+            raise Conflict(f"version {version} is {row.status}: only drafts can change")
         return row
 
     def import_catalogue(self, cameras: Iterable[CatalogueMasks]) -> int:
@@ -385,7 +379,7 @@ class MaskStore:
                 .order_by(col(StatementRow.signed_us).desc())
             ).first()
             if row is None or row.withdrawn_us is not None:
-                raise GovernanceError("not_found", f"camera {camera_id!r} has no no-private-area statement in force")
+                raise NotFound(f"camera {camera_id!r} has no no-private-area statement in force")
             row.withdrawn_us, row.withdrawn_by = self._now(), actor
             s.add(row)
             s.commit()
@@ -422,9 +416,9 @@ class MaskStore:
         with db.session(self.engine) as s:
             row = s.get(MaskErrorRow, report_id)
             if row is None:
-                raise GovernanceError("not_found", f"no mask-error report {report_id!r}")
+                raise NotFound(f"no mask-error report {report_id!r}")
             if row.status == CLOSED:
-                raise GovernanceError("conflict", f"report {report_id} was already closed by {row.closed_by}")
+                raise Conflict(f"report {report_id} was already closed by {row.closed_by}")
             row.status, row.closed_by, row.closed_us, row.resolution = CLOSED, actor, self._now(), resolution
             s.add(row)
             s.commit()

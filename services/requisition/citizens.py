@@ -34,11 +34,11 @@ from services.common.clock import to_us
 from services.common.db import session
 from services.common.log import get_logger
 from services.common.pb.csu.v1 import archive_pb2, masking_pb2, requisition_pb2
+from services.common.refusals import Conflict, Denied, Invalid, NotFound, Refusal, Unavailable
 from services.common.subjects import check_camera_id
 from services.common.timefmt import DAY_US, HOUR_US, PARIS
 from services.requisition import documents, fields, transitions
 from services.requisition.context import Context
-from services.requisition.errors import Conflict, Denied, Invalid, NotFound, ServiceError, Unavailable
 from services.requisition.models import CitizenRequest, Document, KioskSession, Transition
 from services.requisition.numbering import next_number
 from services.requisition.timefmt import paris_date, utc
@@ -444,7 +444,7 @@ async def start_redaction(ctx: Context, request: requisition_pb2.StartRedactionR
         return row
 
 
-def _masking_error(exc: grpc.aio.AioRpcError) -> ServiceError:
+def _masking_error(exc: grpc.aio.AioRpcError) -> Refusal:
     code = exc.code()
     if code in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.OUT_OF_RANGE):
         return Invalid(exc.details() or "the redaction was refused")

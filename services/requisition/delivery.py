@@ -16,9 +16,9 @@ from sqlmodel import select
 from services.common.clock import to_us
 from services.common.db import session
 from services.common.pb.csu.v1 import requisition_pb2
+from services.common.refusals import Conflict, Denied, Invalid, NotFound
 from services.requisition import documents, fields, packaging, purge, receipt, register, transitions, workflow
 from services.requisition.context import Context
-from services.requisition.errors import Conflict, Denied, Invalid, NotFound
 from services.requisition.models import Document, RegisterEntry, Requisition, Transition
 from services.requisition.progress import Progress
 from services.requisition.requisitions import KIND, load, move, parts_of, ranges_of

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from PIL import Image, UnidentifiedImageError
 
 from services.common.objectstore import ObjectNotFound, ObjectStore
+from services.common.refusals import Invalid, NotFound, TooLarge
 from services.common.secretbox import SecretBox
-from services.requisition.errors import Invalid, NotFound, TooLarge
 from services.requisition.models import Document
 
 PDF, JPEG, PNG = "application/pdf", "image/jpeg", "image/png"

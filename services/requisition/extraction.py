@@ -28,11 +28,11 @@ from services.common.db import session
 from services.common.log import get_logger
 from services.common.objectstore import ObjectStore
 from services.common.pb.csu.v1 import archive_pb2, requisition_pb2
+from services.common.refusals import Conflict, DataLoss, Denied, Invalid, NotFound, Refusal, Unavailable
 from services.common.rpc import StreamStalled, next_message
 from services.common.timefmt import HOUR_US
 from services.requisition import register, workflow
 from services.requisition.context import Context
-from services.requisition.errors import Conflict, DataLoss, Denied, Invalid, NotFound, ServiceError, Unavailable
 from services.requisition.models import ExtractPart, ExtractSegment, RequestedRange, Requisition, Transition
 from services.requisition.progress import Progress
 from services.requisition.requisitions import load, move, summary
@@ -120,7 +120,7 @@ def delete_prefix(store: ObjectStore, key_prefix: str) -> tuple[int, int]:
     return len(infos), sum(i.size for i in infos)
 
 
-def _archive_error(exc: grpc.aio.AioRpcError, piece: Piece) -> ServiceError:
+def _archive_error(exc: grpc.aio.AioRpcError, piece: Piece) -> Refusal:
     where = f"camera {piece.camera_id} from {utc(piece.start_us)} to {utc(piece.end_us)}"
     code = exc.code()
     if code in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.OUT_OF_RANGE):

@@ -3,7 +3,7 @@
 import re
 from datetime import date
 
-from services.requisition.errors import Invalid
+from services.common.refusals import Invalid
 
 _SINGLE = re.compile(r"[\x00-\x1f\x7f]")
 _MULTI = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")

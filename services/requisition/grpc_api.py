@@ -1,5 +1,5 @@
 """RequisitionService over gRPC: the gateway's way in. Each method runs the workflow function and
-turns its refusals (errors.py) into gRPC statuses with the message; uploads arrive as client
+turns its refusals (services/common/refusals.py) into gRPC statuses with the message; uploads arrive as client
 streams (meta first, then data), files leave as server streams (info first, then data)."""
 
 import asyncio
@@ -8,11 +8,13 @@ from typing import Any
 
 import grpc
 
+from services.common import refusals
 from services.common.clock import to_us
 from services.common.hashchain import Verdict
 from services.common.log import get_logger
 from services.common.objectstore import ObjectNotFound, StoreUnavailable
 from services.common.pb.csu.v1 import requisition_pb2, requisition_pb2_grpc
+from services.common.refusals import Invalid, Refusal, TooLarge
 from services.common.secretbox import SecretBoxError
 from services.requisition import (
     citizens,
@@ -28,7 +30,6 @@ from services.requisition import (
     stats,
 )
 from services.requisition.context import Context
-from services.requisition.errors import Invalid, ServiceError, TooLarge
 from services.requisition.models import Requisition, Transition
 
 log = get_logger(__name__)
@@ -38,8 +39,8 @@ CHUNK = 512 * 1024
 async def _guard[T](context: grpc.aio.ServicerContext, work: Callable[[], Awaitable[T]]) -> T:
     try:
         return await work()
-    except ServiceError as exc:
-        await context.abort(exc.code, exc.message)
+    except Refusal as exc:
+        await refusals.abort(context, exc)
     except (StoreUnavailable, SecretBoxError) as exc:
         log.warning("store unavailable", error=str(exc))
         await context.abort(grpc.StatusCode.UNAVAILABLE, "the object store is unavailable; try again shortly")
@@ -356,8 +357,8 @@ class RequisitionApi(requisition_pb2_grpc.RequisitionServiceServicer):
                 chunk = await anext(stream)
             except StopAsyncIteration:
                 return
-            except ServiceError as exc:
-                await context.abort(exc.code, exc.message)
+            except Refusal as exc:
+                await refusals.abort(context, exc)
             yield chunk
 
     async def RecordOutcome(self, request, context):

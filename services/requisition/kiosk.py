@@ -29,9 +29,9 @@ from services.common.clock import to_us
 from services.common.db import session
 from services.common.log import get_logger
 from services.common.pb.csu.v1 import masking_pb2, requisition_pb2
+from services.common.refusals import Conflict, Denied, NotFound, Unauthenticated, Unavailable
 from services.requisition import citizens
 from services.requisition.context import Context
-from services.requisition.errors import Conflict, Denied, NotFound, Unauthenticated, Unavailable
 from services.requisition.models import CitizenRequest, KioskSession
 
 log = get_logger(__name__)

@@ -33,9 +33,9 @@ import pyzipper
 
 from services.common.db import session
 from services.common.objectstore import ObjectNotFound
+from services.common.refusals import DataLoss, Invalid
 from services.requisition import csu_verify
 from services.requisition.context import Context
-from services.requisition.errors import DataLoss, Invalid
 from services.requisition.models import (
     Document,
     ExtractPart,

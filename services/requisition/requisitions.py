@@ -16,11 +16,11 @@ from sqlmodel import Session, col, select
 from services.common.clock import to_us
 from services.common.db import session
 from services.common.pb.csu.v1 import requisition_pb2
+from services.common.refusals import Conflict, Denied, Invalid, NotFound
 from services.common.subjects import check_camera_id
 from services.common.timefmt import DAY_US
 from services.requisition import documents, fields, register, transitions, workflow
 from services.requisition.context import Context
-from services.requisition.errors import Conflict, Denied, Invalid, NotFound
 from services.requisition.models import (
     Document,
     ExtractPart,

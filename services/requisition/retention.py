@@ -21,9 +21,9 @@ from services.common.clock import to_us
 from services.common.db import session
 from services.common.log import get_logger
 from services.common.pb.csu.v1 import requisition_pb2
+from services.common.refusals import Invalid
 from services.requisition import citizens, purge, transitions
 from services.requisition.context import Context
-from services.requisition.errors import Invalid
 from services.requisition.models import CitizenRequest, Document, Requisition
 
 log = get_logger(__name__)

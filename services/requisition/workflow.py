@@ -9,7 +9,7 @@ table below does not allow is refused with a message saying what the request's s
 
 from typing import Final
 
-from services.requisition.errors import Conflict
+from services.common.refusals import Conflict
 
 REQUESTED = "requested"
 EXTRACTED = "extracted"

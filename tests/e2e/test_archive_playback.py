@@ -103,10 +103,10 @@ def test_timeline_clip_ranges_live_edge_and_bad_input(platform: Platform) -> Non
         assert fragment in response.json()["detail"], response.json()
 
     now = datetime.now(UTC)
-    bad(400, "future", start=iso(now + timedelta(hours=1)), end=iso(now + timedelta(hours=2)))
-    bad(400, "retention", start=iso(now - timedelta(days=20)), end=iso(now - timedelta(days=20, hours=-1)))
-    bad(400, "start must be before end", start=iso(now - timedelta(minutes=1)), end=iso(now - timedelta(minutes=2)))
-    bad(400, "wider than the maximum", start=iso(now - timedelta(hours=30)), end=iso(now))
+    bad(422, "future", start=iso(now + timedelta(hours=1)), end=iso(now + timedelta(hours=2)))
+    bad(422, "retention", start=iso(now - timedelta(days=20)), end=iso(now - timedelta(days=20, hours=-1)))
+    bad(422, "start must be before end", start=iso(now - timedelta(minutes=1)), end=iso(now - timedelta(minutes=2)))
+    bad(422, "wider than the maximum", start=iso(now - timedelta(hours=30)), end=iso(now))
     bad(400, "no time zone", start="2026-11-25T10:00:00", end=iso(now))
     bad(404, "nothing was recorded", start=iso(now - timedelta(hours=3)), end=iso(now - timedelta(hours=2)))
     missing_why = api.get(f"/api/v1/cameras/{CAMERA}/clip", params={"start": iso(start), "end": iso(end)})
@@ -117,7 +117,7 @@ def test_timeline_clip_ranges_live_edge_and_bad_input(platform: Platform) -> Non
     bad_timeline = api.get(
         f"/api/v1/cameras/{CAMERA}/timeline", params={"start": iso(now), "end": iso(now - timedelta(hours=1))}
     )
-    assert bad_timeline.status_code == 400 and "start must be before end" in bad_timeline.json()["detail"]
+    assert bad_timeline.status_code == 422 and "start must be before end" in bad_timeline.json()["detail"]
 
     # Consultations are in the audit trail, once per clip and session.
     auditor = platform.client("auditor")

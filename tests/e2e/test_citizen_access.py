@@ -86,16 +86,16 @@ def test_citizen_request_to_kiosk_viewing_and_closure(
     refused(clerk.post("/api/v1/citizen-requests", json={"full_name": "x"}), 415, "multipart/form-data")
     refused(
         clerk.post("/api/v1/citizen-requests", **registration(b"GIF89a not accepted", "id.gif")),
-        400,
+        422,
         "not a PDF, JPEG or PNG",
     )
-    refused(clerk.post("/api/v1/citizen-requests", **registration(jpeg_bytes(), "C:\\id.jpg")), 400, "plain name")
+    refused(clerk.post("/api/v1/citizen-requests", **registration(jpeg_bytes(), "C:\\id.jpg")), 422, "plain name")
     refused(
-        clerk.post("/api/v1/citizen-requests", **registration(jpeg_bytes(), full_name="")), 400, "full_name is required"
+        clerk.post("/api/v1/citizen-requests", **registration(jpeg_bytes(), full_name="")), 422, "full_name is required"
     )
     refused(
         clerk.post("/api/v1/citizen-requests", **registration(jpeg_bytes(), window_end=iso(T0_US + 3 * 86_400 * S))),
-        400,
+        422,
         "wider than",
     )
     refused(
@@ -229,7 +229,7 @@ def test_citizen_request_to_kiosk_viewing_and_closure(
 
     # Closing: viewed. The identity document and the hold are gone; the outcome stays.
     refused(
-        clerk.post(f"/api/v1/citizen-requests/{rid}/outcome", json={"outcome": "refused"}), 400, "reason is required"
+        clerk.post(f"/api/v1/citizen-requests/{rid}/outcome", json={"outcome": "refused"}), 422, "reason is required"
     )
     closed = clerk.post(f"/api/v1/citizen-requests/{rid}/outcome", json={"outcome": "viewed"})
     assert closed.status_code == 200, closed.text
@@ -274,7 +274,7 @@ def test_deadline_warning_not_found_and_the_30_day_clamp(env: tuple[Platform, Re
 
     operator = platform.client("operator")
     nothing = operator.post(f"/api/v1/citizen-requests/{rid}/search", json={"found": False})
-    assert nothing.status_code == 400 and "note is required" in nothing.json()["detail"]
+    assert nothing.status_code == 422 and "note is required" in nothing.json()["detail"]
     closed = operator.post(f"/api/v1/citizen-requests/{rid}/search", json={"found": False, "note": "absent des images"})
     assert closed.status_code == 200 and closed.json()["state"] == "closed" and closed.json()["outcome"] == "not_found"
     assert documents_of(st, rid) == [] and holds(st, bg) == []

@@ -143,9 +143,9 @@ def test_bad_input_wrong_transitions_and_expiry_of_an_unclaimed_buffer(env: Env)
     unknown = [request_body()["ranges"][0] | {"camera_id": "nope"}]
     refused(supervisor.post("/api/v1/requisitions", json=request_body(ranges=unknown)), 404, "unknown camera")
     future = [{"camera_id": CAM, "start": iso(T0_US + 3600 * 48 * S), "end": iso(T0_US + 3600 * 49 * S)}]
-    refused(supervisor.post("/api/v1/requisitions", json=request_body(ranges=future)), 400, "in the future")
+    refused(supervisor.post("/api/v1/requisitions", json=request_body(ranges=future)), 422, "in the future")
     old = [{"camera_id": CAM, "start": iso(T0_US - 20 * 86_400 * S), "end": iso(T0_US - 19 * 86_400 * S)}]
-    refused(supervisor.post("/api/v1/requisitions", json=request_body(ranges=old)), 400, "keeps 15 days")
+    refused(supervisor.post("/api/v1/requisitions", json=request_body(ranges=old)), 422, "keeps 15 days")
     assert platform.client("clerk").post("/api/v1/requisitions", json=request_body()).status_code == 403
 
     created = supervisor.post("/api/v1/requisitions", json=request_body())
@@ -187,22 +187,22 @@ def test_bad_input_wrong_transitions_and_expiry_of_an_unclaimed_buffer(env: Env)
     refused(supervisor.post(f"/api/v1/requisitions/{rid}/requisition", content=pdf_bytes()), 415, "multipart/form-data")
     refused(
         supervisor.post(f"/api/v1/requisitions/{rid}/requisition", **form(b"MZ\x90\x00" * 100, "scan.pdf")),
-        400,
+        422,
         "not a PDF, JPEG or PNG",
     )
     refused(
         supervisor.post(f"/api/v1/requisitions/{rid}/requisition", **form(pdf_bytes(), "..\\..\\scan.pdf")),
-        400,
+        422,
         "plain name",
     )
     refused(
         supervisor.post(f"/api/v1/requisitions/{rid}/requisition", **form(png_bytes()[:60], "scan.png")),
-        400,
+        422,
         "cannot be read",
     )
     refused(
         supervisor.post(f"/api/v1/requisitions/{rid}/requisition", **form(pdf_bytes(), authority_kind="mayor")),
-        400,
+        422,
         "authority_kind",
     )
     refused(
@@ -290,7 +290,7 @@ def test_requisition_to_delivery_with_a_verifiable_package(env: Env, tmp_path: P
 
     # The package: built, downloaded, verified — and tampering detected.
     short = supervisor.post(f"/api/v1/requisitions/{rid}/package", json={"password": "short"})
-    assert short.status_code == 400 and "12 characters" in short.json()["detail"]
+    assert short.status_code == 422 and "12 characters" in short.json()["detail"]
     built = supervisor.post(f"/api/v1/requisitions/{rid}/package")
     assert built.status_code == 200, built.text
     package = built.json()["package"]
@@ -385,7 +385,7 @@ def test_requisition_to_delivery_with_a_verifiable_package(env: Env, tmp_path: P
     wrong_hash = officer.post(
         f"/api/v1/requisitions/{rid}/delivery", json={"medium": "download", "package_sha256": "0" * 64}
     )
-    assert wrong_hash.status_code == 400 and "not the package's" in wrong_hash.json()["detail"]
+    assert wrong_hash.status_code == 422 and "not the package's" in wrong_hash.json()["detail"]
     usb_by_police = officer.post(
         f"/api/v1/requisitions/{rid}/delivery",
         json={

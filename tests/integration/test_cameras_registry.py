@@ -11,11 +11,12 @@ from sqlalchemy import text
 from services.common import db
 from services.common.cameras import demo_cameras, parse_catalogue
 from services.common.clock import ManualClock, to_us
+from services.common.refusals import Conflict, Exists, Invalid
 from services.common.secretbox import SecretBox
 from services.common.settings import Settings
 from services.ingest import csvio
 from services.ingest.authorisations import AuthorisationInput
-from services.ingest.registry import SEED_REFERENCE, Conflict, Exists, Invalid, Registry, recording_refusal
+from services.ingest.registry import SEED_REFERENCE, Registry, recording_refusal
 from services.ingest.specs import CameraInput
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)

@@ -17,6 +17,7 @@ from services.common.clock import ManualClock, SystemClock, to_us
 from services.common.pb.csu.v1 import ingest_pb2
 from services.common.pb.csu.v1.events_pb2 import Alarm, AuthorisationNotice, CameraStatusChanged
 from services.common.pb.csu.v1.frame_pb2 import FramePacket
+from services.common.refusals import Refusal
 from services.common.secretbox import SecretBox
 from services.common.settings import Settings
 from services.ingest.authorisations import AuthorisationInput, add_months
@@ -219,7 +220,7 @@ async def test_ptz_through_another_replica_moves_the_view_and_every_packet_says_
         await until(lambda: packets[-1].ptz.pan > 0.59 and not packets[-1].moving, 20, "the camera at its target")
         assert abs(packets[-1].ptz.zoom - 0.5) < 0.01
 
-        with pytest.raises(ptz.CallError) as busy:
+        with pytest.raises(Refusal) as busy:
             await ptz.call(other, "PtzMove", ingest_pb2.PtzCommand(camera_id=camera_id, actor=ingest_pb2.PtzActor(
                 user="martin", priority=50), kind="stop"))  # fmt: skip
         assert busy.value.code.name == "ABORTED" and "held by dupont (priority 50" in str(busy.value)
@@ -238,14 +239,14 @@ async def test_ptz_through_another_replica_moves_the_view_and_every_packet_says_
         assert [p.name for p in state.presets] == ["entrance"]
         await until(lambda: abs(packets[-1].ptz.pan + 0.5) < 0.01, 20, "the preset's position in the packets")
 
-        with pytest.raises(ptz.CallError) as refused:
+        with pytest.raises(Refusal) as refused:
             await ptz.call(other, "PtzReserve", ingest_pb2.PtzReserveRequest(camera_id=camera_id, actor=operator,
                                                                              duration_s=60))  # fmt: skip
         assert refused.value.code.name == "PERMISSION_DENIED"
         no_ptz = unique("fixed-")
         add_camera(site, no_ptz, "demo://fixed")
         await other.refresh()
-        with pytest.raises(ptz.CallError, match="has no PTZ"):
+        with pytest.raises(Refusal, match="has no PTZ"):
             await ptz.call(other, "PtzGetState", ingest_pb2.PtzCameraRequest(camera_id=no_ptz, actor=operator))
     finally:
         for node, nc in nodes:
@@ -294,7 +295,7 @@ async def test_ptz_reservation_and_guard_tour_carry_on_in_the_next_replica_holdi
         taken = await state(second)
         assert taken.has_session and taken.session.holder == "chef" and taken.session.reserved
         assert taken.session.time_left_s > 500
-        with pytest.raises(ptz.CallError) as busy:
+        with pytest.raises(Refusal) as busy:
             await ptz.call(second, "PtzMove", ingest_pb2.PtzCommand(camera_id=camera_id, actor=operator, kind="home"))
         assert busy.value.code.name == "ABORTED" and "reserved by chef (priority 80" in str(busy.value)
         await ptz.call(second, "PtzRelease", ingest_pb2.PtzReleaseRequest(camera_id=camera_id, actor=supervisor))

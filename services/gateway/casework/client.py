@@ -1,10 +1,9 @@
-"""What the casework routes (requisitions, citizens' requests, kiosk, register) share: the
-requisition service's refusals as HTTP answers, the caller as an `Actor`, whole small files read
-from a bounded stream, and the cameras of a case under the case rule (access.py)."""
+"""What the casework routes (requisitions, citizens' requests, kiosk, register) share: the caller as
+an `Actor`, whole small files read from a bounded stream, and the cameras of a case under the case
+rule (identity/access.py). The requisition service's refusals are answered like every backend's
+(backends.rpc_errors)."""
 
 import re
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 import grpc
 from fastapi import HTTPException
@@ -19,23 +18,6 @@ from services.gateway.streams import Relay
 # The requisition service signs, hashes and stores documents inside its calls: a longer deadline
 # than the 10 s every other gateway call gets (backends.RPC_TIMEOUT_S).
 REQUISITION_TIMEOUT_S = 30.0
-
-
-@asynccontextmanager
-async def requisition_errors() -> AsyncIterator[None]:
-    """The requisition service's refusals as HTTP errors that name the problem."""
-    async with rpc_errors("requisition"):
-        try:
-            yield
-        except grpc.aio.AioRpcError as exc:
-            code = exc.code()
-            if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
-                raise HTTPException(413, exc.details() or "too large") from exc
-            if code == grpc.StatusCode.UNAUTHENTICATED:
-                raise HTTPException(401, exc.details() or "not authenticated") from exc
-            if code == grpc.StatusCode.DATA_LOSS:
-                raise HTTPException(502, exc.details() or "stored footage does not match its hash") from exc
-            raise  # the usual mapping (404, 400, 409, 403, 503)
 
 
 def actor_of(principal: Principal) -> requisition_pb2.Actor:
@@ -60,7 +42,7 @@ async def read_stream(
     data = bytearray()
     relay = Relay(call, "requisition", b.settings.stream_stall_s, first_s)
     try:
-        async with requisition_errors():
+        async with rpc_errors("requisition"):
             async for chunk in relay.rest():
                 if chunk.HasField("info"):
                     info = chunk.info

@@ -14,13 +14,14 @@ Pure logic on a Clock: tested with ManualClock, no waiting.
 from dataclasses import dataclass, replace
 
 from services.common.clock import Clock, to_us
+from services.common.refusals import Busy, Denied
 
 
-class PtzBusy(Exception):
+class PtzBusy(Busy):
     """Someone with an equal or higher priority holds the camera; the message names them."""
 
 
-class PtzRefused(Exception):
+class PtzRefused(Denied):
     """The user may not do this to the current session (e.g. release someone else's)."""
 
 

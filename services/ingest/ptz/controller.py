@@ -24,11 +24,12 @@ from services.common.clock import Clock
 from services.common.log import get_logger
 from services.common.pb.csu.v1 import ingest_pb2
 from services.common.pb.csu.v1.frame_pb2 import PtzPosition
+from services.common.refusals import Invalid, NotFound
 from services.common.settings import Settings
 from services.ingest.ptz.arbitration import Arbiter, PtzBusy, PtzRefused
 from services.ingest.ptz.driver import PtzDriver, PtzError, PtzSnapshot, clamp_position
 from services.ingest.ptz.sessions import SessionStore
-from services.ingest.registry import Invalid, NotFound, Registry
+from services.ingest.registry import Registry
 
 log = get_logger(__name__)
 

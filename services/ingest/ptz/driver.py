@@ -8,8 +8,10 @@ raises PtzError with a message an operator can act on; drivers never log credent
 from dataclasses import dataclass
 from typing import Protocol
 
+from services.common.refusals import Unavailable
 
-class PtzError(RuntimeError):
+
+class PtzError(Unavailable):
     """The camera's PTZ cannot do what was asked (unreachable, refused, unsupported)."""
 
 

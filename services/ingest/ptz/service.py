@@ -15,24 +15,17 @@ from nats.aio.msg import Msg
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
 
+from services.common import refusals
 from services.common.log import get_logger
 from services.common.pb.csu.v1 import ingest_pb2
-from services.ingest.ptz.arbitration import PtzBusy, PtzRefused
+from services.common.refusals import Conflict, NotFound, Refusal, Unavailable
 from services.ingest.ptz.controller import Actor, PtzController
-from services.ingest.ptz.driver import PtzError
-from services.ingest.registry import Conflict, Exists, Invalid, NotFound
 
 if TYPE_CHECKING:
     from services.ingest.node import IngestNode
 
 log = get_logger(__name__)
 FORWARD_TIMEOUT_S = 15.0
-
-
-class CallError(Exception):
-    def __init__(self, code: grpc.StatusCode, message: str) -> None:
-        super().__init__(message)
-        self.code = code
 
 
 REQUESTS: dict[str, type[Message]] = {
@@ -54,7 +47,8 @@ def _actor(request) -> Actor:
 
 
 async def run_local(controller: PtzController, method: str, request) -> ingest_pb2.PtzState:
-    """Run a PTZ call on this replica's controller; CallError with the gRPC code on failure."""
+    """Run a PTZ call on this replica's controller; a `Refusal` (busy, refused, the driver's failure,
+    an unknown preset...) says why not."""
     actor = _actor(request)
     handlers: dict[str, Callable[[], Awaitable[None]]] = {
         "PtzGetState": _noop,
@@ -76,25 +70,10 @@ async def run_local(controller: PtzController, method: str, request) -> ingest_p
         "PtzStartTour": lambda: controller.start_tour(actor, request.tour.name),
         "PtzStopTour": lambda: controller.stop_tour(actor),
     }
-    try:
-        await handlers[method]()
-        if method != "PtzGetState":
-            log.info(
-                "PTZ", camera=controller.camera_id, call=method, actor=actor.user, kind=getattr(request, "kind", "")
-            )
-        return await controller.state()
-    except PtzBusy as exc:
-        raise CallError(grpc.StatusCode.ABORTED, str(exc)) from exc
-    except PtzRefused as exc:
-        raise CallError(grpc.StatusCode.PERMISSION_DENIED, str(exc)) from exc
-    except PtzError as exc:
-        raise CallError(grpc.StatusCode.UNAVAILABLE, str(exc)) from exc
-    except NotFound as exc:
-        raise CallError(grpc.StatusCode.NOT_FOUND, str(exc)) from exc
-    except Invalid as exc:
-        raise CallError(grpc.StatusCode.INVALID_ARGUMENT, str(exc)) from exc
-    except (Conflict, Exists) as exc:
-        raise CallError(grpc.StatusCode.FAILED_PRECONDITION, str(exc)) from exc
+    await handlers[method]()
+    if method != "PtzGetState":
+        log.info("PTZ", camera=controller.camera_id, call=method, actor=actor.user, kind=getattr(request, "kind", ""))
+    return await controller.state()
 
 
 async def _noop() -> None:
@@ -109,9 +88,9 @@ async def call(node: "IngestNode", method: str, request) -> ingest_pb2.PtzState:
         await node.refresh()
         record = node.cameras.get(camera_id)
     if record is None:
-        raise CallError(grpc.StatusCode.NOT_FOUND, f"unknown camera {camera_id!r}")
+        raise NotFound(f"unknown camera {camera_id!r}")
     if not record.ptz_driver:
-        raise CallError(grpc.StatusCode.FAILED_PRECONDITION, f"camera {camera_id} has no PTZ")
+        raise Conflict(f"camera {camera_id} has no PTZ")
     controller = node.controller(camera_id)
     if controller is not None:
         return await run_local(controller, method, request)
@@ -125,10 +104,10 @@ async def call(node: "IngestNode", method: str, request) -> ingest_pb2.PtzState:
     except (NoRespondersError, NatsTimeout) as exc:
         refusal = node.refusal(record)
         why = f": {refusal}" if refusal else " right now; try again in a few seconds"
-        raise CallError(grpc.StatusCode.UNAVAILABLE, f"no ingest replica holds camera {camera_id}{why}") from exc
+        raise Unavailable(f"no ingest replica holds camera {camera_id}{why}") from exc
     code = (reply.headers or {}).get("code", "OK")
     if code != "OK":
-        raise CallError(grpc.StatusCode[code], (reply.headers or {}).get("detail", "PTZ call failed"))
+        raise refusals.from_code(grpc.StatusCode[code], (reply.headers or {}).get("detail", "PTZ call failed"))
     return ingest_pb2.PtzState.FromString(reply.data)
 
 
@@ -150,7 +129,7 @@ async def answer_remote(node: "IngestNode", msg: Msg) -> None:
         return  # not (or no longer) ours: the caller times out or another holder answers
     try:
         state = await run_local(controller, method, request)
-    except CallError as exc:
-        await respond(b"", {"code": exc.code.name, "detail": " ".join(str(exc).split())[:2000]})
+    except Refusal as exc:
+        await respond(b"", {"code": exc.code.name, "detail": " ".join(exc.message.split())[:2000]})
         return
     await respond(state.SerializeToString(), {"code": "OK"})

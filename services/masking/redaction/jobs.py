@@ -15,17 +15,12 @@ from sqlmodel import col, select
 
 from services.common import db
 from services.common.clock import Clock, to_us
+from services.common.refusals import Conflict, NotFound
 from services.masking.models import RedactionJobRow
 
 QUEUED, RUNNING, DONE, FAILED, CANCELLED, EXPIRED = "queued", "running", "done", "failed", "cancelled", "expired"
 FINISHED = (DONE, FAILED, CANCELLED, EXPIRED)
 STALE_S = 60.0
-
-
-class JobError(ValueError):
-    def __init__(self, kind: str, message: str) -> None:
-        super().__init__(message)
-        self.kind = kind
 
 
 class RedactionJobs:
@@ -71,7 +66,7 @@ class RedactionJobs:
         with db.session(self.engine) as s:
             row = s.get(RedactionJobRow, job_id)
         if row is None:
-            raise JobError("not_found", f"no redaction job {job_id!r}")
+            raise NotFound(f"no redaction job {job_id!r}")
         return row
 
     def of_camera(self, camera_id: str = "") -> list[RedactionJobRow]:
@@ -85,9 +80,9 @@ class RedactionJobs:
         with db.session(self.engine) as s:
             row = s.get(RedactionJobRow, job_id)
             if row is None:
-                raise JobError("not_found", f"no redaction job {job_id!r}")
+                raise NotFound(f"no redaction job {job_id!r}")
             if row.status in FINISHED:
-                raise JobError("conflict", f"job {job_id} is already {row.status}")
+                raise Conflict(f"job {job_id} is already {row.status}")
             if row.status == QUEUED:
                 row.status, row.finished_us = CANCELLED, self.now()
             row.cancel_requested = True

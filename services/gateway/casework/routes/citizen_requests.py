@@ -19,14 +19,13 @@ from starlette.requests import HTTPConnection
 from services.common.clock import to_us
 from services.common.pb.csu.v1 import requisition_pb2
 from services.common.timefmt import DAY_US, iso
-from services.gateway.backends import Backends, BackendsDep
+from services.gateway.backends import Backends, BackendsDep, rpc_errors
 from services.gateway.casework.client import (
     REQUISITION_TIMEOUT_S,
     actor_of,
     check_cameras,
     file_response,
     read_stream,
-    requisition_errors,
 )
 from services.gateway.casework.forms import UPLOAD_DOC, read_form
 from services.gateway.identity.access import Case, case_dependency, may_see, require_role
@@ -134,7 +133,7 @@ def _operator_view(principal: Principal) -> bool:
 
 
 async def _get(b: Backends, request_id: str, principal: Principal) -> requisition_pb2.CitizenRequest:
-    async with requisition_errors():
+    async with rpc_errors("requisition"):
         return await b.requisition.GetCitizenRequest(
             requisition_pb2.CitizenRef(
                 id=request_id, actor=actor_of(principal), operator_view=_operator_view(principal)
@@ -211,7 +210,7 @@ async def create(request: Request, b: BackendsDep, principal: Principal = Depend
         for i in range(0, len(data), 1024 * 1024):
             yield requisition_pb2.CitizenUpload(data=data[i : i + 1024 * 1024])
 
-    async with requisition_errors():
+    async with rpc_errors("requisition"):
         created = await b.requisition.CreateCitizenRequest(messages(), timeout=REQUISITION_TIMEOUT_S)
     return citizen_out(created, to_us(b.clock.now()))
 
@@ -225,7 +224,7 @@ async def listing(
     """Open requests by deadline ("open": everything not closed). Operators see no identities, and
     only requests still without cameras or about a camera they may play back; clerks see all."""
     await audit(principal, "citizen_request.list", "citizen_requests", details={"state": state})
-    async with requisition_errors():
+    async with rpc_errors("requisition"):
         answer = await b.requisition.ListCitizenRequests(
             requisition_pb2.ListCitizenRequestsRequest(state=state or "", operator_view=_operator_view(principal)),
             timeout=REQUISITION_TIMEOUT_S,
@@ -276,7 +275,7 @@ async def search(
         justification=body.note or None,
         details={"found": body.found, "cameras": body.cameras},
     )
-    async with requisition_errors():
+    async with rpc_errors("requisition"):
         done = await b.requisition.RecordSearch(
             requisition_pb2.SearchResultRequest(
                 id=request_id,
@@ -308,7 +307,7 @@ async def redact(
         justification=f"citizen access request {current.number}",
         details={"start": iso(start_us), "end": iso(end_us), "mode": body.mode, "boxes": len(body.selection)},
     )
-    async with requisition_errors():
+    async with rpc_errors("requisition"):
         done = await b.requisition.StartRedaction(
             requisition_pb2.StartRedactionRequest(
                 id=request_id,
@@ -341,7 +340,7 @@ async def kiosk_session(
     """A one-time code to type on the viewing-room kiosk (GET /kiosk), valid a few minutes."""
     principal, current = case.principal, case.case
     await audit(principal, "citizen_request.kiosk_session", _target(current))
-    async with requisition_errors():
+    async with rpc_errors("requisition"):
         opened = await b.requisition.OpenKioskSession(
             requisition_pb2.CitizenRef(id=request_id, actor=actor_of(principal)), timeout=REQUISITION_TIMEOUT_S
         )
@@ -372,7 +371,7 @@ async def outcome(
         justification=body.reason or None,
         details={"outcome": body.outcome},
     )
-    async with requisition_errors():
+    async with rpc_errors("requisition"):
         done = await b.requisition.RecordOutcome(
             requisition_pb2.OutcomeRequest(
                 id=request_id, actor=actor_of(principal), outcome=body.outcome, reason=body.reason

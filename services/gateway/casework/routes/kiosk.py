@@ -22,8 +22,8 @@ from starlette.requests import HTTPConnection
 
 from services.common.pb.csu.v1 import requisition_pb2
 from services.common.timefmt import iso
-from services.gateway.backends import Backends, BackendsDep
-from services.gateway.casework.client import REQUISITION_TIMEOUT_S, requisition_errors
+from services.gateway.backends import Backends, BackendsDep, rpc_errors
+from services.gateway.casework.client import REQUISITION_TIMEOUT_S
 from services.gateway.identity.attempts import AttemptLimiter
 from services.gateway.identity.security import record
 from services.gateway.streams import Relay
@@ -67,7 +67,7 @@ async def _session(request: Request, b: Backends) -> tuple[str, requisition_pb2.
     if not token:
         raise HTTPException(401, "this is served to the viewing-room kiosk only: no kiosk session")
     try:
-        async with requisition_errors():
+        async with rpc_errors("requisition"):
             session = await b.requisition.GetKioskSession(
                 requisition_pb2.KioskClipRequest(token=token, ip=_ip(request)), timeout=REQUISITION_TIMEOUT_S
             )
@@ -108,7 +108,7 @@ async def pair(request: Request, b: BackendsDep) -> JSONResponse:
         limiter.failed(address)
         raise HTTPException(401, "unknown or expired kiosk code")
     try:
-        async with requisition_errors():
+        async with rpc_errors("requisition"):
             paired = await b.requisition.PairKiosk(
                 requisition_pb2.PairKioskRequest(code=code, ip=_ip(request)), timeout=REQUISITION_TIMEOUT_S
             )
@@ -195,7 +195,7 @@ async def clip(clip: str, request: Request, b: BackendsDep) -> StreamingResponse
         "requisition",
         b.settings.stream_stall_s,
     )
-    first = await relay.first(requisition_errors(), "the requisition service sent no clip")
+    first = await relay.first(rpc_errors("requisition"), "the requisition service sent no clip")
 
     return StreamingResponse(
         relay.body(),

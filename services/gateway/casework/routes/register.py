@@ -10,14 +10,13 @@ from pydantic import AwareDatetime
 
 from services.common.pb.csu.v1 import requisition_pb2
 from services.common.timefmt import iso
-from services.gateway.backends import Backends, BackendsDep
+from services.gateway.backends import Backends, BackendsDep, rpc_errors
 from services.gateway.casework.client import (
     REQUISITION_TIMEOUT_S,
     actor_of,
     case_cameras,
     file_response,
     read_stream,
-    requisition_errors,
 )
 from services.gateway.identity.access import may_see
 from services.gateway.identity.security import ALL_GROUPS, Principal, audit, refuse, require
@@ -69,7 +68,7 @@ async def entries(
 async def _page(
     b: Backends, after: int, limit: int, start: AwareDatetime | None, end: AwareDatetime | None, request_id: str = ""
 ) -> list[requisition_pb2.RegisterEntry]:
-    async with requisition_errors():
+    async with rpc_errors("requisition"):
         answer = await b.requisition.ListRegister(
             requisition_pb2.ListRegisterRequest(
                 after_seq=after,
@@ -91,7 +90,7 @@ async def _visible(
         return entries
     seen: dict[str, bool] = {}
     for request_id in {e.request_id for e in entries if e.request_id}:
-        async with requisition_errors():
+        async with rpc_errors("requisition"):
             r = await b.requisition.GetRequisition(
                 requisition_pb2.RequisitionRef(id=request_id, actor=actor_of(principal)), timeout=REQUISITION_TIMEOUT_S
             )
@@ -103,7 +102,7 @@ async def _visible(
 async def verify(b: BackendsDep, principal: Principal = Depends(require("register"))) -> dict:
     """Recompute every hash and check every signature from the first entry."""
     await audit(principal, "register.verify", "register")
-    async with requisition_errors():
+    async with rpc_errors("requisition"):
         verdict = await b.requisition.VerifyRegister(
             requisition_pb2.VerifyRegisterRequest(actor=actor_of(principal)), timeout=REQUISITION_TIMEOUT_S * 4
         )
@@ -160,6 +159,6 @@ async def export(
 @router.get("/public-key")
 async def public_key(b: BackendsDep, principal: Principal = Depends(require("register"))) -> dict:
     """The deployment's public key and its fingerprint (what recipients compare when verifying)."""
-    async with requisition_errors():
+    async with rpc_errors("requisition"):
         key = await b.requisition.GetPublicKey(requisition_pb2.PublicKeyRequest(), timeout=REQUISITION_TIMEOUT_S)
     return {"pem": key.pem, "fingerprint": key.fingerprint}

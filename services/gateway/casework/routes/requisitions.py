@@ -25,7 +25,7 @@ from starlette.requests import HTTPConnection
 from services.common.clock import to_us
 from services.common.pb.csu.v1 import requisition_pb2
 from services.common.timefmt import iso
-from services.gateway.backends import Backends, BackendsDep
+from services.gateway.backends import Backends, BackendsDep, rpc_errors
 from services.gateway.casework.client import (
     REQUISITION_TIMEOUT_S,
     actor_of,
@@ -34,7 +34,6 @@ from services.gateway.casework.client import (
     check_cameras,
     file_response,
     read_stream,
-    requisition_errors,
 )
 from services.gateway.casework.forms import UPLOAD_DOC, read_form
 from services.gateway.identity import login
@@ -261,7 +260,7 @@ def requisition_out(r: requisition_pb2.Requisition) -> dict:
 
 
 async def _get(b: Backends, request_id: str, principal: Principal) -> requisition_pb2.Requisition:
-    async with requisition_errors():
+    async with rpc_errors("requisition"):
         return await b.requisition.GetRequisition(
             requisition_pb2.RequisitionRef(id=request_id, actor=actor_of(principal)), timeout=REQUISITION_TIMEOUT_S
         )
@@ -338,7 +337,7 @@ async def create(
         ],
         actor=actor_of(principal),
     )
-    async with requisition_errors():
+    async with rpc_errors("requisition"):
         created = await b.requisition.CreateRequisition(request, timeout=REQUISITION_TIMEOUT_S)
     return requisition_out(created)
 
@@ -360,7 +359,7 @@ async def listing(
         request = requisition_pb2.ListRequisitionsRequest(
             state=state or "", partner=principal.partner or "", limit=limit, before_us=cursor
         )
-        async with requisition_errors():
+        async with rpc_errors("requisition"):
             answer = await b.requisition.ListRequisitions(request, timeout=REQUISITION_TIMEOUT_S)
         page = list(answer.requisitions)
         for r in page:
@@ -384,7 +383,7 @@ async def statistics(
     request = requisition_pb2.StatisticsRequest(
         start_us=checked_us("start", start) if start else 0, end_us=checked_us("end", end) if end else 0
     )
-    async with requisition_errors():
+    async with rpc_errors("requisition"):
         s = await b.requisition.GetStatistics(request, timeout=REQUISITION_TIMEOUT_S)
     counts = [{"period": c.period, "requesting_service": c.requesting_service, "count": c.count} for c in s.per_month]
     return {
@@ -450,7 +449,7 @@ async def extract(request_id: RequestId, b: BackendsDep, case: RequisitionCase =
         recipient=current.requesting_service,
         details={"cameras": _cameras(current), "case_reference": current.case_reference},
     )
-    async with requisition_errors():
+    async with rpc_errors("requisition"):
         done = await b.requisition.Extract(
             requisition_pb2.RequisitionRef(id=request_id, actor=actor_of(principal)), timeout=LONG_RPC_TIMEOUT_S
         )
@@ -490,7 +489,7 @@ async def receive(
         for i in range(0, len(data), 1024 * 1024):
             yield requisition_pb2.RequisitionUpload(data=data[i : i + 1024 * 1024])
 
-    async with requisition_errors():
+    async with rpc_errors("requisition"):
         done = await b.requisition.ReceiveRequisition(messages(), timeout=REQUISITION_TIMEOUT_S)
     return requisition_out(done)
 
@@ -539,7 +538,7 @@ async def approve(
         justification=body.comment or None,
         details={"requisition_number": current.requisition.number, "reauthenticated": True},
     )
-    async with requisition_errors():
+    async with rpc_errors("requisition"):
         done = await b.requisition.Approve(
             requisition_pb2.ApproveRequest(
                 id=request_id, actor=actor_of(principal), comment=body.comment, reauthenticated_us=to_us(b.clock.now())
@@ -567,7 +566,7 @@ async def refuse_request(
 ) -> dict:
     principal, current = case.principal, case.case
     await audit(principal, "requisition.refuse", _target(current), justification=body.reason)
-    async with requisition_errors():
+    async with rpc_errors("requisition"):
         done = await b.requisition.Refuse(
             requisition_pb2.ReasonRequest(id=request_id, actor=actor_of(principal), reason=body.reason),
             timeout=REQUISITION_TIMEOUT_S,
@@ -584,7 +583,7 @@ async def cancel(
 ) -> dict:
     principal, current = case.principal, case.case
     await audit(principal, "requisition.cancel", _target(current), justification=body.reason)
-    async with requisition_errors():
+    async with rpc_errors("requisition"):
         done = await b.requisition.Cancel(
             requisition_pb2.ReasonRequest(id=request_id, actor=actor_of(principal), reason=body.reason),
             timeout=REQUISITION_TIMEOUT_S,
@@ -610,7 +609,7 @@ async def build_package(
         recipient=current.requesting_service,
         details={"encrypted": bool(password), "cameras": _cameras(current)},
     )
-    async with requisition_errors():
+    async with rpc_errors("requisition"):
         done = await b.requisition.BuildPackage(
             requisition_pb2.BuildPackageRequest(id=request_id, actor=actor_of(principal), password=password),
             timeout=LONG_RPC_TIMEOUT_S,
@@ -641,7 +640,7 @@ async def download_package(
         "requisition",
         b.settings.stream_stall_s,
     )
-    first = await relay.first(requisition_errors(), "the requisition service sent no package")
+    first = await relay.first(rpc_errors("requisition"), "the requisition service sent no package")
     info = first.info
     return StreamingResponse(
         relay.body(),
@@ -681,7 +680,7 @@ async def deliver(
             "recipient_id": body.recipient_id,
         },
     )
-    async with requisition_errors():
+    async with rpc_errors("requisition"):
         done = await b.requisition.RecordDelivery(
             requisition_pb2.DeliveryRequest(
                 id=request_id,
@@ -724,7 +723,7 @@ async def close(
     _city_staff(principal, "closing a request")
     reason = body.reason if body else ""
     await audit(principal, "requisition.close", _target(current), justification=reason or None)
-    async with requisition_errors():
+    async with rpc_errors("requisition"):
         done = await b.requisition.Close(
             requisition_pb2.ReasonRequest(id=request_id, actor=actor_of(principal), reason=reason),
             timeout=REQUISITION_TIMEOUT_S,
@@ -742,7 +741,7 @@ async def feedback(
     """After delivery: was the footage useful to the investigation?"""
     principal, current = case.principal, case.case
     await audit(principal, "requisition.feedback", _target(current), details={"useful": body.useful})
-    async with requisition_errors():
+    async with rpc_errors("requisition"):
         done = await b.requisition.RecordFeedback(
             requisition_pb2.FeedbackRequest(
                 id=request_id, actor=actor_of(principal), useful=body.useful, comment=body.comment

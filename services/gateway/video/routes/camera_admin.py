@@ -24,7 +24,7 @@ from services.common import commissioning as commissioning_gate
 from services.common.clock import to_us
 from services.common.pb.csu.v1 import ingest_pb2
 from services.common.timefmt import iso
-from services.gateway.backends import RPC_TIMEOUT_S, Backends, BackendsDep, service_errors, unknown_camera
+from services.gateway.backends import RPC_TIMEOUT_S, Backends, BackendsDep, rpc_errors, unknown_camera
 from services.gateway.identity.roles import CAMERA_ACTIONS
 from services.gateway.identity.security import Principal, audit, authenticate, require
 from services.gateway.video.commissioning import ensure_commissionable
@@ -299,7 +299,7 @@ def _day_us(day: date) -> int:
 async def export_cameras(b: BackendsDep, principal: Principal = Depends(require("config"))) -> Response:
     """The camera list as CSV (positions included, credentials never): the import format."""
     await audit(principal, "config.cameras.export", "cameras")
-    async with service_errors("ingest"):
+    async with rpc_errors("ingest"):
         answer = await b.ingest.ExportCameras(ingest_pb2.ExportCamerasRequest(), timeout=RPC_TIMEOUT_S)
     return Response(
         answer.csv,
@@ -324,7 +324,7 @@ async def import_cameras(
     gated = await _commissioning_errors(b, data)
     if not dry_run and not gated:
         await audit(principal, "config.cameras.import", "cameras", details={"bytes": len(data)})
-    async with service_errors("ingest"):
+    async with rpc_errors("ingest"):
         answer = await b.ingest.ImportCameras(
             ingest_pb2.CsvRequest(csv=data, actor=principal.username, dry_run=dry_run or bool(gated)), timeout=60
         )
@@ -356,7 +356,7 @@ async def camera_details(camera_id: str, b: BackendsDep, principal: Principal = 
     if not any(principal.may(a, groups) for a in CAMERA_ACTIONS):
         raise unknown_camera(camera_id)  # as an unknown one: security.authorize
     confidential = may_see_position(principal, groups)
-    async with service_errors("ingest"):
+    async with rpc_errors("ingest"):
         full = await b.ingest.GetCamera(
             ingest_pb2.GetCameraRequest(camera_id=camera_id, include_confidential=confidential),
             timeout=RPC_TIMEOUT_S,
@@ -371,7 +371,7 @@ async def create_camera(
     _check_groups(principal, body.groups)
     await ensure_commissionable(b, body.id, body.state)
     await audit(principal, "config.camera.create", f"camera:{body.id}", details=_audited_fields(body))
-    async with service_errors("ingest"):
+    async with rpc_errors("ingest"):
         camera = await b.ingest.CreateCamera(
             ingest_pb2.PutCameraRequest(camera=_spec(body.id, body, body.state), actor=principal.username),
             timeout=RPC_TIMEOUT_S,
@@ -389,7 +389,7 @@ async def update_camera(
     """Change a camera (all fields; empty URLs keep the stored ones). Moving it outside its perimeter: 409."""
     _check_groups(principal, body.groups)
     await audit(principal, "config.camera.update", f"camera:{camera_id}", details=_audited_fields(body))
-    async with service_errors("ingest"):
+    async with rpc_errors("ingest"):
         camera = await b.ingest.UpdateCamera(
             ingest_pb2.PutCameraRequest(camera=_spec(camera_id, body), actor=principal.username),
             timeout=RPC_TIMEOUT_S,
@@ -409,7 +409,7 @@ async def set_state(
     Going into service needs an approved mask set or a signed statement (409 otherwise)."""
     await ensure_commissionable(b, camera_id, body.state)
     await audit(principal, "config.camera.state", f"camera:{camera_id}", details={"state": body.state})
-    async with service_errors("ingest"):
+    async with rpc_errors("ingest"):
         camera = await b.ingest.SetCameraState(
             ingest_pb2.SetCameraStateRequest(camera_id=camera_id, state=body.state, actor=principal.username),
             timeout=RPC_TIMEOUT_S,
@@ -431,7 +431,7 @@ async def _reader(request: Request) -> Principal:
 async def list_authorisations(b: BackendsDep, principal: Principal = Depends(_reader)) -> list:
     """Every prefectoral authorisation with its status (valid, expiring, expired, not_yet_valid)."""
     confidential = principal.may("config")
-    async with service_errors("ingest"):
+    async with rpc_errors("ingest"):
         answer = await b.ingest.ListAuthorisations(
             ingest_pb2.ListAuthorisationsRequest(include_confidential=confidential), timeout=RPC_TIMEOUT_S
         )
@@ -443,7 +443,7 @@ async def get_authorisation(
     reference: str, b: BackendsDep, principal: Principal = Depends(_reader)
 ) -> AuthorisationOut:
     confidential = principal.may("config")
-    async with service_errors("ingest"):
+    async with rpc_errors("ingest"):
         answer = await b.ingest.GetAuthorisation(
             ingest_pb2.GetAuthorisationRequest(reference=reference, include_confidential=confidential),
             timeout=RPC_TIMEOUT_S,
@@ -471,7 +471,7 @@ async def put_authorisation(
         recipients=body.recipients,
         perimeter_geojson=json.dumps(body.perimeter),
     )
-    async with service_errors("ingest"):
+    async with rpc_errors("ingest"):
         answer = await b.ingest.PutAuthorisation(
             ingest_pb2.PutAuthorisationRequest(authorisation=message, actor=principal.username),
             timeout=RPC_TIMEOUT_S,
@@ -484,7 +484,7 @@ async def delete_authorisation(
     reference: str, b: BackendsDep, principal: Principal = Depends(require("config"))
 ) -> Response:
     await audit(principal, "config.authorisation.delete", f"authorisation:{reference}")
-    async with service_errors("ingest"):
+    async with rpc_errors("ingest"):
         await b.ingest.DeleteAuthorisation(
             ingest_pb2.DeleteRequest(id=reference, actor=principal.username), timeout=RPC_TIMEOUT_S
         )
@@ -498,7 +498,7 @@ async def delete_authorisation(
 async def leases(b: BackendsDep, principal: Principal = Depends(require("config"))) -> LeasesOut:
     """Which ingest replica holds which camera."""
     del principal
-    async with service_errors("ingest"):
+    async with rpc_errors("ingest"):
         answer = await b.ingest.ListLeases(ingest_pb2.Empty(), timeout=RPC_TIMEOUT_S)
     return LeasesOut(
         replicas=list(answer.replicas),

@@ -32,7 +32,7 @@ from services.common.clock import to_us
 from services.common.pb.csu.v1 import masking_pb2
 from services.common.pb.csu.v1.frame_pb2 import PtzPosition
 from services.common.timefmt import iso_if_set
-from services.gateway.backends import RPC_TIMEOUT_S, Backends, BackendsDep, service_errors
+from services.gateway.backends import RPC_TIMEOUT_S, Backends, BackendsDep, rpc_errors
 from services.gateway.identity.security import Principal, audit, authenticate, check_camera, require
 
 router = APIRouter(prefix="/api/v1", tags=["privacy masks"])
@@ -306,7 +306,7 @@ async def get_calibration(
 ) -> CalibrationOut:
     """The camera's latest calibration (calibrated false: never calibrated, the defaults are shown)."""
     del principal
-    async with service_errors("masking"):
+    async with rpc_errors("masking"):
         answer = await b.masking.GetPtzCalibration(
             masking_pb2.PtzCalibrationRef(camera_id=camera_id), timeout=RPC_TIMEOUT_S
         )
@@ -329,7 +329,7 @@ async def calibrate(
         await audit(principal, "mask.calibration.save", target, details=details)
     points = [masking_pb2.CalibrationPoint(**p.model_dump()) for p in body.points]
     # A fit masking refuses (422) is the save's own audit entry, outcome refused with the reason.
-    async with service_errors("masking"):
+    async with rpc_errors("masking"):
         answer = await b.masking.CalibratePtz(
             masking_pb2.CalibratePtzRequest(
                 camera_id=camera_id, points=points, save=body.save, actor=principal.username, comment=body.comment
@@ -350,7 +350,7 @@ async def list_masks(
 ) -> list[MaskSetOut]:
     """Every version of the camera's mask set: drafts, the approved one, superseded and discarded ones."""
     del principal
-    async with service_errors("masking"):
+    async with rpc_errors("masking"):
         answer = await b.masking.ListMaskSets(
             masking_pb2.ListMaskSetsRequest(camera_id=camera_id), timeout=RPC_TIMEOUT_S
         )
@@ -366,7 +366,7 @@ async def get_mask(
 ) -> MaskSetOut:
     """One version (a number, or "current" for the approved set)."""
     del principal
-    async with service_errors("masking"):
+    async with rpc_errors("masking"):
         answer = await b.masking.GetMaskSet(
             masking_pb2.MaskSetRef(camera_id=camera_id, version=_version(version, allow_current=True)),
             timeout=RPC_TIMEOUT_S,
@@ -393,7 +393,7 @@ async def create_mask(
     """A new draft version; it applies to nothing until another mask administrator approves it."""
     await audit(principal, "mask.draft.create", f"camera:{camera_id}", details=body.model_dump(mode="json"))
     drawn_at, has = _drawn_at(body)
-    async with service_errors("masking"):
+    async with rpc_errors("masking"):
         answer = await b.masking.CreateMaskSet(
             masking_pb2.CreateMaskSetRequest(
                 camera_id=camera_id, space=body.space, polygons=_polygons(body), comment=body.comment,
@@ -421,7 +421,7 @@ async def update_mask(
         details={"version": number} | body.model_dump(mode="json"),
     )
     drawn_at, has = _drawn_at(body)
-    async with service_errors("masking"):
+    async with rpc_errors("masking"):
         answer = await b.masking.UpdateDraft(
             masking_pb2.UpdateDraftRequest(
                 camera_id=camera_id, version=number, space=body.space, polygons=_polygons(body),
@@ -442,7 +442,7 @@ async def discard_mask(
     """Discard a draft (kept, marked discarded, for the record)."""
     number = _version(version)
     await audit(principal, "mask.draft.discard", f"camera:{camera_id}", details={"version": number})
-    async with service_errors("masking"):
+    async with rpc_errors("masking"):
         answer = await b.masking.DiscardDraft(
             masking_pb2.MaskSetRef(camera_id=camera_id, version=number, actor=principal.username),
             timeout=RPC_TIMEOUT_S,
@@ -460,7 +460,7 @@ async def approve_mask(
     """Approve a draft (four-eyes: not its author). It is burned into the stream from the next keyframe on."""
     number = _version(version)
     await audit(principal, "mask.approve", f"camera:{camera_id}", details={"version": number})
-    async with service_errors("masking"):
+    async with rpc_errors("masking"):
         answer = await b.masking.ApproveMaskSet(
             masking_pb2.MaskSetRef(camera_id=camera_id, version=number, actor=principal.username),
             timeout=RPC_TIMEOUT_S,
@@ -472,7 +472,7 @@ async def approve_mask(
 
 
 async def commissioning(b: Backends, camera_id: str) -> masking_pb2.CommissioningStatus:
-    async with service_errors("masking"):
+    async with rpc_errors("masking"):
         return await b.masking.GetCommissioningStatus(
             masking_pb2.CommissioningStatusRequest(camera_id=camera_id), timeout=RPC_TIMEOUT_S
         )
@@ -513,7 +513,7 @@ async def sign_statement(
         camera_id=camera_id, supervisor=principal.username, text=body.text, signed_us=signed_us, statement=data,
         signature=b.signer.sign(data), public_key_pem=b.signer.public_pem(),
     )  # fmt: skip
-    async with service_errors("masking"):
+    async with rpc_errors("masking"):
         answer = await b.masking.RecordStatement(
             masking_pb2.RecordStatementRequest(
                 statement=statement, actor=principal.username, actor_role=principal.role
@@ -533,7 +533,7 @@ async def withdraw_statement(
     image masked until an approved mask set or a new statement)."""
     await b.camera(camera_id)
     await audit(principal, "mask.statement.withdraw", f"camera:{camera_id}")
-    async with service_errors("masking"):
+    async with rpc_errors("masking"):
         answer = await b.masking.WithdrawStatement(
             masking_pb2.WithdrawStatementRequest(camera_id=camera_id, actor=principal.username),
             timeout=RPC_TIMEOUT_S,
@@ -558,7 +558,7 @@ async def report_mask_error(
         principal, "mask.error.report", f"camera:{camera_id}",
         details={"description": body.description, "snapshot_ref": body.snapshot_ref},
     )  # fmt: skip
-    async with service_errors("masking"):
+    async with rpc_errors("masking"):
         answer = await b.masking.ReportMaskError(
             masking_pb2.ReportMaskErrorRequest(
                 camera_id=camera_id, description=body.description, snapshot_ref=body.snapshot_ref,
@@ -577,7 +577,7 @@ async def list_mask_errors(
     principal: Principal = Depends(require("mask_admin", camera="camera_id")),
 ) -> list[ReportOut]:
     del principal
-    async with service_errors("masking"):
+    async with rpc_errors("masking"):
         answer = await b.masking.ListMaskErrors(
             masking_pb2.ListMaskErrorsRequest(camera_id=camera_id, status=status), timeout=RPC_TIMEOUT_S
         )
@@ -592,7 +592,7 @@ async def close_mask_error(
     b: BackendsDep,
     principal: Principal = Depends(require("mask_admin", camera="camera_id")),
 ) -> ReportOut:
-    async with service_errors("masking"):
+    async with rpc_errors("masking"):
         reports = await b.masking.ListMaskErrors(
             masking_pb2.ListMaskErrorsRequest(camera_id=camera_id), timeout=RPC_TIMEOUT_S
         )
@@ -604,7 +604,7 @@ async def close_mask_error(
         f"camera:{camera_id}",
         details={"report": report_id, "resolution": body.resolution},
     )
-    async with service_errors("masking"):
+    async with rpc_errors("masking"):
         answer = await b.masking.CloseMaskError(
             masking_pb2.CloseMaskErrorRequest(id=report_id, resolution=body.resolution, actor=principal.username),
             timeout=RPC_TIMEOUT_S,
@@ -631,7 +631,7 @@ async def preview(
     """A masked still (JPEG) for the mask editor: the latest keyframe, with the set applied now or a draft."""
     number = _version(version, allow_current=True)
     await audit(principal, "mask.preview", f"camera:{camera_id}", details={"version": version, "preset": preset})
-    async with service_errors("masking"):
+    async with rpc_errors("masking"):
         image = await b.masking.Preview(
             masking_pb2.PreviewRequest(
                 camera_id=camera_id, version=number, preset=preset, max_width=max_width, actor=principal.username

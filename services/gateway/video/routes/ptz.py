@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 
 from services.common.pb.csu.v1 import ingest_pb2
 from services.common.timefmt import iso
-from services.gateway.backends import RPC_TIMEOUT_S, Backends, BackendsDep, service_errors
+from services.gateway.backends import RPC_TIMEOUT_S, Backends, BackendsDep, rpc_errors
 from services.gateway.identity.security import Principal, audit, require
 
 router = APIRouter(prefix="/api/v1/cameras/{camera_id}/ptz", tags=["ptz"])
@@ -129,7 +129,7 @@ async def _call(principal: Principal, b: Backends, camera_id: str, action: str, 
     if action:
         await audit(principal, action, target, details=details)
     try:
-        async with service_errors("ingest"):
+        async with rpc_errors("ingest"):
             state = await getattr(b.ingest, method)(request, timeout=RPC_TIMEOUT_S)
     except HTTPException as exc:
         if action and exc.status_code in (403, 409):

@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 from services.common.clock import to_us
 from services.common.pb.csu.v1 import masking_pb2
 from services.common.timefmt import iso_if_set
-from services.gateway.backends import RPC_TIMEOUT_S, Backends, BackendsDep, service_errors
+from services.gateway.backends import RPC_TIMEOUT_S, Backends, BackendsDep, rpc_errors
 from services.gateway.identity.access import Case, case_dependency
 from services.gateway.identity.security import Principal, audit, require
 from services.gateway.video.timerange import parse_instant
@@ -123,7 +123,7 @@ async def create_redaction(
         principal, "redaction.create", f"camera:{camera_id}", justification=body.request_ref,
         details={"start": body.start, "end": body.end, "mode": body.mode, "effect": body.effect, "boxes": len(boxes)},
     )  # fmt: skip
-    async with service_errors("masking"):
+    async with rpc_errors("masking"):
         job = await b.masking.CreateRedaction(
             masking_pb2.CreateRedactionRequest(
                 camera_id=camera_id, start_us=start_us, end_us=end_us, selection=boxes, mode=body.mode,
@@ -141,7 +141,7 @@ async def list_redactions(
     principal: Principal = Depends(require("playback", camera="camera_id")),
 ) -> list[RedactionOut]:
     del principal
-    async with service_errors("masking"):
+    async with rpc_errors("masking"):
         answer = await b.masking.ListRedactions(
             masking_pb2.ListRedactionsRequest(camera_id=camera_id), timeout=RPC_TIMEOUT_S
         )
@@ -150,7 +150,7 @@ async def list_redactions(
 
 async def _job(b: Backends, job_id: str, principal: Principal) -> masking_pb2.RedactionJob:
     del principal
-    async with service_errors("masking"):
+    async with rpc_errors("masking"):
         return await b.masking.GetRedaction(masking_pb2.RedactionRef(id=job_id), timeout=RPC_TIMEOUT_S)
 
 
@@ -178,7 +178,7 @@ async def cancel_redaction(
 ) -> RedactionOut:
     principal, job = case.principal, case.case
     await audit(principal, "redaction.cancel", f"camera:{job.camera_id}", details={"job": job_id})
-    async with service_errors("masking"):
+    async with rpc_errors("masking"):
         answer = await b.masking.CancelRedaction(
             masking_pb2.RedactionRef(id=job_id, actor=principal.username), timeout=RPC_TIMEOUT_S
         )
