@@ -35,7 +35,7 @@ HTTP_STATUS: dict[grpc.StatusCode, int] = {
     grpc.StatusCode.DEADLINE_EXCEEDED: 503,
 }
 
-# A refusal's message travels in gRPC's trailing metadata, whose limit is 8 KiB: a message quoting a
+# A refusal's message travels in gRPC's trailing metadata, whose default limit is 8 KiB: a message quoting a
 # 60,000-character field would become RESOURCE_EXHAUSTED ("trailing metadata size exceeds limit") on
 # the caller's side, a 413 about gRPC instead of the user's answer. The gateway shows 300 of them.
 MAX_MESSAGE = 2000

@@ -20,7 +20,14 @@ RECONNECT_BACKOFF_MS = (500, 2000)
 # takes 30 s of silence (CSU_STREAM_STALL_S) as a frozen peer, so 2 s leaves fifteen beats of
 # margin for a loaded event loop, for a message of a few bytes.
 PROGRESS_EVERY_S = 2.0
+# A refusal's message travels in the trailing metadata, which gRPC caps at 8 KiB (soft) / 16 KiB
+# (hard) by default: a handler refusing a 60,000-character field in its own words reached the user as
+# a 413 "received metadata size exceeds hard limit". refusals.abort cuts its messages to 2,000
+# characters; for every other abort the channels carry up to 256 KiB and the gateway shows 300.
+MAX_METADATA_BYTES = 256 * 1024
 _OPTIONS = [
+    ("grpc.max_metadata_size", MAX_METADATA_BYTES),
+    ("grpc.absolute_max_metadata_size", MAX_METADATA_BYTES),
     ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
     ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
     ("grpc.initial_reconnect_backoff_ms", RECONNECT_BACKOFF_MS[0]),

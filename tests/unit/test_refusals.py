@@ -35,8 +35,11 @@ class Ingest(ingest_pb2_grpc.IngestServiceServicer):
 
     def __init__(self) -> None:
         self.behaviour: Callable[[], None] = lambda: None
+        self.direct = ""  # a message aborted with as it is, as a handler validating inline does
 
     async def GetCamera(self, request, context) -> ingest_pb2.Camera:  # type: ignore[no-untyped-def]
+        if self.direct:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, self.direct)
         try:
             self.behaviour()
         except refusals.Refusal as exc:
@@ -89,6 +92,11 @@ async def test_a_long_message_is_bounded_and_a_failure_or_a_transport_error_name
     servicer.behaviour = long
     answer = await _answer(stub)
     assert answer.status_code == 422 and answer.detail == "x" * MAX_DETAIL + "…"
+
+    servicer.direct = "y" * 60_000  # not cut by the service: the channels still carry it whole
+    answer = await _answer(stub)
+    assert answer.status_code == 422 and answer.detail == "y" * MAX_DETAIL + "…"
+    servicer.direct = ""
 
     def crash() -> None:
         raise RuntimeError("secret internals at /var/lib/csu")
