@@ -159,7 +159,11 @@ def test_totp_login_session_bar_headers_language_and_errors(platform: Platform) 
         page.select_option("#session select.lang", "fr")
         until(page, "document.getElementById('nav-wall').textContent === \"Mur d'images\"")
         # Logging out ends the session: the login form again, the API refuses the old cookie.
-        page.click("#logout")
+        # The logout reloads the page (location.replace): wait for that load, not for a login form
+        # the old page may already show (a poll answered 401), or the check below runs as the
+        # page goes ("Execution context was destroyed", seen once in a full run).
+        with page.expect_navigation():
+            page.click("#logout")
         page.wait_for_selector("#login-username")
         assert page.evaluate("fetch('/api/v1/console/me').then(r => r.status)") == 401
         # Second login: no enrolment, a TOTP code only.
