@@ -12,19 +12,16 @@ than the pipeline they describe.
 """
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import grpc
 from fastapi import FastAPI
-from opentelemetry import trace
-from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
-from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
-from opentelemetry.instrumentation.grpc import aio_client_interceptors, aio_server_interceptor
-from opentelemetry.sdk.resources import OTELResourceDetector, Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 from services.common.log import get_logger
 from services.common.settings import Settings
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import TracerProvider
 
 log = get_logger(__name__)
 
@@ -36,7 +33,7 @@ FLUSH_AT_STOP_MS = 2000
 # Probes and scrapes: several a minute per pod, nothing to trace.
 UNTRACED_PATHS = "healthz,readyz,metrics"
 
-_provider: TracerProvider | None = None
+_provider: "TracerProvider | None" = None
 
 
 def setup(service: str, settings: Settings) -> None:
@@ -44,6 +41,15 @@ def setup(service: str, settings: Settings) -> None:
     global _provider
     if not settings.otel_endpoint or _provider is not None:
         return
+    # Imported here, not at the top: the SDK, its OTLP exporter and the instrumentations cost
+    # ~0.5 CPU-second at every start of every service (measured with -X importtime), and most
+    # installations, and every test platform, run without a collector.
+    from opentelemetry import trace
+    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.resources import OTELResourceDetector, Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
     # OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES win; csu-<service> otherwise.
     resource = Resource.create({"service.name": f"csu-{service}"}).merge(OTELResourceDetector().detect())
     provider = TracerProvider(resource=resource)
@@ -61,17 +67,27 @@ def enabled() -> bool:
 
 def instrument_app(app: FastAPI) -> None:
     if enabled():
+        from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+
         FastAPIInstrumentor.instrument_app(app, excluded_urls=UNTRACED_PATHS, tracer_provider=_provider)
 
 
 def client_interceptors() -> Sequence[grpc.aio.ClientInterceptor]:
     """For grpc.aio channels: a span per call, the trace context in its metadata."""
-    return aio_client_interceptors(tracer_provider=_provider) if enabled() else []
+    if not enabled():
+        return []
+    from opentelemetry.instrumentation.grpc import aio_client_interceptors
+
+    return aio_client_interceptors(tracer_provider=_provider)
 
 
 def server_interceptors() -> Sequence[grpc.aio.ServerInterceptor]:
     """For grpc.aio servers: a span per call, child of the caller's."""
-    return [aio_server_interceptor(tracer_provider=_provider)] if enabled() else []
+    if not enabled():
+        return []
+    from opentelemetry.instrumentation.grpc import aio_server_interceptor
+
+    return [aio_server_interceptor(tracer_provider=_provider)]
 
 
 def shutdown() -> None:

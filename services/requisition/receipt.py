@@ -1,12 +1,14 @@
 """The delivery receipt (récépissé de remise): what was handed over, to whom, how, and how to check it."""
 
-from services.common.pdf import Document
 from services.requisition.models import Requisition
 from services.requisition.packaging import grouped
 from services.requisition.timefmt import paris_human
 
 
 def render(row: Requisition, fingerprint: str, register_seq: int, entry_hash: str) -> bytes:
+    # Imported when printed: fpdf costs ~1 CPU-second at every start of the service otherwise.
+    from services.common.pdf import Document
+
     pdf = Document(f"Récépissé de remise {row.number}")
     pdf.add_page()
     pdf.title_block(

@@ -6,7 +6,6 @@ import io
 import json
 
 from services.common import csvsafe
-from services.common.pdf import Document
 from services.requisition.models import RegisterEntry
 from services.requisition.timefmt import paris_human, utc
 
@@ -86,6 +85,9 @@ def _summary(entry: RegisterEntry) -> str:
 def to_pdf(
     entries: list[RegisterEntry], verdict_text: str, printed_by: str, printed_us: int, fingerprint: str
 ) -> bytes:
+    # Imported when printed: fpdf costs ~1 CPU-second at every start of the service otherwise.
+    from services.common.pdf import Document
+
     pdf = Document("Cahier des extractions", landscape=True)
     pdf.add_page()
     pdf.title_block(

@@ -12,10 +12,12 @@ No sound, no biometrics: what the platform records and what it cannot do, with t
 fail the build if that changes, so an auditor knows where to check.
 """
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from services.common.pb.csu.v1 import ingest_pb2
-from services.common.pdf import Document
+
+if TYPE_CHECKING:  # printing imports fpdf only when a report is printed (compliance_pdf)
+    from services.common.pdf import Document
 
 TEXT_TRACK = "segments and live view carry a timed-text track: Paris date and time, camera name, every second"
 
@@ -56,7 +58,7 @@ def no_sound_no_biometrics() -> dict[str, Any]:
     }
 
 
-def render_identity(pdf: Document, section: dict[str, Any]) -> None:
+def render_identity(pdf: "Document", section: dict[str, Any]) -> None:
     pdf.para(
         "Chaque image porte la date, l'heure et l'identité de la caméra : incrustées par le masquage, ou "
         "affichées par la caméra elle-même (OSD déclaré) quand le flux passe sans réencodage. Les segments "
@@ -80,7 +82,7 @@ def render_identity(pdf: Document, section: dict[str, Any]) -> None:
     )
 
 
-def render_no_sound(pdf: Document) -> None:
+def render_no_sound(pdf: "Document") -> None:
     pdf.para(
         "Son : aucune piste audio n'est enregistrée ni diffusée ; seule la vidéo est conservée "
         "(test de bout en bout avec une caméra qui envoie du son)."

@@ -8,12 +8,14 @@ the figures here are those of the report's moment. A camera not streaming cannot
 is listed as such, not as compliant.
 """
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from services.common.pb.csu.v1 import ingest_pb2
-from services.common.pdf import Document
 from services.common.technical_norms import ARRETE, CLOSE_UP, STORED
 from services.common.timefmt import iso
+
+if TYPE_CHECKING:  # printing imports fpdf only when a report is printed (compliance_pdf)
+    from services.common.pdf import Document
 
 NON_COMPLIANT = "non_compliant"
 # Statuses in which the main stream flows, so its measure means something.
@@ -58,7 +60,7 @@ def collect(cameras: list[ingest_pb2.Camera], findings: list[str]) -> dict[str, 
     }
 
 
-def render(pdf: Document, section: dict[str, Any], when: Any) -> None:
+def render(pdf: "Document", section: dict[str, Any], when: Any) -> None:
     """The section's table; `when` formats an ISO instant in Paris time."""
     pdf.para(
         f"Ce que chaque caméra transmet réellement, mesuré par la plateforme (taille d'image lue dans le flux, "
