@@ -37,7 +37,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from services.common import db
 from services.common.clock import SystemClock, to_us
 from services.common.settings import Settings, redact_url
-from services.common.timefmt import PARIS
+from services.common.timefmt import PARIS, iso
 from services.csuctl.audit import actor, db_reason, fail, record_first, settings_or_exit
 from services.gateway.identity import account_models as api
 from services.gateway.identity import accounts, sessions
@@ -133,7 +133,7 @@ def create(
             {
                 "role": body.role,
                 "camera_groups": body.camera_groups,
-                "expires": _iso(expires_at),
+                "expires": iso(to_us(expires_at)) if expires_at else None,
                 "prefecture_ref": prefecture_ref,
                 "granted_by": grantor,
             },
@@ -260,7 +260,7 @@ def habilitation(
         # Same rule as PATCH /api/v1/users: a changed habilitation is granted anew by whoever changed it.
         if any(k in changes for k in ("camera_groups", "expires_us", "prefecture_validated_us")):
             changes |= {"granted_by": grantor, "granted_us": to_us(now)}
-        values = {k: _iso(v) if isinstance(v, datetime) else v for k, v in given.items()}
+        values = {k: iso(to_us(v)) if isinstance(v, datetime) else v for k, v in given.items()}
         record_first(settings, "users.update", f"user:{username}", {"changes": sorted(given), "values": values})
         user = _guard_db(accounts.update, engine, user.id, **changes)
         revoked = 0
@@ -332,9 +332,11 @@ def _moment(option: str, value: str, end_of_day: bool) -> datetime:
 
 def _check_dates(now: datetime, expires_at: datetime | None, validated_at: datetime | None) -> None:
     if expires_at is not None and expires_at <= now:
-        raise fail(f"--expires {_iso(expires_at)} is in the past: the habilitation would already be over")
+        raise fail(f"--expires {iso(to_us(expires_at))} is in the past: the habilitation would already be over")
     if validated_at is not None and validated_at > now:
-        raise fail(f"--prefecture-date {_iso(validated_at)} is in the future: record a validation once it is given")
+        raise fail(
+            f"--prefecture-date {iso(to_us(validated_at))} is in the future: record a validation once it is given"
+        )
 
 
 def _groups(text: str) -> list[str]:
@@ -388,7 +390,3 @@ def _guard_db(fn, *args, **kwargs):
     except SQLAlchemyError as exc:
         where = redact_url(Settings().sqlalchemy_url)
         raise fail(f"the accounts database on {where} failed: {db_reason(exc)} (migrated? csuctl db migrate)") from None
-
-
-def _iso(moment: datetime | None) -> str | None:
-    return moment.isoformat() if moment is not None else None
