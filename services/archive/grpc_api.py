@@ -146,13 +146,12 @@ class ArchiveApi(archive_pb2_grpc.ArchiveServiceServicer):
                 strict,
             )
         except (RangeError, ValueError) as exc:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-            raise  # abort raises; this line is for type checkers
+            await refusals.abort(context, refusals.Invalid(str(exc)))
 
     async def _stream(self, context, stream: str) -> str:
         stream = stream or "main"
         if stream not in STREAMS:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"unknown stream {stream!r}: use main or sub")
+            await refusals.abort(context, refusals.Invalid(f"unknown stream {stream!r}: use main or sub"))
         return stream
 
     async def _rows(self, camera_id: str, stream: str, start_us: int, end_us: int) -> list[Segment]:
@@ -171,10 +170,10 @@ class ArchiveApi(archive_pb2_grpc.ArchiveServiceServicer):
     async def _row(self, segment_id: str, context: grpc.aio.ServicerContext) -> Segment:
         row = await asyncio.to_thread(index.get, self._engine, segment_id)
         if row is None:
-            await context.abort(grpc.StatusCode.NOT_FOUND, f"unknown segment {segment_id!r}")
+            await refusals.abort(context, refusals.NotFound(f"unknown segment {segment_id!r}"))
         if row.start_us < await asyncio.to_thread(self._cutoff_us, row.camera_id, row.start_us, row.end_us):
             # Past retention: as good as deleted (the sweeper is about to), for every reader.
-            await context.abort(grpc.StatusCode.NOT_FOUND, f"unknown segment {segment_id!r}")
+            await refusals.abort(context, refusals.NotFound(f"unknown segment {segment_id!r}"))
         return row
 
     async def GetSegment(self, request, context):
@@ -183,14 +182,19 @@ class ArchiveApi(archive_pb2_grpc.ArchiveServiceServicer):
     async def ReadSegment(self, request, context) -> AsyncIterator[archive_pb2.Chunk]:
         row = await self._row(request.segment_id, context)
         if request.offset > row.bytes or (request.offset == row.bytes and row.bytes > 0):
-            await context.abort(grpc.StatusCode.OUT_OF_RANGE, f"offset {request.offset} is past the end ({row.bytes})")
+            await refusals.abort(
+                context,
+                refusals.Invalid(
+                    f"offset {request.offset} is past the end ({row.bytes})", grpc.StatusCode.OUT_OF_RANGE
+                ),
+            )
         length = request.length or None
         chunks = self._store.iter_chunks(row.object_key, request.offset, length, CHUNK)
         while True:
             try:
                 chunk = await asyncio.to_thread(next, chunks, None)
             except ObjectNotFound:
-                await context.abort(grpc.StatusCode.NOT_FOUND, f"segment {row.id} has no object")
+                await refusals.abort(context, refusals.NotFound(f"segment {row.id} has no object"))
             except StoreUnavailable as exc:
                 await _store_unavailable(context, exc)
             if chunk is None:
@@ -294,9 +298,9 @@ class ArchiveApi(archive_pb2_grpc.ArchiveServiceServicer):
             try:
                 result = build.result()
             except NothingRecorded as exc:
-                await context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
+                await refusals.abort(context, refusals.NotFound(str(exc)))
             except ObjectNotFound as exc:
-                await context.abort(grpc.StatusCode.NOT_FOUND, f"a segment of the range has no object: {exc}")
+                await refusals.abort(context, refusals.NotFound(f"a segment of the range has no object: {exc}"))
             except StoreUnavailable as exc:
                 await _store_unavailable(context, exc)
             log.info(
@@ -335,10 +339,12 @@ class ArchiveApi(archive_pb2_grpc.ArchiveServiceServicer):
         stream = await self._stream(context, request.stream)
         checked = await self._range(context, request.camera_id, request.start_us, request.end_us, strict=True)
         if self._store_for is None:
-            await context.abort(grpc.StatusCode.UNIMPLEMENTED, "extraction is not configured")
+            await refusals.abort(
+                context, refusals.Refusal("extraction is not configured", grpc.StatusCode.UNIMPLEMENTED)
+            )
         if not request.target_bucket or request.target_bucket == self._store.bucket:
-            await context.abort(
-                grpc.StatusCode.INVALID_ARGUMENT, "the target bucket must be another bucket than the recordings'"
+            await refusals.abort(
+                context, refusals.Invalid("the target bucket must be another bucket than the recordings'")
             )
         prefix = request.target_prefix.strip("/")
         try:
@@ -346,16 +352,16 @@ class ArchiveApi(archive_pb2_grpc.ArchiveServiceServicer):
             if prefix:
                 check_key(prefix)
         except (InvalidKey, ValueError) as exc:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+            await refusals.abort(context, refusals.Invalid(str(exc)))
         rows = await self._rows(request.camera_id, stream, checked.start_us, checked.end_us)
         if not rows:
-            await context.abort(grpc.StatusCode.NOT_FOUND, "nothing was recorded in the range")
+            await refusals.abort(context, refusals.NotFound("nothing was recorded in the range"))
         try:
             copied = await asyncio.to_thread(self._copy_all, rows, target, prefix)
         except _Altered as exc:
-            await context.abort(grpc.StatusCode.DATA_LOSS, str(exc))
+            await refusals.abort(context, refusals.DataLoss(str(exc)))
         except ObjectNotFound as exc:
-            await context.abort(grpc.StatusCode.DATA_LOSS, f"a segment of the range has no object: {exc}")
+            await refusals.abort(context, refusals.DataLoss(f"a segment of the range has no object: {exc}"))
         except StoreUnavailable as exc:
             await _store_unavailable(context, exc)
         log.info(
@@ -414,11 +420,11 @@ class ArchiveApi(archive_pb2_grpc.ArchiveServiceServicer):
         try:
             check_camera_id(request.camera_id)
         except ValueError as exc:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+            await refusals.abort(context, refusals.Invalid(str(exc)))
         start = request.start_us or None
         end = request.end_us or None
         if start is not None and end is not None and start >= end:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "start must be before end")
+            await refusals.abort(context, refusals.Invalid("start must be before end"))
         pending = self._live.pending_keys() if self._live is not None else set()
         try:
             report = await asyncio.to_thread(
@@ -449,12 +455,15 @@ class ArchiveApi(archive_pb2_grpc.ArchiveServiceServicer):
 
     async def VerifyLedger(self, request, context):
         if self._ledger is None:
-            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, "this archive keeps no segment ledger")
+            await refusals.abort(context, refusals.Conflict("this archive keeps no segment ledger"))
         try:
             report = await asyncio.to_thread(self._ledger.verify, self._retention.days_for)
         except StoreUnavailable as exc:
-            await context.abort(
-                grpc.StatusCode.UNAVAILABLE, f"the heads published outside the database cannot be read: {exc}"
+            # The store's own words name its endpoint: logged, not shown (as _store_unavailable).
+            log.warning("ledger heads unreadable", error=str(exc))
+            await refusals.abort(
+                context,
+                refusals.Unavailable("the heads published outside the database cannot be read; try again shortly"),
             )
         verdict = report.verdict
         log.info("ledger verified", actor=request.actor, ok=report.ok, problems=len(report.problems))
@@ -473,9 +482,9 @@ class ArchiveApi(archive_pb2_grpc.ArchiveServiceServicer):
             try:
                 check_camera_id(request.camera_id)
             except ValueError as exc:
-                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+                await refusals.abort(context, refusals.Invalid(str(exc)))
         if request.end_us and request.start_us >= request.end_us:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "start must be before end")
+            await refusals.abort(context, refusals.Invalid("start must be before end"))
         rows = await asyncio.to_thread(index.proofs, self._engine, request.camera_id, request.start_us, request.end_us)
         return archive_pb2.DeletionProofsResponse(proofs=[proof_message(p) for p in rows])
 
@@ -483,7 +492,7 @@ class ArchiveApi(archive_pb2_grpc.ArchiveServiceServicer):
 
     async def _hold_book(self, context) -> HoldBook:
         if self._holds is None:
-            await context.abort(grpc.StatusCode.UNIMPLEMENTED, "holds are not configured")
+            await refusals.abort(context, refusals.Refusal("holds are not configured", grpc.StatusCode.UNIMPLEMENTED))
         assert self._holds is not None
         return self._holds
 
@@ -501,7 +510,7 @@ class ArchiveApi(archive_pb2_grpc.ArchiveServiceServicer):
                 request.actor,
             )
         except HoldError as exc:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+            await refusals.abort(context, refusals.Invalid(str(exc)))
         # The lifecycle backstop must not delete what is now held; the hourly check would repair
         # it too, but a hold placed on footage about to pass its retention cannot wait an hour.
         try:
@@ -517,7 +526,7 @@ class ArchiveApi(archive_pb2_grpc.ArchiveServiceServicer):
         try:
             row = await asyncio.to_thread(book.release, request.id, request.actor)
         except UnknownHold:
-            await context.abort(grpc.StatusCode.NOT_FOUND, f"unknown hold {request.id!r}")
+            await refusals.abort(context, refusals.NotFound(f"unknown hold {request.id!r}"))
         log.info("hold released", hold=row.id, camera=row.camera_id, actor=request.actor)
         return hold_message(row)
 
@@ -533,7 +542,7 @@ class ArchiveApi(archive_pb2_grpc.ArchiveServiceServicer):
             try:
                 check_camera_id(request.camera_id)
             except ValueError as exc:
-                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+                await refusals.abort(context, refusals.Invalid(str(exc)))
         # The sweeper's own code with the service's retention and holds, so the answer is what the
         # running sweeper would do; a dry run deletes nothing, so it needs no batch size.
         sweeper = Sweeper(self._engine, self._store, self._clock, self._retention, holds=self._holds)

@@ -114,6 +114,18 @@ def from_code(code: grpc.StatusCode, message: str) -> Refusal:
     return kind(message) if kind is not None else Refusal(message, code)
 
 
+def relayed(exc: grpc.aio.AioRpcError, service: str, where: str = "") -> Refusal:
+    """Another service's refusal passed on as the same kind, in its words (after `where`, when given);
+    its failures (unreachable, timed out, crashed) as Unavailable naming only that service: the
+    caller's user learns which piece is missing, not its addresses or tracebacks."""
+    code = exc.code()
+    kind = Invalid if code == grpc.StatusCode.OUT_OF_RANGE else _BY_CODE.get(code)
+    if kind is None or kind is Unavailable:
+        return Unavailable(f"the {service} service is unavailable; try again shortly")
+    details = exc.details() or "refused"
+    return kind(f"{where}: {details}" if where else details)
+
+
 async def abort(context: grpc.aio.ServicerContext, refusal: Refusal) -> NoReturn:
     """Answer a gRPC call with the refusal's status and message, the message cut to MAX_MESSAGE."""
     message = refusal.message if len(refusal.message) <= MAX_MESSAGE else refusal.message[:MAX_MESSAGE] + "…"

@@ -30,11 +30,12 @@ import grpc
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+from services.common import refusals
 from services.common.clock import to_us
 from services.common.db import session
 from services.common.log import get_logger
 from services.common.pb.csu.v1 import archive_pb2, masking_pb2, requisition_pb2
-from services.common.refusals import Conflict, Denied, Invalid, NotFound, Refusal, Unavailable
+from services.common.refusals import Conflict, Denied, Invalid, NotFound, Unavailable
 from services.common.subjects import check_camera_id
 from services.common.timefmt import DAY_US, HOUR_US, PARIS
 from services.requisition import documents, fields, transitions
@@ -432,7 +433,7 @@ async def start_redaction(ctx: Context, request: requisition_pb2.StartRedactionR
             timeout=RPC_TIMEOUT_S,
         )
     except grpc.aio.AioRpcError as exc:
-        raise _masking_error(exc) from exc
+        raise refusals.relayed(exc, "masking") from exc
     with session(ctx.engine) as s:
         row = load(s, request.id, lock=True)
         row.redactions = [
@@ -442,17 +443,6 @@ async def start_redaction(ctx: Context, request: requisition_pb2.StartRedactionR
         s.add(row)
         s.commit()
         return row
-
-
-def _masking_error(exc: grpc.aio.AioRpcError) -> Refusal:
-    code = exc.code()
-    if code in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.OUT_OF_RANGE):
-        return Invalid(exc.details() or "the redaction was refused")
-    if code == grpc.StatusCode.FAILED_PRECONDITION:
-        return Conflict(exc.details() or "the redaction cannot be made now")
-    if code == grpc.StatusCode.NOT_FOUND:
-        return NotFound(exc.details() or "not found")
-    return Unavailable("the masking service is unavailable; try again shortly")
 
 
 # -- the outcome and closing ------------------------------------------------------------------------

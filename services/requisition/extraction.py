@@ -23,12 +23,13 @@ from pathlib import Path
 import grpc
 from sqlmodel import col, select
 
+from services.common import refusals
 from services.common.clock import from_us, to_us
 from services.common.db import session
 from services.common.log import get_logger
 from services.common.objectstore import ObjectStore
 from services.common.pb.csu.v1 import archive_pb2, requisition_pb2
-from services.common.refusals import Conflict, DataLoss, Denied, Invalid, NotFound, Refusal, Unavailable
+from services.common.refusals import Conflict, Denied, NotFound, Unavailable
 from services.common.rpc import StreamStalled, next_message
 from services.common.timefmt import HOUR_US
 from services.requisition import register, workflow
@@ -120,18 +121,6 @@ def delete_prefix(store: ObjectStore, key_prefix: str) -> tuple[int, int]:
     return len(infos), sum(i.size for i in infos)
 
 
-def _archive_error(exc: grpc.aio.AioRpcError, piece: Piece) -> Refusal:
-    where = f"camera {piece.camera_id} from {utc(piece.start_us)} to {utc(piece.end_us)}"
-    code = exc.code()
-    if code in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.OUT_OF_RANGE):
-        return Invalid(f"{where}: {exc.details()}")
-    if code == grpc.StatusCode.DATA_LOSS:
-        return DataLoss(f"{where}: {exc.details()}")
-    if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
-        return Unavailable("the archive is unavailable; try the extraction again shortly")
-    return Unavailable(f"the archive failed ({code.name}) on {where}")
-
-
 class PieceProgress:
     """An extraction's progress (progress.py): every piece weighs the same; within a piece, copying
     its segments is the first half and receiving its clip (counted in bytes) the second."""
@@ -149,6 +138,7 @@ class PieceProgress:
 async def _extract_piece(
     ctx: Context, request_id: str, index: int, piece: Piece, actor: str, work: Path, progress: PieceProgress
 ) -> None:
+    where = f"camera {piece.camera_id} from {utc(piece.start_us)} to {utc(piece.end_us)}"  # in refusals
     try:
         answer = await ctx.archive.ExtractRange(
             archive_pb2.ExtractRangeRequest(
@@ -165,7 +155,7 @@ async def _extract_piece(
     except grpc.aio.AioRpcError as exc:
         if exc.code() == grpc.StatusCode.NOT_FOUND:
             return  # nothing recorded in this piece: said so in the manifest
-        raise _archive_error(exc, piece) from exc
+        raise refusals.relayed(exc, "archive", where) from exc
     piece.segments = list(answer.segments)
     if not piece.segments:
         return
@@ -194,9 +184,8 @@ async def _extract_piece(
                 received += len(chunk.data)
                 await progress.at(index, 0.5 + 0.5 * received / max(info.size, 1))
     except grpc.aio.AioRpcError as exc:
-        raise _archive_error(exc, piece) from exc
+        raise refusals.relayed(exc, "archive", where) from exc
     except StreamStalled as exc:
-        where = f"camera {piece.camera_id} from {utc(piece.start_us)} to {utc(piece.end_us)}"
         message = f"the archive stopped answering while sending the clip of {where} ({exc}); try again"
         raise Unavailable(message) from exc
     size = path.stat().st_size

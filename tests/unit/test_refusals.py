@@ -120,3 +120,43 @@ async def test_a_backend_out_of_reach_is_a_503_naming_the_service() -> None:
     finally:
         await channel.close()
     assert (answer.status_code, answer.detail) == (503, "the ingest service is unavailable; try again shortly")
+
+
+async def _relayed(stub: ingest_pb2_grpc.IngestServiceStub, where: str = "") -> refusals.Refusal:
+    with pytest.raises(grpc.aio.AioRpcError) as failed:
+        await stub.GetCamera(ingest_pb2.GetCameraRequest(camera_id="cam-1"), timeout=10)
+    return refusals.relayed(failed.value, "ingest", where)
+
+
+async def test_a_refusal_relayed_by_a_calling_service_keeps_its_kind_and_hides_failures(ingest) -> None:  # type: ignore[no-untyped-def]
+    """Requisition relays what the archive and masking refuse (extraction, redaction)."""
+    servicer, stub = ingest
+    for kind, _ in EXPECTED:
+        if kind is refusals.Unavailable:
+            continue
+
+        def refuse(kind: type[refusals.Refusal] = kind) -> None:
+            raise kind("said there")
+
+        servicer.behaviour = refuse
+        again = await _relayed(stub, "camera cam-1")
+        assert type(again) is kind and again.message == "camera cam-1: said there"
+
+    def out_of_range() -> None:  # as the archive answers an offset past a segment's end
+        raise refusals.Invalid("offset 9 is past the end", grpc.StatusCode.OUT_OF_RANGE)
+
+    servicer.behaviour = out_of_range
+    relayed = await _relayed(stub)
+    assert type(relayed) is refusals.Invalid and relayed.message == "offset 9 is past the end"
+
+    def crash() -> None:
+        raise RuntimeError("secret internals at /var/lib/csu")
+
+    def transport() -> None:
+        raise refusals.Unavailable("failed to connect to all addresses; last error: ipv4:10.0.0.7:50051")
+
+    for failure in (crash, transport):
+        servicer.behaviour = failure
+        hidden = await _relayed(stub, "camera cam-1")
+        assert type(hidden) is refusals.Unavailable
+        assert hidden.message == "the ingest service is unavailable; try again shortly"
