@@ -459,12 +459,7 @@ class ArchiveApi(archive_pb2_grpc.ArchiveServiceServicer):
         try:
             report = await asyncio.to_thread(self._ledger.verify, self._retention.days_for)
         except StoreUnavailable as exc:
-            # The store's own words name its endpoint: logged, not shown (as _store_unavailable).
-            log.warning("ledger heads unreadable", error=str(exc))
-            await refusals.abort(
-                context,
-                refusals.Unavailable("the heads published outside the database cannot be read; try again shortly"),
-            )
+            await _store_unavailable(context, exc)  # the heads live in the object store
         verdict = report.verdict
         log.info("ledger verified", actor=request.actor, ok=report.ok, problems=len(report.problems))
         return archive_pb2.LedgerVerdict(

@@ -120,7 +120,9 @@ def relayed(exc: grpc.aio.AioRpcError, service: str, where: str = "") -> Refusal
     caller's user learns which piece is missing, not its addresses or tracebacks."""
     code = exc.code()
     kind = Invalid if code == grpc.StatusCode.OUT_OF_RANGE else _BY_CODE.get(code)
-    if kind is None or kind is Unavailable:
+    # Denied or Unauthenticated here refuse the calling service, not its user: passed on, they would
+    # read as the user's 403 or 401 (and a 401 ends the console's session).
+    if kind in (None, Unavailable, Denied, Unauthenticated):
         return Unavailable(f"the {service} service is unavailable; try again shortly")
     details = exc.details() or "refused"
     return kind(f"{where}: {details}" if where else details)

@@ -133,7 +133,7 @@ def create(
             {
                 "role": body.role,
                 "camera_groups": body.camera_groups,
-                "expires": iso(to_us(expires_at)) if expires_at else None,
+                "expires": iso(to_us(expires_at)) if expires_at is not None else None,
                 "prefecture_ref": prefecture_ref,
                 "granted_by": grantor,
             },

@@ -132,7 +132,7 @@ async def test_a_refusal_relayed_by_a_calling_service_keeps_its_kind_and_hides_f
     """Requisition relays what the archive and masking refuse (extraction, redaction)."""
     servicer, stub = ingest
     for kind, _ in EXPECTED:
-        if kind is refusals.Unavailable:
+        if kind in (refusals.Unavailable, refusals.Denied, refusals.Unauthenticated):
             continue
 
         def refuse(kind: type[refusals.Refusal] = kind) -> None:
@@ -155,7 +155,10 @@ async def test_a_refusal_relayed_by_a_calling_service_keeps_its_kind_and_hides_f
     def transport() -> None:
         raise refusals.Unavailable("failed to connect to all addresses; last error: ipv4:10.0.0.7:50051")
 
-    for failure in (crash, transport):
+    def refused_to_the_caller() -> None:  # the called service refuses the calling one, not its user
+        raise refusals.Unauthenticated("no credentials for service requisition")
+
+    for failure in (crash, transport, refused_to_the_caller):
         servicer.behaviour = failure
         hidden = await _relayed(stub, "camera cam-1")
         assert type(hidden) is refusals.Unavailable
