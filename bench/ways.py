@@ -185,7 +185,9 @@ def service(workdir: Path, way: str, packets: list[FramePacket], count: int) -> 
     server = None
     nats_url = os.environ.get("NATS_URL")
     if not nats_url:
-        server = NatsServer(workdir / "nats", max_payload=8 * 1024 * 1024).start()
+        # A store of its own per way: the pass-through run leaves ~0.5 GB of frames in its streams,
+        # and a server started again on them refused the next run's streams (ServerError).
+        server = NatsServer(workdir / f"nats-{way}", max_payload=8 * 1024 * 1024).start()
         nats_url = f"nats://{server.auth_token}@127.0.0.1:{server.port}"
     prefix = f"benchw{os.getpid()}{way[:4]}"
     cameras = [f"bench-{way[:4]}-{n:02d}" for n in range(count)]
