@@ -162,8 +162,18 @@ def plan(figures: dict, cameras: int, profile: Profile, no_transcode: int = 0, r
     ]
     return Plan(
         cameras, no_transcode, profile.name, fps, services, storage_tb, retention_days, pods,
-        str(figures.get("date", "?")), str(figures.get("machine", "?")), notes,
+        _bench_date(figures), str(figures.get("machine", "?")), notes,
     )  # fmt: skip
+
+
+def _bench_date(figures: dict) -> str:
+    """The full run's date, and that of a later `python -m bench ways ...` if one re-measured the
+    masking figures (a partial run writes `date_<its benchmarks>`, bench/__main__.py)."""
+    full = str(figures.get("date", "?"))
+    ways = [str(v) for k, v in figures.items() if k.startswith("date_") and "ways" in k.split("_")[1:]]
+    if ways and max(ways) > full:
+        return f"{full}, masking figures of {max(ways)}"
+    return full
 
 
 def _load(path: Path) -> dict:

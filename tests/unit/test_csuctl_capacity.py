@@ -73,3 +73,12 @@ def test_the_command_prints_the_plan_with_the_bench_date(tmp_path: Path) -> None
     assert "128 cameras" in result.output and "2026-12-07" in result.output and "masking" in result.output
     as_json = CliRunner().invoke(app, ["capacity", "--cameras", "4", "--figures", str(path), "--json"])
     assert json.loads(as_json.output)["cameras"] == 4
+
+
+def test_a_later_masking_run_is_dated_beside_the_full_run() -> None:
+    later = FIGURES | {"date_latency_ways": "2026-12-08T05:50:00+00:00", "date_buffer": "2026-12-09T00:00:00+00:00"}
+    assert plan(later, 8, parse_profile("1080p25")).bench_date == (
+        "2026-12-07T09:00:00+00:00, masking figures of 2026-12-08T05:50:00+00:00"
+    )
+    older = FIGURES | {"date_ways": "2026-12-06T00:00:00+00:00"}
+    assert plan(older, 8, parse_profile("1080p25")).bench_date == "2026-12-07T09:00:00+00:00"
