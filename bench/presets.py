@@ -60,7 +60,7 @@ class Row:
     kbps: float
     camera_kbps: float
     ssim: float
-    threads: int = 1
+    threads: int  # x264's threads: 0 lets x264 choose; only one-thread rows are chosen
 
     @property
     def bitrate_ratio(self) -> float:
